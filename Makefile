@@ -1,0 +1,42 @@
+# qanas: two commands on a fresh machine.
+#   make demo   run the whole pipeline on the synthetic default
+#   make test   run the test suite (all tiers; FAST=1 for the fast tier only)
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TORCH_VERSION := 2.13.0
+
+.PHONY: demo test test-fast lint toolchains bless clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first: the CPU wheel. Any looser spec pulls gigabytes of CUDA packages.
+	$(PY) -m pip install -q torch==$(TORCH_VERSION)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+toolchains:
+	bash scripts/install_toolchains.sh
+
+demo: $(STAMP)
+	$(VENV)/bin/qanas demo
+
+test: $(STAMP)
+	bash scripts/install_toolchains.sh
+	$(PY) -m pytest $(if $(FAST),-m "not slow and not toolchain",) $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not toolchain" -x -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check qanas compiler runtime targets tests benchmarks
+
+bless: $(STAMP)
+	QANAS_BLESS=1 $(PY) -m pytest -m golden -q
+
+clean-venv:
+	rm -rf $(VENV)

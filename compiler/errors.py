@@ -1,0 +1,19 @@
+"""Errors raised by the compiler. Each names the problem and what to do about it."""
+
+from __future__ import annotations
+
+
+class CompilerError(Exception):
+    """Base class of every error the compiler raises on purpose."""
+
+
+class UnsupportedOpError(CompilerError, NotImplementedError):
+    """An ONNX operator or attribute the compiler cannot lower; nothing is half-compiled."""
+
+
+class MemoryBudgetExceeded(CompilerError, ValueError):
+    """The planned arena (or weights) do not fit the target's SRAM (or flash)."""
+
+
+class InvalidModelError(CompilerError, ValueError):
+    """A model that fails `onnx.checker`, shape inference, or has unsupported dtypes."""

@@ -1,0 +1,1 @@
+"""The `qanas` command-line interface."""

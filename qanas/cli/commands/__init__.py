@@ -1,0 +1,1 @@
+"""One module per `qanas` subcommand; each exports `COMMAND` (see `qanas.cli.command`)."""

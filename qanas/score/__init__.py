@@ -1,0 +1,1 @@
+"""qanas.score."""

@@ -1,0 +1,46 @@
+"""Hook-based MAC and parameter counts of a concrete module, the reference for analytic counts."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def count_macs_params(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, int]:
+    """Runs `model` once on zeros of `input_shape` and counts conv/linear MACs and parameters.
+
+    Only `nn.Conv2d` and `nn.Linear` (and subclasses, e.g. Brevitas quant layers)
+    contribute MACs, matching `targets.cost.LayerSpec.macs`.
+
+    Returns:
+        (macs, params) where params counts every parameter of the module once.
+    """
+    macs = 0
+
+    def conv_hook(module: nn.Conv2d, inputs, output):
+        nonlocal macs
+        kh, kw = module.kernel_size
+        per_out = kh * kw * (module.in_channels // module.groups)
+        macs += per_out * output.numel() // output.shape[0]
+
+    def linear_hook(module: nn.Linear, inputs, output):
+        nonlocal macs
+        macs += module.in_features * output.numel() // output.shape[0]
+
+    handles = []
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            handles.append(module.register_forward_hook(conv_hook))
+        elif isinstance(module, nn.Linear):
+            handles.append(module.register_forward_hook(linear_hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(input_shape))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    params = sum(p.numel() for p in model.parameters())
+    return macs, params

@@ -1,0 +1,110 @@
+"""Atomic file writes and self-describing run directories.
+
+Nothing the user produced may be lost to a crash: every checkpoint, JSON result
+and database snapshot is written to a temporary file in the same directory,
+flushed, fsynced and renamed over the destination (rename is atomic on POSIX).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+
+class OutputExistsError(FileExistsError):
+    """Raised when a command would overwrite earlier results without `--force`."""
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
+    """Calls `write(f)` on a temporary file, then renames it to `path` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Writes `data` to `path` atomically."""
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Writes `obj` as indented JSON to `path` atomically."""
+    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+    return atomic_write_bytes(path, text.encode())
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+def prepare_output_dir(path: str | os.PathLike, force: bool, *, marker: str | None = None) -> Path:
+    """Creates `path`, refusing to reuse a non-empty directory unless `force`.
+
+    Args:
+        path: the output directory.
+        force: allow writing into a directory that already holds results.
+        marker: if given, only this file's presence counts as "holds results".
+    """
+    path = Path(path)
+    if path.exists():
+        occupied = (path / marker).exists() if marker else any(path.iterdir())
+        if occupied and not force:
+            raise OutputExistsError(
+                f"{path} already holds results; pass --force to overwrite them, "
+                f"or choose another --out directory"
+            )
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def versions() -> dict[str, str]:
+    """Versions of the interpreter and of every library that shapes a result."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for mod in ("torch", "brevitas", "tvm", "onnx", "onnxruntime", "numpy", "pymoo"):
+        try:
+            out[mod] = str(__import__(mod).__version__)
+        except Exception:  # noqa: BLE001 - a missing optional library is recorded as such
+            out[mod] = "not installed"
+    try:
+        from importlib.metadata import version
+
+        out["qanas"] = version("qanas")
+    except Exception:  # noqa: BLE001
+        out["qanas"] = "unknown"
+    return out
+
+
+def write_run_metadata(out_dir: str | os.PathLike, config: dict, seed: int | None) -> Path:
+    """Writes `config.json` describing a run: resolved config, seed, versions, command line."""
+    meta = {
+        "config": config,
+        "seed": seed,
+        "versions": versions(),
+        "argv": sys.argv,
+    }
+    return atomic_write_json(Path(out_dir) / "config.json", meta)

@@ -1,0 +1,39 @@
+"""Targets: devices as plain data (no dependency on the rest of qanas).
+
+Example:
+    >>> from targets import get_target
+    >>> get_target("host").runner
+    'host'
+"""
+
+from targets.builtin import TARGETS, register_target
+from targets.cost import LayerSpec, peak_activation_elements, total_macs, total_params
+from targets.registry import Registry, UnknownNameError
+from targets.target import MemoryRegion, Target, Toolchain
+
+
+def get_target(name: str) -> Target:
+    """The registered target `name`; an unknown name lists the valid ones."""
+    return TARGETS.get(name)
+
+
+def list_targets() -> list[str]:
+    """Names of all registered targets."""
+    return TARGETS.names()
+
+
+__all__ = [
+    "LayerSpec",
+    "MemoryRegion",
+    "Registry",
+    "TARGETS",
+    "Target",
+    "Toolchain",
+    "UnknownNameError",
+    "get_target",
+    "list_targets",
+    "peak_activation_elements",
+    "register_target",
+    "total_macs",
+    "total_params",
+]

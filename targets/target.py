@@ -1,0 +1,80 @@
+"""The `Target` dataclass: everything qanas knows about one device, as plain data.
+
+Board variants are made with `dataclasses.replace` from a base target, so a
+new board is a few lines in `targets/boards.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class MemoryRegion:
+    """A named memory region with its base address and size in bytes."""
+
+    name: str
+    origin: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """C compiler and flags used to build emitted code for a target."""
+
+    cc: str = "gcc"
+    cflags: tuple[str, ...] = ("-O2",)
+    ldflags: tuple[str, ...] = ()
+    objcopy: str | None = None
+    size: str = "size"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A compilation and deployment target.
+
+    Attributes:
+        name: registry name, e.g. "cortex-m7".
+        description: one line for `qanas targets`.
+        isa: instruction set, e.g. "x86_64", "armv7e-m", "armv8.1-m.main", "aarch64".
+        cpu: CPU name as the compiler knows it ("cortex-m7"), or "native".
+        features: ISA extensions ("fpu", "dsp", "mve", "neon").
+        clock_hz: core clock, for converting cycles to seconds (0 when unknown).
+        flash: code/constant memory, or None when unbounded (host).
+        sram: data memory available to the arena, stack and statics, or None.
+        toolchain: how to build C for it.
+        tvm_target: the TVM target dict used for code generation.
+        emulator: QEMU machine name ("mps2-an386"), "qemu-aarch64", or None.
+        runner: "host", "qemu", "qemu-user", "serial" or "vela".
+        board: board name for board variants, None for generic cores.
+    """
+
+    name: str
+    description: str
+    isa: str
+    cpu: str
+    features: frozenset[str] = field(default_factory=frozenset)
+    clock_hz: int = 0
+    flash: MemoryRegion | None = None
+    sram: MemoryRegion | None = None
+    toolchain: Toolchain = Toolchain()
+    tvm_target: dict = field(default_factory=lambda: {"kind": "c"})
+    emulator: str | None = None
+    runner: str = "host"
+    board: str | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-friendly summary (used by `qanas targets --json`)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "isa": self.isa,
+            "cpu": self.cpu,
+            "features": sorted(self.features),
+            "clock_hz": self.clock_hz,
+            "flash_bytes": self.flash.size if self.flash else None,
+            "sram_bytes": self.sram.size if self.sram else None,
+            "emulator": self.emulator,
+            "runner": self.runner,
+            "board": self.board,
+        }
