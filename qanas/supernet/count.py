@@ -13,7 +13,8 @@ def count_macs_params(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[i
     contribute MACs, matching `targets.cost.LayerSpec.macs`.
 
     Returns:
-        (macs, params) where params counts every parameter of the module once.
+        (macs, params) where params counts the weights and biases of conv/linear
+        layers (BatchNorm affine parameters are excluded, as in `LayerSpec.params`).
     """
     macs = 0
 
@@ -42,5 +43,11 @@ def count_macs_params(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[i
         for handle in handles:
             handle.remove()
         model.train(was_training)
-    params = sum(p.numel() for p in model.parameters())
+    params = sum(
+        p.numel()
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+        for p in (m.weight, m.bias)
+        if p is not None
+    )
     return macs, params
