@@ -1,0 +1,162 @@
+"""`fmas-mbv2`: the FMAS space, MobileNetV2 hyperparameters of a DeepLabV3 network.
+
+Layer numbering: MobileNetV2's 17 inverted-residual layers are numbered 1–17
+by their torchvision `features` index (the stem conv is `features.0`, counted
+separately; layer 1 is the fixed expansion-1 16-channel block). All layers are
+k3e6 as in MobileNetV2; the head is a fixed DeepLabV3 ASPP(6, 12, 18).
+
+Decisions (25), in order:
+
+* ``s2``, ``s4``: stride {2, 3} of the first layer of the 24- and 32-channel
+  groups (layers 2 and 4). FMAS's text says "2nd and 3rd layer"; layer 3 is a
+  stride-1 layer whose {2, 3} choice would exclude MobileNetV2 itself, so we
+  read it as the 2nd and 3rd downsampling layers (the stem is the 1st).
+* ``s14``: stride {1, 2} of layer 14 (first of the 160 group); ``s17``:
+  stride {1, 2} of layer 17 (the 320 layer).
+* ``d12`` … ``d14``: dilation {1, 2}; ``d15`` … ``d17``: dilation {1, 2, 3, 4}.
+* ``k2`` … ``k16``: ``keep``/``drop`` for every layer of the 24/32/64/96/160
+  groups; at least one layer per group is kept (`repair` keeps the first).
+
+When a group's first layer is dropped, its first kept layer takes over the
+group's transition: the previous group's width as input and the group's stride
+(s2/s4/s14 or MobileNetV2's fixed stride); the supernet slices that layer's
+input channels (every group is wider than the one before it). Sizes never
+reach zero (padded 3×3 convs give ceil(H / stride)), so every combination
+satisfying the keep rule is valid for any input of at least 1×1.
+
+Seed: MobileNetV2 as DeepLabV3(+) uses it at output stride 16 (FMAS subsamples
+that network): s2 = s4 = 2, s14 = s17 = 1, dilation 1 up to layer 14 and 2 for
+layers 15–17, all layers kept. Plain MobileNetV2 at output stride 32
+(s14 = 2, all dilations 1) is in the space as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from qanas.space.base import Decision, SearchSpace, SubnetConfig, register_space
+
+# (width, features indices, stride decision or fixed stride)
+GROUPS: tuple[tuple[int, tuple[int, ...], str | int], ...] = (
+    (24, (2, 3), "s2"),
+    (32, (4, 5, 6), "s4"),
+    (64, (7, 8, 9, 10), 2),
+    (96, (11, 12, 13), 1),
+    (160, (14, 15, 16), "s14"),
+)
+LAST = (320, 17, "s17")
+DILATIONS = {12: (1, 2), 13: (1, 2), 14: (1, 2), 15: (1, 2, 3, 4), 16: (1, 2, 3, 4), 17: (1, 2, 3, 4)}
+KERNEL, EXPAND = 3, 6
+
+
+class FMASMobileNetV2Space(SearchSpace):
+    """The `fmas-mbv2` space (see the module docstring).
+
+    Args:
+        num_classes: classes assumed by `layer_specs` when none are given.
+        aspp_channels: width of the fixed ASPP head.
+    """
+
+    name = "fmas-mbv2"
+
+    def __init__(self, num_classes: int = 19, aspp_channels: int = 256):
+        self.num_classes = num_classes
+        self.aspp_channels = aspp_channels
+        decisions = [Decision("s2", ("s2", "s3")), Decision("s4", ("s2", "s3")),
+                     Decision("s14", ("s1", "s2")), Decision("s17", ("s1", "s2"))]
+        decisions += [Decision(f"d{i}", tuple(f"d{d}" for d in opts)) for i, opts in DILATIONS.items()]
+        decisions += [Decision(f"k{i}", ("keep", "drop")) for _, idxs, _ in GROUPS for i in idxs]
+        self.decisions = tuple(decisions)
+
+    # -- validity ---------------------------------------------------------------------
+    def _group_kept(self, choices: Sequence[int]) -> list[list[int]]:
+        """Kept features indices per group (0 = keep)."""
+        return [[i for i in idxs if choices[self.index(f"k{i}")] == 0] for _, idxs, _ in GROUPS]
+
+    def is_valid(self, cfg: SubnetConfig) -> bool:
+        """In bounds and at least one kept layer per group."""
+        return super().is_valid(cfg) and all(self._group_kept(cfg.choices))
+
+    def repair(self, choices: Sequence[int]) -> tuple[int, ...]:
+        """Keeps the first layer of any group whose layers are all dropped."""
+        fixed = [int(c) for c in choices]
+        for (_, idxs, _), kept in zip(GROUPS, self._group_kept(fixed), strict=True):
+            if not kept:
+                fixed[self.index(f"k{idxs[0]}")] = 0
+        return tuple(fixed)
+
+    @property
+    def cardinality(self) -> int:
+        """Exact count: free decisions times (2**n - 1) keep patterns per group of n layers."""
+        free = int(np.prod([d.size for d in self.decisions if not d.name.startswith("k")], dtype=object))
+        for _, idxs, _ in GROUPS:
+            free *= 2 ** len(idxs) - 1
+        return free
+
+    # -- landmarks ----------------------------------------------------------------------
+    def _config(self, labels: dict[str, str]) -> SubnetConfig:
+        return SubnetConfig(self.name, tuple(d.options.index(labels.get(d.name, d.options[0]))
+                                             for d in self.decisions))
+
+    def max_config(self) -> SubnetConfig:
+        """Every layer kept, smallest strides (2, 2, 1, 1), dilation 1."""
+        return self._config({})
+
+    def min_config(self) -> SubnetConfig:
+        """Only the first layer of each group kept, largest strides (3, 3, 2, 2), dilation 1."""
+        labels = {"s2": "s3", "s4": "s3", "s14": "s2", "s17": "s2"}
+        labels.update({f"k{i}": "drop" for _, idxs, _ in GROUPS for i in idxs[1:]})
+        return self._config(labels)
+
+    def seed_config(self) -> SubnetConfig:
+        """MobileNetV2 at output stride 16 as in DeepLabV3(+): s14 = 1, layers 15–17 dilation 2."""
+        return self._config({"d15": "d2", "d16": "d2", "d17": "d2"})
+
+    # -- models and costs ------------------------------------------------------------------
+    def layout(self):
+        """The `MBV2Layout` of this space's supernet (k3e6 blocks, ASPP head only)."""
+        from qanas.supernet.mbv2 import BlockSlot, MBV2Layout
+
+        slots, in_ch = [], 16
+        for width, idxs, _ in GROUPS:
+            slots += [BlockSlot(in_ch if j == 0 else width, width, KERNEL, EXPAND) for j in range(len(idxs))]
+            in_ch = width
+        slots.append(BlockSlot(in_ch, LAST[0], KERNEL, EXPAND))
+        return MBV2Layout(tuple(slots), aspp_channels=self.aspp_channels, lraspp_channels=None)
+
+    def plan(self, cfg: SubnetConfig):
+        """The `MBV2Plan` of `cfg` (kept blocks with their settings, ASPP head)."""
+        from qanas.supernet.mbv2 import ActiveBlock, MBV2Plan
+
+        def value(name: str) -> int:
+            return int(cfg.label(name)[1:])
+
+        blocks, in_ch = [], 16
+        for (width, _, stride), kept in zip(GROUPS, self._group_kept(cfg.choices), strict=True):
+            for j, idx in enumerate(kept):
+                first_stride = value(stride) if isinstance(stride, str) else stride
+                dilation = value(f"d{idx}") if idx in DILATIONS else 1
+                blocks.append(ActiveBlock(idx, in_ch if j == 0 else width, KERNEL, EXPAND,
+                                          first_stride if j == 0 else 1, dilation))
+            in_ch = width
+        blocks.append(ActiveBlock(LAST[1], in_ch, KERNEL, EXPAND, value(LAST[2]), value(f"d{LAST[1]}")))
+        return MBV2Plan(tuple(blocks), "aspp", (6, 12, 18))
+
+    def build_supernet(self, num_classes: int | None = None):
+        """A `MobileNetV2Supernet` over this space."""
+        from qanas.supernet.mbv2 import MobileNetV2Supernet
+
+        return MobileNetV2Supernet(self, self.num_classes if num_classes is None else num_classes, self.layout())
+
+    def layer_specs(self, cfg: SubnetConfig, image_size: Sequence[int], num_classes: int | None = None):
+        """Analytic `LayerSpec`s of `extract(cfg)` for an (H, W) input."""
+        from qanas.supernet.mbv2 import plan_layer_specs
+
+        self.validate(cfg)
+        return plan_layer_specs(self.layout(), self.plan(cfg), tuple(image_size),
+                                self.num_classes if num_classes is None else num_classes)
+
+
+register_space(FMASMobileNetV2Space())

@@ -1,0 +1,344 @@
+"""SqueezeNAS search spaces: `squeezenas-small`, `squeezenas-large`, `squeezenas-xlarge`.
+
+Each superblock (one searchable layer) picks one of 13 candidates, as in
+SqueezeNAS (Shaw et al., 2019): an inverted residual labelled ``k{k}e{e}g{g}``
+or ``k{k}e{e}g{g}d2`` (depthwise kernel k, expansion e, groups g of *both* 1x1
+convs, depthwise dilation d), or ``skip``.
+
+Conventions of this implementation (the analytic costs and the supernet agree):
+
+* An inverted residual always has its 1x1 expansion conv, also for e=1 (so g2
+  groups both 1x1 convs, as the label says). There is no channel shuffle (a
+  reshape/transpose the int8 compiler does not take); every channel count in
+  these spaces is even, so groups of 2 divide them, and channels mix across
+  groups in the neighbouring g1 layers, the skip projections and the head.
+* ``skip`` is the identity when the block keeps its shape (stride 1, same
+  channels); otherwise it is a projection: 1x1 conv with the block's stride +
+  BN, no activation. Its cost counts like any layer.
+* The backbone uses ReLU6, the decoders ReLU. In `layer_specs` BN is folded
+  into its conv and each activation is an ``act`` spec after its conv (the
+  convention of `qanas.supernet.blocks`).
+
+Macro-architectures (stem conv 3x3 stride 2, then stages (channels, blocks,
+first stride)):
+
+* small: stem 16; (16,4,2) (24,4,2) (40,4,2) (48,4,1) (96,4,1); 1x1 conv to
+  256; LR-ASPP (128 mid channels) with low-level features after block 8 (OS 8).
+* large: stem 16; (16,1,1) (24,4,2) (32,4,2) (64,4,2) (96,4,1) (160,4,1)
+  (320,1,1); LR-ASPP (128 mid) with the last OS-8 block as low level.
+* xlarge: stem 48; (24,1,1) (32,4,2) (48,4,2) (96,4,2) (144,4,1) (240,4,1)
+  (320,1,1); DeepLabV3+-style decoder with a depthwise-separable ASPP (rates 6,
+  12, 18, 256 channels) and low-level features from the last OS-4 block.
+
+Landmarks: `max_config` is k5e6g1 everywhere; `min_config` is, per block, the
+candidate with the fewest MACs (ties: fewest parameters) at the reference size
+`REFERENCE_SIZE`: that is ``skip`` (identity or projection) in most blocks, but
+a grouped e1 block where a stride-1 projection from C to 1.5C or more channels
+costs more; `seed_config` is k3e6g1 everywhere (MobileNetV2's block).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from qanas.errors import ConfigError
+from qanas.space.base import Decision, SearchSpace, SubnetConfig, register_space
+from targets.cost import LayerSpec, peak_activation_elements, total_macs, total_params
+
+SKIP = "skip"
+_LABEL_RE = re.compile(r"^k(\d+)e(\d+)g(\d+)(?:d(\d+))?$")
+
+REFERENCE_SIZE = (512, 1024)
+"""Image size at which `min_config` compares candidates (Cityscapes half resolution)."""
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """An inverted-residual candidate: depthwise kernel, expansion, 1x1 groups, dilation."""
+
+    kernel: int
+    expand: int
+    groups: int
+    dilation: int = 1
+
+    @property
+    def label(self) -> str:
+        """The option label, e.g. ``k3e1g2d2`` (no ``d`` when the dilation is 1)."""
+        text = f"k{self.kernel}e{self.expand}g{self.groups}"
+        return text + (f"d{self.dilation}" if self.dilation != 1 else "")
+
+    @classmethod
+    def parse(cls, label: str) -> OpSpec:
+        """Parses a label made by `label`; raises `ConfigError` otherwise."""
+        match = _LABEL_RE.match(label)
+        if match is None:
+            raise ConfigError(f"{label!r} is not an inverted-residual label like 'k3e6g1' or 'k3e1g2d2'")
+        k, e, g, d = match.groups()
+        return cls(int(k), int(e), int(g), int(d) if d else 1)
+
+
+CANDIDATES: tuple[OpSpec, ...] = tuple(
+    OpSpec.parse(label)
+    for label in (
+        "k3e1g1", "k3e1g2", "k3e3g1", "k3e6g1", "k5e1g1", "k5e1g2", "k5e3g1", "k5e6g1",
+        "k3e1g1d2", "k3e1g2d2", "k3e3g1d2", "k3e6g1d2",
+    )
+)
+OPTIONS: tuple[str, ...] = tuple(c.label for c in CANDIDATES) + (SKIP,)
+"""The 13 option labels of every superblock, in decision order."""
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """Shape of one superblock: channels in/out and stride (the same for all candidates)."""
+
+    index: int
+    name: str
+    in_channels: int
+    out_channels: int
+    stride: int
+
+
+@dataclass(frozen=True)
+class MacroArch:
+    """The fixed skeleton of a SqueezeNAS space.
+
+    Attributes:
+        stem_channels: output channels of the 3x3 stride-2 stem conv.
+        stages: (channels, blocks, first stride) per stage.
+        head_channels: a 1x1 conv+BN+ReLU6 to this width after the last block, or None.
+        decoder: ``"lraspp"`` or ``"deeplabv3plus"``.
+        low_level_stride: the low-level features come from the last block at this output stride.
+        lraspp_mid: mid channels of LR-ASPP.
+        aspp_rates / aspp_channels / low_level_proj: DeepLabV3+ decoder widths and rates.
+    """
+
+    stem_channels: int
+    stages: tuple[tuple[int, int, int], ...]
+    head_channels: int | None
+    decoder: str
+    low_level_stride: int
+    lraspp_mid: int = 128
+    aspp_rates: tuple[int, ...] = (6, 12, 18)
+    aspp_channels: int = 256
+    low_level_proj: int = 48
+
+    def blocks(self) -> tuple[BlockPlan, ...]:
+        """The superblocks in order, with their input/output channels and strides."""
+        plans, in_ch = [], self.stem_channels
+        for s, (channels, count, first_stride) in enumerate(self.stages):
+            for b in range(count):
+                i = len(plans)
+                plans.append(BlockPlan(i, f"s{s + 1}.b{b + 1}", in_ch, channels, first_stride if b == 0 else 1))
+                in_ch = channels
+        return tuple(plans)
+
+    def low_level_index(self) -> int:
+        """Index of the block whose output feeds the decoder's low-level branch."""
+        stride, index = 2, None
+        for plan in self.blocks():
+            stride *= plan.stride
+            if stride == self.low_level_stride:
+                index = plan.index
+        if index is None:
+            raise ConfigError(f"no block has output stride {self.low_level_stride}")
+        return index
+
+
+def _out_hw(hw: tuple[int, int], stride: int) -> tuple[int, int]:
+    """Spatial size after a 'same'-padded conv with `stride` (ceil division)."""
+    return (-(-hw[0] // stride), -(-hw[1] // stride))
+
+
+def _conv(name, cin, cout, hw, k=1, stride=1, dilation=1, groups=1, bias=False,
+          act=None) -> list[LayerSpec]:
+    """A conv (BN folded) and, when `act` is given, its activation spec."""
+    out_hw = _out_hw(hw, stride)
+    specs = [LayerSpec("conv", name, cin, cout, hw, out_hw, (k, k), (stride, stride),
+                       (dilation, dilation), groups, bias)]
+    if act is not None:
+        specs.append(LayerSpec("act", f"{name}.{act}", cout, cout, out_hw, out_hw))
+    return specs
+
+
+def _elementwise(op, name, channels, hw, in_channels=None, out_hw=None) -> list[LayerSpec]:
+    """A single non-conv spec (add, mul, concat, resize, global_pool)."""
+    return [LayerSpec(op, name, in_channels or channels, channels, hw, out_hw or hw)]
+
+
+def block_specs(plan: BlockPlan, label: str, hw: tuple[int, int]) -> list[LayerSpec]:
+    """Layer specs of candidate `label` in superblock `plan` at input size `hw`."""
+    name, cin, cout, s = f"blocks.{plan.index}", plan.in_channels, plan.out_channels, plan.stride
+    if label == SKIP:
+        if s == 1 and cin == cout:
+            return []
+        return _conv(f"{name}.proj", cin, cout, hw, 1, s)
+    op = OpSpec.parse(label)
+    hidden = cin * op.expand
+    out_hw = _out_hw(hw, s)
+    specs = (
+        _conv(f"{name}.expand", cin, hidden, hw, 1, 1, 1, op.groups, act="relu6")
+        + _conv(f"{name}.dw", hidden, hidden, hw, op.kernel, s, op.dilation, hidden, act="relu6")
+        + _conv(f"{name}.project", hidden, cout, out_hw, 1, 1, 1, op.groups)
+    )
+    if s == 1 and cin == cout:
+        specs += _elementwise("add", f"{name}.add", cout, out_hw)
+    return specs
+
+
+def _lraspp_specs(arch: MacroArch, high_ch, high_hw, low_ch, low_hw, num_classes) -> list[LayerSpec]:
+    """Specs of `qanas.supernet.blocks.LRASPPHead`, in its execution order."""
+    mid = arch.lraspp_mid
+    return (
+        _conv("decoder.cbr", high_ch, mid, high_hw, act="relu")
+        + _elementwise("global_pool", "decoder.pool", high_ch, high_hw, out_hw=(1, 1))
+        + _conv("decoder.scale", high_ch, mid, (1, 1), act="sigmoid")
+        + _elementwise("mul", "decoder.mul", mid, high_hw)
+        + _elementwise("resize", "decoder.resize", mid, high_hw, out_hw=low_hw)
+        + _conv("decoder.low_classifier", low_ch, num_classes, low_hw, bias=True)
+        + _conv("decoder.high_classifier", mid, num_classes, low_hw, bias=True)
+        + _elementwise("add", "decoder.add", num_classes, low_hw)
+    )
+
+
+def _deeplab_specs(arch: MacroArch, high_ch, high_hw, low_ch, low_hw, num_classes) -> list[LayerSpec]:
+    """Specs of `qanas.supernet.squeezenas_blocks.DeepLabV3PlusHead`, in execution order."""
+    mid, proj = arch.aspp_channels, arch.low_level_proj
+    fused = mid + proj
+    specs = _conv("decoder.aspp.b0", high_ch, mid, high_hw, act="relu")
+    for i, rate in enumerate(arch.aspp_rates, start=1):
+        specs += _conv(f"decoder.aspp.b{i}.dw", high_ch, high_ch, high_hw, 3, 1, rate, high_ch,
+                       act="relu")
+        specs += _conv(f"decoder.aspp.b{i}.pw", high_ch, mid, high_hw, act="relu")
+    branches = len(arch.aspp_rates) + 2
+    return (
+        specs
+        + _elementwise("global_pool", "decoder.aspp.pool", high_ch, high_hw, out_hw=(1, 1))
+        + _conv("decoder.aspp.pool_conv", high_ch, mid, (1, 1), bias=True, act="relu")
+        + _elementwise("resize", "decoder.aspp.pool_up", mid, (1, 1), out_hw=high_hw)
+        + _elementwise("concat", "decoder.aspp.cat", mid * branches, high_hw, in_channels=mid)
+        + _conv("decoder.aspp.project", mid * branches, mid, high_hw, act="relu")
+        + _conv("decoder.low_proj", low_ch, proj, low_hw, act="relu")
+        + _elementwise("resize", "decoder.up", mid, high_hw, out_hw=low_hw)
+        + _elementwise("concat", "decoder.cat", fused, low_hw, in_channels=mid)
+        + _conv("decoder.fuse1.dw", fused, fused, low_hw, 3, 1, 1, fused, act="relu")
+        + _conv("decoder.fuse1.pw", fused, mid, low_hw, act="relu")
+        + _conv("decoder.fuse2.dw", mid, mid, low_hw, 3, 1, 1, mid, act="relu")
+        + _conv("decoder.fuse2.pw", mid, mid, low_hw, act="relu")
+        + _conv("decoder.classifier", mid, num_classes, low_hw, bias=True)
+    )
+
+
+class SqueezeNASSpace(SearchSpace):
+    """One SqueezeNAS space: a `MacroArch` with 13 options per superblock.
+
+    Example:
+        >>> space = get_space("squeezenas-small")  # doctest: +SKIP
+        >>> space.seed_config().to_str()  # doctest: +SKIP
+        'squeezenas-small:k3e6g1_k3e6g1_...'
+    """
+
+    def __init__(self, name: str, arch: MacroArch, num_classes: int = 19):
+        if arch.decoder not in ("lraspp", "deeplabv3plus"):
+            raise ConfigError(f"unknown decoder {arch.decoder!r}; choose 'lraspp' or 'deeplabv3plus'")
+        self.name = name
+        self.arch = arch
+        self.num_classes = num_classes
+        self.plans = arch.blocks()
+        self.low_level_index = arch.low_level_index()
+        self.decisions = tuple(Decision(p.name, OPTIONS) for p in self.plans)
+
+    def _uniform(self, label: str) -> SubnetConfig:
+        return SubnetConfig(self.name, (OPTIONS.index(label),) * len(self.plans))
+
+    def max_config(self) -> SubnetConfig:
+        """k5e6g1 in every superblock (the largest candidate everywhere)."""
+        return self._uniform("k5e6g1")
+
+    def min_config(self) -> SubnetConfig:
+        """Per block the fewest-MAC candidate at `REFERENCE_SIZE` (ties: fewer params, then order)."""
+        choices, hw = [], _out_hw(REFERENCE_SIZE, 2)
+        for plan in self.plans:
+            costs = []
+            for i, label in enumerate(OPTIONS):
+                specs = block_specs(plan, label, hw)
+                costs.append((total_macs(specs), total_params(specs), i))
+            choices.append(min(costs)[2])
+            hw = _out_hw(hw, plan.stride)
+        return SubnetConfig(self.name, tuple(choices))
+
+    def seed_config(self) -> SubnetConfig:
+        """k3e6g1 everywhere: MobileNetV2's inverted residual on this skeleton."""
+        return self._uniform("k3e6g1")
+
+    def build_supernet(self, num_classes: int | None = None):
+        """A `SqueezeNASSupernet` holding all 13 candidates of every superblock.
+
+        Args:
+            num_classes: output classes; `self.num_classes` (19, Cityscapes) when None.
+        """
+        from qanas.supernet.squeezenas import SqueezeNASSupernet
+
+        return SqueezeNASSupernet(self, self.num_classes if num_classes is None else num_classes)
+
+    def layer_specs(
+        self, cfg: SubnetConfig, image_size: tuple[int, int], num_classes: int | None = None
+    ) -> list[LayerSpec]:
+        """The subnet's layers in execution order (BN folded; each activation is an `act` spec).
+
+        Args:
+            cfg: a subnet of this space.
+            image_size: input (H, W).
+            num_classes: output classes of the classifier convs (`self.num_classes` when None).
+        """
+        self.validate(cfg)
+        num_classes = self.num_classes if num_classes is None else num_classes
+        arch = self.arch
+        hw = _out_hw(tuple(image_size), 2)
+        specs = _conv("stem", 3, arch.stem_channels, tuple(image_size), 3, 2, act="relu6")
+        low_ch = low_hw = None
+        for plan, label in zip(self.plans, cfg.labels(), strict=True):
+            specs += block_specs(plan, label, hw)
+            hw = _out_hw(hw, plan.stride)
+            if plan.index == self.low_level_index:
+                low_ch, low_hw = plan.out_channels, hw
+        high_ch = self.plans[-1].out_channels
+        if arch.head_channels is not None:
+            specs += _conv("head", high_ch, arch.head_channels, hw, act="relu6")
+            high_ch = arch.head_channels
+        decoder = _lraspp_specs if arch.decoder == "lraspp" else _deeplab_specs
+        specs += decoder(arch, high_ch, hw, low_ch, low_hw, num_classes)
+        specs += _elementwise("resize", "upsample", num_classes, low_hw, out_hw=tuple(image_size))
+        return specs
+
+    def costs(self, cfg: SubnetConfig, image_size: tuple[int, int],
+              num_classes: int | None = None) -> dict[str, int]:
+        """MACs, parameters and peak activation elements (largest in+out of one layer)."""
+        specs = self.layer_specs(cfg, image_size, num_classes)
+        return {
+            "macs": total_macs(specs),
+            "params": total_params(specs),
+            "peak_activation_elements": peak_activation_elements(specs),
+        }
+
+
+SMALL = MacroArch(
+    stem_channels=16,
+    stages=((16, 4, 2), (24, 4, 2), (40, 4, 2), (48, 4, 1), (96, 4, 1)),
+    head_channels=256, decoder="lraspp", low_level_stride=8,
+)
+LARGE = MacroArch(
+    stem_channels=16,
+    stages=((16, 1, 1), (24, 4, 2), (32, 4, 2), (64, 4, 2), (96, 4, 1), (160, 4, 1), (320, 1, 1)),
+    head_channels=None, decoder="lraspp", low_level_stride=8,
+)
+XLARGE = MacroArch(
+    stem_channels=48,
+    stages=((24, 1, 1), (32, 4, 2), (48, 4, 2), (96, 4, 2), (144, 4, 1), (240, 4, 1), (320, 1, 1)),
+    head_channels=None, decoder="deeplabv3plus", low_level_stride=4,
+)
+
+register_space(SqueezeNASSpace("squeezenas-small", SMALL))
+register_space(SqueezeNASSpace("squeezenas-large", LARGE))
+register_space(SqueezeNASSpace("squeezenas-xlarge", XLARGE))

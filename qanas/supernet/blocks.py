@@ -1,0 +1,283 @@
+"""Static building blocks of extracted subnets (MobileNetV2 style) and their layer specs.
+
+Everything an extracted subnet contains is built from these blocks, which use
+only `nn.Conv2d`, `nn.BatchNorm2d`, activations, `nn.AdaptiveAvgPool2d(1)`,
+`+`, `*`, `torch.cat` and `F.interpolate` (bilinear, align_corners=False) with a
+size read from the input's shape. They trace with `torch.fx.symbolic_trace`
+and export with `torch.onnx.export(dynamo=False)`.
+
+Module names follow torchvision's MobileNetV2 (`conv.0.0` is the expansion
+conv, `conv.0.1` its BatchNorm, ...), so torchvision state dicts map 1:1.
+
+Each block has a matching `*_specs` function returning `targets.cost.LayerSpec`s
+whose MAC/parameter totals equal a hook count on the module (a tested invariant).
+
+Example:
+    >>> block = InvertedResidual(24, 24, k=5, expand=6, stride=1, dilation=1)
+    >>> head = ASPPHead(320, rates=(6, 12, 18), mid_ch=64, num_classes=19)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from targets.cost import LayerSpec
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "hardswish": nn.Hardswish,
+    "hardsigmoid": nn.Hardsigmoid,
+    "sigmoid": nn.Sigmoid,
+}
+
+
+def make_activation(name: str | None) -> nn.Module | None:
+    """The activation module called `name`, or None for `None` (a linear layer)."""
+    if name is None:
+        return None
+    try:
+        return ACTIVATIONS[name](inplace=False) if name != "sigmoid" else nn.Sigmoid()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS)} or None") from None
+
+
+def conv_out_hw(in_hw: tuple[int, int], k: int, stride: int, dilation: int) -> tuple[int, int]:
+    """Output size of a conv with 'same'-style padding `dilation * (k - 1) // 2`."""
+    pad = dilation * (k - 1) // 2
+    return tuple((s + 2 * pad - dilation * (k - 1) - 1) // stride + 1 for s in in_hw)  # type: ignore[return-value]
+
+
+def expanded_channels(in_ch: int, expand: float) -> int:
+    """Hidden width of an inverted residual, rounded as in torchvision's MobileNetV2."""
+    return int(round(in_ch * expand))
+
+
+class ConvBNAct(nn.Sequential):
+    """Conv2d (no bias, padding `dilation*(k-1)//2`) → BatchNorm2d → activation (if any).
+
+    Children are named `0`, `1`, `2` like torchvision's `Conv2dNormActivation`.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, k: int, stride: int = 1, dilation: int = 1,
+                 groups: int = 1, act: str | None = "relu6"):
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_ch, out_ch, k, stride, dilation * (k - 1) // 2, dilation, groups, bias=False),
+            nn.BatchNorm2d(out_ch),
+        ]
+        activation = make_activation(act)
+        if activation is not None:
+            layers.append(activation)
+        super().__init__(*layers)
+
+
+def conv_bn_act_specs(name: str, in_ch: int, out_ch: int, in_hw: tuple[int, int], k: int,
+                      stride: int = 1, dilation: int = 1, groups: int = 1, act: str | None = "relu6",
+                      bias: bool = False) -> list[LayerSpec]:
+    """Layer specs of a `ConvBNAct` (BatchNorm is folded into the conv, so it has no spec)."""
+    out_hw = conv_out_hw(in_hw, k, stride, dilation)
+    specs = [LayerSpec("conv", name, in_ch, out_ch, in_hw, out_hw, (k, k), (stride, stride),
+                       (dilation, dilation), groups, bias)]
+    if act is not None:
+        specs.append(LayerSpec("act", f"{name}.{act}", out_ch, out_ch, out_hw, out_hw))
+    return specs
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 inverted residual: [1x1 expand] → kxk depthwise → 1x1 linear projection.
+
+    Args:
+        in_ch, out_ch: input and output channels.
+        k: depthwise kernel size.
+        expand: expansion ratio; hidden width = round(in_ch * expand); 1 omits the expansion conv.
+        stride, dilation: of the depthwise conv.
+        groups: groups of the two pointwise convs (1 in MobileNetV2).
+        act: activation after expansion and depthwise convs.
+
+    The residual `x + conv(x)` is used when stride == 1 and in_ch == out_ch.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, k: int, expand: float, stride: int, dilation: int = 1,
+                 groups: int = 1, act: str = "relu6"):
+        super().__init__()
+        hidden = expanded_channels(in_ch, expand)
+        self.use_res = stride == 1 and in_ch == out_ch
+        layers: list[nn.Module] = []
+        if hidden != in_ch:
+            layers.append(ConvBNAct(in_ch, hidden, 1, groups=groups, act=act))
+        layers += [
+            ConvBNAct(hidden, hidden, k, stride, dilation, groups=hidden, act=act),
+            nn.Conv2d(hidden, out_ch, 1, groups=groups, bias=False),
+            nn.BatchNorm2d(out_ch),
+        ]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Runs the block, adding the input when the shapes allow a residual."""
+        if self.use_res:
+            return x + self.conv(x)
+        return self.conv(x)
+
+
+def inverted_residual_specs(name: str, in_ch: int, out_ch: int, in_hw: tuple[int, int], k: int,
+                            expand: float, stride: int, dilation: int = 1, groups: int = 1,
+                            act: str = "relu6") -> list[LayerSpec]:
+    """Layer specs of an `InvertedResidual` built with the same arguments."""
+    hidden = expanded_channels(in_ch, expand)
+    specs: list[LayerSpec] = []
+    if hidden != in_ch:
+        specs += conv_bn_act_specs(f"{name}.expand", in_ch, hidden, in_hw, 1, groups=groups, act=act)
+    specs += conv_bn_act_specs(f"{name}.dw", hidden, hidden, in_hw, k, stride, dilation, hidden, act)
+    out_hw = conv_out_hw(in_hw, k, stride, dilation)
+    specs += conv_bn_act_specs(f"{name}.project", hidden, out_ch, out_hw, 1, groups=groups, act=None)
+    if stride == 1 and in_ch == out_ch:
+        specs.append(LayerSpec("add", f"{name}.add", out_ch, out_ch, out_hw, out_hw))
+    return specs
+
+
+def upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Bilinear resize (align_corners=False) of `x` to the spatial size of `like`.
+
+    The size comes from `like.shape`: `torch.fx` records it symbolically, the
+    ONNX export emits a `Shape` → `Resize` chain that TVM's ONNX frontend folds
+    to a constant size for a static input shape (checked on this machine).
+    """
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class ASPPPooling(nn.Module):
+    """Image-pooling branch of ASPP: global average → 1x1 conv-BN-act → resize back."""
+
+    def __init__(self, in_ch: int, out_ch: int, act: str = "relu"):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.conv = ConvBNAct(in_ch, out_ch, 1, act=act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features broadcast back to the size of `x` (BN needs batch > 1 when training)."""
+        return upsample_to(self.conv(self.pool(x)), x)
+
+
+def _atrous_branch(in_ch: int, out_ch: int, rate: int, depthwise: bool, act: str) -> nn.Module:
+    if depthwise:
+        return nn.Sequential(ConvBNAct(in_ch, in_ch, 3, dilation=rate, groups=in_ch, act=act),
+                             ConvBNAct(in_ch, out_ch, 1, act=act))
+    return ConvBNAct(in_ch, out_ch, 3, dilation=rate, act=act)
+
+
+class ASPPHead(nn.Module):
+    """DeepLabV3 head: ASPP (1x1, three atrous 3x3, image pooling) → project → 3x3 → classifier.
+
+    Returns logits at the feature resolution; the segmentation model resizes them.
+    `depthwise=True` makes the atrous branches depthwise-separable. `set_rates`
+    changes the atrous rates in place (the weights do not depend on the rate).
+    """
+
+    def __init__(self, in_ch: int, rates: Sequence[int], mid_ch: int, num_classes: int,
+                 depthwise: bool = False, act: str = "relu"):
+        super().__init__()
+        self.depthwise = depthwise
+        branches = [ConvBNAct(in_ch, mid_ch, 1, act=act)]
+        branches += [_atrous_branch(in_ch, mid_ch, r, depthwise, act) for r in rates]
+        self.branches = nn.ModuleList(branches)
+        self.pooling = ASPPPooling(in_ch, mid_ch, act)
+        self.project = ConvBNAct(mid_ch * (len(branches) + 1), mid_ch, 1, act=act)
+        self.refine = ConvBNAct(mid_ch, mid_ch, 3, act=act)
+        self.classifier = nn.Conv2d(mid_ch, num_classes, 1, bias=True)
+        self.rates = tuple(int(r) for r in rates)
+
+    def set_rates(self, rates: Sequence[int]) -> None:
+        """Sets the dilation (and padding) of the atrous branches to `rates`."""
+        if len(rates) != len(self.branches) - 1:
+            raise ValueError(f"ASPP has {len(self.branches) - 1} atrous branches, got rates {tuple(rates)}")
+        for branch, rate in zip(self.branches[1:], rates, strict=True):
+            conv = branch[0][0] if self.depthwise else branch[0]
+            conv.dilation = (int(rate), int(rate))
+            conv.padding = (int(rate), int(rate))
+        self.rates = tuple(int(r) for r in rates)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits at the resolution of `x`."""
+        feats = [branch(x) for branch in self.branches]
+        feats.append(self.pooling(x))
+        y = self.refine(self.project(torch.cat(feats, dim=1)))
+        return self.classifier(y)
+
+
+def aspp_specs(name: str, in_ch: int, in_hw: tuple[int, int], rates: Sequence[int], mid_ch: int,
+               num_classes: int, depthwise: bool = False, act: str = "relu") -> list[LayerSpec]:
+    """Layer specs of an `ASPPHead` built with the same arguments."""
+    specs = conv_bn_act_specs(f"{name}.b0", in_ch, mid_ch, in_hw, 1, act=act)
+    for i, rate in enumerate(rates, start=1):
+        if depthwise:
+            specs += conv_bn_act_specs(f"{name}.b{i}.dw", in_ch, in_ch, in_hw, 3, 1, rate, in_ch, act)
+            specs += conv_bn_act_specs(f"{name}.b{i}.pw", in_ch, mid_ch, in_hw, 1, act=act)
+        else:
+            specs += conv_bn_act_specs(f"{name}.b{i}", in_ch, mid_ch, in_hw, 3, 1, rate, act=act)
+    specs.append(LayerSpec("global_pool", f"{name}.pool", in_ch, in_ch, in_hw, (1, 1)))
+    specs += conv_bn_act_specs(f"{name}.pool.conv", in_ch, mid_ch, (1, 1), 1, act=act)
+    specs.append(LayerSpec("resize", f"{name}.pool.resize", mid_ch, mid_ch, (1, 1), in_hw))
+    n_branches = len(rates) + 2
+    specs.append(LayerSpec("concat", f"{name}.cat", mid_ch * n_branches, mid_ch * n_branches, in_hw, in_hw))
+    specs += conv_bn_act_specs(f"{name}.project", mid_ch * n_branches, mid_ch, in_hw, 1, act=act)
+    specs += conv_bn_act_specs(f"{name}.refine", mid_ch, mid_ch, in_hw, 3, act=act)
+    specs += conv_bn_act_specs(f"{name}.classifier", mid_ch, num_classes, in_hw, 1, act=None, bias=True)
+    return specs
+
+
+class LRASPPHead(nn.Module):
+    """Lite R-ASPP (MobileNetV3 segmentation head) over a high- and a low-level feature.
+
+    `forward(low, high)` returns logits at the low-level feature's resolution:
+    ``low_classifier(low) + high_classifier(resize(cbr(high) * sigmoid_gate(high)))``.
+    """
+
+    def __init__(self, high_ch: int, low_ch: int, mid_ch: int, num_classes: int, act: str = "relu"):
+        super().__init__()
+        self.cbr = ConvBNAct(high_ch, mid_ch, 1, act=act)
+        self.scale = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(high_ch, mid_ch, 1, bias=False),
+                                   nn.Sigmoid())
+        self.low_classifier = nn.Conv2d(low_ch, num_classes, 1, bias=True)
+        self.high_classifier = nn.Conv2d(mid_ch, num_classes, 1, bias=True)
+
+    def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        """Logits at the resolution of `low`."""
+        y = self.cbr(high) * self.scale(high)
+        y = upsample_to(y, low)
+        return self.low_classifier(low) + self.high_classifier(y)
+
+
+def lraspp_specs(name: str, high_ch: int, low_ch: int, mid_ch: int, num_classes: int,
+                 high_hw: tuple[int, int], low_hw: tuple[int, int], act: str = "relu") -> list[LayerSpec]:
+    """Layer specs of an `LRASPPHead` built with the same arguments."""
+    specs = conv_bn_act_specs(f"{name}.cbr", high_ch, mid_ch, high_hw, 1, act=act)
+    specs.append(LayerSpec("global_pool", f"{name}.pool", high_ch, high_ch, high_hw, (1, 1)))
+    specs += conv_bn_act_specs(f"{name}.scale", high_ch, mid_ch, (1, 1), 1, act="sigmoid")
+    specs.append(LayerSpec("mul", f"{name}.mul", mid_ch, mid_ch, high_hw, high_hw))
+    specs.append(LayerSpec("resize", f"{name}.resize", mid_ch, mid_ch, high_hw, low_hw))
+    specs += conv_bn_act_specs(f"{name}.low_classifier", low_ch, num_classes, low_hw, 1, act=None, bias=True)
+    specs += conv_bn_act_specs(f"{name}.high_classifier", mid_ch, num_classes, low_hw, 1, act=None, bias=True)
+    specs.append(LayerSpec("add", f"{name}.add", num_classes, num_classes, low_hw, low_hw))
+    return specs
+
+
+__all__ = [
+    "ACTIVATIONS",
+    "ASPPHead",
+    "ASPPPooling",
+    "ConvBNAct",
+    "InvertedResidual",
+    "LRASPPHead",
+    "aspp_specs",
+    "conv_bn_act_specs",
+    "conv_out_hw",
+    "expanded_channels",
+    "inverted_residual_specs",
+    "lraspp_specs",
+    "make_activation",
+    "upsample_to",
+]
