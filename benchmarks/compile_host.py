@@ -1,0 +1,144 @@
+"""Compiled C on the host vs onnxruntime, and arena vs lower bound, for a few subnets.
+
+For each registered search space, the smallest subnet is extracted from the supernet,
+exported to ONNX (float), quantized to int8 QDQ with onnxruntime's ``quantize_static``
+(calibrated on noise: the point is speed and memory, not accuracy), compiled for the
+host, and run both ways on the same int8-representable input with one thread.
+
+    .venv/bin/python benchmarks/compile_host.py [--spaces a b] [--size 64] [--repeats 20]
+
+Prints one row per subnet with latency ratio C/onnxruntime and arena/LB, and writes
+the rows as JSON to --out (default build/bench/compile_host.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def export_subnet(space_name: str, size: int, work: Path, seed: int) -> Path:
+    """The smallest subnet of `space_name` as a float ONNX file."""
+    import torch
+
+    from qanas.space import get_space
+
+    torch.manual_seed(seed)
+    space = get_space(space_name)
+    net = space.build_supernet(num_classes=2).extract(space.min_config()).eval()
+    path = work / f"{space_name}.onnx"
+    torch.onnx.export(net, torch.randn(1, 3, size, size), str(path), input_names=["x"],
+                      output_names=["y"], opset_version=17, dynamo=False)
+    return path
+
+
+def quantize(float_path: Path, size: int, rng: np.random.Generator) -> Path:
+    """int8 QDQ model calibrated on 8 noise images."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"x": rng.standard_normal((1, 3, size, size)).astype(np.float32)}
+                            for _ in range(8)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    out = float_path.with_suffix(".qdq.onnx")
+    quantize_static(str(float_path), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    return out
+
+
+def ort_latency(path: Path, feeds: dict, repeats: int) -> list[float]:
+    """Per-run seconds of onnxruntime with one intra-op thread (the C runs on one core)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    sess.run(None, feeds)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        sess.run(None, feeds)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def bench_one(space_name: str, size: int, repeats: int, work: Path, seed: int) -> dict:
+    """Compiles and times one subnet; returns its row."""
+    from compiler.driver import compile_model
+    from runtime.runners import get_runner
+
+    rng = np.random.default_rng(seed)
+    qdq = quantize(export_subnet(space_name, size, work, seed), size, rng)
+    result = compile_model(qdq, "host", work / f"{space_name}_c", force=True)
+    spec = result.io["inputs"][0]
+    x_q = rng.integers(-128, 128, size=spec["shape"]).astype(np.int8)
+    x_f = (x_q.astype(np.float32) - spec["zero_point"]) * np.float32(spec["scale"])
+    run = get_runner("host").run(result.out_dir, {spec["name"]: x_q}, repeats=repeats)
+    c_s = statistics.median(run.latency_s[1:] or run.latency_s)
+    ort_s = statistics.median(ort_latency(qdq, {"x": x_f}, repeats))
+    return {
+        "subnet": f"{space_name}:min", "input": [1, 3, size, size],
+        "kernels": result.plan.num_steps, "weights_bytes": result.weights_bytes,
+        "arena_bytes": result.arena_bytes, "lower_bound_bytes": result.lower_bound_bytes,
+        "arena_over_lb": result.memory.ratio, "c_latency_s": c_s, "ort_latency_s": ort_s,
+        "c_over_ort": c_s / ort_s, "float_kernels": len(result.float_kernels),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the benchmark and prints the table; returns 1 when a goal is missed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spaces", nargs="+",
+                        default=["squeezenas-small", "squeezenas-large", "mbv2-deeplab"])
+    parser.add_argument("--size", type=int, default=64, help="input height = width")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(ROOT / "build" / "bench" / "compile_host.json"))
+    args = parser.parse_args(argv)
+
+    out = Path(args.out)
+    work = out.parent / "compile_host"
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in args.spaces:
+        try:
+            rows.append(bench_one(name, args.size, args.repeats, work, args.seed))
+        except Exception as exc:  # noqa: BLE001 - one failing subnet must not hide the others
+            rows.append({"subnet": f"{name}:min", "error": f"{type(exc).__name__}: {exc}"[:300]})
+    print(f"{'subnet':24} {'kern':>4} {'arena':>9} {'LB':>9} {'arena/LB':>8} "
+          f"{'C ms':>8} {'ORT ms':>8} {'C/ORT':>6}")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['subnet']:24} error: {r['error']}")
+            continue
+        print(f"{r['subnet']:24} {r['kernels']:4d} {r['arena_bytes']:9d} "
+              f"{r['lower_bound_bytes']:9d} {r['arena_over_lb']:8.3f} "
+              f"{1e3 * r['c_latency_s']:8.2f} {1e3 * r['ort_latency_s']:8.2f} "
+              f"{r['c_over_ort']:6.2f}")
+    out.write_text(json.dumps(rows, indent=2) + "\n")
+    ok = all("error" not in r and r["arena_over_lb"] <= 1.0 for r in rows)
+    print(f"goal arena <= 1.00 x LB on every subnet: {'met' if ok else 'MISSED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

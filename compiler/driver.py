@@ -1,0 +1,274 @@
+"""`compile_model`: an imported model → a standalone C project for a target.
+
+The steps, each a function of its own module:
+
+1. integer lowering for quantized models (`compiler.passes.lower_to_integer`);
+2. legalize and fuse with ``relax.get_pipeline("zero")`` (`main` becomes call_tir's);
+3. the AOT execution plan (`compiler.plan.build_plan`);
+4. one C kernel per fused PrimFunc and its scratch (`compiler.codegen.kernels`);
+5. the static memory plan of activations and scratch (`compiler.memory`), checked
+   against the target's SRAM;
+6. the project: model.h, model.c, weights.c, kernels/, include/, runtime/, Makefile,
+   plan.json and compile.json (written last: its presence marks a complete project).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler.codegen.kernels import KernelSource, build_kernels
+from compiler.errors import CompilerError
+from compiler.memory import MemoryPlan, check_budget, get_planner
+from compiler.plan import ExecutionPlan, build_plan
+from compiler.project.files import (
+    collect_headers,
+    copy_headers,
+    copy_runtime,
+    render_makefile,
+    tvm_include_dirs,
+)
+from compiler.project.model_c import IOQuant, render_header, render_model_c
+from compiler.project.weights import render_weights
+from targets import Target, get_target
+
+DEFAULT_PREFIX = "qanas_model"
+MARKER = "compile.json"
+GENERATED_DIRS = ("kernels", "include", "runtime", "build")
+
+
+class OutputDirExistsError(CompilerError, FileExistsError):
+    """The output directory already holds a compiled project and `force` was not given."""
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """What `compile_model` produced.
+
+    Attributes:
+        out_dir: the project directory.
+        target: target name.
+        prefix: C symbol prefix of the model API.
+        plan: the execution plan (with workspaces).
+        memory: the arena plan.
+        kernels: kernel name → generated source.
+        weights_bytes: bytes of const weights.
+        quantized: the model is integer-only int8.
+        float_kernels: kernel → lines using floating point; must be empty for a quantized
+            model (the check the compiler makes on the generated C).
+        io: input/output descriptions (name, C name, shape, dtype, bytes, scale, zero point).
+    """
+
+    out_dir: Path
+    target: str
+    prefix: str
+    plan: ExecutionPlan
+    memory: MemoryPlan
+    kernels: dict[str, KernelSource]
+    weights_bytes: int
+    quantized: bool
+    float_kernels: dict[str, list[str]] = field(default_factory=dict)
+    io: dict[str, list[dict]] = field(default_factory=dict)
+
+    @property
+    def arena_bytes(self) -> int:
+        """Planned arena bytes."""
+        return self.memory.arena_bytes
+
+    @property
+    def lower_bound_bytes(self) -> int:
+        """Largest set of simultaneously live arena buffers."""
+        return self.memory.lower_bound_bytes
+
+    def summary(self) -> dict:
+        """The short summary printed by `qanas compile --json`."""
+        return {
+            "arena_bytes": self.arena_bytes,
+            "lower_bound_bytes": self.lower_bound_bytes,
+            "weights_bytes": self.weights_bytes,
+            "kernels": self.plan.num_steps,
+            "unsupported": [],
+        }
+
+    def to_dict(self) -> dict:
+        """compile.json: the summary plus what a runner needs to feed and read the model."""
+        return {
+            **self.summary(),
+            "target": self.target,
+            "prefix": self.prefix,
+            "planner": self.memory.planner,
+            "arena_ratio": self.memory.ratio,
+            "workspace_bytes": sum(b.size for b in self.plan.buffers.values()
+                                   if b.kind == "workspace"),
+            "quantized": self.quantized,
+            "float_kernels": self.float_kernels,
+            "kernel_names": [c.kernel for c in self.plan.calls],
+            **self.io,
+        }
+
+
+def _resolve_model(model, integer: bool | None):
+    if isinstance(model, (str, Path)) or type(model).__name__ == "ModelProto":
+        from compiler.frontend import load_model
+
+        model = load_model(model)
+    if not hasattr(model, "mod"):
+        raise CompilerError(f"compile_model needs an ONNX path, a ModelProto or an "
+                            f"ImportedModel, got {type(model).__name__}")
+    io_float = any(t.dtype.startswith("float") for t in (*model.inputs, *model.outputs))
+    if integer is None:
+        integer = model.quantized and io_float
+    if integer:
+        from compiler.passes import lower_to_integer
+
+        model = lower_to_integer(model)
+    return model
+
+
+def normalize_dataflow(mod):
+    """Rebuilds `main`'s dataflow blocks so FuseOps sees every binding.
+
+    A rewrite pass may leave a dataflow block whose ``R.output`` misses the value the
+    function returns; fusion then treats the whole block as dead. Converting to plain
+    bindings and back (then dropping dead code) gives a well-formed block again.
+    """
+    import tvm
+    from tvm import relax
+
+    return tvm.transform.Sequential([
+        relax.transform.ToNonDataflow(),
+        relax.transform.ConvertToDataflow(min_size=1),
+        relax.transform.DeadCodeElimination(["main"]),
+    ])(mod)
+
+
+def _prepare(out_dir: Path, force: bool) -> Path:
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not force:
+            raise OutputDirExistsError(
+                f"{out_dir} is not empty; pass --force (force=True) to overwrite it, or "
+                "choose another output directory")
+        for sub in GENERATED_DIRS:
+            shutil.rmtree(out_dir / sub, ignore_errors=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+def _io_entries(infos, names, plan: ExecutionPlan) -> list[dict]:
+    out = []
+    for info, name in zip(infos, names, strict=True):
+        b = plan.buffers[name]
+        out.append({"name": info.name, "c_name": name, "shape": list(b.shape),
+                    "dtype": b.dtype, "bytes": b.size,
+                    "scale": getattr(info, "scale", None),
+                    "zero_point": getattr(info, "zero_point", None)})
+    return out
+
+
+def compile_model(model, target: str | Target, out_dir, planner: str = "greedy",
+                  force: bool = False, prefix: str = DEFAULT_PREFIX,
+                  integer: bool | None = None) -> CompileResult:
+    """Compiles `model` into a C project in `out_dir`.
+
+    Args:
+        model: an ONNX path or ModelProto (imported with `compiler.frontend.load_model`)
+            or an `ImportedModel`.
+        target: registered target name or `Target`.
+        out_dir: project directory; must be empty unless `force`.
+        planner: memory planner name (`compiler.memory.PLANNERS`).
+        force: overwrite an existing project.
+        prefix: C symbol prefix of the model API, so several models link together.
+        integer: lower to integer-only int8 first; None: when the model is quantized and
+            its I/O is still float.
+
+    Returns:
+        A `CompileResult`; its `summary()` is what `qanas compile --json` prints.
+
+    Raises:
+        UnsupportedOpError: an operator without a kernel; nothing is written.
+        MemoryBudgetExceeded: the arena does not fit the target's SRAM.
+
+    Example:
+        >>> res = compile_model("net.onnx", "host", "build/net")  # doctest: +SKIP
+        >>> res.arena_bytes <= res.lower_bound_bytes  # doctest: +SKIP
+        True
+    """
+    from tvm import relax
+
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", prefix):
+        raise CompilerError(f"prefix {prefix!r} must be a lower-case C identifier, "
+                            f"e.g. {DEFAULT_PREFIX!r}")
+    target = get_target(target) if isinstance(target, str) else target
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
+        _prepare(out_dir, force)  # raises before any work is done
+    model = _resolve_model(model, integer)
+
+    fused = relax.get_pipeline("zero")(normalize_dataflow(model.mod))
+    in_names = [t.name for t in model.inputs] or None
+    out_names = [t.name for t in model.outputs] or None
+    plan = build_plan(fused, out_names, in_names)
+    kernels = build_kernels(fused, [c.kernel for c in plan.calls], dict(target.tvm_target),
+                            prefix)
+    plan = plan.with_workspaces({c.index: kernels[c.kernel].workspace_bytes
+                                 for c in plan.calls})
+    lifetimes = plan.lifetimes()
+    memory = get_planner(planner).plan(lifetimes)
+    memory.validate(lifetimes)
+    if target.sram is not None:
+        check_budget(memory, target.sram.size, f"SRAM of {target.name}", lifetimes)
+
+    quantized = bool(model.quantized) and not any(
+        t.dtype.startswith("float") for t in (*model.inputs, *model.outputs))
+    float_kernels = {}
+    if quantized:
+        float_kernels = {k: s.float_usage() for k, s in kernels.items() if s.float_usage()}
+
+    io_names = {**dict(zip(plan.inputs, (t.name for t in model.inputs), strict=True)),
+                **dict(zip(plan.outputs, (t.name for t in model.outputs), strict=True))}
+    quant = {b: IOQuant(t.scale, t.zero_point)
+             for b, t in [*zip(plan.inputs, model.inputs, strict=True), *zip(plan.outputs, model.outputs, strict=True)]}
+    result = CompileResult(
+        out_dir=out_dir, target=target.name, prefix=prefix, plan=plan, memory=memory,
+        kernels=kernels, weights_bytes=plan.weights_bytes(), quantized=quantized,
+        float_kernels=float_kernels,
+        io={"inputs": _io_entries(model.inputs, plan.inputs, plan),
+            "outputs": _io_entries(model.outputs, plan.outputs, plan)})
+    _write_project(result, io_names, quant, getattr(model, "source", "model"), target)
+    return result
+
+
+def _write_project(result: CompileResult, io_names, quant, source: str, target: Target) -> None:
+    out = _prepare(result.out_dir, force=True)
+    plan, prefix = result.plan, result.prefix
+    if (out / MARKER).exists():
+        (out / MARKER).unlink()  # an interrupted rewrite must not look complete
+    (out / "kernels").mkdir()
+    for k in result.kernels.values():
+        (out / "kernels" / k.filename).write_text(k.source)
+    headers = collect_headers([k.source for k in result.kernels.values()]
+                              + ['#include "dlpack/dlpack.h"\n#include "tvm/ffi/c_api.h"\n'],
+                              tvm_include_dirs())
+    copy_headers(headers, out / "include")
+    from runtime import C_RUNTIME_DIR
+
+    copy_runtime(C_RUNTIME_DIR, out / "runtime")
+    (out / "model.h").write_text(render_header(plan, prefix, result.arena_bytes,
+                                               result.weights_bytes, quant, io_names, source))
+    (out / "model.c").write_text(render_model_c(plan, prefix, result.memory.offsets,
+                                                result.kernels, io_names,
+                                                result.memory.planner,
+                                                result.lower_bound_bytes))
+    (out / "weights.c").write_text(render_weights(plan.constants, prefix, "qanas/platform.h"))
+    sources_mk, makefile = render_makefile(
+        prefix, [k.filename for k in result.kernels.values()], target.toolchain.cc,
+        target.toolchain.cflags)
+    (out / "sources.mk").write_text(sources_mk)
+    (out / "Makefile").write_text(makefile)
+    plan_json = {**plan.to_dict(), "memory": result.memory.to_dict()}
+    (out / "plan.json").write_text(json.dumps(plan_json, indent=2, sort_keys=True) + "\n")
+    (out / MARKER).write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True,
+                                         default=str) + "\n")

@@ -1,0 +1,218 @@
+"""ONNX (float or QDQ int8) → Relax, built op by op from the support table.
+
+We write this small importer instead of calling `tvm.relax.frontend.onnx.from_onnx`
+because that one lowers Clip, Relu-with-bounds and several other ops through
+`emit_te` into opaque `call_tir` functions, which hides exactly the
+``dequantize → op → quantize`` patterns the integer-lowering passes rewrite. Here
+every ONNX node becomes high-level Relax ops (`R.quantize`, `R.nn.conv2d`,
+`R.clip`, ...), constant subgraphs are folded with ONNX's reference evaluator,
+and dequantized weights stay ``R.dequantize(int8 constant)`` so the passes can
+see them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+import tvm
+from tvm import relax
+
+from compiler.errors import InvalidModelError
+from compiler.frontend import onnx_ops
+from compiler.frontend.model import ImportedModel, TensorInfo
+from compiler.frontend.support import GraphFacts, check_node
+
+#: Ops that carry quantization; a model with any of them is "quantized".
+QUANT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger"})
+#: Never folded even with constant inputs: the passes need to see dequantized weights.
+_KEEP_LAZY = frozenset({"DequantizeLinear"})
+
+
+@dataclass(frozen=True)
+class DQConst:
+    """A DequantizeLinear of a constant, kept symbolic until a consumer decides its form."""
+
+    q: np.ndarray
+    scale: np.ndarray
+    zero_point: np.ndarray
+    axis: int
+
+    def expr(self) -> relax.Expr:
+        """``R.dequantize`` of the integer constant."""
+        return relax.op.dequantize(
+            _const(self.q), _const(self.scale.astype(np.float32)), _const(self.zero_point),
+            axis=self.axis, out_dtype="float32")
+
+
+def _const(arr: np.ndarray) -> tvm.ir.GenericConst:
+    arr = np.asarray(arr)
+    return relax.const(arr, str(arr.dtype))
+
+
+def _checked(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        onnx.checker.check_model(model)
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True,
+                                                 data_prop=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
+        raise InvalidModelError(
+            f"the ONNX model failed onnx.checker / shape inference: {err}. "
+            "Re-export it with a supported opset and static shapes.") from err
+
+
+def _static_shape(vi: onnx.ValueInfoProto) -> tuple[int, ...] | None:
+    tt = vi.type.tensor_type
+    if not tt.HasField("shape"):
+        return None
+    dims = []
+    for d in tt.shape.dim:
+        if not d.HasField("dim_value"):
+            return None
+        dims.append(d.dim_value)
+    return tuple(dims)
+
+
+def _var_name(name: str) -> str:
+    return re.sub(r"\W", "_", name) or "input"
+
+
+class _Context:
+    """The state of one import: values by ONNX tensor name and the block builder."""
+
+    def __init__(self, bb: relax.BlockBuilder, shapes, opset: int):
+        self.bb = bb
+        self.env: dict[str, object] = {}
+        self.shapes = shapes
+        self.opset = opset
+
+    def value(self, name: str) -> np.ndarray:
+        """The numpy value of constant tensor ``name``."""
+        v = self.env[name]
+        if not isinstance(v, np.ndarray):
+            raise InvalidModelError(f"tensor {name!r} must be a constant")
+        return v
+
+    def is_const(self, name: str) -> bool:
+        """True when ``name`` is an omitted input or a folded constant."""
+        return name == "" or isinstance(self.env.get(name), np.ndarray)
+
+    def raw(self, name: str) -> object:
+        """The stored value: a Relax expression, a numpy constant or a `DQConst`."""
+        return self.env[name]
+
+    def expr(self, name: str) -> relax.Expr:
+        """Tensor ``name`` as a Relax expression (constants become ``R.const``)."""
+        v = self.env[name]
+        if isinstance(v, np.ndarray):
+            return _const(v)
+        if isinstance(v, DQConst):
+            return self.emit(v.expr())
+        return v
+
+    def emit(self, expr: relax.Expr) -> relax.Var:
+        """Emits ``expr`` into the dataflow block."""
+        return self.bb.emit(expr)
+
+
+def _fold(node: onnx.NodeProto, ctx: _Context) -> list[np.ndarray]:
+    if node.op_type == "Shape" and not ctx.is_const(node.input[0]):
+        full = np.array(ctx.shapes[node.input[0]], dtype=np.int64)
+        start = next((a.i for a in node.attribute if a.name == "start"), 0)
+        end = next((a.i for a in node.attribute if a.name == "end"), len(full))
+        return [full[start:end]]
+    feeds = {n: ctx.value(n) for n in node.input if n}
+    ref = ReferenceEvaluator(node, opsets={"": ctx.opset})
+    return [np.asarray(v) for v in ref.run(None, feeds)]
+
+
+def _foldable(node: onnx.NodeProto, consts: set[str], shapes) -> bool:
+    if node.op_type in _KEEP_LAZY or node.domain not in ("", "ai.onnx"):
+        return False
+    if node.op_type == "Shape":
+        return node.input[0] in consts or node.input[0] in shapes
+    return all(n == "" or n in consts for n in node.input)
+
+
+def check_onnx(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Checks ``model`` (checker, shape inference, static input shapes, support table).
+
+    Returns the shape-inferred model. Raises `InvalidModelError` or `UnsupportedOpError`
+    before anything is built.
+    """
+    model = _checked(model)
+    graph = model.graph
+    shapes = {}
+    for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
+        shape = _static_shape(vi)
+        if shape is not None:
+            shapes[vi.name] = shape
+    consts = {init.name for init in graph.initializer}
+    for inp in graph.input:
+        if inp.name not in consts and inp.name not in shapes:
+            raise InvalidModelError(
+                f"graph input {inp.name!r} has no static shape; export the model with fixed "
+                "input shapes (no dynamic axes)")
+    lazy: set[str] = set()  # DequantizeLinear of a constant: known, but kept symbolic
+    for node in graph.node:
+        if _foldable(node, consts, shapes):
+            consts.update(o for o in node.output if o)
+            continue
+        check_node(node, GraphFacts(frozenset(consts | lazy), shapes))
+        if node.op_type in _KEEP_LAZY and node.input[0] in consts:
+            lazy.add(node.output[0])
+    return model
+
+
+def import_onnx(model: onnx.ModelProto, source: str) -> ImportedModel:
+    """Imports a checked ONNX model into Relax (see `check_onnx` for the checks)."""
+    model = check_onnx(model)
+    graph = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    shapes = {}
+    dtypes = {}
+    for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
+        shape = _static_shape(vi)
+        if shape is not None:
+            shapes[vi.name] = shape
+        dtypes[vi.name] = str(helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
+    bb = relax.BlockBuilder()
+    ctx = _Context(bb, shapes, opset)
+    for init in graph.initializer:
+        ctx.env[init.name] = numpy_helper.to_array(init)
+    params, inputs = [], []
+    for inp in graph.input:
+        if inp.name in ctx.env:
+            continue
+        var = relax.Var(_var_name(inp.name), relax.TensorType(shapes[inp.name], dtypes[inp.name]))
+        params.append(var)
+        ctx.env[inp.name] = var
+        inputs.append(TensorInfo(inp.name, shapes[inp.name], dtypes[inp.name]))
+    const_names = {init.name for init in graph.initializer}
+    with bb.function("main", params):
+        with bb.dataflow():
+            for node in graph.node:
+                if _foldable(node, const_names, shapes):
+                    outs = _fold(node, ctx)
+                    const_names.update(node.output)
+                else:
+                    outs = onnx_ops.convert(node, ctx)
+                for name, value in zip(node.output, outs):
+                    if name:
+                        ctx.env[name] = value
+            results = [ctx.expr(o.name) for o in graph.output]
+            out = bb.emit_output(results[0] if len(results) == 1 else relax.Tuple(results))
+        bb.emit_func_output(out)
+    mod = relax.transform.Normalize()(bb.get())
+    outputs = tuple(TensorInfo(o.name, shapes[o.name], dtypes[o.name]) for o in graph.output)
+    quantized = any(n.op_type in QUANT_OPS for n in graph.node)
+    return ImportedModel(mod=mod, inputs=tuple(inputs), outputs=outputs, quantized=quantized,
+                         source=source)
+
+
+__all__ = ["DQConst", "QUANT_OPS", "check_onnx", "import_onnx"]

@@ -1,0 +1,209 @@
+"""The one table of ONNX operators the compiler accepts, and the check that uses it.
+
+`SUPPORTED_OPS` maps an op type to the conditions its attributes and inputs must
+meet. `check_supported` walks a model with it before anything is imported, so an
+unsupported operator fails fast with `UnsupportedOpError` and nothing is
+half-compiled. `supported_ops_markdown` renders the same table for the README.
+
+Nodes whose inputs are all constants (initializers, `Constant`, or `Shape` of a
+statically shaped tensor) are folded at import time by ONNX's reference
+evaluator, whatever their type, and are not checked against the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import onnx
+from onnx import helper
+
+from compiler.errors import UnsupportedOpError
+
+Check = Callable[[onnx.NodeProto, dict, "GraphFacts"], str | None]
+
+
+@dataclass(frozen=True)
+class GraphFacts:
+    """What a condition may ask about a node's inputs."""
+
+    constants: frozenset[str]
+    shapes: dict[str, tuple[int, ...]]
+
+    def is_const(self, name: str) -> bool:
+        """True if tensor ``name`` is known at compile time (or is an omitted optional input)."""
+        return name == "" or name in self.constants
+
+    def rank(self, name: str) -> int | None:
+        """The rank of tensor ``name``, or None when shape inference did not find it."""
+        shape = self.shapes.get(name)
+        return None if shape is None else len(shape)
+
+
+@dataclass(frozen=True)
+class OpSupport:
+    """One row of the table: an op type, its conditions in words, and their check."""
+
+    op_type: str
+    conditions: str
+    check: Check | None = None
+
+
+def _attrs(node: onnx.NodeProto) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _pool_2d(node, attrs, facts):
+    if facts.rank(node.input[0]) != 4:
+        return "only 2-D (NCHW) inputs"
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID"):
+        return "auto_pad must be NOTSET or VALID"
+    if attrs.get("ceil_mode", 0):
+        return "ceil_mode=1"
+    if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+        return "dilations other than 1"
+    if node.op_type == "MaxPool" and (len(node.output) > 1 and node.output[1]):
+        return "the Indices output"
+    if node.op_type == "MaxPool" and attrs.get("storage_order", 0):
+        return "storage_order=1"
+    return None
+
+
+def _conv(node, attrs, facts):
+    if facts.rank(node.input[0]) != 4:
+        return "only 2-D convolutions (NCHW)"
+    weight = node.input[3] if node.op_type == "QLinearConv" else node.input[1]
+    if not facts.is_const(weight):
+        return "the weight must be a constant"
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID"):
+        return "auto_pad must be NOTSET or VALID"
+    return None
+
+
+def _gemm(node, attrs, facts):
+    if attrs.get("transA", 0):
+        return "transA=1"
+    if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
+        return "alpha/beta other than 1"
+    if not facts.is_const(node.input[1]):
+        return "B must be a constant"
+    return None
+
+
+def _matmul(node, attrs, facts):
+    if not facts.is_const(node.input[1]) or facts.rank(node.input[1]) != 2:
+        return "the right operand must be a 2-D constant"
+    return None
+
+
+def _clip(node, attrs, facts):
+    if not all(facts.is_const(n) for n in node.input[1:]):
+        return "min and max must be constants"
+    return None
+
+
+def _resize(node, attrs, facts):
+    if facts.rank(node.input[0]) != 4:
+        return "only 4-D (NCHW) inputs"
+    if not all(facts.is_const(n) for n in node.input[1:]):
+        return "roi, scales and sizes must be constants"
+    mode = attrs.get("mode", b"nearest")
+    if mode not in (b"nearest", b"linear"):
+        return f"mode={mode.decode()} (nearest and linear only)"
+    coord = attrs.get("coordinate_transformation_mode", b"half_pixel")
+    if coord not in (b"half_pixel", b"pytorch_half_pixel", b"align_corners", b"asymmetric"):
+        return f"coordinate_transformation_mode={coord.decode()}"
+    if attrs.get("antialias", 0) or attrs.get("exclude_outside", 0):
+        return "antialias / exclude_outside"
+    if attrs.get("keep_aspect_ratio_policy", b"stretch") != b"stretch" or attrs.get("axes"):
+        return "axes / keep_aspect_ratio_policy"
+    return None
+
+
+def _reshape(node, attrs, facts):
+    if not facts.is_const(node.input[1]):
+        return "the shape must be a constant"
+    return None
+
+
+def _quant(node, attrs, facts):
+    if attrs.get("block_size", 0):
+        return "blocked quantization"
+    if not all(facts.is_const(n) for n in node.input[1:]):
+        return "scale and zero point must be constants"
+    return None
+
+
+def _qlinear_conv(node, attrs, facts):
+    reason = _conv(node, attrs, facts)
+    scales = [node.input[i] for i in (1, 2, 4, 5, 6, 7)]
+    if reason is None and not all(facts.is_const(n) for n in scales):
+        reason = "scales and zero points must be constants"
+    return reason
+
+
+_ROWS = [
+    OpSupport("Conv", "2-D, constant weight, any stride/dilation/groups/pads, "
+              "auto_pad NOTSET or VALID", _conv),
+    OpSupport("QLinearConv", "as Conv, constant scales and zero points", _qlinear_conv),
+    OpSupport("ConvInteger", "as Conv (integer output, no requantization)", _conv),
+    OpSupport("Gemm", "transA=0, alpha=beta=1, constant B", _gemm),
+    OpSupport("MatMul", "constant 2-D right operand", _matmul),
+    OpSupport("Add", "numpy broadcasting"),
+    OpSupport("Sub", "numpy broadcasting"),
+    OpSupport("Mul", "numpy broadcasting"),
+    OpSupport("Concat", "any axis"),
+    OpSupport("Relu", ""),
+    OpSupport("Clip", "constant min/max", _clip),
+    OpSupport("Sigmoid", ""),
+    OpSupport("HardSigmoid", "any alpha/beta"),
+    OpSupport("HardSwish", ""),
+    OpSupport("Softmax", "float models only (int8 Softmax is not lowered yet)"),
+    OpSupport("Resize", "4-D, nearest or linear, half_pixel / pytorch_half_pixel / "
+              "align_corners / asymmetric, constant scales or sizes", _resize),
+    OpSupport("AveragePool", "2-D, ceil_mode=0, dilations 1", _pool_2d),
+    OpSupport("MaxPool", "2-D, ceil_mode=0, dilations 1, no Indices output", _pool_2d),
+    OpSupport("GlobalAveragePool", "4-D input"),
+    OpSupport("BatchNormalization", "inference mode (one output)"),
+    OpSupport("Reshape", "constant shape", _reshape),
+    OpSupport("Flatten", "any axis"),
+    OpSupport("Transpose", "any permutation"),
+    OpSupport("Identity", ""),
+    OpSupport("QuantizeLinear", "per-tensor or per-axis, int8/uint8, constant scale/zero point",
+              _quant),
+    OpSupport("DequantizeLinear", "per-tensor or per-axis, int8/uint8/int32, constant "
+              "scale/zero point", _quant),
+]
+
+#: op type → `OpSupport`; the single source of truth for what the compiler accepts.
+SUPPORTED_OPS: dict[str, OpSupport] = {row.op_type: row for row in _ROWS}
+
+
+def check_node(node: onnx.NodeProto, facts: GraphFacts) -> None:
+    """Raises `UnsupportedOpError` unless ``node`` meets its row of `SUPPORTED_OPS`."""
+    known = ", ".join(sorted(SUPPORTED_OPS))
+    name = node.name or "<unnamed>"
+    if node.domain not in ("", "ai.onnx"):
+        raise UnsupportedOpError(
+            f"operator {node.domain}.{node.op_type} (node {name!r}) is not supported; "
+            f"supported operators: {known}"
+        )
+    row = SUPPORTED_OPS.get(node.op_type)
+    if row is None:
+        raise UnsupportedOpError(
+            f"operator {node.op_type} (node {name!r}) is not supported; "
+            f"supported operators: {known}"
+        )
+    reason = row.check(node, _attrs(node), facts) if row.check else None
+    if reason is not None:
+        raise UnsupportedOpError(
+            f"operator {node.op_type} (node {name!r}) is not supported with {reason}; "
+            f"{node.op_type} supports: {row.conditions}. Supported operators: {known}"
+        )
+
+
+def supported_ops_markdown() -> str:
+    """The supported-operator table as Markdown, for the README."""
+    lines = ["| ONNX operator | Conditions |", "| --- | --- |"]
+    lines += [f"| {r.op_type} | {r.conditions or 'none'} |" for r in _ROWS]
+    return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""Integer-lowering Relax passes: QDQ float graphs → int8-only compute.
+
+Each pass lives in its own module and rewrites one family of
+``quantize(op(dequantize(...)))`` patterns; `integer_lowering` composes them and
+`lower_to_integer` applies them to an imported model, strips the boundary
+quantize/dequantize and checks that no float arithmetic is left. The arithmetic
+(multiplier/shift, rounding) is `compiler.int8`, documented in
+``docs/int8-arithmetic.md``.
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import relax
+
+from compiler.errors import CompilerError
+from compiler.frontend.model import ImportedModel
+from compiler.passes.boundary import find_float_op, strip_boundary
+from compiler.passes.canonicalize_uint8 import CanonicalizeUint8
+from compiler.passes.fold_clamp import FoldIntegerClamp
+from compiler.passes.lower_concat import LowerQuantizedConcat
+from compiler.passes.lower_conv import LowerQuantizedConv2d
+from compiler.passes.lower_elementwise import LowerQuantizedElementwise
+from compiler.passes.lower_layout import LowerQuantizedDataMovement
+from compiler.passes.lower_lut import LowerQuantizedUnaryToLUT
+from compiler.passes.lower_matmul import LowerQuantizedMatmul
+from compiler.passes.lower_pool import LowerQuantizedAvgPool
+from compiler.passes.lower_resize import LowerQuantizedResize
+
+
+def integer_lowering() -> tvm.transform.Pass:
+    """All integer-lowering passes in order, as one ``tvm.transform.Sequential``.
+
+    Example:
+        >>> mod = integer_lowering()(imported.mod)  # doctest: +SKIP
+    """
+    return tvm.transform.Sequential(
+        [
+            CanonicalizeUint8(),
+            LowerQuantizedConv2d(),
+            LowerQuantizedMatmul(),
+            LowerQuantizedElementwise(),
+            LowerQuantizedConcat(),
+            LowerQuantizedAvgPool(),
+            LowerQuantizedResize(),
+            LowerQuantizedDataMovement(),
+            LowerQuantizedUnaryToLUT(),
+            FoldIntegerClamp(),
+            relax.transform.CanonicalizeBindings(),
+        ],
+        name="IntegerLowering",
+    )
+
+
+def lower_to_integer(imported: ImportedModel) -> ImportedModel:
+    """Lowers a quantized model to int8-only Relax with int8 inputs and outputs.
+
+    Float models are returned unchanged.
+
+    Raises:
+        CompilerError: a float op survived lowering (its op and binding are named): the
+            model is not fully quantized, or uses a pattern the passes do not lower.
+    """
+    if not imported.quantized:
+        return imported
+    lowered = strip_boundary(imported.with_module(integer_lowering()(imported.mod)))
+    leftover = find_float_op(lowered.mod["main"])
+    if leftover is not None:
+        raise CompilerError(
+            f"float computation remains after integer lowering in {imported.source}: "
+            f"{leftover}. Every op between the graph's input QuantizeLinear and output "
+            "DequantizeLinear must be quantized (QDQ around it) and one of the int8 "
+            "patterns in compiler.passes (conv, gemm/matmul, add/sub/mul, concat, pooling, "
+            "resize, reshape/transpose, element-wise activations)")
+    return lowered
+
+
+__all__ = [
+    "CanonicalizeUint8",
+    "FoldIntegerClamp",
+    "LowerQuantizedAvgPool",
+    "LowerQuantizedConcat",
+    "LowerQuantizedConv2d",
+    "LowerQuantizedDataMovement",
+    "LowerQuantizedElementwise",
+    "LowerQuantizedMatmul",
+    "LowerQuantizedResize",
+    "LowerQuantizedUnaryToLUT",
+    "integer_lowering",
+    "lower_to_integer",
+]

@@ -1,0 +1,126 @@
+/* Host harness for an emitted qanas model.
+ *
+ * Usage: host_main REPEATS OUT_DIR INPUT_0.bin [INPUT_1.bin ...]
+ *
+ * Reads each input file (raw little-endian tensor bytes, exactly the input's size) into
+ * the model's input buffer, runs the model REPEATS times, writes output i to
+ * OUT_DIR/output_<i>.bin and prints one JSON object on stdout:
+ *   {"status": "QANAS_OK", "arena_bytes": N, "repeats": R, "latency_s": [...],
+ *    "outputs": [{"name": "...", "bytes": N, "file": "..."}]}
+ * On failure it prints {"status": "<code>", "error": "..."} and exits 1.
+ *
+ * The model's symbol prefix comes from -DQANAS_PREFIX=name -DQANAS_PREFIX_UPPER=NAME
+ * (the generated Makefile passes both). The arena is a static array: no heap.
+ */
+#define _POSIX_C_SOURCE 199309L
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "model.h"
+
+#ifndef QANAS_PREFIX
+#define QANAS_PREFIX qanas_model
+#define QANAS_PREFIX_UPPER QANAS_MODEL
+#endif
+
+#define QANAS_CAT2(a, b) a##b
+#define QANAS_CAT(a, b) QANAS_CAT2(a, b)
+#define MODEL(name) QANAS_CAT(QANAS_PREFIX, name)
+#define MODEL_MACRO(name) QANAS_CAT(QANAS_PREFIX_UPPER, name)
+
+#define kMaxRepeats 1000
+
+static uint8_t g_arena[MODEL_MACRO(_ARENA_BYTES) + 1] __attribute__((aligned(16)));
+static double g_latency_s[kMaxRepeats];
+
+static int Fail(const char *status, const char *message, const char *detail) {
+  printf("{\"status\": \"%s\", \"error\": \"%s %s\"}\n", status, message, detail);
+  return 1;
+}
+
+static double NowSeconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int ReadExactly(const char *path, void *dst, size_t bytes) {
+  FILE *file = fopen(path, "rb");
+  if (file == NULL) {
+    return 0;
+  }
+  size_t got = fread(dst, 1, bytes, file);
+  int extra = fgetc(file);
+  fclose(file);
+  return got == bytes && extra == EOF;
+}
+
+static int WriteAll(const char *path, const void *src, size_t bytes) {
+  FILE *file = fopen(path, "wb");
+  if (file == NULL) {
+    return 0;
+  }
+  size_t put = fwrite(src, 1, bytes, file);
+  return (fclose(file) == 0) && put == bytes;
+}
+
+int main(int argc, char **argv) {
+  const int num_inputs = (int)MODEL_MACRO(_NUM_INPUTS);
+  if (argc != 3 + num_inputs) {
+    fprintf(stderr, "usage: %s REPEATS OUT_DIR followed by %d input file(s)\n", argv[0],
+            num_inputs);
+    return 2;
+  }
+  int repeats = 0;
+  for (const char *c = argv[1]; *c != '\0'; ++c) {
+    if (*c < '0' || *c > '9' || repeats > kMaxRepeats) {
+      return Fail("QANAS_ERROR_BAD_ARGUMENT", "REPEATS must be an integer in 1..1000, got",
+                  argv[1]);
+    }
+    repeats = repeats * 10 + (*c - '0');
+  }
+  if (repeats < 1 || repeats > kMaxRepeats) {
+    return Fail("QANAS_ERROR_BAD_ARGUMENT", "REPEATS must be an integer in 1..1000, got",
+                argv[1]);
+  }
+  qanas_status_t status = MODEL(_init)(g_arena, sizeof(g_arena));
+  if (status != QANAS_OK) {
+    return Fail(qanas_status_name(status), "init failed", "");
+  }
+  for (int i = 0; i < num_inputs; ++i) {
+    if (!ReadExactly(argv[3 + i], MODEL(_input)((size_t)i), MODEL(_input_bytes)((size_t)i))) {
+      return Fail("QANAS_ERROR_BAD_ARGUMENT", "missing input file or wrong size:", argv[3 + i]);
+    }
+  }
+  for (int r = 0; r < repeats; ++r) {
+    const double start = NowSeconds();
+    status = MODEL(_run)();
+    g_latency_s[r] = NowSeconds() - start;
+    if (status != QANAS_OK) {
+      return Fail(qanas_status_name(status), "run failed", "");
+    }
+  }
+  static char paths[MODEL_MACRO(_NUM_OUTPUTS)][1024];
+  for (size_t i = 0; i < (size_t)MODEL_MACRO(_NUM_OUTPUTS); ++i) {
+    const int n = snprintf(paths[i], sizeof(paths[i]), "%s/output_%lu.bin", argv[2],
+                           (unsigned long)i);
+    if (n < 0 || (size_t)n >= sizeof(paths[i]) ||
+        !WriteAll(paths[i], MODEL(_output)(i), MODEL(_output_bytes)(i))) {
+      return Fail("QANAS_ERROR_BAD_ARGUMENT", "cannot write outputs to", argv[2]);
+    }
+  }
+  printf("{\"status\": \"QANAS_OK\", \"arena_bytes\": %lu, \"repeats\": %d, \"latency_s\": [",
+         (unsigned long)MODEL_MACRO(_ARENA_BYTES), repeats);
+  for (int r = 0; r < repeats; ++r) {
+    printf("%s%.9g", r ? ", " : "", g_latency_s[r]);
+  }
+  printf("], \"outputs\": [");
+  for (size_t i = 0; i < (size_t)MODEL_MACRO(_NUM_OUTPUTS); ++i) {
+    printf("%s{\"name\": \"%s\", \"bytes\": %lu, \"file\": \"%s\"}", i ? ", " : "",
+           MODEL(_output_name)(i), (unsigned long)MODEL(_output_bytes)(i), paths[i]);
+  }
+  printf("]}\n");
+  return 0;
+}

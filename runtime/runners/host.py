@@ -1,0 +1,77 @@
+"""Runs an emitted project natively: `make` with the host compiler, then the host harness.
+
+The harness (runtime/c/harness/host_main.c) reads raw input files, runs the model,
+writes raw output files and prints one JSON object with the latencies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from runtime.runners.base import Runner, RunnerError, RunResult, check_inputs, read_io
+
+
+class HostRunner(Runner):
+    """Builds with the project's Makefile (host gcc) and runs build/host_main.
+
+    Args:
+        jobs: parallel make jobs.
+        cflags: overrides the Makefile's CFLAGS (e.g. "-O3 -march=native"); None keeps them.
+    """
+
+    name = "host"
+
+    def __init__(self, jobs: int = 2, cflags: str | None = None):
+        self.jobs = jobs
+        self.cflags = cflags
+
+    def build(self, project_dir: Path) -> Path:
+        """Runs `make` in `project_dir`; returns build/host_main."""
+        project_dir = Path(project_dir)
+        cmd = ["make", "-s", "-C", str(project_dir), f"-j{self.jobs}", "all"]
+        if self.cflags is not None:
+            cmd.append(f"CFLAGS={self.cflags}")
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RunnerError(f"building {project_dir} failed:\n{proc.stdout}{proc.stderr}")
+        return project_dir / "build" / "host_main"
+
+    def run(self, project_dir: Path, inputs: Mapping[str, np.ndarray],
+            repeats: int = 1) -> RunResult:
+        """Builds, writes the inputs as raw files, runs the harness and reads the outputs."""
+        project_dir = Path(project_dir)
+        in_specs, out_specs = read_io(project_dir)
+        arrays = check_inputs(in_specs, inputs)
+        exe = self.build(project_dir)
+        with tempfile.TemporaryDirectory(prefix="qanas-run-") as tmp:
+            tmp = Path(tmp)
+            files = []
+            for i, a in enumerate(arrays):
+                path = tmp / f"input_{i}.bin"
+                path.write_bytes(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes())
+                files.append(str(path))
+            proc = subprocess.run([str(exe), str(repeats), str(tmp), *files],
+                                  capture_output=True, text=True,
+                                  env={**os.environ, "OMP_NUM_THREADS": "1"})
+            try:
+                report = json.loads(proc.stdout.strip().splitlines()[-1])
+            except (IndexError, json.JSONDecodeError):
+                report = {"status": "no report", "error": proc.stdout + proc.stderr}
+            if proc.returncode != 0 or report.get("status") != "QANAS_OK":
+                raise RunnerError(f"{exe} failed ({proc.returncode}): {report}\n{proc.stderr}")
+            outputs = {}
+            for i, s in enumerate(out_specs):
+                raw = (tmp / f"output_{i}.bin").read_bytes()
+                if len(raw) != s.nbytes:
+                    raise RunnerError(f"output {s.name!r}: {len(raw)} bytes, expected {s.nbytes}")
+                outputs[s.name] = np.frombuffer(raw, dtype=np.dtype(s.dtype).newbyteorder("<")
+                                                ).astype(s.dtype).reshape(s.shape)
+        return RunResult(outputs, [float(t) for t in report["latency_s"]],
+                         {"runner": self.name, "executable": str(exe), **report})
