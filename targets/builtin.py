@@ -1,16 +1,35 @@
-"""Built-in targets. Each registers itself in `TARGETS` on import."""
+"""Built-in targets. Each registers itself in `TARGETS` on import.
+
+Generic cores are the QEMU machines that model them (their memory map is QEMU's, checked
+against hw/arm/mps2.c and hw/arm/mps2-tz.c of QEMU 7.2); real boards are variants of
+these cores made with `dataclasses.replace` in `targets/boards.py`.
+"""
 
 from __future__ import annotations
 
 from targets.registry import Registry
-from targets.target import Target, Toolchain
+from targets.target import MemoryRegion, Target, Toolchain
 
 TARGETS: Registry[Target] = Registry("target")
+
+KIB = 1024
+MIB = 1024 * KIB
+
+# Flags shared by every Cortex-M build: size-friendly sections, no libc startup files.
+_CM_COMMON = ("-O2", "-std=c99", "-mthumb", "-ffunction-sections", "-fdata-sections")
+_CM_LDFLAGS = ("-nostartfiles", "-Wl,--gc-sections", "--specs=nano.specs")
 
 
 def register_target(target: Target) -> Target:
     """Registers `target` under `target.name`."""
     return TARGETS.register(target.name, target)
+
+
+def cortex_m_toolchain(*cpu_flags: str) -> Toolchain:
+    """The arm-none-eabi toolchain with `cpu_flags` (-mcpu, FPU and float ABI)."""
+    return Toolchain(cc="arm-none-eabi-gcc", cflags=(*cpu_flags, *_CM_COMMON),
+                     ldflags=(*cpu_flags, "-mthumb", *_CM_LDFLAGS),
+                     objcopy="arm-none-eabi-objcopy", size="arm-none-eabi-size")
 
 
 HOST = register_target(
@@ -24,3 +43,65 @@ HOST = register_target(
         runner="host",
     )
 )
+
+# MPS2 FPGA images AN386 (M4) and AN500 (M7): ZBT SSRAM1 (code) at 0, SSRAM2/3 (data) at
+# 0x2000_0000, 4 MiB each; CMSDK UART0 at 0x4000_4000; SYSCLK 25 MHz drives SysTick.
+_MPS2_CODE = MemoryRegion("FLASH", 0x00000000, 4 * MIB)
+_MPS2_DATA = MemoryRegion("SRAM", 0x20000000, 4 * MIB)
+
+CORTEX_M4 = register_target(
+    Target(
+        name="cortex-m4",
+        description="Arm Cortex-M4F (DSP, single-precision FPU) on QEMU mps2-an386",
+        isa="armv7e-m", cpu="cortex-m4", features=frozenset({"fpu", "dsp"}),
+        clock_hz=25_000_000, flash=_MPS2_CODE, sram=_MPS2_DATA,
+        toolchain=cortex_m_toolchain("-mcpu=cortex-m4", "-mfloat-abi=hard",
+                                     "-mfpu=fpv4-sp-d16"),
+        tvm_target={"kind": "c"}, emulator="mps2-an386", runner="qemu",
+        stack_bytes=16 * KIB, port="qemu-mps", uart_base=0x40004000,
+    )
+)
+
+CORTEX_M7 = register_target(
+    Target(
+        name="cortex-m7",
+        description="Arm Cortex-M7 (DSP, double-precision FPU) on QEMU mps2-an500",
+        isa="armv7e-m", cpu="cortex-m7", features=frozenset({"fpu", "fpu-dp", "dsp"}),
+        clock_hz=25_000_000, flash=_MPS2_CODE, sram=_MPS2_DATA,
+        toolchain=cortex_m_toolchain("-mcpu=cortex-m7", "-mfloat-abi=hard", "-mfpu=fpv5-d16"),
+        tvm_target={"kind": "c"}, emulator="mps2-an500", runner="qemu",
+        stack_bytes=16 * KIB, port="qemu-mps", uart_base=0x40004000,
+    )
+)
+
+# MPS3 AN547 (SSE-300): the core boots (secure) from the ITCM at 0; code goes to the
+# 2 MiB SRAM at 0x0100_0000, data to the 4 MiB "sram 2" at 0x2100_0000; MAINCLK 32 MHz.
+CORTEX_M55 = register_target(
+    Target(
+        name="cortex-m55",
+        description="Arm Cortex-M55 (Helium/MVE, FPU) on QEMU mps3-an547",
+        isa="armv8.1-m.main", cpu="cortex-m55",
+        features=frozenset({"fpu", "fpu-dp", "dsp", "mve", "mve-fp"}),
+        clock_hz=32_000_000,
+        boot=MemoryRegion("ITCM", 0x00000000, 512 * KIB),
+        flash=MemoryRegion("FLASH", 0x01000000, 2 * MIB),
+        sram=MemoryRegion("SRAM", 0x21000000, 4 * MIB),
+        toolchain=cortex_m_toolchain("-mcpu=cortex-m55", "-mfloat-abi=hard"),
+        tvm_target={"kind": "c"}, emulator="mps3-an547", runner="qemu",
+        stack_bytes=16 * KIB, port="qemu-mps", uart_base=0x59303000,
+    )
+)
+
+AARCH64_LINUX = register_target(
+    Target(
+        name="aarch64-linux",
+        description="Cortex-A class boards (AArch64 Linux); qemu-aarch64 user mode here",
+        isa="aarch64", cpu="cortex-a53", features=frozenset({"neon", "fpu"}),
+        toolchain=Toolchain(cc="aarch64-linux-gnu-gcc", cflags=("-O2", "-std=c99"),
+                            ldflags=("-static",), objcopy="aarch64-linux-gnu-objcopy",
+                            size="aarch64-linux-gnu-size"),
+        tvm_target={"kind": "c"}, emulator="qemu-aarch64", runner="qemu-user",
+    )
+)
+
+import targets.boards  # noqa: E402,F401  (registers the board variants)

@@ -47,6 +47,13 @@ class Target:
         emulator: QEMU machine name ("mps2-an386"), "qemu-aarch64", or None.
         runner: "host", "qemu", "qemu-user", "serial" or "vela".
         board: board name for board variants, None for generic cores.
+        boot: where the vector table must sit when it is not the start of `flash`
+            (the Cortex-M55 of mps3-an547 boots from its ITCM at 0x0), or None.
+        stack_bytes: main stack reserved by the firmware linker script (0: host).
+        port: folder under runtime/ports/ with the board's timer and I/O, or None.
+        uart_base: address of the console UART the port drives (CMSDK UART), or None.
+        npu: an attached accelerator ("ethos-u55"), or None; qanas code runs on the CPU.
+        flash_command: how a user flashes the board (documented default; overridable).
     """
 
     name: str
@@ -62,6 +69,12 @@ class Target:
     emulator: str | None = None
     runner: str = "host"
     board: str | None = None
+    boot: MemoryRegion | None = None
+    stack_bytes: int = 0
+    port: str | None = None
+    uart_base: int | None = None
+    npu: str | None = None
+    flash_command: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         """JSON-friendly summary (used by `qanas targets --json`)."""
@@ -77,4 +90,14 @@ class Target:
             "emulator": self.emulator,
             "runner": self.runner,
             "board": self.board,
+            "memory": {
+                kind: {"origin": hex(r.origin), "size": r.size, "name": r.name}
+                for kind, r in (("flash", self.flash), ("sram", self.sram), ("boot", self.boot))
+                if r is not None
+            },
+            "stack_bytes": self.stack_bytes,
+            "toolchain": {"cc": self.toolchain.cc, "cflags": list(self.toolchain.cflags),
+                          "ldflags": list(self.toolchain.ldflags)},
+            "tvm_target": dict(self.tvm_target),
+            "npu": self.npu,
         }

@@ -1,0 +1,126 @@
+"""`qanas bench DIR|MODEL.onnx --target T [--runner qemu|host|qemu-user|serial:PORT]`.
+
+Runs the compiled model on the runner and, as the reference, the host build of the same
+emitted C on the same input; prints latency (median/min/max in the runner's unit:
+instructions under QEMU, cycles on a board, seconds on the host), flash and SRAM, and
+whether the outputs match the host bit for bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from qanas.cli.command import Command
+
+
+def random_inputs(specs, seed: int) -> list[np.ndarray]:
+    """Seeded inputs: full-range integers for integer inputs, N(0, 1) for float inputs."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in specs:
+        dtype = np.dtype(s.dtype)
+        if dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            out.append(rng.integers(info.min, info.max, size=s.shape, endpoint=True,
+                                    dtype=dtype))
+        else:
+            out.append(rng.standard_normal(s.shape).astype(dtype))
+    return out
+
+
+def compile_if_model(model: str, target, out: str | None, planner: str = "greedy",
+                     force: bool = False) -> Path:
+    """`model` itself when it is a compiled project, else compiles it into `out`."""
+    path = Path(model)
+    if path.is_dir():
+        if not (path / "compile.json").is_file():
+            raise FileNotFoundError(f"{path} is not a compiled project (no compile.json)")
+        return path
+    if not path.is_file():
+        raise FileNotFoundError(f"model {model} not found")
+    if out is None:
+        out = tempfile.mkdtemp(prefix="qanas-bench-")
+    from compiler.driver import compile_model
+
+    compile_model(str(path), target, out, planner=planner, force=force)
+    return Path(out)
+
+
+def make_runner(spec: str | None, target, warmup: int, per_layer: bool):
+    """A runner from --runner: qemu, host, qemu-user or serial:PORT (default: the target's)."""
+    from runtime.runners import get_runner
+
+    spec = spec or target.runner
+    if spec.startswith("serial"):
+        port = spec.partition(":")[2]
+        if not port:
+            raise ValueError("--runner serial needs a port: serial:/dev/ttyACM0 or "
+                             "serial:socket://HOST:PORT")
+        return get_runner("serial", port=port, target=target, warmup=warmup,
+                          profile_layers=per_layer)
+    if spec == "qemu":
+        return get_runner("qemu", target=target, warmup=warmup, profile_layers=per_layer)
+    if spec == "qemu-user":
+        return get_runner("qemu-user", target=target)
+    if spec == "host":
+        from runtime.runners.firmware_base import HostReferenceRunner
+
+        return HostReferenceRunner()
+    return get_runner(spec)
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="compiled project directory or ONNX model")
+    parser.add_argument("--target", required=True, help="target, e.g. cortex-m4")
+    parser.add_argument("--runner", default=None,
+                        help="qemu | host | qemu-user | serial:PORT (default: the target's)")
+    parser.add_argument("--out", help="where to compile an ONNX model (default: a temp dir)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs (default 3)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
+    parser.add_argument("--per-layer", action="store_true", help="time every kernel")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the input")
+    parser.add_argument("--force", action="store_true", help="overwrite --out")
+
+
+def _run(args: argparse.Namespace) -> dict:
+    from runtime.runners.base import read_io
+    from targets import get_target
+
+    target = get_target(args.target)
+    project = compile_if_model(args.model, target, args.out, force=args.force)
+    in_specs, _ = read_io(project)
+    inputs = {s.name: a for s, a in zip(in_specs, random_inputs(in_specs, args.seed), strict=True)}
+    runner = make_runner(args.runner, target, args.warmup, args.per_layer)
+    result = runner.run(project, inputs, repeats=args.repeats)
+    from runtime.runners.firmware_base import HostReferenceRunner
+
+    reference = HostReferenceRunner().run(project, inputs) if runner.name != "host" else result
+    diffs = [float(np.max(np.abs(result.outputs[k].astype(np.float64)
+                                 - reference.outputs[k].astype(np.float64)), initial=0.0))
+             for k in reference.outputs]
+    match = all(np.array_equal(result.outputs[k], reference.outputs[k])
+                for k in reference.outputs)
+    proto = result.protocol
+    values = proto.get("latency", result.latency_s)
+    unit = proto.get("unit", "seconds")
+    sram = proto.get("sram_bytes") or {"arena": proto.get("arena_bytes"), "stack_peak": None,
+                                       "static": None}
+    return {
+        "target": target.name, "runner": runner.name, "project": str(project),
+        "latency": {"median": statistics.median(values), "min": min(values),
+                    "max": max(values), "unit": unit, "runs": len(values)},
+        "flash_bytes": proto.get("flash_bytes"),
+        "sram_bytes": {k: sram.get(k) for k in ("arena", "stack_peak", "static")},
+        "outputs_match": bool(match), "max_abs_diff": max(diffs, default=0.0),
+        "reference": "host build of the same C" if runner.name != "host" else "itself",
+        "layers": proto.get("layers", []), "protocol": proto,
+    }
+
+
+COMMAND = Command("bench", "run a compiled model on a runner (QEMU, host, board) and "
+                  "compare with the host build", _add_arguments, _run)

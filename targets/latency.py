@@ -1,0 +1,123 @@
+"""Analytic latency model: cycles from MACs and bytes per layer, with coefficients per CPU.
+
+This is a *model*, not a measurement. Each layer costs
+
+    cycles(layer) = max(MACs / macs_per_cycle[class], bytes / bytes_per_cycle) + cycles_per_layer
+
+where the class is ``conv`` (dense k×k), ``pointwise`` (1×1), ``depthwise``
+(groups == channels) or ``linear``; bytes are the int8 input and output
+activations plus int8 weights; elementwise, pooling, resize and concat layers are
+bounded by bytes alone. The coefficients below are rough sustained int8
+throughputs of CMSIS-NN-style kernels (Cortex-M) and of auto-vectorised C
+(application cores), chosen to rank subnets, not to predict wall time. The
+per-block lookup table measured under QEMU / on boards replaces this model
+where it exists (``qanas.search.hw.LatencyModel``).
+
+Depends on nothing but `targets.cost` (the layer descriptors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from targets.cost import LayerSpec
+from targets.registry import Registry
+
+LAYER_CLASSES = ("conv", "pointwise", "depthwise", "linear")
+
+
+@dataclass(frozen=True)
+class LatencyCoefficients:
+    """Throughput coefficients of one CPU kind.
+
+    Attributes:
+        name: CPU or ISA name it applies to (matched against `Target.cpu`, then `Target.isa`).
+        macs_per_cycle: sustained int8 MACs per cycle per layer class (`LAYER_CLASSES`).
+        bytes_per_cycle: sustained activation/weight bytes moved per cycle.
+        cycles_per_layer: fixed cost of one kernel call (loop setup, requant tables).
+        rationale: where the numbers come from.
+    """
+
+    name: str
+    macs_per_cycle: Mapping[str, float]
+    bytes_per_cycle: float
+    cycles_per_layer: float
+    rationale: str = ""
+    extra: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        missing = set(LAYER_CLASSES) - set(self.macs_per_cycle)
+        if missing:
+            raise ValueError(f"{self.name}: macs_per_cycle lacks classes {sorted(missing)}")
+        if min(self.macs_per_cycle.values()) <= 0 or self.bytes_per_cycle <= 0:
+            raise ValueError(f"{self.name}: throughputs must be positive")
+
+
+COEFFICIENTS: Registry[LatencyCoefficients] = Registry("latency coefficient set")
+
+
+def _register(c: LatencyCoefficients) -> LatencyCoefficients:
+    return COEFFICIENTS.register(c.name, c)
+
+
+_register(LatencyCoefficients(
+    "cortex-m4", {"conv": 0.9, "pointwise": 1.1, "depthwise": 0.45, "linear": 1.0}, 2.0, 400.0,
+    "DSP extension: SMLAD does 2 16-bit MACs/cycle; int8 operands are widened first, so "
+    "CMSIS-NN-style kernels sustain about 1 MAC/cycle, depthwise about half of that"))
+_register(LatencyCoefficients(
+    "cortex-m7", {"conv": 1.6, "pointwise": 1.9, "depthwise": 0.8, "linear": 1.7}, 4.0, 300.0,
+    "dual-issue M4 DSP pipeline with 64-bit loads: about 1.7x the M4 per cycle"))
+_register(LatencyCoefficients(
+    "cortex-m55", {"conv": 6.0, "pointwise": 7.0, "depthwise": 2.5, "linear": 6.0}, 8.0, 300.0,
+    "Helium/MVE: 16 int8 MACs per beat-pair (VMLADAV), about half sustained"))
+_register(LatencyCoefficients(
+    "aarch64", {"conv": 8.0, "pointwise": 10.0, "depthwise": 3.0, "linear": 9.0}, 8.0, 2000.0,
+    "NEON int8 dot products through auto-vectorised C on an in-order A53-class core"))
+_register(LatencyCoefficients(
+    "native", {"conv": 12.0, "pointwise": 16.0, "depthwise": 4.0, "linear": 14.0}, 16.0, 5000.0,
+    "x86-64 SSE/AVX2 auto-vectorised C at -O2 (host runner); call overhead includes the packed "
+    "calling convention"))
+
+
+def coefficients_for(cpu: str, isa: str = "") -> LatencyCoefficients:
+    """The coefficients for a CPU (falling back to its ISA); unknown names list the known ones.
+
+    Example:
+        >>> coefficients_for("cortex-m7").name
+        'cortex-m7'
+    """
+    for key in (cpu, isa):
+        if key in COEFFICIENTS:
+            return COEFFICIENTS.get(key)
+    known = ", ".join(COEFFICIENTS.names())
+    raise KeyError(f"no latency coefficients for cpu {cpu!r} / isa {isa!r}; known: {known}. "
+                   "Add a LatencyCoefficients entry in targets/latency.py")
+
+
+def layer_class(layer: LayerSpec) -> str | None:
+    """`LAYER_CLASSES` entry of a MAC-bearing layer, or None for byte-bound layers."""
+    if layer.op == "linear":
+        return "linear"
+    if layer.op != "conv":
+        return None
+    if layer.groups > 1 and layer.groups == layer.in_channels:
+        return "depthwise"
+    if layer.kernel == (1, 1):
+        return "pointwise"
+    return "conv"
+
+
+def layer_cycles(layer: LayerSpec, coeffs: LatencyCoefficients) -> float:
+    """Modelled cycles of one layer (see the module docstring)."""
+    moved = layer.input_elements + layer.output_elements + layer.params
+    cycles = moved / coeffs.bytes_per_cycle
+    cls = layer_class(layer)
+    if cls is not None:
+        cycles = max(cycles, layer.macs / coeffs.macs_per_cycle[cls])
+    return cycles + coeffs.cycles_per_layer
+
+
+def analytic_cycles(layers: Iterable[LayerSpec], coeffs: LatencyCoefficients) -> float:
+    """Modelled cycles of a whole network (`act` specs are fused into their conv: no cost)."""
+    return float(sum(layer_cycles(layer, coeffs) for layer in layers if layer.op != "act"))

@@ -1,0 +1,37 @@
+"""Shared by the firmware and runner tests: a compiled int8 project and its host reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from qanas.cli.commands.bench import random_inputs
+from runtime.runners.base import read_io
+from runtime.runners.firmware_base import HostReferenceRunner
+
+
+def compile_int8_conv(directory: Path, target: str = "cortex-m4", seed: int = 0) -> Path:
+    """A Brevitas int8 conv model (tests/qdq_models.py) compiled into `directory`/project."""
+    from compiler.driver import compile_model
+    from tests.qdq_models import brevitas_conv_model
+
+    onnx_path = brevitas_conv_model(Path(directory), seed=seed)
+    result = compile_model(onnx_path, target, Path(directory) / "project")
+    assert result.quantized, "the fixture must be an integer-only int8 model"
+    return result.out_dir
+
+
+def inputs_and_reference(project: Path, seed: int = 0):
+    """Seeded inputs of `project` and the outputs of its host build on them."""
+    in_specs, _ = read_io(project)
+    inputs = {s.name: a for s, a in zip(in_specs, random_inputs(in_specs, seed), strict=True)}
+    return inputs, HostReferenceRunner().run(project, inputs).outputs
+
+
+def assert_bit_exact(outputs: dict, reference: dict) -> None:
+    """Same names, dtypes, shapes and bytes."""
+    assert set(outputs) == set(reference)
+    for name, ref in reference.items():
+        assert outputs[name].dtype == ref.dtype and outputs[name].shape == ref.shape
+        np.testing.assert_array_equal(outputs[name], ref)
