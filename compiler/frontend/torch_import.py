@@ -34,7 +34,7 @@ def import_exported_program(program: torch.export.ExportedProgram) -> ImportedMo
     main = mod["main"]
     in_names = [s.arg.name for s in program.graph_signature.input_specs
                 if s.kind == torch.export.graph_signature.InputKind.USER_INPUT]
-    ret = main.ret_type
+    ret = main.ret_ty
     out_types = list(ret.fields) if isinstance(ret, relax.TupleType) else [ret]
     out_names = [f"output_{i}" for i in range(len(out_types))]
     return ImportedModel(

@@ -1,0 +1,189 @@
+"""The default schedule of a fused kernel for CPU / MCU C code generation.
+
+``relax.get_pipeline("zero")`` leaves every fused PrimFunc as a sequence of unscheduled
+loop nests, one per operator: the (zero-point) padded input copy, the int32 accumulator
+of a convolution, and each requantization step (cast to int64, add bias, multiply,
+shift, round, clip, cast to int8) all write a full-size temporary, which TVM turns into
+``TVMBackendAllocWorkspace`` scratch. `schedule_kernel` rewrites the loop nests with
+``tvm.s_tir.Schedule`` primitives so that no temporary is larger than one output pixel:
+
+1. `inline_elementwise`: ``compute_inline`` every block that is not a reduction, into its
+   consumers (the padding copy goes into the convolution's read, each requantization step
+   into the next), repeated until nothing more inlines; blocks that still remain are then
+   tried with ``reverse_compute_inline`` into their single producer;
+2. `fuse_epilogues`: for each reduction block (convolution, depthwise, matmul, pooling,
+   mean), its remaining consumer (the inlined epilogue) is moved with
+   ``reverse_compute_at`` under the reduction's innermost spatial loop, and the init is
+   hoisted out of the reduction loops with ``decompose_reduction``. The accumulator then
+   spans one output element; TVM's ``CompactBufferAllocation`` shrinks it to a 1-element
+   stack array instead of a workspace.
+
+Each rule is tried block by block: a ``ScheduleError`` (an unexpected PrimFunc structure)
+skips that block for that rule, logged at debug level, and the kernel keeps its
+unscheduled form there. The schedule never changes what is computed, only the loop
+structure and where temporaries live, so the numbers are the same bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_RULES: tuple[str, ...] = ("inline_elementwise", "fuse_epilogues")
+"""Rule names in the order `schedule_kernel` applies them."""
+
+
+def _is_reduction(sch, block) -> bool:
+    """The block has a reduction iterator (conv / matmul / pooling accumulators)."""
+    from tvm import tirx
+
+    return any(iv.iter_type == tirx.IterVar.CommReduce for iv in sch.get(block).iter_vars)
+
+
+def _top_level_blocks(sch) -> list:
+    """The blocks directly under the PrimFunc's root block, in program order."""
+    root = sch.get_sblock(sch.mod["main"].body.block.name_hint)
+    return list(sch.get_child_blocks(root))
+
+
+def _try(kernel: str, rule: str, block_name: str, action: Callable[[], object]) -> bool:
+    """Runs one schedule primitive; a ScheduleError is logged and reported as False."""
+    from tvm.s_tir.schedule import ScheduleError
+
+    try:
+        action()
+    except ScheduleError as err:
+        first_line = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        log.debug("schedule %s: rule %s skipped block %s: %s", kernel, rule, block_name,
+                  first_line)
+        return False
+    return True
+
+
+def inline_elementwise(sch, kernel: str = "") -> int:
+    """Inlines every non-reduction block into its consumers, then into its producer.
+
+    ``compute_inline`` needs a block that writes one buffer with plain indices and is not
+    the function's output; the output block is instead folded backwards into its producer
+    with ``reverse_compute_inline`` when that producer is itself elementwise. Inlining
+    one block can enable another, so both passes repeat until a fixed point.
+
+    Args:
+        sch: a `tvm.s_tir.Schedule` over a module with one function, ``main``.
+        kernel: kernel name, for the debug log.
+
+    Returns:
+        How many blocks were inlined.
+    """
+    inlined = 0
+    for primitive in (sch.compute_inline, sch.reverse_compute_inline):
+        progress = True
+        while progress:
+            progress = False
+            for block in _top_level_blocks(sch):
+                if _is_reduction(sch, block):
+                    continue
+                name = sch.get(block).name_hint
+                if _try(kernel, primitive.__name__, name, lambda b=block: primitive(b)):
+                    inlined += 1
+                    progress = True
+                    break  # block handles are stale once the tree changed
+    return inlined
+
+
+def _spatial_prefix(sch, block) -> tuple[list, list]:
+    """Splits the loops above `block` into the outer spatial ones and the rest.
+
+    A loop is a reduction loop when its variable appears in the binding of a reduction
+    iterator; the spatial prefix ends at the first such loop.
+    """
+    from tvm import tirx
+    from tvm_ffi import get_global_func
+
+    realize = get_global_func("s_tir.schedule.GetSBlockRealize")(sch, block)
+    reduce_vars = set()
+    for iv, value in zip(realize.block.iter_vars, realize.iter_values, strict=True):
+        if iv.iter_type == tirx.IterVar.CommReduce:
+            reduce_vars.update(tirx.analysis.undefined_vars(value))
+    loops = list(sch.get_loops(block))
+    for i, loop in enumerate(loops):
+        if sch.get(loop).loop_var in reduce_vars:
+            return loops[:i], loops[i:]
+    return loops, []
+
+
+def fuse_epilogues(sch, kernel: str = "") -> int:
+    """Moves each reduction's consumer under its output loops; hoists the init.
+
+    Args:
+        sch: a `tvm.s_tir.Schedule` over a module with one function, ``main``.
+        kernel: kernel name, for the debug log.
+
+    Returns:
+        How many reductions had their epilogue fused.
+    """
+    reductions = [sch.get(b).name_hint for b in _top_level_blocks(sch) if _is_reduction(sch, b)]
+    fused = 0
+    for name in reductions:
+        block = sch.get_sblock(name)
+        spatial, reduce = _spatial_prefix(sch, block)
+        consumers = list(sch.get_consumers(block))
+        if spatial and len(consumers) == 1:
+            consumer_name = sch.get(consumers[0]).name_hint
+            if _try(kernel, "reverse_compute_at", consumer_name,
+                    lambda c=consumers[0], loop=spatial[-1]: sch.reverse_compute_at(c, loop)):
+                fused += 1
+        elif len(consumers) > 1:
+            log.debug("schedule %s: rule fuse_epilogues skipped block %s: %d consumers",
+                      kernel, name, len(consumers))
+        if reduce:
+            _try(kernel, "decompose_reduction", name,
+                 lambda b=block, loop=reduce[0]: sch.decompose_reduction(b, loop))
+    return fused
+
+
+_RULE_FUNCS: dict[str, Callable] = {"inline_elementwise": inline_elementwise,
+                                    "fuse_epilogues": fuse_epilogues}
+
+
+def schedule_kernel(func, kernel: str = "", rules: tuple[str, ...] = SCHEDULE_RULES):
+    """Applies the default schedule to one fused PrimFunc.
+
+    Args:
+        func: a ``tvm.tirx.PrimFunc`` as FuseTIR leaves it (blocks with iterators).
+        kernel: kernel name, for the debug log.
+        rules: which of `SCHEDULE_RULES` to apply, in order.
+
+    Returns:
+        The scheduled PrimFunc (the same object when nothing applied). Its attributes,
+        such as ``global_symbol``, are kept.
+
+    Raises:
+        ValueError: an unknown rule name.
+
+    Example:
+        >>> scheduled = schedule_kernel(mod["fused_conv2d_add"], "fused_conv2d_add")  # doctest: +SKIP
+    """
+    import tvm
+    from tvm import s_tir
+    from tvm.s_tir.schedule import ScheduleError
+
+    unknown = [r for r in rules if r not in _RULE_FUNCS]
+    if unknown:
+        raise ValueError(f"unknown schedule rule(s) {unknown}; valid: {list(SCHEDULE_RULES)}")
+    try:
+        sch = s_tir.Schedule(tvm.IRModule({"main": func}))
+        _top_level_blocks(sch)
+    except (ScheduleError, AttributeError, tvm.TVMError) as err:
+        log.debug("schedule %s: not a schedulable block PrimFunc, left as is: %s", kernel, err)
+        return func
+    for rule in rules:
+        backup = sch.copy()
+        try:
+            _RULE_FUNCS[rule](sch, kernel)
+        except ScheduleError as err:  # a primitive outside `_try`: drop this rule's edits
+            log.debug("schedule %s: rule %s failed, rule undone: %s", kernel, rule, err)
+            sch = backup
+    return sch.mod["main"]
