@@ -18,6 +18,7 @@ from compiler.frontend.model import ImportedModel
 from compiler.passes.boundary import find_float_op, strip_boundary
 from compiler.passes.canonicalize_uint8 import CanonicalizeUint8
 from compiler.passes.fold_clamp import FoldIntegerClamp
+from compiler.passes.hoist_dequantize import HoistDequantize
 from compiler.passes.lower_concat import LowerQuantizedConcat
 from compiler.passes.lower_conv import LowerQuantizedConv2d
 from compiler.passes.lower_elementwise import LowerQuantizedElementwise
@@ -37,6 +38,7 @@ def integer_lowering() -> tvm.transform.Pass:
     return tvm.transform.Sequential(
         [
             CanonicalizeUint8(),
+            HoistDequantize(),
             LowerQuantizedConv2d(),
             LowerQuantizedMatmul(),
             LowerQuantizedElementwise(),
@@ -78,6 +80,7 @@ def lower_to_integer(imported: ImportedModel) -> ImportedModel:
 __all__ = [
     "CanonicalizeUint8",
     "FoldIntegerClamp",
+    "HoistDequantize",
     "LowerQuantizedAvgPool",
     "LowerQuantizedConcat",
     "LowerQuantizedConv2d",

@@ -1,0 +1,78 @@
+"""HoistDequantize: ``concat(dq(x_1), ..., dq(x_k))`` → ``dq(concat(x_1, ..., x_k))``.
+
+Brevitas aligns the scales of tensors that meet in a concatenation (they share one
+quantizer) and exports no QuantizeLinear after the Concat: the concatenated float
+tensor feeds the next layer directly. When every input is dequantized with the same
+per-tensor scale, zero point and storage type, concatenating the integers and
+dequantizing once is exact, and it hands the consumer (a quantized conv, or a plain
+requantization) the ``dequantize`` input its lowering pattern expects. Inputs with
+different quantization are left alone: `LowerQuantizedConcat` handles those when a
+quantize follows.
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import relax
+from tvm.relax.expr_functor import PyExprMutator, mutator
+
+from compiler.passes._common import dtype_of, is_op, qparams_of
+
+
+@mutator
+class DequantizeHoister(PyExprMutator):
+    """Moves a shared dequantize from the inputs of a concat to its output."""
+
+    def __init__(self, mod: tvm.IRModule | None = None):
+        super().__init__(mod)
+        self.binds: dict[relax.Var, relax.Expr] = {}
+
+    def lower_function(self, func: relax.Function) -> relax.Function:
+        """Rewrites ``func`` and drops the bindings left dead."""
+        self.binds = {}
+        if isinstance(func.body, relax.SeqExpr):
+            for block in func.body.blocks:
+                for b in block.bindings:
+                    if isinstance(b, relax.VarBinding):
+                        self.binds[b.var] = b.value
+        return relax.analysis.remove_all_unused(self.visit_expr(func))
+
+    def _producer(self, expr: relax.Expr) -> relax.Expr:
+        while isinstance(expr, relax.Var) and expr in self.binds:
+            expr = self.binds[expr]
+        return expr
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:  # noqa: D102 - visitor hook
+        new = super().visit_call_(call)
+        if not is_op(call, "relax.concat"):
+            return new
+        fields = self._producer(call.args[0])
+        if not isinstance(fields, relax.Tuple) or not fields.fields:
+            return new
+        dqs = [self._producer(f) for f in fields.fields]
+        if not all(is_op(d, "relax.dequantize") for d in dqs):
+            return new
+        params = [qparams_of(d, dtype_of(d.args[0])) for d in dqs]
+        if any(p is None or not p.per_tensor for p in params):
+            return new
+        first = params[0]
+        if any((p.s, p.zp, p.dtype) != (first.s, first.zp, first.dtype) for p in params[1:]):
+            return new
+        ints = [self.visit_expr(d.args[0]) for d in dqs]
+        joined = self.builder_.emit(relax.op.concat(ints, axis=int(call.attrs.axis)))
+        dq = dqs[0]
+        return relax.op.dequantize(joined, dq.args[1], dq.args[2], axis=int(dq.attrs.axis),
+                                   out_dtype=str(dq.attrs.out_dtype))
+
+
+def HoistDequantize():  # noqa: N802 - TVM pass naming
+    """The pass: shared dequantizes move from concat inputs to its output."""
+
+    def transform(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        updates = {gv: DequantizeHoister(mod).lower_function(func)
+                   for gv, func in mod.functions.items() if isinstance(func, relax.Function)}
+        for gv, func in updates.items():
+            mod[gv] = func
+        return mod
+
+    return tvm.transform.module_pass(transform, opt_level=0, name="HoistDequantize")
