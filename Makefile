@@ -23,7 +23,7 @@ toolchains:
 	bash scripts/install_toolchains.sh
 
 demo: $(STAMP)
-	$(VENV)/bin/qanas demo
+	$(VENV)/bin/qanas demo --force $(DEMO_ARGS)
 
 test: $(STAMP)
 	bash scripts/install_toolchains.sh

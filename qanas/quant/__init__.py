@@ -1,1 +1,18 @@
-"""qanas.quant."""
+"""qanas.quant: Brevitas int8 quantization, calibration, ONNX QDQ export and QAT."""
+
+from qanas.quant.brevitas_quant import calibrate, fold_batchnorm, quantize_model
+from qanas.quant.errors import ExportError, QuantizationError
+from qanas.quant.export import compare_with_onnx, export_qdq, run_onnx
+from qanas.quant.spec import QuantSpec
+
+__all__ = [
+    "ExportError",
+    "QuantSpec",
+    "QuantizationError",
+    "calibrate",
+    "compare_with_onnx",
+    "export_qdq",
+    "fold_batchnorm",
+    "quantize_model",
+    "run_onnx",
+]

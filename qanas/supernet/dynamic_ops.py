@@ -75,7 +75,12 @@ class DynamicConv2d(nn.Module):
         in_ch = x.shape[1]
         pad = self.dilation * (self.active_kernel - 1) // 2
         groups = in_ch if self.depthwise else 1
-        return F.conv2d(x, self.active_weight(in_ch), None, self.stride, pad, self.dilation, groups)
+        weight = self.active_weight(in_ch)
+        # Optional QAT hook (qanas.quant.qat): fake-quantizes the *sliced* weight.
+        fake_quant = getattr(self, "weight_fake_quant", None)
+        if fake_quant is not None:
+            weight = fake_quant(weight)
+        return F.conv2d(x, weight, None, self.stride, pad, self.dilation, groups)
 
     def to_static(self, in_ch: int) -> nn.Conv2d:
         """An `nn.Conv2d` with the active slice copied in."""

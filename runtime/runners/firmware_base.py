@@ -7,7 +7,6 @@ cycles on a board), runs, warm-up, toolchain and flags, compiler version.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from runtime.firmware import (
 )
 from runtime.runners.base import (
     Runner,
-    RunnerError,
     RunResult,
     TensorSpec,
     check_inputs,
@@ -122,24 +120,6 @@ class FirmwareRunner(Runner):
         return RunResult(report.arrays(out_specs), latency_s, protocol)
 
 
-class HostReferenceRunner(HostRunner):
-    """The host build of a project compiled for any target: the reference the firmware
-    outputs are compared with bit for bit.
-
-    A project compiled for a Cortex-M target has arm-none-eabi-gcc in its Makefile; this
-    runner overrides the compiler with the host's (``host`` target flags) and builds into
-    ``build-host/`` so the project's own build folder is left alone.
-    """
-
-    name = "host"
-
-    def build(self, project_dir: Path) -> Path:
-        """`make` with the host compiler into build-host/; returns build-host/host_main."""
-        tc = get_target("host").toolchain
-        project_dir = Path(project_dir)
-        cmd = ["make", "-s", "-C", str(project_dir), f"-j{self.jobs}", "all", f"CC={tc.cc}",
-               "AR=ar", f"CFLAGS={' '.join(tc.cflags)}", "BUILD=build-host"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RunnerError(f"host build of {project_dir} failed:\n{proc.stdout}{proc.stderr}")
-        return project_dir / "build-host" / "host_main"
+# The host build of a project compiled for any target is what `HostRunner` builds; the
+# name is kept for callers that say what the run is for: the firmware's reference.
+HostReferenceRunner = HostRunner

@@ -16,10 +16,19 @@ from pathlib import Path
 import numpy as np
 
 from runtime.runners.base import Runner, RunnerError, RunResult, check_inputs, read_io
+from targets import get_target
+
+
+def _project_target(project_dir: Path) -> str:
+    """The target a project was compiled for (from its compile.json; "host" if unknown)."""
+    try:
+        return json.loads((Path(project_dir) / "compile.json").read_text()).get("target", "host")
+    except (OSError, json.JSONDecodeError):
+        return "host"
 
 
 class HostRunner(Runner):
-    """Builds with the project's Makefile (host gcc) and runs build/host_main.
+    """Builds the project natively (host gcc) and runs its host harness.
 
     Args:
         jobs: parallel make jobs.
@@ -33,15 +42,27 @@ class HostRunner(Runner):
         self.cflags = cflags
 
     def build(self, project_dir: Path) -> Path:
-        """Runs `make` in `project_dir`; returns build/host_main."""
+        """Builds the host harness with the host compiler; returns the executable.
+
+        A project compiled for the host builds with its own Makefile flags into
+        ``build/``. A project compiled for another target (its Makefile names that
+        target's cross compiler) is built with the host toolchain into ``build-host/``,
+        leaving the target's build alone: that host build is the reference the
+        firmware outputs are compared with bit for bit.
+        """
         project_dir = Path(project_dir)
         cmd = ["make", "-s", "-C", str(project_dir), f"-j{self.jobs}", "all"]
+        build_dir = "build"
+        if _project_target(project_dir) != "host":
+            tc = get_target("host").toolchain
+            build_dir = "build-host"
+            cmd += [f"CC={tc.cc}", "AR=ar", f"CFLAGS={' '.join(tc.cflags)}", f"BUILD={build_dir}"]
         if self.cflags is not None:
             cmd.append(f"CFLAGS={self.cflags}")
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise RunnerError(f"building {project_dir} failed:\n{proc.stdout}{proc.stderr}")
-        return project_dir / "build" / "host_main"
+            raise RunnerError(f"host build of {project_dir} failed:\n{proc.stdout}{proc.stderr}")
+        return project_dir / build_dir / "host_main"
 
     def run(self, project_dir: Path, inputs: Mapping[str, np.ndarray],
             repeats: int = 1) -> RunResult:

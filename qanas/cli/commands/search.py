@@ -1,0 +1,191 @@
+"""`qanas search`: multi-objective search over a trained supernet for one target.
+
+Example:
+    qanas search --supernet runs/sq/supernet.pt --target host --algo nsga2 --budget 200 \\
+        --out runs/sq-search --objectives miou,latency,sram --json
+
+Writes into DIR: `archive.sqlite` (every evaluated subnet, resumable), `front.json`,
+`front.csv`, `pareto.png` and `config.json`. `--resume` continues a killed run
+from its archive (finished subnets are not scored again); without it a DIR that
+already holds an archive is refused unless `--force` starts over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from qanas.cli.command import Command
+from qanas.errors import ConfigError
+from qanas.search.archive import ARCHIVE_NAME, EvalArchive, file_sha256, metric_set_key
+from qanas.search.problem import Budgets, Evaluator
+
+DEFAULT_VAL_FRACTION = 0.2
+
+
+@dataclass
+class ScorerSetup:
+    """What the search needs from a checkpoint: the scorer and the provenance of its scores."""
+
+    evaluator: Evaluator
+    space: object
+    num_classes: int
+    image_size: tuple[int, int]
+    checkpoint_sha256: str
+    metric_settings: dict
+
+
+class SupernetEvaluator:
+    """`Evaluator` over `qanas.score.SubnetScorer`: quantized and float mIoU of a subnet."""
+
+    def __init__(self, scorer):
+        self.scorer = scorer
+
+    def score(self, cfg) -> dict:
+        """Scores `cfg`; returns miou, miou_fp32, per-class IoU and seconds."""
+        result = self.scorer.score(cfg).to_dict()
+        return {k: result[k] for k in ("miou", "miou_fp32", "per_class", "seconds")}
+
+
+def build_scorer(args: argparse.Namespace) -> ScorerSetup:
+    """Loads the checkpoint and its datasets and builds the real scorer.
+
+    Tests replace this function (monkeypatch) to inject a cheap scorer.
+    """
+    import torch
+
+    from qanas.data import build_dataset, make_loader
+    from qanas.quant.spec import QuantSpec
+    from qanas.score import SubnetScorer
+    from qanas.train import load_supernet
+
+    torch.set_num_threads(max(1, int(os.environ.get("QANAS_THREADS", "1"))))
+    supernet, meta = load_supernet(args.supernet)
+    config = meta.get("config") or {}
+    image_size = tuple(args.image_size or meta["image_size"])
+    dataset = meta["dataset"]
+    root = args.data_root or config.get("data_root")
+    if isinstance(dataset, dict):  # {"name": ..., "root": ...} in checkpoints
+        root = args.data_root or dataset.get("root") or root
+        dataset = dataset["name"]
+    extra = {}
+    if dataset == "synthetic":
+        root = None
+        extra = {k: config[f"{s}_length"] for s, k in (("val", "length"),) if config.get(f"{s}_length")}
+
+    def loader(split: str, **kw):
+        ds = build_dataset(dataset, split, image_size=image_size, root=root, seed=args.seed, **kw)
+        return ds, make_loader(ds, batch_size=4, shuffle=False, seed=args.seed)
+
+    train_ds, train_loader = loader("train")
+    _, val_loader = loader("val", **extra)
+    spec = QuantSpec.from_dict(meta.get("quant_spec"))
+    scorer = SubnetScorer(supernet, train_loader, val_loader, spec, fraction=args.val_fraction,
+                          ignore_index=getattr(train_ds, "ignore_index", 255),
+                          image_size=image_size)
+    sha = file_sha256(args.supernet)
+    settings = {"checkpoint": sha, "dataset": dataset, "image_size": list(image_size),
+                "val_fraction": args.val_fraction, "quant_spec": spec.to_dict(), "seed": args.seed}
+    return ScorerSetup(SupernetEvaluator(scorer), supernet.space, supernet.num_classes,
+                       image_size, sha, settings)
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--supernet", required=True, help="checkpoint from `qanas train-supernet`")
+    parser.add_argument("--target", required=True, help="target name (see `qanas targets`)")
+    parser.add_argument("--algo", default="nsga2", help="nsga2 (default) or random")
+    parser.add_argument("--budget", type=int, required=True, help="subnets to evaluate")
+    parser.add_argument("--out", required=True, help="run directory")
+    parser.add_argument("--objectives", default="miou,latency,sram",
+                        help="comma-separated: miou, latency, sram, flash (default miou,latency,sram)")
+    parser.add_argument("--latency-budget", type=float,
+                        help="hard latency limit, in the latency model's unit (cycles)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the search and scoring")
+    parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"),
+                        help="deployment resolution (default: the checkpoint's)")
+    parser.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
+                        help="share of the validation set used for mIoU (default 0.2)")
+    parser.add_argument("--data-root", help="dataset folder (default: the checkpoint's)")
+    parser.add_argument("--resume", action="store_true", help="continue from DIR/archive.sqlite")
+    parser.add_argument("--force", action="store_true", help="discard an existing archive in DIR")
+
+
+def _open_archive(out: Path, resume: bool, force: bool) -> EvalArchive:
+    from qanas.utils.io import OutputExistsError
+
+    path = out / ARCHIVE_NAME
+    if resume and force:
+        raise ConfigError("--resume keeps the archive and --force discards it; pass one of them")
+    if resume and not path.exists():
+        raise ConfigError(f"--resume: no archive at {path}; start the run without --resume")
+    if path.exists() and not resume:
+        if not force:
+            raise OutputExistsError(f"{out} already holds a search archive; pass --resume to "
+                                    "continue it, --force to start over, or another --out")
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    return EvalArchive(path)
+
+
+def _run(args: argparse.Namespace) -> dict:
+    from qanas.search.algorithms import check_algorithm, run_search
+    from qanas.search.hw import HardwareCostModel
+    from qanas.search.problem import SubnetEvaluation, parse_objectives
+    from qanas.search.report import front_rows, write_front
+    from qanas.utils.io import write_run_metadata
+    from qanas.utils.progress import progress
+    from targets import get_target
+
+    objectives = parse_objectives(args.objectives)
+    check_algorithm(args.algo)
+    if args.budget < 1:
+        raise ConfigError(f"--budget must be a positive number of subnets, got {args.budget}")
+    target = get_target(args.target)
+    out = Path(args.out)
+    archive = _open_archive(out, args.resume, args.force)
+    try:
+        setup = build_scorer(args)
+        budgets = Budgets(sram_bytes=target.sram.size if target.sram else None,
+                          flash_bytes=target.flash.size if target.flash else None,
+                          latency=args.latency_budget)
+        hw = HardwareCostModel(setup.space, target, setup.image_size, setup.num_classes)
+        metric_set = metric_set_key(**setup.metric_settings)
+        config = {k: v for k, v in vars(args).items() if k not in ("json",)}
+        config.update(objectives=list(objectives), metric_set=metric_set,
+                      budgets=budgets.__dict__, space=setup.space.name,
+                      image_size=list(setup.image_size), metric_settings=setup.metric_settings)
+        write_run_metadata(out, config, args.seed)
+        evaluation = SubnetEvaluation(setup.space, hw, setup.evaluator, archive, metric_set,
+                                      budgets, setup.checkpoint_sha256, args.seed)
+        bar = progress(total=args.budget, desc=f"search {args.algo}", unit="subnet")
+
+        def report(done: int, front) -> None:
+            best = max((r.miou for r in front), default=float("nan"))
+            bar.update(max(0, min(done, args.budget) - bar.n))
+            bar.set_postfix(front=len(front), best_miou=f"{best:.4f}",
+                            cached=evaluation.cache_hits)
+
+        result = run_search(args.algo, evaluation, args.budget, args.seed, objectives, report)
+        bar.close()
+        summary = {"algorithm": args.algo, "target": target.name, "space": setup.space.name,
+                   "objectives": list(objectives), "budget": args.budget,
+                   "evaluated": len(result.records), "scored": result.scored,
+                   "cache_hits": result.cache_hits, "metric_set": metric_set,
+                   "budgets": budgets.__dict__, "checkpoint_sha256": setup.checkpoint_sha256}
+        paths = write_front(out, result, summary)
+    finally:
+        archive.close()
+    return {**summary, "front": front_rows(result.front),
+            "files": {k: str(v) for k, v in {**paths, "archive": out / ARCHIVE_NAME,
+                                              "config": out / "config.json"}.items()}}
+
+
+COMMAND = Command(
+    name="search",
+    help="search a trained supernet for the Pareto front of int8 mIoU vs latency/SRAM/flash",
+    add_arguments=_add_arguments,
+    run=_run,
+)

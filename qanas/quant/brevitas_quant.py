@@ -1,0 +1,308 @@
+"""Post-training int8 quantization of a static subnet with Brevitas graph mode.
+
+The flow is `fold_batchnorm` -> `quantize_model` -> `calibrate` -> `export_qdq`:
+
+1. The float model is traced with torch.fx and every BatchNorm is merged into the
+   convolution before it (`brevitas.graph.quantize.preprocess_for_quantize`).
+2. Ops that Brevitas's `quantize` leaves in float are followed by a requantizer
+   (`QuantIdentity`): elementwise products, resizes, average pools and the
+   network output. Brevitas itself quantizes the input, every activation, and
+   aligns the scales of the inputs of every residual add and concat, so the
+   exported QDQ graph lowers to integer Add / Concat.
+3. `brevitas.graph.quantize.quantize` swaps convolutions for `QuantConv2d`
+   (int8 per-channel weights, int32 bias) and activations for their quantized
+   versions, with quantizers built from a `QuantSpec`.
+
+Example:
+    >>> qmodel = quantize_model(float_model, QuantSpec())  # doctest: +SKIP
+    >>> calibrate(qmodel, calib_images)  # doctest: +SKIP
+    >>> export_qdq(qmodel, calib_images[0], "subnet.onnx")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+import warnings
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.fx import GraphModule, Node
+
+from qanas.quant.errors import QuantizationError
+from qanas.quant.export import export_qdq
+from qanas.quant.qat import strip_qat
+from qanas.quant.spec import QuantSpec
+
+__all__ = ["calibrate", "export_qdq", "fold_batchnorm", "quantize_model", "quant_maps"]
+
+# Ops that produce values off the input's quantization grid and that Brevitas's
+# `quantize` does not requantize by itself.
+_REQUANT_FUNCTIONS = (operator.mul, torch.mul, F.interpolate)
+_REQUANT_MODULES = (nn.AvgPool2d, nn.AdaptiveAvgPool2d)
+_NONNEG_ACTS = (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Hardsigmoid)
+_SIGN_PRESERVING_MODULES = (nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Identity, nn.MaxPool2d)
+_SIGN_PRESERVING_FUNCTIONS = (operator.mul, torch.mul, operator.add, torch.add, torch.cat,
+                              F.interpolate)
+SUPPORTED_MODULES = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid,
+                     nn.Sigmoid, nn.Identity, nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.MaxPool2d,
+                     nn.Dropout, nn.Linear)
+SUPPORTED_FUNCTIONS = (operator.add, operator.iadd, torch.add, operator.mul, torch.mul, torch.cat,
+                       F.interpolate, torch.flatten, getattr, operator.getitem)
+
+
+def _silence_brevitas():
+    """Brevitas warns about optional packages and deprecated torch calls on import/trace."""
+    warnings.filterwarnings("ignore", module=r"brevitas(\..*)?")
+    warnings.filterwarnings("ignore", message=".*fast_hadamard_transform.*")
+    warnings.filterwarnings("ignore", message=".*children_specs.*")
+
+
+def quant_maps(spec: QuantSpec) -> dict:
+    """The Brevitas layer maps (`quantize` keyword arguments) that implement `spec`.
+
+    Returns:
+        dict with `quant_identity_map`, `compute_layer_map`, `quant_act_map` and
+        `unsigned_act_tuple` (the `brevitas.graph.quantize.quantize` arguments), and
+        `requant_identity_map` (the requantizers `quantize_model` inserts itself).
+    """
+    _silence_brevitas()
+    import brevitas.nn as qnn
+    from brevitas.nn.quant_layer import QuantNonLinearActLayer
+    from brevitas.quant import (
+        Int8ActPerTensorFloat,
+        Int8WeightPerChannelFloat,
+        Int8WeightPerTensorFloat,
+        Int16Bias,
+        Int24Bias,
+        Int32Bias,
+        Uint8ActPerTensorFloat,
+    )
+
+    weight_base = Int8WeightPerChannelFloat if spec.weight_per_channel else Int8WeightPerTensorFloat
+    weight_quant = weight_base.let(bit_width=spec.weight_bits,
+                                   narrow_range=spec.narrow_range_weights)
+    bias_quant = {16: Int16Bias, 24: Int24Bias, 32: Int32Bias}[spec.bias_bits]
+    signed = Int8ActPerTensorFloat.let(bit_width=spec.act_bits,
+                                       high_percentile_q=spec.act_percentile)
+    unsigned = signed if spec.act_signed else Uint8ActPerTensorFloat.let(
+        bit_width=spec.act_bits, high_percentile_q=spec.act_percentile)
+
+    def act(impl, quant, passthrough=False):
+        return (QuantNonLinearActLayer, {"act_impl": impl, "passthrough_act": passthrough,
+                                         "input_quant": None, "act_quant": quant,
+                                         "return_quant_tensor": True})
+
+    conv = {"weight_quant": weight_quant, "bias_quant": bias_quant, "return_quant_tensor": True}
+    signed_identity = (qnn.QuantIdentity, {"act_quant": signed, "return_quant_tensor": True})
+    return {
+        # Brevitas picks "unsigned" for the requantizers it inserts when its sign analysis
+        # (`are_inputs_unsigned`) says so, but that analysis reads `input_quant.is_signed`,
+        # which is None for every QuantIdentity/QuantReLU, so a signed branch can be taken
+        # for unsigned and clipped at zero. Its requantizers are therefore always signed;
+        # ours (`_insert_requantizers`) use a sound analysis and may be unsigned.
+        "quant_identity_map": {"signed": signed_identity, "unsigned": signed_identity},
+        "requant_identity_map": {
+            "signed": signed_identity,
+            "unsigned": (qnn.QuantIdentity, {"act_quant": unsigned, "return_quant_tensor": True}),
+        },
+        "compute_layer_map": {
+            nn.AvgPool2d: None,
+            nn.Conv2d: (qnn.QuantConv2d, conv),
+            nn.Linear: (qnn.QuantLinear, conv),
+        },
+        "quant_act_map": {
+            nn.ReLU: (qnn.QuantReLU, {"act_quant": unsigned, "return_quant_tensor": True}),
+            nn.Sigmoid: (qnn.QuantSigmoid, {"act_quant": unsigned, "return_quant_tensor": True}),
+            nn.Hardsigmoid: act(nn.Hardsigmoid, unsigned),
+            nn.Hardswish: act(nn.Hardswish, signed),
+        },
+        "unsigned_act_tuple": () if spec.act_signed else _NONNEG_ACTS,
+    }
+
+
+def fold_batchnorm(model: nn.Module) -> GraphModule:
+    """Traces `model` with torch.fx and merges every BatchNorm into the conv before it.
+
+    The model is copied first (and stripped of QAT fake quantization); the result computes the same function in eval mode
+    (up to float rounding).
+
+    Raises:
+        QuantizationError: if the model cannot be traced or a BatchNorm does not
+            follow a convolution (it would stay a float op in the int8 graph).
+    """
+    _silence_brevitas()
+    from brevitas.fx import symbolic_trace
+    from brevitas.graph.fixed_point import MergeBatchNorm
+
+    model = strip_qat(copy.deepcopy(model)).eval()
+    graph_model = model if isinstance(model, GraphModule) else _trace(model, symbolic_trace)
+    graph_model = MergeBatchNorm().apply(graph_model)
+    _check_no_batchnorm(graph_model)
+    return graph_model
+
+
+def _trace(model: nn.Module, tracer) -> GraphModule:
+    try:
+        return tracer(model)
+    except Exception as exc:  # noqa: BLE001 - fx raises many types; we add the fix
+        raise QuantizationError(
+            f"torch.fx cannot trace {type(model).__name__}: {exc}. Quantize the static subnet "
+            f"from `supernet.extract(cfg)`, not the supernet (data-dependent control flow "
+            f"cannot be traced)") from exc
+
+
+def _check_no_batchnorm(graph_model: GraphModule) -> None:
+    left = [name for name, m in graph_model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if left:
+        raise QuantizationError(
+            f"BatchNorm layers {left} do not directly follow a convolution with a single user, "
+            f"so they cannot be folded; int8 graphs have no BatchNorm. Place each BatchNorm right "
+            f"after its Conv2d in the extracted subnet")
+
+
+def _check_supported(graph_model: GraphModule) -> None:
+    for node in graph_model.graph.nodes:
+        if node.op == "call_module":
+            module = graph_model.get_submodule(node.target)
+            if not isinstance(module, SUPPORTED_MODULES):
+                raise QuantizationError(
+                    f"module {node.target!r} of type {type(module).__name__} is not supported by "
+                    f"the int8 flow; supported: {', '.join(m.__name__ for m in SUPPORTED_MODULES)}")
+        elif node.op == "call_function" and node.target not in SUPPORTED_FUNCTIONS:
+            raise QuantizationError(
+                f"function {getattr(node.target, '__name__', node.target)!r} (node {node.name}) "
+                f"is not supported by the int8 flow; use modules or one of: "
+                f"{', '.join(getattr(f, '__name__', str(f)) for f in SUPPORTED_FUNCTIONS)}")
+        elif node.op == "call_method":
+            raise QuantizationError(
+                f"tensor method .{node.target}() (node {node.name}) is not supported by the int8 "
+                f"flow; write it as a module or a torch function")
+
+
+def _nonnegative(graph_model: GraphModule, node: Node, memo: dict) -> bool:
+    """Whether `node`'s value is provably >= 0 (decides uint8 vs int8 requantizers)."""
+    if node in memo:
+        return memo[node]
+    memo[node] = False  # guards against cycles; fx graphs have none, but be safe
+    result = False
+    if node.op == "call_module":
+        module = graph_model.get_submodule(node.target)
+        if isinstance(module, _NONNEG_ACTS):
+            result = True
+        elif isinstance(module, _SIGN_PRESERVING_MODULES):
+            result = all(_nonnegative(graph_model, n, memo) for n in node.all_input_nodes)
+    elif node.op == "call_function" and node.target in _SIGN_PRESERVING_FUNCTIONS:
+        result = all(_nonnegative(graph_model, n, memo) for n in node.all_input_nodes)
+    memo[node] = result
+    return result
+
+
+def _insert_requantizers(graph_model: GraphModule, spec: QuantSpec, maps: dict) -> GraphModule:
+    """Adds a `QuantIdentity` after products, resizes, average pools and the output."""
+    from brevitas.graph.base import InsertModuleCallAfter
+
+    memo: dict = {}
+    rewriters = []
+    requantized: set[Node] = set()
+
+    def add_after(node: Node) -> None:
+        unsigned = not spec.act_signed and _nonnegative(graph_model, node, memo)
+        cls, kwargs = maps["requant_identity_map"]["unsigned" if unsigned else "signed"]
+        name = f"{node.name}_requant"
+        graph_model.add_module(name, cls(**kwargs))
+        rewriters.append(InsertModuleCallAfter(name, node))
+        requantized.add(node)
+
+    for node in graph_model.graph.nodes:
+        if node.op == "call_function" and node.target in _REQUANT_FUNCTIONS:
+            add_after(node)
+        elif node.op == "call_module" and isinstance(graph_model.get_submodule(node.target),
+                                                      _REQUANT_MODULES):
+            add_after(node)
+    output = next(n for n in graph_model.graph.nodes if n.op == "output")
+    result = output.args[0]
+    if not hasattr(result, "op"):  # fx (or Brevitas's backported fx) Node
+        raise QuantizationError("the model must return a single tensor (the logits)")
+    # Activations are quantized by Brevitas itself; anything else gets an output quantizer.
+    ends_quantized = result in requantized or (
+        result.op == "call_module"
+        and isinstance(graph_model.get_submodule(result.target), tuple(maps["quant_act_map"])))
+    if not ends_quantized:
+        add_after(result)
+    for rewriter in rewriters:
+        graph_model = rewriter.apply(graph_model)
+    return graph_model
+
+
+def quantize_model(model: nn.Module, spec: QuantSpec | None = None) -> GraphModule:
+    """Returns a Brevitas fake-quant copy of a static float model, as `spec` describes.
+
+    BatchNorm is folded, the input and output are quantized, every conv gets
+    quantized weights and bias, every activation and every off-grid op is
+    requantized, and the inputs of adds/concats share scales. Call `calibrate`
+    before using the result.
+
+    Args:
+        model: a static, fx-traceable float model (an extracted subnet); not modified.
+        spec: the quantization format (default `QuantSpec()`: int8 per channel, int32 bias).
+
+    Raises:
+        QuantizationError: on untraceable models, unsupported ops, or unfoldable BatchNorm.
+    """
+    spec = spec or QuantSpec()
+    _silence_brevitas()
+    from brevitas.graph.quantize import preprocess_for_quantize, quantize
+
+    graph_model = fold_batchnorm(model)
+    graph_model = preprocess_for_quantize(graph_model, trace_model=False, relu6_to_relu=True,
+                                          merge_bn=True)
+    _check_supported(graph_model)
+    maps = quant_maps(spec)
+    graph_model = _insert_requantizers(graph_model, spec, maps)
+    qmodel = quantize(graph_model, **{k: v for k, v in maps.items() if k != "requant_identity_map"})
+    qmodel.eval()
+    qmodel.qanas_quant_spec = spec.to_dict()
+    return qmodel
+
+
+def _images(batches: Iterable) -> Iterable[torch.Tensor]:
+    for batch in batches:
+        yield batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
+@torch.no_grad()
+def calibrate(qmodel: nn.Module, batches: Iterable, max_batches: int | None = None) -> int:
+    """Calibrates the activation ranges of a `quantize_model` result in place.
+
+    Runs the model with quantization disabled while Brevitas collects activation
+    statistics (`brevitas.graph.calibrate.calibration_mode`), then freezes the scales.
+
+    Args:
+        qmodel: the fake-quant model.
+        batches: image tensors or `(image, mask)` pairs.
+        max_batches: stop after this many batches (default: all).
+
+    Returns:
+        The number of batches used.
+
+    Raises:
+        QuantizationError: if `batches` is empty.
+    """
+    from brevitas.graph.calibrate import calibration_mode
+
+    qmodel.eval()
+    used = 0
+    with calibration_mode(qmodel):
+        for image in _images(batches):
+            if max_batches is not None and used >= max_batches:
+                break
+            qmodel(image)
+            used += 1
+    if used == 0:
+        raise QuantizationError("calibration needs at least one batch of images; got none")
+    qmodel.eval()
+    return used

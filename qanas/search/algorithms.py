@@ -1,0 +1,170 @@
+"""Search algorithms over a `SubnetProblem`: random sampling and pymoo NSGA-II.
+
+Both spend a budget of *distinct subnets evaluated* and return a `SearchResult`
+whose front is the feasible non-dominated set (pymoo's `NonDominatedSorting`)
+over every subnet the run evaluated, not only the last population. Both are
+seeded: the same seed, space, budget and scorer give the same front, and a
+resumed run replays the same decisions while the archive answers the subnets
+already scored.
+
+Example:
+    >>> result = run_search("nsga2", evaluation, budget=200, seed=0)  # doctest: +SKIP
+    >>> [r.arch for r in result.front]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.core.callback import Callback
+from pymoo.operators.crossover.sbx import SBX
+from pymoo.operators.mutation.pm import PM
+from pymoo.operators.repair.rounding import RoundingRepair
+from pymoo.operators.sampling.rnd import IntegerRandomSampling
+from pymoo.optimize import minimize
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+from qanas.errors import ConfigError
+from qanas.search.archive import EvalRecord
+from qanas.search.problem import DEFAULT_OBJECTIVES, SubnetEvaluation, SubnetProblem
+
+ALGORITHMS = ("nsga2", "random")
+Progress = Callable[[int, list[EvalRecord]], None]
+"""Called after each evaluation with (subnets evaluated so far, current front)."""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a search found.
+
+    Attributes:
+        algorithm: "nsga2" or "random".
+        objectives: objective names (all minimized; miou as -miou).
+        records: every subnet the run evaluated, in evaluation order.
+        front: the feasible non-dominated records, best quantized mIoU first.
+        scored: subnets scored by the evaluator in this run (archive hits excluded).
+        cache_hits: subnets answered by the archive.
+    """
+
+    algorithm: str
+    objectives: tuple[str, ...]
+    records: tuple[EvalRecord, ...]
+    front: tuple[EvalRecord, ...]
+    scored: int
+    cache_hits: int
+
+    def front_matrix(self) -> np.ndarray:
+        """The front's minimized objective vectors, one row per record."""
+        from qanas.search.problem import OBJECTIVES
+
+        return np.array([[OBJECTIVES[n](r) for n in self.objectives] for r in self.front],
+                        dtype=float).reshape(len(self.front), len(self.objectives))
+
+
+def pareto_front(records: Sequence[EvalRecord], evaluation: SubnetEvaluation,
+                 objectives: Sequence[str]) -> list[EvalRecord]:
+    """Feasible, scored, non-dominated records (duplicates of an arch kept once)."""
+    unique = {r.arch: r for r in records}
+    feasible = [r for r in unique.values()
+                if r.miou is not None and np.all(evaluation.constraints(r) <= 0)]
+    if not feasible:
+        return []
+    F = np.stack([evaluation.objectives(r, objectives) for r in feasible])
+    front = NonDominatedSorting().do(F, only_non_dominated_front=True)
+    chosen = [feasible[i] for i in front]
+    return sorted(chosen, key=lambda r: (-(r.miou or 0.0), r.arch))
+
+
+def random_search(evaluation: SubnetEvaluation, budget: int, seed: int,
+                  objectives: Sequence[str] = DEFAULT_OBJECTIVES,
+                  progress: Progress | None = None) -> SearchResult:
+    """`budget` distinct subnets drawn with `space.sample` from a seeded generator."""
+    space = evaluation.space
+    rng = np.random.default_rng(seed)
+    chosen: dict[str, object] = {}
+    tries = 0
+    while len(chosen) < min(budget, space.cardinality) and tries < 50 * budget:
+        cfg = space.sample(rng)
+        chosen.setdefault(cfg.to_str(), cfg)
+        tries += 1
+    records: list[EvalRecord] = []
+    for cfg in chosen.values():
+        records.append(evaluation(cfg))
+        if progress is not None:
+            progress(len(records), pareto_front(records, evaluation, objectives))
+    return _result("random", objectives, records, evaluation)
+
+
+class _ProgressCallback(Callback):
+    def __init__(self, evaluation: SubnetEvaluation, objectives, progress: Progress):
+        super().__init__()
+        self.evaluation, self.objectives, self.progress = evaluation, objectives, progress
+
+    def notify(self, algorithm):
+        records = list(self.evaluation.seen.values())
+        self.progress(algorithm.evaluator.n_eval,
+                      pareto_front(records, self.evaluation, self.objectives))
+
+
+def nsga2_search(evaluation: SubnetEvaluation, budget: int, seed: int,
+                 objectives: Sequence[str] = DEFAULT_OBJECTIVES, pop_size: int | None = None,
+                 progress: Progress | None = None) -> SearchResult:
+    """pymoo NSGA-II over the integer encoding, seeded, stopped after `budget` evaluations.
+
+    Operators: `IntegerRandomSampling`; SBX crossover and polynomial mutation with
+    `RoundingRepair` (integer genes); then `SpaceRepair` (the space's own
+    decode/repair); duplicates are eliminated so evaluations are spent on new subnets.
+    """
+    from qanas.search.problem import SpaceRepair
+
+    pop_size = pop_size or max(4, min(40, budget // 4))
+    problem = SubnetProblem(evaluation, objectives)
+    algorithm = NSGA2(
+        pop_size=pop_size,
+        sampling=IntegerRandomSampling(),
+        crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
+        mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
+        repair=SpaceRepair(evaluation.space),
+        eliminate_duplicates=True,
+    )
+    evaluation.seen.clear()
+    callback = _ProgressCallback(evaluation, problem.objective_names, progress) if progress else None
+    kwargs = {"callback": callback} if callback is not None else {}
+    minimize(problem, algorithm, ("n_eval", budget), seed=seed, verbose=False, **kwargs)
+    return _result("nsga2", problem.objective_names, list(evaluation.seen.values()), evaluation)
+
+
+def _result(name: str, objectives, records: list[EvalRecord],
+            evaluation: SubnetEvaluation) -> SearchResult:
+    return SearchResult(name, tuple(objectives), tuple(records),
+                        tuple(pareto_front(records, evaluation, objectives)),
+                        evaluation.scored, evaluation.cache_hits)
+
+
+def run_search(algorithm: str, evaluation: SubnetEvaluation, budget: int, seed: int,
+               objectives: Sequence[str] = DEFAULT_OBJECTIVES,
+               progress: Progress | None = None) -> SearchResult:
+    """Runs the algorithm named `algorithm` ("nsga2" or "random").
+
+    Raises:
+        ConfigError: an unknown algorithm (``gumbel`` is not implemented), or a budget < 1.
+    """
+    check_algorithm(algorithm)
+    if int(budget) < 1:
+        raise ConfigError(f"--budget must be a positive number of subnets, got {budget}")
+    if algorithm == "random":
+        return random_search(evaluation, int(budget), seed, objectives, progress)
+    return nsga2_search(evaluation, int(budget), seed, objectives, progress=progress)
+
+
+def check_algorithm(algorithm: str) -> None:
+    """Raises `ConfigError` unless `algorithm` is one of `ALGORITHMS`."""
+    if algorithm == "gumbel":
+        raise ConfigError("algorithm 'gumbel' (differentiable search) is not implemented yet; "
+                          f"choose one of {', '.join(ALGORITHMS)}")
+    if algorithm not in ALGORITHMS:
+        raise ConfigError(f"unknown search algorithm {algorithm!r}; choose one of "
+                          f"{', '.join(ALGORITHMS)}")

@@ -1,0 +1,335 @@
+"""The supernet training loop: FairNAS/SPOS paths, accumulated gradients, atomic checkpoints.
+
+One optimizer step = the sampler's paths (m for FairNAS, 1 for SPOS) each run
+forward and backward on the same batch, gradients accumulated as the *mean* of
+the paths' losses (so the LR means the same for both samplers), clipped to
+`grad_clip`, then one optimizer and one scheduler step. BatchNorm stays in
+train mode; each path updates the shared running statistics, which is why the
+quick validation recalibrates BN per subnet (`qanas.train.evaluate`).
+
+Determinism: the trainer seeds torch's global RNG with `config.seed` before
+building the supernet (weight init); the data order of epoch e comes from a
+loader seeded with `(seed, e)`; the sampler has its own generator. Every
+checkpoint, written after each epoch, stores model, optimizer, scheduler,
+sampler and the torch/numpy/python RNG states, so a run resumed from epoch k
+produces bit-identical weights to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from qanas.errors import CheckpointError, ConfigError
+from qanas.train.checkpoint import FORMAT, load_checkpoint, load_model_state, save_checkpoint
+from qanas.train.config import TrainConfig
+from qanas.train.evaluate import majority_class_miou, subnet_miou
+from qanas.train.optim import build_optimizer, build_scheduler
+from qanas.train.samplers import build_sampler
+from qanas.utils.progress import progress
+
+CHECKPOINT_NAME = "supernet.pt"
+
+
+def build_datasets(config: TrainConfig) -> tuple:
+    """The (train, calibration, val) datasets of `config` via `qanas.data.build_dataset`.
+
+    The calibration set is the training split without augmentation; it feeds BN
+    recalibration and the majority-class baseline of the quick validation.
+    """
+    from qanas.data import build_dataset
+
+    def one(split: str, augment: bool, length: int | None):
+        extra = {} if length is None else {"length": length}
+        return build_dataset(config.dataset, split, image_size=config.image_size,
+                             root=config.data_root, seed=config.seed, augment=augment, **extra)
+
+    train = one("train", config.augment, config.train_length)
+    calib = one("train", False, config.train_length) if config.augment else train
+    return train, calib, one("val", False, config.val_length)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The data-order seed of `epoch`: a pure function, so a resumed run sees the same order."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+class SupernetTrainer:
+    """Trains a search space's supernet with a path sampler; see the module docstring.
+
+    Args:
+        config: the resolved run configuration.
+        out_dir: folder receiving `supernet.pt` after every epoch.
+        datasets: optional `(train, calibration, val)` datasets (default:
+            `build_datasets(config)`). They take the `(index, seed)` keys of
+            `qanas.data.make_loader` and have `num_classes` and `ignore_index`.
+        initialise: apply `config.init_from` (False when the weights come from a checkpoint).
+
+    Example:
+        >>> trainer = SupernetTrainer(TrainConfig(space="squeezenas-small", epochs=3),
+        ...                           "runs/sq")  # doctest: +SKIP
+        >>> summary = trainer.fit()  # doctest: +SKIP
+    """
+
+    def __init__(self, config: TrainConfig, out_dir: str | Path, datasets=None, *,
+                 initialise: bool = True):
+        from qanas.space import get_space
+
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.space = get_space(config.space)
+        datasets = build_datasets(config) if datasets is None else datasets
+        self.train_set, self.calib_set, self.val_set = datasets
+        self.num_classes = int(self.train_set.num_classes)
+        self.ignore_index = int(getattr(self.train_set, "ignore_index", 255))
+
+        torch.manual_seed(config.seed)
+        supernet = self.space.build_supernet(self.num_classes)
+        self.init_report = None
+        if config.init_from and initialise:
+            self.init_report = _init_encoder(supernet, config.init_from)
+        if config.qat:
+            from qanas.train.qat import prepare_qat
+
+            supernet = prepare_qat(supernet, config.quant_spec)
+        self.model = supernet
+        self.sampler = build_sampler(config.sampler, self.space, config.seed)
+        self.steps_per_epoch = self._steps_per_epoch()
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.optimizer = build_optimizer(self.model, config)
+        self.scheduler = build_scheduler(self.optimizer, self.total_steps, config.warmup_fraction)
+        self.epoch = 0
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+        self._calib = self._first_batches(self.calib_set, config.calib_batches)
+        self._val = self._first_batches(self.val_set, config.val_batches)
+        self.baseline = (majority_class_miou(self._calib, self._val, self.num_classes,
+                                             self.ignore_index)
+                         if self._calib and self._val else None)
+
+    # -- construction helpers -------------------------------------------------------------
+    def _loader(self, dataset, shuffle: bool, seed: int):
+        from qanas.data import make_loader
+
+        # Training drops the last incomplete batch: a batch of one breaks BatchNorm.
+        return make_loader(dataset, batch_size=self.config.batch_size, shuffle=shuffle,
+                           seed=seed, drop_last=shuffle)
+
+    def _steps_per_epoch(self) -> int:
+        batches = len(self._loader(self.train_set, shuffle=True, seed=0))
+        if batches == 0:
+            raise ConfigError(
+                f"the training set has {len(self.train_set)} samples, fewer than one batch of "
+                f"{self.config.batch_size}; lower --batch-size or use a larger dataset"
+            )
+        cap = self.config.steps_per_epoch
+        return batches if cap is None else min(cap, batches)
+
+    def _first_batches(self, dataset, count: int) -> list:
+        return list(islice(iter(self._loader(dataset, shuffle=False, seed=0)), count))
+
+    # -- resume ---------------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, out_dir: str | Path | None = None,
+                        epochs: int | None = None, datasets=None) -> SupernetTrainer:
+        """A trainer continuing the run stored at `path` (optionally extended to `epochs`).
+
+        Resuming with the stored number of epochs reproduces the uninterrupted run
+        bit for bit; a different `epochs` stretches the cosine schedule from here on.
+        """
+        payload = load_checkpoint(path)
+        config = TrainConfig.from_dict(payload["config"])
+        if epochs is not None and epochs != config.epochs:
+            if epochs < payload["epoch"]:
+                raise ConfigError(f"--epochs {epochs} is below the {payload['epoch']} epochs "
+                                  f"already trained in {path}; pass a larger --epochs")
+            config = config.replace(epochs=epochs)
+        trainer = cls(config, out_dir if out_dir is not None else Path(path).parent, datasets,
+                      initialise=False)
+        trainer.load_state(payload, source=str(path))
+        return trainer
+
+    def load_state(self, payload: dict[str, Any], source: str) -> None:
+        """Restores model, optimizer, scheduler, sampler, RNG, epoch, step and history."""
+        if int(payload["num_classes"]) != self.num_classes:
+            raise CheckpointError(f"{source} was trained with {payload['num_classes']} classes, "
+                                  f"the dataset has {self.num_classes}; resume on the same data")
+        load_model_state(self.model, payload["model"], source)
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        schedule = self.scheduler.lr_lambdas[0]
+        schedule.total_steps = self.total_steps  # a changed --epochs stretches the horizon
+        self.sampler.load_state_dict(payload["rng"]["sampler"])
+        _set_rng_state(payload["rng"])
+        self.epoch = int(payload["epoch"])
+        self.step = int(payload["step"])
+        self.history = list(payload["history"])
+
+    # -- training -------------------------------------------------------------------------
+    def fit(self, until_epoch: int | None = None) -> dict[str, Any]:
+        """Trains up to `until_epoch` (default: `config.epochs`), checkpointing every epoch.
+
+        Returns:
+            {"checkpoint", "epochs", "final_loss", "val_miou", "baseline_miou", "history"}.
+        """
+        last = self.config.epochs if until_epoch is None else min(until_epoch, self.config.epochs)
+        checkpoint = self.out_dir / CHECKPOINT_NAME
+        for epoch in range(self.epoch, last):
+            start = time.perf_counter()
+            loss = self._train_epoch(epoch)
+            val = self.quick_val()
+            self.epoch = epoch + 1
+            self.history.append({
+                "epoch": self.epoch,
+                "loss": loss,
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "val_miou": val,
+                "baseline_miou": None if self.baseline is None else self.baseline["miou"],
+                "seconds": round(time.perf_counter() - start, 3),
+            })
+            self.save(checkpoint)
+        if not checkpoint.exists():
+            self.save(checkpoint)
+        final = self.history[-1] if self.history else {}
+        return {
+            "checkpoint": str(checkpoint),
+            "epochs": self.epoch,
+            "final_loss": final.get("loss"),
+            "val_miou": final.get("val_miou", {}),
+            "baseline_miou": None if self.baseline is None else self.baseline["miou"],
+            "history": self.history,
+        }
+
+    def _train_epoch(self, epoch: int) -> float:
+        self.model.train()
+        loader = self._loader(self.train_set, shuffle=True, seed=epoch_seed(self.config.seed,
+                                                                            epoch))
+        total, steps = 0.0, 0
+        bar = progress(islice(iter(loader), self.steps_per_epoch), total=self.steps_per_epoch,
+                       desc=f"epoch {epoch + 1}/{self.config.epochs}")
+        for image, mask in bar:
+            loss = self.train_step(image, mask)
+            if loss is None:
+                continue
+            total += loss
+            steps += 1
+            bar.set_postfix(loss=f"{loss:.3f}", lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
+        if steps == 0:
+            raise ConfigError(f"epoch {epoch + 1} had no batch with labelled pixels; check that "
+                              f"the dataset masks are not all ignore_index {self.ignore_index}")
+        return total / steps
+
+    def train_step(self, image: torch.Tensor, mask: torch.Tensor) -> float | None:
+        """One optimizer step over the sampler's paths; returns the mean path loss.
+
+        A batch without labelled pixels is skipped (None), before any path is drawn.
+        """
+        if not bool((mask != self.ignore_index).any()):
+            return None
+        paths = self.sampler.next_paths()
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for cfg in paths:
+            self.model.set_active(cfg)
+            logits = self.model(image)
+            loss = F.cross_entropy(logits, mask, ignore_index=self.ignore_index) / len(paths)
+            loss.backward()
+            total += float(loss.detach())
+        if not np.isfinite(total):
+            raise FloatingPointError(
+                f"training loss became {total} at step {self.step}; lower --lr (now "
+                f"{self.config.lr}) or keep --grad-clip enabled"
+            )
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        return total
+
+    def quick_val(self) -> dict[str, float]:
+        """mIoU of each `config.eval_subnets` on the first val batches (BN recalibrated)."""
+        if not self._val:
+            return {}
+        out = {}
+        for name in self.config.eval_subnets:
+            cfg = self.space.resolve(name)
+            out[name] = round(subnet_miou(self.model, cfg, self._calib, self._val,
+                                          self.ignore_index), 6)
+        self.model.train()
+        return out
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def payload(self) -> dict[str, Any]:
+        """The checkpoint dict of the current state (format "qanas-supernet/1")."""
+        dataset = {"name": self.config.dataset, "root": self.config.data_root}
+        return {
+            "format": FORMAT,
+            "space": self.config.space,
+            "num_classes": self.num_classes,
+            "image_size": list(self.config.image_size),
+            "dataset": dataset,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "rng": {**_get_rng_state(), "sampler": self.sampler.state_dict()},
+            "config": self.config.to_dict(),
+            "history": self.history,
+            "qat": self.config.qat,
+            "quant_spec": self.config.quant_spec,
+            "sampler_counts": [c.tolist() for c in self.sampler.counts],
+            "baseline": self.baseline,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Writes the current state to `path` atomically."""
+        return save_checkpoint(path, self.payload())
+
+
+def _get_rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)],
+        "python": _to_lists(random.getstate()),
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    random.setstate(_to_tuples(state["python"]))
+
+
+def _to_lists(obj):
+    return [_to_lists(v) for v in obj] if isinstance(obj, (list, tuple)) else obj
+
+
+def _to_tuples(obj):
+    return tuple(_to_tuples(v) for v in obj) if isinstance(obj, list) else obj
+
+
+def _init_encoder(supernet, path: str) -> dict[str, Any]:
+    """Loads a torchvision-layout MobileNetV2 state dict file into the supernet's encoder.
+
+    Returns:
+        {"path", "loaded", "missing", "unused"}: key counts of the load report.
+    """
+    try:
+        from qanas.supernet.pretrained import load_mobilenet_v2_file
+    except ImportError:
+        raise ConfigError("--init-from needs qanas.supernet.pretrained (not available in this "
+                          "checkout); train without --init-from") from None
+    report = load_mobilenet_v2_file(supernet, path)
+    return {"path": str(path), "loaded": len(report.loaded), "missing": len(report.missing),
+            "unused": len(report.unused)}

@@ -1,0 +1,69 @@
+"""`qanas search`: outputs, resume, refusal to overwrite, clear errors (fake scorer injected)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from test_search_algorithms import SIZE, FakeScorer
+
+from qanas.cli import main as cli
+from qanas.cli.commands import search as search_cmd
+from qanas.space import get_space
+
+
+@pytest.fixture
+def fake_scorer(monkeypatch):
+    space = get_space("squeezenas-small")
+    scorer = FakeScorer(space)
+
+    def build(args):
+        return search_cmd.ScorerSetup(scorer, space, 4, SIZE, "f" * 64,
+                                      {"fake": True, "seed": args.seed})
+
+    monkeypatch.setattr(search_cmd, "build_scorer", build)
+    return scorer
+
+
+def _search(out, *extra):
+    return cli.main(["search", "--supernet", "unused.pt", "--target", "host", "--budget", "6",
+                     "--out", str(out), "--json", *extra])
+
+
+def test_cli_writes_front_files_and_resumes(tmp_path, capsys, fake_scorer):
+    out = tmp_path / "run"
+    assert _search(out, "--algo", "random", "--seed", "2") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["evaluated"] == 6 and result["scored"] == 6 and result["front"]
+    first = result["front"][0]
+    assert {"arch", "miou", "latency", "latency_unit", "sram_bytes", "flash_bytes"} <= set(first)
+    for name in ("front.json", "front.csv", "pareto.png", "archive.sqlite", "config.json"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = json.loads((out / "front.json").read_text())
+    assert [r["arch"] for r in saved["front"]] == [r["arch"] for r in result["front"]]
+    with open(out / "front.csv") as f:
+        assert [row["arch"] for row in csv.DictReader(f)] == [r["arch"] for r in result["front"]]
+    assert json.loads((out / "config.json").read_text())["seed"] == 2
+
+    calls = len(fake_scorer.calls)
+    assert _search(out, "--algo", "random", "--seed", "2", "--resume") == 0
+    resumed = json.loads(capsys.readouterr().out)
+    assert resumed["scored"] == 0 and resumed["cache_hits"] == 6
+    assert len(fake_scorer.calls) == calls
+    assert resumed["front"] == result["front"]
+
+
+def test_cli_refuses_existing_archive_and_bad_algorithms(tmp_path, capsys, fake_scorer):
+    out = tmp_path / "run"
+    assert _search(out, "--algo", "random") == 0
+    capsys.readouterr()
+    assert _search(out, "--algo", "random") == 2
+    assert "--resume" in json.loads(capsys.readouterr().out)["error"]
+    assert _search(out, "--algo", "random", "--force") == 0
+    capsys.readouterr()
+    assert _search(tmp_path / "g", "--algo", "gumbel") == 2
+    assert "not implemented" in json.loads(capsys.readouterr().out)["error"]
+    assert _search(tmp_path / "h", "--objectives", "miou,speed") == 2
+    assert _search(tmp_path / "i", "--resume") == 2

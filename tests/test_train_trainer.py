@@ -1,0 +1,143 @@
+"""The training loop: exact resume, fair gradient coverage, quick validation, BN recalibration."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_train_toyspace import TOY, register_toy_spaces
+
+from qanas.errors import ConfigError
+from qanas.train import SupernetTrainer, TrainConfig, load_checkpoint
+from qanas.train.evaluate import majority_class_miou
+
+
+@pytest.fixture(autouse=True)
+def _toy():
+    register_toy_spaces()
+
+
+def tiny_config(**changes) -> TrainConfig:
+    base = dict(space=TOY, image_size=(16, 32), epochs=4, batch_size=4, steps_per_epoch=2,
+                train_length=12, val_length=4, val_batches=1, calib_batches=1, seed=1)
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+def _assert_same_state(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize("changes", [{}, {"sampler": "spos", "optimizer": "adamw"}])
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, changes):
+    config = tiny_config(**changes)
+    full = SupernetTrainer(config, tmp_path / "full")
+    full.fit()
+
+    first = SupernetTrainer(config, tmp_path / "split")
+    first.fit(until_epoch=2)
+    assert load_checkpoint(tmp_path / "split" / "supernet.pt")["epoch"] == 2
+    del first
+    torch.manual_seed(12345)  # disturb global RNG: resume must restore it
+    resumed = SupernetTrainer.from_checkpoint(tmp_path / "split" / "supernet.pt")
+    assert resumed.epoch == 2
+    resumed.fit()
+
+    _assert_same_state(full.model.state_dict(), resumed.model.state_dict())
+    assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
+    assert [h["val_miou"] for h in full.history] == [h["val_miou"] for h in resumed.history]
+    opt_a, opt_b = full.optimizer.state_dict(), resumed.optimizer.state_dict()
+    for pid, state in opt_a["state"].items():
+        for name, value in state.items():
+            if torch.is_tensor(value):
+                assert torch.equal(value, opt_b["state"][pid][name]), (pid, name)
+    assert full.scheduler.get_last_lr() == resumed.scheduler.get_last_lr()
+    assert all((a == b).all() for a, b in zip(full.sampler.counts, resumed.sampler.counts,
+                                              strict=True))
+
+
+def test_same_seed_same_weights_other_seed_differs(tmp_path):
+    a = SupernetTrainer(tiny_config(epochs=1), tmp_path / "a")
+    a.fit()
+    b = SupernetTrainer(tiny_config(epochs=1), tmp_path / "b")
+    b.fit()
+    c = SupernetTrainer(tiny_config(epochs=1, seed=2), tmp_path / "c")
+    c.fit()
+    _assert_same_state(a.model.state_dict(), b.model.state_dict())
+    assert not torch.equal(a.model.head.weight, c.model.head.weight)
+
+
+def test_fairnas_step_runs_m_paths_and_reaches_every_weight(tmp_path):
+    trainer = SupernetTrainer(tiny_config(epochs=1), tmp_path)
+    calls = []
+    trainer.model.head.register_forward_hook(lambda *_: calls.append(1))
+    image, mask = trainer._calib[0]
+    before = {k: v.clone() for k, v in trainer.model.named_parameters()}
+    assert trainer.train_step(image, mask) is not None
+    assert len(calls) == trainer.sampler.paths_per_step == 4
+    # Strict fairness: every option of every decision was trained in this step.
+    for name, param in trainer.model.named_parameters():
+        assert param.grad is not None, name
+        assert not torch.equal(param, before[name]), name
+
+
+def test_spos_step_runs_one_path_and_leaves_unused_options_untouched(tmp_path):
+    trainer = SupernetTrainer(tiny_config(epochs=1, sampler="spos"), tmp_path)
+    image, mask = trainer._calib[0]
+    trainer.sampler.next_paths = lambda: [trainer.space.min_config()]  # k1, skip, skip
+    trainer.train_step(image, mask)
+    layers = trainer.model.layers
+    assert layers[0].weight.grad is not None and layers[1].weight.grad is None
+    assert layers[2].weight.grad is None
+
+
+def test_batch_without_labels_is_skipped(tmp_path):
+    trainer = SupernetTrainer(tiny_config(epochs=1), tmp_path)
+    image, mask = trainer._calib[0]
+    assert trainer.train_step(image, torch.full_like(mask, trainer.ignore_index)) is None
+    assert trainer.step == 0 and trainer.sampler.step == 0
+
+
+def test_training_lowers_the_loss_and_history_is_complete(tmp_path):
+    trainer = SupernetTrainer(tiny_config(epochs=3, steps_per_epoch=3, train_length=24), tmp_path)
+    summary = trainer.fit()
+    losses = [h["loss"] for h in summary["history"]]
+    assert losses[-1] < losses[0], losses
+    assert summary["epochs"] == 3 and set(summary["val_miou"]) == {"max", "min", "seed"}
+    assert all(0.0 <= v <= 1.0 for v in summary["val_miou"].values())
+    payload = load_checkpoint(tmp_path / "supernet.pt")
+    assert payload["epoch"] == 3 and payload["step"] == 9
+    assert set(payload["rng"]) == {"torch", "numpy", "python", "sampler"}
+    assert TrainConfig.from_dict(payload["config"]) == trainer.config
+
+
+def test_quick_val_leaves_the_supernet_untouched(tmp_path):
+    trainer = SupernetTrainer(tiny_config(epochs=1), tmp_path)
+    trainer.model.set_active(trainer.space.seed_config())
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    rng = torch.get_rng_state()
+    trainer.quick_val()
+    _assert_same_state(before, trainer.model.state_dict())
+    assert trainer.model.active == trainer.space.seed_config()
+    assert torch.equal(rng, torch.get_rng_state())
+
+
+def test_majority_baseline_predicts_the_most_frequent_class():
+    train = [(None, torch.tensor([[0, 1, 1], [1, 2, 255]]))]
+    val = [(None, torch.tensor([[1, 1, 2, 0]]))]
+    result = majority_class_miou(train, val, num_classes=3, ignore_index=255)
+    # predicting 1 everywhere: IoU(1) = 2/4, IoU(0) = IoU(2) = 0 -> mIoU 1/6
+    assert result["majority_class"] == 1
+    assert result["miou"] == pytest.approx(1 / 6)
+
+
+def test_too_small_dataset_names_the_fix(tmp_path):
+    with pytest.raises(ConfigError, match="lower --batch-size"):
+        SupernetTrainer(tiny_config(train_length=3), tmp_path)
+
+
+def test_resume_cannot_shrink_below_trained_epochs(tmp_path):
+    SupernetTrainer(tiny_config(epochs=2), tmp_path).fit()
+    with pytest.raises(ConfigError, match="already trained"):
+        SupernetTrainer.from_checkpoint(tmp_path / "supernet.pt", epochs=1)
