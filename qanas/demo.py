@@ -184,6 +184,7 @@ def host_fidelity(chosen: dict, scorer, images: int) -> dict:
 
 def firmware_runs(project: Path, targets: tuple[str, ...], image: np.ndarray) -> list[dict]:
     """Builds and runs the firmware in QEMU per target; compares outputs with the host build."""
+    from runtime.firmware import FirmwareDoesNotFit
     from runtime.runners import get_runner
     from runtime.runners.base import read_io
     from runtime.runners.firmware_base import HostReferenceRunner
@@ -193,12 +194,17 @@ def firmware_runs(project: Path, targets: tuple[str, ...], image: np.ndarray) ->
     reference = HostReferenceRunner().run(project, inputs)
     rows = []
     for name in progress(targets, desc="firmware under QEMU"):
-        result = get_runner("qemu", target=name).run(project, inputs, repeats=2)
+        try:
+            result = get_runner("qemu", target=name).run(project, inputs, repeats=2)
+        except FirmwareDoesNotFit as exc:
+            rows.append({"target": name, "fits": False, "reason": str(exc)})
+            continue
         proto = result.protocol
         match = all(np.array_equal(result.outputs[k], reference.outputs[k])
                     for k in reference.outputs)
         rows.append({
             "target": name,
+            "fits": True,
             "latency": proto.get("latency"),
             "unit": proto.get("unit"),
             "repeatable": len(set(proto.get("latency", []))) == 1,
@@ -290,6 +296,9 @@ def format_table(results: dict) -> str:
         f"{f['miou_fake_quant']:.3f} on {f['images']} images",
     ]
     for row in results["firmware"]:
+        if not row["fits"]:
+            lines.append(f"{row['target']:<17} does not fit: {row['reason']}")
+            continue
         lat = row["latency"] or [0]
         lines.append(f"{row['target']:<17} {int(lat[0]):>12,} {row['unit']}, flash "
                      f"{row['flash_bytes']} B, outputs match host: {row['outputs_match_host']}")

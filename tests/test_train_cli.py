@@ -87,6 +87,12 @@ def test_qat_uses_the_quant_package_or_says_it_is_missing(tmp_path, capsys):
                         "--out", str(tmp_path / "q"))
     assert code == 0, result
     assert load_checkpoint(tmp_path / "q" / "supernet.pt")["qat"] is True
+    from qanas.train import load_supernet
+
+    supernet, meta = load_supernet(tmp_path / "q" / "supernet.pt")
+    assert meta["qat"] is True
+    resumed = _run(capsys, "--out", str(tmp_path / "q"), "--resume", "--epochs", "2")
+    assert resumed[0] == 0 and resumed[1]["epochs"] == 2
 
 
 REAL_SPACES = [s for s in ("squeezenas-small", "mbv2-deeplab", "fmas-mbv2")

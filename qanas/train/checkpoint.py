@@ -147,19 +147,23 @@ def load_supernet(path: str | os.PathLike, map_location: str | torch.device = "c
 
 
 def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """`model.load_state_dict(state)` raising `CheckpointError` that names what does not fit."""
-    own = model.state_dict()
-    bad_shapes = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    if missing or unexpected or bad_shapes:
+    """`model.load_state_dict(state)` (strict) raising `CheckpointError` that names what does not fit.
+
+    Torch's own strict check is used rather than comparing against
+    `model.state_dict()`: Brevitas quantizers that initialise from runtime
+    statistics only list their learned scales in `state_dict()` once initialised,
+    yet load them from a checkpoint.
+    """
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())
+        if len(detail) > 600:
+            detail = detail[:600] + " ..."
         raise CheckpointError(
-            f"the weights in {source} do not fit the supernet built from its space: "
-            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
-            f"{', wrong shapes ' + str(bad_shapes[:5]) if bad_shapes else ''}. The space "
-            f"definition changed since training; retrain with `qanas train-supernet`"
-        )
-    model.load_state_dict(state)
+            f"the weights in {source} do not fit the supernet built from its space ({detail}). "
+            f"The space definition changed since training; retrain with `qanas train-supernet`"
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:
