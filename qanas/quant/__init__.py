@@ -2,7 +2,7 @@
 
 from qanas.quant.brevitas_quant import calibrate, fold_batchnorm, quantize_model
 from qanas.quant.errors import ExportError, QuantizationError
-from qanas.quant.export import compare_with_onnx, export_qdq, run_onnx
+from qanas.quant.export import compare_with_onnx, export_qdq, float_compute_edges, run_onnx
 from qanas.quant.spec import QuantSpec
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "calibrate",
     "compare_with_onnx",
     "export_qdq",
+    "float_compute_edges",
     "fold_batchnorm",
     "quantize_model",
     "run_onnx",

@@ -43,6 +43,12 @@ __all__ = ["calibrate", "export_qdq", "fold_batchnorm", "quantize_model", "quant
 _REQUANT_FUNCTIONS = (operator.mul, torch.mul, F.interpolate)
 _REQUANT_MODULES = (nn.AvgPool2d, nn.AdaptiveAvgPool2d)
 _NONNEG_ACTS = (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Hardsigmoid)
+# Brevitas quantizes the *output* of these activations only; a conv feeding one would
+# leave the conv -> activation edge float (QuantizeLinear follows the activation), which
+# an integer-only compiler cannot lower. Such convs get a signed int8 output requantizer.
+# (ReLU is exempt: Conv -> Relu -> QuantizeLinear lowers to a clamped requantization.)
+_FLOAT_INPUT_ACTS = (nn.Sigmoid, nn.Hardsigmoid, nn.Hardswish)
+_COMPUTE_MODULES = (nn.Conv2d, nn.Linear)
 _SIGN_PRESERVING_MODULES = (nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Identity, nn.MaxPool2d)
 _SIGN_PRESERVING_FUNCTIONS = (operator.mul, torch.mul, operator.add, torch.add, torch.cat,
                               F.interpolate)
@@ -202,7 +208,8 @@ def _nonnegative(graph_model: GraphModule, node: Node, memo: dict) -> bool:
 
 
 def _insert_requantizers(graph_model: GraphModule, spec: QuantSpec, maps: dict) -> GraphModule:
-    """Adds a `QuantIdentity` after products, resizes, average pools and the output."""
+    """Adds a `QuantIdentity` after products, resizes, average pools, the output, and
+    every conv/linear that feeds a non-ReLU activation (Sigmoid, Hardsigmoid, Hardswish)."""
     from brevitas.graph.base import InsertModuleCallAfter
 
     memo: dict = {}
@@ -223,6 +230,12 @@ def _insert_requantizers(graph_model: GraphModule, spec: QuantSpec, maps: dict) 
         elif node.op == "call_module" and isinstance(graph_model.get_submodule(node.target),
                                                       _REQUANT_MODULES):
             add_after(node)
+        elif node.op == "call_module" and isinstance(graph_model.get_submodule(node.target),
+                                                      _COMPUTE_MODULES):
+            if any(user.op == "call_module"
+                   and isinstance(graph_model.get_submodule(user.target), _FLOAT_INPUT_ACTS)
+                   for user in node.users):
+                add_after(node)  # a conv output is never provably >= 0: always signed
     output = next(n for n in graph_model.graph.nodes if n.op == "output")
     result = output.args[0]
     if not hasattr(result, "op"):  # fx (or Brevitas's backported fx) Node

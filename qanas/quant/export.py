@@ -20,7 +20,8 @@ from torch import nn
 
 from qanas.quant.errors import ExportError
 
-__all__ = ["compare_with_onnx", "export_qdq", "output_quant_params", "run_onnx"]
+__all__ = ["compare_with_onnx", "export_qdq", "float_compute_edges", "output_quant_params",
+           "run_onnx"]
 
 OPSET = 17
 
@@ -63,8 +64,63 @@ def export_qdq(qmodel: nn.Module, example: torch.Tensor, path: str | os.PathLike
     model = onnx.load(str(path))
     model = _fold_static_shapes(model, example.detach().cpu().numpy())
     onnx.checker.check_model(model)
+    bad = float_compute_edges(model)
+    if bad:
+        raise ExportError(
+            f"{path}: conv/linear outputs reach float ops unquantized (an integer-only compiler "
+            f"cannot lower them): " + "; ".join(f"{p} -> {c} ({op})" for p, op, c in bad)
+            + ". quantize_model requantizes convs feeding Sigmoid/Hardsigmoid/Hardswish; a "
+            f"model not built by it needs the same")
     onnx.save(model, str(path))
     return path
+
+
+_COMPUTE_OPS = ("Conv", "Gemm", "MatMul")
+_CLAMP_OPS = ("Relu", "Clip")
+
+
+def float_compute_edges(model) -> list[tuple[str, str, str]]:
+    """The graph edges where a Conv/Gemm/MatMul output is consumed as float.
+
+    An integer-only lowering needs every Conv (Gemm, MatMul) output to be consumed
+    only by QuantizeLinear, or by Relu/Clip whose output is consumed only by
+    QuantizeLinear (a clamped requantization). Graph outputs count as float consumers.
+
+    Args:
+        model: an `onnx.ModelProto`, or a path to one.
+
+    Returns:
+        `(producer node, consumer op type, consumer node)` for every violation; empty if none.
+    """
+    import onnx
+
+    if not isinstance(model, onnx.ModelProto):
+        model = onnx.load(str(model))
+    graph = model.graph
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+
+    def only_quantized(name: str) -> bool:
+        return name not in outputs and all(
+            c.op_type == "QuantizeLinear" for c in consumers.get(name, []))
+
+    bad = []
+    for node in graph.node:
+        if node.op_type not in _COMPUTE_OPS:
+            continue
+        out = node.output[0]
+        if out in outputs:
+            bad.append((node.name, "graph output", out))
+        for user in consumers.get(out, []):
+            if user.op_type == "QuantizeLinear":
+                continue
+            if user.op_type in _CLAMP_OPS and only_quantized(user.output[0]):
+                continue
+            bad.append((node.name, user.op_type, user.name))
+    return bad
 
 
 @contextlib.contextmanager
