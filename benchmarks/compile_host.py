@@ -6,9 +6,12 @@ exported to ONNX (float), quantized to int8 QDQ with onnxruntime's ``quantize_st
 host, and run both ways on the same int8-representable input with one thread.
 
     .venv/bin/python benchmarks/compile_host.py [--spaces a b] [--size 64] [--repeats 20]
+                                                [--no-schedule]
 
-Prints one row per subnet with latency ratio C/onnxruntime and arena/LB, and writes
-the rows as JSON to --out (default build/bench/compile_host.json).
+Prints one row per subnet with latency ratio C/onnxruntime, arena/LB and the kernels'
+scratch (total over kernels, and the largest one kernel asks for), and writes the rows as
+JSON to --out (default build/bench/compile_host.json). ``--no-schedule`` builds the
+kernels without the default schedule (`compiler.codegen.schedule`), for comparison.
 """
 
 from __future__ import annotations
@@ -81,14 +84,16 @@ def ort_latency(path: Path, feeds: dict, repeats: int) -> list[float]:
     return times
 
 
-def bench_one(space_name: str, size: int, repeats: int, work: Path, seed: int) -> dict:
+def bench_one(space_name: str, size: int, repeats: int, work: Path, seed: int,
+              schedule: bool = True) -> dict:
     """Compiles and times one subnet; returns its row."""
     from compiler.driver import compile_model
     from runtime.runners import get_runner
 
     rng = np.random.default_rng(seed)
     qdq = quantize(export_subnet(space_name, size, work, seed), size, rng)
-    result = compile_model(qdq, "host", work / f"{space_name}_c", force=True)
+    result = compile_model(qdq, "host", work / f"{space_name}_c", force=True,
+                           schedule=schedule)
     spec = result.io["inputs"][0]
     x_q = rng.integers(-128, 128, size=spec["shape"]).astype(np.int8)
     x_f = (x_q.astype(np.float32) - spec["zero_point"]) * np.float32(spec["scale"])
@@ -99,7 +104,12 @@ def bench_one(space_name: str, size: int, repeats: int, work: Path, seed: int) -
         "subnet": f"{space_name}:min", "input": [1, 3, size, size],
         "kernels": result.plan.num_steps, "weights_bytes": result.weights_bytes,
         "arena_bytes": result.arena_bytes, "lower_bound_bytes": result.lower_bound_bytes,
-        "arena_over_lb": result.memory.ratio, "c_latency_s": c_s, "ort_latency_s": ort_s,
+        "arena_over_lb": result.memory.ratio, "schedule": schedule,
+        "scratch_bytes": sum(k.workspace_bytes for k in result.kernels.values()),
+        "max_kernel_scratch_bytes": max((k.workspace_bytes for k in result.kernels.values()),
+                                        default=0),
+        "kernels_with_scratch": sum(1 for k in result.kernels.values() if k.workspace_bytes),
+        "c_latency_s": c_s, "ort_latency_s": ort_s,
         "c_over_ort": c_s / ort_s, "float_kernels": len(result.float_kernels),
     }
 
@@ -112,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=64, help="input height = width")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-schedule", action="store_true",
+                        help="build the kernels without the default schedule")
     parser.add_argument("--out", default=str(ROOT / "build" / "bench" / "compile_host.json"))
     args = parser.parse_args(argv)
 
@@ -121,10 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.spaces:
         try:
-            rows.append(bench_one(name, args.size, args.repeats, work, args.seed))
+            rows.append(bench_one(name, args.size, args.repeats, work, args.seed,
+                                  schedule=not args.no_schedule))
         except Exception as exc:  # noqa: BLE001 - one failing subnet must not hide the others
             rows.append({"subnet": f"{name}:min", "error": f"{type(exc).__name__}: {exc}"[:300]})
     print(f"{'subnet':24} {'kern':>4} {'arena':>9} {'LB':>9} {'arena/LB':>8} "
+          f"{'scratch':>8} {'max k.scr':>9} {'k w/ scr':>8} "
           f"{'C ms':>8} {'ORT ms':>8} {'C/ORT':>6}")
     for r in rows:
         if "error" in r:
@@ -132,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{r['subnet']:24} {r['kernels']:4d} {r['arena_bytes']:9d} "
               f"{r['lower_bound_bytes']:9d} {r['arena_over_lb']:8.3f} "
+              f"{r['scratch_bytes']:8d} {r['max_kernel_scratch_bytes']:9d} "
+              f"{r['kernels_with_scratch']:8d} "
               f"{1e3 * r['c_latency_s']:8.2f} {1e3 * r['ort_latency_s']:8.2f} "
               f"{r['c_over_ort']:6.2f}")
     out.write_text(json.dumps(rows, indent=2) + "\n")

@@ -5,7 +5,8 @@ The steps, each a function of its own module:
 1. integer lowering for quantized models (`compiler.passes.lower_to_integer`);
 2. legalize and fuse with ``relax.get_pipeline("zero")`` (`main` becomes call_tir's);
 3. the AOT execution plan (`compiler.plan.build_plan`);
-4. one C kernel per fused PrimFunc and its scratch (`compiler.codegen.kernels`);
+4. one C kernel per fused PrimFunc, scheduled (`compiler.codegen.schedule`), and its
+   scratch (`compiler.codegen.kernels`);
 5. the static memory plan of activations and scratch (`compiler.memory`), checked
    against the target's SRAM;
 6. the project: model.h, model.c, weights.c, kernels/, include/, runtime/, Makefile,
@@ -170,7 +171,7 @@ def _io_entries(infos, names, plan: ExecutionPlan) -> list[dict]:
 
 def compile_model(model, target: str | Target, out_dir, planner: str = "greedy",
                   force: bool = False, prefix: str = DEFAULT_PREFIX,
-                  integer: bool | None = None) -> CompileResult:
+                  integer: bool | None = None, schedule: bool = True) -> CompileResult:
     """Compiles `model` into a C project in `out_dir`.
 
     Args:
@@ -183,6 +184,8 @@ def compile_model(model, target: str | Target, out_dir, planner: str = "greedy",
         prefix: C symbol prefix of the model API, so several models link together.
         integer: lower to integer-only int8 first; None: when the model is quantized and
             its I/O is still float.
+        schedule: apply the default kernel schedule (`compiler.codegen.schedule`); False
+            builds the unscheduled loop nests, for comparison.
 
     Returns:
         A `CompileResult`; its `summary()` is what `qanas compile --json` prints.
@@ -212,7 +215,7 @@ def compile_model(model, target: str | Target, out_dir, planner: str = "greedy",
     out_names = [t.name for t in model.outputs] or None
     plan = build_plan(fused, out_names, in_names)
     kernels = build_kernels(fused, [c.kernel for c in plan.calls], dict(target.tvm_target),
-                            prefix)
+                            prefix, schedule=schedule)
     plan = plan.with_workspaces({c.index: kernels[c.kernel].workspace_bytes
                                  for c in plan.calls})
     lifetimes = plan.lifetimes()

@@ -16,6 +16,11 @@ made linkable next to other kernels and other models:
   only: the packed convention declares shape/stride locals that static-shape kernels
   never read. Everything else still compiles with ``-Wall -Wextra -Werror``.
 
+Before the build each PrimFunc gets the default schedule of `compiler.codegen.schedule`
+(elementwise blocks inlined, epilogues fused under the reduction's output loops), which
+shrinks most temporaries to stack scalars; ``schedule=False`` builds the loop nests as
+FuseTIR left them (the reference the schedule is tested against).
+
 Scratch: TVM lowers large temporaries to ``TVMBackendAllocWorkspace(dev, id, nbytes, ...)``
 with a literal ``nbytes`` for static shapes. `workspace_requests` reads them so that the
 memory planner can place each kernel's scratch in the arena.
@@ -26,6 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from compiler.codegen.schedule import schedule_kernel
 from compiler.errors import CompilerError
 from compiler.memory.buffer import DEFAULT_ALIGNMENT, workspace_bytes
 
@@ -148,7 +154,8 @@ def short_names(kernels: list[str], max_ops: int = 3) -> dict[str, str]:
     return out
 
 
-def build_kernels(mod, kernels: list[str], tvm_target: dict, prefix: str) -> dict[str, KernelSource]:
+def build_kernels(mod, kernels: list[str], tvm_target: dict, prefix: str,
+                  schedule: bool = True) -> dict[str, KernelSource]:
     """Builds each named PrimFunc of `mod` to a linkable C source.
 
     Args:
@@ -156,6 +163,7 @@ def build_kernels(mod, kernels: list[str], tvm_target: dict, prefix: str) -> dic
         kernels: PrimFunc names to build (each once).
         tvm_target: TVM target dict; its kind must be "c".
         prefix: symbol prefix (a C identifier).
+        schedule: apply `compiler.codegen.schedule.schedule_kernel` to each PrimFunc.
 
     Returns:
         kernel name → `KernelSource`.
@@ -178,7 +186,8 @@ def build_kernels(mod, kernels: list[str], tvm_target: dict, prefix: str) -> dic
     for kernel in dict.fromkeys(kernels):
         gv = mod.get_global_var(kernel)
         name = f"{prefix}_{short[kernel]}"
-        func = mod[gv].with_attr("global_symbol", name)
+        func = schedule_kernel(mod[gv], kernel) if schedule else mod[gv]
+        func = func.with_attr("global_symbol", name)
         with tvm.transform.PassContext(opt_level=3, config={"tirx.disable_assert": True}):
             built = tvm.tirx.build(tvm.IRModule({tvm.ir.GlobalVar(name): func}), target=target)
         symbol = f"__tvm_ffi_{name}"

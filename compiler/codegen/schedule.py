@@ -5,7 +5,7 @@ loop nests, one per operator: the (zero-point) padded input copy, the int32 accu
 of a convolution, and each requantization step (cast to int64, add bias, multiply,
 shift, round, clip, cast to int8) all write a full-size temporary, which TVM turns into
 ``TVMBackendAllocWorkspace`` scratch. `schedule_kernel` rewrites the loop nests with
-``tvm.s_tir.Schedule`` primitives so that no temporary is larger than one output pixel:
+``tvm.s_tir.Schedule`` primitives so that no temporary is larger than one output row:
 
 1. `inline_elementwise`: ``compute_inline`` every block that is not a reduction, into its
    consumers (the padding copy goes into the convolution's read, each requantization step
@@ -13,10 +13,12 @@ shift, round, clip, cast to int8) all write a full-size temporary, which TVM tur
    tried with ``reverse_compute_inline`` into their single producer;
 2. `fuse_epilogues`: for each reduction block (convolution, depthwise, matmul, pooling,
    mean), its remaining consumer (the inlined epilogue) is moved with
-   ``reverse_compute_at`` under the reduction's innermost spatial loop, and the init is
-   hoisted out of the reduction loops with ``decompose_reduction``. The accumulator then
-   spans one output element; TVM's ``CompactBufferAllocation`` shrinks it to a 1-element
-   stack array instead of a workspace.
+   ``reverse_compute_at`` under an outer output loop (channel or row), the reduction
+   loops are reordered outside the inner output loops (so the inner loop is contiguous),
+   and the init is hoisted out of the reduction loops with ``decompose_reduction``. The
+   accumulator then spans one output plane or row, as large as fits in
+   `ACCUMULATOR_BYTES` (one element when a row does not); TVM's
+   ``CompactBufferAllocation`` shrinks it to a small stack array instead of a workspace.
 
 Each rule is tried block by block: a ``ScheduleError`` (an unexpected PrimFunc structure)
 skips that block for that rule, logged at debug level, and the kernel keeps its
@@ -33,6 +35,10 @@ log = logging.getLogger(__name__)
 
 SCHEDULE_RULES: tuple[str, ...] = ("inline_elementwise", "fuse_epilogues")
 """Rule names in the order `schedule_kernel` applies them."""
+
+ACCUMULATOR_BYTES = 512
+"""Largest accumulator `fuse_epilogues` keeps (a stack array in the generated C; TVM
+turns arrays of 1 KiB or more into workspace scratch)."""
 
 
 def _is_reduction(sch, block) -> bool:
@@ -55,9 +61,9 @@ def _try(kernel: str, rule: str, block_name: str, action: Callable[[], object]) 
     try:
         action()
     except ScheduleError as err:
-        first_line = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        lines = str(err).strip().splitlines()
         log.debug("schedule %s: rule %s skipped block %s: %s", kernel, rule, block_name,
-                  first_line)
+                  lines[-1] if lines else type(err).__name__)
         return False
     return True
 
@@ -67,8 +73,9 @@ def inline_elementwise(sch, kernel: str = "") -> int:
 
     ``compute_inline`` needs a block that writes one buffer with plain indices and is not
     the function's output; the output block is instead folded backwards into its producer
-    with ``reverse_compute_inline`` when that producer is itself elementwise. Inlining
-    one block can enable another, so both passes repeat until a fixed point.
+    with ``reverse_compute_inline`` when that producer is itself elementwise (a reduction
+    producer is left to `fuse_epilogues`). Inlining one block can enable another, so both
+    passes repeat until a fixed point.
 
     Args:
         sch: a `tvm.s_tir.Schedule` over a module with one function, ``main``.
@@ -77,16 +84,30 @@ def inline_elementwise(sch, kernel: str = "") -> int:
     Returns:
         How many blocks were inlined.
     """
+    def candidates(primitive):
+        # Temporaries are the root block's allocations; anything else is a parameter.
+        temps = list(sch.mod["main"].body.block.alloc_buffers)
+        for block in _top_level_blocks(sch):
+            if _is_reduction(sch, block):
+                continue
+            writes_temp = all(any(w.source.same_as(t) for t in temps)
+                              for w in sch.get(block).writes)
+            if primitive == "compute_inline" and writes_temp:
+                yield block
+            if primitive == "reverse_compute_inline":
+                producers = list(sch.get_producers(block))
+                if len(producers) == 1 and not _is_reduction(sch, producers[0]):
+                    yield block
+
     inlined = 0
-    for primitive in (sch.compute_inline, sch.reverse_compute_inline):
+    for primitive in ("compute_inline", "reverse_compute_inline"):
+        apply = getattr(sch, primitive)
         progress = True
         while progress:
             progress = False
-            for block in _top_level_blocks(sch):
-                if _is_reduction(sch, block):
-                    continue
+            for block in candidates(primitive):
                 name = sch.get(block).name_hint
-                if _try(kernel, primitive.__name__, name, lambda b=block: primitive(b)):
+                if _try(kernel, primitive, name, lambda b=block, f=apply: f(b)):
                     inlined += 1
                     progress = True
                     break  # block handles are stale once the tree changed
@@ -114,12 +135,39 @@ def _spatial_prefix(sch, block) -> tuple[list, list]:
     return loops, []
 
 
-def fuse_epilogues(sch, kernel: str = "") -> int:
+def _inner_spatial(sch, block, spatial: list, limit: int) -> int:
+    """How many innermost spatial loops the accumulator can span within `limit` bytes.
+
+    Taking the loops from the inside out (output columns, then rows, then channels) while
+    the accumulator they span fits; never all of them (the epilogue needs a loop to be
+    placed under), 0 when even one output row is too large.
+    """
+    import tvm
+
+    dtype = tvm.DataType(sch.get(block).writes[0].source.dtype)
+    size, count = dtype.bits * dtype.lanes // 8, 0
+    for loop in reversed(spatial[1:]):
+        extent = sch.get(loop).extent
+        if not isinstance(extent, tvm.tirx.IntImm) or size * int(extent) > limit:
+            break
+        size, count = size * int(extent), count + 1
+    return count
+
+
+def fuse_epilogues(sch, kernel: str = "", max_bytes: int = ACCUMULATOR_BYTES) -> int:
     """Moves each reduction's consumer under its output loops; hoists the init.
+
+    The accumulator spans the innermost output loops (a row, or a whole small plane)
+    as long as it fits in `max_bytes`: the epilogue goes under the next spatial loop out
+    and the reduction loops move outside the spanned ones, so the inner loop walks
+    contiguous input and output with one weight (``acc[x] += in[c, y + ky, x + kx] * w``).
+    When even one row is too large it spans one output element (the epilogue goes under
+    the innermost spatial loop, the reduction loops stay innermost).
 
     Args:
         sch: a `tvm.s_tir.Schedule` over a module with one function, ``main``.
         kernel: kernel name, for the debug log.
+        max_bytes: largest accumulator, in bytes; 0 always gives one element.
 
     Returns:
         How many reductions had their epilogue fused.
@@ -129,15 +177,24 @@ def fuse_epilogues(sch, kernel: str = "") -> int:
     for name in reductions:
         block = sch.get_sblock(name)
         spatial, reduce = _spatial_prefix(sch, block)
+        inner = _inner_spatial(sch, block, spatial, max_bytes) if reduce else 0
         consumers = list(sch.get_consumers(block))
-        if spatial and len(consumers) == 1:
-            consumer_name = sch.get(consumers[0]).name_hint
-            if _try(kernel, "reverse_compute_at", consumer_name,
-                    lambda c=consumers[0], loop=spatial[-1]: sch.reverse_compute_at(c, loop)):
-                fused += 1
-        elif len(consumers) > 1:
+        if len(consumers) > 1:
             log.debug("schedule %s: rule fuse_epilogues skipped block %s: %d consumers",
                       kernel, name, len(consumers))
+        elif consumers and spatial:
+            consumer = consumers[0]
+            consumer_name = sch.get(consumer).name_hint
+            ok = _try(kernel, "reverse_compute_at", consumer_name,
+                      lambda c=consumer, loop=spatial[-1 - inner]: sch.reverse_compute_at(c, loop))
+            if not ok and inner:  # e.g. the epilogue reads neighbouring rows: one element
+                inner = 0
+                ok = _try(kernel, "reverse_compute_at", consumer_name,
+                          lambda c=consumer, loop=spatial[-1]: sch.reverse_compute_at(c, loop))
+            fused += ok
+        if inner:
+            _try(kernel, "reorder", name,
+                 lambda loops=(*reduce, *spatial[-inner:]): sch.reorder(*loops))
         if reduce:
             _try(kernel, "decompose_reduction", name,
                  lambda b=block, loop=reduce[0]: sch.decompose_reduction(b, loop))
@@ -157,8 +214,8 @@ def schedule_kernel(func, kernel: str = "", rules: tuple[str, ...] = SCHEDULE_RU
         rules: which of `SCHEDULE_RULES` to apply, in order.
 
     Returns:
-        The scheduled PrimFunc (the same object when nothing applied). Its attributes,
-        such as ``global_symbol``, are kept.
+        The scheduled PrimFunc, with the attributes of `func`; `func` itself when it has
+        no block structure to schedule.
 
     Raises:
         ValueError: an unknown rule name.
@@ -176,7 +233,7 @@ def schedule_kernel(func, kernel: str = "", rules: tuple[str, ...] = SCHEDULE_RU
     try:
         sch = s_tir.Schedule(tvm.IRModule({"main": func}))
         _top_level_blocks(sch)
-    except (ScheduleError, AttributeError, tvm.TVMError) as err:
+    except (AttributeError, RuntimeError) as err:  # no root block; TVM errors are RuntimeErrors
         log.debug("schedule %s: not a schedulable block PrimFunc, left as is: %s", kernel, err)
         return func
     for rule in rules:
