@@ -27,7 +27,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/install_toolchains.sh
-	$(PY) -m pytest $(if $(FAST),-m "not slow and not toolchain",) $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 $(if $(FAST),-m "not slow and not toolchain",) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not toolchain" -x -q
