@@ -9,7 +9,9 @@ calibrated input scale). Two checks, which together pin every int8 value:
 * **layer by layer vs onnxruntime**: each quantized tensor (each activation
   ``QuantizeLinear``) is recomputed by our lowering from onnxruntime's own int8
   inputs to that layer; ≥ 99.9 % bit-exact and never more than 1 LSB off;
-* **the host C vs the lowered Relax module** on TVM's VM: bit-identical.
+* **the host C vs the lowered Relax module** on TVM's VM: bit-identical;
+* **the host C vs the NumPy integer reference** (`compiler.reference.run_int8_reference`,
+  no TVM): bit-identical, end to end.
 
 End to end against onnxruntime is measured and printed but not asserted: the
 small subnets end in a 1×1 (``min``: strides 3, 3, 2, 2) feature map, so one
@@ -216,6 +218,7 @@ def _cases():
 @pytest.mark.parametrize(("space", "which"), _cases())
 def test_subnet_compiles_and_is_int8_exact_against_onnxruntime(space, which, tmp_path):
     from compiler.driver import compile_model
+    from compiler.reference import run_int8_reference
     from runtime.runners import get_runner
 
     path = _export(space, which, tmp_path / f"{space}-{which}.onnx")
@@ -238,6 +241,11 @@ def test_subnet_compiles_and_is_int8_exact_against_onnxruntime(space, which, tmp
     vm = _relax_vm(path, x_q).astype(np.int64)
     assert np.array_equal(ours.reshape(vm.shape), vm), "host C differs from the Relax VM"
 
+    # 1b. ... and exactly the independent NumPy integer reference, end to end
+    ref_np = run_int8_reference(str(path), {ins["name"]: x_q})[outs["name"]].astype(np.int64)
+    exact_np = float((ours.reshape(ref_np.shape) == ref_np).mean())
+    assert exact_np == 1.0, f"host C only {exact_np:.4%} bit-exact vs the NumPy reference"
+
     # 2. every quantized layer agrees with onnxruntime given onnxruntime's own inputs
     stats = _layerwise(path, x_deq)
     assert stats, "no quantized layer found"
@@ -248,5 +256,5 @@ def test_subnet_compiles_and_is_int8_exact_against_onnxruntime(space, which, tmp
     ref = int8.quantize(_ort_end_to_end(path, x_deq), outs["scale"], outs["zero_point"])
     diff = np.abs(ours.reshape(ref.shape) - ref.astype(np.int64))
     print(json.dumps({"space": space, "which": which, "end_to_end_exact": float((diff == 0).mean()),
-                      "end_to_end_max_lsb": int(diff.max()),
+                      "end_to_end_max_lsb": int(diff.max()), "numpy_reference_exact": exact_np,
                       "layers": len(stats), "worst_layer": min(s[1] for s in stats)}))

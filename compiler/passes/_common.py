@@ -90,6 +90,17 @@ def broadcast_shape(rank: int, axis: int, n: int) -> tuple[int, ...]:
     return tuple(n if i == axis else 1 for i in range(rank))
 
 
+def variable_bindings(func: relax.Function) -> dict[relax.Var, relax.Expr]:
+    """Every ``var = value`` binding of ``func``'s body, so passes can look up producers."""
+    binds: dict[relax.Var, relax.Expr] = {}
+    if isinstance(func.body, relax.SeqExpr):
+        for block in func.body.blocks:
+            for b in block.bindings:
+                if isinstance(b, relax.VarBinding):
+                    binds[b.var] = b.value
+    return binds
+
+
 class QuantRewriter(PyExprMutator):
     """Base mutator: calls ``self.rewrite(quantize_call, out_qparams)`` on each R.quantize.
 
@@ -103,12 +114,7 @@ class QuantRewriter(PyExprMutator):
 
     def lower_function(self, func: relax.Function) -> relax.Function:
         """Rewrites ``func`` and removes the float ops left dead."""
-        self.binds = {}
-        if isinstance(func.body, relax.SeqExpr):
-            for block in func.body.blocks:
-                for b in block.bindings:
-                    if isinstance(b, relax.VarBinding):
-                        self.binds[b.var] = b.value
+        self.binds = variable_bindings(func)
         new = self.visit_expr(func)
         return relax.analysis.remove_all_unused(new)
 

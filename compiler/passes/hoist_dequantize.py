@@ -16,7 +16,7 @@ import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from compiler.passes._common import dtype_of, is_op, qparams_of
+from compiler.passes._common import dtype_of, is_op, qparams_of, variable_bindings
 
 
 @mutator
@@ -29,12 +29,7 @@ class DequantizeHoister(PyExprMutator):
 
     def lower_function(self, func: relax.Function) -> relax.Function:
         """Rewrites ``func`` and drops the bindings left dead."""
-        self.binds = {}
-        if isinstance(func.body, relax.SeqExpr):
-            for block in func.body.blocks:
-                for b in block.bindings:
-                    if isinstance(b, relax.VarBinding):
-                        self.binds[b.var] = b.value
+        self.binds = variable_bindings(func)
         return relax.analysis.remove_all_unused(self.visit_expr(func))
 
     def _producer(self, expr: relax.Expr) -> relax.Expr:
