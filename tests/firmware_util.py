@@ -10,6 +10,9 @@ from qanas.cli.commands.bench import random_inputs
 from runtime.runners.base import read_io
 from runtime.runners.firmware_base import HostReferenceRunner
 
+DEMO_SIZE = (64, 128)  # `qanas demo`'s image size (H, W)
+DEMO_CLASSES = 6  # classes of the synthetic data set the demo trains on
+
 
 def compile_int8_conv(directory: Path, target: str = "cortex-m4", seed: int = 0) -> Path:
     """A Brevitas int8 conv model (tests/qdq_models.py) compiled into `directory`/project."""
@@ -20,6 +23,31 @@ def compile_int8_conv(directory: Path, target: str = "cortex-m4", seed: int = 0)
     result = compile_model(onnx_path, target, Path(directory) / "project")
     assert result.quantized, "the fixture must be an integer-only int8 model"
     return result.out_dir
+
+
+def export_subnet(space, which: str, path: Path, size: tuple[int, int] = DEMO_SIZE,
+                  num_classes: int = DEMO_CLASSES, seed: int = 0) -> Path:
+    """A subnet of `space` (a `SearchSpace` or its name) as QDQ ONNX, the way the demo makes it.
+
+    Extracts `which` ("min", "seed", "max" or a config string) from the space's supernet,
+    recalibrates BN on two random batches, quantizes int8 with `qanas.quant` defaults,
+    calibrates and exports QCDQ ONNX at ``1 x 3 x H x W``.
+    """
+    import torch
+
+    from qanas.quant import QuantSpec, calibrate, export_qdq, quantize_model
+    from qanas.score import recalibrate_bn
+    from qanas.space import get_space
+
+    space = get_space(space) if isinstance(space, str) else space
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = space.build_supernet(num_classes).extract(space.resolve(which)).eval()
+    batches = [(torch.randn(2, 3, *size, generator=gen), None) for _ in range(2)]
+    recalibrate_bn(model, batches)
+    qmodel = quantize_model(model.eval(), QuantSpec())
+    calibrate(qmodel, batches)
+    return Path(export_qdq(qmodel, torch.randn(1, 3, *size, generator=gen), Path(path)))
 
 
 def inputs_and_reference(project: Path, seed: int = 0):

@@ -4,6 +4,11 @@ Runs the compiled model on the runner and, as the reference, the host build of t
 emitted C on the same input; prints latency (median/min/max in the runner's unit:
 instructions under QEMU, cycles on a board, seconds on the host), flash and SRAM, and
 whether the outputs match the host bit for bit.
+
+The JSON contract (``--json``): ``latency`` {median, min, max, unit}, ``flash_bytes``,
+``sram_bytes`` {arena, stack_peak, static}, ``outputs_match``, ``max_abs_diff``; beside
+them, for the record: target, runner, project, runs, reference, per-layer times and the
+runner's full protocol (toolchain, flags, emulator, compiler versions).
 """
 
 from __future__ import annotations
@@ -113,7 +118,8 @@ def _run(args: argparse.Namespace) -> dict:
     return {
         "target": target.name, "runner": runner.name, "project": str(project),
         "latency": {"median": statistics.median(values), "min": min(values),
-                    "max": max(values), "unit": unit, "runs": len(values)},
+                    "max": max(values), "unit": unit},
+        "runs": len(values),
         "flash_bytes": proto.get("flash_bytes"),
         "sram_bytes": {k: sram.get(k) for k in ("arena", "stack_peak", "static")},
         "outputs_match": bool(match), "max_abs_diff": max(diffs, default=0.0),

@@ -110,6 +110,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", help="dataset folder (default: the checkpoint's)")
     parser.add_argument("--resume", action="store_true", help="continue from DIR/archive.sqlite")
     parser.add_argument("--force", action="store_true", help="discard an existing archive in DIR")
+    parser.add_argument("--lut", help="measured per-block latency table (`qanas lut build`) "
+                                      "instead of the analytic latency model")
 
 
 def _open_archive(out: Path, resume: bool, force: bool) -> EvalArchive:
@@ -151,7 +153,21 @@ def _run(args: argparse.Namespace) -> dict:
         budgets = Budgets(sram_bytes=target.sram.size if target.sram else None,
                           flash_bytes=target.flash.size if target.flash else None,
                           latency=args.latency_budget)
-        hw = HardwareCostModel(setup.space, target, setup.image_size, setup.num_classes)
+        latency_model = None
+        if getattr(args, "lut", None):
+            from qanas.search.lut import LatencyLUT, LUTLatencyModel
+
+            lut = LatencyLUT.load(args.lut)
+            if lut.protocol.get("target") != target.name or tuple(lut.image_size) != tuple(
+                    setup.image_size):
+                raise ConfigError(f"--lut {args.lut} was measured for {lut.protocol.get('target')}"
+                                  f" at {list(lut.image_size)}, the search is for {target.name} at"
+                                  f" {list(setup.image_size)}; build a matching table")
+            latency_model = LUTLatencyModel(lut, setup.space)
+            # archived latencies come from the table: another table is another metric set
+            setup.metric_settings = {**setup.metric_settings, "latency_lut": file_sha256(args.lut)}
+        hw = HardwareCostModel(setup.space, target, setup.image_size, setup.num_classes,
+                               latency_model=latency_model)
         metric_set = metric_set_key(**setup.metric_settings)
         config = {k: v for k, v in vars(args).items() if k not in ("json",)}
         config.update(objectives=list(objectives), metric_set=metric_set,

@@ -1,0 +1,83 @@
+"""`qanas rankcorr` and `qanas train`: subnet selection, and a slow end-to-end run on a tiny config."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from qanas.cli.main import main
+from qanas.errors import ConfigError
+from qanas.search.rankcorr import spread_selection
+
+TINY_DATA = ["--image-size", "16", "32", "--batch-size", "4", "--steps-per-epoch", "2",
+             "--train-length", "8", "--val-length", "4"]
+
+
+def test_spread_selection_covers_front_and_worse_layers():
+    # a: front, fast; b: front, slow; c: dominated by a; d: dominated by b; e: worst
+    archs = ["a", "b", "c", "d", "e"]
+    miou = [0.5, 0.9, 0.4, 0.8, 0.1]
+    lat = [1.0, 5.0, 2.0, 6.0, 9.0]
+    assert spread_selection(archs, miou, lat, 5) == ["a", "b", "c", "d", "e"]
+    two = spread_selection(archs, miou, lat, 2)
+    assert two[0] == "a" and two[1] == "e"  # fastest of the front, and the worst layer
+    three = spread_selection(archs, miou, lat, 3, always=["d"])
+    assert three[0] == "d" and len(set(three)) == 3
+    with pytest.raises(ConfigError, match="raise --pool"):
+        spread_selection(archs, miou, lat, 6)
+
+
+def test_spread_selection_handles_unscored_candidates():
+    picked = spread_selection(["a", "b", "c"], [0.2, np.nan, 0.3], [1.0, 0.5, 2.0], 3)
+    assert sorted(picked) == ["a", "b", "c"] and picked[-1] == "b"  # NaN counts as worst
+
+
+def _cli(capsys, *argv) -> tuple[int, dict]:
+    code = main([*argv, "--json"])
+    return code, json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_train_and_rankcorr_end_to_end(tmp_path, capsys):
+    runs = {}
+    for sampler in ("fairnas", "spos"):
+        code, res = _cli(capsys, "train-supernet", "--space", "squeezenas-small", "--data",
+                         "synthetic", *TINY_DATA, "--epochs", "1", "--val-batches", "1",
+                         "--calib-batches", "1", "--sampler", sampler,
+                         "--out", str(tmp_path / sampler))
+        assert code == 0, res
+        runs[sampler] = res["checkpoint"]
+
+    code, res = _cli(capsys, "train", "--arch", "seed", "--supernet", runs["fairnas"],
+                     "--qat", "--epochs", "1", "--qat-epochs", "1", *TINY_DATA,
+                     "--calib-batches", "1", "--out", str(tmp_path / "seed"))
+    assert code == 0, res
+    assert res["init"] == "supernet" and res["quantized"] == "qat"
+    assert 0 <= res["miou"] <= 1 and 0 <= res["miou_fp32"] <= 1
+    assert (tmp_path / "seed" / "standalone.pt").stat().st_size > 0
+    from qanas.train.standalone import load_standalone
+
+    saved = load_standalone(tmp_path / "seed" / "standalone.pt")
+    assert saved["qat_model"] and [h["phase"] for h in saved["history"]] == ["float", "qat"]
+
+    out = tmp_path / "rc"
+    argv = ["rankcorr", "--supernet", runs["fairnas"], "--compare", runs["spos"], "--n", "3",
+            "--pool", "3", "--epochs", "1", "--qat-epochs", "1", *TINY_DATA,
+            "--calib-batches", "1", "--top-k", "1", "2", "--out", str(out)]
+    code, res = _cli(capsys, *argv)
+    assert code == 0, res
+    assert res["n"] == 3 and sum(r["seed_network"] for r in res["subnets"]) == 1
+    assert set(res["correlations"]) == {"fairnas (fairnas)", "spos (spos)"}
+    for corr in res["correlations"].values():
+        assert corr["n"] <= 3 and set(corr["top_k"]) <= {"1", "2"}
+    assert all("compare_miou" in r for r in res["subnets"])
+    assert (out / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "rankcorr.json").read_text())["subnets"] == res["subnets"]
+    # a rerun reuses the finished standalone runs
+    before = [(out / "standalone" / f"{i:02d}" / "result.json").stat().st_mtime for i in range(3)]
+    code, again = _cli(capsys, *argv)
+    assert code == 0 and again["subnets"] == res["subnets"]
+    assert before == [(out / "standalone" / f"{i:02d}" / "result.json").stat().st_mtime
+                      for i in range(3)]
