@@ -106,3 +106,28 @@ def test_score_subnet_end_to_end(small_space):
     float_score = SubnetScorer(supernet, train, val, None, bn_batches=2).score(cfg)
     assert float_score.miou == float_score.miou_fp32 == pytest.approx(score.miou_fp32)
     assert not math.isnan(score.miou)
+
+
+def test_merge_batches_keeps_order_and_caps_size():
+    from qanas.score import merge_batches
+
+    data = _batches(5, 3, 0.0)  # 5 batches of 4
+    merged = merge_batches(data, 8)
+    assert [int(b[0].shape[0]) for b in merged] == [8, 8, 4]
+    torch.testing.assert_close(torch.cat([b[0] for b in merged]), torch.cat([b[0] for b in data]))
+    torch.testing.assert_close(torch.cat([b[1] for b in merged]), torch.cat([b[1] for b in data]))
+    assert [int(b[0].shape[0]) for b in merge_batches(data, 3)] == [4] * 5  # never split
+
+
+def test_quantize_without_copy_folds_in_place():
+    from qanas.quant import calibrate, quantize_model
+
+    torch.manual_seed(0)
+    net = ToySegNet(num_classes=3, image_size=(16, 16)).eval()
+    x = _batches(1, 4, 0.0)[0][0]
+    reference = quantize_model(net, QuantSpec(calibration_batches=1))
+    calibrate(reference, [x])
+    qmodel = quantize_model(net, QuantSpec(calibration_batches=1), copy_model=False)
+    calibrate(qmodel, [x])
+    with torch.no_grad():
+        torch.testing.assert_close(qmodel(x), reference(x))

@@ -34,6 +34,7 @@ from torch.fx import GraphModule, Node
 from qanas.quant.errors import QuantizationError
 from qanas.quant.export import export_qdq
 from qanas.quant.qat import strip_qat
+from qanas.quant.rewrite import fast_rewrites
 from qanas.quant.spec import QuantSpec
 
 __all__ = ["calibrate", "export_qdq", "fold_batchnorm", "quantize_model", "quant_maps"]
@@ -83,14 +84,17 @@ def quant_maps(spec: QuantSpec) -> dict:
         Int8WeightPerTensorFloat,
         Int16Bias,
         Int24Bias,
-        Int32Bias,
         Uint8ActPerTensorFloat,
     )
+
+    from qanas.quant.bias import Int32BiasHeadroom
 
     weight_base = Int8WeightPerChannelFloat if spec.weight_per_channel else Int8WeightPerTensorFloat
     weight_quant = weight_base.let(bit_width=spec.weight_bits,
                                    narrow_range=spec.narrow_range_weights)
-    bias_quant = {16: Int16Bias, 24: Int24Bias, 32: Int32Bias}[spec.bias_bits]
+    # 32-bit codes saturate at +-2^30, not 2^31 - 1 (which float32 rounds up to 2^31 and
+    # the exporter's int32 cast wraps to -2^31): see `qanas.quant.bias`.
+    bias_quant = {16: Int16Bias, 24: Int24Bias, 32: Int32BiasHeadroom}[spec.bias_bits]
     signed = Int8ActPerTensorFloat.let(bit_width=spec.act_bits,
                                        high_percentile_q=spec.act_percentile)
     unsigned = signed if spec.act_signed else Uint8ActPerTensorFloat.let(
@@ -129,11 +133,12 @@ def quant_maps(spec: QuantSpec) -> dict:
     }
 
 
-def fold_batchnorm(model: nn.Module) -> GraphModule:
+def fold_batchnorm(model: nn.Module, copy_model: bool = True) -> GraphModule:
     """Traces `model` with torch.fx and merges every BatchNorm into the conv before it.
 
-    The model is copied first (and stripped of QAT fake quantization); the result computes the same function in eval mode
-    (up to float rounding).
+    The model is copied first unless `copy_model` is False (then its convs are folded in
+    place), and stripped of QAT fake quantization; the result computes the same function
+    in eval mode (up to float rounding).
 
     Raises:
         QuantizationError: if the model cannot be traced or a BatchNorm does not
@@ -143,7 +148,7 @@ def fold_batchnorm(model: nn.Module) -> GraphModule:
     from brevitas.fx import symbolic_trace
     from brevitas.graph.fixed_point import MergeBatchNorm
 
-    model = strip_qat(copy.deepcopy(model)).eval()
+    model = strip_qat(copy.deepcopy(model) if copy_model else model).eval()
     graph_model = model if isinstance(model, GraphModule) else _trace(model, symbolic_trace)
     graph_model = MergeBatchNorm().apply(graph_model)
     _check_no_batchnorm(graph_model)
@@ -251,7 +256,8 @@ def _insert_requantizers(graph_model: GraphModule, spec: QuantSpec, maps: dict) 
     return graph_model
 
 
-def quantize_model(model: nn.Module, spec: QuantSpec | None = None) -> GraphModule:
+def quantize_model(model: nn.Module, spec: QuantSpec | None = None,
+                   copy_model: bool = True) -> GraphModule:
     """Returns a Brevitas fake-quant copy of a static float model, as `spec` describes.
 
     BatchNorm is folded, the input and output are quantized, every conv gets
@@ -260,8 +266,11 @@ def quantize_model(model: nn.Module, spec: QuantSpec | None = None) -> GraphModu
     before using the result.
 
     Args:
-        model: a static, fx-traceable float model (an extracted subnet); not modified.
+        model: a static, fx-traceable float model (an extracted subnet); not modified
+            unless `copy_model` is False.
         spec: the quantization format (default `QuantSpec()`: int8 per channel, int32 bias).
+        copy_model: False skips the deep copy of `model` (for callers that discard it:
+            its BatchNorms are then folded into its convs in place).
 
     Raises:
         QuantizationError: on untraceable models, unsupported ops, or unfoldable BatchNorm.
@@ -270,13 +279,15 @@ def quantize_model(model: nn.Module, spec: QuantSpec | None = None) -> GraphModu
     _silence_brevitas()
     from brevitas.graph.quantize import preprocess_for_quantize, quantize
 
-    graph_model = fold_batchnorm(model)
-    graph_model = preprocess_for_quantize(graph_model, trace_model=False, relu6_to_relu=True,
-                                          merge_bn=True)
-    _check_supported(graph_model)
     maps = quant_maps(spec)
-    graph_model = _insert_requantizers(graph_model, spec, maps)
-    qmodel = quantize(graph_model, **{k: v for k, v in maps.items() if k != "requant_identity_map"})
+    with fast_rewrites():  # the same rewrites, without re-scanning the model for each one
+        graph_model = fold_batchnorm(model, copy_model)
+        graph_model = preprocess_for_quantize(graph_model, trace_model=False,
+                                              relu6_to_relu=True, merge_bn=True)
+        _check_supported(graph_model)
+        graph_model = _insert_requantizers(graph_model, spec, maps)
+        qmodel = quantize(graph_model,
+                          **{k: v for k, v in maps.items() if k != "requant_identity_map"})
     qmodel.eval()
     qmodel.qanas_quant_spec = spec.to_dict()
     return qmodel
@@ -308,13 +319,24 @@ def calibrate(qmodel: nn.Module, batches: Iterable, max_batches: int | None = No
     from brevitas.graph.calibrate import calibration_mode
 
     qmodel.eval()
+    # Brevitas's `calibration_mode` saves each quantizer's `observer_only` flag once per
+    # activation proxy that contains it and restores them in the same order. A quantizer
+    # shared by several proxies (Brevitas aligns the inputs of a concat by sharing one)
+    # is saved a second time after the first proxy already set the flag, and is restored
+    # to "observer only": it keeps reporting its scale but stops rounding and clamping,
+    # so the fake-quant model stops matching its export. Restore the flags ourselves.
+    observer_flags = {m: m.observer_only for m in qmodel.modules() if hasattr(m, "observer_only")}
     used = 0
-    with calibration_mode(qmodel):
-        for image in _images(batches):
-            if max_batches is not None and used >= max_batches:
-                break
-            qmodel(image)
-            used += 1
+    try:
+        with calibration_mode(qmodel):
+            for image in _images(batches):
+                if max_batches is not None and used >= max_batches:
+                    break
+                qmodel(image)
+                used += 1
+    finally:
+        for module, flag in observer_flags.items():
+            module.observer_only = flag
     if used == 0:
         raise QuantizationError("calibration needs at least one batch of images; got none")
     qmodel.eval()

@@ -6,6 +6,7 @@ from qanas.score.subnet import (
     SubnetScore,
     SubnetScorer,
     cache_batches,
+    merge_batches,
     score_subnet,
     val_subset,
 )
@@ -15,6 +16,7 @@ __all__ = [
     "SubnetScorer",
     "cache_batches",
     "evaluate_miou",
+    "merge_batches",
     "recalibrate_bn",
     "score_subnet",
     "val_subset",

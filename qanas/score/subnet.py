@@ -33,6 +33,8 @@ from qanas.supernet.base import Supernet
 
 DEFAULT_BN_BATCHES = 4
 DEFAULT_VAL_FRACTION = 0.2
+DEFAULT_EVAL_BATCH = 64
+"""Images per evaluation forward pass (validation batches are merged up to this size)."""
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -80,6 +82,32 @@ def cache_batches(batches: Iterable, limit: int | None = None) -> tuple[Batch, .
     return tuple(islice(iter(batches), limit))
 
 
+def merge_batches(batches: Iterable, max_images: int) -> tuple[Batch, ...]:
+    """Concatenates consecutive `(image, mask)` batches into batches of up to `max_images`.
+
+    Brevitas's fake quantization runs hundreds of small ops per forward; fewer,
+    larger batches amortise their overhead (about 20 % of the int8 evaluation time at
+    64x128, 8 -> 32 images; float evaluation does not gain and keeps its batches).
+    Predictions can still depend on the batching: the float convolutions under the
+    fake quantization reduce in a batch-size-dependent order, and a value within an
+    ulp of a rounding tie can round the other way.
+    """
+    merged: list[Batch] = []
+    images: list[torch.Tensor] = []
+    masks: list[torch.Tensor] = []
+    count = 0
+    for image, mask in batches:
+        if images and count + int(image.shape[0]) > max_images:
+            merged.append((torch.cat(images), torch.cat(masks)))
+            images, masks, count = [], [], 0
+        images.append(image)
+        masks.append(mask)
+        count += int(image.shape[0])
+    if images:
+        merged.append((torch.cat(images), torch.cat(masks)))
+    return tuple(merged)
+
+
 def val_subset(loader: Iterable, fraction: float) -> tuple[Batch, ...]:
     """The first `ceil(fraction * len(loader))` batches of a (non-shuffled) loader.
 
@@ -111,12 +139,15 @@ class SubnetScorer:
         bn_batches: training batches used for BN recalibration.
         ignore_index: mask value of unlabelled pixels.
         image_size: `(H, W)` for MAC counts (default: the training images' size).
+        eval_batch: validation images per fake-quant forward pass (validation batches
+            are merged up to it, see `merge_batches`).
     """
 
     def __init__(self, supernet: Supernet, train_batches: Iterable, val_batches: Iterable,
                  spec: QuantSpec | None = None, fraction: float = DEFAULT_VAL_FRACTION,
                  bn_batches: int = DEFAULT_BN_BATCHES, ignore_index: int = 255,
-                 image_size: tuple[int, int] | None = None):
+                 image_size: tuple[int, int] | None = None,
+                 eval_batch: int = DEFAULT_EVAL_BATCH):
         self.supernet = supernet
         self.spec = spec
         need = max(bn_batches, spec.calibration_batches if spec else 0)
@@ -127,6 +158,7 @@ class SubnetScorer:
                             else val_subset(val_batches, fraction))
         if not self.val_batches:
             raise ConfigError("scoring needs at least one validation batch")
+        self.eval_batches = merge_batches(self.val_batches, eval_batch)
         self.bn_batches = bn_batches
         self.ignore_index = ignore_index
         first = self.train_batches[0][0]
@@ -138,11 +170,14 @@ class SubnetScorer:
         recalibrate_bn(subnet, self.train_batches[:self.bn_batches])
         return subnet.eval()
 
-    def quantize(self, subnet: nn.Module) -> nn.Module:
-        """The calibrated fake-quant model of a prepared subnet (requires a spec)."""
+    def quantize(self, subnet: nn.Module, copy_model: bool = True) -> nn.Module:
+        """The calibrated fake-quant model of a prepared subnet (requires a spec).
+
+        `copy_model=False` folds BatchNorm into `subnet` itself (when it is discarded after).
+        """
         if self.spec is None:
             raise ConfigError("this scorer has no QuantSpec; it scores in float only")
-        qmodel = quantize_model(subnet, self.spec)
+        qmodel = quantize_model(subnet, self.spec, copy_model=copy_model)
         calibrate(qmodel, self.train_batches, max_batches=self.spec.calibration_batches)
         return qmodel
 
@@ -154,11 +189,14 @@ class SubnetScorer:
         num_classes = self.supernet.num_classes
         with torch.no_grad():
             subnet = self.prepare(cfg)
-            fp32 = evaluate_miou(subnet, self.val_batches, num_classes, self.ignore_index)
+            with torch.inference_mode():
+                fp32 = evaluate_miou(subnet, self.val_batches, num_classes, self.ignore_index)
             result = fp32
             if self.spec is not None:
-                result = evaluate_miou(self.quantize(subnet), self.val_batches, num_classes,
-                                       self.ignore_index)
+                qmodel = self.quantize(subnet, copy_model=False)  # subnet is not used after
+                with torch.inference_mode():
+                    result = evaluate_miou(qmodel, self.eval_batches, num_classes,
+                                           self.ignore_index)
         layers = self.supernet.space.layer_specs(cfg, self.image_size)
         return SubnetScore(
             arch=cfg.to_str(),
