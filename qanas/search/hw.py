@@ -6,9 +6,10 @@
   zero-point correction folded in) and the per-channel requantization
   parameters (`REQUANT_BYTES_PER_CHANNEL`: int32 multiplier and int32 shift).
 * **peak SRAM**: the arena that `compiler.memory`'s planner (``"greedy"`` by
-  default, the compiler's own) assigns to the subnet's int8 activation buffers,
-  built from shapes by `qanas.search.graph` (see there for how the fused
-  kernels and buffer lifetimes mirror `compiler.plan`). No TVM is run.
+  default, the compiler's own) assigns to the subnet's activation buffers, built
+  from shapes by `qanas.search.graph`: the same kernels, buffer sizes (int8, and
+  the int32/int64 intermediates of resizes, LUTs and adds) and lifetimes as
+  `compiler.plan`, so it equals the compiled arena. No TVM is run.
 * **latency**: a `LatencyModel`. `AnalyticLatencyModel` uses the coefficients of
   `targets.latency` (a model, labelled ``analytic:<cpu>``); a per-block lookup
   table measured with the runners plugs in through the same `predict` method.
