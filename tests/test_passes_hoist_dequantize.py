@@ -40,6 +40,12 @@ def test_shared_dequantize_moves_after_concat():
 
 
 def test_different_scales_are_left_alone():
-    before = _function(hoisted=False, scales=(0.5, 0.25))
-    after = HoistDequantize()(before)
-    tvm.ir.assert_structural_equal(after["main"], before["main"])
+    after = HoistDequantize()(_function(hoisted=False, scales=(0.5, 0.25)))
+    tvm.ir.assert_structural_equal(after["main"],
+                                   _function(hoisted=False, scales=(0.5, 0.25))["main"])
+
+
+def test_the_input_module_is_not_modified():
+    before = _function(hoisted=False)
+    HoistDequantize()(before)
+    tvm.ir.assert_structural_equal(before["main"], _function(hoisted=False)["main"])

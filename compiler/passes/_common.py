@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
@@ -220,16 +219,25 @@ class QuantRewriter(PyExprMutator):
         return expr, lo, hi
 
 
-def rewrite_pass(name: str, rewriter_cls: type[QuantRewriter]) -> tvm.transform.Pass:
-    """Wraps a `QuantRewriter` subclass into a module pass over every Relax function."""
+def function_pass(name: str, rewrite) -> tvm.transform.Pass:
+    """A module pass applying ``rewrite(mod, func) -> func`` to every Relax function.
+
+    The input module is left untouched: the rewritten functions go into a clone, so a
+    caller that keeps the module it passed in (a Before/Expected test, a fallback path)
+    still sees the original.
+    """
 
     def transform(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        updates = {}
-        for gv, func in mod.functions.items():
-            if isinstance(func, relax.Function):
-                updates[gv] = mutator(rewriter_cls)(mod).lower_function(func)
+        updates = {gv: rewrite(mod, func) for gv, func in mod.functions.items()
+                   if isinstance(func, relax.Function)}
+        out = mod.clone()
         for gv, func in updates.items():
-            mod[gv] = func
-        return mod
+            out[gv] = func
+        return out
 
     return tvm.transform.module_pass(transform, opt_level=0, name=name)
+
+
+def rewrite_pass(name: str, rewriter_cls: type[QuantRewriter]) -> tvm.transform.Pass:
+    """Wraps a `QuantRewriter` subclass into a module pass over every Relax function."""
+    return function_pass(name, lambda mod, func: mutator(rewriter_cls)(mod).lower_function(func))

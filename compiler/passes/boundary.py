@@ -9,7 +9,6 @@ zero point move to `TensorInfo` (TFLite's int8 ``inference_input_type``).
 
 from __future__ import annotations
 
-
 import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
@@ -66,7 +65,7 @@ def strip_boundary(imported: ImportedModel) -> ImportedModel:
                 if arg in uses:
                     uses[arg].append((var, value))
     remap_to_param, new_params, inputs = {}, [], []
-    for param, info in zip(func.params, imported.inputs):
+    for param, info in zip(func.params, imported.inputs, strict=True):
         users = uses[param]
         if users and all(is_op(v, "relax.quantize") and _params(v) == _params(users[0][1])
                          for _, v in users):
@@ -83,7 +82,7 @@ def strip_boundary(imported: ImportedModel) -> ImportedModel:
     ret = _resolve(func.body.body, binds)
     fields = list(binds[ret].fields) if isinstance(binds.get(ret), relax.Tuple) else [ret]
     remap_to_arg, outputs = set(), []
-    for field, info in zip(fields, imported.outputs):
+    for field, info in zip(fields, imported.outputs, strict=True):
         var = _resolve(field, binds)
         value = binds.get(var)
         if is_op(value, "relax.dequantize") and const_value(value.args[1]).size == 1:

@@ -10,12 +10,11 @@ quantizer defaults to uint8 activations; both are handled here, including
 from __future__ import annotations
 
 import numpy as np
-
 import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from compiler.passes._common import const_value, dtype_of, is_op, prim_number
+from compiler.passes._common import const_value, dtype_of, function_pass, is_op, prim_number
 
 
 def _shift_zp(zp: relax.Expr) -> relax.Expr:
@@ -47,11 +46,5 @@ class _Uint8ToInt8(PyExprMutator):
 def CanonicalizeUint8():  # noqa: N802 - TVM pass naming
     """The pass; run it before the lowering passes."""
 
-    def transform(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        updates = {gv: mutator(_Uint8ToInt8)(mod).visit_expr(f)
-                   for gv, f in mod.functions.items() if isinstance(f, relax.Function)}
-        for gv, func in updates.items():
-            mod[gv] = func
-        return mod
-
-    return tvm.transform.module_pass(transform, opt_level=0, name="CanonicalizeUint8")
+    return function_pass("CanonicalizeUint8",
+                         lambda mod, func: mutator(_Uint8ToInt8)(mod).visit_expr(func))

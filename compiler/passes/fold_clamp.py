@@ -9,12 +9,10 @@ int8 result of a requantize (``astype(clip(v, a, b), int8)``) or of a table look
 from __future__ import annotations
 
 import numpy as np
-
-import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from compiler.passes._common import const_value, dtype_of, is_op, prim_number
+from compiler.passes._common import const_value, dtype_of, function_pass, is_op, prim_number
 
 
 class _ClampFolder(PyExprMutator):
@@ -52,11 +50,5 @@ class _ClampFolder(PyExprMutator):
 def FoldIntegerClamp():  # noqa: N802 - TVM pass naming
     """The pass; run it after the lowering passes."""
 
-    def transform(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        updates = {gv: mutator(_ClampFolder)(mod).fold(f)
-                   for gv, f in mod.functions.items() if isinstance(f, relax.Function)}
-        for gv, func in updates.items():
-            mod[gv] = func
-        return mod
-
-    return tvm.transform.module_pass(transform, opt_level=0, name="FoldIntegerClamp")
+    return function_pass("FoldIntegerClamp",
+                         lambda mod, func: mutator(_ClampFolder)(mod).fold(func))

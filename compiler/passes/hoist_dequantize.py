@@ -16,7 +16,7 @@ import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from compiler.passes._common import dtype_of, is_op, qparams_of, variable_bindings
+from compiler.passes._common import dtype_of, function_pass, is_op, qparams_of, variable_bindings
 
 
 @mutator
@@ -63,11 +63,5 @@ class DequantizeHoister(PyExprMutator):
 def HoistDequantize():  # noqa: N802 - TVM pass naming
     """The pass: shared dequantizes move from concat inputs to its output."""
 
-    def transform(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        updates = {gv: DequantizeHoister(mod).lower_function(func)
-                   for gv, func in mod.functions.items() if isinstance(func, relax.Function)}
-        for gv, func in updates.items():
-            mod[gv] = func
-        return mod
-
-    return tvm.transform.module_pass(transform, opt_level=0, name="HoistDequantize")
+    return function_pass("HoistDequantize",
+                         lambda mod, func: DequantizeHoister(mod).lower_function(func))

@@ -15,7 +15,6 @@ Weights must be symmetric (zero point 0), as Brevitas and onnxruntime export the
 from __future__ import annotations
 
 import numpy as np
-
 import tvm
 from tvm import relax
 

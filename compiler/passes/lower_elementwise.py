@@ -13,7 +13,6 @@ A following ReLU / clip is folded into the clamp. Broadcasting follows Relax's.
 from __future__ import annotations
 
 import numpy as np
-
 from tvm import relax
 
 from compiler import int8

@@ -31,7 +31,8 @@ class DataMovementRewriter(QuantRewriter):
                 return None
             return relax.op.nn.max_pool2d(
                 x_q, [int(v) for v in a.pool_size], [int(v) for v in a.strides],
-                [int(v) for v in a.padding], [int(v) for v in a.dilation])
+                [int(v) for v in a.padding], [int(v) for v in a.dilation],
+                layout=str(a.layout), out_layout=str(a.out_layout))
         return None
 
     def rewrite(self, call: relax.Call, out: QParams) -> relax.Expr | None:

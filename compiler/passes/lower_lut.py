@@ -10,13 +10,18 @@ over a *single* dequantized int8 tensor, takes only 256 possible inputs. The tab
 from __future__ import annotations
 
 import numpy as np
-
 import tvm
 from tvm import relax
 
 from compiler import int8
-from compiler.passes._common import (QParams, QuantRewriter, const_value, is_op, prim_number,
-                                     rewrite_pass)
+from compiler.passes._common import (
+    QParams,
+    QuantRewriter,
+    const_value,
+    is_op,
+    prim_number,
+    rewrite_pass,
+)
 
 _F32 = np.float32
 

@@ -10,7 +10,6 @@ ONNX Gemm/MatMul import as ``R.matmul(x, W)`` with ``W`` of shape ``[K, N]``
 from __future__ import annotations
 
 import numpy as np
-
 import tvm
 from tvm import relax
 

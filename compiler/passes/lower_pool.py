@@ -15,7 +15,6 @@ Global average pooling sums over H and W with ``R.sum``.
 from __future__ import annotations
 
 import numpy as np
-
 from tvm import relax
 
 from compiler.passes._common import QParams, QuantRewriter, is_op, rewrite_pass, shape_of

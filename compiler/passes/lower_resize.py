@@ -21,7 +21,6 @@ import math
 from fractions import Fraction
 
 import numpy as np
-
 from tvm import relax
 
 from compiler.passes._common import QParams, QuantRewriter, is_op, rewrite_pass, shape_of
