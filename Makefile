@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: demo test test-fast lint toolchains bless clean-venv
+.PHONY: demo test test-fast lint toolchains clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,9 +34,6 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check qanas compiler runtime targets tests benchmarks
-
-bless: $(STAMP)
-	QANAS_BLESS=1 $(PY) -m pytest -m golden -q
 
 clean-venv:
 	rm -rf $(VENV)

@@ -7,6 +7,13 @@ port (startup, vector table, timer, console), the harness and the inputs as ``co
 arrays. `build_firmware` runs make and measures the ELF; a model that does not fit fails
 at link time and is reported as a `FirmwareDoesNotFit` naming region, size and overflow.
 `check_fits` makes the same decision earlier, from the compiler's memory plan.
+
+A target with a `weights_region` (the PSRAM of MPS2, the DDR of MPS3) gets the model's
+weights linked there: weights.c is compiled with ``QANAS_WEIGHTS_SECTION`` putting every
+array in ``.qanas_weights``, which the linker script places in that region. The arrays
+stay ``const`` and are used in place (no copy at startup): QEMU loads the ELF's segments
+into its RAM, and on a real board the debugger or flash tool preloads the region (the
+``weights.bin`` written beside ``firmware.bin``, or the ``.hex``, which holds both).
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ COMMON_PORT = PORTS_DIR / "cortex-m"
 COMMON_PORT_FILES = ("startup.S", "vectors.c", "stack.c", "stack.h", "semihosting.c",
                      "semihosting.h", "port.h", "cortex_m.h", "qanas_profile.h")
 FLASH_SECTIONS = (".vectors", ".text", ".ARM.exidx", ".data")
+WEIGHTS_SECTION = ".weights"  # output section in the weights region (linker script)
+WEIGHTS_INPUT_SECTION = ".qanas_weights"  # where QANAS_WEIGHTS_SECTION puts the arrays
 _OVERFLOW = re.compile(r"region [`'](\w+)' overflowed by (\d+) bytes")
 
 
@@ -40,7 +49,8 @@ class FirmwareDoesNotFit(FirmwareBuildError, ValueError):
     """The model does not fit a memory region of the target.
 
     Attributes:
-        region: "FLASH" or "SRAM".
+        region: "FLASH", "SRAM", or the name of the target's weights region ("PSRAM",
+            "DDR"); the boot region's name when the vector table overflows it.
         size: bytes of the region.
         needed: bytes the image needs there.
     """
@@ -58,11 +68,15 @@ class FirmwareImage:
         elf: the linked image.
         target: target name.
         sections: section name → bytes (from `size -A`).
-        flash_bytes: .vectors + .text (with .rodata) + .ARM.exidx + .data initialisers.
+        flash_bytes: bytes of the stored image: .vectors + .text (with .rodata) +
+            .ARM.exidx + .data initialisers + .weights (the model's weights where they sit
+            in a separate `weights_region`; `weights_region_bytes` says how many).
         static_sram_bytes: .data + .bss, without the arena.
         arena_bytes: the model's arena (a static array in .bss).
         stack_bytes: the reserved main stack.
         toolchain: compiler, version and flags.
+        weights_region_bytes: bytes of the image in the target's weights region (0 when
+            the weights are in flash with the code).
     """
 
     elf: Path
@@ -73,13 +87,14 @@ class FirmwareImage:
     arena_bytes: int
     stack_bytes: int
     toolchain: dict
+    weights_region_bytes: int = 0
 
     def to_dict(self) -> dict:
         """JSON-friendly view."""
         return {"elf": str(self.elf), "target": self.target, "sections": self.sections,
                 "flash_bytes": self.flash_bytes, "static_sram_bytes": self.static_sram_bytes,
                 "arena_bytes": self.arena_bytes, "stack_bytes": self.stack_bytes,
-                "toolchain": self.toolchain}
+                "toolchain": self.toolchain, "weights_region_bytes": self.weights_region_bytes}
 
 
 def firmware_dir(project_dir: Path, target: Target) -> Path:
@@ -97,18 +112,22 @@ def _require_firmware_target(target: Target) -> None:
 def check_fits(project_dir: Path, target: Target) -> dict:
     """Checks the compiler's plan against the target before anything is built.
 
-    SRAM must hold the arena and the stack; flash must hold the weights (code comes on top
-    and is checked by the linker). Returns the budget as a dict.
+    SRAM must hold the arena and the stack; the weights must fit the target's weights
+    region (`Target.weights_memory`: its `weights_region`, else flash); code comes on top
+    and is checked by the linker. Returns the budget as a dict.
 
     Raises:
         FirmwareDoesNotFit: with the region, its size and the bytes the plan needs.
     """
     _require_firmware_target(target)
     meta = json.loads((Path(project_dir) / "compile.json").read_text())
+    weights = target.weights_memory
+    where = "FLASH" if target.weights_region is None else weights.name
     checks = [("SRAM", target.sram.size, meta["arena_bytes"] + target.stack_bytes,
                f"arena {meta['arena_bytes']} B + stack {target.stack_bytes} B"),
-              ("FLASH", target.flash.size, meta["weights_bytes"],
-               f"weights {meta['weights_bytes']} B")]
+              (where, weights.size, meta["weights_bytes"],
+               f"weights {meta['weights_bytes']} B"
+               + ("" if target.weights_region is None else f" at {weights.origin:#010x}"))]
     for region, size, needed, what in checks:
         if needed > size:
             raise FirmwareDoesNotFit(
@@ -116,6 +135,7 @@ def check_fits(project_dir: Path, target: Target) -> dict:
                 f"needs {needed} ({what}), over by {needed - size}; choose a smaller subnet "
                 "or a board with more memory (`qanas targets`)", region, size, needed)
     return {"sram_bytes": target.sram.size, "flash_bytes": target.flash.size,
+            "weights_region": where, "weights_region_bytes": weights.size,
             "arena_bytes": meta["arena_bytes"], "weights_bytes": meta["weights_bytes"],
             "stack_bytes": target.stack_bytes}
 
@@ -128,7 +148,23 @@ def render_linker_script(target: Target) -> str:
     if target.boot is not None:
         boot = (f"  {target.boot.name} (rx) : ORIGIN = {target.boot.origin:#010x}, "
                 f"LENGTH = {target.boot.size}\n")
+    region, section = "", ""
+    if target.weights_region is not None:
+        w = target.weights_region
+        region = f"  {w.name} (r) : ORIGIN = {w.origin:#010x}, LENGTH = {w.size}\n"
+        section = "\n".join([
+            "  /* The model's weights (weights.c, QANAS_WEIGHTS_SECTION): const, used in place",
+            f"   * in {w.name}; the loader (QEMU, or the debugger on a board) puts them there. */",
+            f"  {WEIGHTS_SECTION} : ALIGN(16)",
+            "  {",
+            "    __weights_start = .;",
+            f"    KEEP(*({WEIGHTS_INPUT_SECTION}*))",
+            "    . = ALIGN(16);",
+            "    __weights_end = .;",
+            f"  }} > {w.name}",
+            "", ""])
     values = {"TARGET": target.name, "BOOT_REGION": boot,
+              "WEIGHTS_REGION": region, "WEIGHTS_SECTION": section,
               "VECTOR_REGION": target.boot.name if target.boot else "FLASH",
               "FLASH_ORIGIN": f"{target.flash.origin:#010x}", "FLASH_SIZE": str(target.flash.size),
               "SRAM_ORIGIN": f"{target.sram.origin:#010x}", "SRAM_SIZE": str(target.sram.size),
@@ -168,9 +204,20 @@ def render_inputs(inputs: Sequence[np.ndarray], target: Target, repeats: int,
 
 
 def render_makefile(target: Target, defines: Sequence[str]) -> str:
-    """The firmware Makefile: model sources from ``..`` (sources.mk), port and harness here."""
+    """The firmware Makefile: model sources from ``..`` (sources.mk), port and harness here.
+
+    With a `weights_region`, ``firmware.bin`` is the code image alone (a flat binary across
+    both regions would span the gap between them) and ``weights.bin`` the weights, to be
+    loaded at the region's origin; the ``.hex`` holds both at their addresses.
+    """
     tc = target.toolchain
     size = tc.size
+    binaries = ["\t$(OBJCOPY) -O binary $@ $(BUILD)/firmware.bin"]
+    if target.weights_region is not None:
+        binaries = [f"\t$(OBJCOPY) -O binary -R {WEIGHTS_SECTION} $@ $(BUILD)/firmware.bin",
+                    f"\t$(OBJCOPY) -O binary -j {WEIGHTS_SECTION} $@ $(BUILD)/weights.bin"
+                    f"  # at {target.weights_region.origin:#010x} "
+                    f"({target.weights_region.name})"]
     return "\n".join([
         f"# Firmware of the model in .. for {target.name}; generated by runtime/firmware.py.",
         "# `make` builds build/firmware.elf (and .bin/.hex); see docs/porting-a-board.md.",
@@ -215,7 +262,7 @@ def render_makefile(target: Target, defines: Sequence[str]) -> str:
         "$(BUILD)/firmware.elf: $(MODEL_OBJS) $(LOCAL_OBJS) link.ld",
         "\t$(CC) $(LDFLAGS) -T link.ld -Wl,-Map=$(BUILD)/firmware.map \\",
         "\t  $(LOCAL_OBJS) $(MODEL_OBJS) -lm -lc -lgcc -o $@",
-        "\t$(OBJCOPY) -O binary $@ $(BUILD)/firmware.bin",
+        *binaries,
         "\t$(OBJCOPY) -O ihex $@ $(BUILD)/firmware.hex",
         "",
         "size: $(BUILD)/firmware.elf",
@@ -270,6 +317,9 @@ def prepare_firmware(project_dir: Path, target: Target, inputs: Sequence[np.ndar
         defines.append(f"-DQANAS_PORT_UART_BASE={target.uart_base:#x}u")
     if target.cpu == "cortex-m7":
         defines.append("-DQANAS_PORT_CORTEX_M7")
+    if target.weights_region is not None:
+        defines.append("'-DQANAS_WEIGHTS_SECTION=__attribute__((section("
+                       f'"{WEIGHTS_INPUT_SECTION}")))\'')
     if io == "uart":
         defines.append("-DQANAS_IO_UART")
     if profile_layers:
@@ -311,7 +361,8 @@ def _overflow_error(log: str, target: Target) -> FirmwareDoesNotFit | None:
     if not found:
         return None
     region, over = found[0][0], int(found[0][1])
-    regions = {r.name: r for r in (target.flash, target.sram, target.boot) if r is not None}
+    regions = {r.name: r for r in (target.flash, target.sram, target.boot,
+                                   target.weights_region) if r is not None}
     size = regions[region].size if region in regions else 0
     others = "; ".join(f"region {r} overflowed by {n} bytes" for r, n in found[1:])
     return FirmwareDoesNotFit(
@@ -345,9 +396,10 @@ def build_firmware(fw_dir: Path, target: Target, jobs: int = 2) -> FirmwareImage
     arena = int(meta["arena_bytes"])
     return FirmwareImage(
         elf=elf, target=target.name, sections=sections,
-        flash_bytes=sum(sections.get(s, 0) for s in FLASH_SECTIONS),
+        flash_bytes=sum(sections.get(s, 0) for s in (*FLASH_SECTIONS, WEIGHTS_SECTION)),
         static_sram_bytes=sections.get(".data", 0) + sections.get(".bss", 0) - arena,
         arena_bytes=arena, stack_bytes=sections.get(".stack", target.stack_bytes),
         toolchain={"cc": target.toolchain.cc, "version": _toolchain_version(target.toolchain.cc),
                    "cflags": list(target.toolchain.cflags),
-                   "ldflags": list(target.toolchain.ldflags)})
+                   "ldflags": list(target.toolchain.ldflags)},
+        weights_region_bytes=sections.get(WEIGHTS_SECTION, 0))

@@ -14,7 +14,9 @@ from dataclasses import replace
 from targets.builtin import CORTEX_M4, CORTEX_M7, CORTEX_M55, KIB, MIB, register_target
 from targets.target import MemoryRegion
 
-_BOARD = {"emulator": None, "runner": "serial", "port": "cortex-m-board"}
+# A board keeps only its on-chip flash and SRAM: the weights go to flash with the code
+# (the MPS2/MPS3 external RAM of the generic cores is not on these chips).
+_BOARD = {"emulator": None, "runner": "serial", "port": "cortex-m-board", "weights_region": None}
 
 STM32F746_DISCO = register_target(replace(
     CORTEX_M7, name="stm32f746-disco", board="stm32f746-disco",

@@ -46,8 +46,14 @@ HOST = register_target(
 
 # MPS2 FPGA images AN386 (M4) and AN500 (M7): ZBT SSRAM1 (code) at 0, SSRAM2/3 (data) at
 # 0x2000_0000, 4 MiB each; CMSDK UART0 at 0x4000_4000; SYSCLK 25 MHz drives SysTick.
+# The 16 MiB PSRAM (QEMU's "mps.ram", mps2_common_init: `memory_region_add_subregion(
+# system_memory, mmc->psram_base, machine->ram)`, default_ram_size 16 MiB) holds the
+# weights: at 0x2100_0000 on AN386, at 0x6000_0000 on AN500 (`mmc->psram_base = 0x60000000`;
+# the AN500 has nothing at 0x2100_0000, only an unimplemented-device stub).
 _MPS2_CODE = MemoryRegion("FLASH", 0x00000000, 4 * MIB)
 _MPS2_DATA = MemoryRegion("SRAM", 0x20000000, 4 * MIB)
+_AN386_PSRAM = MemoryRegion("PSRAM", 0x21000000, 16 * MIB)
+_AN500_PSRAM = MemoryRegion("PSRAM", 0x60000000, 16 * MIB)
 
 CORTEX_M4 = register_target(
     Target(
@@ -59,6 +65,7 @@ CORTEX_M4 = register_target(
                                      "-mfpu=fpv4-sp-d16"),
         tvm_target={"kind": "c"}, emulator="mps2-an386", runner="qemu",
         stack_bytes=16 * KIB, port="qemu-mps", uart_base=0x40004000,
+        weights_region=_AN386_PSRAM,
     )
 )
 
@@ -71,11 +78,15 @@ CORTEX_M7 = register_target(
         toolchain=cortex_m_toolchain("-mcpu=cortex-m7", "-mfloat-abi=hard", "-mfpu=fpv5-d16"),
         tvm_target={"kind": "c"}, emulator="mps2-an500", runner="qemu",
         stack_bytes=16 * KIB, port="qemu-mps", uart_base=0x40004000,
+        weights_region=_AN500_PSRAM,
     )
 )
 
 # MPS3 AN547 (SSE-300): the core boots (secure) from the ITCM at 0; code goes to the
-# 2 MiB SRAM at 0x0100_0000, data to the 4 MiB "sram 2" at 0x2100_0000; MAINCLK 32 MHz.
+# 2 MiB SRAM at 0x0100_0000, data to the 4 MiB "sram 2" at 0x2100_0000, the weights to the
+# DDR at 0x6000_0000 (an547_raminfo: "DDR", .base = 0x60000000, .size = MPS3_DDR_SIZE,
+# 2 GiB on a 64-bit host, behind MPC 2, whose reset state lets the secure core and the
+# ELF loader through); MAINCLK 32 MHz.
 CORTEX_M55 = register_target(
     Target(
         name="cortex-m55",
@@ -86,6 +97,7 @@ CORTEX_M55 = register_target(
         boot=MemoryRegion("ITCM", 0x00000000, 512 * KIB),
         flash=MemoryRegion("FLASH", 0x01000000, 2 * MIB),
         sram=MemoryRegion("SRAM", 0x21000000, 4 * MIB),
+        weights_region=MemoryRegion("DDR", 0x60000000, 2048 * MIB),
         toolchain=cortex_m_toolchain("-mcpu=cortex-m55", "-mfloat-abi=hard"),
         tvm_target={"kind": "c"}, emulator="mps3-an547", runner="qemu",
         stack_bytes=16 * KIB, port="qemu-mps", uart_base=0x59303000,

@@ -54,6 +54,11 @@ class Target:
         uart_base: address of the console UART the port drives (CMSDK UART), or None.
         npu: an attached accelerator ("ethos-u55"), or None; qanas code runs on the CPU.
         flash_command: how a user flashes the board (documented default; overridable).
+        weights_region: a separate memory the model's weights are linked into, or None to
+            keep them in `flash` with the code. The MPS2/MPS3 FPGA images have external
+            RAM beside the code memory (16 MiB PSRAM on MPS2, DDR on MPS3) that QEMU loads
+            the ELF's segments into; on the real board the debugger or flash tool must
+            preload it, like any external memory (docs/porting-a-board.md).
     """
 
     name: str
@@ -75,6 +80,12 @@ class Target:
     uart_base: int | None = None
     npu: str | None = None
     flash_command: tuple[str, ...] = ()
+    weights_region: MemoryRegion | None = None
+
+    @property
+    def weights_memory(self) -> MemoryRegion | None:
+        """The region the model's weights are linked into: `weights_region`, else `flash`."""
+        return self.weights_region if self.weights_region is not None else self.flash
 
     def to_dict(self) -> dict:
         """JSON-friendly summary (used by `qanas targets --json`)."""
@@ -92,7 +103,8 @@ class Target:
             "board": self.board,
             "memory": {
                 kind: {"origin": hex(r.origin), "size": r.size, "name": r.name}
-                for kind, r in (("flash", self.flash), ("sram", self.sram), ("boot", self.boot))
+                for kind, r in (("flash", self.flash), ("sram", self.sram), ("boot", self.boot),
+                                ("weights", self.weights_region))
                 if r is not None
             },
             "stack_bytes": self.stack_bytes,

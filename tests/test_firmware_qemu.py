@@ -50,7 +50,8 @@ def test_qemu_bit_exact_with_host(project, reference, target):
     sram = p["sram_bytes"]
     assert 0 < sram["stack_peak"] < sram["stack_reserved"]
     assert sram["arena"] == json.loads((project / "compile.json").read_text())["arena_bytes"]
-    assert p["flash_bytes"] > json.loads((project / "compile.json").read_text())["weights_bytes"]
+    weights = json.loads((project / "compile.json").read_text())["weights_bytes"]
+    assert p["flash_bytes"] > weights  # the stored image, the weights in PSRAM/DDR included
 
 
 def test_instruction_counts_repeat_run_to_run(project, reference):
@@ -61,17 +62,22 @@ def test_instruction_counts_repeat_run_to_run(project, reference):
     assert first == second
 
 
+FIELDS = {"FLASH": "flash", "SRAM": "sram", "PSRAM": "weights_region"}
+
+
 def _too_small(name: str, region: str, size: int):
     t = get_target(name)
-    r = getattr(t, region.lower())
-    return dataclasses.replace(t, **{region.lower(): MemoryRegion(r.name, r.origin, size)})
+    r = getattr(t, FIELDS[region])
+    return dataclasses.replace(t, **{FIELDS[region]: MemoryRegion(r.name, r.origin, size)})
 
 
-@pytest.mark.parametrize("region", ["FLASH", "SRAM"])
+@pytest.mark.parametrize("region", ["FLASH", "SRAM", "PSRAM"])
 def test_link_time_overflow_names_region_and_bytes(project, reference, region):
     inputs, _ = reference
-    arena = json.loads((project / "compile.json").read_text())["arena_bytes"]
-    size = 4096 if region == "FLASH" else arena + 1024  # the stack (16 KiB) cannot fit
+    meta = json.loads((project / "compile.json").read_text())
+    # FLASH: the code cannot fit; SRAM: the stack (16 KiB) cannot; PSRAM: the weights cannot
+    size = {"FLASH": 4096, "SRAM": meta["arena_bytes"] + 1024,
+            "PSRAM": meta["weights_bytes"] // 2}[region]
     target = _too_small("cortex-m4", region, size)
     fw = prepare_firmware(project, target, list(inputs.values()))
     with pytest.raises(FirmwareDoesNotFit) as info:

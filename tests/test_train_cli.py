@@ -36,7 +36,9 @@ def test_writes_checkpoint_config_and_result(tmp_path, capsys):
     assert 0 <= result["baseline_miou"] <= 1
     meta = json.loads((out / "config.json").read_text())
     assert meta["seed"] == 0 and meta["config"]["train"]["space"] == TOY
-    assert meta["config"]["train"]["lr"] == 0.05 and "torch" in meta["versions"]
+    assert meta["config"]["train"]["lr"] == 0.01 and "torch" in meta["versions"]
+    assert meta["config"]["train"]["optimizer"] == "adamw"
+    assert meta["config"]["train"]["augment"] is False  # synthetic: off unless --augment
     assert json.loads((out / "result.json").read_text())["history"][-1]["epoch"] == 2
     assert load_checkpoint(out / "supernet.pt")["epoch"] == 2
 
@@ -58,7 +60,7 @@ def test_resume_extends_and_checks_flags(tmp_path, capsys):
     out = tmp_path / "run"
     assert _run(capsys, "--space", TOY, *TINY, "--epochs", "1", "--out", str(out))[0] == 0
     code, result = _run(capsys, "--out", str(out), "--resume", "--lr", "0.5")
-    assert code == 2 and "--lr 0.5 vs stored 0.05" in result["error"]
+    assert code == 2 and "--lr 0.5 vs stored 0.01" in result["error"]
     code, result = _run(capsys, "--out", str(out), "--resume", "--epochs", "2", "--space", TOY)
     assert code == 0 and result["epochs"] == 2
     assert json.loads((out / "config.json").read_text())["config"]["resumed"] is True

@@ -12,10 +12,20 @@ from qanas.train.optim import WarmupCosine
 
 
 def test_defaults_are_resolved_per_optimizer():
-    sgd = TrainConfig(space="s")
+    sgd = TrainConfig(space="s", optimizer="sgd")
     adamw = TrainConfig(space="s", optimizer="adamw")
     assert sgd.lr > adamw.lr > 0 and sgd.weight_decay != adamw.weight_decay
     assert TrainConfig(space="s", lr=0.3).lr == 0.3
+
+
+def test_short_run_defaults():
+    cfg = TrainConfig(space="s")
+    assert (cfg.optimizer, cfg.lr, cfg.batch_size) == ("adamw", 1e-2, 4)
+    assert cfg.zero_init_residual and cfg.path_loss == "mean"
+    # Augmentation: off for the generated synthetic scenes, on for real datasets.
+    assert cfg.augment is False
+    assert TrainConfig(space="s", dataset="voc").augment is True
+    assert TrainConfig(space="s", augment=True).augment is True
 
 
 def test_dict_round_trip_is_json_safe():
@@ -33,6 +43,7 @@ def test_unknown_keys_are_rejected_with_the_known_ones():
 @pytest.mark.parametrize("changes, match", [
     ({"optimizer": "rmsprop"}, "choose one of sgd, adamw"),
     ({"sampler": "greedy"}, "choose one of fairnas, spos"),
+    ({"path_loss": "max"}, "choose one of sum, mean"),
     ({"image_size": (64,)}, "two positive integers"),
     ({"epochs": 0}, "epochs must be at least 1"),
     ({"lr": -1.0}, "lr must be positive"),

@@ -141,3 +141,46 @@ def test_resume_cannot_shrink_below_trained_epochs(tmp_path):
     SupernetTrainer(tiny_config(epochs=2), tmp_path).fit()
     with pytest.raises(ConfigError, match="already trained"):
         SupernetTrainer.from_checkpoint(tmp_path / "supernet.pt", epochs=1)
+
+
+def test_path_loss_sum_accumulates_m_times_the_mean_gradient(tmp_path):
+    grads, losses = {}, {}
+    for mode in ("mean", "sum"):
+        trainer = SupernetTrainer(tiny_config(epochs=1, path_loss=mode, grad_clip=0.0),
+                                  tmp_path / mode)
+        image, mask = trainer._calib[0]
+        losses[mode] = trainer.train_step(image, mask)
+        grads[mode] = {k: p.grad.clone() for k, p in trainer.model.named_parameters()}
+    m = trainer.sampler.paths_per_step
+    assert losses["sum"] == pytest.approx(losses["mean"])  # the logged loss is the path mean
+    for name, grad in grads["mean"].items():
+        torch.testing.assert_close(grads["sum"][name], grad * m, rtol=1e-4, atol=1e-6)
+
+
+def test_zero_init_residual_makes_residual_candidates_start_as_identity():
+    from qanas.space import get_space
+    from qanas.supernet.squeezenas_blocks import GroupedInvertedResidual
+    from qanas.train.trainer import zero_init_residual
+
+    torch.manual_seed(0)
+    net = get_space("squeezenas-small").build_supernet(6)
+    residual = [m for m in net.modules()
+                if isinstance(m, GroupedInvertedResidual) and m.use_residual]
+    assert zero_init_residual(net) == len(residual) > 0
+    block = residual[0].train()
+    x = torch.randn(2, block.expand[0].in_channels, 8, 8)
+    torch.testing.assert_close(block(x), x)
+
+
+def test_adamw_step_does_not_depend_on_mean_or_sum(tmp_path):
+    # Adam's update is invariant to the gradient's scale (up to eps), so under AdamW the
+    # FairNAS paper's sum and our mean of the m path losses train the same weights.
+    weights = {}
+    for mode in ("mean", "sum"):
+        trainer = SupernetTrainer(tiny_config(epochs=1, path_loss=mode, grad_clip=0.0,
+                                              optimizer="adamw"), tmp_path / mode)
+        image, mask = trainer._calib[0]
+        trainer.train_step(image, mask)
+        weights[mode] = {k: p.detach().clone() for k, p in trainer.model.named_parameters()}
+    for name, value in weights["mean"].items():
+        torch.testing.assert_close(weights["sum"][name], value, rtol=1e-4, atol=1e-5)

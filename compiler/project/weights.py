@@ -1,4 +1,5 @@
-"""Renders constants as aligned ``const`` C arrays (``weights.c``): they land in flash.
+"""Renders constants as aligned ``const`` C arrays (``weights.c``): they land in flash (or
+in the target's weights region, through ``QANAS_WEIGHTS_SECTION``; see runtime/firmware.py).
 
 Integers are written in decimal, floats as C99 hexadecimal literals so that every bit
 survives the round trip through the C compiler.
@@ -70,6 +71,9 @@ def render_weights(constants: Mapping[str, np.ndarray], prefix: str, header: str
         constants: buffer name → value.
         prefix: symbol prefix; the array of constant ``c`` is ``<prefix>_<c>``.
         header: header that defines QANAS_ALIGNED ("qanas/platform.h").
+
+    Each array carries ``QANAS_WEIGHTS_SECTION``, empty unless the build defines it (the
+    firmware of a target with a `weights_region` puts the arrays in ``.qanas_weights``).
     """
     lines = [
         "/* Weights of the model: const arrays, so the linker places them in flash.",
@@ -78,13 +82,20 @@ def render_weights(constants: Mapping[str, np.ndarray], prefix: str, header: str
         "#include <math.h>",
         "#include <stdint.h>",
         "",
+        "/* A firmware build defines QANAS_WEIGHTS_SECTION as a section attribute when its",
+        " * target links the weights into a memory of their own (runtime/firmware.py). */",
+        "#ifndef QANAS_WEIGHTS_SECTION",
+        "#define QANAS_WEIGHTS_SECTION",
+        "#endif",
+        "",
     ]
     for name, value in constants.items():
         flat = np.ascontiguousarray(value).reshape(-1)
         ctype = c_type(str(value.dtype))
         count = max(flat.size, 1)
         lines.append(f"/* {name}: {value.dtype}{list(value.shape)}, {value.nbytes} bytes */")
-        lines.append(f"const {ctype} {prefix}_{name}[{count}] QANAS_ALIGNED(16) = {{")
+        lines.append(f"const {ctype} {prefix}_{name}[{count}] QANAS_ALIGNED(16) "
+                     "QANAS_WEIGHTS_SECTION = {")
         literals = [_literal(v, flat.dtype) for v in flat] or ["0"]
         per_line = 16 if flat.dtype.kind != "f" else 6
         for i in range(0, len(literals), per_line):

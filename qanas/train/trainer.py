@@ -1,9 +1,13 @@
 """The supernet training loop: FairNAS/SPOS paths, accumulated gradients, atomic checkpoints.
 
 One optimizer step = the sampler's paths (m for FairNAS, 1 for SPOS) each run
-forward and backward on the same batch, gradients accumulated as the *mean* of
-the paths' losses (so the LR means the same for both samplers), clipped to
-`grad_clip`, then one optimizer and one scheduler step. BatchNorm stays in
+forward and backward on the same batch, gradients accumulated as the mean
+(`path_loss="mean"`, default) or the sum (`"sum"`, as in the FairNAS paper) of
+the paths' losses, clipped to `grad_clip`, then one optimizer and one scheduler
+step. With AdamW (the default) the two agree up to Adam's epsilon and the
+clipping, because Adam's update does not depend on the gradient's scale; with
+SGD the mean divides the step of every candidate (trained by about one path of
+m) by m, which is why SGD runs want `path_loss="sum"` or an m-times larger LR. BatchNorm stays in
 train mode; each path updates the shared running statistics, which is why the
 quick validation recalibrates BN per subnet (`qanas.train.evaluate`).
 
@@ -95,6 +99,8 @@ class SupernetTrainer:
         self.init_report = None
         if config.init_from and initialise:
             self.init_report = _init_encoder(supernet, config.init_from)
+        if config.zero_init_residual:
+            zero_init_residual(supernet)
         if config.qat:
             from qanas.train.qat import prepare_qat
 
@@ -239,9 +245,9 @@ class SupernetTrainer:
         for cfg in paths:
             self.model.set_active(cfg)
             logits = self.model(image)
-            loss = F.cross_entropy(logits, mask, ignore_index=self.ignore_index) / len(paths)
-            loss.backward()
-            total += float(loss.detach())
+            loss = F.cross_entropy(logits, mask, ignore_index=self.ignore_index)
+            (loss / len(paths) if self.config.path_loss == "mean" else loss).backward()
+            total += float(loss.detach()) / len(paths)
         if not np.isfinite(total):
             raise FloatingPointError(
                 f"training loss became {total} at step {self.step}; lower --lr (now "
@@ -333,3 +339,21 @@ def _init_encoder(supernet, path: str) -> dict[str, Any]:
     report = load_mobilenet_v2_file(supernet, path)
     return {"path": str(path), "loaded": len(report.loaded), "missing": len(report.missing),
             "unused": len(report.unused)}
+
+
+def zero_init_residual(model: torch.nn.Module) -> int:
+    """Zeroes the last BatchNorm gamma of every residual block, so each block starts as identity.
+
+    A block counts as residual when it has a true `use_residual` or `use_res`
+    attribute (the SqueezeNAS and MobileNetV2 blocks). Returns the number of
+    blocks changed.
+    """
+    changed = 0
+    for module in model.modules():
+        if not (getattr(module, "use_residual", False) or getattr(module, "use_res", False)):
+            continue
+        norms = [m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        if norms:
+            torch.nn.init.zeros_(norms[-1].weight)
+            changed += 1
+    return changed

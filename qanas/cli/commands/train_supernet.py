@@ -26,7 +26,7 @@ _FIELDS = {
     "weight_decay": "weight_decay", "sampler": "sampler", "init_from": "init_from",
     "seed": "seed", "steps_per_epoch": "steps_per_epoch", "train_length": "train_length",
     "val_length": "val_length", "warmup_fraction": "warmup_fraction", "grad_clip": "grad_clip",
-    "val_batches": "val_batches", "calib_batches": "calib_batches",
+    "val_batches": "val_batches", "calib_batches": "calib_batches", "path_loss": "path_loss",
 }
 
 
@@ -37,13 +37,18 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"),
                         help="training resolution (default: 64 128)")
     parser.add_argument("--epochs", type=int, help="epochs (default: 10)")
-    parser.add_argument("--batch-size", type=int, help="images per batch (default: 8)")
-    parser.add_argument("--lr", type=float, help="peak LR (default: 0.05 sgd, 2e-3 adamw)")
-    parser.add_argument("--optimizer", choices=("sgd", "adamw"), help="default: sgd")
+    parser.add_argument("--batch-size", type=int, help="images per batch (default: 4)")
+    parser.add_argument("--lr", type=float, help="peak LR (default: 1e-2 adamw, 0.05 sgd)")
+    parser.add_argument("--optimizer", choices=("sgd", "adamw"), help="default: adamw")
     parser.add_argument("--weight-decay", type=float, help="default: 4e-5 sgd, 1e-2 adamw")
     parser.add_argument("--sampler", choices=("fairnas", "spos"),
                         help="fairnas: strict fairness, m paths per step (default); "
                              "spos: one uniform path per step")
+    parser.add_argument("--path-loss", choices=("mean", "sum"),
+                        help="combine the m FairNAS path losses by mean (default) or sum "
+                             "(the paper's accumulation; use it with sgd)")
+    parser.add_argument("--zero-init-residual", action="store_true", default=None,
+                        help="start every residual block as identity (last BN gamma = 0)")
     parser.add_argument("--qat", action="store_true", default=None,
                         help="train with Brevitas fake-quant (QAT supernet)")
     parser.add_argument("--init-from", metavar="PATH",
@@ -52,6 +57,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps-per-epoch", type=int, help="cap on steps per epoch")
     parser.add_argument("--train-length", type=int, help="synthetic: number of train scenes")
     parser.add_argument("--val-length", type=int, help="synthetic: number of val scenes")
+    parser.add_argument("--augment", dest="augment", action="store_true", default=None,
+                        help="random scale-crop/flip (default: on, except for synthetic)")
     parser.add_argument("--no-augment", dest="augment", action="store_false", default=None,
                         help="disable random scale-crop/flip")
     parser.add_argument("--warmup-fraction", type=float, help="LR warmup share (default 0.05)")
@@ -67,7 +74,7 @@ def _given(args: argparse.Namespace) -> dict:
     """The TrainConfig fields the user set explicitly on the command line."""
     given = {field: getattr(args, flag) for flag, field in _FIELDS.items()
              if getattr(args, flag) is not None}
-    for field in ("qat", "augment"):
+    for field in ("qat", "augment", "zero_init_residual"):
         if getattr(args, field) is not None:
             given[field] = getattr(args, field)
     if "image_size" in given:
