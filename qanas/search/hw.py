@@ -167,6 +167,17 @@ class HardwareCostModel:
         return self._profiles[key]
 
     def budgets(self) -> dict[str, int | None]:
-        """The target's SRAM and flash sizes in bytes (None when unbounded)."""
-        return {"sram_bytes": self.target.sram.size if self.target.sram else None,
-                "flash_bytes": self.target.flash.size if self.target.flash else None}
+        """The target's memory budgets; see `target_budgets`."""
+        return target_budgets(self.target)
+
+
+def target_budgets(target: Target) -> dict[str, int | None]:
+    """SRAM for the arena and room for the weights, in bytes (None when unbounded).
+
+    Weights are budgeted against the region they are linked into
+    (`Target.weights_memory`: external PSRAM/DDR on the QEMU MPS machines, on-chip
+    flash on boards), the same region the firmware build checks.
+    """
+    weights = target.weights_memory
+    return {"sram_bytes": target.sram.size if target.sram else None,
+            "flash_bytes": weights.size if weights else None}

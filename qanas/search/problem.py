@@ -56,7 +56,7 @@ class Budgets:
 
     Attributes:
         sram_bytes: activation arena budget (the target's SRAM).
-        flash_bytes: constant-data budget (the target's flash).
+        flash_bytes: weights budget (the region the weights link into: flash, or PSRAM/DDR).
         latency: latency budget, in the latency model's unit.
     """
 

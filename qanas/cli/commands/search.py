@@ -150,9 +150,9 @@ def _run(args: argparse.Namespace) -> dict:
     archive = _open_archive(out, args.resume, args.force)
     try:
         setup = build_scorer(args)
-        budgets = Budgets(sram_bytes=target.sram.size if target.sram else None,
-                          flash_bytes=target.flash.size if target.flash else None,
-                          latency=args.latency_budget)
+        from qanas.search.hw import target_budgets
+
+        budgets = Budgets(**target_budgets(target), latency=args.latency_budget)
         latency_model = None
         if getattr(args, "lut", None):
             from qanas.search.lut import LatencyLUT, LUTLatencyModel
