@@ -183,4 +183,5 @@ def test_adamw_step_does_not_depend_on_mean_or_sum(tmp_path):
         trainer.train_step(image, mask)
         weights[mode] = {k: p.detach().clone() for k, p in trainer.model.named_parameters()}
     for name, value in weights["mean"].items():
-        torch.testing.assert_close(weights["sum"][name], value, rtol=1e-4, atol=1e-5)
+        # eps (1e-8) matters only for near-zero gradients: allow 1% of one lr-sized step.
+        torch.testing.assert_close(weights["sum"][name], value, rtol=0, atol=1e-2 * 1e-2)

@@ -11,8 +11,8 @@ mIoU of the seed subnet beside the majority-class baseline of ~0.12):
 
 * **AdamW at 1e-2** (5% linear warmup, cosine). FairNAS trains each candidate
   on about one path of m per step; with the path losses averaged, SGD moves a
-  candidate's weights by lr/m per step, so the old SGD 0.05 default sat at the
-  baseline for the first ~150 steps. Adam normalises every parameter's step, so
+  candidate's weights by lr/m per step, so the old default (SGD 0.05, batch 8,
+  augmented) reached only 0.15 seed / 0.13 max after 150 steps. Adam normalises every parameter's step, so
   the 1/m disappears (and mean vs sum of the path losses stops mattering); at
   40 steps 1e-2 reached a lower loss than 3e-3.
 * **Batch 4**: a step costs m forward/backward passes; 4 images per pass gave
@@ -26,6 +26,9 @@ mIoU of the seed subnet beside the majority-class baseline of ~0.12):
   function first; at 120 steps it took seed/max int8 mIoU from 0.14/0.12 to
   0.21/0.21.
 * BN momentum is left alone: subnets are scored after BN recalibration.
+
+With these defaults, 240 s of training on 2 threads (453 steps) gave int8
+mIoU 0.62 seed / 0.63 max / 0.23 min against a 0.12 baseline.
 """
 
 from __future__ import annotations

@@ -97,10 +97,10 @@ class SupernetTrainer:
         torch.manual_seed(config.seed)
         supernet = self.space.build_supernet(self.num_classes)
         self.init_report = None
+        if config.zero_init_residual:  # before init_from: pretrained gammas must win
+            zero_init_residual(supernet)
         if config.init_from and initialise:
             self.init_report = _init_encoder(supernet, config.init_from)
-        if config.zero_init_residual:
-            zero_init_residual(supernet)
         if config.qat:
             from qanas.train.qat import prepare_qat
 
