@@ -15,9 +15,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="synthetic", help="dataset name")
     parser.add_argument("--data-root", default=None, help="dataset folder (real datasets)")
     parser.add_argument("--image-size", type=int, nargs=2, default=(64, 128), metavar=("H", "W"))
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--steps-per-epoch", type=int, default=25)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--steps-per-epoch", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--candidates", type=int, default=4,
                         help="random subnets scored besides seed/min/max")
     parser.add_argument("--firmware-targets", nargs="*",
