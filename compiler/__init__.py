@@ -4,6 +4,11 @@ Produces an AOT execution plan, a static memory plan and a standalone C project.
 Imports `targets` only (never `qanas`).
 """
 
-from compiler.errors import CompilerError, InvalidModelError, MemoryBudgetExceeded, UnsupportedOpError
+from compiler.errors import (
+    CompilerError,
+    InvalidModelError,
+    MemoryBudgetExceeded,
+    UnsupportedOpError,
+)
 
 __all__ = ["CompilerError", "InvalidModelError", "MemoryBudgetExceeded", "UnsupportedOpError"]

@@ -108,8 +108,8 @@ def score_candidates(trainer, configs) -> tuple[Any, list]:
 
 def compile_first_fitting(scorer, scores, config: DemoConfig, out: Path) -> dict:
     """Exports and compiles candidates best-first until one fits the target's memory."""
-    from compiler.errors import MemoryBudgetExceeded
     from compiler.driver import compile_model
+    from compiler.errors import MemoryBudgetExceeded
     from qanas.quant import export_qdq
     from qanas.space import SubnetConfig
 
@@ -154,7 +154,7 @@ def host_fidelity(chosen: dict, scorer, images: int) -> dict:
     seconds = []
     done = 0
     for image_batch, mask_batch in scorer.val_batches:
-        for image, mask in zip(image_batch, mask_batch):
+        for image, mask in zip(image_batch, mask_batch, strict=True):
             if done >= images:
                 break
             xq = _quantize_input(image[None], inp.scale, inp.zero_point)

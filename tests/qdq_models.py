@@ -39,8 +39,7 @@ class _ConvNet(nn.Module):
                  act, bias):
         super().__init__()
         import brevitas.nn as qnn
-        from brevitas.quant import (Int8WeightPerChannelFloat, Int8WeightPerTensorFloat,
-                                    Int32Bias)
+        from brevitas.quant import Int8WeightPerChannelFloat, Int8WeightPerTensorFloat, Int32Bias
 
         self.inp = qnn.QuantIdentity(return_quant_tensor=True)
         self.conv = qnn.QuantConv2d(
@@ -158,8 +157,12 @@ def float_onnx_model(directory: Path, *, ch: int = 8, size: int = 16, seed: int 
 
 def ort_quantized_model(directory: Path, *, ch: int = 8, size: int = 16, seed: int = 0) -> Path:
     """`float_onnx_model` quantized by onnxruntime (QDQ, per-channel weights, int8)."""
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     src = float_onnx_model(directory, ch=ch, size=size, seed=seed)
     rng = np.random.default_rng(seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import onnx
 import pytest
 import torch
-from onnx import helper, TensorProto
+from onnx import TensorProto, helper
 
 from qanas.quant import (
     ExportError,

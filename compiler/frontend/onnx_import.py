@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+import tvm
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
-
-import tvm
 from tvm import relax
 
 from compiler.errors import InvalidModelError
@@ -202,7 +201,7 @@ def import_onnx(model: onnx.ModelProto, source: str) -> ImportedModel:
                     const_names.update(node.output)
                 else:
                     outs = onnx_ops.convert(node, ctx)
-                for name, value in zip(node.output, outs):
+                for name, value in zip(node.output, outs, strict=False):
                     if name:
                         ctx.env[name] = value
             results = [ctx.expr(o.name) for o in graph.output]

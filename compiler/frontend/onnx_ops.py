@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from onnx import helper
-
 from tvm import relax
 
 from compiler.errors import UnsupportedOpError
@@ -34,7 +33,7 @@ def _dtype(expr: relax.Expr) -> str:
     return str(expr.ty.dtype)
 
 
-def _fconst(value) -> tvm.ir.GenericConst:
+def _fconst(value) -> relax.Expr:
     return relax.const(np.asarray(value, dtype=np.float32), "float32")
 
 

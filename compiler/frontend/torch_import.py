@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-
 from tvm import relax
 from tvm.relax.frontend.torch import from_exported_program
 
@@ -13,7 +12,7 @@ from compiler.frontend.model import ImportedModel, TensorInfo
 
 def _infos(types, names) -> tuple[TensorInfo, ...]:
     return tuple(TensorInfo(n, tuple(int(d) for d in t.shape), str(t.dtype))
-                 for n, t in zip(names, types))
+                 for n, t in zip(names, types, strict=True))
 
 
 def import_exported_program(program: torch.export.ExportedProgram) -> ImportedModel:
