@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.runners.base import Runner, RunnerError, RunResult, check_inputs, read_io
+from runtime.runners.raw_io import parse_report, read_outputs, write_inputs
 from targets import get_target
 
 
@@ -73,26 +74,11 @@ class HostRunner(Runner):
         exe = self.build(project_dir)
         with tempfile.TemporaryDirectory(prefix="qanas-run-") as tmp:
             tmp = Path(tmp)
-            files = []
-            for i, a in enumerate(arrays):
-                path = tmp / f"input_{i}.bin"
-                path.write_bytes(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes())
-                files.append(str(path))
+            files = write_inputs(tmp, arrays)
             proc = subprocess.run([str(exe), str(repeats), str(tmp), *files],
                                   capture_output=True, text=True,
                                   env={**os.environ, "OMP_NUM_THREADS": "1"})
-            try:
-                report = json.loads(proc.stdout.strip().splitlines()[-1])
-            except (IndexError, json.JSONDecodeError):
-                report = {"status": "no report", "error": proc.stdout + proc.stderr}
-            if proc.returncode != 0 or report.get("status") != "QANAS_OK":
-                raise RunnerError(f"{exe} failed ({proc.returncode}): {report}\n{proc.stderr}")
-            outputs = {}
-            for i, s in enumerate(out_specs):
-                raw = (tmp / f"output_{i}.bin").read_bytes()
-                if len(raw) != s.nbytes:
-                    raise RunnerError(f"output {s.name!r}: {len(raw)} bytes, expected {s.nbytes}")
-                outputs[s.name] = np.frombuffer(raw, dtype=np.dtype(s.dtype).newbyteorder("<")
-                                                ).astype(s.dtype).reshape(s.shape)
+            report = parse_report(proc, str(exe))
+            outputs = read_outputs(tmp, out_specs)
         return RunResult(outputs, [float(t) for t in report["latency_s"]],
                          {"runner": self.name, "executable": str(exe), **report})

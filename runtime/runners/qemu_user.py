@@ -9,7 +9,6 @@ of the emulated process: they show that it runs, not how fast a board would be.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import tempfile
@@ -21,6 +20,7 @@ import numpy as np
 from runtime.runners.base import Runner, RunnerError, RunResult, check_inputs, read_io
 from runtime.runners.firmware_base import compiler_versions
 from runtime.runners.qemu import qemu_version
+from runtime.runners.raw_io import parse_report, read_outputs, write_inputs
 from targets import Target, get_target
 
 
@@ -77,30 +77,15 @@ class QemuUserRunner(Runner):
                               "(Debian package qemu-user)")
         with tempfile.TemporaryDirectory(prefix="qanas-qemu-user-") as tmp:
             tmp = Path(tmp)
-            files = []
-            for i, a in enumerate(arrays):
-                path = tmp / f"input_{i}.bin"
-                path.write_bytes(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes())
-                files.append(str(path))
+            files = write_inputs(tmp, arrays)
             cmd = [emulator, str(exe), str(repeats), str(tmp), *files]
             try:
                 proc = subprocess.run(cmd, capture_output=True, text=True,
                                       timeout=self.timeout_s)
             except subprocess.TimeoutExpired as exc:
                 raise RunnerError(f"{emulator} did not finish in {self.timeout_s:.0f} s") from exc
-            try:
-                report = json.loads(proc.stdout.strip().splitlines()[-1])
-            except (IndexError, json.JSONDecodeError):
-                report = {"status": "no report", "error": proc.stdout + proc.stderr}
-            if proc.returncode != 0 or report.get("status") != "QANAS_OK":
-                raise RunnerError(f"{' '.join(cmd)} failed ({proc.returncode}): {report}")
-            outputs = {}
-            for i, s in enumerate(out_specs):
-                raw = (tmp / f"output_{i}.bin").read_bytes()
-                if len(raw) != s.nbytes:
-                    raise RunnerError(f"output {s.name!r}: {len(raw)} bytes, expected {s.nbytes}")
-                outputs[s.name] = np.frombuffer(raw, dtype=np.dtype(s.dtype).newbyteorder("<")
-                                                ).astype(s.dtype).reshape(s.shape)
+            report = parse_report(proc, " ".join(cmd))
+            outputs = read_outputs(tmp, out_specs)
         latency = [float(t) for t in report["latency_s"]]
         protocol = {"runner": self.name, "target": self.target.name, "clock_hz": None,
                     "unit": "seconds (emulated)", "latency": latency, "runs": len(latency),
