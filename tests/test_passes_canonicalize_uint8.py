@@ -6,19 +6,15 @@ integer clip bounds, and constant data) moved down by 128.
 
 from __future__ import annotations
 
-import numpy as np
 import tvm
 from tvm import relax
 
 from compiler.passes import CanonicalizeUint8
+from tests.relax_helpers import const as _c
 
 SHAPE = (1, 4)
 S = 0.02  # activation scale
 W_S = 0.01  # constant's scale
-
-
-def _c(value, dtype):
-    return relax.const(np.asarray(value, dtype), dtype)
 
 
 def _clip(x, lo, hi):

@@ -8,21 +8,15 @@ from tvm import relax
 
 from compiler import int8
 from compiler.passes import LowerQuantizedConcat
+from tests.relax_helpers import const as _c
+from tests.relax_helpers import f32 as _f32
+from tests.relax_helpers import lowering
 
 OUT = (0.05, 0)  # (scale, zero point) of the concat output, shared with the first input
 OTHER = (0.08, 5)  # the second input's own quantization
 
 
-def _c(value, dtype):
-    return relax.const(np.asarray(value, dtype), dtype)
-
-
-def _f32(value) -> float:
-    return float(np.float32(value))
-
-
-def _lower(mod: tvm.IRModule) -> tvm.IRModule:
-    return relax.transform.CanonicalizeBindings()(LowerQuantizedConcat()(mod))
+_lower = lowering(LowerQuantizedConcat())
 
 
 def _function(body, other_scale=OTHER[0], other_zp=OTHER[1]) -> tvm.IRModule:

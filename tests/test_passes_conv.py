@@ -9,14 +9,11 @@ from compiler import int8
 from compiler.frontend import load_model
 from compiler.passes import LowerQuantizedConv2d, lower_to_integer
 from tests import qdq_models as qm
+from tests.relax_helpers import const as _c
 
 RNG = np.random.default_rng(0)
 W = RNG.integers(-127, 128, (4, 4, 3, 3)).astype(np.int8)
 W_SCALE = np.array([0.01, 0.02, 0.015, 0.03], np.float32)
-
-
-def _c(value, dtype):
-    return relax.const(np.asarray(value, dtype), dtype)
 
 
 def _before():

@@ -9,6 +9,9 @@ from tvm import relax
 
 from compiler import int8
 from compiler.passes import LowerQuantizedElementwise
+from tests.relax_helpers import const as _c
+from tests.relax_helpers import f32 as _f32
+from tests.relax_helpers import lowering
 
 SHAPE = (1, 4, 3, 3)
 A = (0.05, 3)  # (scale, zero point) of the left operand
@@ -16,17 +19,7 @@ B = (0.02, -7)  # of the right operand
 Y = (0.08, -10)  # of the result
 
 
-def _c(value, dtype):
-    return relax.const(np.asarray(value, dtype), dtype)
-
-
-def _f32(value) -> float:
-    """A scale as the pass sees it: stored in float32, read back as a Python float."""
-    return float(np.float32(value))
-
-
-def _lower(mod: tvm.IRModule) -> tvm.IRModule:
-    return relax.transform.CanonicalizeBindings()(LowerQuantizedElementwise()(mod))
+_lower = lowering(LowerQuantizedElementwise())
 
 
 def _round_shift_clamp(bb, prod, n, zp, lo, hi):

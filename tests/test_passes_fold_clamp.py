@@ -12,13 +12,10 @@ import tvm
 from tvm import relax
 
 from compiler.passes import FoldIntegerClamp
+from tests.relax_helpers import const as _c
 
 SHAPE = (1, 8)
 TABLE = np.arange(-128, 128).astype(np.int8)
-
-
-def _c(value, dtype):
-    return relax.const(np.asarray(value, dtype), dtype)
 
 
 def _clip(x, lo, hi):

@@ -10,22 +10,16 @@ from tvm import relax
 
 from compiler import int8
 from compiler.passes import LowerQuantizedDataMovement
+from tests.relax_helpers import const as _c
+from tests.relax_helpers import f32 as _f32
+from tests.relax_helpers import lowering
 
 SHAPE = (1, 4, 4, 4)
 X = (0.05, 2)  # (scale, zero point) of the input
 Z = (0.1, -3)  # another quantization, for the cases that must rescale
 
 
-def _c(value, dtype):
-    return relax.const(np.asarray(value, dtype), dtype)
-
-
-def _f32(value) -> float:
-    return float(np.float32(value))
-
-
-def _lower(mod: tvm.IRModule) -> tvm.IRModule:
-    return relax.transform.CanonicalizeBindings()(LowerQuantizedDataMovement()(mod))
+_lower = lowering(LowerQuantizedDataMovement())
 
 
 def _function(body, out=X, x_scale=X[0], x_zp=X[1]) -> tvm.IRModule:

@@ -9,6 +9,8 @@ from tvm import relax
 
 from compiler import int8
 from compiler.passes import LowerQuantizedUnaryToLUT
+from tests.relax_helpers import const as _c
+from tests.relax_helpers import lowering
 
 SHAPE = (1, 4, 3, 3)
 X = (0.05, 3)  # (scale, zero point) of the input
@@ -16,12 +18,7 @@ Y = (1 / 256, -128)  # of the output
 F32 = np.float32
 
 
-def _c(value, dtype):
-    return relax.const(np.asarray(value, dtype), dtype)
-
-
-def _lower(mod: tvm.IRModule) -> tvm.IRModule:
-    return relax.transform.CanonicalizeBindings()(LowerQuantizedUnaryToLUT()(mod))
+_lower = lowering(LowerQuantizedUnaryToLUT())
 
 
 def _sigmoid(bb, x):

@@ -8,6 +8,9 @@ from tvm import relax
 
 from compiler import int8
 from compiler.passes import LowerQuantizedMatmul
+from tests.relax_helpers import const as _c
+from tests.relax_helpers import f32 as _f32
+from tests.relax_helpers import lowering
 
 RNG = np.random.default_rng(0)
 K, N = 8, 4
@@ -18,16 +21,7 @@ X = (0.05, 2)  # (scale, zero point) of the input
 Y = (0.1, -5)  # of the output
 
 
-def _c(value, dtype):
-    return relax.const(np.asarray(value, dtype), dtype)
-
-
-def _f32(value) -> float:
-    return float(np.float32(value))
-
-
-def _lower(mod: tvm.IRModule) -> tvm.IRModule:
-    return relax.transform.CanonicalizeBindings()(LowerQuantizedMatmul()(mod))
+_lower = lowering(LowerQuantizedMatmul())
 
 
 def _requantize(bb, acc, real, zp, lo, hi):

@@ -9,22 +9,16 @@ from tvm import relax
 
 from compiler import int8
 from compiler.passes import LowerQuantizedAvgPool
+from tests.relax_helpers import const as _c
+from tests.relax_helpers import f32 as _f32
+from tests.relax_helpers import lowering
 
 C = 3
 X = (0.05, 3)  # (scale, zero point) of the input
 Y = (0.04, -2)  # of the output
 
 
-def _c(value, dtype):
-    return relax.const(np.asarray(value, dtype), dtype)
-
-
-def _f32(value) -> float:
-    return float(np.float32(value))
-
-
-def _lower(mod: tvm.IRModule) -> tvm.IRModule:
-    return relax.transform.CanonicalizeBindings()(LowerQuantizedAvgPool()(mod))
+_lower = lowering(LowerQuantizedAvgPool())
 
 
 def _requantize(bb, acc, real, zp, bshape=None):

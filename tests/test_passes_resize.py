@@ -14,6 +14,9 @@ from tvm import relax
 
 from compiler import int8
 from compiler.passes import LowerQuantizedResize
+from tests.relax_helpers import const as _c
+from tests.relax_helpers import f32 as _f32
+from tests.relax_helpers import lowering
 
 X = (0.05, 1)  # (scale, zero point) of the input
 Y = (0.03, -4)  # of the bilinear output (nearest keeps X)
@@ -27,16 +30,7 @@ ROWS = dict(i0=[0, 0, 0, 1, 1, 2], i1=[1, 1, 1, 2, 2, 2], w0=[4, 3, 1, 3, 1, 4],
 COLS = dict(i0=[0, 0, 0, 1], i1=[1, 1, 1, 1], w0=[4, 3, 1, 4], w1=[0, 1, 3, 0])
 
 
-def _c(value, dtype):
-    return relax.const(np.asarray(value, dtype), dtype)
-
-
-def _f32(value) -> float:
-    return float(np.float32(value))
-
-
-def _lower(mod: tvm.IRModule) -> tvm.IRModule:
-    return relax.transform.CanonicalizeBindings()(LowerQuantizedResize()(mod))
+_lower = lowering(LowerQuantizedResize())
 
 
 def _function(body, out=X, x_scale=X[0], x_zp=X[1]) -> tvm.IRModule:
