@@ -16,10 +16,11 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from qanas.errors import ConfigError
+from qanas.utils.records import reject_unknown_keys
 
 BIAS_BITS = (16, 24, 32)
 
@@ -87,11 +88,7 @@ class QuantSpec:
             return cls()
         if isinstance(data, QuantSpec):
             return data
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown QuantSpec keys {sorted(unknown)}; "
-                              f"valid keys: {', '.join(sorted(known))}")
+        reject_unknown_keys(cls, data)
         return cls(**data)
 
     def to_str(self) -> str:

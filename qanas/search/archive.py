@@ -26,11 +26,12 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qanas.errors import QanasError
+from qanas.utils.records import reject_unknown_keys
 
 SCHEMA_VERSION = 1
 ARCHIVE_NAME = "archive.sqlite"
@@ -107,10 +108,7 @@ class EvalRecord:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EvalRecord:
         """Inverse of `to_dict`; rejects unknown keys."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ArchiveError(f"unknown EvalRecord keys {unknown}; known: {sorted(known)}")
+        reject_unknown_keys(cls, data, ArchiveError)
         return cls(**data)
 
 

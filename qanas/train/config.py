@@ -33,10 +33,11 @@ mIoU 0.62 seed / 0.63 max / 0.23 min against a 0.12 baseline.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from qanas.errors import ConfigError
+from qanas.utils.records import reject_unknown_keys
 
 OPTIMIZERS = ("sgd", "adamw")
 # Datasets trained without augmentation unless asked: "synthetic" draws a new scene per
@@ -167,10 +168,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Inverse of `to_dict`; raises `ConfigError` on unknown keys."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown TrainConfig keys {unknown}; known keys: {sorted(known)}")
+        reject_unknown_keys(cls, data)
         return cls(**data)
 
     def replace(self, **changes: Any) -> TrainConfig:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qanas.errors import ConfigError
+from qanas.utils.records import reject_unknown_keys
 
 FORMAT = "qanas-standalone/1"
 CHECKPOINT_NAME = "standalone.pt"
@@ -130,10 +131,7 @@ class StandaloneConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StandaloneConfig:
         """Inverse of `to_dict`; rejects unknown keys."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown StandaloneConfig keys {unknown}; known: {sorted(known)}")
+        reject_unknown_keys(cls, data)
         return cls(**data)
 
 
