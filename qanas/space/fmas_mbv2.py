@@ -36,7 +36,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from qanas.space.base import Decision, SearchSpace, SubnetConfig, register_space
+from qanas.space._mbv2_plan import MobileNetV2PlanSpace
+from qanas.space.base import Decision, SubnetConfig, register_space
 
 # (width, features indices, stride decision or fixed stride)
 GROUPS: tuple[tuple[int, tuple[int, ...], str | int], ...] = (
@@ -51,7 +52,7 @@ DILATIONS = {12: (1, 2), 13: (1, 2), 14: (1, 2), 15: (1, 2, 3, 4), 16: (1, 2, 3,
 KERNEL, EXPAND = 3, 6
 
 
-class FMASMobileNetV2Space(SearchSpace):
+class FMASMobileNetV2Space(MobileNetV2PlanSpace):
     """The `fmas-mbv2` space (see the module docstring).
 
     Args:
@@ -143,20 +144,6 @@ class FMASMobileNetV2Space(SearchSpace):
             in_ch = width
         blocks.append(ActiveBlock(LAST[1], in_ch, KERNEL, EXPAND, value(LAST[2]), value(f"d{LAST[1]}")))
         return MBV2Plan(tuple(blocks), "aspp", (6, 12, 18))
-
-    def build_supernet(self, num_classes: int | None = None):
-        """A `MobileNetV2Supernet` over this space."""
-        from qanas.supernet.mbv2 import MobileNetV2Supernet
-
-        return MobileNetV2Supernet(self, self.num_classes if num_classes is None else num_classes, self.layout())
-
-    def layer_specs(self, cfg: SubnetConfig, image_size: Sequence[int], num_classes: int | None = None):
-        """Analytic `LayerSpec`s of `extract(cfg)` for an (H, W) input."""
-        from qanas.supernet.mbv2 import plan_layer_specs
-
-        self.validate(cfg)
-        return plan_layer_specs(self.layout(), self.plan(cfg), tuple(image_size),
-                                self.num_classes if num_classes is None else num_classes)
 
 
 register_space(FMASMobileNetV2Space())

@@ -25,9 +25,8 @@ torchvision's `replace_stride_with_dilation`) and ASPP(6, 12, 18).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from qanas.space.base import Decision, SearchSpace, SubnetConfig, register_space
+from qanas.space._mbv2_plan import MobileNetV2PlanSpace
+from qanas.space.base import Decision, SubnetConfig, register_space
 
 # (width, layers, stride of the first layer, dilation decision or None)
 STAGES: tuple[tuple[int, int, int, str | None], ...] = (
@@ -56,7 +55,7 @@ def _layer_table() -> list[tuple[int, int, int, int, str | None, bool]]:
     return rows
 
 
-class MBV2DeepLabSpace(SearchSpace):
+class MBV2DeepLabSpace(MobileNetV2PlanSpace):
     """The `mbv2-deeplab` space (see the module docstring).
 
     Args:
@@ -122,20 +121,6 @@ class MBV2DeepLabSpace(SearchSpace):
         head = labels[self.index("head")]
         rates = HEADS[head] or (6, 12, 18)
         return MBV2Plan(tuple(blocks), "lraspp" if head == "lraspp" else "aspp", rates)
-
-    def build_supernet(self, num_classes: int | None = None):
-        """A `MobileNetV2Supernet` over this space."""
-        from qanas.supernet.mbv2 import MobileNetV2Supernet
-
-        return MobileNetV2Supernet(self, self.num_classes if num_classes is None else num_classes, self.layout())
-
-    def layer_specs(self, cfg: SubnetConfig, image_size: Sequence[int], num_classes: int | None = None):
-        """Analytic `LayerSpec`s of `extract(cfg)` for an (H, W) input."""
-        from qanas.supernet.mbv2 import plan_layer_specs
-
-        self.validate(cfg)
-        return plan_layer_specs(self.layout(), self.plan(cfg), tuple(image_size),
-                                self.num_classes if num_classes is None else num_classes)
 
 
 register_space(MBV2DeepLabSpace())

@@ -1,0 +1,43 @@
+"""What the MobileNetV2-based spaces share: a supernet layout and a per-config plan.
+
+A space built on `qanas.supernet.mbv2` only says how its decisions map to a
+layout (`layout`) and to the active blocks and head of one subnet (`plan`);
+building the supernet and the analytic layer list follow from those two.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+
+from qanas.space.base import SearchSpace, SubnetConfig
+
+
+class MobileNetV2PlanSpace(SearchSpace):
+    """Base of spaces whose supernet is `MobileNetV2Supernet`; sets `num_classes`."""
+
+    num_classes: int
+
+    @abstractmethod
+    def layout(self):
+        """The `MBV2Layout` of the supernet (block slots and widths)."""
+
+    @abstractmethod
+    def plan(self, cfg: SubnetConfig):
+        """The `MBV2Plan` (active blocks, head, rates) of subnet `cfg`."""
+
+    def build_supernet(self, num_classes: int | None = None):
+        """A `MobileNetV2Supernet` over this space."""
+        from qanas.supernet.mbv2 import MobileNetV2Supernet
+
+        return MobileNetV2Supernet(self, self.num_classes if num_classes is None else num_classes,
+                                   self.layout())
+
+    def layer_specs(self, cfg: SubnetConfig, image_size: Sequence[int],
+                    num_classes: int | None = None):
+        """Analytic `LayerSpec`s of `extract(cfg)` for an (H, W) input."""
+        from qanas.supernet.mbv2 import plan_layer_specs
+
+        self.validate(cfg)
+        return plan_layer_specs(self.layout(), self.plan(cfg), tuple(image_size),
+                                self.num_classes if num_classes is None else num_classes)
