@@ -19,10 +19,6 @@ float32 near-tie in onnxruntime's float Conv (a value within a few ulps of
 k + ½ that float accumulation rounds the other way) changes every output; onnxruntime
 with and without graph optimizations disagrees with itself by up to 4 LSB on such
 inputs. See docs/int8-arithmetic.md, "Measured agreement".
-
-Spaces whose quantized model keeps the conv before the LR-ASPP sigmoid gate in
-float (a Brevitas quantizer gap being fixed in `qanas.quant`) xfail on exactly that
-`CompilerError`; any other failure fails.
 """
 
 from __future__ import annotations
@@ -36,7 +32,6 @@ import torch
 from onnx import helper, numpy_helper, utils
 
 from compiler import int8
-from compiler.errors import CompilerError
 
 pytestmark = pytest.mark.slow
 
@@ -64,21 +59,6 @@ def _export(space_name: str, which: str, path, seed: int = 0):
     qmodel = quantize_model(model.eval(), QuantSpec())
     calibrate(qmodel, batches)
     return export_qdq(qmodel, torch.randn(1, 3, SIZE, SIZE, generator=gen), path)
-
-
-def _float_conv_feeds_sigmoid(model: onnx.ModelProto) -> bool:
-    """True when a Conv's float output goes straight into a Sigmoid (no QuantizeLinear)."""
-    producer = {o: n for n in model.graph.node for o in n.output}
-    return any(n.op_type == "Sigmoid" and getattr(producer.get(n.input[0]), "op_type", "") == "Conv"
-               for n in model.graph.node)
-
-
-def _xfail_if_quantizer_gap(err: CompilerError, model: onnx.ModelProto) -> None:
-    msg = str(err)
-    if ("float computation remains" in msg and "relax.nn.conv2d" in msg
-            and _float_conv_feeds_sigmoid(model)):
-        pytest.xfail("qanas.quant leaves the conv before the LR-ASPP sigmoid gate unquantized "
-                     f"(fix pending in qanas.quant): {msg[:160]}")
 
 
 # ---- layer-by-layer reference ------------------------------------------------------------
@@ -222,11 +202,7 @@ def test_subnet_compiles_and_is_int8_exact_against_onnxruntime(space, which, tmp
     from runtime.runners import get_runner
 
     path = _export(space, which, tmp_path / f"{space}-{which}.onnx")
-    try:
-        result = compile_model(str(path), "host", tmp_path / "project", force=True)
-    except CompilerError as err:
-        _xfail_if_quantizer_gap(err, onnx.load(path))
-        raise
+    result = compile_model(str(path), "host", tmp_path / "project", force=True)
     assert not result.float_kernels, f"float kernels left: {result.float_kernels}"
     ins, outs = result.io["inputs"][0], result.io["outputs"][0]
     rng = np.random.default_rng(0)

@@ -117,7 +117,6 @@ def test_smoke_training_on_a_real_space(tmp_path, capsys, space):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif("mbv2-deeplab" not in list_spaces(), reason="needs the mbv2-deeplab space")
 def test_init_from_loads_the_encoder_and_resume_does_not_reload_it(tmp_path, capsys):
     import torch
 
