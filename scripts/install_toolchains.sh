@@ -2,6 +2,7 @@
 # Installs the native tools qanas needs (Debian packages) when they are missing.
 # Cortex-M firmware and emulation: gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm.
 # AArch64 Linux targets: gcc-aarch64-linux-gnu qemu-user.
+# Report rendering check: chromium.
 set -euo pipefail
 need=()
 command -v arm-none-eabi-gcc >/dev/null || need+=(gcc-arm-none-eabi)
@@ -9,6 +10,8 @@ command -v arm-none-eabi-gcc >/dev/null || need+=(gcc-arm-none-eabi)
 command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+# The HTML report is checked by rendering it in headless Chromium.
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
 fi
