@@ -103,3 +103,25 @@ def test_run_needs_a_compiled_project(tmp_path, capsys):
     code, report = _cli(capsys, "run", str(tmp_path), "--inputs", str(tmp_path / "x.npy"),
                         "--out", str(tmp_path / "o.npz"), "--json")
     assert code == 2 and "qanas compile" in report["error"]
+
+
+@pytest.mark.slow
+@pytest.mark.toolchain
+def test_run_uses_the_project_target_under_qemu(model_path, compiled, tmp_path, capsys):
+    require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+    project = tmp_path / "m7"
+    assert main(["compile", str(model_path), "--target", "cortex-m7", "--out", str(project),
+                 "--json"]) == 0
+    capsys.readouterr()
+    x = np.random.default_rng(7).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code, report = _cli(capsys, "run", str(project), "--inputs", str(tmp_path / "x.npy"),
+                        "--out", str(tmp_path / "m7.npz"), "--json")
+    assert code == 0
+    assert (report["runner"], report["target"], report["ran_on"]) == ("qemu", "cortex-m7",
+                                                                      "cortex-m7")
+    code, host = _cli(capsys, "run", str(compiled), "--inputs", str(tmp_path / "x.npy"),
+                      "--out", str(tmp_path / "host.npz"), "--json")
+    assert code == 0
+    np.testing.assert_allclose(np.load(tmp_path / "m7.npz")["y"],
+                               np.load(tmp_path / "host.npz")["y"], rtol=1e-5, atol=1e-5)

@@ -90,12 +90,15 @@ def versions() -> dict[str, str]:
             out[mod] = str(__import__(mod).__version__)
         except Exception:  # noqa: BLE001 - a missing optional library is recorded as such
             out[mod] = "not installed"
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-        out["qanas"] = version("qanas")
-    except Exception:  # noqa: BLE001
-        out["qanas"] = "unknown"
+    # Distributions read from their metadata: importing them is slow or has side effects.
+    for key, dist in (("qanas", "qanas"), ("vela", "ethos-u-vela"),
+                      ("tflite_micro", "tflite-micro"), ("litert", "ai-edge-litert")):
+        try:
+            out[key] = version(dist)
+        except PackageNotFoundError:
+            out[key] = "not installed"
     return out
 
 

@@ -15,6 +15,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default=None,
                         help="target whose runner executes the project (default: the target "
                              "it was compiled for)")
+    parser.add_argument("--runner", default=None,
+                        help="qemu | host | qemu-user | serial:PORT (default: the target's)")
     parser.add_argument("--repeats", type=int, default=1, help="runs to time (default 1)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --out file")
 
@@ -38,8 +40,9 @@ def _run(args: argparse.Namespace) -> dict:
 
     import numpy as np
 
+    from qanas.cli.commands.bench import make_runner
     from qanas.utils.io import OutputExistsError, atomic_write_bytes
-    from runtime.runners import get_runner, read_io
+    from runtime.runners import read_io
     from targets import get_target
 
     project = Path(args.project)
@@ -53,7 +56,7 @@ def _run(args: argparse.Namespace) -> dict:
     if out.exists() and not args.force:
         raise OutputExistsError(f"{out} exists; pass --force to overwrite it")
     target_name = args.target or json.loads((project / "compile.json").read_text())["target"]
-    runner = get_runner(get_target(target_name).runner)
+    runner = make_runner(args.runner, get_target(target_name), warmup=0, per_layer=False)
     inputs = {s.name: quantize_input(np.load(path), s) for s, path in zip(in_specs, args.inputs, strict=True)}
     result = runner.run(project, inputs, repeats=args.repeats)
     buffer = io.BytesIO()
@@ -66,6 +69,7 @@ def _run(args: argparse.Namespace) -> dict:
         "latency_s": result.latency_s,
         "runner": runner.name,
         "target": target_name,
+        "ran_on": result.protocol.get("target", target_name),
     }
 
 
