@@ -21,6 +21,16 @@ def test_every_supported_op_has_a_converter_and_a_readme_row():
     assert all(f"| {op} |" in table for op in SUPPORTED_OPS)
 
 
+def test_readme_operator_table_is_the_generated_one():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert supported_ops_markdown().strip() in readme, (
+        "README.md's operator table drifted from compiler/frontend/support.py; paste the "
+        "output of `python -c 'from compiler.frontend import supported_ops_markdown as f; "
+        "print(f())'` into the README")
+
+
 def _einsum_model():
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])
