@@ -76,16 +76,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(commands)
     args = parser.parse_args(argv)
     command = commands[args.command]
+    from qanas.distributed import is_main_process
+
     try:
         result = command.run(args)
     except _user_error_types() as exc:
         message = str(exc)
         print(f"qanas {args.command}: error: {message}", file=sys.stderr)
-        if getattr(args, "json", False):
+        if getattr(args, "json", False) and is_main_process():  # one JSON object per torchrun job
             print(json.dumps({"error": message, "error_type": type(exc).__name__}))
         if "QANAS_TRACEBACK" in __import__("os").environ:
             traceback.print_exc()
         return 2
+    if not is_main_process():  # under torchrun only rank 0 prints the result
+        return 0
     if args.json:
         print(json.dumps(result, default=str))
     else:

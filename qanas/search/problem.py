@@ -123,11 +123,15 @@ class SubnetEvaluation:
         if record is not None:
             self.cache_hits += 1
         else:
-            record = self._evaluate(cfg)
+            record = self.archive.put(self.compute(cfg))
         self.seen[arch] = record
         return record
 
-    def _evaluate(self, cfg: SubnetConfig) -> EvalRecord:
+    def compute(self, cfg: SubnetConfig) -> EvalRecord:
+        """Evaluates `cfg` without touching the archive (profile; scores if within budget).
+
+        `qanas.search.sharding` calls it on every rank and stores the records on rank 0.
+        """
         prof = self.hw.profile(cfg)
         costs = {"sram_bytes": prof.sram_bytes, "flash_bytes": prof.flash_bytes,
                  "latency": prof.latency.value}
@@ -150,7 +154,7 @@ class SubnetEvaluation:
             latency_unit=prof.latency.unit, latency_source=prof.latency.source,
             checkpoint_sha256=self.checkpoint_sha256, seed=self.seed,
             versions=self._versions, extra=_plain(scores))
-        return self.archive.put(record)
+        return record
 
     def objectives(self, record: EvalRecord, names: Sequence[str]) -> np.ndarray:
         """The minimized objective vector of `record`."""
@@ -191,12 +195,17 @@ class SubnetProblem(ElementwiseProblem):
     """pymoo problem over the integer encoding of a space (see the module docstring)."""
 
     def __init__(self, evaluation: SubnetEvaluation, objectives: Sequence[str]):
+        from qanas.distributed import current
+        from qanas.search.sharding import ShardedRunner
+
         self.evaluation = evaluation
         self.objective_names = parse_objectives(objectives)
         space = evaluation.space
+        # Under torchrun a population is scored as one batch shared by all ranks.
+        runner = {"elementwise_runner": ShardedRunner(self)} if current().is_distributed else {}
         super().__init__(n_var=len(space.decisions), n_obj=len(self.objective_names),
                          n_ieq_constr=len(evaluation.budgets.active()), xl=0,
-                         xu=space.upper_bounds, vtype=int)
+                         xu=space.upper_bounds, vtype=int, **runner)
 
     def _evaluate(self, x, out, *args, **kwargs):
         record = self.evaluation(self.evaluation.space.decode(x))

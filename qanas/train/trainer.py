@@ -17,6 +17,23 @@ loader seeded with `(seed, e)`; the sampler has its own generator. Every
 checkpoint, written after each epoch, stores model, optimizer, scheduler,
 sampler and the torch/numpy/python RNG states, so a run resumed from epoch k
 produces bit-identical weights to an uninterrupted run.
+
+Data parallel (under torchrun, `qanas.distributed`): `config.batch_size` is the
+global batch; each rank trains on its disjoint shard of every global batch and
+the gradients are summed by one all-reduce per step (`qanas.train.sharding`
+explains why this beats DDP here). Every rank seeds its FairNAS sampler with
+the shared seed, and each step all-gathers a digest of its paths and stops with
+`DistributedMismatchError` if any rank drew other paths. The per-path loss is
+the rank's summed pixel loss over the global count of labelled pixels, so the
+reduced gradient is exactly the gradient of the global batch's loss. BatchNorm
+is per rank (as in Once-for-All), not SyncBN: each rank normalises with the
+statistics of its own shard (keep >= 4 images per rank) and keeps its own
+running statistics, of which rank 0's are saved. Running statistics never reach
+a score, because every subnet is BN-recalibrated before evaluation, and SyncBN
+would cost one all-reduce per BN layer per path per step. Only rank 0 writes
+checkpoints and runs the quick validation (its result is broadcast, so every
+rank keeps the same history); weights and optimizer states stay identical on
+all ranks, which is why any rank can resume from rank 0's checkpoint.
 """
 
 from __future__ import annotations
@@ -31,12 +48,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from qanas.distributed import DistContext, current, digest, resolve_device
 from qanas.errors import CheckpointError, ConfigError
 from qanas.train.checkpoint import FORMAT, load_checkpoint, load_model_state, save_checkpoint
 from qanas.train.config import TrainConfig
 from qanas.train.evaluate import majority_class_miou, subnet_miou
 from qanas.train.optim import build_optimizer, build_scheduler
 from qanas.train.samplers import build_sampler
+from qanas.train.sharding import all_reduce_gradients, check_global_batch, sharded_loader
 from qanas.utils.progress import progress
 
 CHECKPOINT_NAME = "supernet.pt"
@@ -75,6 +94,9 @@ class SupernetTrainer:
             `build_datasets(config)`). They take the `(index, seed)` keys of
             `qanas.data.make_loader` and have `num_classes` and `ignore_index`.
         initialise: apply `config.init_from` (False when the weights come from a checkpoint).
+        device: where the supernet trains ("cpu", "cuda"; "cuda" means cuda:LOCAL_RANK).
+        dist: the process group (default: `qanas.distributed.current()`, one process
+            unless `init_distributed` ran under torchrun).
 
     Example:
         >>> trainer = SupernetTrainer(TrainConfig(space="squeezenas-small", epochs=3),
@@ -83,10 +105,14 @@ class SupernetTrainer:
     """
 
     def __init__(self, config: TrainConfig, out_dir: str | Path, datasets=None, *,
-                 initialise: bool = True):
+                 initialise: bool = True, device: str | torch.device = "cpu",
+                 dist: DistContext | None = None):
         from qanas.space import get_space
 
         self.config = config
+        self.dist = current() if dist is None else dist
+        check_global_batch(config.batch_size, self.dist.world_size)
+        self.device = resolve_device(device, self.dist.local_rank)
         self.out_dir = Path(out_dir)
         self.space = get_space(config.space)
         datasets = build_datasets(config) if datasets is None else datasets
@@ -105,7 +131,7 @@ class SupernetTrainer:
             from qanas.train.qat import prepare_qat
 
             supernet = prepare_qat(supernet, config.quant_spec)
-        self.model = supernet
+        self.model = supernet.to(self.device)
         self.sampler = build_sampler(config.sampler, self.space, config.seed)
         self.steps_per_epoch = self._steps_per_epoch()
         self.total_steps = self.steps_per_epoch * config.epochs
@@ -119,17 +145,20 @@ class SupernetTrainer:
         self.baseline = (majority_class_miou(self._calib, self._val, self.num_classes,
                                              self.ignore_index)
                          if self._calib and self._val else None)
+        self._calib = _to_device(self._calib, self.device)
+        self._val = _to_device(self._val, self.device)
 
     # -- construction helpers -------------------------------------------------------------
     def _loader(self, dataset, shuffle: bool, seed: int):
-        from qanas.data import make_loader
+        """Training loader: this rank's shard of each global batch (all of it in one process).
 
-        # Training drops the last incomplete batch: a batch of one breaks BatchNorm.
-        return make_loader(dataset, batch_size=self.config.batch_size, shuffle=shuffle,
-                           seed=seed, drop_last=shuffle)
+        Training drops the last incomplete batch: a batch of one breaks BatchNorm.
+        """
+        return sharded_loader(dataset, self.config.batch_size, shuffle, seed,
+                              drop_last=shuffle, ctx=self.dist)
 
     def _steps_per_epoch(self) -> int:
-        batches = len(self._loader(self.train_set, shuffle=True, seed=0))
+        batches = len(self.train_set) // self.config.batch_size
         if batches == 0:
             raise ConfigError(
                 f"the training set has {len(self.train_set)} samples, fewer than one batch of "
@@ -139,16 +168,23 @@ class SupernetTrainer:
         return batches if cap is None else min(cap, batches)
 
     def _first_batches(self, dataset, count: int) -> list:
-        return list(islice(iter(self._loader(dataset, shuffle=False, seed=0)), count))
+        from qanas.data import make_loader
+
+        # Quick validation runs on rank 0 alone, on whole (unsharded) batches.
+        loader = make_loader(dataset, batch_size=self.config.batch_size, shuffle=False, seed=0)
+        return list(islice(iter(loader), count))
 
     # -- resume ---------------------------------------------------------------------------
     @classmethod
     def from_checkpoint(cls, path: str | Path, out_dir: str | Path | None = None,
-                        epochs: int | None = None, datasets=None) -> SupernetTrainer:
+                        epochs: int | None = None, datasets=None, *,
+                        device: str | torch.device = "cpu",
+                        dist: DistContext | None = None) -> SupernetTrainer:
         """A trainer continuing the run stored at `path` (optionally extended to `epochs`).
 
         Resuming with the stored number of epochs reproduces the uninterrupted run
         bit for bit; a different `epochs` stretches the cosine schedule from here on.
+        Under torchrun every rank reads `path` (a shared filesystem on several nodes).
         """
         payload = load_checkpoint(path)
         config = TrainConfig.from_dict(payload["config"])
@@ -158,7 +194,7 @@ class SupernetTrainer:
                                   f"already trained in {path}; pass a larger --epochs")
             config = config.replace(epochs=epochs)
         trainer = cls(config, out_dir if out_dir is not None else Path(path).parent, datasets,
-                      initialise=False)
+                      initialise=False, device=device, dist=dist)
         trainer.load_state(payload, source=str(path))
         return trainer
 
@@ -168,7 +204,7 @@ class SupernetTrainer:
             raise CheckpointError(f"{source} was trained with {payload['num_classes']} classes, "
                                   f"the dataset has {self.num_classes}; resume on the same data")
         load_model_state(self.model, payload["model"], source)
-        self.optimizer.load_state_dict(payload["optimizer"])
+        self.optimizer.load_state_dict(payload["optimizer"])  # moves its state to the params' device
         self.scheduler.load_state_dict(payload["scheduler"])
         schedule = self.scheduler.lr_lambdas[0]
         schedule.total_steps = self.total_steps  # a changed --epochs stretches the horizon
@@ -190,7 +226,7 @@ class SupernetTrainer:
         for epoch in range(self.epoch, last):
             start = time.perf_counter()
             loss = self._train_epoch(epoch)
-            val = self.quick_val()
+            val = self.dist.on_main(self.quick_val, share=True)
             self.epoch = epoch + 1
             self.history.append({
                 "epoch": self.epoch,
@@ -200,9 +236,8 @@ class SupernetTrainer:
                 "baseline_miou": None if self.baseline is None else self.baseline["miou"],
                 "seconds": round(time.perf_counter() - start, 3),
             })
-            self.save(checkpoint)
-        if not checkpoint.exists():
-            self.save(checkpoint)
+            self.dist.on_main(lambda: self.save(checkpoint))
+        self.dist.on_main(lambda: checkpoint.exists() or self.save(checkpoint))
         final = self.history[-1] if self.history else {}
         return {
             "checkpoint": str(checkpoint),
@@ -218,8 +253,9 @@ class SupernetTrainer:
         loader = self._loader(self.train_set, shuffle=True, seed=epoch_seed(self.config.seed,
                                                                             epoch))
         total, steps = 0.0, 0
+        quiet = {} if self.dist.is_main else {"disable": True}  # one bar per job, on rank 0
         bar = progress(islice(iter(loader), self.steps_per_epoch), total=self.steps_per_epoch,
-                       desc=f"epoch {epoch + 1}/{self.config.epochs}")
+                       desc=f"epoch {epoch + 1}/{self.config.epochs}", **quiet)
         for image, mask in bar:
             loss = self.train_step(image, mask)
             if loss is None:
@@ -235,19 +271,33 @@ class SupernetTrainer:
     def train_step(self, image: torch.Tensor, mask: torch.Tensor) -> float | None:
         """One optimizer step over the sampler's paths; returns the mean path loss.
 
-        A batch without labelled pixels is skipped (None), before any path is drawn.
+        `image`, `mask` are this rank's shard of the global batch (all of it in one
+        process). A global batch without labelled pixels is skipped (None), before
+        any path is drawn.
         """
-        if not bool((mask != self.ignore_index).any()):
+        image, mask = image.to(self.device), mask.to(self.device)
+        labelled = (mask != self.ignore_index).sum().reshape(1).to(torch.float64)
+        labelled = float(self.dist.all_reduce_sum_(labelled)[0])
+        if labelled == 0:
             return None
         paths = self.sampler.next_paths()
+        self.dist.check_same(digest([cfg.to_str() for cfg in paths]),
+                             f"the {self.config.sampler} paths of step {self.step}")
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for cfg in paths:
             self.model.set_active(cfg)
             logits = self.model(image)
-            loss = F.cross_entropy(logits, mask, ignore_index=self.ignore_index)
+            if self.dist.is_distributed:  # this rank's share of the global batch's mean loss
+                loss = F.cross_entropy(logits, mask, ignore_index=self.ignore_index,
+                                       reduction="sum") / labelled
+            else:
+                loss = F.cross_entropy(logits, mask, ignore_index=self.ignore_index)
             (loss / len(paths) if self.config.path_loss == "mean" else loss).backward()
             total += float(loss.detach()) / len(paths)
+        total = float(all_reduce_gradients(list(self.model.parameters()),
+                                           torch.tensor([total], dtype=torch.float64),
+                                           self.dist)[0])
         if not np.isfinite(total):
             raise FloatingPointError(
                 f"training loss became {total} at step {self.step}; lower --lr (now "
@@ -299,6 +349,10 @@ class SupernetTrainer:
     def save(self, path: str | Path) -> Path:
         """Writes the current state to `path` atomically."""
         return save_checkpoint(path, self.payload())
+
+
+def _to_device(batches: list, device: torch.device) -> list:
+    return [tuple(t.to(device) for t in batch) for batch in batches]
 
 
 def _get_rng_state() -> dict[str, Any]:

@@ -9,6 +9,10 @@ Writes `DIR/supernet.pt` (after every epoch, atomically), `DIR/config.json`
 `--resume` continues from `DIR/supernet.pt` with its stored configuration;
 flags given with `--resume` must agree with it, except `--epochs`, which may
 extend the run.
+
+Under `torchrun` (see docs/scale-out.md) every process runs this command:
+`--batch-size` is the global batch, split evenly over the processes, and only
+rank 0 writes DIR and prints the result.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grad-clip", type=float, help="max grad norm, 0 = off (default 5)")
     parser.add_argument("--val-batches", type=int, help="val batches per epoch (default 4)")
     parser.add_argument("--calib-batches", type=int, help="BN recalibration batches (default 4)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default) or cuda (under torchrun: cuda:LOCAL_RANK, nccl)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--resume", action="store_true", help="continue DIR/supernet.pt")
     parser.add_argument("--force", action="store_true", help="overwrite DIR/supernet.pt")
@@ -83,8 +89,16 @@ def _given(args: argparse.Namespace) -> dict:
 
 
 def _run(args: argparse.Namespace) -> dict:
+    from qanas.distributed import session
+
+    with session(args.device) as dist:
+        return _train(args, dist)
+
+
+def _train(args: argparse.Namespace, dist) -> dict:
     from qanas.errors import ConfigError
     from qanas.train import CHECKPOINT_NAME, SupernetTrainer, TrainConfig, load_checkpoint
+    from qanas.train.sharding import check_global_batch
     from qanas.utils.io import atomic_write_json, prepare_output_dir, write_run_metadata
 
     out = Path(args.out)
@@ -104,16 +118,20 @@ def _run(args: argparse.Namespace) -> dict:
             raise ConfigError(f"--resume continues {checkpoint} with its stored configuration, "
                               f"but these flags differ: {listed}. Drop them, or start a new run "
                               f"in another --out (or with --force)")
-        trainer = SupernetTrainer.from_checkpoint(checkpoint, out, epochs=given.get("epochs"))
+        trainer = SupernetTrainer.from_checkpoint(checkpoint, out, epochs=given.get("epochs"),
+                                                  device=args.device, dist=dist)
     else:
         if "space" not in given:
             raise ConfigError("--space is required (see `qanas spaces`), unless --resume")
-        prepare_output_dir(out, args.force, marker=CHECKPOINT_NAME)
-        trainer = SupernetTrainer(TrainConfig(**given), out)
+        config = TrainConfig(**given)  # validated on every rank before rank 0 touches DIR
+        check_global_batch(config.batch_size, dist.world_size)
+        dist.on_main(lambda: prepare_output_dir(out, args.force, marker=CHECKPOINT_NAME))
+        trainer = SupernetTrainer(config, out, device=args.device, dist=dist)
     config = trainer.config
-    write_run_metadata(out, {"train": config.to_dict(), "resumed": bool(args.resume),
-                             "num_classes": trainer.num_classes,
-                             "init": trainer.init_report}, config.seed)
+    dist.on_main(lambda: write_run_metadata(
+        out, {"train": config.to_dict(), "resumed": bool(args.resume),
+              "num_classes": trainer.num_classes, "init": trainer.init_report,
+              "world_size": dist.world_size, "device": str(trainer.device)}, config.seed))
     summary = trainer.fit()
     result = {
         "checkpoint": summary["checkpoint"],
@@ -125,7 +143,8 @@ def _run(args: argparse.Namespace) -> dict:
         "init": trainer.init_report,
         "seconds": round(time.perf_counter() - start, 3),
     }
-    atomic_write_json(out / "result.json", {**result, "history": summary["history"]})
+    dist.on_main(lambda: atomic_write_json(out / "result.json",
+                                           {**result, "history": summary["history"]}))
     return result
 
 
