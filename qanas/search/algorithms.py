@@ -1,8 +1,10 @@
-"""Search algorithms over a `SubnetProblem`: random sampling and pymoo NSGA-II.
+"""Search algorithms over a `SubnetProblem`: random sampling, pymoo NSGA-II, Gumbel sampling.
 
-Both spend a budget of *distinct subnets evaluated* and return a `SearchResult`
-whose front is the feasible non-dominated set (pymoo's `NonDominatedSorting`)
-over every subnet the run evaluated, not only the last population. Both are
+Random and NSGA-II spend a budget of *distinct subnets evaluated* and return a
+`SearchResult` whose front is the feasible non-dominated set (pymoo's
+`NonDominatedSorting`) over every subnet the run evaluated, not only the last
+population. Gumbel (`qanas.search.gumbel`) scores at most `budget` distinct
+samples of a learned distribution and takes the front the same way. All are
 seeded: the same seed, space, budget and scorer give the same front, and a
 resumed run replays the same decisions while the archive answers the subnets
 already scored.
@@ -31,7 +33,7 @@ from qanas.errors import ConfigError
 from qanas.search.archive import EvalRecord
 from qanas.search.problem import DEFAULT_OBJECTIVES, SubnetEvaluation, SubnetProblem
 
-ALGORITHMS = ("nsga2", "random")
+ALGORITHMS = ("nsga2", "random", "gumbel")
 Progress = Callable[[int, list[EvalRecord]], None]
 """Called after each evaluation with (subnets evaluated so far, current front)."""
 
@@ -41,7 +43,7 @@ class SearchResult:
     """What a search found.
 
     Attributes:
-        algorithm: "nsga2" or "random".
+        algorithm: "nsga2", "random" or "gumbel".
         objectives: objective names (all minimized; miou as -miou).
         records: every subnet the run evaluated, in evaluation order.
         front: the feasible non-dominated records, best quantized mIoU first.
@@ -90,9 +92,14 @@ def random_search(evaluation: SubnetEvaluation, budget: int, seed: int,
         cfg = space.sample(rng)
         chosen.setdefault(cfg.to_str(), cfg)
         tries += 1
+    from qanas.distributed import current
+    from qanas.search.sharding import evaluate_many
+
+    # One subnet per rank per round (one in a single process): torchrun ranks share the work.
+    configs, step = list(chosen.values()), current().world_size
     records: list[EvalRecord] = []
-    for cfg in chosen.values():
-        records.append(evaluation(cfg))
+    for start in range(0, len(configs), step):
+        records.extend(evaluate_many(evaluation, configs[start:start + step]))
         if progress is not None:
             progress(len(records), pareto_front(records, evaluation, objectives))
     return _result("random", objectives, records, evaluation)
@@ -146,15 +153,26 @@ def _result(name: str, objectives, records: list[EvalRecord],
 
 def run_search(algorithm: str, evaluation: SubnetEvaluation, budget: int, seed: int,
                objectives: Sequence[str] = DEFAULT_OBJECTIVES,
-               progress: Progress | None = None) -> SearchResult:
-    """Runs the algorithm named `algorithm` ("nsga2" or "random").
+               progress: Progress | None = None, distribution=None) -> SearchResult:
+    """Runs the algorithm named `algorithm` ("nsga2", "random" or "gumbel").
+
+    ``gumbel`` scores samples of a distribution learned beforehand
+    (`qanas.search.gumbel.learn_distribution`), passed as `distribution`.
 
     Raises:
-        ConfigError: an unknown algorithm (``gumbel`` is not implemented), or a budget < 1.
+        ConfigError: an unknown algorithm, a budget < 1, or gumbel without a distribution.
     """
     check_algorithm(algorithm)
     if int(budget) < 1:
         raise ConfigError(f"--budget must be a positive number of subnets, got {budget}")
+    if algorithm == "gumbel":
+        if distribution is None:
+            raise ConfigError("gumbel search samples a learned distribution: run "
+                              "qanas.search.gumbel.learn_distribution and pass distribution=")
+        from qanas.search.gumbel_sampling import gumbel_sample_search
+
+        return gumbel_sample_search(evaluation, distribution, int(budget), seed, objectives,
+                                    progress)
     if algorithm == "random":
         return random_search(evaluation, int(budget), seed, objectives, progress)
     return nsga2_search(evaluation, int(budget), seed, objectives, progress=progress)
@@ -162,9 +180,6 @@ def run_search(algorithm: str, evaluation: SubnetEvaluation, budget: int, seed: 
 
 def check_algorithm(algorithm: str) -> None:
     """Raises `ConfigError` unless `algorithm` is one of `ALGORITHMS`."""
-    if algorithm == "gumbel":
-        raise ConfigError("algorithm 'gumbel' (differentiable search) is not implemented yet; "
-                          f"choose one of {', '.join(ALGORITHMS)}")
     if algorithm not in ALGORITHMS:
         raise ConfigError(f"unknown search algorithm {algorithm!r}; choose one of "
                           f"{', '.join(ALGORITHMS)}")
