@@ -6,10 +6,11 @@ Example:
     'host'
 """
 
+import targets.npu  # noqa: F401  (registers the Ethos-U NPU targets)
 from targets.builtin import TARGETS, register_target
 from targets.cost import LayerSpec, peak_activation_elements, total_macs, total_params
 from targets.registry import Registry, UnknownNameError
-from targets.target import MemoryRegion, Target, Toolchain
+from targets.target import MemoryRegion, NpuConfig, Target, Toolchain
 
 
 def get_target(name: str) -> Target:
@@ -25,6 +26,7 @@ def list_targets() -> list[str]:
 __all__ = [
     "LayerSpec",
     "MemoryRegion",
+    "NpuConfig",
     "Registry",
     "TARGETS",
     "Target",

@@ -30,6 +30,31 @@ class Toolchain:
 
 
 @dataclass(frozen=True)
+class NpuConfig:
+    """How Vela compiles for an attached Arm Ethos-U NPU (names as in Vela's `vela.ini`).
+
+    Attributes:
+        accelerator: Vela's ``--accelerator-config``, e.g. "ethos-u55-128".
+        system_config: a ``[System_Config.*]`` section, e.g. "Ethos_U55_High_End_Embedded".
+        memory_mode: a ``[Memory_Mode.*]`` section, e.g. "Shared_Sram".
+        clock_hz: the NPU clock of that system config (its ``core_clock``).
+        config_file: the Vela configuration file that defines both sections.
+    """
+
+    accelerator: str
+    system_config: str
+    memory_mode: str
+    clock_hz: int
+    config_file: str = "Arm/vela.ini"
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form."""
+        return {"accelerator": self.accelerator, "system_config": self.system_config,
+                "memory_mode": self.memory_mode, "clock_hz": self.clock_hz,
+                "config_file": self.config_file}
+
+
+@dataclass(frozen=True)
 class Target:
     """A compilation and deployment target.
 
@@ -59,6 +84,7 @@ class Target:
             RAM beside the code memory (16 MiB PSRAM on MPS2, DDR on MPS3) that QEMU loads
             the ELF's segments into; on the real board the debugger or flash tool must
             preload it, like any external memory (docs/porting-a-board.md).
+        npu_config: for NPU targets (runner "vela"), how Vela compiles for the NPU.
     """
 
     name: str
@@ -81,6 +107,7 @@ class Target:
     npu: str | None = None
     flash_command: tuple[str, ...] = ()
     weights_region: MemoryRegion | None = None
+    npu_config: NpuConfig | None = None
 
     @property
     def weights_memory(self) -> MemoryRegion | None:
@@ -112,4 +139,5 @@ class Target:
                           "ldflags": list(self.toolchain.ldflags)},
             "tvm_target": dict(self.tvm_target),
             "npu": self.npu,
+            "npu_config": self.npu_config.to_dict() if self.npu_config else None,
         }

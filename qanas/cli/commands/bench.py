@@ -9,6 +9,10 @@ The JSON contract (``--json``): ``latency`` {median, min, max, unit}, ``flash_by
 ``sram_bytes`` {arena, stack_peak, static}, ``outputs_match``, ``max_abs_diff``; beside
 them, for the record: target, runner, project, runs, reference, per-layer times and the
 runner's full protocol (toolchain, flags, emulator, compiler versions).
+
+An Ethos-U target (``--target ethos-u55-128``) takes the QDQ ONNX (or int8 TFLite) model,
+compiles it with Vela and reports Vela's estimates marked ``"estimate": true``, latency in
+cycles plus ``latency_s``, CPU-fallback operators and Vela's protocol (`_npu.bench_npu`).
 """
 
 from __future__ import annotations
@@ -90,6 +94,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-layer", action="store_true", help="time every kernel")
     parser.add_argument("--seed", type=int, default=0, help="seed of the input")
     parser.add_argument("--force", action="store_true", help="overwrite --out")
+    parser.add_argument("--optimise", choices=("Performance", "Size"), default="Performance",
+                        help="NPU targets (ethos-u*): Vela's optimisation strategy")
 
 
 def _run(args: argparse.Namespace) -> dict:
@@ -97,6 +103,10 @@ def _run(args: argparse.Namespace) -> dict:
     from targets import get_target
 
     target = get_target(args.target)
+    if target.npu_config is not None:  # Ethos-U: Vela's estimates, nothing is executed
+        from qanas.cli.commands._npu import bench_npu
+
+        return bench_npu(args, target)
     project = compile_if_model(args.model, target, args.out, force=args.force)
     in_specs, _ = read_io(project)
     inputs = {s.name: a for s, a in zip(in_specs, random_inputs(in_specs, args.seed), strict=True)}

@@ -4,6 +4,10 @@ Compiles the model into DIR (the C project), checks the plan against the target'
 and flash, writes DIR/firmware-<target>/ (Makefile, linker script with the target's
 memory, port, harness, inputs) and builds the ELF. A model that does not fit is refused
 with the numbers, first from the plan, then by the linker.
+
+For an Ethos-U target (``--target ethos-u55-128``) DIR becomes a TFLite Micro bundle
+instead: the Vela-optimised model as a C array, the TFLM + Ethos-U driver glue and
+integration steps (`compiler.npu.bundle`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the embedded input")
     parser.add_argument("--planner", default="greedy", help="memory planner")
     parser.add_argument("--force", action="store_true", help="overwrite an existing project")
+    parser.add_argument("--optimise", choices=("Performance", "Size"), default="Performance",
+                        help="NPU targets (ethos-u*): Vela's optimisation strategy")
 
 
 def _run(args: argparse.Namespace) -> dict:
@@ -33,6 +39,10 @@ def _run(args: argparse.Namespace) -> dict:
     from targets import get_target
 
     target = get_target(args.target)
+    if target.npu_config is not None:  # Ethos-U: Vela + TFLite Micro bundle
+        from qanas.cli.commands._npu import deploy_npu
+
+        return deploy_npu(args, target)
     project = compile_if_model(args.model, target, args.out, args.planner, args.force)
     budget = check_fits(project, target)
     in_specs, _ = read_io(project)
