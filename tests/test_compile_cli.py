@@ -72,6 +72,14 @@ def test_run_rejects_wrong_input_shape(compiled, tmp_path, capsys):
     assert code == 2 and "[1, 3, 8, 8]" in report["error"]
 
 
+def test_run_on_an_npu_target_points_to_bench_and_deploy(compiled, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), np.float32))
+    code, report = _cli(capsys, "run", str(compiled), "--inputs", str(tmp_path / "x.npy"),
+                        "--target", "ethos-u55-128", "--out", str(tmp_path / "o.npz"), "--json")
+    assert code == 2
+    assert "NPU target" in report["error"] and "qanas bench" in report["error"]
+
+
 def test_compile_refuses_to_overwrite_without_force(compiled, model_path, capsys):
     code, report = _cli(capsys, "compile", str(model_path), "--out", str(compiled), "--json")
     assert code == 2 and "--force" in report["error"]

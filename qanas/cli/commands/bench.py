@@ -65,6 +65,10 @@ def make_runner(spec: str | None, target, warmup: int, per_layer: bool):
     from runtime.runners import get_runner
 
     spec = spec or target.runner
+    if spec == "vela":
+        raise ValueError(f"{target.name} is an NPU target: nothing runs it here. `qanas bench "
+                         f"MODEL.onnx --target {target.name}` reports Vela's estimates and "
+                         f"`qanas deploy --target {target.name}` writes the firmware bundle")
     if spec.startswith("serial"):
         port = spec.partition(":")[2]
         if not port:
