@@ -69,6 +69,10 @@ _register(LatencyCoefficients(
     "cortex-m7", {"conv": 1.6, "pointwise": 1.9, "depthwise": 0.8, "linear": 1.7}, 4.0, 300.0,
     "dual-issue M4 DSP pipeline with 64-bit loads: about 1.7x the M4 per cycle"))
 _register(LatencyCoefficients(
+    "cortex-m33", {"conv": 0.9, "pointwise": 1.1, "depthwise": 0.45, "linear": 1.0}, 2.0, 400.0,
+    "Armv8-M Mainline with the DSP extension (the Ethos-U65 host core): the same SMLAD "
+    "pipeline as the Cortex-M4, so the M4's figures"))
+_register(LatencyCoefficients(
     "cortex-m55", {"conv": 6.0, "pointwise": 7.0, "depthwise": 2.5, "linear": 6.0}, 8.0, 300.0,
     "Helium/MVE: 16 int8 MACs per beat-pair (VMLADAV), about half sustained"))
 _register(LatencyCoefficients(

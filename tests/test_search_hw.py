@@ -207,3 +207,11 @@ def test_estimate_against_compiled_arena(tmp_path_factory):
             mismatched.append(f"{space_name} {which}")
     assert all(est == arena for est, arena in pairs), "\n".join(report)
     assert not mismatched, f"buffer sets differ from the compiled plan for {mismatched}"
+
+
+def test_every_registered_target_has_latency_coefficients():
+    from targets import get_target, list_targets
+
+    for name in list_targets():
+        target = get_target(name)
+        assert coefficients_for(target.cpu, target.isa).name in (target.cpu, target.isa), name
