@@ -69,3 +69,23 @@ def test_serial_session_against_qemu_uart(tmp_path):
     assert p["hello"]["target"] == "cortex-m4" and p["runs"] == 2 and p["warmup"] == 1
     assert p["unit"] == "instructions"  # QEMU's SysTick; a board reports cycles
     assert p["sram_bytes"]["stack_peak"] > 0
+
+
+def test_serial_runner_flashes_with_the_board_command_unless_told_otherwise(tmp_path):
+    from pathlib import Path
+
+    from qanas.cli.commands.bench import make_runner
+    from runtime.runners.base import RunnerError
+    from targets import get_target
+
+    board = get_target("nucleo-h743zi")
+    runner = make_runner("serial:socket://127.0.0.1:9", board, warmup=0, per_layer=False)
+    assert runner.flash == "pyocd flash -t stm32h743zitx {elf}"
+    custom = make_runner("serial:/dev/ttyACM0", board, 0, False, flash="west flash --elf {elf}")
+    assert custom.flash == "west flash --elf {elf}"
+    assert make_runner("serial:/dev/ttyACM0", board, 0, False, no_flash=True).flash is None
+
+    missing = make_runner("serial:/dev/ttyACM0", board, 0, False,
+                          flash="qanas-no-such-flasher {elf}")
+    with pytest.raises(RunnerError, match="not installed.*--no-flash"):
+        missing.flash_image(Path(tmp_path / "fw.elf"))

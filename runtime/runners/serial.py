@@ -75,7 +75,12 @@ class SerialRunner(FirmwareRunner):
             return
         words = [w.format(elf=elf, hex=elf.with_suffix(".hex"), bin=elf.with_suffix(".bin"))
                  for w in shlex.split(self.flash)]
-        proc = subprocess.run(words, capture_output=True, text=True)
+        try:
+            proc = subprocess.run(words, capture_output=True, text=True)
+        except FileNotFoundError:
+            raise RunnerError(f"the flash tool {words[0]!r} is not installed; install it, give "
+                              "another command (`--flash 'openocd ... {elf}'`), or flash the "
+                              "board yourself and pass --no-flash") from None
         if proc.returncode != 0:
             raise RunnerError(f"flashing with {' '.join(words)} failed ({proc.returncode}):\n"
                               f"{proc.stdout}{proc.stderr}")

@@ -60,8 +60,14 @@ def compile_if_model(model: str, target, out: str | None, planner: str = "greedy
     return Path(out)
 
 
-def make_runner(spec: str | None, target, warmup: int, per_layer: bool):
-    """A runner from --runner: qemu, host, qemu-user or serial:PORT (default: the target's)."""
+def make_runner(spec: str | None, target, warmup: int, per_layer: bool,
+                flash: str | None = None, no_flash: bool = False):
+    """A runner from --runner: qemu, host, qemu-user or serial:PORT (default: the target's).
+
+    For a serial board the firmware is flashed with `flash` (a command template with
+    ``{elf}``, ``{hex}`` or ``{bin}``), by default the board's documented
+    `Target.flash_command`; `no_flash` runs an image the user flashed already.
+    """
     from runtime.runners import get_runner
 
     spec = spec or target.runner
@@ -74,8 +80,9 @@ def make_runner(spec: str | None, target, warmup: int, per_layer: bool):
         if not port:
             raise ValueError("--runner serial needs a port: serial:/dev/ttyACM0 or "
                              "serial:socket://HOST:PORT")
+        command = None if no_flash else (flash or " ".join(target.flash_command) or None)
         return get_runner("serial", port=port, target=target, warmup=warmup,
-                          profile_layers=per_layer)
+                          profile_layers=per_layer, flash=command)
     if spec == "qemu":
         return get_runner("qemu", target=target, warmup=warmup, profile_layers=per_layer)
     if spec == "qemu-user":
@@ -87,6 +94,15 @@ def make_runner(spec: str | None, target, warmup: int, per_layer: bool):
     return get_runner(spec)
 
 
+def add_flash_arguments(parser: argparse.ArgumentParser) -> None:
+    """--flash / --no-flash: how `--runner serial:PORT` puts the firmware on the board."""
+    parser.add_argument("--flash", default=None, metavar="CMD",
+                        help="serial runner: flash command with {elf}/{hex}/{bin} (default: the "
+                             "board's documented command, see `qanas targets`)")
+    parser.add_argument("--no-flash", action="store_true",
+                        help="serial runner: the board is flashed already; do not flash")
+
+
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="compiled project directory or ONNX model")
     parser.add_argument("--target", required=True, help="target, e.g. cortex-m4")
@@ -95,6 +111,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="where to compile an ONNX model (default: a temp dir)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
+    add_flash_arguments(parser)
     parser.add_argument("--per-layer", action="store_true", help="time every kernel")
     parser.add_argument("--seed", type=int, default=0, help="seed of the input")
     parser.add_argument("--force", action="store_true", help="overwrite --out")
@@ -114,7 +131,8 @@ def _run(args: argparse.Namespace) -> dict:
     project = compile_if_model(args.model, target, args.out, force=args.force)
     in_specs, _ = read_io(project)
     inputs = {s.name: a for s, a in zip(in_specs, random_inputs(in_specs, args.seed), strict=True)}
-    runner = make_runner(args.runner, target, args.warmup, args.per_layer)
+    runner = make_runner(args.runner, target, args.warmup, args.per_layer, args.flash,
+                         args.no_flash)
     result = runner.run(project, inputs, repeats=args.repeats)
     from runtime.runners.firmware_base import HostReferenceRunner
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from qanas.cli.command import Command
+from qanas.cli.commands.bench import add_flash_arguments
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +19,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runner", default=None,
                         help="qemu | host | qemu-user | serial:PORT (default: the target's)")
     parser.add_argument("--repeats", type=int, default=1, help="runs to time (default 1)")
+    add_flash_arguments(parser)
     parser.add_argument("--force", action="store_true", help="overwrite an existing --out file")
 
 
@@ -56,7 +58,8 @@ def _run(args: argparse.Namespace) -> dict:
     if out.exists() and not args.force:
         raise OutputExistsError(f"{out} exists; pass --force to overwrite it")
     target_name = args.target or json.loads((project / "compile.json").read_text())["target"]
-    runner = make_runner(args.runner, get_target(target_name), warmup=0, per_layer=False)
+    runner = make_runner(args.runner, get_target(target_name), warmup=0, per_layer=False,
+                         flash=args.flash, no_flash=args.no_flash)
     inputs = {s.name: quantize_input(np.load(path), s) for s, path in zip(in_specs, args.inputs, strict=True)}
     result = runner.run(project, inputs, repeats=args.repeats)
     buffer = io.BytesIO()
