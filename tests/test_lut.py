@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from torch import nn
 
 from qanas.errors import ConfigError
@@ -17,41 +18,52 @@ from qanas.search.lut import (
     Measurement,
     block_contexts,
     build_lut,
-    held_out_subnets,
-    validate_lut,
-    validation_stats,
+    required_entries,
 )
+from qanas.search.lut_measure import (
+    ModelInputs,
+    context_inputs,
+    per_model_overhead,
+    quantize_sample,
+    random_model_inputs,
+)
+from qanas.search.lut_validation import held_out_subnets, validate_lut, validation_stats
 from qanas.space import get_space
+from runtime.runners.base import TensorSpec
 from targets import get_target
 
 SPACE = "squeezenas-small"
 SIZE = (32, 64)
 OPTIONS = ["k3e1g1", "k5e6g1", "skip"]
+REFERENCE_LABELS = ["k3e6g1", "k5e6g1", "k3e1g2"]  # of seed, max and min
 PER_MODEL = 500.0  # the fake runner's constant per compiled model (timer, call overhead)
 
 
 class FakeMeasurer:
-    """Latency = 2 instructions per conv weight x output pixel (MACs) + a per-model constant."""
+    """Latency = 2 instructions per conv weight x output pixel (MACs) + a per-model constant.
+
+    Additive in blocks by construction, so a correct table predicts it exactly.
+    """
 
     unit = "instructions"
 
     def __init__(self):
-        self.calls = []
+        self.calls: list[str] = []
+        self.inputs: dict[str, ModelInputs] = {}
 
-    def measure(self, model: nn.Module, input_shape, name: str) -> Measurement:
-        import torch
-
+    def measure(self, model: nn.Module, inputs: ModelInputs, name: str) -> Measurement:
         self.calls.append(name)
+        self.inputs[name] = inputs
         macs = 0
 
-        def hook(mod, inputs, output):
+        def hook(mod, args, output):
             nonlocal macs
             macs += mod.weight.numel() * output.shape[-1] * output.shape[-2]
 
         handles = [m.register_forward_hook(hook) for m in model.modules()
                    if isinstance(m, nn.Conv2d)]
         with torch.no_grad():
-            model.eval()(torch.zeros(input_shape))
+            model.eval()(inputs.sample)
         for h in handles:
             h.remove()
         return Measurement(2.0 * macs + PER_MODEL, self.unit)
@@ -67,6 +79,8 @@ def test_block_contexts_follow_the_macro_architecture():
     assert (ctx[0].in_channels, ctx[0].in_hw, ctx[0].stride) == (16, (16, 32), 2)
     assert ctx[1].in_hw == (8, 16) and ctx[1].identity_skip and not ctx[0].identity_skip
     assert ctx[1].signature("k3e6g1") == ctx[2].signature("k3e6g1")  # shared entry
+    # 10 distinct shapes; 5 of them have an identity skip (no entry): 10 * 13 - 5
+    assert len(required_entries(space, SIZE)) == 125
     with pytest.raises(ConfigError, match="SqueezeNAS"):
         block_contexts(get_space("mbv2-deeplab"), SIZE)
 
@@ -76,53 +90,92 @@ def built(tmp_path_factory):
     space = get_space(SPACE)
     path = tmp_path_factory.mktemp("lut") / "lut.json"
     fake = FakeMeasurer()
-    lut = build_lut(space, SIZE, fake, num_classes=4, options=OPTIONS, path=path)
+    lut = build_lut(space, SIZE, fake, num_classes=4, options=OPTIONS, path=path,
+                    command="qanas lut build ...")
     return space, lut, path, fake
 
 
 def test_build_measures_each_signature_once_and_round_trips(built):
     space, lut, path, fake = built
-    ctx = block_contexts(space, SIZE)
-    labels = list(dict.fromkeys(OPTIONS + ["k3e6g1"]))  # the seed reference's label is added
-    expected = {c.signature(lab) for c in ctx for lab in labels
-                if not (lab == "skip" and c.identity_skip)}
-    assert set(lut.entries) == expected
-    assert len(fake.calls) == len(expected) + 1  # + the reference subnet, once
+    labels = list(dict.fromkeys(OPTIONS + REFERENCE_LABELS))  # the references' labels are added
+    expected = set(required_entries(space, SIZE, labels))
+    assert set(lut.entries) == expected and lut.missing(space, labels) == []
+    assert lut.missing(space)  # not all 13 options
+    # + two overhead models + the three references, once each
+    assert len(fake.calls) == len(expected) + 2 + 3
     data = json.loads(path.read_text())
     assert data["format"] == LUT_FORMAT and data["protocol"]["target"] == "fake"
     assert data["protocol"]["image_size"] == list(SIZE) and data["unit"] == "instructions"
+    assert data["protocol"]["command"] == "qanas lut build ..." and data["protocol"]["built"]
+    assert data["protocol"]["options"] == [o for o in space.decisions[0].options if o in labels]
     again = LatencyLUT.load(path)
     assert again.to_dict() == lut.to_dict()
     with pytest.raises(ConfigError, match="format"):
-        LatencyLUT.from_dict({**data, "format": "other/1"})
+        LatencyLUT.from_dict({**data, "format": "qanas-latency-lut/1"})
     with pytest.raises(ConfigError, match="unknown LUT keys"):
         LatencyLUT.from_dict({**data, "extra": 1})
 
 
-def test_prediction_is_fixed_plus_blocks_and_exact_on_an_additive_runner(built):
+def test_overhead_is_the_per_model_constant(built):
+    _, lut, _, _ = built
+    assert lut.overhead == pytest.approx(PER_MODEL)
+    assert per_model_overhead(FakeMeasurer())["value"] == pytest.approx(PER_MODEL)
+
+
+def test_prediction_is_exact_on_an_additive_runner(built):
     space, lut, _, fake = built
     model = LUTLatencyModel(lut, space)
     assert isinstance(model, LatencyModel)
-    reference = space.seed_config()
-    # the fixed part makes the reference exact by construction
-    assert model.predict(reference).value == pytest.approx(lut.fixed_info["measured"])
-    # the fake runner is additive in blocks: other subnets are exact up to the per-model
-    # constant times (identity skips in the reference - identity skips in the subnet)
-    subnets = held_out_subnets(space, lut, 4, seed=3)
-    assert reference.to_str() not in {c.to_str() for c in subnets}
-    assert all(set(c.labels()) <= set(OPTIONS) | {"k3e6g1"} for c in subnets)
-    report = validate_lut(lut, space, fake, subnets)
+    # every reference is exact and so the residual spread is zero
+    assert lut.fixed_info["spread_pct"] == pytest.approx(0.0, abs=1e-9)
+    for row in lut.fixed_info["references"]:
+        assert model.predict(space.resolve(row["reference"])).value == pytest.approx(
+            row["measured"])
+    subnets = held_out_subnets(space, lut, 6, seed=3)
+    refs = {r["reference"] for r in lut.fixed_info["references"]}
+    assert not refs & {c.to_str() for c in subnets}
+    assert all(set(c.labels()) <= set(OPTIONS) | set(REFERENCE_LABELS) for c in subnets)
+    # identity skips included: the per-model overhead is not counted for them
     ctx = block_contexts(space, SIZE)
-    for cfg, row in zip(subnets, report.rows, strict=True):
-        identity = sum(lab == "skip" and c.identity_skip for c, lab in zip(ctx, cfg.labels(), strict=True))
-        assert row["predicted"] - row["measured"] == pytest.approx(-identity * PER_MODEL)
+    assert any(lab == "skip" and c.identity_skip for cfg in subnets
+               for c, lab in zip(ctx, cfg.labels(), strict=True))
+    report = validate_lut(lut, space, fake, subnets)
+    for row in report.rows:
+        assert row["predicted"] == pytest.approx(row["measured"], rel=1e-12)
     assert report.within_10 == 1.0 and report.kendall_tau == pytest.approx(1.0)
     # the LUT model plugs into the hardware cost model
     hw = HardwareCostModel(space, get_target("cortex-m4"), SIZE, 4, latency_model=model)
     assert hw.profile(subnets[0]).latency.source == "lut:fake"
-    assert model.predict(space.resolve("max")).unit == "instructions"  # k5e6g1: measured
     with pytest.raises(ConfigError, match="no entry"):
         model.predict(space.resolve("_".join(["k5e1g1"] * 20)))
+
+
+def test_blocks_are_measured_on_their_context(built):
+    space, lut, _, fake = built
+    from qanas.search.lut import seeded_supernet
+
+    net = seeded_supernet(space, 4, 0)
+    image, per_block = context_inputs(net, space.seed_config(), SIZE, seed=0)
+    # the network's images are the seeded ones, and block 0 sees the stem's output on them
+    assert torch.equal(image.sample, random_model_inputs((1, 3, *SIZE), 0).sample)
+    with torch.no_grad():
+        stem = net.net.stem(image.sample)
+    assert torch.allclose(per_block[0].sample, stem)
+    key = block_contexts(space, SIZE)[0].signature("k3e1g1")
+    assert torch.equal(fake.inputs[key].sample, per_block[0].sample)
+    assert len(fake.inputs[key].calibration) == len(image.calibration) == 2
+    # a later block's context is not random noise: it is the reference network's activation
+    ctx5 = block_contexts(space, SIZE)[5]
+    assert torch.equal(fake.inputs[ctx5.signature("k3e1g1")].sample, per_block[5].sample)
+    assert per_block[5].shape == (1, ctx5.in_channels, *ctx5.in_hw)
+
+
+def test_quantize_sample_uses_the_compiled_scale():
+    spec = TensorSpec("x", (1, 4), "int8", 4, 0.5, 1)
+    q = quantize_sample(torch.tensor([[0.0, 1.0, -100.0, 100.0]]), spec)
+    assert q.dtype == np.int8 and q.tolist() == [[1, 3, -128, 127]]
+    with pytest.raises(ConfigError, match="without a scale"):
+        quantize_sample(torch.zeros(1, 4), TensorSpec("x", (1, 4), "int8", 4, None, None))
 
 
 def test_validation_stats_by_hand():
@@ -144,7 +197,7 @@ def test_validation_stats_by_hand():
         validation_stats(["a"], [1.0, 2.0], [1.0, 2.0])
 
 
-def test_resume_keeps_entries(built, tmp_path):
+def test_resume_keeps_measurements_and_widens_options(built):
     space, lut, _, _ = built
     partial = LatencyLUT.from_dict(lut.to_dict())
     dropped = sorted(partial.entries)[:3]
@@ -152,5 +205,61 @@ def test_resume_keeps_entries(built, tmp_path):
         del partial.entries[key]
     fake = FakeMeasurer()
     done = build_lut(space, SIZE, fake, 4, OPTIONS, resume=partial)
-    assert len(fake.calls) == 3 and set(fake.calls) == set(dropped)  # the fixed part is kept
+    assert sorted(fake.calls) == dropped  # overhead and references are kept
     assert np.isclose(done.fixed, lut.fixed)
+    wider = build_lut(space, SIZE, fake, 4, ["k5e1g1"], resume=done)
+    assert "k5e1g1" in wider.protocol["options"] and "k3e1g1" in wider.protocol["options"]
+    assert set(held_out_subnets(space, wider, 1, seed=0)[0].labels()) <= set(
+        wider.protocol["options"])
+
+
+@pytest.mark.parametrize("change", [{"image_size": (32, 32)}, {"num_classes": 6},
+                                    {"seed": 1}])
+def test_resume_refuses_another_protocol(built, change):
+    space, lut, _, _ = built
+    kw = {"image_size": SIZE, "num_classes": 4, "seed": 0, **change}
+    with pytest.raises(ConfigError, match="cannot resume"):
+        build_lut(space, kw["image_size"], FakeMeasurer(), kw["num_classes"], OPTIONS,
+                  resume=LatencyLUT.from_dict(lut.to_dict()), seed=kw["seed"])
+
+
+def test_model_refuses_an_unfinished_table(built):
+    space, lut, _, _ = built
+    partial = LatencyLUT.from_dict({**lut.to_dict(), "fixed": None})
+    with pytest.raises(ConfigError, match="fixed part"):
+        LUTLatencyModel(partial, space)
+    with pytest.raises(ConfigError, match="positive"):
+        held_out_subnets(space, lut, 0, seed=0)
+    assert random_model_inputs((1, 2), 0).sample.shape == (1, 2)
+
+
+def test_resuming_a_finished_table_changes_nothing(built):
+    space, lut, _, _ = built
+    fake = FakeMeasurer()
+    again = build_lut(space, SIZE, fake, 4, OPTIONS, resume=LatencyLUT.from_dict(lut.to_dict()),
+                      command="qanas lut build ...")
+    assert fake.calls == [] and again.to_dict() == lut.to_dict()
+
+
+class StopAfterOneReference(FakeMeasurer):
+    """Fails on the second end-to-end measurement, like a build killed mid-way."""
+
+    def measure(self, model, inputs, name):
+        if name.startswith("subnet-") and any(c.startswith("subnet-") for c in self.calls):
+            raise RuntimeError("killed")
+        return super().measure(model, inputs, name)
+
+
+def test_an_interrupted_build_keeps_its_references_and_is_not_usable(tmp_path):
+    space, path = get_space(SPACE), tmp_path / "lut.json"
+    with pytest.raises(RuntimeError, match="killed"):
+        build_lut(space, SIZE, StopAfterOneReference(), 4, ["k3e1g1"], path=path)
+    partial = LatencyLUT.load(path)
+    assert partial.fixed is None and len(partial.fixed_info["references"]) == 1
+    assert "built" not in partial.protocol
+    with pytest.raises(ConfigError, match="fixed part"):
+        LUTLatencyModel(partial, space)
+    fake = FakeMeasurer()
+    done = build_lut(space, SIZE, fake, 4, ["k3e1g1"], path=path, resume=partial)
+    assert sum(c.startswith("subnet-") for c in fake.calls) == 2  # the two left
+    assert done.fixed is not None and done.protocol["built"]

@@ -63,7 +63,7 @@ def test_cli_refuses_existing_archive_and_bad_algorithms(tmp_path, capsys, fake_
     assert "--resume" in json.loads(capsys.readouterr().out)["error"]
     assert _search(out, "--algo", "random", "--force") == 0
     capsys.readouterr()
-    assert _search(tmp_path / "g", "--algo", "gumbel") == 2
-    assert "not implemented" in json.loads(capsys.readouterr().out)["error"]
+    assert _search(tmp_path / "g", "--algo", "bogus") == 2
+    assert "unknown search algorithm" in json.loads(capsys.readouterr().out)["error"]
     assert _search(tmp_path / "h", "--objectives", "miou,speed") == 2
     assert _search(tmp_path / "i", "--resume") == 2

@@ -1,4 +1,4 @@
-"""`qanas search --lut`: the measured table replaces the analytic latency (fake scorer)."""
+"""`qanas search` latency source: `--lut`, the committed table by default, `--no-lut` (fake scorer)."""
 
 from __future__ import annotations
 
@@ -6,31 +6,71 @@ import json
 
 import pytest
 from test_lut import FakeMeasurer
-from test_search_algorithms import SIZE
+from test_search_algorithms import SIZE, FakeScorer
 from test_search_cli import fake_scorer  # noqa: F401 - fixture
 
 from qanas.cli import main as cli
+from qanas.cli.commands import search as search_cmd
 from qanas.search.lut import build_lut
+from qanas.search.lut_registry import find_lut
 from qanas.space import get_space
+
+DEMO = ("squeezenas-small", "cortex-m7", (64, 128), 6)  # the committed table's setting
+
+
+def _fake_lut(path, options=None):
+    lut = build_lut(get_space("squeezenas-small"), SIZE, FakeMeasurer(), 4, options, path=path)
+    lut.protocol["target"] = "host"
+    return lut.save(path)
+
+
+def _search(tmp_path, name, target, lut):
+    return cli.main(["search", "--supernet", "unused.pt", "--target", target, "--budget", "3",
+                     "--algo", "random", "--out", str(tmp_path / name), "--lut", str(lut),
+                     "--json"])
+
+
+def test_search_uses_the_table_and_rejects_a_mismatched_one(tmp_path, capsys, fake_scorer):  # noqa: F811
+    lut = _fake_lut(tmp_path / "lut.json")
+    assert _search(tmp_path, "s", "host", lut) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["front"] and all(r["latency_source"] == "lut:host" for r in result["front"])
+    assert all(r["latency_unit"] == "instructions" for r in result["front"])
+    assert result["latency_lut"] == str(lut)
+    assert _search(tmp_path, "t", "cortex-m4", lut) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert "build a matching table" in error and "'host'" in error
+
+
+def test_search_refuses_a_subnet_the_table_lacks(tmp_path, capsys, fake_scorer):  # noqa: F811
+    lut = _fake_lut(tmp_path / "partial.json", ["k3e1g1", "skip"])
+    assert _search(tmp_path, "p", "host", lut) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert "no entry" in error and "qanas lut build --resume" in error
 
 
 @pytest.fixture
-def fake_lut(tmp_path):
-    lut = build_lut(get_space("squeezenas-small"), SIZE, FakeMeasurer(), 4, None,
-                    path=tmp_path / "lut.json")
-    lut.protocol["target"] = "host"
-    return lut.save(tmp_path / "lut.json")
+def demo_scorer(monkeypatch):
+    space, classes, size = get_space(DEMO[0]), DEMO[3], DEMO[2]
+
+    def build(args):
+        return search_cmd.ScorerSetup(FakeScorer(space), space, classes, size, "f" * 64,
+                                      {"fake": True, "seed": args.seed})
+
+    monkeypatch.setattr(search_cmd, "build_scorer", build)
 
 
-def test_search_uses_the_table_and_rejects_a_mismatched_one(tmp_path, capsys, fake_scorer,  # noqa: F811
-                                                            fake_lut):
-    code = cli.main(["search", "--supernet", "unused.pt", "--target", "host", "--budget", "3",
-                     "--algo", "random", "--out", str(tmp_path / "s"), "--lut", str(fake_lut),
-                     "--json"])
+def test_search_defaults_to_the_committed_table(tmp_path, capsys, demo_scorer):
+    committed = find_lut(*DEMO)
+    assert committed is not None
+    base = ["search", "--supernet", "unused.pt", "--target", DEMO[1], "--budget", "2",
+            "--algo", "random", "--json"]
+    assert cli.main([*base, "--out", str(tmp_path / "a")]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert code == 0, result
-    assert result["front"] and all(r["latency_source"] == "lut:host" for r in result["front"])
-    assert all(r["latency_unit"] == "instructions" for r in result["front"])
-    code = cli.main(["search", "--supernet", "unused.pt", "--target", "cortex-m4", "--budget",
-                     "3", "--out", str(tmp_path / "t"), "--lut", str(fake_lut), "--json"])
-    assert code == 2 and "build a matching table" in json.loads(capsys.readouterr().out)["error"]
+    assert result["latency_lut"] == str(committed)
+    assert all(r["latency_source"] == "lut:cortex-m7" and r["latency_unit"] == "instructions"
+               for r in result["front"])
+    assert cli.main([*base, "--out", str(tmp_path / "b"), "--no-lut"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["latency_lut"] is None
+    assert all(r["latency_source"].startswith("analytic:") for r in result["front"])

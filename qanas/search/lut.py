@@ -2,54 +2,76 @@
 
 **What an entry is.** A superblock of a SqueezeNAS space sees a fixed input shape
 whatever the other blocks choose (every candidate of a superblock has the same
-input/output channels and stride). So the latency of candidate ``label`` in
-superblock ``i`` *in context* is that of the block alone on an input of its real
-shape. Each entry is measured by building the candidate as a module (from a
-seeded supernet), quantizing it int8 with Brevitas (`quantize_model`,
-`calibrate`), exporting QDQ ONNX, compiling it for the target (`compile_model`)
-and running it on the target's runner: QEMU instruction counts for Cortex-M
-(deterministic, ``-icount shift=0``), seconds on the host. Entries are keyed by
-the block's *signature* (input C×H×W, output C, stride, label), so superblocks of
-identical shape share one measurement; an identity ``skip`` costs 0 (no kernel).
+input/output channels and stride). Entry ``(signature, label)`` is candidate
+``label`` compiled alone at that input shape and run on the target's runner: QEMU
+instruction counts for Cortex-M (deterministic, ``-icount shift=0``), seconds on
+the host. Entries are keyed by the block's *signature* (input C×H×W, output C,
+stride, label), so superblocks of identical shape share one measurement; an
+identity ``skip`` costs 0 (no kernel).
+
+**In context.** Instruction counts depend on the data (see `qanas.search.lut_measure`),
+so each block is calibrated and run on the activations that reach it in the
+reference network (`context_inputs`; for a shared signature, those of its first
+superblock), and every end-to-end measurement uses the same seeded images.
+
+**Per-model overhead.** Each measured model carries a constant ``c`` (timer reads,
+the call), measured by a two-point difference (`per_model_overhead`). A block's
+cost is ``entry - c``; a subnet's end-to-end measurement carries ``c`` once.
 
 **Fixed part.** Stem, head, decoder and final resize are the same in every subnet.
-They are measured once, end to end: ``fixed = measured(reference subnet) − Σ
-entries(reference)``, which also absorbs the per-model constant of the block
-measurements (harness timer, call overhead) since every subnet has the same
-number of blocks. The reference is the seed network unless given.
+They are measured end to end through several references (default seed, min and
+max: the heaviest, the lightest and the trained-from default): ``fixed = mean over
+references of (measured - Σ (entry - c))``; the spread of those residuals is kept
+in ``fixed_info`` as a check of additivity.
 
-**Prediction** (`LUTLatencyModel`, a `LatencyModel`): ``fixed + Σ entries``.
-**Validation** (`validate_lut`): predicted vs measured end-to-end latency on
-held-out subnets: MAPE, share within ±10 %, Kendall τ.
+**Prediction** (`LUTLatencyModel`, a `LatencyModel`): ``fixed + Σ (entry - c)``.
+Validation lives in `qanas.search.lut_validation`; committed tables and their
+lookup in `qanas.search.lut_registry`.
 
-The table is a versioned JSON file (``qanas-latency-lut/1``) with its protocol:
-target, runner, unit, image size, classes, quantization spec, tool versions.
+The table is a versioned JSON file (``qanas-latency-lut/2``) with its protocol:
+target, runner, unit, image size, classes, quantization spec, tool versions, date and
+the command that built it.
 
 Example:
-    >>> lut = build_lut(space, target, (64, 64), CompiledModelMeasurer(target, work))  # doctest: +SKIP
+    >>> lut = build_lut(space, (64, 128), CompiledModelMeasurer(target, work), 6)  # doctest: +SKIP
     >>> LUTLatencyModel(lut, space).predict(cfg)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
-from torch import nn
 
 from qanas.errors import ConfigError
 from qanas.search.hw import Latency
+from qanas.search.lut_measure import (
+    CompiledModelMeasurer,
+    Measurement,
+    Measurer,
+    ModelInputs,
+    context_inputs,
+    per_model_overhead,
+)
+from qanas.search.lut_registry import find_lut
 from qanas.space.base import SearchSpace, SubnetConfig
 
-LUT_FORMAT = "qanas-latency-lut/1"
+LUT_FORMAT = "qanas-latency-lut/2"
 SKIP = "skip"
+DEFAULT_REFERENCES = ("seed", "min", "max")
+# protocol keys a resumed table must share with the build that continues it
+RESUME_KEYS = ("target", "runner", "unit", "quant_spec", "space", "image_size", "num_classes",
+               "seed", "context_reference")
+
+__all__ = ["LUT_FORMAT", "BlockContext", "CompiledModelMeasurer", "LUTLatencyModel",
+           "LatencyLUT", "Measurement", "Measurer", "block_contexts", "blocks_sum", "build_lut",
+           "find_lut", "measure_subnet", "required_entries", "seeded_supernet"]
 
 
 # -- block contexts ---------------------------------------------------------------------------
@@ -94,110 +116,19 @@ def block_contexts(space: SearchSpace, image_size: tuple[int, int]) -> list[Bloc
     return out
 
 
-# -- measuring ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Measurement:
-    """One measured latency with its unit and what the runner reported."""
-
-    value: float
-    unit: str
-    protocol: dict = field(default_factory=dict)
-
-
-class Measurer(Protocol):
-    """Measures the int8 latency of a float model on one target (a fake one in tests)."""
-
-    unit: str
-
-    def measure(self, model: nn.Module, input_shape: tuple[int, ...], name: str) -> Measurement:
-        """Latency of `model` (quantized, compiled, run) on an input of `input_shape`."""
-        ...
-
-    def protocol(self) -> dict:
-        """Target, runner, unit and tool versions of the measurements."""
-        ...
-
-
-class CompiledModelMeasurer:
-    """Quantize (Brevitas) → QDQ ONNX → `compile_model` → the target's runner.
-
-    Args:
-        target: the `Target`.
-        work_dir: where ONNX files and C projects are written (one folder per model).
-        repeats: timed runs per model; the median is kept (QEMU counts are exact: 1 is enough).
-        runner: runner name (default: the target's, i.e. qemu for Cortex-M, host for host).
-        seed: seeds calibration data and inputs.
-    """
-
-    def __init__(self, target, work_dir: str | Path, repeats: int = 1, runner: str | None = None,
-                 seed: int = 0):
-        from qanas.cli.commands.bench import make_runner
-
-        self.target = target
-        self.work_dir = Path(work_dir)
-        self.repeats = int(repeats)
-        self.seed = seed
-        self.runner = make_runner(runner, target, warmup=0, per_layer=False)
-        self.unit = getattr(self.runner, "unit", "s") if self.runner.name != "host" else "s"
-
-    def measure(self, model: nn.Module, input_shape: tuple[int, ...], name: str) -> Measurement:
-        """See `Measurer.measure`."""
-        from compiler.driver import compile_model
-        from qanas.cli.commands.bench import random_inputs
-        from qanas.quant import QuantSpec, calibrate, export_qdq, quantize_model
-        from runtime.runners.base import read_io
-
-        folder = self.work_dir / _safe(name)
-        gen = torch.Generator().manual_seed(self.seed)
-        model = model.eval()
-        qmodel = quantize_model(model, QuantSpec())
-        calibrate(qmodel, [torch.randn(*input_shape, generator=gen) for _ in range(2)])
-        onnx_path = export_qdq(qmodel, torch.randn(*input_shape, generator=gen),
-                               folder / "model.onnx")
-        project = compile_model(onnx_path, self.target, folder / "project", force=True).out_dir
-        specs, _ = read_io(project)
-        inputs = {s.name: a for s, a in zip(specs, random_inputs(specs, self.seed), strict=True)}
-        result = self.runner.run(project, inputs, repeats=self.repeats)
-        values = result.protocol.get("latency") if self.unit != "s" else result.latency_s
-        proto = {k: result.protocol.get(k) for k in ("runner", "unit", "toolchain", "emulator",
-                                                     "compiler_version")}
-        return Measurement(float(statistics.median(values)), self.unit, proto)
-
-    def protocol(self) -> dict:
-        """See `Measurer.protocol`."""
-        from qanas.utils.io import versions
-
-        proto = {"target": self.target.name, "runner": self.runner.name, "unit": self.unit,
-                 "repeats": self.repeats, "versions": versions()}
-        if self.runner.name == "qemu":
-            from runtime.runners.qemu import qemu_version
-
-            proto["emulator"] = {"version": qemu_version(), "machine": self.target.emulator,
-                                 "icount_shift": 0}
-        proto["toolchain"] = {"cc": self.target.toolchain.cc,
-                              "cflags": list(self.target.toolchain.cflags),
-                              "version": _tool_version(self.target.toolchain.cc)}
-        return proto
-
-
-def _tool_version(cc: str) -> str:
-    import subprocess
-
-    try:
-        return subprocess.run([cc, "--version"], capture_output=True, text=True,
-                              check=True).stdout.splitlines()[0]
-    except (OSError, subprocess.CalledProcessError, IndexError):
-        return "unknown"
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-." else "_" for c in name)
+def required_entries(space: SearchSpace, image_size: tuple[int, int],
+                     options: Sequence[str] | None = None) -> list[str]:
+    """Every signature a complete table over `options` (default all) must hold, in order."""
+    labels = options or space.decisions[0].options
+    keys = [c.signature(lab) for c in block_contexts(space, image_size) for lab in labels
+            if not (lab == SKIP and c.identity_skip)]
+    return list(dict.fromkeys(keys))
 
 
 # -- the table ----------------------------------------------------------------------------------
 @dataclass
 class LatencyLUT:
-    """A per-block latency table: entries (signature → value), the fixed part, the protocol."""
+    """A per-block latency table: raw entries (signature → measured), overhead, fixed part."""
 
     space: str
     image_size: tuple[int, int]
@@ -207,12 +138,15 @@ class LatencyLUT:
     entries: dict[str, float] = field(default_factory=dict)
     fixed: float | None = None
     fixed_info: dict = field(default_factory=dict)
+    overhead: float | None = None
+    overhead_info: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The versioned JSON form."""
         return {"format": LUT_FORMAT, "space": self.space, "image_size": list(self.image_size),
                 "num_classes": self.num_classes, "unit": self.unit, "protocol": self.protocol,
-                "entries": dict(sorted(self.entries.items())), "fixed": self.fixed,
+                "entries": dict(sorted(self.entries.items())), "overhead": self.overhead,
+                "overhead_info": self.overhead_info, "fixed": self.fixed,
                 "fixed_info": self.fixed_info}
 
     @classmethod
@@ -222,13 +156,14 @@ class LatencyLUT:
             raise ConfigError(f"not a {LUT_FORMAT} file (format {data.get('format')!r}); "
                               "rebuild it with `qanas lut build`")
         known = {"format", "space", "image_size", "num_classes", "unit", "protocol", "entries",
-                 "fixed", "fixed_info"}
+                 "overhead", "overhead_info", "fixed", "fixed_info"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown LUT keys {unknown}; known: {sorted(known)}")
         return cls(data["space"], tuple(data["image_size"]), int(data["num_classes"]),
                    data["unit"], data["protocol"], {k: float(v) for k, v in data["entries"].items()},
-                   data["fixed"], data.get("fixed_info") or {})
+                   data["fixed"], data.get("fixed_info") or {}, data.get("overhead"),
+                   data.get("overhead_info") or {})
 
     def save(self, path: str | Path) -> Path:
         """Writes the table atomically."""
@@ -248,9 +183,15 @@ class LatencyLUT:
         """Labels with at least one measured entry."""
         return sorted({k.rsplit(":", 1)[1] for k in self.entries} | {SKIP})
 
+    def missing(self, space: SearchSpace, options: Sequence[str] | None = None) -> list[str]:
+        """Signatures over `options` (default all of `space`'s) that the table lacks."""
+        return [k for k in required_entries(space, self.image_size, options)
+                if k not in self.entries]
+
 
 def blocks_sum(lut: LatencyLUT, contexts: Sequence[BlockContext], cfg: SubnetConfig) -> float:
-    """Σ of the entries of `cfg`'s blocks; raises `ConfigError` naming a missing entry."""
+    """Σ (entry - overhead) over `cfg`'s blocks; raises `ConfigError` naming a missing entry."""
+    overhead = float(lut.overhead or 0.0)
     total = 0.0
     for ctx, label in zip(contexts, cfg.labels(), strict=True):
         if label == SKIP and ctx.identity_skip:
@@ -258,21 +199,21 @@ def blocks_sum(lut: LatencyLUT, contexts: Sequence[BlockContext], cfg: SubnetCon
         key = ctx.signature(label)
         if key not in lut.entries:
             raise ConfigError(f"the latency table has no entry {key!r} (block {ctx.index}, "
-                              f"{label}); rebuild it with `qanas lut build --options` covering "
+                              f"{label}); complete it with `qanas lut build --resume` covering "
                               f"{label!r}, or restrict the search to {lut.options()}")
-        total += lut.entries[key]
+        total += lut.entries[key] - overhead
     return total
 
 
 class LUTLatencyModel:
-    """`LatencyModel` from a measured table: fixed part + Σ block entries (source ``lut:<target>``)."""
+    """`LatencyModel` from a measured table: fixed part + Σ block costs (source ``lut:<target>``)."""
 
     def __init__(self, lut: LatencyLUT, space: SearchSpace):
         if lut.space != space.name:
             raise ConfigError(f"the table is for space {lut.space!r}, not {space.name!r}")
-        if lut.fixed is None:
-            raise ConfigError("the table has no fixed part (stem/head/decoder) yet; finish "
-                              "`qanas lut build` (it measures the reference subnet last)")
+        if lut.fixed is None or lut.overhead is None:
+            raise ConfigError("the table has no fixed part (stem/head/decoder) or per-model "
+                              "overhead yet; finish it with `qanas lut build --resume`")
         self.lut, self.space = lut, space
         self.contexts = block_contexts(space, lut.image_size)
         self.source = f"lut:{lut.protocol.get('target', '?')}"
@@ -284,174 +225,161 @@ class LUTLatencyModel:
 
 
 # -- building -----------------------------------------------------------------------------------
-def _supernet(space: SearchSpace, num_classes: int, seed: int):
+def seeded_supernet(space: SearchSpace, num_classes: int, seed: int):
+    """The supernet whose weights every measurement of a table uses (seeded init, eval mode)."""
     torch.manual_seed(seed)
     return space.build_supernet(num_classes).eval()
 
 
+def _check_resume(lut: LatencyLUT, expected: dict) -> None:
+    for key in RESUME_KEYS:
+        have = lut.protocol.get(key)
+        if key in expected and have is not None and have != expected[key]:
+            raise ConfigError(f"cannot resume: the table was measured with {key}={have!r}, this "
+                              f"build has {key}={expected[key]!r}; use another --out or the "
+                              "table's settings")
+
+
 def build_lut(space: SearchSpace, image_size: tuple[int, int], measurer: Measurer,
               num_classes: int = 4, options: Sequence[str] | None = None,
-              reference: SubnetConfig | None = None, path: str | Path | None = None,
-              resume: LatencyLUT | None = None, seed: int = 0,
+              references: Sequence[SubnetConfig] | None = None, path: str | Path | None = None,
+              resume: LatencyLUT | None = None, seed: int = 0, command: str | None = None,
               log: Callable[[str], None] | None = None) -> LatencyLUT:
-    """Measures every (context, option) entry once, then the fixed part; see the module docstring.
+    """Measures every (context, option) entry once, the overhead, then the fixed part.
 
     Args:
         space: a SqueezeNAS space.
         image_size: input (H, W) of the deployed network.
         measurer: a `Measurer` (the real one compiles and runs; tests pass a fake).
         num_classes: classifier width of the fixed part.
-        options: labels to measure (default: all); the reference's labels are added.
-        reference: subnet measured end to end for the fixed part (default: the seed network).
-        path: if given, the table is written after every entry (a crash keeps what was measured).
-        resume: a partial table of the same protocol whose entries are kept.
-        seed: seeds the supernet weights.
+        options: labels to measure (default: all); the references' labels are added.
+        references: subnets measured end to end for the fixed part (default seed, min, max);
+            the first one also defines every block's context.
+        path: if given, the table is written after every measurement (a crash keeps them).
+        resume: a partial table of the same protocol whose measurements are kept.
+        seed: seeds the supernet weights and the images.
+        command: the command line that rebuilds the table (recorded in the protocol).
         log: progress callback.
+
+    Raises:
+        ConfigError: an unknown option, or a `resume` table of another protocol.
     """
     contexts = block_contexts(space, image_size)
     all_options = space.decisions[0].options
-    reference = reference or space.seed_config()
-    wanted = list(dict.fromkeys([*(options or all_options), *reference.labels()]))
+    references = list(references or [space.resolve(r) for r in DEFAULT_REFERENCES])
+    ref_labels = [lab for r in references for lab in r.labels()]
+    wanted = list(dict.fromkeys([*(options or all_options), *ref_labels]))
     bad = [o for o in wanted if o not in all_options]
     if bad:
         raise ConfigError(f"unknown options {bad}; {space.name} has {', '.join(all_options)}")
-    lut = resume or LatencyLUT(space.name, tuple(image_size), num_classes, measurer.unit,
-                               measurer.protocol())
-    lut.protocol.setdefault("options", wanted)
-    lut.protocol.update(image_size=list(image_size), num_classes=num_classes, space=space.name,
-                        seed=seed, method="block in context: each candidate compiled alone at "
-                        "its superblock's input shape; fixed = reference - sum(blocks)")
-    net = _supernet(space, num_classes, seed)
-    blocks = net.choice_blocks
-    todo = []
+    proto = measurer.protocol()
+    setting = {"space": space.name, "image_size": list(image_size), "num_classes": num_classes,
+               "seed": seed, "context_reference": references[0].to_str()}
+    if resume is not None:
+        _check_resume(resume, {**proto, **setting})
+    lut = resume or LatencyLUT(space.name, tuple(image_size), num_classes, measurer.unit, proto)
+    previous = lut.protocol.get("options") or []
+    lut.protocol.update(setting)
+    lut.protocol["options"] = [o for o in all_options if o in {*previous, *wanted}]
+    lut.protocol["method"] = (
+        "block in context: each candidate compiled alone at its superblock's input shape, "
+        "calibrated and run on the activations reaching that superblock (the first of its "
+        "signature) in the context reference; cost = entry - per-model overhead; fixed = "
+        "mean over references of (measured - sum of block costs)")
+    if command:
+        lut.protocol["command"] = command
+
+    started = time.perf_counter()
+    spent_before = float(lut.protocol.get("build_seconds") or 0.0)
+
+    def save() -> None:
+        lut.protocol["build_seconds"] = round(spent_before + time.perf_counter() - started, 1)
+        if path is not None:
+            lut.save(path)
+
+    net = seeded_supernet(space, num_classes, seed)
+    image, per_block = context_inputs(net, references[0], image_size, seed)
+    todo: dict[str, tuple[BlockContext, str]] = {}
     for ctx in contexts:
         for label in wanted:
             key = ctx.signature(label)
-            if (label == SKIP and ctx.identity_skip) or key in lut.entries or \
-                    key in (k for k, _, _ in todo):
-                continue
-            todo.append((key, ctx, label))
-    for i, (key, ctx, label) in enumerate(todo):
-        module = blocks[ctx.index].candidates[all_options.index(label)]
+            if not (label == SKIP and ctx.identity_skip) and key not in lut.entries:
+                todo.setdefault(key, (ctx, label))
+    changed = bool(todo) or lut.overhead is None
+    for i, (key, (ctx, label)) in enumerate(todo.items()):
+        module = net.choice_blocks[ctx.index].candidates[all_options.index(label)]
         start = time.perf_counter()
-        m = measurer.measure(module, (1, ctx.in_channels, *ctx.in_hw), key)
+        m = measurer.measure(module, per_block[ctx.index], key)
         lut.entries[key] = m.value
-        if path is not None:
-            lut.save(path)
+        save()
         if log:
             log(f"entry {i + 1}/{len(todo)} {key}: {m.value:.6g} {m.unit} "
                 f"({time.perf_counter() - start:.1f} s)")
-    if lut.fixed is None or lut.fixed_info.get("reference") != reference.to_str():
-        measured = measure_subnet(space, reference, image_size, measurer, num_classes, seed)
-        lut.fixed = measured - blocks_sum(lut, contexts, reference)
-        lut.fixed_info = {"reference": reference.to_str(), "measured": measured,
-                          "method": "reference - sum(blocks)"}
-        if path is not None:
-            lut.save(path)
+    if lut.overhead is None:
+        lut.overhead_info = per_model_overhead(measurer, seed)
+        lut.overhead = lut.overhead_info["value"]
+        save()
         if log:
-            log(f"fixed part {lut.fixed:.6g} {lut.unit} (reference measured {measured:.6g})")
+            log(f"per-model overhead {lut.overhead:.6g} {lut.unit}")
+    measured = {r["reference"]: r["measured"] for r in lut.fixed_info.get("references", [])}
+    for ref in references:
+        if ref.to_str() not in measured:
+            changed = True
+            measured[ref.to_str()] = measure_subnet(space, ref, image, measurer, num_classes,
+                                                    seed, net)
+            if log:
+                log(f"reference {ref.to_str()}: {measured[ref.to_str()]:.6g} {lut.unit}")
+            # kept at once (the fixed part stays unset until every reference is measured):
+            # an interrupted build resumes without measuring it again
+            lut.fixed, lut.fixed_info = None, {"references": [
+                {"reference": k, "measured": v} for k, v in measured.items()]}
+            save()
+    _set_fixed(lut, contexts, [(r, measured[r.to_str()]) for r in references])
+    if changed or "built" not in lut.protocol:  # a finished table resumed stays as it was
+        lut.protocol["built"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        save()
+    if log:
+        log(f"fixed part {lut.fixed:.6g} {lut.unit} (residual spread "
+            f"{lut.fixed_info['spread_pct']:.3f} % of the fixed part)")
     return lut
 
 
-def measure_subnet(space: SearchSpace, cfg: SubnetConfig, image_size: tuple[int, int],
-                   measurer: Measurer, num_classes: int = 4, seed: int = 0) -> float:
-    """End-to-end measured latency of subnet `cfg` (same weights seed as the table's blocks)."""
-    subnet = _supernet(space, num_classes, seed).extract(cfg).eval()
-    return measurer.measure(subnet, (1, 3, *image_size), f"subnet-{_arch_id(cfg)}").value
+def _set_fixed(lut: LatencyLUT, contexts: Sequence[BlockContext],
+               measured: Sequence[tuple[SubnetConfig, float]]) -> None:
+    rows = [{"reference": cfg.to_str(), "measured": value,
+             "residual": value - blocks_sum(lut, contexts, cfg)} for cfg, value in measured]
+    residuals = np.array([r["residual"] for r in rows])
+    lut.fixed = float(residuals.mean())
+    lut.fixed_info = {"references": rows, "method": "mean over references of "
+                      "(measured - sum(entry - overhead))",
+                      "spread_pct": float(np.ptp(residuals) / abs(lut.fixed) * 100.0)}
 
 
-def _arch_id(cfg: SubnetConfig) -> str:
+def measure_subnet(space: SearchSpace, cfg: SubnetConfig, image: ModelInputs,
+                   measurer: Measurer, num_classes: int = 4, seed: int = 0,
+                   supernet=None) -> float:
+    """End-to-end measured latency of subnet `cfg` on `image` (the table's weights seed).
+
+    `supernet` (built with `seed`) saves rebuilding it; it is not modified.
+    """
+    subnet = (supernet or seeded_supernet(space, num_classes, seed)).extract(cfg).eval()
+    return measurer.measure(subnet, image, f"subnet-{arch_id(cfg)}").value
+
+
+def arch_id(cfg: SubnetConfig) -> str:
+    """A short stable id of an architecture (a folder name)."""
     import hashlib
 
     return hashlib.sha256(cfg.to_str().encode()).hexdigest()[:12]
 
 
-# -- validation ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LUTValidation:
-    """Predicted vs measured end-to-end latency on held-out subnets.
-
-    Attributes:
-        n: subnets measured.
-        mape: mean absolute percentage error, in percent.
-        within_10: share of subnets whose prediction is within ±10 % of the measurement.
-        max_ape: worst absolute percentage error, in percent.
-        kendall_tau: rank agreement of predicted and measured latency.
-        rows: per subnet: arch, predicted, measured, error in percent.
-        unit: the table's unit.
-    """
-
-    n: int
-    mape: float
-    within_10: float
-    max_ape: float
-    kendall_tau: float | None
-    rows: tuple[dict, ...]
-    unit: str
-
-    def to_dict(self) -> dict:
-        """JSON-friendly form."""
-        return {"n": self.n, "mape": self.mape, "within_10": self.within_10,
-                "max_ape": self.max_ape, "kendall_tau": self.kendall_tau,
-                "unit": self.unit, "rows": list(self.rows)}
+_MOVED = ("LUTValidation", "held_out_subnets", "validate_lut", "validation_stats")
 
 
-def validation_stats(archs: Sequence[str], predicted: Sequence[float],
-                     measured: Sequence[float], unit: str = "") -> LUTValidation:
-    """MAPE, share within ±10 %, worst error and Kendall τ of predictions vs measurements.
+def __getattr__(name: str):
+    """The validation names moved to `qanas.search.lut_validation`; the old path still works."""
+    if name in _MOVED:
+        from qanas.search import lut_validation
 
-    Raises:
-        ConfigError: mismatched lengths, no subnets, or a non-positive measurement.
-    """
-    p, m = np.asarray(predicted, dtype=float), np.asarray(measured, dtype=float)
-    if p.shape != m.shape or len(p) != len(archs) or len(p) == 0:
-        raise ConfigError(f"validation needs as many predictions as measurements (> 0), got "
-                          f"{len(p)} and {len(m)}")
-    if np.any(m <= 0):
-        raise ConfigError("a measured latency is <= 0; the runner's report is broken")
-    ape = np.abs(p - m) / m * 100.0
-    tau = None
-    if len(p) >= 2:
-        from qanas.search.rankcorr import rank_correlation
-
-        t = rank_correlation(p, m, ks=()).kendall_tau
-        tau = None if np.isnan(t) else t
-    rows = tuple({"arch": a, "predicted": float(pp), "measured": float(mm),
-                  "error_pct": float((pp - mm) / mm * 100.0)}
-                 for a, pp, mm in zip(archs, p, m, strict=True))
-    return LUTValidation(len(p), float(ape.mean()), float(np.mean(ape <= 10.0)),
-                         float(ape.max()), tau, rows, unit)
-
-
-def held_out_subnets(space: SearchSpace, lut: LatencyLUT, n: int, seed: int) -> list[SubnetConfig]:
-    """`n` distinct random subnets using only the table's options, never its reference."""
-    options = lut.protocol.get("options") or lut.options()
-    all_options = space.decisions[0].options
-    allowed = [all_options.index(o) for o in options]
-    rng = np.random.default_rng(seed)
-    reference = lut.fixed_info.get("reference")
-    out: dict[str, SubnetConfig] = {}
-    for _ in range(100 * n):
-        if len(out) >= n:
-            break
-        cfg = space.decode([allowed[int(rng.integers(len(allowed)))] for _ in space.decisions])
-        if cfg.to_str() != reference:
-            out.setdefault(cfg.to_str(), cfg)
-    return list(out.values())
-
-
-def validate_lut(lut: LatencyLUT, space: SearchSpace, measurer: Measurer,
-                 subnets: Sequence[SubnetConfig], seed: int = 0,
-                 log: Callable[[str], None] | None = None) -> LUTValidation:
-    """Measures each subnet end to end and compares with the table's prediction."""
-    model = LUTLatencyModel(lut, space)
-    archs, pred, meas = [], [], []
-    for i, cfg in enumerate(subnets):
-        value = measure_subnet(space, cfg, lut.image_size, measurer, lut.num_classes, seed)
-        archs.append(cfg.to_str())
-        pred.append(model.predict(cfg).value)
-        meas.append(value)
-        if log:
-            log(f"held-out {i + 1}/{len(subnets)}: predicted {pred[-1]:.6g}, measured "
-                f"{value:.6g} ({(pred[-1] - value) / value * 100:+.2f} %)")
-    return validation_stats(archs, pred, meas, lut.unit)
+        return getattr(lut_validation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

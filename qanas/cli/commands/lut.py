@@ -1,81 +1,118 @@
 """`qanas lut build|validate`: the measured per-block latency table of a space on a target.
 
 Examples:
-    qanas lut build --space squeezenas-small --target cortex-m4 --image-size 64 64 \\
-        --options k3e1g1,k3e6g1,k5e3g1,skip --out luts/sq-small-m4-64.json --json
-    qanas lut validate --lut luts/sq-small-m4-64.json --n 10 --seed 1 --json
+    qanas lut build --space squeezenas-small --target cortex-m7 --image-size 64 128 \\
+        --num-classes 6 --resume --json
+    qanas lut validate --lut targets/luts/squeezenas-small_cortex-m7_64x128_c6.json \\
+        --n 20 --seed 1 --json
 
-`build` writes the table after every measured entry; `--resume` keeps the entries of
-an existing file and measures the rest. `validate` measures held-out random subnets
-(drawn from the table's options, never the reference) end to end and reports MAPE,
-the share within ±10 % and Kendall τ; it writes `<lut>.validation.json`.
-See `qanas.search.lut` for the protocol.
+`build` writes the table (default `targets/luts/<space>_<target>_<H>x<W>_c<classes>.json`,
+where `qanas search` finds it by exact match) after every measurement; `--resume` keeps
+the measurements of an existing file of the same protocol and measures the rest.
+`validate` measures held-out random subnets (drawn from the table's options, never a
+reference) end to end and reports MAPE, the share within ±10 % and Kendall τ; it writes
+`<table>.validation.json` next to the table. See `qanas.search.lut` for the protocol.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import tempfile
+import time
 from pathlib import Path
 
 from qanas.cli.command import Command
 
+DEFAULT_IMAGE_SIZE = (64, 128)  # the synthetic dataset's and the demo's
+
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    from qanas.data.synthetic import CLASS_NAMES
+    from qanas.search.lut import DEFAULT_REFERENCES
+
     parser.add_argument("action", choices=("build", "validate"))
     parser.add_argument("--space", help="search space (build)")
     parser.add_argument("--target", help="target (build; validate: the table's)")
-    parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), default=(64, 64),
-                        help="input size (build; default 64 64)")
-    parser.add_argument("--num-classes", type=int, default=4, help="classes (build; default 4)")
+    parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"),
+                        default=DEFAULT_IMAGE_SIZE, help="input size (build; default 64 128)")
+    parser.add_argument("--num-classes", type=int, default=len(CLASS_NAMES),
+                        help=f"classes (build; default {len(CLASS_NAMES)}, the synthetic set's)")
     parser.add_argument("--options", help="comma-separated labels to measure (default: all)")
-    parser.add_argument("--reference", default="seed",
-                        help="subnet measured end to end for the fixed part (default seed)")
+    parser.add_argument("--references", default=",".join(DEFAULT_REFERENCES),
+                        help="subnets measured end to end for the fixed part; the first defines "
+                             "each block's context (default seed,min,max)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="timed runs per model, median kept (QEMU counts are exact)")
     parser.add_argument("--runner", help="runner (default: the target's)")
-    parser.add_argument("--out", help="table file (build)")
-    parser.add_argument("--resume", action="store_true", help="keep the entries of --out")
+    parser.add_argument("--out", help="table file (build; default targets/luts/<name>.json)")
+    parser.add_argument("--resume", action="store_true", help="keep the measurements of --out")
     parser.add_argument("--lut", help="table file (validate)")
     parser.add_argument("--n", type=int, default=10, help="held-out subnets (validate)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the held-out draw")
     parser.add_argument("--work-dir", help="where models are compiled (default: a temp dir)")
 
 
-def _run(args: argparse.Namespace) -> dict:
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _build(args: argparse.Namespace, work: Path) -> dict:
     from qanas.cli.commands.train import log_line
     from qanas.errors import ConfigError
-    from qanas.search.lut import (
-        CompiledModelMeasurer,
-        LatencyLUT,
-        build_lut,
-        held_out_subnets,
-        validate_lut,
-    )
+    from qanas.search.lut import CompiledModelMeasurer, LatencyLUT, build_lut
+    from qanas.search.lut_registry import lut_dir, lut_filename
     from qanas.space import get_space
-    from qanas.utils.io import OutputExistsError, atomic_write_json
+    from qanas.utils.io import OutputExistsError
     from targets import get_target
 
-    work = Path(args.work_dir or tempfile.mkdtemp(prefix="qanas-lut-"))
-    if args.action == "build":
-        if not (args.space and args.target and args.out):
-            raise ConfigError("lut build needs --space, --target and --out")
-        out = Path(args.out)
-        if out.exists() and not args.resume:
-            raise OutputExistsError(f"{out} exists; pass --resume to complete it or choose "
-                                    "another --out")
-        space, target = get_space(args.space), get_target(args.target)
-        measurer = CompiledModelMeasurer(target, work, repeats=args.repeats, runner=args.runner)
-        resume = LatencyLUT.load(out) if args.resume and out.exists() else None
-        if resume is not None and resume.protocol.get("target") != target.name:
-            raise ConfigError(f"{out} was measured on {resume.protocol.get('target')!r}, "
-                              f"not {target.name!r}")
-        options = [o.strip() for o in args.options.split(",")] if args.options else None
-        lut = build_lut(space, tuple(args.image_size), measurer, args.num_classes, options,
-                        space.resolve(args.reference), out, resume, log=log_line)
-        return {"lut": str(out), "entries": len(lut.entries), "fixed": lut.fixed,
-                "unit": lut.unit, "target": target.name, "space": space.name,
-                "image_size": list(lut.image_size), "options": lut.protocol.get("options")}
+    if not (args.space and args.target):
+        raise ConfigError("lut build needs --space and --target")
+    space, target = get_space(args.space), get_target(args.target)
+    size = (int(args.image_size[0]), int(args.image_size[1]))
+    out = Path(args.out or lut_dir() / lut_filename(space.name, target.name, size,
+                                                    args.num_classes))
+    if out.exists() and not args.resume:
+        raise OutputExistsError(f"{out} exists; pass --resume to complete it or choose "
+                                "another --out")
+    references = [space.resolve(r.strip()) for r in args.references.split(",") if r.strip()]
+    if not references:
+        raise ConfigError("--references needs at least one subnet (seed, min, max, or an arch)")
+    options = [o.strip() for o in args.options.split(",")] if args.options else None
+    command = ["qanas", "lut", "build", "--space", space.name, "--target", target.name,
+               "--image-size", str(size[0]), str(size[1]), "--num-classes",
+               str(args.num_classes), "--references", args.references, "--out", _shown(out),
+               "--resume"] + (["--options", args.options] if args.options else [])
+    measurer = CompiledModelMeasurer(target, work, repeats=args.repeats, runner=args.runner)
+    resume = LatencyLUT.load(out) if args.resume and out.exists() else None
+    start = time.perf_counter()
+    lut = build_lut(space, size, measurer, args.num_classes, options, references, out, resume,
+                    command=shlex.join(command), log=log_line)
+    return {"lut": str(out), "entries": len(lut.entries), "missing": len(lut.missing(space)),
+            "fixed": lut.fixed, "overhead": lut.overhead, "unit": lut.unit,
+            "target": target.name, "space": space.name, "image_size": list(lut.image_size),
+            "num_classes": lut.num_classes, "options": lut.protocol.get("options"),
+            "seconds": round(time.perf_counter() - start, 1),
+            "build_seconds": lut.protocol.get("build_seconds")}
+
+
+def _validate(args: argparse.Namespace, work: Path) -> dict:
+    from datetime import datetime, timezone
+
+    from qanas.cli.commands.train import log_line
+    from qanas.errors import ConfigError
+    from qanas.search.archive import file_sha256
+    from qanas.search.lut import CompiledModelMeasurer, LatencyLUT
+    from qanas.search.lut_registry import validation_path
+    from qanas.search.lut_validation import held_out_subnets, validate_lut
+    from qanas.space import get_space
+    from qanas.utils.io import atomic_write_json, versions
+    from targets import get_target
+
     if not args.lut:
         raise ConfigError("lut validate needs --lut FILE")
     lut = LatencyLUT.load(args.lut)
@@ -83,11 +120,31 @@ def _run(args: argparse.Namespace) -> dict:
     target = get_target(args.target or lut.protocol["target"])
     measurer = CompiledModelMeasurer(target, work, repeats=args.repeats, runner=args.runner)
     subnets = held_out_subnets(space, lut, args.n, args.seed)
-    report = validate_lut(lut, space, measurer, subnets, seed=lut.protocol.get("seed", 0),
-                          log=log_line)
-    result = {"lut": args.lut, "target": target.name, **report.to_dict()}
-    atomic_write_json(Path(str(args.lut) + ".validation.json"), result)
-    return result
+    start = time.perf_counter()
+    report = validate_lut(lut, space, measurer, subnets, log=log_line)
+    command = ["qanas", "lut", "validate", "--lut", _shown(Path(args.lut)), "--n", str(args.n),
+               "--seed", str(args.seed)] + (["--target", args.target] if args.target else [])
+    protocol = {"target": target.name, "runner": measurer.runner.name, "unit": lut.unit,
+                "space": lut.space, "image_size": list(lut.image_size),
+                "num_classes": lut.num_classes, "held_out_seed": args.seed,
+                "held_out": "random subnets over the table's options, none a reference",
+                "measurement": "end to end on the table's seeded images and weights",
+                "lut_sha256": file_sha256(args.lut), "lut_built": lut.protocol.get("built"),
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "seconds": round(time.perf_counter() - start, 1), "versions": versions(),
+                "command": shlex.join(command)}
+    result = {"lut": args.lut, "target": target.name, **report.to_dict(), "protocol": protocol}
+    path = validation_path(args.lut)
+    atomic_write_json(path, result)
+    return {**result, "validation": str(path)}
+
+
+def _run(args: argparse.Namespace) -> dict:
+    import torch
+
+    torch.set_num_threads(max(1, int(os.environ.get("QANAS_THREADS", "1"))))
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="qanas-lut-"))
+    return _build(args, work) if args.action == "build" else _validate(args, work)
 
 
 COMMAND = Command("lut", "build or validate a measured per-block latency table",

@@ -5,15 +5,21 @@ Example:
         --out runs/sq-search --objectives miou,latency,sram --json
 
 Writes into DIR: `archive.sqlite` (every evaluated subnet, resumable), `front.json`,
-`front.csv`, `pareto.png` and `config.json`. `--resume` continues a killed run
-from its archive (finished subnets are not scored again); without it a DIR that
-already holds an archive is refused unless `--force` starts over.
+`front.csv`, `pareto.png` and `config.json` (and `gumbel.json` for `--algo gumbel`).
+`--resume` continues a killed run from its archive (finished subnets are not scored
+again); without it a DIR that already holds an archive is refused unless `--force`
+starts over.
+
+Under `torchrun` every process runs this command and scores its share of each
+batch of subnets (`qanas.search.sharding`); rank 0 alone opens the archive,
+writes DIR and prints the result.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,7 +101,8 @@ def build_scorer(args: argparse.Namespace) -> ScorerSetup:
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--supernet", required=True, help="checkpoint from `qanas train-supernet`")
     parser.add_argument("--target", required=True, help="target name (see `qanas targets`)")
-    parser.add_argument("--algo", default="nsga2", help="nsga2 (default) or random")
+    parser.add_argument("--algo", default="nsga2",
+                        help="nsga2 (default), random, or gumbel (differentiable, see below)")
     parser.add_argument("--budget", type=int, required=True, help="subnets to evaluate")
     parser.add_argument("--out", required=True, help="run directory")
     parser.add_argument("--objectives", default="miou,latency,sram",
@@ -111,7 +118,13 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from DIR/archive.sqlite")
     parser.add_argument("--force", action="store_true", help="discard an existing archive in DIR")
     parser.add_argument("--lut", help="measured per-block latency table (`qanas lut build`) "
-                                      "instead of the analytic latency model")
+                                      "instead of the analytic latency model (default: the "
+                                      "committed table of this space, target, size and classes)")
+    parser.add_argument("--no-lut", action="store_true",
+                        help="use the analytic latency model even where a table is committed")
+    from qanas.search.gumbel_run import add_gumbel_arguments
+
+    add_gumbel_arguments(parser)
 
 
 def _open_archive(out: Path, resume: bool, force: bool) -> EvalArchive:
@@ -133,6 +146,13 @@ def _open_archive(out: Path, resume: bool, force: bool) -> EvalArchive:
 
 
 def _run(args: argparse.Namespace) -> dict:
+    from qanas.distributed import session
+
+    with session("cpu") as dist:  # scoring runs on CPU: gloo
+        return _search(args, dist)
+
+
+def _search(args: argparse.Namespace, dist) -> dict:
     from qanas.search.algorithms import check_algorithm, run_search
     from qanas.search.hw import HardwareCostModel
     from qanas.search.problem import SubnetEvaluation, parse_objectives
@@ -145,38 +165,57 @@ def _run(args: argparse.Namespace) -> dict:
     check_algorithm(args.algo)
     if args.budget < 1:
         raise ConfigError(f"--budget must be a positive number of subnets, got {args.budget}")
+    from qanas.search.sharding import SHARDED_ALGORITHMS
+
+    if dist.is_distributed and args.algo not in SHARDED_ALGORITHMS:
+        raise ConfigError(f"--algo {args.algo} runs in one process; launch it without torchrun, "
+                          f"or use one of {', '.join(SHARDED_ALGORITHMS)} under torchrun")
     target = get_target(args.target)
     out = Path(args.out)
-    archive = _open_archive(out, args.resume, args.force)
+    archive = dist.on_main(lambda: _open_archive(out, args.resume, args.force))
     try:
+        gumbel = None
+        if args.algo == "gumbel":  # learn the distribution first: it may retrain the weights
+            from qanas.search.gumbel_run import learn_for_search
+
+            gumbel = learn_for_search(args, target, out)
         setup = build_scorer(args)
         from qanas.search.hw import target_budgets
 
         budgets = Budgets(**target_budgets(target), latency=args.latency_budget)
-        latency_model = None
-        if getattr(args, "lut", None):
-            from qanas.search.lut import LatencyLUT, LUTLatencyModel
+        latency_model, lut_path = None, getattr(args, "lut", None)
+        if lut_path or (target.npu_config is None and not getattr(args, "no_lut", False)):
+            from qanas.search.lut_registry import latency_lut_model
 
-            lut = LatencyLUT.load(args.lut)
-            if lut.protocol.get("target") != target.name or tuple(lut.image_size) != tuple(
-                    setup.image_size):
-                raise ConfigError(f"--lut {args.lut} was measured for {lut.protocol.get('target')}"
-                                  f" at {list(lut.image_size)}, the search is for {target.name} at"
-                                  f" {list(setup.image_size)}; build a matching table")
-            latency_model = LUTLatencyModel(lut, setup.space)
+            # --lut, else the committed table measured for exactly this setting (if any)
+            latency_model, lut_path = latency_lut_model(
+                setup.space, target.name, setup.image_size, setup.num_classes, lut_path)
+        if latency_model is not None:
             # archived latencies come from the table: another table is another metric set
-            setup.metric_settings = {**setup.metric_settings, "latency_lut": file_sha256(args.lut)}
+            setup.metric_settings = {**setup.metric_settings, "latency_lut": file_sha256(lut_path)}
         hw = HardwareCostModel(setup.space, target, setup.image_size, setup.num_classes,
                                latency_model=latency_model)
+        npu = None
+        if target.npu_config is not None:  # Ethos-U: Vela estimates, NPU-pruned space
+            from qanas.search.npu import setup_npu_search
+
+            if latency_model is not None:
+                raise ConfigError(f"--lut does not apply to {target.name}: its latency is "
+                                  "Vela's estimate; drop --lut")
+            npu = setup_npu_search(setup.space, target, setup.image_size, setup.num_classes,
+                                   out, seed=args.seed, log=lambda m: print(m, file=sys.stderr))
+            hw, setup.space = npu.hw, npu.space
+            setup.metric_settings = {**setup.metric_settings, **npu.metric_settings()}
         metric_set = metric_set_key(**setup.metric_settings)
         config = {k: v for k, v in vars(args).items() if k not in ("json",)}
         config.update(objectives=list(objectives), metric_set=metric_set,
                       budgets=budgets.__dict__, space=setup.space.name,
                       image_size=list(setup.image_size), metric_settings=setup.metric_settings)
-        write_run_metadata(out, config, args.seed)
+        dist.on_main(lambda: write_run_metadata(out, config, args.seed))
         evaluation = SubnetEvaluation(setup.space, hw, setup.evaluator, archive, metric_set,
                                       budgets, setup.checkpoint_sha256, args.seed)
-        bar = progress(total=args.budget, desc=f"search {args.algo}", unit="subnet")
+        bar = progress(total=args.budget, desc=f"search {args.algo}", unit="subnet",
+                       **({} if dist.is_main else {"disable": True}))
 
         def report(done: int, front) -> None:
             best = max((r.miou for r in front), default=float("nan"))
@@ -184,16 +223,23 @@ def _run(args: argparse.Namespace) -> dict:
             bar.set_postfix(front=len(front), best_miou=f"{best:.4f}",
                             cached=evaluation.cache_hits)
 
-        result = run_search(args.algo, evaluation, args.budget, args.seed, objectives, report)
+        result = run_search(args.algo, evaluation, args.budget, args.seed, objectives, report,
+                            distribution=gumbel.distribution if gumbel else None)
         bar.close()
         summary = {"algorithm": args.algo, "target": target.name, "space": setup.space.name,
                    "objectives": list(objectives), "budget": args.budget,
                    "evaluated": len(result.records), "scored": result.scored,
                    "cache_hits": result.cache_hits, "metric_set": metric_set,
-                   "budgets": budgets.__dict__, "checkpoint_sha256": setup.checkpoint_sha256}
-        paths = write_front(out, result, summary)
+                   "budgets": budgets.__dict__, "checkpoint_sha256": setup.checkpoint_sha256,
+                   "latency_lut": str(lut_path) if latency_model is not None else None}
+        if npu is not None:
+            summary["npu_pruning"] = npu.summary()
+        if gumbel is not None:
+            summary["gumbel"] = gumbel.summary
+        paths = dist.on_main(lambda: write_front(out, result, summary), share=True)
     finally:
-        archive.close()
+        if archive is not None:
+            archive.close()
     return {**summary, "front": front_rows(result.front),
             "files": {k: str(v) for k, v in {**paths, "archive": out / ARCHIVE_NAME,
                                               "config": out / "config.json"}.items()}}

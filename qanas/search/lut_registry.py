@@ -1,0 +1,119 @@
+"""Committed per-block latency tables (`targets/luts/`) and their exact-match lookup.
+
+A table is used by default only where it was measured for exactly the same space,
+target, input size and class count: latency entries of another resolution or
+classifier width are other numbers. File names follow `lut_filename`; the match is
+made on the file's content, not its name.
+
+Example:
+    >>> find_lut("squeezenas-small", "cortex-m7", (64, 128), 6)  # doctest: +SKIP
+    PosixPath('.../targets/luts/squeezenas-small_cortex-m7_64x128_c6.json')
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from qanas.errors import ConfigError
+
+LUT_SUFFIX = ".json"
+VALIDATION_SUFFIX = ".validation.json"
+
+
+def lut_dir() -> Path:
+    """The folder of committed tables, installed with the `targets` package."""
+    import targets.luts
+
+    return Path(targets.luts.__file__).parent
+
+
+def lut_filename(space: str, target: str, image_size: tuple[int, int], num_classes: int) -> str:
+    """The conventional file name, e.g. ``squeezenas-small_cortex-m7_64x128_c6.json``."""
+    h, w = image_size
+    return f"{space}_{target}_{int(h)}x{int(w)}_c{int(num_classes)}{LUT_SUFFIX}"
+
+
+def validation_path(lut_path: str | Path) -> Path:
+    """Where the validation report of the table at `lut_path` is written (next to it)."""
+    path = Path(lut_path)
+    stem = path.name[:-len(LUT_SUFFIX)] if path.name.endswith(LUT_SUFFIX) else path.name
+    return path.with_name(stem + VALIDATION_SUFFIX)
+
+
+def committed_luts(root: str | Path | None = None) -> list[Path]:
+    """Table files under `root` (default `lut_dir()`), validation reports excluded."""
+    folder = Path(root) if root is not None else lut_dir()
+    return sorted(p for p in folder.glob(f"*{LUT_SUFFIX}")
+                  if not p.name.endswith(VALIDATION_SUFFIX))
+
+
+def _header(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def find_lut(space, target, image_size: tuple[int, int], num_classes: int,
+             root: str | Path | None = None) -> Path | None:
+    """The committed table measured for exactly this space, target, size and class count.
+
+    Args:
+        space, target: names, or a `SearchSpace` / `Target` (their names are used).
+        image_size: input (H, W).
+        num_classes: classifier width.
+        root: folder to look in (default `lut_dir()`).
+
+    A table without its fixed part (an unfinished build) is not a match.
+
+    Returns:
+        Its path, or None when no committed table matches.
+    """
+    want = (getattr(space, "name", space), getattr(target, "name", target),
+            [int(image_size[0]), int(image_size[1])], int(num_classes))
+    for path in committed_luts(root):
+        data = _header(path)
+        if data is None or data.get("fixed") is None:
+            continue
+        have = (data.get("space"), (data.get("protocol") or {}).get("target"),
+                [int(v) for v in data.get("image_size") or []], data.get("num_classes"))
+        if have == want:
+            return path
+    return None
+
+
+def check_lut_matches(lut, space: str, target: str, image_size: tuple[int, int],
+                      num_classes: int, name: str = "--lut") -> None:
+    """Raises `ConfigError` unless the `LatencyLUT` was measured for exactly this setting."""
+    have = {"space": lut.space, "target": lut.protocol.get("target"),
+            "image_size": list(lut.image_size), "num_classes": lut.num_classes}
+    want = {"space": space, "target": target, "image_size": [int(v) for v in image_size],
+            "num_classes": int(num_classes)}
+    diff = {k: (have[k], want[k]) for k in want if have[k] != want[k]}
+    if diff:
+        detail = ", ".join(f"{k} {a!r} (needed {b!r})" for k, (a, b) in diff.items())
+        raise ConfigError(f"{name} was measured for {detail}; build a matching table with "
+                          f"`qanas lut build --space {space} --target {target} --image-size "
+                          f"{want['image_size'][0]} {want['image_size'][1]} --num-classes "
+                          f"{num_classes}`")
+
+
+def latency_lut_model(space, target: str, image_size: tuple[int, int], num_classes: int,
+                      path: str | Path | None = None):
+    """The `LUTLatencyModel` for a search: `path` checked to match, else a committed match.
+
+    Returns:
+        `(model, path)`, or `(None, None)` when no path is given and none is committed.
+    """
+    from qanas.search.lut import LatencyLUT, LUTLatencyModel
+
+    if path is None:
+        path = find_lut(space.name, target, image_size, num_classes)
+        if path is None:
+            return None, None
+    lut = LatencyLUT.load(path)
+    check_lut_matches(lut, space.name, target, image_size, num_classes,
+                      name=f"latency table {path}")
+    return LUTLatencyModel(lut, space), Path(path)
