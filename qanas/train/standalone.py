@@ -200,8 +200,15 @@ def _supernet_meta(path: str | None) -> dict[str, Any]:
     return {k: payload.get(k) for k in ("space", "num_classes", "image_size", "dataset", "config")}
 
 
-class _Loop:
-    """One training phase: optimizer + warmup-cosine schedule over a fixed number of steps."""
+class TrainingPhase:
+    """One training phase: optimizer + warmup-cosine schedule over a fixed number of steps.
+
+    Args:
+        model: the module trained (float or Brevitas fake-quant).
+        tcfg: a `TrainConfig` giving optimizer, LR, warmup and gradient clipping.
+        steps: optimizer steps the schedule spans.
+        ignore_index: mask value excluded from the loss.
+    """
 
     def __init__(self, model: nn.Module, tcfg, steps: int, ignore_index: int):
         from qanas.train.optim import build_optimizer, build_scheduler
@@ -211,6 +218,7 @@ class _Loop:
         self.scheduler = build_scheduler(self.optimizer, steps, tcfg.warmup_fraction)
 
     def epoch(self, batches) -> float:
+        """One pass over `batches` of (image, mask); returns the mean loss."""
         self.model.train()
         total, n = 0.0, 0
         for image, mask in batches:
@@ -220,7 +228,7 @@ class _Loop:
             out = self.model(image)
             out = out.value if hasattr(out, "value") else out
             loss = F.cross_entropy(out, mask, ignore_index=self.ignore_index)
-            if not math.isfinite(float(loss)):
+            if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"standalone training loss became {float(loss)}; "
                                          f"lower --lr (now {self.tcfg.lr})")
             loss.backward()
@@ -234,7 +242,7 @@ class _Loop:
 
 
 def train_standalone(cfg: StandaloneConfig, out_dir: str | Path, datasets=None,
-                     progress=None) -> dict[str, Any]:
+                     progress=None, export_onnx: str | Path | None = None) -> dict[str, Any]:
     """Trains the subnet of `cfg` and writes ``out_dir/standalone.pt``; see the module docstring.
 
     Args:
@@ -243,10 +251,12 @@ def train_standalone(cfg: StandaloneConfig, out_dir: str | Path, datasets=None,
         datasets: optional (train, calibration, val) datasets (default: built from `cfg` and
             the supernet's metadata).
         progress: optional callable(str) receiving one line per epoch.
+        export_onnx: if given, the int8 model (the QAT model, or the post-training
+            quantized one) is exported there as QDQ ONNX, ready for `qanas compile`.
 
     Returns:
         {"arch", "miou" (int8), "miou_fp32", "epochs", "qat_epochs", "history",
-        "checkpoint", "seconds", "init"}.
+        "checkpoint", "seconds", "init"} (+ "onnx" with `export_onnx`).
     """
     from qanas.data import make_loader
     from qanas.quant.brevitas_quant import calibrate, quantize_model
@@ -305,7 +315,7 @@ def train_standalone(cfg: StandaloneConfig, out_dir: str | Path, datasets=None,
 
     torch.manual_seed(cfg.seed)
     if cfg.epochs > 0:
-        loop = _Loop(subnet, tcfg, steps * cfg.epochs, ignore)
+        loop = TrainingPhase(subnet, tcfg, steps * cfg.epochs, ignore)
         for e in range(cfg.epochs):
             loss = loop.epoch(batches(e))
             history.append({"phase": "float", "epoch": e + 1, "loss": loss})
@@ -319,7 +329,7 @@ def train_standalone(cfg: StandaloneConfig, out_dir: str | Path, datasets=None,
         qmodel = prepare_qat(subnet, spec, calib)
         qcfg = _train_config(cfg, space_name, ds_name, root, image_size,
                              lr=tcfg.lr * cfg.qat_lr_scale)
-        loop = _Loop(qmodel, qcfg, steps * qat_epochs, ignore)
+        loop = TrainingPhase(qmodel, qcfg, steps * qat_epochs, ignore)
         for e in range(qat_epochs):
             loss = loop.epoch(batches(cfg.epochs + e))
             history.append({"phase": "qat", "epoch": e + 1, "loss": loss})
@@ -333,11 +343,17 @@ def train_standalone(cfg: StandaloneConfig, out_dir: str | Path, datasets=None,
     with torch.no_grad():
         int8 = evaluate_miou(qmodel, val, num_classes, ignore)["miou"]
     save(subnet, qmodel if cfg.qat and qat_epochs > 0 else None)
-    return {"arch": arch.to_str(), "miou": _num(int8), "miou_fp32": _num(fp32),
-            "epochs": cfg.epochs, "qat_epochs": qat_epochs, "init": cfg.init,
-            "quantized": "qat" if cfg.qat and qat_epochs > 0 else "ptq",
-            "history": history, "checkpoint": str(ckpt),
-            "seconds": round(time.perf_counter() - start, 3)}
+    result = {"arch": arch.to_str(), "miou": _num(int8), "miou_fp32": _num(fp32),
+              "epochs": cfg.epochs, "qat_epochs": qat_epochs, "init": cfg.init,
+              "quantized": "qat" if cfg.qat and qat_epochs > 0 else "ptq",
+              "history": history, "checkpoint": str(ckpt),
+              "seconds": round(time.perf_counter() - start, 3)}
+    if export_onnx is not None:
+        from qanas.quant import export_qdq
+
+        example = val[0][0][:1] if val else next(iter(calib))[0][:1]
+        result["onnx"] = str(export_qdq(qmodel.eval(), example, export_onnx))
+    return result
 
 
 def _num(v) -> float | None:

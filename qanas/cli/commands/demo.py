@@ -18,11 +18,21 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--candidates", type=int, default=4,
-                        help="random subnets scored besides seed/min/max")
+    parser.add_argument("--qat-supernet-steps", type=int, default=20,
+                        help="final supernet steps with int8 fake-quant (0: float only)")
+    parser.add_argument("--budget", type=int, default=40,
+                        help="subnets the NSGA-II search evaluates")
+    parser.add_argument("--latency-subnets", type=int, default=3,
+                        help="front subnets whose latency is measured on the target")
+    parser.add_argument("--qat-steps", type=int, default=60,
+                        help="QAT fine-tuning steps of the chosen subnet (0: none)")
+    parser.add_argument("--fidelity-images", type=int, default=8,
+                        help="validation images run through the compiled C on the host")
     parser.add_argument("--firmware-targets", nargs="*",
                         default=["cortex-m4", "cortex-m7", "cortex-m55"],
                         help="QEMU targets the firmware runs on")
+    parser.add_argument("--npu-target", default="ethos-u55-128",
+                        help="Ethos-U target compiled with Vela ('none' skips it)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/demo", help="run directory")
     parser.add_argument("--force", action="store_true", help="overwrite an earlier run")
@@ -34,12 +44,17 @@ def _run(args: argparse.Namespace) -> dict:
     config = DemoConfig(space=args.space, target=args.target, dataset=args.data,
                         data_root=args.data_root, image_size=tuple(args.image_size),
                         epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-                        batch_size=args.batch_size, candidates=args.candidates,
-                        firmware_targets=tuple(args.firmware_targets), seed=args.seed)
+                        batch_size=args.batch_size,
+                        qat_supernet_steps=args.qat_supernet_steps, budget=args.budget,
+                        latency_subnets=args.latency_subnets, qat_steps=args.qat_steps,
+                        fidelity_images=args.fidelity_images,
+                        firmware_targets=tuple(args.firmware_targets),
+                        npu_target=None if args.npu_target in ("", "none") else args.npu_target,
+                        seed=args.seed)
     results = run_demo(config, args.out, force=args.force)
     print(format_table(results), file=sys.stderr)
     return results
 
 
-COMMAND = Command("demo", "run the whole pipeline (train, score int8, compile, QEMU) on the "
-                  "synthetic default", _add_arguments, _run)
+COMMAND = Command("demo", "run the whole pipeline (train, search, QAT, compile, QEMU, Vela, "
+                  "report) on the synthetic default", _add_arguments, _run)

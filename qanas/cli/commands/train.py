@@ -77,6 +77,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="QAT fine-tuning (Brevitas) after the float phase")
     add_training_arguments(parser)
     parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--export-onnx", default=None, metavar="PATH",
+                        help="also export the trained int8 model (QAT or post-training) as "
+                             "QDQ ONNX for `qanas compile` (default: OUT/model.onnx with --qat)")
     parser.add_argument("--force", action="store_true", help="overwrite DIR/standalone.pt")
 
 
@@ -89,7 +92,8 @@ def _run(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     prepare_output_dir(out, args.force, marker=CHECKPOINT_NAME)
     write_run_metadata(out, {"standalone": cfg.to_dict()}, cfg.seed)
-    result = train_standalone(cfg, out, progress=log_line)
+    export = args.export_onnx or (out / "model.onnx" if args.qat else None)
+    result = train_standalone(cfg, out, progress=log_line, export_onnx=export)
     atomic_write_json(out / "result.json", result)
     return {k: v for k, v in result.items() if k != "history"}
 

@@ -1,0 +1,51 @@
+"""`DemoConfig`: every knob of `qanas demo`, with defaults that finish in minutes on 2 cores."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+QEMU_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m55")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Knobs of `qanas demo`.
+
+    Attributes:
+        space, target: search space and the deployment target whose SRAM/flash budgets
+            constrain the search.
+        dataset, data_root, image_size: the data (synthetic needs no root).
+        epochs, steps_per_epoch, batch_size: FairNAS supernet training.
+        qat_supernet_steps: final supernet steps trained with int8 fake-quant (QAT-aware
+            supernet; 0 disables).
+        budget: distinct subnets the NSGA-II search evaluates.
+        latency_subnets: front subnets whose predicted latency is checked against a
+            measured run on the target.
+        qat_steps: QAT fine-tuning steps of the chosen subnet (0 disables).
+        fidelity_images: validation images run through the compiled C on the host.
+        firmware_targets: QEMU targets the firmware runs on.
+        npu_target: Ethos-U target compiled with Vela (None skips the NPU stage).
+        seed: seeds data, training, search and calibration.
+    """
+
+    space: str = "squeezenas-small"
+    target: str = "cortex-m7"
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    image_size: tuple[int, int] = (64, 128)
+    epochs: int = 4
+    steps_per_epoch: int = 100
+    batch_size: int = 4
+    qat_supernet_steps: int = 20
+    budget: int = 40
+    latency_subnets: int = 3
+    qat_steps: int = 60
+    fidelity_images: int = 8
+    firmware_targets: tuple[str, ...] = QEMU_TARGETS
+    npu_target: str | None = "ethos-u55-128"
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form, recorded in the run's config.json."""
+        return asdict(self)

@@ -1,0 +1,61 @@
+"""Demo stage 3: the search's latency figures checked against measured runs on the target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from qanas.search.archive import EvalRecord
+
+
+def spread_over_latency(front: list[EvalRecord], first: EvalRecord, n: int) -> list[EvalRecord]:
+    """`first`, then up to ``n - 1`` other front records spread evenly over latency."""
+    others = sorted((r for r in front if r.arch != first.arch), key=lambda r: r.latency)
+    if n <= 1 or not others:
+        return [first]
+    picks = np.unique(np.linspace(0, len(others) - 1, min(n - 1, len(others))).round())
+    return [first] + [others[int(i)] for i in picks]
+
+
+def validate_latency(records: list[EvalRecord], scorer, hw, target: str, out: Path,
+                     example) -> dict:
+    """Compiles each subnet, runs it on the target's runner, compares with the search's figure.
+
+    The prediction is the latency the search used (`hw.profile`: the committed
+    per-block table when one matches, else the analytic model); the measurement is
+    the target's runner (QEMU instruction count for Cortex-M). Returns the
+    `lut_validation` section: MAPE, share within ±10 %, Kendall τ and one row per
+    subnet (`qanas.search.lut_validation.validation_stats`).
+    """
+    from qanas.cli.commands.bench import random_inputs
+    from qanas.demo.deploy import compile_for_target
+    from qanas.quant import export_qdq
+    from qanas.search.lut_validation import validation_stats
+    from qanas.space import SubnetConfig
+    from qanas.utils import progress
+    from runtime.runners import get_runner
+    from runtime.runners.base import read_io
+
+    runner = get_runner("qemu", target=target)
+    archs, predicted, measured = [], [], []
+    unit = source = measured_unit = None
+    for i, record in enumerate(progress(records, desc="latency check on the target")):
+        cfg = SubnetConfig.from_str(record.arch)
+        latency = hw.profile(cfg).latency
+        unit, source = latency.unit, latency.source
+        qmodel = scorer.quantize(scorer.prepare(cfg))
+        onnx_path = export_qdq(qmodel, example, out / f"subnet{i}.onnx")
+        compiled = compile_for_target(onnx_path, target, out / f"subnet{i}")
+        in_specs, _ = read_io(compiled.out_dir)
+        inputs = dict(zip((s.name for s in in_specs), random_inputs(in_specs, seed=i),
+                          strict=True))
+        result = runner.run(compiled.out_dir, inputs)
+        archs.append(record.arch)
+        predicted.append(latency.value)
+        measured.append(float(np.median(result.protocol["latency"])))
+        measured_unit = result.protocol["unit"]
+    stats = validation_stats(archs, predicted, measured, unit or "").to_dict()
+    return {**stats, "source": source, "measured_unit": measured_unit, "target": target,
+            "runner": runner.name,
+            "comparable": unit == measured_unit}
