@@ -43,6 +43,7 @@ def test_cli_writes_front_files_and_resumes(tmp_path, capsys, fake_scorer):
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = json.loads((out / "front.json").read_text())
     assert [r["arch"] for r in saved["front"]] == [r["arch"] for r in result["front"]]
+    assert result["knee"] in {r["arch"] for r in result["front"]} and saved["knee"] == result["knee"]
     with open(out / "front.csv") as f:
         assert [row["arch"] for row in csv.DictReader(f)] == [r["arch"] for r in result["front"]]
     assert json.loads((out / "config.json").read_text())["seed"] == 2

@@ -232,6 +232,10 @@ def _search(args: argparse.Namespace, dist) -> dict:
                    "cache_hits": result.cache_hits, "metric_set": metric_set,
                    "budgets": budgets.__dict__, "checkpoint_sha256": setup.checkpoint_sha256,
                    "latency_lut": str(lut_path) if latency_model is not None else None}
+        if result.front:
+            from qanas.search.select import knee_point
+
+            summary["knee"] = knee_point(result.front, evaluation, objectives).arch
         if npu is not None:
             summary["npu_pruning"] = npu.summary()
         if gumbel is not None:
