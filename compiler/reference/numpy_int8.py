@@ -16,16 +16,23 @@ the names, shapes, scales and zero points.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
-from onnx.reference import ReferenceEvaluator
+from onnx import numpy_helper
 
-from compiler.errors import InvalidModelError, UnsupportedOpError
+from compiler.errors import UnsupportedOpError
 from compiler.reference import kernels
 from compiler.reference.groups import lower_group
+from compiler.reference.qdq_graph import (
+    QDQGraphWalker,
+    canonical_int8,
+    f32_bound,
+    load_model,
+    node_attrs,
+    pool_attrs,
+    resize_attrs,
+)
 from compiler.reference.values import Dequant, FloatOp, GraphInput, OutQuant, QTensor
 
 #: Float ops that may sit inside a DQ → op → Q group.
@@ -49,71 +56,10 @@ class BoundaryTensor:
     dtype: str = "int8"
 
 
-def _load(model) -> onnx.ModelProto:
-    if isinstance(model, (str, Path)):
-        model = onnx.load(str(model))
-    if not isinstance(model, onnx.ModelProto):
-        raise TypeError(f"expected an ONNX path or ModelProto, got {type(model).__name__}")
-    try:
-        return onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
-    except onnx.shape_inference.InferenceError as err:
-        raise InvalidModelError(f"ONNX shape inference failed: {err}") from err
-
-
-def _attrs(node: onnx.NodeProto) -> dict:
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
-
-
-def _canonical(q: np.ndarray, zp: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """uint8 → int8 with zero point − 128 (same real values); other dtypes unchanged."""
-    if q.dtype == np.uint8:
-        return ((q.astype(np.int16) - 128).astype(np.int8),
-                zp.astype(np.int64) - 128, 128)
-    return q, zp.astype(np.int64), 0
-
-
-def _f32_bound(v: float) -> float:
-    info = np.finfo(np.float32)
-    return float(np.clip(v, info.min, info.max))
-
-
-class _Interpreter:
+class _Interpreter(QDQGraphWalker):
     def __init__(self, model: onnx.ModelProto):
+        super().__init__(model)
         self.model = model
-        self.graph = model.graph
-        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
-                          13)
-        self.shapes: dict[str, tuple[int, ...]] = {}
-        for vi in list(self.graph.input) + list(self.graph.value_info) + list(self.graph.output):
-            dims = vi.type.tensor_type.shape.dim
-            if all(d.HasField("dim_value") for d in dims):
-                self.shapes[vi.name] = tuple(d.dim_value for d in dims)
-        self.env: dict[str, object] = {}
-
-    # ---- helpers -------------------------------------------------------------------------
-    def const(self, name: str, what: str) -> np.ndarray:
-        v = self.env.get(name)
-        if not isinstance(v, np.ndarray):
-            raise UnsupportedOpError(f"{what}: input {name!r} must be a constant")
-        return v
-
-    def qparams(self, node: onnx.NodeProto, default_dtype) -> tuple[np.ndarray, np.ndarray]:
-        scale = self.const(node.input[1], node.op_type).astype(np.float32)
-        if len(node.input) > 2 and node.input[2]:
-            zp = self.const(node.input[2], node.op_type)
-        else:
-            zp = np.zeros(scale.shape, dtype=default_dtype)
-        return scale, zp
-
-    # ---- nodes ---------------------------------------------------------------------------
-    def fold(self, node: onnx.NodeProto) -> list:
-        if node.op_type == "Shape":
-            full = np.array(self.shapes[node.input[0]], dtype=np.int64)
-            a = _attrs(node)
-            return [full[a.get("start", 0):a.get("end", len(full))]]
-        feeds = {n: self.env[n] for n in node.input if n}
-        ref = ReferenceEvaluator(node, opsets={"": self.opset})
-        return [np.asarray(v) for v in ref.run(None, feeds)]
 
     def dequantize(self, node: onnx.NodeProto, a: dict) -> Dequant:
         x = self.env[node.input[0]]
@@ -125,7 +71,7 @@ class _Interpreter:
         declared = x.dtype if isinstance(x, np.ndarray) else (np.uint8 if x.offset else np.int8)
         scale, zp = self.qparams(node, declared)
         if isinstance(x, np.ndarray):
-            q, zp, _ = _canonical(x, zp)
+            q, zp, _ = canonical_int8(x, zp)
         else:
             zp = zp.astype(np.int64) - x.offset
         axis = a.get("axis", 1)
@@ -184,7 +130,7 @@ class _Interpreter:
         if op in ("Reshape", "Flatten"):
             return x.with_q(x.q.reshape(self.shapes[node.output[0]]))
         if op == "MaxPool" and not x.const:
-            p = _pool_attrs(node, a)
+            p = pool_attrs(node, a)
             return x.with_q(kernels.max_pool2d(x.q, p["kernel_shape"], p["strides"], p["pads"]))
         return None
 
@@ -205,14 +151,14 @@ class _Interpreter:
             else:
                 lo = float(ins[1].item()) if len(ins) > 1 and ins[1] is not None else -np.inf
                 hi = float(ins[2].item()) if len(ins) > 2 and ins[2] is not None else np.inf
-            a = {**a, "bounds": (_f32_bound(lo), _f32_bound(hi))}
+            a = {**a, "bounds": (f32_bound(lo), f32_bound(hi))}
         elif node.op_type in ("Conv", "AveragePool", "MaxPool"):
-            a = _pool_attrs(node, a)
+            a = pool_attrs(node, a)
         elif node.op_type == "Concat":
             rank = len(self.shapes[node.output[0]])
             a = {**a, "axis": a["axis"] + rank if a["axis"] < 0 else a["axis"]}
         elif node.op_type == "Resize":
-            a = _resize_attrs(node, a)
+            a = resize_attrs(node, a)
         elif node.op_type == "Gemm" and (a.get("transA", 0) or a.get("alpha", 1.0) != 1.0
                                          or a.get("beta", 1.0) != 1.0):
             raise UnsupportedOpError(f"operator {name} with transA/alpha/beta")
@@ -221,7 +167,7 @@ class _Interpreter:
     def step(self, node: onnx.NodeProto, feeds: dict) -> list:
         if node.domain not in ("", "ai.onnx"):
             raise UnsupportedOpError(f"operator {node.domain}.{node.op_type} is not supported")
-        a = _attrs(node)
+        a = node_attrs(node)
         ins = [self.env[n] if n else None for n in node.input]
         if node.op_type == "DequantizeLinear":
             return [self.dequantize(node, a)]
@@ -273,39 +219,6 @@ def _same_activation_quant(ins: list) -> bool:
     return all((v.s, v.zp) == (ins[0].s, ins[0].zp) for v in ins[1:])
 
 
-def _pool_attrs(node: onnx.NodeProto, a: dict) -> dict:
-    name = f"{node.op_type} (node {node.name or '<unnamed>'!r})"
-    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID"):
-        raise UnsupportedOpError(f"{name}: auto_pad must be NOTSET or VALID")
-    if a.get("ceil_mode", 0) or (node.op_type != "Conv" and any(
-            d != 1 for d in a.get("dilations", [1, 1]))):
-        raise UnsupportedOpError(f"{name}: ceil_mode=1 and pooling dilations are not supported")
-    if node.op_type == "MaxPool" and (a.get("storage_order", 0) or len(node.output) > 1):
-        raise UnsupportedOpError(f"{name}: storage_order / the Indices output")
-    pads = [0, 0, 0, 0] if a.get("auto_pad", b"NOTSET") == b"VALID" else a.get("pads", [0] * 4)
-    out = {**a, "pads": tuple(int(p) for p in pads),
-           "strides": tuple(a.get("strides", [1, 1])),
-           "dilations": tuple(a.get("dilations", [1, 1])),
-           "group": int(a.get("group", 1)),
-           "count_include_pad": int(a.get("count_include_pad", 0))}
-    if "kernel_shape" in a:
-        out["kernel_shape"] = tuple(a["kernel_shape"])
-    return out
-
-
-def _resize_attrs(node: onnx.NodeProto, a: dict) -> dict:
-    mode = a.get("mode", b"nearest").decode()
-    coord = a.get("coordinate_transformation_mode", b"half_pixel").decode()
-    if mode not in ("nearest", "linear") or a.get("antialias", 0) or a.get("exclude_outside", 0):
-        raise UnsupportedOpError(f"Resize (node {node.name!r}): mode={mode} (nearest and linear "
-                                 "only, no antialias / exclude_outside)")
-    if coord not in ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"):
-        raise UnsupportedOpError(f"Resize (node {node.name!r}): "
-                                 f"coordinate_transformation_mode={coord}")
-    return {"mode": mode, "coordinate_transformation_mode": coord,
-            "nearest_mode": a.get("nearest_mode", b"round_prefer_floor").decode()}
-
-
 def run_int8_reference(model, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Runs a QDQ ONNX model in NumPy integer arithmetic.
 
@@ -327,7 +240,7 @@ def run_int8_reference(model, inputs: dict[str, np.ndarray]) -> dict[str, np.nda
         >>> x = np.zeros(spec.inputs[0].shape, np.int8)  # doctest: +SKIP
         >>> run_int8_reference("net.onnx", {spec.inputs[0].name: x})  # doctest: +SKIP
     """
-    return _Interpreter(_load(model)).run(inputs)
+    return _Interpreter(load_model(model)).run(inputs)
 
 
 @dataclass(frozen=True)
@@ -344,7 +257,7 @@ def boundary(model) -> Boundary:
     Each float input's QuantizeLinear and each output's DequantizeLinear, like
     `compiler.passes.strip_boundary` makes them the compiled model's I/O.
     """
-    model = _load(model)
+    model = load_model(model)
     g = model.graph
     consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     for n in g.node:

@@ -18,17 +18,17 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from onnx import numpy_helper
-from onnx.reference import ReferenceEvaluator
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 from compiler.errors import UnsupportedOpError
-from compiler.reference.numpy_int8 import (
-    _attrs,
-    _canonical,
-    _f32_bound,
-    _load,
-    _pool_attrs,
-    _resize_attrs,
+from compiler.reference.qdq_graph import (
+    QDQGraphWalker,
+    canonical_int8,
+    f32_bound,
+    load_model,
+    node_attrs,
+    pool_attrs,
+    resize_attrs,
 )
 from compiler.reference.values import Dequant, FloatOp, GraphInput, OutQuant
 from compiler.tflite.groups import SUPPORTED_ONNX_OPS, emit_group
@@ -40,49 +40,17 @@ _GROUP_OPS = frozenset({"Conv", "Add", "Sub", "Mul", "Concat", "Relu", "Clip", "
                         "Resize"})
 
 
-class _Walker:
+class _Walker(QDQGraphWalker):
     def __init__(self, model: onnx.ModelProto):
-        self.graph = model.graph
-        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
-                          13)
-        self.shapes: dict[str, tuple[int, ...]] = {}
-        for vi in list(self.graph.input) + list(self.graph.value_info) + list(self.graph.output):
-            dims = vi.type.tensor_type.shape.dim
-            if all(d.HasField("dim_value") for d in dims):
-                self.shapes[vi.name] = tuple(d.dim_value for d in dims)
-        self.env: dict[str, object] = {}
+        super().__init__(model)
         self.g = Graph()
-
-    # ---- helpers -------------------------------------------------------------------------
-    def const(self, name: str, what: str) -> np.ndarray:
-        v = self.env.get(name)
-        if not isinstance(v, np.ndarray):
-            raise UnsupportedOpError(f"{what}: input {name!r} must be a constant")
-        return v
-
-    def qparams(self, node: onnx.NodeProto, default_dtype) -> tuple[np.ndarray, np.ndarray]:
-        scale = self.const(node.input[1], node.op_type).astype(np.float32)
-        if len(node.input) > 2 and node.input[2]:
-            zp = self.const(node.input[2], node.op_type)
-        else:
-            zp = np.zeros(scale.shape, dtype=default_dtype)
-        return scale, zp
-
-    def fold(self, node: onnx.NodeProto) -> list:
-        if node.op_type == "Shape":
-            full = np.array(self.shapes[node.input[0]], dtype=np.int64)
-            a = _attrs(node)
-            return [full[a.get("start", 0):a.get("end", len(full))]]
-        feeds = {n: self.env[n] for n in node.input if n}
-        ref = ReferenceEvaluator(node, opsets={"": self.opset})
-        return [np.asarray(v) for v in ref.run(None, feeds)]
 
     # ---- quantization nodes --------------------------------------------------------------
     def dequantize(self, node: onnx.NodeProto, a: dict):
         x = self.env[node.input[0]]
         if isinstance(x, np.ndarray):
             scale, zp = self.qparams(node, x.dtype)
-            q, zp, _ = _canonical(x, zp)
+            q, zp, _ = canonical_int8(x, zp)
             axis = a.get("axis", 1)
             axis = axis + q.ndim if axis < 0 else axis
             return Dequant(q, scale, zp, axis if scale.ndim else 0, True, None)
@@ -148,7 +116,7 @@ class _Walker:
             return x
         out_shape = self.shapes[name]
         if op == "MaxPool":
-            p = _pool_attrs(node, a)
+            p = pool_attrs(node, a)
             xt = x.tensor
             if any(p["pads"]):
                 # ONNX MaxPool ignores padding; padding with -128 never wins a max.
@@ -218,14 +186,14 @@ class _Walker:
             else:
                 lo = float(ins[1].item()) if len(ins) > 1 and ins[1] is not None else -np.inf
                 hi = float(ins[2].item()) if len(ins) > 2 and ins[2] is not None else np.inf
-            a = {**a, "bounds": (_f32_bound(lo), _f32_bound(hi))}
+            a = {**a, "bounds": (f32_bound(lo), f32_bound(hi))}
         elif node.op_type in ("Conv", "AveragePool"):
-            a = _pool_attrs(node, a)
+            a = pool_attrs(node, a)
         elif node.op_type == "Concat":
             rank = len(self.shapes[node.output[0]])
             a = {**a, "axis": a["axis"] + rank if a["axis"] < 0 else a["axis"]}
         elif node.op_type == "Resize":
-            a = _resize_attrs(node, a)
+            a = resize_attrs(node, a)
         return FloatOp(node, tuple(ins), a, self.shapes.get(node.output[0]))
 
     def concat_same(self, node: onnx.NodeProto, ins: list, a: dict) -> Act | None:
@@ -245,7 +213,7 @@ class _Walker:
         if node.domain not in ("", "ai.onnx"):
             raise UnsupportedOpError(f"operator {node.domain}.{node.op_type} (node "
                                      f"{node.name!r}) has no TFLite int8 export")
-        a = _attrs(node)
+        a = node_attrs(node)
         ins = [self.env[n] if n else None for n in node.input]
         if node.op_type == "DequantizeLinear":
             return [self.dequantize(node, a)]
@@ -302,7 +270,7 @@ def unsupported_ops(model) -> list[str]:
     pattern can still be rejected by `export_tflite` (for example a clamp that is no
     TFLite fused activation), with a message that names it.
     """
-    model = _load(model)
+    model = load_model(model)
     g = model.graph
     const = {i.name for i in g.initializer}
     bad = []
@@ -323,7 +291,7 @@ def build_graph(model) -> Graph:
             equivalent; the message names the op, the node and what to change.
         InvalidModelError: the model fails ONNX shape inference.
     """
-    return _Walker(_load(model)).run()
+    return _Walker(load_model(model)).run()
 
 
 __all__ = ["build_graph", "unsupported_ops"]

@@ -1,0 +1,133 @@
+"""What every reader of a QDQ ONNX graph needs: loading, attributes, constant folding.
+
+`QDQGraphWalker` is the base of the NumPy integer reference
+(`compiler.reference.numpy_int8`) and of the TFLite exporter
+(`compiler.tflite.graph`): both walk the graph in order, fold constants, and read
+the scales and zero points of QuantizeLinear / DequantizeLinear nodes the same way.
+The attribute normalisers (`pool_attrs`, `resize_attrs`) are the single place where
+an unsupported pooling or resize option is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper
+from onnx.reference import ReferenceEvaluator
+
+from compiler.errors import InvalidModelError, UnsupportedOpError
+
+
+def load_model(model) -> onnx.ModelProto:
+    """An ONNX path or ModelProto, shape-inferred (strict); `InvalidModelError` if it fails."""
+    if isinstance(model, (str, Path)):
+        model = onnx.load(str(model))
+    if not isinstance(model, onnx.ModelProto):
+        raise TypeError(f"expected an ONNX path or ModelProto, got {type(model).__name__}")
+    try:
+        return onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except onnx.shape_inference.InferenceError as err:
+        raise InvalidModelError(f"ONNX shape inference failed: {err}") from err
+
+
+def node_attrs(node: onnx.NodeProto) -> dict:
+    """The attributes of `node` as a name → Python value dict."""
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def canonical_int8(q: np.ndarray, zp: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """uint8 → int8 with zero point − 128 (same real values); other dtypes unchanged."""
+    if q.dtype == np.uint8:
+        return ((q.astype(np.int16) - 128).astype(np.int8),
+                zp.astype(np.int64) - 128, 128)
+    return q, zp.astype(np.int64), 0
+
+
+def f32_bound(v: float) -> float:
+    """`v` clamped to the finite float32 range (Clip bounds of ±inf)."""
+    info = np.finfo(np.float32)
+    return float(np.clip(v, info.min, info.max))
+
+
+def pool_attrs(node: onnx.NodeProto, a: dict) -> dict:
+    """Normalised Conv / pooling attributes (pads, strides, dilations, group); unsupported options raise."""
+    name = f"{node.op_type} (node {node.name or '<unnamed>'!r})"
+    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID"):
+        raise UnsupportedOpError(f"{name}: auto_pad must be NOTSET or VALID")
+    if a.get("ceil_mode", 0) or (node.op_type != "Conv" and any(
+            d != 1 for d in a.get("dilations", [1, 1]))):
+        raise UnsupportedOpError(f"{name}: ceil_mode=1 and pooling dilations are not supported")
+    if node.op_type == "MaxPool" and (a.get("storage_order", 0) or len(node.output) > 1):
+        raise UnsupportedOpError(f"{name}: storage_order / the Indices output")
+    pads = [0, 0, 0, 0] if a.get("auto_pad", b"NOTSET") == b"VALID" else a.get("pads", [0] * 4)
+    out = {**a, "pads": tuple(int(p) for p in pads),
+           "strides": tuple(a.get("strides", [1, 1])),
+           "dilations": tuple(a.get("dilations", [1, 1])),
+           "group": int(a.get("group", 1)),
+           "count_include_pad": int(a.get("count_include_pad", 0))}
+    if "kernel_shape" in a:
+        out["kernel_shape"] = tuple(a["kernel_shape"])
+    return out
+
+
+def resize_attrs(node: onnx.NodeProto, a: dict) -> dict:
+    """Normalised Resize attributes; unsupported modes raise `UnsupportedOpError`."""
+    mode = a.get("mode", b"nearest").decode()
+    coord = a.get("coordinate_transformation_mode", b"half_pixel").decode()
+    if mode not in ("nearest", "linear") or a.get("antialias", 0) or a.get("exclude_outside", 0):
+        raise UnsupportedOpError(f"Resize (node {node.name!r}): mode={mode} (nearest and linear "
+                                 "only, no antialias / exclude_outside)")
+    if coord not in ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"):
+        raise UnsupportedOpError(f"Resize (node {node.name!r}): "
+                                 f"coordinate_transformation_mode={coord}")
+    return {"mode": mode, "coordinate_transformation_mode": coord,
+            "nearest_mode": a.get("nearest_mode", b"round_prefer_floor").decode()}
+
+
+class QDQGraphWalker:
+    """Walks a QDQ ONNX graph node by node: folded constants, shapes, quantization parameters.
+
+    Subclasses (`compiler.reference.numpy_int8`, `compiler.tflite.graph`) give the
+    meaning of each node; this class holds what both need: the inferred static shapes,
+    the environment of computed values (`env`), and constant folding.
+    """
+
+    def __init__(self, model: onnx.ModelProto):
+        self.graph = model.graph
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+                          13)
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        for vi in list(self.graph.input) + list(self.graph.value_info) + list(self.graph.output):
+            dims = vi.type.tensor_type.shape.dim
+            if all(d.HasField("dim_value") for d in dims):
+                self.shapes[vi.name] = tuple(d.dim_value for d in dims)
+        self.env: dict[str, object] = {}
+
+    # ---- helpers -------------------------------------------------------------------------
+    def const(self, name: str, what: str) -> np.ndarray:
+        """The constant value `name` (an input of `what`), or `UnsupportedOpError`."""
+        v = self.env.get(name)
+        if not isinstance(v, np.ndarray):
+            raise UnsupportedOpError(f"{what}: input {name!r} must be a constant")
+        return v
+
+    def qparams(self, node: onnx.NodeProto, default_dtype) -> tuple[np.ndarray, np.ndarray]:
+        """(scale, zero point) of a QuantizeLinear / DequantizeLinear node."""
+        scale = self.const(node.input[1], node.op_type).astype(np.float32)
+        if len(node.input) > 2 and node.input[2]:
+            zp = self.const(node.input[2], node.op_type)
+        else:
+            zp = np.zeros(scale.shape, dtype=default_dtype)
+        return scale, zp
+
+    def fold(self, node: onnx.NodeProto) -> list:
+        """Outputs of `node` computed from constant inputs (onnx's reference evaluator)."""
+        if node.op_type == "Shape":
+            full = np.array(self.shapes[node.input[0]], dtype=np.int64)
+            a = node_attrs(node)
+            return [full[a.get("start", 0):a.get("end", len(full))]]
+        feeds = {n: self.env[n] for n in node.input if n}
+        ref = ReferenceEvaluator(node, opsets={"": self.opset})
+        return [np.asarray(v) for v in ref.run(None, feeds)]
