@@ -136,13 +136,16 @@ def qat_section(run: RunData) -> Section:
     sec = Section("qat", "QAT fine-tune")
     before, after = q.get("miou_int8_before"), q.get("miou_int8_after")
     gain = None if before is None or after is None else after - before
-    sec.tables.append(Table(("epochs", "int8 mIoU before", "int8 mIoU after", "change"),
-                            ((num(q.get("epochs")), num(before), num(after),
+    # The demo fine-tunes for a number of steps, `qanas train` for epochs.
+    unit = "steps" if q.get("steps") is not None else "epochs"
+    length = q.get(unit)
+    sec.tables.append(Table((unit, "int8 mIoU before", "int8 mIoU after", "change"),
+                            ((num(length), num(before), num(after),
                               "—" if gain is None else f"{gain:+.4f}"),)))
     fp32 = (run.section("chosen") or {}).get("miou_fp32")
     sec.figures.append(Figure(
         qat_figure(q, fp32), "QAT before/after",
-        f"int8 mIoU of the chosen subnet before and after {num(q.get('epochs'))} epochs of "
+        f"int8 mIoU of the chosen subnet before and after {num(length)} {unit} of "
         "quantization-aware fine-tuning, with its float mIoU.", "mIoU: fraction",
         "results.json qat", "measured"))
     return sec
