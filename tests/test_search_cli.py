@@ -55,6 +55,13 @@ def test_cli_writes_front_files_and_resumes(tmp_path, capsys, fake_scorer):
     assert len(fake_scorer.calls) == calls
     assert resumed["front"] == result["front"]
 
+    # `qanas report` on a search directory: front, every archived subnet, the knee marked
+    assert cli.main(["report", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "search" in report["sections"] and not report["errors"]
+    html = (out / "report.html").read_text()
+    assert result["knee"] in html and "data:image/png;base64," in html
+
 
 def test_cli_refuses_existing_archive_and_bad_algorithms(tmp_path, capsys, fake_scorer):
     out = tmp_path / "run"

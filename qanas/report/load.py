@@ -17,6 +17,7 @@ from qanas.report.model import ReportError
 
 RESULTS_NAME = "results.json"
 CONFIG_NAME = "config.json"
+FRONT_NAME = "front.json"
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -95,6 +96,31 @@ class RunData:
         return None
 
 
+def search_results(run_dir: Path) -> dict:
+    """The results dict of a `qanas search` directory: its front and every archived subnet.
+
+    The `search` section is rebuilt from ``front.json`` (summary and front) and the
+    evaluation archive (every subnet of the same target and metric set); the knee is
+    marked as the chosen architecture.
+    """
+    from qanas.search.archive import ARCHIVE_NAME, EvalArchive
+
+    front = read_json(run_dir / FRONT_NAME, "the front written by `qanas search`")
+    if not isinstance(front, dict) or not isinstance(front.get("front"), list):
+        raise ReportError(f"{run_dir / FRONT_NAME} holds no front list; rerun `qanas search`")
+    evaluated: list[dict] = []
+    if (run_dir / ARCHIVE_NAME).is_file():
+        with EvalArchive(run_dir / ARCHIVE_NAME) as archive:
+            records = archive.all(front.get("target"), front.get("metric_set"))
+        evaluated = [{**r.to_dict(), "feasible": r.miou is not None} for r in records]
+    search = {"algo": front.get("algorithm"), "target": front.get("target"),
+              "budget": front.get("budget"), "objectives": front.get("objectives"),
+              "constraints": front.get("budgets") or {}, "front": front["front"],
+              "evaluated": evaluated or front["front"], "chosen_arch": front.get("knee")}
+    return {"run_dir": str(run_dir), "space": front.get("space"),
+            "target": front.get("target"), "search": search}
+
+
 def load_run(run_dir: str | Path, results: dict | None = None) -> RunData:
     """Loads `run_dir` (and its results.json unless `results` is given).
 
@@ -107,10 +133,14 @@ def load_run(run_dir: str | Path, results: dict | None = None) -> RunData:
                           "`qanas demo` (e.g. runs/demo)")
     if results is None:
         path = run_dir / RESULTS_NAME
-        if not path.is_file():
-            raise ReportError(f"{run_dir} has no {RESULTS_NAME}; run `qanas demo --out "
-                              f"{run_dir}` first, or pass the directory of a finished run")
-        results = read_json(path, "the results of a qanas run")
+        if path.is_file():
+            results = read_json(path, "the results of a qanas run")
+        elif (run_dir / FRONT_NAME).is_file():
+            results = search_results(run_dir)
+        else:
+            raise ReportError(f"{run_dir} has no {RESULTS_NAME} (a `qanas demo` run) nor "
+                              f"{FRONT_NAME} (a `qanas search` run); pass the --out folder of "
+                              "a finished run")
     if not isinstance(results, dict):
         raise ReportError(f"the results of {run_dir} must be a JSON object, got "
                           f"{type(results).__name__}")

@@ -4,7 +4,7 @@ Example:
     qanas report runs/demo --json
 
 Reads RUN_DIR/results.json (and config.json, the chosen project's compile.json and
-plan.json) and writes RUN_DIR/report.html; prints the sections rendered, those the run
+plan.json) of a `qanas demo` run, or the front.json and archive of a `qanas search` run, and writes RUN_DIR/report.html; prints the sections rendered, those the run
 does not contain (`missing`; docs/report.md lists them) and, among those, the ones whose
 data is malformed (`errors`: section and problem).
 """
@@ -19,7 +19,8 @@ from qanas.cli.command import Command
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR",
-                        help="run directory holding results.json (e.g. runs/demo)")
+                        help="run directory: a `qanas demo` run (results.json, e.g. runs/demo) or "
+                             "a `qanas search` --out folder (front.json + archive)")
 
 
 def _run(args: argparse.Namespace) -> dict:
