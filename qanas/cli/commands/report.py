@@ -4,7 +4,8 @@ Example:
     qanas report runs/demo --json
 
 Reads RUN_DIR/results.json (and config.json, the chosen project's compile.json and
-plan.json) of a `qanas demo` run, or the front.json and archive of a `qanas search` run, and writes RUN_DIR/report.html; prints the sections rendered, those the run
+plan.json) of a `qanas demo` run, or the front.json and archive of a `qanas search`
+run, and writes RUN_DIR/report.html; prints the sections rendered, those the run
 does not contain (`missing`; docs/report.md lists them) and, among those, the ones whose
 data is malformed (`errors`: section and problem).
 """
