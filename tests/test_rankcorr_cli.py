@@ -61,6 +61,12 @@ def test_train_and_rankcorr_end_to_end(tmp_path, capsys):
 
     saved = load_standalone(tmp_path / "seed" / "standalone.pt")
     assert saved["qat_model"] and [h["phase"] for h in saved["history"]] == ["float", "qat"]
+    # --qat exports the QAT model itself as QDQ ONNX, the input of `qanas compile`
+    assert res["onnx"] == str(tmp_path / "seed" / "model.onnx")
+    from compiler.reference import boundary
+
+    io = boundary(res["onnx"])
+    assert len(io.inputs) == 1 and len(io.outputs) == 1
 
     out = tmp_path / "rc"
     argv = ["rankcorr", "--supernet", runs["fairnas"], "--compare", runs["spos"], "--n", "3",
@@ -81,3 +87,72 @@ def test_train_and_rankcorr_end_to_end(tmp_path, capsys):
     assert code == 0 and again["subnets"] == res["subnets"]
     assert before == [(out / "standalone" / f"{i:02d}" / "result.json").stat().st_mtime
                       for i in range(3)]
+
+
+def _rankcorr_args(tmp_path, *extra):
+    import argparse
+
+    from qanas.cli.commands.rankcorr import _add_arguments
+
+    parser = argparse.ArgumentParser()
+    _add_arguments(parser)
+    return parser.parse_args(["--supernet", "unused.pt", "--out", str(tmp_path), *TINY_DATA,
+                              "--epochs", "1", *extra])
+
+
+def test_standalone_results_are_shared_between_workers(tmp_path):
+    """A subnet claimed by another live process is waited for, not trained twice; a result
+    with another recipe is not reused."""
+    import os
+    import threading
+
+    from qanas.cli.commands.rankcorr import _finished, _standalone_results
+    from qanas.cli.commands.train import standalone_config
+    from qanas.utils.claims import CLAIM_NAME
+    from qanas.utils.io import atomic_write_json
+
+    args = _rankcorr_args(tmp_path)
+    chosen = ["squeezenas-small:a", "squeezenas-small:b"]
+    configs = [standalone_config(args, a, args.init, args.supernet, args.qat).to_dict()
+               for a in chosen]
+    folders = [tmp_path / "standalone" / f"{i:02d}" for i in range(2)]
+    atomic_write_json(folders[0] / "result.json", {"arch": chosen[0], "miou": 0.5,
+                                                   "miou_fp32": 0.6,
+                                                   "standalone_config": configs[0]})
+    folders[1].mkdir(parents=True)
+    (folders[1] / CLAIM_NAME).write_text(json.dumps(
+        {"host": __import__("socket").gethostname(), "pid": os.getppid()}))
+
+    def other_worker_finishes():
+        atomic_write_json(folders[1] / "result.json", {"arch": chosen[1], "miou": 0.3,
+                                                       "miou_fp32": 0.4,
+                                                       "standalone_config": configs[1]})
+
+    timer = threading.Timer(0.3, other_worker_finishes)
+    timer.start()
+    results = _standalone_results(args, chosen, tmp_path, poll_s=0.05)
+    timer.join()
+    assert {a: r["miou"] for a, r in results.items()} == {(chosen[0], 0): 0.5,
+                                                          (chosen[1], 0): 0.3}
+    # another recipe (more epochs) must not reuse the stored run
+    other = standalone_config(_rankcorr_args(tmp_path, "--epochs", "3"), chosen[0], "scratch",
+                              "unused.pt", True).to_dict()
+    assert _finished(folders[0], chosen[0], configs[0]) is not None
+    assert _finished(folders[0], chosen[0], other) is None
+
+
+def test_standalone_seeds_get_their_own_folders_and_agreement(tmp_path):
+    from qanas.cli.commands.rankcorr import _folder, _seed_agreement, standalone_seeds
+
+    args = _rankcorr_args(tmp_path, "--standalone-seeds", "0", "1", "0")
+    assert standalone_seeds(args) == [0, 1]
+    assert standalone_seeds(_rankcorr_args(tmp_path, "--seed", "3")) == [3]
+    assert _folder(tmp_path, 2, 0, args).name == "02"
+    assert _folder(tmp_path, 2, 1, args).name == "02-seed1"
+    assert _seed_agreement([{"standalone_miou_per_seed": [0.1]}], [0], (1,)) is None
+    rows = [{"standalone_miou_per_seed": pair} for pair in
+            ([0.1, 0.2], [0.3, 0.1], [0.5, 0.6], [0.7, 0.8])]
+    agreement = _seed_agreement(rows, [0, 1], (2,))
+    # one discordant pair (rows 0, 1) of six: tau = (5 - 1) / 6
+    assert agreement["0-1"]["kendall_tau"] == pytest.approx(4 / 6)
+    assert agreement["0-1"]["top_k"] == {"2": 1.0}

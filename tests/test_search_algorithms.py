@@ -132,3 +132,18 @@ def test_bad_names_are_clear_errors(tmp_path):
         parse_objectives("miou,speed")
     assert parse_objectives("miou, flash") == ("miou", "flash")
     assert pareto_front([], evaluation, ("miou",)) == []
+
+
+def test_nsga2_first_population_holds_the_spaces_extremes():
+    from qanas.search.algorithms import initial_population
+
+    space = get_space("squeezenas-small")
+    X = initial_population(space, 10, seed=4)
+    assert X.shape == (10, len(space.decisions)) and X.dtype.kind == "i"
+    archs = [space.decode(x).to_str() for x in X]
+    for anchor in (space.min_config(), space.max_config(), space.seed_config()):
+        assert anchor.to_str() in archs
+    assert all(space.is_valid(space.decode(x)) for x in X)
+    assert np.array_equal(X, initial_population(space, 10, seed=4))  # seeded
+    assert not np.array_equal(X, initial_population(space, 10, seed=5))
+    assert len(initial_population(space, 2, seed=0)) == 2

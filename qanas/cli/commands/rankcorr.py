@@ -14,7 +14,15 @@ Kendall τ, Spearman ρ and top-k overlap compare the supernet's int8 mIoU with 
 standalone int8 mIoU. With `--compare CKPT2` the same subnets are scored with the
 second supernet (e.g. SPOS vs FairNAS) against the same standalone results.
 
-Writes DIR/rankcorr.json, DIR/scatter.png, DIR/config.json, DIR/standalone/<i>/.
+Reruns and parallel workers: the pool scores are cached in DIR/pool.json (keyed by
+the scoring protocol), and a finished standalone run is reused only when its
+architecture and recipe match. A second `qanas rankcorr` with the same flags and
+`--out`, started while the first is training, takes the subnets nobody has claimed
+(`qanas.utils.claims`), so two processes share the standalone trainings; the
+figures do not depend on the number of workers.
+
+Writes DIR/rankcorr.json, DIR/scatter.png, DIR/config.json, DIR/pool.json,
+DIR/selection.json, DIR/standalone/<i>/.
 """
 
 from __future__ import annotations
@@ -41,6 +49,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="standalone start: scratch (default) or inherited weights")
     parser.add_argument("--no-qat", dest="qat", action="store_false",
                         help="standalone without QAT (int8 = PTQ of the float result)")
+    parser.add_argument("--standalone-seeds", type=int, nargs="+", metavar="S",
+                        help="train every subnet once per seed and correlate with the mean "
+                             "int8 mIoU; also reports how well two seeds agree (the noise "
+                             "ceiling of the ranking). Default: --seed only")
     parser.add_argument("--val-fraction", type=float, default=1.0,
                         help="share of the val split for the supernet scores (default 1.0)")
     add_training_arguments(parser)
@@ -63,6 +75,129 @@ def _label(checkpoint: str) -> str:
     return f"{config.get('sampler', 'supernet')} ({Path(checkpoint).parent.name})"
 
 
+def _pool_scores(out: Path, pool: dict, setup, hw, target: str) -> dict[str, dict]:
+    """Supernet int8 mIoU and latency of every pool subnet, cached in ``out/pool.json``.
+
+    The cache is keyed by the scoring protocol (checkpoint sha256, data, val share,
+    quant spec, seed) and the target, so a rerun or a second worker on the same
+    ``--out`` skips the scoring; it is written after every subnet.
+    """
+    from qanas.search.archive import metric_set_key
+    from qanas.utils.io import atomic_write_json
+
+    key = {"metric_set": metric_set_key(**setup.metric_settings), "target": target}
+    path = out / "pool.json"
+    cached = json.loads(path.read_text()) if path.is_file() else {}
+    scores = cached.get("scores", {}) if cached.get("key") == key else {}
+    for i, (arch, cfg) in enumerate(pool.items()):
+        if arch not in scores:
+            s = setup.evaluator.score(cfg)
+            scores[arch] = {"miou": s["miou"], "miou_fp32": s["miou_fp32"],
+                            "latency": hw.profile(cfg).latency.value}
+            atomic_write_json(path, {"key": key, "scores": scores})
+        log_line(f"pool {i + 1}/{len(pool)}: int8 mIoU {scores[arch]['miou']:.4f}  {arch}")
+    return scores
+
+
+def _finished(folder: Path, arch: str, config: dict) -> dict | None:
+    """The stored result of `folder` when it trained `arch` with exactly `config`."""
+    done = folder / "result.json"
+    if not done.is_file():
+        return None
+    result = json.loads(done.read_text())
+    if result.get("arch") != arch or result.get("standalone_config") != config:
+        return None
+    return result
+
+
+def standalone_seeds(args: argparse.Namespace) -> list[int]:
+    """The standalone seeds: `--standalone-seeds` (duplicates dropped), else `--seed`."""
+    return list(dict.fromkeys(args.standalone_seeds or [args.seed]))
+
+
+def _folder(out: Path, i: int, seed: int, args: argparse.Namespace) -> Path:
+    """``standalone/<i>`` for `--seed`, ``standalone/<i>-seed<S>`` for another seed."""
+    return out / "standalone" / (f"{i:02d}" if seed == args.seed else f"{i:02d}-seed{seed}")
+
+
+def _standalone_results(args: argparse.Namespace, chosen: list[str], out: Path,
+                        poll_s: float = 10.0) -> dict[tuple[str, int], dict]:
+    """Standalone (QAT) results of every chosen subnet and seed, shared between workers.
+
+    Returns {(arch, seed): result}. Subnet i with seed S trains in
+    ``out/standalone/<i>/`` (S = `--seed`) or ``<i>-seed<S>/``; a finished folder with
+    the same architecture and recipe is reused. Several `qanas rankcorr` processes on the
+    same ``--out`` split the work through `qanas.utils.claims`: a process trains the
+    subnets nobody has claimed, then waits for (or takes over, if their process
+    died) the ones claimed by others.
+    """
+    import time
+    from dataclasses import replace
+
+    from qanas.train.standalone import train_standalone
+    from qanas.utils.claims import is_claimed_by_live_process, release, try_claim
+    from qanas.utils.io import atomic_write_json
+
+    results: dict[tuple[str, int], dict] = {}
+    pending = [(i, arch, seed) for seed in standalone_seeds(args)
+               for i, arch in enumerate(chosen)]
+    while pending:
+        waiting = []
+        for i, arch, seed in pending:
+            folder = _folder(out, i, seed, args)
+            cfg = replace(standalone_config(args, arch, args.init, args.supernet, args.qat),
+                          seed=seed)
+            result = _finished(folder, arch, cfg.to_dict())
+            if result is None and try_claim(folder):
+                try:
+                    result = _finished(folder, arch, cfg.to_dict())
+                    if result is None:
+                        result = {**train_standalone(cfg, folder, progress=log_line),
+                                  "standalone_config": cfg.to_dict()}
+                        atomic_write_json(folder / "result.json", result)
+                finally:
+                    release(folder)
+            if result is None:
+                waiting.append((i, arch, seed))
+                continue
+            results[(arch, seed)] = result
+            log_line(f"standalone {i + 1}/{len(chosen)} seed {seed}: int8 mIoU "
+                     f"{result['miou']}  {arch}")
+        if waiting and waiting == pending:
+            held = [_folder(out, i, seed, args).name for i, _, seed in waiting
+                    if is_claimed_by_live_process(_folder(out, i, seed, args))]
+            log_line(f"waiting for standalone runs {held} trained by another process")
+            time.sleep(poll_s)
+        pending = waiting
+    return results
+
+
+def _mean(values: list[float]) -> float | None:
+    """Mean of the non-NaN values (None when there are none)."""
+    kept = [v for v in values if v == v]
+    return sum(kept) / len(kept) if kept else None
+
+
+def _seed_agreement(rows: list[dict], seeds: list[int], ks) -> dict | None:
+    """Rank correlation of standalone int8 mIoU between every pair of seeds.
+
+    The noise ceiling of the study: a proxy cannot be expected to rank the subnets
+    better than a second standalone training with another seed does.
+    """
+    from itertools import combinations
+
+    from qanas.search.rankcorr import rank_correlation
+
+    if len(seeds) < 2:
+        return None
+    nan = float("nan")
+    per_seed = [[nan if r["standalone_miou_per_seed"][j] is None
+                 else float(r["standalone_miou_per_seed"][j]) for r in rows]
+                for j in range(len(seeds))]
+    return {f"{seeds[a]}-{seeds[b]}": rank_correlation(per_seed[a], per_seed[b], ks).to_dict()
+            for a, b in combinations(range(len(seeds)), 2)}
+
+
 def _run(args: argparse.Namespace) -> dict:
     import numpy as np
 
@@ -70,7 +205,6 @@ def _run(args: argparse.Namespace) -> dict:
     from qanas.search.hw import HardwareCostModel
     from qanas.search.rankcorr import plot_rank_scatter, rank_correlation, spread_selection
     from qanas.space.base import SubnetConfig
-    from qanas.train.standalone import train_standalone
     from qanas.utils.io import atomic_write_json, write_run_metadata
     from targets import get_target
 
@@ -90,36 +224,29 @@ def _run(args: argparse.Namespace) -> dict:
             break
         cfg = space.sample(rng)
         pool.setdefault(cfg.to_str(), cfg)
-    scores: dict[str, dict] = {}
-    for i, (arch, cfg) in enumerate(pool.items()):
-        s = setup.evaluator.score(cfg)
-        scores[arch] = {"miou": s["miou"], "miou_fp32": s["miou_fp32"],
-                        "latency": hw.profile(cfg).latency.value}
-        log_line(f"pool {i + 1}/{len(pool)}: int8 mIoU {s['miou']:.4f}  {arch}")
+    scores = _pool_scores(out, pool, setup, hw, args.target)
     archs = list(pool)
     nan = float("nan")
     chosen = spread_selection(
         archs, [scores[a]["miou"] if scores[a]["miou"] is not None else nan for a in archs],
         [scores[a]["latency"] for a in archs], args.n, always=[space.seed_config().to_str()])
-    rows = []
-    for i, arch in enumerate(chosen):
-        folder = out / "standalone" / f"{i:02d}"
-        done = folder / "result.json"
-        if done.is_file() and json.loads(done.read_text()).get("arch") == arch:
-            result = json.loads(done.read_text())
-        else:
-            cfg = standalone_config(args, arch, args.init, args.supernet, args.qat)
-            result = train_standalone(cfg, folder, progress=log_line)
-            atomic_write_json(done, result)
-        rows.append({"arch": arch, "supernet_miou": scores[arch]["miou"],
-                     "standalone_miou": result["miou"],
-                     "standalone_miou_fp32": result["miou_fp32"],
-                     "latency": scores[arch]["latency"],
-                     "seed_network": arch == space.seed_config().to_str()})
-        log_line(f"standalone {i + 1}/{len(chosen)}: int8 mIoU {result['miou']}  {arch}")
+    atomic_write_json(out / "selection.json", {"chosen": chosen})
+    results = _standalone_results(args, chosen, out)
+    seeds = standalone_seeds(args)
 
     def as_float(values):
         return [nan if v is None else float(v) for v in values]
+
+    rows = []
+    for arch in chosen:
+        runs = [results[(arch, s)] for s in seeds]
+        int8, fp32 = as_float(r["miou"] for r in runs), as_float(r["miou_fp32"] for r in runs)
+        rows.append({"arch": arch, "supernet_miou": scores[arch]["miou"],
+                     "standalone_miou": _mean(int8), "standalone_miou_fp32": _mean(fp32),
+                     "standalone_miou_per_seed": [r["miou"] for r in runs],
+                     "latency": scores[arch]["latency"],
+                     "standalone_seconds": sum(r.get("seconds") or 0.0 for r in runs),
+                     "seed_network": arch == space.seed_config().to_str()})
 
     truth = as_float(r["standalone_miou"] for r in rows)
     label = _label(args.supernet)
@@ -140,13 +267,18 @@ def _run(args: argparse.Namespace) -> dict:
         correlations[label2] = rank_correlation(proxies[label2], truth, args.top_k).to_dict()
     first = correlations[label]
     plot = plot_rank_scatter(out / "scatter.png", truth, proxies,
-                             title=f"{space.name}: n={len(rows)}, " + ", ".join(
+                             title=f"{space.name}: n={len(rows)}\n" + ", ".join(
                                  f"{k}: tau={v['kendall_tau']:.2f}" for k, v in
                                  correlations.items() if v["kendall_tau"] is not None))
     summary = {"space": space.name, "n": len(rows), "pool": len(pool),
                "kendall_tau": first["kendall_tau"], "spearman_rho": first["spearman_rho"],
                "top_k": first["top_k"], "correlations": correlations, "subnets": rows,
-               "standalone": {"epochs": args.epochs, "qat": args.qat, "init": args.init},
+               "standalone": {"epochs": args.epochs, "qat": args.qat, "init": args.init,
+                              "seeds": seeds,
+                              "recipe": {k: v for k, v in results[(chosen[0], seeds[0])].get(
+                                  "standalone_config", {}).items()
+                                  if k not in ("arch", "seed")}},
+               "seed_agreement": _seed_agreement(rows, seeds, args.top_k),
                "files": {"json": str(out / "rankcorr.json"), "scatter": str(plot)}}
     atomic_write_json(out / "rankcorr.json", summary)
     return summary
