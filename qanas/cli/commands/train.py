@@ -24,7 +24,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--qat-lr-scale", type=float, default=0.1,
                         help="QAT LR = LR x this (default 0.1)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per batch (default 8)")
-    parser.add_argument("--lr", type=float, help="peak LR (default: 0.05 sgd, 2e-3 adamw)")
+    parser.add_argument("--lr", type=float,
+                        help="peak LR (default: qanas.train.config.DEFAULT_LR: 0.05 sgd, "
+                             "1e-2 adamw)")
     parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
     parser.add_argument("--weight-decay", type=float, help="default: 4e-5 sgd, 1e-2 adamw")
     parser.add_argument("--data", help="dataset name (default: the supernet's, else synthetic)")
