@@ -17,9 +17,12 @@ class Command:
         add_arguments: adds the command's flags to its parser (`--json` is added for you).
         run: executes the command and returns its result as a JSON-serialisable dict.
             Progress goes to stderr; the dict is printed on stdout.
+        format_text: renders the result for a reader when `--json` is not given (None:
+            one ``key: value`` line per entry).
     """
 
     name: str
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], dict]
+    format_text: Callable[[dict], str] | None = None

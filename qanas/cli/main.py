@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.json:
         print(json.dumps(result, default=str))
+    elif command.format_text is not None:
+        print(command.format_text(result))
     else:
         _print_human(result)
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from qanas.cli.command import Command
 
@@ -39,7 +38,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> dict:
-    from qanas.demo import DemoConfig, format_table, run_demo
+    from qanas.demo import DemoConfig, run_demo
 
     config = DemoConfig(space=args.space, target=args.target, dataset=args.data,
                         data_root=args.data_root, image_size=tuple(args.image_size),
@@ -51,10 +50,14 @@ def _run(args: argparse.Namespace) -> dict:
                         firmware_targets=tuple(args.firmware_targets),
                         npu_target=None if args.npu_target in ("", "none") else args.npu_target,
                         seed=args.seed)
-    results = run_demo(config, args.out, force=args.force)
-    print(format_table(results), file=sys.stderr)
-    return results
+    return run_demo(config, args.out, force=args.force)
+
+
+def _table(results: dict) -> str:
+    from qanas.demo import format_table
+
+    return format_table(results)
 
 
 COMMAND = Command("demo", "run the whole pipeline (train, search, QAT, compile, QEMU, Vela, "
-                  "report) on the synthetic default", _add_arguments, _run)
+                  "report) on the synthetic default", _add_arguments, _run, _table)
