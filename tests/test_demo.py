@@ -18,7 +18,7 @@ def test_reduced_demo_runs_the_whole_pipeline(tmp_path, capsys):
     out = tmp_path / "demo"
     code = main(["demo", "--image-size", "32", "64", "--epochs", "1", "--steps-per-epoch", "3",
                  "--qat-supernet-steps", "2", "--budget", "6", "--latency-subnets", "2",
-                 "--qat-steps", "2", "--fidelity-images", "2",
+                 "--qat-steps", "2", "--fidelity-images", "2", "--val-images", "8",
                  "--firmware-targets", "cortex-m4", "--out", str(out), "--json"])
     assert code == 0
     result = json.loads(capsys.readouterr().out)

@@ -16,6 +16,8 @@ class DemoConfig:
             constrain the search.
         dataset, data_root, image_size: the data (synthetic needs no root).
         epochs, steps_per_epoch, batch_size: FairNAS supernet training.
+        val_images: validation images every int8 mIoU of the run is measured on (search
+            scores, QAT before/after, fidelity); fewer make the figures noisy.
         qat_supernet_steps: final supernet steps trained with int8 fake-quant (QAT-aware
             supernet; 0 disables).
         budget: distinct subnets the NSGA-II search evaluates.
@@ -36,6 +38,7 @@ class DemoConfig:
     epochs: int = 4
     steps_per_epoch: int = 100
     batch_size: int = 4
+    val_images: int = 64
     qat_supernet_steps: int = 20
     budget: int = 40
     latency_subnets: int = 3

@@ -21,7 +21,7 @@ def train_supernet(config: DemoConfig, out: Path) -> tuple[Any, dict]:
         space=config.space, dataset=config.dataset, data_root=config.data_root,
         image_size=tuple(config.image_size), epochs=config.epochs,
         batch_size=config.batch_size, steps_per_epoch=config.steps_per_epoch,
-        seed=config.seed,
+        val_batches=max(1, -(-config.val_images // config.batch_size)), seed=config.seed,
     )
     trainer = SupernetTrainer(train_config, out / "supernet")
     return trainer, trainer.fit()

@@ -17,6 +17,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--val-images", type=int, default=64,
+                        help="validation images for every int8 mIoU of the run")
     parser.add_argument("--qat-supernet-steps", type=int, default=20,
                         help="final supernet steps with int8 fake-quant (0: float only)")
     parser.add_argument("--budget", type=int, default=40,
@@ -43,7 +45,7 @@ def _run(args: argparse.Namespace) -> dict:
     config = DemoConfig(space=args.space, target=args.target, dataset=args.data,
                         data_root=args.data_root, image_size=tuple(args.image_size),
                         epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-                        batch_size=args.batch_size,
+                        batch_size=args.batch_size, val_images=args.val_images,
                         qat_supernet_steps=args.qat_supernet_steps, budget=args.budget,
                         latency_subnets=args.latency_subnets, qat_steps=args.qat_steps,
                         fidelity_images=args.fidelity_images,
