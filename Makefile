@@ -33,7 +33,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not toolchain" -x -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check qanas compiler runtime targets tests benchmarks
+	$(VENV)/bin/ruff check qanas compiler runtime targets tests benchmarks scripts
 
 clean-venv:
 	rm -rf $(VENV)

@@ -60,3 +60,14 @@ def test_reduced_demo_runs_the_whole_pipeline(tmp_path, capsys):
     report = (out / "report.html").read_text()
     assert result["report"] == str(out / "report.html")
     assert chosen["arch"] in report and str(chosen["arena_bytes"]) in report
+
+    # the README's results table is generated from this file
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "demo_results_table.py"
+    spec = importlib.util.spec_from_file_location("demo_results_table", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.table(saved)
+    assert f"{chosen['arena_bytes']:,}" in text and "| what | measured |" in text

@@ -56,7 +56,7 @@ def test_nsga2_same_seed_same_front(tmp_path):
         evaluation, _ = _evaluation(tmp_path, run)
         result = run_search("nsga2", evaluation, budget=16, seed=7,
                             objectives=("miou", "latency"))
-        assert len(result.records) >= 16
+        assert len(result.records) == 16
         fronts.append([(r.arch, r.miou, r.latency) for r in result.front])
     assert fronts[0] == fronts[1] and fronts[0]
 
@@ -147,3 +147,11 @@ def test_nsga2_first_population_holds_the_spaces_extremes():
     assert np.array_equal(X, initial_population(space, 10, seed=4))  # seeded
     assert not np.array_equal(X, initial_population(space, 10, seed=5))
     assert len(initial_population(space, 2, seed=0)) == 2
+
+
+@pytest.mark.parametrize("budget", [3, 6, 13])
+def test_nsga2_spends_exactly_its_budget(tmp_path, budget):
+    evaluation, scorer = _evaluation(tmp_path, f"b{budget}")
+    result = run_search("nsga2", evaluation, budget=budget, seed=1,
+                        objectives=("miou", "latency"))
+    assert len(result.records) == budget and len(scorer.calls) == budget

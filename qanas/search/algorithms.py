@@ -104,15 +104,28 @@ def random_search(evaluation: SubnetEvaluation, budget: int, seed: int,
     return _result("random", objectives, records, evaluation)
 
 
-class _ProgressCallback(Callback):
-    def __init__(self, evaluation: SubnetEvaluation, objectives, progress: Progress):
+class _GenerationCallback(Callback):
+    """After each generation: report progress, and shrink the last generation to the budget.
+
+    pymoo stops on ``n_eval`` only between generations, so a budget that is not a
+    multiple of the population size would be overrun; the last generation breeds only
+    the evaluations left.
+    """
+
+    def __init__(self, evaluation: SubnetEvaluation, objectives, budget: int,
+                 progress: Progress | None):
         super().__init__()
         self.evaluation, self.objectives, self.progress = evaluation, objectives, progress
+        self.budget = int(budget)
 
     def notify(self, algorithm):
-        records = list(self.evaluation.seen.values())
-        self.progress(algorithm.evaluator.n_eval,
-                      pareto_front(records, self.evaluation, self.objectives))
+        left = self.budget - algorithm.evaluator.n_eval
+        if left > 0:
+            algorithm.n_offsprings = min(algorithm.pop_size, left)
+        if self.progress is not None:
+            records = list(self.evaluation.seen.values())
+            self.progress(algorithm.evaluator.n_eval,
+                          pareto_front(records, self.evaluation, self.objectives))
 
 
 def initial_population(space, pop_size: int, seed: int) -> np.ndarray:
@@ -145,7 +158,7 @@ def nsga2_search(evaluation: SubnetEvaluation, budget: int, seed: int,
     """
     from qanas.search.problem import SpaceRepair
 
-    pop_size = pop_size or max(4, min(40, budget // 4))
+    pop_size = min(pop_size or max(4, min(40, budget // 4)), budget)
     problem = SubnetProblem(evaluation, objectives)
     algorithm = NSGA2(
         pop_size=pop_size,
@@ -156,9 +169,8 @@ def nsga2_search(evaluation: SubnetEvaluation, budget: int, seed: int,
         eliminate_duplicates=True,
     )
     evaluation.seen.clear()
-    callback = _ProgressCallback(evaluation, problem.objective_names, progress) if progress else None
-    kwargs = {"callback": callback} if callback is not None else {}
-    minimize(problem, algorithm, ("n_eval", budget), seed=seed, verbose=False, **kwargs)
+    callback = _GenerationCallback(evaluation, problem.objective_names, budget, progress)
+    minimize(problem, algorithm, ("n_eval", budget), seed=seed, verbose=False, callback=callback)
     return _result("nsga2", problem.objective_names, list(evaluation.seen.values()), evaluation)
 
 
