@@ -59,7 +59,7 @@ def test_reduced_demo_runs_the_whole_pipeline(tmp_path, capsys):
 
     report = (out / "report.html").read_text()
     assert result["report"] == str(out / "report.html")
-    assert chosen["arch"] in report and str(chosen["arena_bytes"]) in report
+    assert chosen["arch"] in report and f"{chosen['arena_bytes']:,} B" in report
 
     # the README's results table is generated from this file
     import importlib.util
