@@ -107,13 +107,7 @@ class _Interpreter(QDQGraphWalker):
         return QTensor(np.asarray(y).astype(np.int8), offset)
 
     def clip_int(self, node: onnx.NodeProto, x: QTensor, a: dict) -> QTensor:
-        if self.opset < 11:
-            lo, hi = a.get("min", -128 + x.offset), a.get("max", 127 + x.offset)
-        else:
-            lo = self.env[node.input[1]] if len(node.input) > 1 and node.input[1] else None
-            hi = self.env[node.input[2]] if len(node.input) > 2 and node.input[2] else None
-            lo = -128 + x.offset if lo is None else int(lo)
-            hi = 127 + x.offset if hi is None else int(hi)
+        lo, hi = self.integer_clip_bounds(node, a, x.offset)
         return QTensor(np.clip(x.q, lo - x.offset, hi - x.offset).astype(np.int8), x.offset)
 
     def move(self, node: onnx.NodeProto, x: Dequant, a: dict) -> Dequant | None:

@@ -131,3 +131,14 @@ class QDQGraphWalker:
         feeds = {n: self.env[n] for n in node.input if n}
         ref = ReferenceEvaluator(node, opsets={"": self.opset})
         return [np.asarray(v) for v in ref.run(None, feeds)]
+
+    def integer_clip_bounds(self, node: onnx.NodeProto, a: dict, offset: int) -> tuple[int, int]:
+        """[lo, hi] of a Clip applied to integers stored as int8 + `offset` (uint8: 128).
+
+        Absent bounds are the full 8-bit range; opset < 11 reads them from attributes.
+        """
+        if self.opset < 11:
+            return a.get("min", -128 + offset), a.get("max", 127 + offset)
+        lo = self.env[node.input[1]] if len(node.input) > 1 and node.input[1] else None
+        hi = self.env[node.input[2]] if len(node.input) > 2 and node.input[2] else None
+        return (-128 + offset if lo is None else int(lo), 127 + offset if hi is None else int(hi))

@@ -95,13 +95,7 @@ class _Walker(QDQGraphWalker):
         return QAct(t, shape, s, z, offset)
 
     def clip_int(self, node: onnx.NodeProto, x: QAct, a: dict) -> QAct:
-        if self.opset < 11:
-            lo, hi = a.get("min", -128 + x.offset), a.get("max", 127 + x.offset)
-        else:
-            lo = self.env[node.input[1]] if len(node.input) > 1 and node.input[1] else None
-            hi = self.env[node.input[2]] if len(node.input) > 2 and node.input[2] else None
-            lo = -128 + x.offset if lo is None else int(lo)
-            hi = 127 + x.offset if hi is None else int(hi)
+        lo, hi = self.integer_clip_bounds(node, a, x.offset)
         if lo - x.offset <= -128 and hi - x.offset >= 127:
             return x
         raise UnsupportedOpError(
