@@ -27,11 +27,9 @@ from compiler.reference.groups import lower_group
 from compiler.reference.qdq_graph import (
     QDQGraphWalker,
     canonical_int8,
-    f32_bound,
     load_model,
     node_attrs,
     pool_attrs,
-    resize_attrs,
 )
 from compiler.reference.values import Dequant, FloatOp, GraphInput, OutQuant, QTensor
 
@@ -139,21 +137,8 @@ class _Interpreter(QDQGraphWalker):
                                      "quantize every graph input first (QuantizeLinear)")
         if any(isinstance(v, QTensor) for v in ins):
             raise UnsupportedOpError(f"operator {name} reads a QuantizeLinear output as float")
-        if node.op_type == "Clip":
-            if self.opset < 11:
-                lo, hi = a.get("min", -np.inf), a.get("max", np.inf)
-            else:
-                lo = float(ins[1].item()) if len(ins) > 1 and ins[1] is not None else -np.inf
-                hi = float(ins[2].item()) if len(ins) > 2 and ins[2] is not None else np.inf
-            a = {**a, "bounds": (f32_bound(lo), f32_bound(hi))}
-        elif node.op_type in ("Conv", "AveragePool", "MaxPool"):
-            a = pool_attrs(node, a)
-        elif node.op_type == "Concat":
-            rank = len(self.shapes[node.output[0]])
-            a = {**a, "axis": a["axis"] + rank if a["axis"] < 0 else a["axis"]}
-        elif node.op_type == "Resize":
-            a = resize_attrs(node, a)
-        elif node.op_type == "Gemm" and (a.get("transA", 0) or a.get("alpha", 1.0) != 1.0
+        a = self.float_op_attrs(node, ins, a)
+        if node.op_type == "Gemm" and (a.get("transA", 0) or a.get("alpha", 1.0) != 1.0
                                          or a.get("beta", 1.0) != 1.0):
             raise UnsupportedOpError(f"operator {name} with transA/alpha/beta")
         return FloatOp(node, tuple(ins), a, self.shapes.get(node.output[0]))

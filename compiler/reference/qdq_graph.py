@@ -142,3 +142,26 @@ class QDQGraphWalker:
         lo = self.env[node.input[1]] if len(node.input) > 1 and node.input[1] else None
         hi = self.env[node.input[2]] if len(node.input) > 2 and node.input[2] else None
         return (-128 + offset if lo is None else int(lo), 127 + offset if hi is None else int(hi))
+
+    def float_op_attrs(self, node: onnx.NodeProto, ins: list, a: dict) -> dict:
+        """The attributes of a float op inside a DQ → op → Q group, normalised.
+
+        Clip gets its float32 ``bounds`` (inputs from opset 11, attributes before);
+        Conv and pools get `pool_attrs`; Concat a non-negative axis; Resize
+        `resize_attrs`. Unsupported options raise `UnsupportedOpError`.
+        """
+        if node.op_type == "Clip":
+            if self.opset < 11:
+                lo, hi = a.get("min", -np.inf), a.get("max", np.inf)
+            else:
+                lo = float(ins[1].item()) if len(ins) > 1 and ins[1] is not None else -np.inf
+                hi = float(ins[2].item()) if len(ins) > 2 and ins[2] is not None else np.inf
+            return {**a, "bounds": (f32_bound(lo), f32_bound(hi))}
+        if node.op_type in ("Conv", "AveragePool", "MaxPool"):
+            return pool_attrs(node, a)
+        if node.op_type == "Concat":
+            rank = len(self.shapes[node.output[0]])
+            return {**a, "axis": a["axis"] + rank if a["axis"] < 0 else a["axis"]}
+        if node.op_type == "Resize":
+            return resize_attrs(node, a)
+        return a

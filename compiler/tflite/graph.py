@@ -24,11 +24,9 @@ from compiler.errors import UnsupportedOpError
 from compiler.reference.qdq_graph import (
     QDQGraphWalker,
     canonical_int8,
-    f32_bound,
     load_model,
     node_attrs,
     pool_attrs,
-    resize_attrs,
 )
 from compiler.reference.values import Dequant, FloatOp, GraphInput, OutQuant
 from compiler.tflite.groups import SUPPORTED_ONNX_OPS, emit_group
@@ -174,20 +172,7 @@ class _Walker(QDQGraphWalker):
         if any(isinstance(v, (GraphInput, QAct)) for v in ins):
             raise UnsupportedOpError(f"operator {name} reads a graph input or QuantizeLinear "
                                      "output as float; quantize and dequantize it first")
-        if node.op_type == "Clip":
-            if self.opset < 11:
-                lo, hi = a.get("min", -np.inf), a.get("max", np.inf)
-            else:
-                lo = float(ins[1].item()) if len(ins) > 1 and ins[1] is not None else -np.inf
-                hi = float(ins[2].item()) if len(ins) > 2 and ins[2] is not None else np.inf
-            a = {**a, "bounds": (f32_bound(lo), f32_bound(hi))}
-        elif node.op_type in ("Conv", "AveragePool"):
-            a = pool_attrs(node, a)
-        elif node.op_type == "Concat":
-            rank = len(self.shapes[node.output[0]])
-            a = {**a, "axis": a["axis"] + rank if a["axis"] < 0 else a["axis"]}
-        elif node.op_type == "Resize":
-            a = resize_attrs(node, a)
+        a = self.float_op_attrs(node, ins, a)
         return FloatOp(node, tuple(ins), a, self.shapes.get(node.output[0]))
 
     def concat_same(self, node: onnx.NodeProto, ins: list, a: dict) -> Act | None:
