@@ -284,6 +284,12 @@ def shutdown() -> None:
 
     global _current
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Every rank reaches here before any tears its group down: a rank destroying gloo
+        # while its peer still uses the connection aborts the process (std::terminate).
+        try:
+            torch.distributed.barrier()
+        except RuntimeError:  # a peer already failed; torchrun reports that failure
+            pass
         torch.distributed.destroy_process_group()
     _current = SINGLE
 
