@@ -23,6 +23,7 @@ toolchains:
 	bash scripts/install_toolchains.sh
 
 demo: $(STAMP)
+	bash scripts/install_toolchains.sh
 	$(VENV)/bin/qanas demo --force $(DEMO_ARGS)
 
 test: $(STAMP)
