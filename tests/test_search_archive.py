@@ -114,3 +114,77 @@ def test_sigkill_mid_run_then_resume(tmp_path):
         assert archive.integrity_check() == "ok"
         assert len(archive) == n
         assert sorted(r.arch for r in archive.all()) == [f"s:a{i:03d}" for i in range(n)]
+
+
+COMMITTER = textwrap.dedent(
+    """
+    import sys, time
+    from qanas.search.archive import EvalArchive, EvalRecord
+    db, log, journal = sys.argv[1], sys.argv[2], sys.argv[3]
+    archive = EvalArchive(db, journal=journal)
+    with open(log, "a") as f:
+        for i in range(1000):
+            archive.put(EvalRecord(arch=f"s:a{i:03d}", target="host", metric_set="m1",
+                                   miou=0.5, miou_fp32=0.5, macs=i, params=i, flash_bytes=i,
+                                   sram_bytes=i, latency=float(i), latency_unit="cycles",
+                                   latency_source="analytic:test"))
+            f.write(f"s:a{i:03d}\\n"); f.flush()     # committed
+            time.sleep(0.3)                          # the next "scoring"
+    """
+)
+
+
+@pytest.mark.parametrize("journal", ["delete", "wal"])
+def test_main_file_alone_holds_every_committed_row_after_sigkill(tmp_path, journal):
+    import shutil
+
+    db, log = tmp_path / "run" / "archive.sqlite", tmp_path / "committed.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", COMMITTER, str(db), str(log), journal],
+                            env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (log.exists() and len(log.read_text().split()) >= 3):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)  # lands in the sleep after a commit
+    proc.wait()
+    committed = log.read_text().split()
+    assert len(committed) >= 3
+    copy = tmp_path / "copy" / "archive.sqlite"
+    copy.parent.mkdir()
+    shutil.copy2(db, copy)  # what a user copies: the archive file, not -wal/-journal
+    with EvalArchive(copy, journal=journal) as archive:
+        assert archive.integrity_check() == "ok"
+        assert {r.arch for r in archive.all("host", "m1")} >= set(committed)
+
+
+def test_an_archive_left_in_wal_mode_is_folded_into_the_main_file(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "archive.sqlite"
+    with EvalArchive(db, journal="wal") as archive:
+        archive.put(_record("s:a"))
+    # An older qanas killed mid-run: the row only in archive.sqlite-wal.
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("INSERT INTO evals SELECT 's:b', target, metric_set, miou, miou_fp32, macs, "
+                 "params, flash_bytes, sram_bytes, latency, latency_unit, latency_source, "
+                 "checkpoint_sha256, seed, versions, extra, timestamp FROM evals")
+    import shutil
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    for suffix in ("", "-wal"):  # the files as a SIGKILL leaves them, the WAL not empty
+        shutil.copy2(str(db) + suffix, str(killed / "archive.sqlite") + suffix)
+    conn.close()
+    assert (killed / "archive.sqlite-wal").stat().st_size > 0
+    with EvalArchive(killed / "archive.sqlite") as archive:
+        assert archive.journal == "delete" and len(archive) == 2
+    assert not (killed / "archive.sqlite-wal").exists()
+    with EvalArchive(killed / "archive.sqlite") as archive:
+        assert len(archive) == 2
+
+
+def test_unknown_journal_is_refused(tmp_path):
+    with pytest.raises(ArchiveError, match="delete, wal"):
+        EvalArchive(tmp_path / "a.sqlite", journal="memory")

@@ -5,13 +5,22 @@ evaluation protocol (checkpoint, dataset split, image size, quantization spec...
 so that scores made under different protocols never mix; `metric_set_key` builds a
 short stable key from those settings.
 
-Crash safety. The database lives in the run directory and is opened in WAL mode
-with ``synchronous=FULL``; every `EvalArchive.put` is one transaction (``BEGIN
-IMMEDIATE`` ... ``COMMIT``). A process killed at any moment, even by SIGKILL,
-leaves either the whole row or nothing: SQLite's journal rolls back the
-half-written transaction the next time the file is opened. A search that
-resumes reads the archive first and only scores the subnets that are missing, so
-no finished subnet is evaluated twice.
+Crash safety. The database lives in the run directory with ``synchronous=FULL``;
+every `EvalArchive.put` is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``).
+A process killed at any moment, even by SIGKILL, leaves either the whole row or
+nothing: SQLite's journal rolls back the half-written transaction the next time
+the file is opened. A search that resumes reads the archive first and only scores
+the subnets that are missing, so no finished subnet is evaluated twice.
+
+Self-contained file. The default rollback journal (``journal="delete"``) writes
+every committed row into ``archive.sqlite`` itself, so the file alone (copied,
+attached to a report, moved to another machine) holds every finished row even
+after a SIGKILL; only a kill inside a commit leaves a ``-journal`` beside it,
+which SQLite needs to roll that one row back. Write-ahead logging (``"wal"``) is
+kept as an option and checkpointed (``wal_checkpoint(TRUNCATE)``) after every
+commit for the same guarantee; without that checkpoint the rows of a killed run
+sat only in ``archive.sqlite-wal``. ``benchmarks/archive_journal.py`` measures
+the cost of each (docs/search.md has the figures).
 
 Example:
     >>> archive = EvalArchive("runs/s/archive.sqlite")  # doctest: +SKIP
@@ -35,6 +44,7 @@ from qanas.utils.records import reject_unknown_keys
 
 SCHEMA_VERSION = 1
 ARCHIVE_NAME = "archive.sqlite"
+JOURNALS = ("delete", "wal")
 
 _COLUMNS = (
     ("arch", "TEXT NOT NULL"),
@@ -139,6 +149,9 @@ class EvalArchive:
     Args:
         path: the database file (created with its folder if missing).
         timeout: seconds to wait for a lock held by another process.
+        journal: "delete" (rollback journal, default) or "wal" (write-ahead log,
+            checkpointed into the main file after every commit). Either way
+            `path` alone holds every committed row; see the module docstring.
 
     Example:
         >>> with EvalArchive(tmp / "archive.sqlite") as archive:  # doctest: +SKIP
@@ -147,12 +160,19 @@ class EvalArchive:
         True
     """
 
-    def __init__(self, path: str | os.PathLike, timeout: float = 30.0):
+    def __init__(self, path: str | os.PathLike, timeout: float = 30.0, *,
+                 journal: str = "delete"):
+        if journal not in JOURNALS:
+            raise ArchiveError(f"unknown archive journal {journal!r}; choose one of "
+                               f"{', '.join(JOURNALS)}")
         self.path = Path(path)
+        self.journal = journal
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            # Switching an archive left in WAL mode (older qanas, or a killed "wal" run)
+            # to "delete" first checkpoints its WAL into the main file.
+            self._conn.execute(f"PRAGMA journal_mode={journal.upper()}")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._create()
         except sqlite3.DatabaseError as exc:
@@ -208,7 +228,18 @@ class EvalArchive:
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+        self._after_commit()
         return record
+
+    def _after_commit(self) -> None:
+        """In WAL mode, moves the committed rows into the main file and empties the WAL.
+
+        A reader holding an old snapshot (e.g. `qanas report` running alongside) can
+        keep the checkpoint from finishing; the rows then reach the main file at the
+        next commit's checkpoint, or when the last connection closes.
+        """
+        if self.journal == "wal":
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
 
     # -- reading -------------------------------------------------------------------
     def get(self, arch: str, target: str, metric_set: str) -> EvalRecord | None:
@@ -250,7 +281,7 @@ class EvalArchive:
 
     # -- lifetime ------------------------------------------------------------------
     def close(self) -> None:
-        """Closes the connection (the WAL is checkpointed into the main file)."""
+        """Closes the connection (in WAL mode SQLite checkpoints the WAL into the main file)."""
         self._conn.close()
 
     def __enter__(self) -> EvalArchive:
