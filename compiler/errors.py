@@ -17,3 +17,12 @@ class MemoryBudgetExceeded(CompilerError, ValueError):
 
 class InvalidModelError(CompilerError, ValueError):
     """A model that fails `onnx.checker`, shape inference, or has unsupported dtypes."""
+
+
+class CompilerStageError(CompilerError, RuntimeError):
+    """An unexpected failure inside a compiler stage (a library error we did not foresee).
+
+    The message names the stage (import, integer lowering, ...) and the ONNX node when one
+    is known; the library's original exception is kept as ``__cause__`` (``QANAS_TRACEBACK=1``
+    prints it). Seeing one is a qanas bug: please report it with the model.
+    """

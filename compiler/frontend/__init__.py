@@ -7,6 +7,8 @@ from pathlib import Path
 import onnx
 
 from compiler.errors import InvalidModelError
+from compiler.frontend.files import read_onnx
+from compiler.frontend.guard import stage_errors
 from compiler.frontend.model import ImportedModel, TensorInfo
 from compiler.frontend.onnx_import import check_onnx, import_onnx
 from compiler.frontend.support import SUPPORTED_OPS, supported_ops_markdown
@@ -24,9 +26,14 @@ def load_model(model) -> ImportedModel:
         model still carries its Q/DQ ops; `compiler.passes.lower_to_integer` lowers it).
 
     Raises:
-        UnsupportedOpError: an operator or attribute outside `SUPPORTED_OPS`.
-        InvalidModelError: the model fails ``onnx.checker`` or shape inference, or has
-            dynamic input shapes.
+        UnsupportedOpError: an operator, attribute, opset or element type outside what
+            qanas compiles (`SUPPORTED_OPS`, `compiler.frontend.validate`).
+        InvalidModelError: the file is not a readable ONNX model (`read_onnx`), or the
+            model fails ``onnx.checker``, shape inference or the value checks of
+            `compiler.frontend.validate` (scales, zero points, axes, biases, attributes),
+            or has dynamic input shapes.
+        CompilerStageError: an unexpected library error during import (a bug), naming
+            the node; the original exception is its ``__cause__``.
 
     Example:
         >>> imported = load_model("net_qdq.onnx")  # doctest: +SKIP
@@ -34,12 +41,12 @@ def load_model(model) -> ImportedModel:
         True
     """
     if isinstance(model, (str, Path)):
-        path = Path(model)
-        if not path.is_file():
-            raise InvalidModelError(f"model file {str(path)!r} does not exist")
-        return import_onnx(onnx.load(str(path)), source=str(path))
+        proto = read_onnx(model)
+        with stage_errors("ONNX import", repr(str(model))):
+            return import_onnx(proto, source=str(model))
     if isinstance(model, onnx.ModelProto):
-        return import_onnx(model, source="onnx.ModelProto")
+        with stage_errors("ONNX import", "onnx.ModelProto"):
+            return import_onnx(model, source="onnx.ModelProto")
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a dependency of the project
@@ -59,5 +66,7 @@ __all__ = [
     "TensorInfo",
     "check_onnx",
     "load_model",
+    "read_onnx",
+    "stage_errors",
     "supported_ops_markdown",
 ]

@@ -22,10 +22,11 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 from tvm import relax
 
-from compiler.errors import InvalidModelError
+from compiler.errors import CompilerError, CompilerStageError, InvalidModelError
 from compiler.frontend import onnx_ops
 from compiler.frontend.model import ImportedModel, TensorInfo
 from compiler.frontend.support import GraphFacts, check_node
+from compiler.frontend.validate import check_model_values, check_versions
 
 #: Ops that carry quantization; a model with any of them is "quantized".
 QUANT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger"})
@@ -54,15 +55,23 @@ def _const(arr: np.ndarray) -> tvm.ir.GenericConst:
     return relax.const(arr, str(arr.dtype))
 
 
+def one_line(text: object, limit: int = 300) -> str:
+    """``text`` on one line (whitespace runs collapsed), cut to ``limit`` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 def _checked(model: onnx.ModelProto) -> onnx.ModelProto:
+    check_versions(model)
     try:
         onnx.checker.check_model(model)
         return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True,
                                                  data_prop=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
         raise InvalidModelError(
-            f"the ONNX model failed onnx.checker / shape inference: {err}. "
-            "Re-export it with a supported opset and static shapes.") from err
+            f"the ONNX model failed onnx.checker / shape inference: {one_line(err)}. "
+            "Fix the node it names, or re-export with a supported opset and static "
+            "shapes") from err
 
 
 def _static_shape(vi: onnx.ValueInfoProto) -> tuple[int, ...] | None:
@@ -119,15 +128,44 @@ class _Context:
         return self.bb.emit(expr)
 
 
-def _fold(node: onnx.NodeProto, ctx: _Context) -> list[np.ndarray]:
-    if node.op_type == "Shape" and not ctx.is_const(node.input[0]):
-        full = np.array(ctx.shapes[node.input[0]], dtype=np.int64)
+def _fold(node: onnx.NodeProto, consts: dict[str, np.ndarray], shapes,
+          opset: int) -> list[np.ndarray]:
+    if node.op_type == "Shape" and node.input[0] not in consts:
+        full = np.array(shapes[node.input[0]], dtype=np.int64)
         start = next((a.i for a in node.attribute if a.name == "start"), 0)
         end = next((a.i for a in node.attribute if a.name == "end"), len(full))
         return [full[start:end]]
-    feeds = {n: ctx.value(n) for n in node.input if n}
-    ref = ReferenceEvaluator(node, opsets={"": ctx.opset})
+    feeds = {n: consts[n] for n in node.input if n}
+    ref = ReferenceEvaluator(node, opsets={"": opset})
     return [np.asarray(v) for v in ref.run(None, feeds)]
+
+
+def fold_constants(model: onnx.ModelProto, shapes, opset: int) -> dict[str, np.ndarray]:
+    """Tensor name → value of every initializer and constant-foldable node output.
+
+    ``DequantizeLinear`` is never folded (the passes must see dequantized weights).
+    A fold that fails (a node ONNX's reference evaluator cannot compute on these
+    values) raises `InvalidModelError` naming the node.
+    """
+    consts = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    names = set(consts)
+    for node in model.graph.node:
+        if not _foldable(node, names, shapes):
+            continue
+        try:
+            outs = _fold(node, consts, shapes, opset)
+        except CompilerError:
+            raise
+        except Exception as err:
+            raise InvalidModelError(
+                f"cannot evaluate the constant node {node.op_type} "
+                f"({node.name or '<unnamed>'!r}): {type(err).__name__}: {one_line(err, 160)}; "
+                "fix its inputs or attributes") from err
+        for name, value in zip(node.output, outs, strict=False):
+            if name:
+                consts[name] = value
+                names.add(name)
+    return consts
 
 
 def _foldable(node: onnx.NodeProto, consts: set[str], shapes) -> bool:
@@ -168,8 +206,28 @@ def check_onnx(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def _convert(node: onnx.NodeProto, ctx: _Context, source: str) -> list[object]:
+    try:
+        return onnx_ops.convert(node, ctx)
+    except CompilerError:
+        raise
+    except Exception as err:
+        raise CompilerStageError(
+            f"import of {node.op_type} (node {node.name or '<unnamed>'!r}) of {source} failed "
+            f"with {type(err).__name__}: {one_line(err, 160)}. The model passed qanas' checks, "
+            "so this is a qanas bug: please report it with the model "
+            "(QANAS_TRACEBACK=1 shows the cause)") from err
+
+
 def import_onnx(model: onnx.ModelProto, source: str) -> ImportedModel:
-    """Imports a checked ONNX model into Relax (see `check_onnx` for the checks)."""
+    """Imports a checked ONNX model into Relax.
+
+    First `check_onnx` (versions, checker, shape inference, support table), then the
+    constants are folded and `compiler.frontend.validate.check_model_values` checks
+    scales, zero points, axes, biases and attributes; only then is Relax built. An
+    unexpected library error while building a node becomes a `CompilerStageError`
+    naming the node (the original is its ``__cause__``).
+    """
     model = check_onnx(model)
     graph = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
@@ -180,10 +238,12 @@ def import_onnx(model: onnx.ModelProto, source: str) -> ImportedModel:
         if shape is not None:
             shapes[vi.name] = shape
         dtypes[vi.name] = str(helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
+    consts = fold_constants(model, shapes, opset)
+    check_model_values(model, consts, shapes)
     bb = relax.BlockBuilder()
     ctx = _Context(bb, shapes, opset)
     for init in graph.initializer:
-        ctx.env[init.name] = numpy_helper.to_array(init)
+        ctx.env[init.name] = consts[init.name]
     params, inputs = [], []
     for inp in graph.input:
         if inp.name in ctx.env:
@@ -197,10 +257,10 @@ def import_onnx(model: onnx.ModelProto, source: str) -> ImportedModel:
         with bb.dataflow():
             for node in graph.node:
                 if _foldable(node, const_names, shapes):
-                    outs = _fold(node, ctx)
+                    outs = [consts.get(o) for o in node.output]
                     const_names.update(node.output)
                 else:
-                    outs = onnx_ops.convert(node, ctx)
+                    outs = _convert(node, ctx, source)
                 for name, value in zip(node.output, outs, strict=False):
                     if name:
                         ctx.env[name] = value
