@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,16 +32,18 @@ from compiler.project.files import (
     tvm_include_dirs,
 )
 from compiler.project.model_c import IOQuant, render_header, render_model_c
+from compiler.project.output_dir import (  # noqa: F401 - OutputDirExistsError re-exported
+    PROJECT_KIND,
+    OutputDirExistsError,
+    check_output_dir,
+    prepare_output_dir,
+)
 from compiler.project.weights import render_weights
 from targets import Target, get_target
 
 DEFAULT_PREFIX = "qanas_model"
 MARKER = "compile.json"
 GENERATED_DIRS = ("kernels", "include", "runtime", "build")
-
-
-class OutputDirExistsError(CompilerError, FileExistsError):
-    """The output directory already holds a compiled project and `force` was not given."""
 
 
 @dataclass(frozen=True)
@@ -146,16 +147,12 @@ def normalize_dataflow(mod):
     ])(mod)
 
 
-def _prepare(out_dir: Path, force: bool) -> Path:
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not force:
-            raise OutputDirExistsError(
-                f"{out_dir} is not empty; pass --force (force=True) to overwrite it, or "
-                "choose another output directory")
-        for sub in GENERATED_DIRS:
-            shutil.rmtree(out_dir / sub, ignore_errors=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return out_dir
+def _prepare(out_dir: Path, force: bool, write: bool = True) -> Path:
+    """Refuses `out_dir` unless it is new, empty or (with `force`) a qanas project; when
+    `write`, empties its GENERATED_DIRS and marks it (`compiler.project.output_dir`)."""
+    if not write:
+        return check_output_dir(out_dir, force, PROJECT_KIND)
+    return prepare_output_dir(out_dir, force, PROJECT_KIND, GENERATED_DIRS)
 
 
 def _io_entries(infos, names, plan: ExecutionPlan) -> list[dict]:
@@ -178,7 +175,8 @@ def compile_model(model, target: str | Target, out_dir, planner: str = "greedy",
         model: an ONNX path or ModelProto (imported with `compiler.frontend.load_model`)
             or an `ImportedModel`.
         target: registered target name or `Target`.
-        out_dir: project directory; must be empty unless `force`.
+        out_dir: project directory: new or empty, or with `force` a project qanas wrote
+            (its ``.qanas-project`` marker); any other folder is refused untouched.
         planner: memory planner name (`compiler.memory.PLANNERS`).
         force: overwrite an existing project.
         prefix: C symbol prefix of the model API, so several models link together.
@@ -193,6 +191,8 @@ def compile_model(model, target: str | Target, out_dir, planner: str = "greedy",
     Raises:
         UnsupportedOpError: an operator without a kernel; nothing is written.
         MemoryBudgetExceeded: the arena does not fit the target's SRAM.
+        OutputDirExistsError: `out_dir` holds files (not a qanas project, or no `force`).
+        OutputIsAFileError: `out_dir` is a file.
 
     Example:
         >>> res = compile_model("net.onnx", "host", "build/net")  # doctest: +SKIP
@@ -206,8 +206,7 @@ def compile_model(model, target: str | Target, out_dir, planner: str = "greedy",
                             f"e.g. {DEFAULT_PREFIX!r}")
     target = get_target(target) if isinstance(target, str) else target
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not force:
-        _prepare(out_dir, force)  # raises before any work is done
+    _prepare(out_dir, force, write=False)  # raises before any work is done
     model = _resolve_model(model, integer)
 
     fused = relax.get_pipeline("zero")(normalize_dataflow(model.mod))

@@ -12,7 +12,9 @@ into an `ExecutionPlan`: one `KernelCall` per ``call_tir`` in program order, and
 - ``workspace``: a kernel's own scratch, ``TVMBackendAllocWorkspace`` (arena, live at
   its step only); added by `ExecutionPlan.with_workspaces` once the kernels are built.
 
-Buffer names are C identifiers; the emitter uses them verbatim.
+Buffer names are C identifiers; the emitter uses them verbatim. The model's own input and
+output names are made ASCII identifiers by `unique_identifiers` (deterministic and
+collision-free); the original text only reaches the C as escaped string literals.
 """
 
 from __future__ import annotations
@@ -30,10 +32,49 @@ KINDS = ("input", "output", "constant", "intermediate", "workspace")
 ARENA_KINDS = ("input", "output", "intermediate", "workspace")
 
 
+MAX_IDENTIFIER = 48
+"""Characters of a model name kept in its C identifier (before a ``_<n>`` clash suffix)."""
+
+_INTERNAL_NAME = re.compile(r"const_\d+|k\d+_out\d*|workspace_\d+|output_\d+")
+"""The plan's own buffer names; a model name that sanitizes to one of them gets ``t_``."""
+
+
 def c_identifier(name: str) -> str:
-    """`name` made into a C identifier (non-alphanumerics become ``_``)."""
-    ident = re.sub(r"\W", "_", name)
+    """`name` made into an ASCII C identifier.
+
+    Every character outside ``[A-Za-z0-9_]`` (punctuation, spaces, newlines, non-ASCII)
+    becomes ``_``, the result is cut to `MAX_IDENTIFIER` characters, and an empty name or
+    one starting with a digit gets the prefix ``t_``. No model text survives that could
+    end a comment, start a directive or form a trigraph.
+    """
+    ident = re.sub(r"[^A-Za-z0-9_]", "_", name)[:MAX_IDENTIFIER]
     return ident if ident and not ident[0].isdigit() else f"t_{ident}"
+
+
+def unique_identifiers(names: Sequence[str], taken: Sequence[str] = ()) -> list[str]:
+    """One distinct C identifier per name, in order (deterministic).
+
+    Each name goes through `c_identifier`; one that equals a buffer name the plan makes
+    itself (``const_<n>``, ``k<step>_out``, ``workspace_<step>``, ``output_<i>``) gets the
+    prefix ``t_``; one that clashes with an earlier name or with `taken` gets the first
+    free suffix ``_2``, ``_3``...
+
+    Example:
+        >>> unique_identifiers(["x-in", "x_in", "const_0", "é"])
+        ['x_in', 'x_in_2', 't_const_0', '_']
+    """
+    used = set(taken)
+    out = []
+    for name in names:
+        base = c_identifier(name)
+        if _INTERNAL_NAME.fullmatch(base):
+            base = f"t_{base}"
+        ident, n = base, 2
+        while ident in used:
+            ident, n = f"{base}_{n}", n + 1
+        used.add(ident)
+        out.append(ident)
+    return out
 
 
 @dataclass(frozen=True)
@@ -226,8 +267,10 @@ def build_plan(mod, output_names: Sequence[str] | None = None,
         return hash(var)  # TVM objects hash by identity
 
     inputs = []
+    in_idents = unique_identifiers(input_names if input_names else
+                                   [p.name for p in main.params])
     for i, param in enumerate(main.params):
-        name = c_identifier(input_names[i] if input_names else param.name)
+        name = in_idents[i]
         shape, dtype = _shape_dtype(param.ty, f"input {param.name}")
         buffers[name] = BufferInfo(name, shape, dtype, "input", _nbytes(shape, dtype), 0, 0)
         var_buffers[key(param)] = (name,)
@@ -305,14 +348,14 @@ def build_plan(mod, output_names: Sequence[str] | None = None,
                             f"output names were given: {list(output_names)}")
     last = len(calls) - 1
     outputs = []
+    out_idents = (unique_identifiers(output_names, taken=in_idents) if output_names
+                  else [f"output_{i}" for i in range(len(result))])
     for i, produced in enumerate(result):
         b = buffers[produced]
         if b.kind != "intermediate":
             raise CompilerError(f"output {i} is the model {b.kind} {produced!r} itself; "
                                 "outputs must be computed by a kernel")
-        name = c_identifier(output_names[i]) if output_names else f"output_{i}"
-        if name in buffers and name != produced:
-            name = f"output_{name}"
+        name = out_idents[i]
         out = replace(b, name=name, kind="output", last=last)
         del buffers[produced]
         buffers[name] = out

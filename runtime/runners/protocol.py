@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 import numpy as np
 
@@ -84,7 +85,9 @@ class HarnessReport:
             elif tag == "@O":
                 index = int(words[1])
                 self._expected[index] = (int(words[2]), int(words[3], 16))
-                self.output_names[index] = words[4] if len(words) > 4 else str(index)
+                # the harness percent-encodes the name (bytes outside '!'..'~', and '%')
+                self.output_names[index] = (unquote(words[4], errors="replace")
+                                            if len(words) > 4 else str(index))
                 self._chunks[index] = {}
             elif tag == "@D":
                 self._chunks[int(words[1])][int(words[2])] = bytes.fromhex(words[3])

@@ -10,6 +10,7 @@
  *   @T <run> <ticks>                    one per timed run
  *   @L <kernel> <ticks>                 per kernel of the last run (-DQANAS_PROFILE_LAYERS)
  *   @O <output> <bytes> <crc32> <name>  then @D <output> <offset> <hex> lines
+ *                                       (<name> percent-encoded: one word, ASCII)
  *   @S stack_peak=N stack_size=N arena=N
  *   @QANAS END status=QANAS_OK
  * A failure prints "@QANAS ERROR status=<code> where=<step>" instead of the rest.
@@ -82,6 +83,21 @@ static void PutText(const char *text) {
   }
 }
 
+/* Puts `text` as one protocol word: bytes outside '!'..'~', and '%', as %XX (upper-case
+ * hex), so a name with spaces, newlines or non-ASCII cannot split or forge a frame. */
+static void PutEscapedWord(const char *text) {
+  static const char kHex[] = "0123456789ABCDEF";
+  for (const unsigned char *s = (const unsigned char *)text; *s != '\0'; ++s) {
+    if (*s > ' ' && *s <= '~' && *s != '%') {
+      PutChar((char)*s);
+    } else {
+      PutChar('%');
+      PutChar(kHex[*s >> 4]);
+      PutChar(kHex[*s & 0xFu]);
+    }
+  }
+}
+
 static void PutUnsigned(uint64_t value) {
   char digits[20];
   size_t count = 0;
@@ -151,7 +167,7 @@ static void DumpOutput(size_t index) {
   PutChar(' ');
   PutHex32(Crc32(data, bytes));
   PutChar(' ');
-  PutText(MODEL(_output_name)(index));
+  PutEscapedWord(MODEL(_output_name)(index));
   EndLine();
   for (size_t offset = 0; offset < bytes; offset += kDumpBytesPerLine) {
     PutText("@D ");

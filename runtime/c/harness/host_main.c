@@ -8,6 +8,8 @@
  *   {"status": "QANAS_OK", "arena_bytes": N, "repeats": R, "latency_s": [...],
  *    "outputs": [{"name": "...", "bytes": N, "file": "..."}]}
  * On failure it prints {"status": "<code>", "error": "..."} and exits 1.
+ * Every string is JSON-escaped and the report is pure ASCII: a name or path with quotes,
+ * backslashes, control characters or non-ASCII (UTF-8, as \uXXXX) cannot break it.
  *
  * The model's symbol prefix comes from -DQANAS_PREFIX=name -DQANAS_PREFIX_UPPER=NAME
  * (the generated Makefile passes both). The arena is a static array: no heap.
@@ -35,8 +37,84 @@
 static uint8_t g_arena[MODEL_MACRO(_ARENA_BYTES) + 1] __attribute__((aligned(16)));
 static double g_latency_s[kMaxRepeats];
 
+/* The length of the UTF-8 sequence `lead` starts (0: not a lead byte) and its payload. */
+static int Utf8Length(unsigned char lead, unsigned long *code) {
+  if (lead >= 0xC2u && lead <= 0xDFu) {
+    *code = lead & 0x1Fu;
+    return 2;
+  }
+  if (lead >= 0xE0u && lead <= 0xEFu) {
+    *code = lead & 0x0Fu;
+    return 3;
+  }
+  if (lead >= 0xF0u && lead <= 0xF4u) {
+    *code = lead & 0x07u;
+    return 4;
+  }
+  return 0;
+}
+
+/* Decodes one UTF-8 character at `s`; returns its bytes, or 0 for an invalid sequence
+ * (overlong, surrogate, beyond U+10FFFF or truncated). */
+static int DecodeUtf8(const unsigned char *s, unsigned long *code) {
+  static const unsigned long kMin[5] = {0, 0, 0x80u, 0x800u, 0x10000u};
+  const int length = Utf8Length(s[0], code);
+  for (int i = 1; i < length; ++i) {
+    if ((s[i] & 0xC0u) != 0x80u) {
+      return 0;
+    }
+    *code = (*code << 6) | (s[i] & 0x3Fu);
+  }
+  if (length == 0 || *code < kMin[length] || *code > 0x10FFFFu ||
+      (*code >= 0xD800u && *code <= 0xDFFFu)) {
+    return 0;
+  }
+  return length;
+}
+
+/* Prints the characters of `text` JSON-escaped (without quotes), ASCII only. Bytes that
+ * are not valid UTF-8 print as U+FFFD. */
+static void PrintJsonChars(const char *text) {
+  const unsigned char *s = (const unsigned char *)text;
+  while (*s != '\0') {
+    unsigned long code = *s;
+    int length = 1;
+    if (*s >= 0x80u) {
+      length = DecodeUtf8(s, &code);
+      if (length == 0) {
+        code = 0xFFFDu;
+        length = 1;
+      }
+    }
+    if (code == '"' || code == '\\') {
+      printf("\\%c", (int)code);
+    } else if (code >= 0x20u && code < 0x7Fu) {
+      putchar((int)code);
+    } else if (code > 0xFFFFu) {
+      code -= 0x10000u;
+      printf("\\u%04lx\\u%04lx", 0xD800u + (code >> 10), 0xDC00u + (code & 0x3FFu));
+    } else {
+      printf("\\u%04lx", code);
+    }
+    s += length;
+  }
+}
+
+/* Prints `text` as a JSON string, quotes included. */
+static void PrintJsonString(const char *text) {
+  putchar('"');
+  PrintJsonChars(text);
+  putchar('"');
+}
+
 static int Fail(const char *status, const char *message, const char *detail) {
-  printf("{\"status\": \"%s\", \"error\": \"%s %s\"}\n", status, message, detail);
+  printf("{\"status\": ");
+  PrintJsonString(status);
+  printf(", \"error\": \"");
+  PrintJsonChars(message);
+  putchar(' ');
+  PrintJsonChars(detail);
+  printf("\"}\n");
   return 1;
 }
 
@@ -118,8 +196,11 @@ int main(int argc, char **argv) {
   }
   printf("], \"outputs\": [");
   for (size_t i = 0; i < (size_t)MODEL_MACRO(_NUM_OUTPUTS); ++i) {
-    printf("%s{\"name\": \"%s\", \"bytes\": %lu, \"file\": \"%s\"}", i ? ", " : "",
-           MODEL(_output_name)(i), (unsigned long)MODEL(_output_bytes)(i), paths[i]);
+    printf("%s{\"name\": ", i ? ", " : "");
+    PrintJsonString(MODEL(_output_name)(i));
+    printf(", \"bytes\": %lu, \"file\": ", (unsigned long)MODEL(_output_bytes)(i));
+    PrintJsonString(paths[i]);
+    putchar('}');
   }
   printf("]}\n");
   return 0;
