@@ -1,0 +1,21 @@
+"""The hand-written int8 kernel library (`runtime/c/kernels/`): offline packing and metadata.
+
+`packing` lays weights, biases and requantization constants out the way the C kernels
+read them; `isa` says which instruction-set path a core compiles to. See docs/kernels.md.
+"""
+
+from compiler.kernels.isa import KERNEL_SOURCES, KERNELS_DIR, isa_for_cpu
+from compiler.kernels.packing import (
+    AddParams,
+    PackedConv,
+    Requant,
+    add_params,
+    pack_conv,
+    pack_depthwise,
+    pool_requant,
+    requant,
+)
+
+__all__ = ["KERNELS_DIR", "KERNEL_SOURCES", "AddParams", "PackedConv", "Requant",
+           "add_params", "isa_for_cpu", "pack_conv", "pack_depthwise", "pool_requant",
+           "requant"]

@@ -1,0 +1,43 @@
+"""Which instruction-set path of the kernel library a core compiles to, and its sources.
+
+The C code picks its path from the compiler's own feature macros (``__ARM_FEATURE_MVE``,
+``__ARM_FEATURE_DSP``, ``__ARM_NEON``, ``__AVX2__``), so the target's ``-mcpu`` flags
+decide; `isa_for_cpu` states the same mapping for reports and tests, and
+``-DQANAS_KERNELS_PORTABLE`` forces portable C.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+KERNELS_DIR = Path(__file__).resolve().parents[2] / "runtime" / "c" / "kernels"
+"""The C library: ``qanas_kernels.h`` (API) and the sources below."""
+
+KERNEL_SOURCES = ("qk_isa.c", "qk_dot.c", "qk_conv.c", "qk_depthwise.c", "qk_pool.c",
+                  "qk_elementwise.c")
+"""Every C file of the library (all are needed; unused functions go with --gc-sections)."""
+
+_CPU_ISA = {
+    "cortex-m0": "portable", "cortex-m0plus": "portable", "cortex-m3": "portable",
+    "cortex-m4": "dsp", "cortex-m7": "dsp", "cortex-m33": "dsp", "cortex-m35p": "dsp",
+    "cortex-m55": "mve", "cortex-m85": "mve",
+}
+
+
+def isa_for_cpu(cpu: str, *, aarch64: bool = False, avx2: bool = False) -> str:
+    """The path (``"mve"``, ``"dsp"``, ``"neon"``, ``"avx2"``, ``"portable"``) for a core.
+
+    Args:
+        cpu: an Arm ``-mcpu`` name (``"cortex-m4"``), or ``"native"`` for the host.
+        aarch64: the host is aarch64 (NEON is part of the base ISA there).
+        avx2: the host build passes ``-mavx2`` (or ``-march`` with AVX2).
+
+    Raises:
+        ValueError: an Arm core the table does not know, naming the known ones.
+    """
+    if cpu == "native":
+        return "neon" if aarch64 else ("avx2" if avx2 else "portable")
+    if cpu not in _CPU_ISA:
+        raise ValueError(f"unknown core {cpu!r} for the kernel library; known: "
+                         f"{', '.join(sorted(_CPU_ISA))} or 'native'")
+    return _CPU_ISA[cpu]
