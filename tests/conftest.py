@@ -32,3 +32,14 @@ def require_tools(*tools: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Lists the ONNX conformance cases qanas refused, with the reason, so gaps are visible."""
+    refused = sorted(value for report in terminalreporter.stats.get("passed", [])
+                     for key, value in getattr(report, "user_properties", ())
+                     if key == "conformance_refused")
+    if refused:
+        terminalreporter.section(f"ONNX conformance: {len(refused)} cases refused")
+        for line in refused:
+            terminalreporter.write_line(line)

@@ -6,12 +6,16 @@ The table at the bottom (`CONVERTERS`) must cover every row of
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import onnx
 from onnx import helper
 from tvm import relax
 
 from compiler.errors import UnsupportedOpError
+from compiler.passes.resize_kernels import emit_kernel, float_resize
+from compiler.passes.resize_spec import ResizeSpec, exact_scale
 
 
 def _attrs(node: onnx.NodeProto) -> dict:
@@ -193,6 +197,7 @@ def _convert_clip(node, ctx, attrs):
         info = np.iinfo(dtype) if not dtype.startswith("float") else None
         lo = lo if lo is not None else (info.min if info else -np.inf)
         hi = hi if hi is not None else (info.max if info else np.inf)
+    lo = min(lo, hi)  # ONNX: min > max gives max everywhere
     return [relax.op.clip(x, _prim(lo, dtype), _prim(hi, dtype))]
 
 
@@ -223,20 +228,46 @@ def _convert_softmax(node, ctx, attrs):
     return [relax.op.nn.softmax(x, axis=axis)]
 
 
-def _convert_resize(node, ctx, attrs):
-    x = ctx.expr(node.input[0])
-    out_shape = ctx.shapes[node.output[0]]
-    if tuple(out_shape[:2]) != tuple(int(d) for d in list(x.ty.shape)[:2]):
+def _resize_spec(node, ctx, attrs, in_shape, out_shape) -> ResizeSpec:
+    """The exact `ResizeSpec` of an ONNX Resize (opset >= 11) with constant scales/sizes."""
+    name = node.name or "<unnamed>"
+    if ctx.opset < 11:
         raise UnsupportedOpError(
-            f"operator Resize (node {node.name!r}) may resize only the spatial axes")
+            f"operator Resize (node {name!r}) before opset 11 (asymmetric coordinates from "
+            "scales only) is not supported; re-export the model with opset >= 11")
+    if tuple(out_shape[:2]) != tuple(in_shape[:2]):
+        raise UnsupportedOpError(
+            f"operator Resize (node {name!r}) may resize only the spatial axes")
     mode = attrs.get("mode", b"nearest").decode()
     coord = attrs.get("coordinate_transformation_mode", b"half_pixel").decode()
-    rounding = attrs.get("nearest_mode", b"round_prefer_floor").decode() if mode == "nearest" \
-        else ""
-    return [relax.op.image.resize2d(
-        x, size=(out_shape[2], out_shape[3]),
-        method="nearest_neighbor" if mode == "nearest" else "linear",
-        coordinate_transformation_mode=coord, rounding_method=rounding)]
+    nearest = attrs.get("nearest_mode", b"round_prefer_floor").decode()
+    sizes = ctx.value(node.input[3]) if len(node.input) > 3 and node.input[3] else None
+    if sizes is not None and sizes.size:
+        return ResizeSpec.from_sizes(mode, coord, nearest, in_shape[2:], out_shape[2:])
+    scales = ctx.value(node.input[2]).astype(np.float32)
+    return ResizeSpec(mode, coord, nearest, tuple(int(d) for d in in_shape[2:]),
+                      tuple(int(d) for d in out_shape[2:]),
+                      tuple(exact_scale(s) for s in scales[2:]))
+
+
+def _convert_resize(node, ctx, attrs):
+    """Resize as one exact float kernel (`float_resize`), tagged for the int8 lowering."""
+    x = ctx.expr(node.input[0])
+    in_shape = tuple(int(d) for d in x.ty.shape)
+    spec = _resize_spec(node, ctx, attrs, in_shape, tuple(ctx.shapes[node.output[0]]))
+    if _dtype(x) != "float32":
+        raise UnsupportedOpError(
+            f"operator Resize (node {node.name!r}) on {_dtype(x)} data: resize float32 "
+            "tensors (DequantizeLinear -> Resize -> QuantizeLinear for int8)")
+    (ri, rw), (ci, cw) = spec.float_table(0), spec.float_table(1)
+    if spec.method == "nearest":
+        ri = np.stack([spec.nearest_indices(0)] * 2)
+        ci = np.stack([spec.nearest_indices(1)] * 2)
+    tables = [relax.const(ri, "int32"), relax.const(rw, "float32"),
+              relax.const(ci, "int32"), relax.const(cw, "float32")]
+    return [emit_kernel(ctx.bb, partial(float_resize, method=spec.method, out_hw=spec.out_hw),
+                        x, *tables, name=f"resize_{spec.method}",
+                        tag={"op": "resize", "spec": spec.to_json()})]
 
 
 def _convert_avg_pool(node, ctx, attrs):

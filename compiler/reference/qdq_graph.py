@@ -10,6 +10,7 @@ an unsupported pooling or resize option is refused.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
 from compiler.errors import InvalidModelError, UnsupportedOpError
+from compiler.reference import kernels
 
 
 def load_model(model) -> onnx.ModelProto:
@@ -72,18 +74,37 @@ def pool_attrs(node: onnx.NodeProto, a: dict) -> dict:
     return out
 
 
-def resize_attrs(node: onnx.NodeProto, a: dict) -> dict:
-    """Normalised Resize attributes; unsupported modes raise `UnsupportedOpError`."""
+def resize_attrs(node: onnx.NodeProto, a: dict, ins: list | None = None, opset: int = 13,
+                 in_shape=None) -> dict:
+    """Normalised Resize attributes; unsupported modes raise `UnsupportedOpError`.
+
+    ``scales`` is the exact scale of H and W (`kernels.onnx_scale` of the ``scales``
+    input, or ``sizes / in`` when the model gives ``sizes``); None when unknown.
+    """
+    name = f"Resize (node {node.name!r})"
     mode = a.get("mode", b"nearest").decode()
     coord = a.get("coordinate_transformation_mode", b"half_pixel").decode()
+    nearest = a.get("nearest_mode", b"round_prefer_floor").decode()
+    if opset < 11:
+        raise UnsupportedOpError(f"{name}: opset {opset} < 11; re-export with opset >= 11")
     if mode not in ("nearest", "linear") or a.get("antialias", 0) or a.get("exclude_outside", 0):
-        raise UnsupportedOpError(f"Resize (node {node.name!r}): mode={mode} (nearest and linear "
+        raise UnsupportedOpError(f"{name}: mode={mode} (nearest and linear "
                                  "only, no antialias / exclude_outside)")
-    if coord not in ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"):
-        raise UnsupportedOpError(f"Resize (node {node.name!r}): "
-                                 f"coordinate_transformation_mode={coord}")
-    return {"mode": mode, "coordinate_transformation_mode": coord,
-            "nearest_mode": a.get("nearest_mode", b"round_prefer_floor").decode()}
+    if coord not in kernels.RESIZE_COORDINATE_MODES:
+        raise UnsupportedOpError(f"{name}: coordinate_transformation_mode={coord}")
+    if mode == "nearest" and nearest not in ("round_prefer_floor", "round_prefer_ceil",
+                                             "floor", "ceil"):
+        raise UnsupportedOpError(f"{name}: nearest_mode={nearest}")
+    scales = None
+    if ins is not None and in_shape is not None:
+        sizes = ins[3] if len(ins) > 3 else None
+        if sizes is not None and np.size(sizes):
+            scales = tuple(Fraction(int(o), int(i)) for o, i in zip(sizes[2:], in_shape[2:],
+                                                                   strict=True))
+        elif len(ins) > 2 and ins[2] is not None and np.size(ins[2]):
+            scales = tuple(kernels.onnx_scale(v) for v in np.asarray(ins[2])[2:])
+    return {"mode": mode, "coordinate_transformation_mode": coord, "nearest_mode": nearest,
+            "scales": scales}
 
 
 class QDQGraphWalker:
@@ -136,12 +157,16 @@ class QDQGraphWalker:
         """[lo, hi] of a Clip applied to integers stored as int8 + `offset` (uint8: 128).
 
         Absent bounds are the full 8-bit range; opset < 11 reads them from attributes.
+        A lower bound above the upper one gives the upper one everywhere (ONNX).
         """
         if self.opset < 11:
-            return a.get("min", -128 + offset), a.get("max", 127 + offset)
-        lo = self.env[node.input[1]] if len(node.input) > 1 and node.input[1] else None
-        hi = self.env[node.input[2]] if len(node.input) > 2 and node.input[2] else None
-        return (-128 + offset if lo is None else int(lo), 127 + offset if hi is None else int(hi))
+            lo, hi = a.get("min", -128 + offset), a.get("max", 127 + offset)
+        else:
+            lo = self.env[node.input[1]] if len(node.input) > 1 and node.input[1] else None
+            hi = self.env[node.input[2]] if len(node.input) > 2 and node.input[2] else None
+            lo = -128 + offset if lo is None else int(lo)
+            hi = 127 + offset if hi is None else int(hi)
+        return min(lo, hi), hi
 
     def float_op_attrs(self, node: onnx.NodeProto, ins: list, a: dict) -> dict:
         """The attributes of a float op inside a DQ → op → Q group, normalised.
@@ -156,12 +181,12 @@ class QDQGraphWalker:
             else:
                 lo = float(ins[1].item()) if len(ins) > 1 and ins[1] is not None else -np.inf
                 hi = float(ins[2].item()) if len(ins) > 2 and ins[2] is not None else np.inf
-            return {**a, "bounds": (f32_bound(lo), f32_bound(hi))}
+            return {**a, "bounds": (f32_bound(min(lo, hi)), f32_bound(hi))}
         if node.op_type in ("Conv", "AveragePool", "MaxPool"):
             return pool_attrs(node, a)
         if node.op_type == "Concat":
             rank = len(self.shapes[node.output[0]])
             return {**a, "axis": a["axis"] + rank if a["axis"] < 0 else a["axis"]}
         if node.op_type == "Resize":
-            return resize_attrs(node, a)
+            return resize_attrs(node, a, ins, self.opset, self.shapes.get(node.input[0]))
         return a
