@@ -118,3 +118,31 @@ def test_loading_another_samplers_state_is_refused():
 def test_unknown_sampler_lists_known_ones():
     with pytest.raises(KeyError, match="fairnas, spos"):
         build_sampler("greedy", get_space(TOY), 0)
+
+
+def test_fairnas_keeps_every_fmas_layer_in_exactly_half_the_paths():
+    """The keep-one-per-group rule is met by drawing the group jointly, not by a repair
+    that forces first layers on: each keep/drop decision is fair at every step."""
+    space = get_space("fmas-mbv2")
+    sampler = FairNASSampler(space, seed=3)
+    steps = 200
+    for _ in range(steps):
+        for path in sampler.next_paths():
+            assert space.is_valid(path)
+            assert space.repair(path.choices) == path.choices  # nothing left to repair
+    m = sampler.paths_per_step
+    for decision, counts in zip(space.decisions, sampler.counts, strict=True):
+        assert counts.sum() == steps * m
+        if decision.name.startswith("k") or decision.size == m:
+            assert counts.tolist() == [steps * m // decision.size] * decision.size, (
+                decision.name, counts)
+
+
+def test_coupled_group_draw_names_an_unsatisfiable_constraint(monkeypatch):
+    from qanas.train import samplers
+
+    space = get_space("fmas-mbv2")
+    monkeypatch.setattr(type(space), "group_is_valid", lambda self, group, picks: False)
+    monkeypatch.setattr(samplers, "MAX_GROUP_DRAWS", 5)
+    with pytest.raises(RuntimeError, match="k2.*fmas-mbv2.*strict fairness"):
+        FairNASSampler(space, seed=0).next_paths()

@@ -179,6 +179,20 @@ class SearchSpace(ABC):
         """Maps any in-bounds vector to a valid one (identity unless overridden)."""
         return tuple(int(c) for c in choices)
 
+    def coupled_decisions(self) -> tuple[tuple[int, ...], ...]:
+        """Groups of decision indices whose options constrain each other (none by default).
+
+        Every invalid combination must be invalid within one group, judged by
+        `group_is_valid`; a path sampler can then draw each group's options jointly
+        (rejecting invalid rows) instead of repairing afterwards, which would bias the
+        options a repair forces.
+        """
+        return ()
+
+    def group_is_valid(self, group: tuple[int, ...], picks: Sequence[int]) -> bool:
+        """Whether options ``picks`` of the decisions in ``group`` may be combined."""
+        return True
+
     # -- vectors for pymoo -------------------------------------------------------------
     def encode(self, cfg: SubnetConfig) -> np.ndarray:
         """Integer vector of option indices."""

@@ -15,7 +15,9 @@ Decisions (25), in order:
   stride {1, 2} of layer 17 (the 320 layer).
 * ``d12`` … ``d14``: dilation {1, 2}; ``d15`` … ``d17``: dilation {1, 2, 3, 4}.
 * ``k2`` … ``k16``: ``keep``/``drop`` for every layer of the 24/32/64/96/160
-  groups; at least one layer per group is kept (`repair` keeps the first).
+  groups; at least one layer per group is kept. `repair` keeps the first (for vectors
+  from pymoo's operators); FairNAS training draws each group's keep/drop picks
+  jointly (`coupled_decisions`), so every layer is kept in exactly half the paths.
 
 When a group's first layer is dropped, its first kept layer takes over the
 group's transition: the previous group's width as input and the group's stride
@@ -87,6 +89,14 @@ class FMASMobileNetV2Space(MobileNetV2PlanSpace):
             if not kept:
                 fixed[self.index(f"k{idxs[0]}")] = 0
         return tuple(fixed)
+
+    def coupled_decisions(self) -> tuple[tuple[int, ...], ...]:
+        """The keep/drop decisions of each group: one layer per group must stay."""
+        return tuple(tuple(self.index(f"k{i}") for i in idxs) for _, idxs, _ in GROUPS)
+
+    def group_is_valid(self, group: tuple[int, ...], picks: Sequence[int]) -> bool:
+        """A group's keep/drop picks are valid when they keep at least one layer."""
+        return any(int(p) == 0 for p in picks)
 
     @property
     def cardinality(self) -> int:

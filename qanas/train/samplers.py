@@ -16,11 +16,14 @@ picks, and path k uses pick k of every decision:
   Every option is trained ⌊m/c⌋ or ⌈m/c⌉ times per step, and since the extra
   picks are uniform, no option is favoured in expectation.
 
-Spaces with invalid combinations: each path vector goes through
-`space.decode`, which may `repair` it. The counts record the options of the
-decoded (actually trained) configs, so a repair that breaks fairness shows up
-in `counts` instead of being hidden. For spaces without a `repair`, the
-fairness above holds exactly.
+Spaces with invalid combinations: decisions that constrain each other
+(`space.coupled_decisions()`, e.g. "keep at least one layer of a stage") are drawn
+jointly: each column is still a fair sequence, and a group's columns are redrawn
+until every path's picks are valid (`space.group_is_valid`), so the per-step counts
+above hold exactly and no option is favoured by a repair. Each path vector then
+goes through `space.decode`, which may still `repair` constraints the space does
+not declare as coupled; the counts record the decoded (actually trained) configs,
+so such a repair shows up in `counts` instead of being hidden.
 
 **SPOS** (Guo et al., 2019) trains one path per step, drawn uniformly per
 decision by `space.sample` (then repaired): the uniform baseline.
@@ -36,6 +39,10 @@ import numpy as np
 from qanas.errors import CheckpointError
 from qanas.space.base import SearchSpace, SubnetConfig
 from targets.registry import Registry
+
+
+MAX_GROUP_DRAWS = 10_000
+"""Redraws of one coupled group before `FairNASSampler` gives up (a space bug)."""
 
 
 class PathSampler(ABC):
@@ -119,9 +126,24 @@ class FairNASSampler(PathSampler):
 
     def _draw(self) -> list[np.ndarray]:
         m = self.paths_per_step
-        columns = [fair_sequence(d.size, m, self.rng) for d in self.space.decisions]
-        table = np.stack(columns, axis=1)  # [m paths, decisions]
-        return list(table)
+        decisions = self.space.decisions
+        table = np.stack([fair_sequence(d.size, m, self.rng) for d in decisions], axis=1)
+        for group in self.space.coupled_decisions():
+            table[:, group] = self._valid_group_columns(group, m)
+        return list(table)  # [m paths, decisions]
+
+    def _valid_group_columns(self, group: tuple[int, ...], m: int) -> np.ndarray:
+        """Fair columns for the decisions of ``group`` whose every row is valid."""
+        for _ in range(MAX_GROUP_DRAWS):
+            columns = np.stack([fair_sequence(self.space.decisions[i].size, m, self.rng)
+                                for i in group], axis=1)
+            if all(self.space.group_is_valid(group, row) for row in columns):
+                return columns
+        names = [self.space.decisions[i].name for i in group]
+        raise RuntimeError(
+            f"no fair draw of the coupled decisions {names} of space {self.space.name!r} "
+            f"gave {m} valid paths in {MAX_GROUP_DRAWS} tries: the space's constraint "
+            f"cannot be met with strict fairness")
 
 
 class SPOSSampler(PathSampler):
