@@ -102,6 +102,11 @@ def _clip(node, attrs, facts):
     return None
 
 
+_RESIZE_COORDS = (b"half_pixel", b"half_pixel_symmetric", b"pytorch_half_pixel",
+                  b"align_corners", b"asymmetric", b"tf_half_pixel_for_nn")
+_NEAREST_MODES = (b"round_prefer_floor", b"round_prefer_ceil", b"floor", b"ceil")
+
+
 def _resize(node, attrs, facts):
     if facts.rank(node.input[0]) != 4:
         return "only 4-D (NCHW) inputs"
@@ -111,8 +116,12 @@ def _resize(node, attrs, facts):
     if mode not in (b"nearest", b"linear"):
         return f"mode={mode.decode()} (nearest and linear only)"
     coord = attrs.get("coordinate_transformation_mode", b"half_pixel")
-    if coord not in (b"half_pixel", b"pytorch_half_pixel", b"align_corners", b"asymmetric"):
-        return f"coordinate_transformation_mode={coord.decode()}"
+    if coord not in _RESIZE_COORDS:
+        return (f"coordinate_transformation_mode={coord.decode()} (supported: "
+                f"{', '.join(c.decode() for c in _RESIZE_COORDS)})")
+    if mode == b"nearest" and attrs.get("nearest_mode", b"round_prefer_floor") \
+            not in _NEAREST_MODES:
+        return f"nearest_mode={attrs['nearest_mode'].decode()}"
     if attrs.get("antialias", 0) or attrs.get("exclude_outside", 0):
         return "antialias / exclude_outside"
     if attrs.get("keep_aspect_ratio_policy", b"stretch") != b"stretch" or attrs.get("axes"):
@@ -159,8 +168,10 @@ _ROWS = [
     OpSupport("HardSigmoid", "any alpha/beta"),
     OpSupport("HardSwish", ""),
     OpSupport("Softmax", "float models only (int8 Softmax is not lowered yet)"),
-    OpSupport("Resize", "4-D, nearest or linear, half_pixel / pytorch_half_pixel / "
-              "align_corners / asymmetric, constant scales or sizes", _resize),
+    OpSupport("Resize", "opset >= 11, 4-D, H and W only, nearest (any nearest_mode) or "
+              "linear, half_pixel / half_pixel_symmetric / pytorch_half_pixel / "
+              "align_corners / asymmetric / tf_half_pixel_for_nn, constant scales (any, "
+              "up or down) or sizes; no cubic, tf_crop_and_resize, antialias, axes", _resize),
     OpSupport("AveragePool", "2-D, ceil_mode=0, dilations 1", _pool_2d),
     OpSupport("MaxPool", "2-D, ceil_mode=0, dilations 1, no Indices output", _pool_2d),
     OpSupport("GlobalAveragePool", "4-D input"),

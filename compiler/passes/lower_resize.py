@@ -1,128 +1,140 @@
-"""LowerQuantizedResize: int8 nearest and bilinear resize with integer indices and weights.
+"""LowerQuantizedResize: int8 nearest and bilinear resize as one int8-in, int8-out kernel.
 
-Source coordinates follow ONNX Resize exactly (half_pixel, pytorch_half_pixel,
-align_corners, asymmetric; the nearest modes) and are computed *at compile time*
-with exact rational arithmetic, so the kernels hold only integer gathers:
+The frontend emits every ONNX Resize as an exact float kernel tagged with its
+`ResizeSpec` (`compiler.frontend.onnx_ops`); a Relax ``image.resize2d`` (from
+``torch.export``) is read as the spec with scales ``n_out / n_in``. Inside a
+``quantize(resize(dequantize(x_q)))`` group this pass replaces both by one TE kernel
+(`compiler.passes.resize_kernels.int8_resize`) whose source coordinates are the spec's
+exact tables, computed at compile time:
 
-* nearest: ``y_q = take(take(x_q, rows, axis=2), cols, axis=3)`` (then rescale);
-* bilinear, separable, weights as integers over a per-axis denominator ``D``::
+* nearest: ``y_q = x_q[rows[i], cols[j]]``, rescaled when the quantization changes;
+* bilinear: per output element the 2×2-tap integer sum
+  ``acc = Σ x_q[r_a, c_b] · W_a · V_b − zp_x · D`` (int32; ``D = D_h · D_w`` the weights'
+  common denominators, 4 per axis for a 2× half-pixel upsample) and
+  ``y_q = requantize(acc, s_x / (s_y · D), zp_y)``.
 
-      r   = take(x - zp, i0, 2) · W0 + take(x - zp, i1, 2) · W1        (int32)
-      acc = take(r, j0, 3) · V0 + take(r, j1, 3) · V1
-      y_q = requantize(acc, s_x / (s_y · D_h · D_w), zp_y)
-
-  ``D`` is the common denominator of the exact weights, so a 2× upsample is exact
-  (``D = 4``); denominators above 2^11 fall back to weights rounded to 1/2^11.
+No tensor other than the int8 output is written: the accumulator lives in a register.
+The kernel is tagged (`resize_kernels.kernel_tag`) with what it computes, so
+`compiler.passes.append_argmax` can fuse a final argmax into it.
 """
 
 from __future__ import annotations
 
-import math
-from fractions import Fraction
+from functools import partial
 
 import numpy as np
+import tvm
 from tvm import relax
+from tvm.relax.expr_functor import mutator
 
-from compiler.passes._common import QParams, QuantRewriter, is_op, rewrite_pass, shape_of
+from compiler.passes._common import QParams, QuantRewriter, is_op, shape_of
+from compiler.passes.resize_kernels import Int8Resize, emit_kernel, int8_resize, kernel_tag
+from compiler.passes.resize_spec import ResizeSpec
 
-_MAX_DENOMINATOR = 1 << 11
-
-
-def source_coordinate(o: int, n_in: int, n_out: int, mode: str) -> Fraction:
-    """The exact ONNX Resize source coordinate of output index ``o`` along one axis."""
-    scale = Fraction(n_out, n_in)
-    if mode == "align_corners":
-        return Fraction(o * (n_in - 1), n_out - 1) if n_out > 1 else Fraction(0)
-    if mode == "asymmetric":
-        return o / scale
-    if mode == "pytorch_half_pixel" and n_out == 1:
-        return Fraction(0)
-    return (o + Fraction(1, 2)) / scale - Fraction(1, 2)  # half_pixel
+_RELAX_METHODS = {"nearest_neighbor": "nearest", "linear": "linear"}
 
 
-def nearest_indices(n_in: int, n_out: int, mode: str, rounding: str) -> np.ndarray:
-    """Input indices of ONNX nearest-neighbour resize along one axis."""
-    out = []
-    for o in range(n_out):
-        x = source_coordinate(o, n_in, n_out, mode)
-        fl = math.floor(x)
-        if rounding == "floor":
-            i = fl
-        elif rounding == "ceil":
-            i = math.ceil(x)
-        elif rounding == "round_prefer_ceil":
-            i = fl + 1 if x - fl >= Fraction(1, 2) else fl
-        else:  # round_prefer_floor (ONNX default) and "round"
-            i = fl + 1 if x - fl > Fraction(1, 2) else fl
-        out.append(min(max(i, 0), n_in - 1))
-    return np.array(out, dtype=np.int32)
+def resize_of(mod: tvm.IRModule, node: relax.Expr) -> tuple[ResizeSpec, relax.Expr] | None:
+    """``(spec, data)`` when ``node`` is a float resize we can lower, else None.
+
+    Accepts the frontend's tagged ``call_tir`` and an NCHW ``relax.image.resize2d`` whose
+    mode and rounding the spec implements (TVM's ``round`` is not an ONNX nearest mode).
+    """
+    tag = kernel_tag(mod, node)
+    if tag is not None and tag.get("op") == "resize" and "spec" in tag:
+        return ResizeSpec.from_json(tag["spec"]), node.args[1].fields[0]
+    if not is_op(node, "relax.image.resize2d") or str(node.attrs.layout) != "NCHW":
+        return None
+    method = _RELAX_METHODS.get(str(node.attrs.method))
+    rounding = str(node.attrs.rounding_method) or "round_prefer_floor"
+    try:
+        spec = ResizeSpec.from_sizes(method, str(node.attrs.coordinate_transformation_mode),
+                                     rounding, shape_of(node.args[0])[2:], shape_of(node)[2:])
+    except ValueError:
+        return None
+    return spec, node.args[0]
 
 
-def linear_taps(n_in: int, n_out: int, mode: str):
-    """``(i0, i1, w0, w1, D)``: bilinear taps along one axis with integer weights over D."""
-    i0, i1, fracs = [], [], []
-    for o in range(n_out):
-        x = min(max(source_coordinate(o, n_in, n_out, mode), Fraction(0)), Fraction(n_in - 1))
-        fl = math.floor(x)
-        i0.append(fl)
-        i1.append(min(fl + 1, n_in - 1))
-        fracs.append(x - fl)
-    denom = math.lcm(*(f.denominator for f in fracs))
-    if denom <= _MAX_DENOMINATOR:
-        w1 = np.array([int(f * denom) for f in fracs], dtype=np.int32)
-    else:
-        denom = _MAX_DENOMINATOR
-        w1 = np.array([round(f * denom) for f in fracs], dtype=np.int32)
-    return (np.array(i0, np.int32), np.array(i1, np.int32), denom - w1, w1, denom)
+def int8_kernel(spec: ResizeSpec, xp: QParams, out: QParams) -> tuple[Int8Resize, list] | None:
+    """The `Int8Resize` and its table constants for ``spec`` from ``xp`` to ``out``."""
+    lo, hi = out.qrange()
+    if spec.method == "nearest":
+        same = xp.s == out.s and xp.zp == out.zp
+        real = None if same else float(np.float64(xp.s) / np.float64(out.s))
+        tables = [spec.nearest_indices(0), spec.nearest_indices(1)]
+        return Int8Resize("nearest", xp.zp, real, out.zp, lo, hi), tables
+    (rows, dh), (cols, dw) = spec.linear_table(0), spec.linear_table(1)
+    if 255 * dh * dw >= 2**31:
+        return None
+    real = float(np.float64(xp.s) / (np.float64(out.s) * dh * dw))
+    return Int8Resize("linear", xp.zp, real, out.zp, lo, hi, dh * dw), [rows, cols]
+
+
+def kernel_tag_of(spec: ResizeSpec, k: Int8Resize) -> dict:
+    """The tag an int8 resize kernel carries: enough to rebuild `Int8Resize` exactly."""
+    return {"op": "resize_int8", "spec": spec.to_json(), "method": k.method, "x_zp": k.x_zp,
+            "real": None if k.real is None else float(k.real).hex(), "out_zp": k.out_zp,
+            "qmin": k.qmin, "qmax": k.qmax, "denom": k.denom}
+
+
+def kernel_from_tag(tag: dict) -> tuple[ResizeSpec, Int8Resize]:
+    """Inverse of `kernel_tag_of`."""
+    real = None if tag["real"] is None else float.fromhex(tag["real"])
+    return ResizeSpec.from_json(tag["spec"]), Int8Resize(
+        tag["method"], tag["x_zp"], real, tag["out_zp"], tag["qmin"], tag["qmax"], tag["denom"])
 
 
 class ResizeRewriter(QuantRewriter):
-    """Rewrites quantized resize2d (nearest and linear, NCHW)."""
-
-    def lerp(self, x: relax.Expr, axis: int, taps) -> relax.Expr:
-        """One separable bilinear step along ``axis`` (int32 in, int32 out)."""
-        i0, i1, w0, w1, _ = taps
-        bshape = [1, 1, 1, 1]
-        bshape[axis] = len(i0)
-        a = self.emit(relax.op.take(x, relax.const(i0, "int32"), axis=axis))
-        b = self.emit(relax.op.take(x, relax.const(i1, "int32"), axis=axis))
-        a = self.emit(relax.op.multiply(a, relax.const(w0.reshape(bshape), "int32")))
-        b = self.emit(relax.op.multiply(b, relax.const(w1.reshape(bshape), "int32")))
-        return self.emit(relax.op.add(a, b))
+    """Rewrites quantized resize (NCHW, per-tensor int8) into one tagged int8 kernel."""
 
     def rewrite(self, call: relax.Call, out: QParams) -> relax.Expr | None:
         """See the module docstring."""
-        node = self.producer(call.args[0])
-        if not is_op(node, "relax.image.resize2d") or str(node.attrs.layout) != "NCHW":
+        found = resize_of(self.builder_.get(), self.producer(call.args[0]))
+        if found is None:
             return None
-        src = self.dequantized(node.args[0])
+        spec, data = found
+        src = self.dequantized(data)
         if src is None or not src[1].per_tensor or src[1].dtype != "int8":
             return None
         x_q, xp = src
-        _, _, h, w = shape_of(x_q)
-        _, _, ho, wo = shape_of(node)
-        mode = str(node.attrs.coordinate_transformation_mode)
-        if mode not in ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"):
+        made = int8_kernel(spec, xp, out)
+        if made is None:
             return None
-        if str(node.attrs.method) == "nearest_neighbor":
-            rounding = str(node.attrs.rounding_method)
-            y = self.emit(relax.op.take(x_q, relax.const(
-                nearest_indices(h, ho, mode, rounding), "int32"), axis=2))
-            y = self.emit(relax.op.take(y, relax.const(
-                nearest_indices(w, wo, mode, rounding), "int32"), axis=3))
-            return self.rescale(y, xp, out)
-        if str(node.attrs.method) != "linear":
-            return None
-        rows, cols = linear_taps(h, ho, mode), linear_taps(w, wo, mode)
-        if 255 * rows[4] * cols[4] >= 2**31:
-            return None
-        xi = self.to_int(x_q, "int32", xp.zp)
-        acc = self.lerp(self.lerp(xi, 2, rows), 3, cols)
-        lo, hi = out.qrange()
-        real = np.float64(xp.s) / (np.float64(out.s) * rows[4] * cols[4])
-        return self.requantize(acc, real, out.zp, lo, hi)
+        kernel, tables = made
+        return emit_kernel(self.builder_, partial(int8_resize, kernel=kernel, out_hw=spec.out_hw),
+                           x_q, *(relax.const(t, "int32") for t in tables),
+                           name=f"resize_{spec.method}_int8", tag=kernel_tag_of(spec, kernel))
+
+
+def kernel_pass(name: str, rewriter_cls: type[QuantRewriter]) -> tvm.transform.Pass:
+    """A module pass running ``rewriter_cls`` on every Relax function, keeping its kernels.
+
+    The PrimFuncs the rewriter emitted are added to the output module; tagged kernels
+    (`resize_kernels.KERNEL_ATTR`) no Relax function calls any more are dropped. The
+    input module is left untouched.
+    """
+
+    def transform(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        rewriter = mutator(rewriter_cls)(mod)
+        for gv, func in mod.functions.items():
+            if isinstance(func, relax.Function):
+                rewriter.builder_.update_func(gv, rewriter.lower_function(func))
+        built = rewriter.builder_.get()
+        called = set()
+        for func in built.functions.values():
+            if isinstance(func, relax.Function):
+                called.update(g.name_hint for g in relax.analysis.all_global_vars(func))
+        out = tvm.IRModule()
+        for gv, func in built.functions.items():
+            dead = (not isinstance(func, relax.Function) and gv.name_hint not in called
+                    and func.attrs is not None and "qanas.kernel" in func.attrs)
+            if not dead:
+                out[gv] = func
+        return out
+
+    return tvm.transform.module_pass(transform, opt_level=0, name=name)
 
 
 def LowerQuantizedResize():  # noqa: N802 - TVM pass naming
-    """The pass: quantized Resize becomes integer gathers and multiply-adds."""
-    return rewrite_pass("LowerQuantizedResize", ResizeRewriter)
+    """The pass: quantized Resize becomes one int8 kernel (no int32 tensor)."""
+    return kernel_pass("LowerQuantizedResize", ResizeRewriter)

@@ -204,7 +204,10 @@ def lower_avg_pool(value, out: OutQuant) -> np.ndarray | None:
 
 
 def lower_resize(value, out: OutQuant) -> np.ndarray | None:
-    """Nearest: integer gathers then a rescale. Bilinear: exact integer weights over D_h·D_w."""
+    """Nearest: integer gathers then a rescale. Bilinear: exact integer weights over D_h·D_w.
+
+    Source coordinates use the Resize's own scale (``attrs["scales"]``), as ONNX says.
+    """
     if not is_op(value, "Resize"):
         return None
     x = _activation_in(value.inputs[0])
@@ -214,11 +217,12 @@ def lower_resize(value, out: OutQuant) -> np.ndarray | None:
     _, _, h, w = x.q.shape
     _, _, ho, wo = value.out_shape
     mode = a["coordinate_transformation_mode"]
+    sh, sw = a.get("scales") or (None, None)
     if a["mode"] == "nearest":
-        rows = kernels.nearest_indices(h, ho, mode, a["nearest_mode"])
-        cols = kernels.nearest_indices(w, wo, mode, a["nearest_mode"])
+        rows = kernels.nearest_indices(h, ho, mode, a["nearest_mode"], sh)
+        cols = kernels.nearest_indices(w, wo, mode, a["nearest_mode"], sw)
         return rescale(x, x.q[:, :, rows][:, :, :, cols], out)
-    rows, cols = kernels.linear_taps(h, ho, mode), kernels.linear_taps(w, wo, mode)
+    rows, cols = kernels.linear_taps(h, ho, mode, sh), kernels.linear_taps(w, wo, mode, sw)
     if 255 * rows[4] * cols[4] >= 2**31:
         return None
     acc = kernels.lerp(kernels.lerp(x.centered(), 2, rows), 3, cols)

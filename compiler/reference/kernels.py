@@ -82,25 +82,53 @@ def valid_counts(size: int, k: int, stride: int, before: int, out: int) -> np.nd
 
 
 # ---- Resize: exact source coordinates (ONNX Resize, spatial axes) ------------------------
-def source_coordinate(o: int, n_in: int, n_out: int, mode: str) -> Fraction:
-    """The exact ONNX source coordinate of output index ``o`` (scale = n_out / n_in)."""
+RESIZE_COORDINATE_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",
+                           "align_corners", "asymmetric", "tf_half_pixel_for_nn")
+
+
+def onnx_scale(value: float) -> Fraction:
+    """The exact scale an ONNX float32 ``scales`` entry means: the fraction with the
+    smallest denominator (up to 2^16) that rounds to the same float32 (0.6 → 3/5)."""
+    target = np.float32(value)
+    for q in range(1, (1 << 16) + 1):
+        p = round(float(target) * q)
+        if p > 0 and np.float32(p / q) == target:
+            return Fraction(p, q)
+    return Fraction(float(target))
+
+
+def source_coordinate(o: int, n_in: int, n_out: int, mode: str,
+                      scale: Fraction | None = None) -> Fraction:
+    """The exact ONNX source coordinate of output index ``o``.
+
+    ``scale`` is the Resize's scale for this axis (``n_out / n_in`` when None, as for
+    ``sizes``); the specification's resized length is ``scale · n_in``, not ``n_out``.
+    """
+    scale = Fraction(n_out, n_in) if scale is None else Fraction(scale)
+    length = scale * n_in
     if mode == "align_corners":
-        return Fraction(o * (n_in - 1), n_out - 1) if n_out > 1 else Fraction(0)
+        return Fraction(0) if length == 1 else Fraction(o * (n_in - 1)) / (length - 1)
     if mode == "asymmetric":
-        return Fraction(o * n_in, n_out)
-    if mode == "pytorch_half_pixel" and n_out == 1:
-        return Fraction(0)
+        return Fraction(o) / scale
+    if mode == "tf_half_pixel_for_nn":
+        return Fraction(2 * o + 1, 2) / scale
+    if mode == "pytorch_half_pixel" and length == 1:
+        return Fraction(-1, 2)
     if mode in ("half_pixel", "pytorch_half_pixel"):
-        return Fraction((2 * o + 1) * n_in, 2 * n_out) - Fraction(1, 2)
-    raise ValueError(f"coordinate_transformation_mode {mode!r} is not supported; use "
-                     "half_pixel, pytorch_half_pixel, align_corners or asymmetric")
+        return Fraction(2 * o + 1, 2) / scale - Fraction(1, 2)
+    if mode == "half_pixel_symmetric":
+        offset = Fraction(n_in, 2) * (1 - Fraction(n_out) / length)
+        return offset + Fraction(2 * o + 1, 2) / scale - Fraction(1, 2)
+    raise ValueError(f"coordinate_transformation_mode {mode!r} is not supported; use one of "
+                     f"{', '.join(RESIZE_COORDINATE_MODES)}")
 
 
-def nearest_indices(n_in: int, n_out: int, mode: str, rounding: str) -> np.ndarray:
+def nearest_indices(n_in: int, n_out: int, mode: str, rounding: str,
+                    scale: Fraction | None = None) -> np.ndarray:
     """Input index of each output index for nearest-neighbour resize along one axis."""
     out = []
     for o in range(n_out):
-        x = source_coordinate(o, n_in, n_out, mode)
+        x = source_coordinate(o, n_in, n_out, mode, scale)
         frac = x - math.floor(x)
         if rounding == "floor":
             i = math.floor(x)
@@ -116,7 +144,7 @@ def nearest_indices(n_in: int, n_out: int, mode: str, rounding: str) -> np.ndarr
     return np.array(out, dtype=np.int64)
 
 
-def linear_taps(n_in: int, n_out: int, mode: str):
+def linear_taps(n_in: int, n_out: int, mode: str, scale: Fraction | None = None):
     """Bilinear taps along one axis: ``(i0, i1, w0, w1, D)`` with integer weights over ``D``.
 
     The source coordinate is clamped to ``[0, n_in - 1]``; ``D`` is the least common
@@ -125,7 +153,8 @@ def linear_taps(n_in: int, n_out: int, mode: str):
     """
     i0, i1, fracs = [], [], []
     for o in range(n_out):
-        x = min(max(source_coordinate(o, n_in, n_out, mode), Fraction(0)), Fraction(n_in - 1))
+        x = min(max(source_coordinate(o, n_in, n_out, mode, scale), Fraction(0)),
+                Fraction(n_in - 1))
         fl = math.floor(x)
         i0.append(fl)
         i1.append(min(fl + 1, n_in - 1))

@@ -36,9 +36,10 @@ def _tflite_nearest(n_in: int, n_out: int, align: bool, half: bool) -> np.ndarra
 def _resize_flags(value, h, w, ho, wo) -> tuple[bool, bool]:
     a = value.attrs
     mode = a["coordinate_transformation_mode"]
+    sh, sw = a.get("scales") or (None, None)
     if a["mode"] == "nearest":
-        want = (kernels.nearest_indices(h, ho, mode, a["nearest_mode"]),
-                kernels.nearest_indices(w, wo, mode, a["nearest_mode"]))
+        want = (kernels.nearest_indices(h, ho, mode, a["nearest_mode"], sh),
+                kernels.nearest_indices(w, wo, mode, a["nearest_mode"], sw))
         for align, half in ((False, False), (False, True), (True, False)):
             got = (_tflite_nearest(h, ho, align, half), _tflite_nearest(w, wo, align, half))
             if all(np.array_equal(x, y) for x, y in zip(got, want, strict=True)):
@@ -48,11 +49,22 @@ def _resize_flags(value, h, w, ho, wo) -> tuple[bool, bool]:
             f"nearest_mode={a['nearest_mode']} picks source pixels that no TFLite "
             "RESIZE_NEAREST_NEIGHBOR setting reproduces for "
             f"{h}x{w} -> {ho}x{wo}; use asymmetric + floor (PyTorch 'nearest')")
+    if any(s is not None and s * n != o for s, n, o in ((sh, h, ho), (sw, w, wo))):
+        raise UnsupportedOpError(
+            f"{value.describe()}: bilinear resize by scales {sh}, {sw} that are not "
+            f"{ho}/{h}, {wo}/{w}: TFLite RESIZE_BILINEAR derives its coordinates from the "
+            "output size; give the Resize `sizes` (or scales with integer output lengths)")
     if mode == "pytorch_half_pixel" and min(ho, wo) == 1:
         raise UnsupportedOpError(f"{value.describe()}: pytorch_half_pixel to a size of 1 has "
                                  "no TFLite equivalent")
-    return {"half_pixel": (False, True), "pytorch_half_pixel": (False, True),
-            "align_corners": (True, False), "asymmetric": (False, False)}[mode]
+    flags = {"half_pixel": (False, True), "half_pixel_symmetric": (False, True),
+             "pytorch_half_pixel": (False, True), "align_corners": (True, False),
+             "asymmetric": (False, False)}
+    if mode not in flags:
+        raise UnsupportedOpError(f"{value.describe()}: bilinear resize with "
+                                 f"coordinate_transformation_mode={mode} has no TFLite "
+                                 f"equivalent; use one of {', '.join(sorted(flags))}")
+    return flags[mode]
 
 
 def emit_resize(g: Graph, value, out: OutQuant, name: str) -> int | None:
