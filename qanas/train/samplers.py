@@ -40,7 +40,6 @@ from qanas.errors import CheckpointError
 from qanas.space.base import SearchSpace, SubnetConfig
 from targets.registry import Registry
 
-
 MAX_GROUP_DRAWS = 10_000
 """Redraws of one coupled group before `FairNASSampler` gives up (a space bug)."""
 
