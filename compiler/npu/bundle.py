@@ -10,7 +10,9 @@ integration steps are in the generated README, from ``templates/README.md.in``):
   ``AddEthosU()`` plus every builtin operator Vela left on the CPU (read from the
   optimised model itself), and the tensor arena;
 * ``ethosu_init.c``: ``ethosu_init()`` of the Arm Ethos-U core driver, interrupt hook;
-* ``bundle.json``: Vela's estimates, the arena size, versions; ``vela/``: Vela's files.
+* ``bundle.json``: Vela's estimates, the arena size, versions; ``vela/``: Vela's files;
+* ``.qanas-project``: the marker (`compiler.project.output_dir`) that lets ``--force``
+  replace this folder, and only a folder that carries it.
 
 **Arena size.** TFLM allocates every tensor of the model in one arena. Vela plans the
 NPU's tensors itself and reports the peak of its feature-map memory (SRAM in
@@ -31,10 +33,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from compiler.errors import CompilerError
 from compiler.npu.model_info import ModelInfo, read_model_info
 from compiler.npu.report import VelaReport
 from compiler.npu.vela import npu_config_of, run_vela, vela_version
+from compiler.plan import c_identifier
+from compiler.project.output_dir import (
+    BUNDLE_KIND,
+    OutputDirExistsError,
+    check_output_dir,
+    write_marker,
+)
 from targets import Target
 
 TFLM_OVERHEAD_BYTES = 16 * 1024
@@ -48,8 +56,8 @@ BUNDLE_FILES = ("model_vela.tflite", "model_data.c", "model_data.h", "qanas_npu.
                 "qanas_npu.cc", "ethosu_init.c", "README.md", "bundle.json")
 
 
-class BundleExistsError(CompilerError, FileExistsError):
-    """The output folder exists and ``force`` was not given."""
+class BundleExistsError(OutputDirExistsError):
+    """The output folder holds files, and ``force`` was not given or it is not a bundle."""
 
 
 @dataclass(frozen=True)
@@ -107,16 +115,17 @@ def write_npu_bundle(tflite: str | Path, target: Target, out_dir: str | Path,
         target: an Ethos-U target (``ethos-u55-128``...).
         out_dir: the bundle folder.
         optimise: Vela's ``--optimise`` strategy.
-        force: replace an existing `out_dir`.
+        force: replace an existing bundle in `out_dir` (one with the qanas marker);
+            an empty or new folder needs no `force`, any other folder is refused.
 
     Raises:
-        BundleExistsError: `out_dir` exists and `force` is False.
+        BundleExistsError: `out_dir` holds files and `force` is False, or it is not a
+            bundle qanas wrote (then nothing is touched).
+        OutputIsAFileError: `out_dir` is a file.
         VelaError: Vela failed.
     """
     out_dir = Path(out_dir).resolve()
-    if out_dir.exists() and not force:
-        raise BundleExistsError(f"{out_dir} exists; pass force=True (--force) to replace it "
-                                "or choose another output folder")
+    _check_out_dir(out_dir, force)
     npu_config_of(target)  # refuses a CPU target before any work
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
@@ -136,12 +145,21 @@ def write_npu_bundle(tflite: str | Path, target: Target, out_dir: str | Path,
             (work / name).write_text(text)
         (work / "bundle.json").write_text(json.dumps(
             {**bundle.to_dict(), "target": target.name, "versions": _versions()}, indent=2))
+        write_marker(work, BUNDLE_KIND)
+        _check_out_dir(out_dir, force)  # still ours after Vela's minutes
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(work, out_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return bundle
+
+
+def _check_out_dir(out_dir: Path, force: bool) -> None:
+    try:
+        check_output_dir(out_dir, force, BUNDLE_KIND)
+    except OutputDirExistsError as exc:
+        raise BundleExistsError(str(exc)) from None
 
 
 def _template_values(bundle: NpuBundle, target: Target, optimise: str) -> dict[str, str]:
@@ -151,7 +169,7 @@ def _template_values(bundle: NpuBundle, target: Target, optimise: str) -> dict[s
     io = []
     for kind, tensors in (("INPUT", m.inputs), ("OUTPUT", m.outputs)):
         for i, t in enumerate(tensors):
-            io.append(f"/* {kind.lower()} {i}: '{_c_comment(t.name)}' {t.dtype} "
+            io.append(f"/* {kind.lower()} {i} ({c_identifier(t.name)}): {t.dtype} "
                       f"{'x'.join(map(str, t.shape))} */")
             io.append(f"#define QANAS_NPU_{kind}{i}_BYTES {t.bytes}u")
             if t.scale is not None:
@@ -205,10 +223,6 @@ def _model_data_c(data: bytes, target: str) -> str:
             f"const unsigned char qanas_npu_model[QANAS_NPU_MODEL_BYTES]\n"
             f"    __attribute__((aligned({ALIGN}), section(\"{MODEL_SECTION}\"))) = {{\n"
             f"    {body}\n}};\n")
-
-
-def _c_comment(text: str) -> str:
-    return text.replace("*/", "* /")
 
 
 def _versions() -> dict[str, str]:

@@ -114,7 +114,10 @@ class FirmwareRunner(Runner):
                            "stack_peak": report.memory.get("stack_peak"),
                            "static": image.static_sram_bytes,
                            "stack_reserved": image.stack_bytes},
-            "layers": layers, **extra,
+            "layers": layers,
+            # the names the firmware printed (percent-decoded): the model's own output names
+            "output_names": [report.output_names.get(i) for i in range(len(out_specs))],
+            **extra,
         }
         latency_s = [v / clock for v in values]
         return RunResult(report.arrays(out_specs), latency_s, protocol)
