@@ -12,7 +12,9 @@ qanas does not compile yet) naming the node, the tensor and the fix.
 The limits and why:
 
 * opsets `MIN_OPSET`..`MAX_OPSET`: ``QuantizeLinear`` exists from opset 10; the newest
-  is the installed onnx's, which is what onnxruntime accepts (a test checks both ends).
+  is the newest for which onnxruntime implements every supported op (it loads opset 28
+  but has no ``QuantizeLinear``-28 kernel; a test checks both ends).
+* every required input present (an empty name where the op's schema needs a tensor).
 * ``QuantizeLinear`` outputs and activation ``DequantizeLinear`` inputs: int8 or uint8.
   int32 is accepted only for a constant (a bias). int16, int4, float8 ... are refused
   by name until the kernels support them.
@@ -39,8 +41,9 @@ from compiler.errors import InvalidModelError, UnsupportedOpError
 
 #: Oldest default-domain opset accepted (``QuantizeLinear`` appeared in opset 10).
 MIN_OPSET = 10
-#: Newest default-domain opset accepted: the installed onnx's, as onnxruntime accepts it.
-MAX_OPSET = onnx.defs.onnx_opset_version()
+#: Newest default-domain opset accepted: onnxruntime 1.32 implements every supported op up
+#: to 27 (28 loads, but has no QuantizeLinear-28 kernel); never above the installed onnx's.
+MAX_OPSET = min(27, onnx.defs.onnx_opset_version())
 #: Oldest ONNX IR version (onnxruntime's minimum).
 MIN_IR_VERSION = 3
 #: Element types of quantized activations the kernels compute in.
@@ -148,7 +151,7 @@ def _check_scale_values(node: onnx.NodeProto, scale: np.ndarray) -> None:
     for bad, what in ((np.isnan(flat), "NaN"), (np.isinf(flat), "infinite"),
                       (flat == 0, "zero"), (flat < 0, "negative")):
         if bad.any():
-            raise InvalidModelError(f"{where} is {what} (value {flat[bad][0]!r} at index "
+            raise InvalidModelError(f"{where} is {what} (value {float(flat[bad][0])!r} at index "
                                     f"{int(np.argmax(bad))}); {fix}")
     if (flat < MIN_SCALE).any():
         raise InvalidModelError(
@@ -325,6 +328,40 @@ def _check_requant(node: onnx.NodeProto, facts: ModelFacts) -> None:
             f"represent (< 2^30); the scales are inconsistent: recalibrate the model")
 
 
+def _shape(facts: ModelFacts, name: str) -> tuple[int, ...] | None:
+    """The static shape of ``name`` (inferred, or of its constant value)."""
+    if name in facts.shapes:
+        return tuple(facts.shapes[name])
+    return tuple(facts.consts[name].shape) if name in facts.consts else None
+
+
+def _check_gemm(node: onnx.NodeProto, facts: ModelFacts) -> None:
+    if len(node.input) < 3 or not node.input[2]:
+        return
+    out = _shape(facts, node.output[0])
+    b_shape = _shape(facts, node.input[2])
+    if out is not None and b_shape is not None and b_shape not in ((out[-1],), (1, out[-1])):
+        raise UnsupportedOpError(
+            f"{_node_name(node)}: the bias {node.input[2]!r} has shape {b_shape}; qanas "
+            f"supports a bias of one value per output ({out[-1]},)")
+
+
+def _check_inputs_present(node: onnx.NodeProto, opset: int) -> None:
+    """Refuses an empty input name where the op's schema requires a tensor."""
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opset, node.domain)
+    except onnx.defs.SchemaError:
+        return  # the checker reports unknown ops
+    formal = list(schema.inputs)
+    optional = onnx.defs.OpSchema.FormalParameterOption.Optional
+    for i, name in enumerate(node.input):
+        param = formal[min(i, len(formal) - 1)] if formal else None
+        if name == "" and param is not None and param.option != optional:
+            raise InvalidModelError(
+                f"{_node_name(node)}: input {i} ({param.name}) is empty but required; connect "
+                "it to a tensor")
+
+
 def _check_conv_attrs(node: onnx.NodeProto, facts: ModelFacts) -> None:
     where = _node_name(node)
     a = _attrs(node)
@@ -338,6 +375,16 @@ def _check_conv_attrs(node: onnx.NodeProto, facts: ModelFacts) -> None:
         w_shape = None if w_value is None else tuple(w_value.shape)
     if group < 1:
         raise InvalidModelError(f"{where}: group={group}; group must be >= 1")
+    if w_shape is not None and x_shape is not None and len(w_shape) != len(x_shape):
+        raise InvalidModelError(
+            f"{where}: the weight {w_name!r} has rank {len(w_shape)} but the input has rank "
+            f"{len(x_shape)}; a Conv weight is (out channels, in channels / group, kH, kW)")
+    b_name = node.input[2] if node.op_type == "Conv" and len(node.input) > 2 else ""
+    b_shape = _shape(facts, b_name) if b_name else None
+    if b_shape is not None and w_shape is not None and b_shape != (w_shape[0],):
+        raise InvalidModelError(
+            f"{where}: the bias {b_name!r} has shape {b_shape}; it must be 1-D with one value "
+            f"per output channel ({w_shape[0]})")
     if x_shape is not None and len(x_shape) > 1 and x_shape[1] % group:
         raise InvalidModelError(
             f"{where}: group={group} does not divide the {x_shape[1]} input channels")
@@ -383,6 +430,7 @@ _NODE_CHECKS = {
     "ConvInteger": [_check_conv_attrs],
     "AveragePool": [_check_pool],
     "MaxPool": [_check_pool],
+    "Gemm": [_check_gemm],
 }
 
 
@@ -409,10 +457,13 @@ def check_model_values(model: onnx.ModelProto, consts: dict[str, np.ndarray],
             weights, blocked quantization ...).
     """
     facts = ModelFacts.of(model, consts, shapes)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+                 MIN_OPSET)
     for node in model.graph.node:
         if node.op_type != "DequantizeLinear" and node.output and all(
                 o in consts for o in node.output if o):
             continue  # folded at import time
+        _check_inputs_present(node, opset)
         for check in _NODE_CHECKS.get(node.op_type, ()):
             check(node, facts)
 
