@@ -104,13 +104,18 @@ def test_out_naming_a_file_is_a_one_line_error(model_path, tmp_path, capsys, und
     assert (tmp_path / "f").read_text() == "precious\n"
 
 
-def test_deploy_force_refuses_a_user_folder(model_path, tmp_path, capsys):
+@pytest.mark.parametrize("target", ["cortex-m4", "ethos-u55-128"])
+def test_deploy_force_refuses_a_user_folder(model_path, tmp_path, capsys, target):
     folder = _user_folder(tmp_path)
     before = _snapshot(folder)
-    code, err = _cli(capsys, "deploy", str(model_path), "--target", "cortex-m4", "--out",
+    code, err = _cli(capsys, "deploy", str(model_path), "--target", target, "--out",
                      str(folder), "--force")
-    assert code == 2 and MARKER_FILE in err
+    assert code == 2 and MARKER_FILE in err and len(err.strip().splitlines()) == 1
     assert _snapshot(folder) == before
+    (tmp_path / "f").write_text("precious\n")
+    code, err = _cli(capsys, "deploy", str(model_path), "--target", target, "--out",
+                     str(tmp_path / "f"))
+    assert code == 2 and "existing file" in err
 
 
 def test_npu_bundle_force_refuses_a_user_folder_before_running_vela(tmp_path):

@@ -40,7 +40,11 @@ def _run(args: argparse.Namespace) -> dict:
 
     target = get_target(args.target)
     if target.npu_config is not None:  # Ethos-U: Vela + TFLite Micro bundle
+        from compiler.project.output_dir import BUNDLE_KIND, check_output_dir
         from qanas.cli.commands._npu import deploy_npu
+
+        if args.out:  # a file, or a folder qanas did not write: refused before Vela runs
+            check_output_dir(args.out, args.force, BUNDLE_KIND)
 
         return deploy_npu(args, target)
     project = compile_if_model(args.model, target, args.out, args.planner, args.force)
