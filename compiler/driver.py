@@ -1,15 +1,18 @@
 """`compile_model`: an imported model → a standalone C project for a target.
 
-The steps, each a function of its own module:
+The steps (`compiler.pipeline`, shared with the plan-only mode `compiler.plan_only`):
 
-1. integer lowering for quantized models (`compiler.passes.lower_to_integer`);
-2. legalize and fuse with ``relax.get_pipeline("zero")`` (`main` becomes call_tir's);
-3. the AOT execution plan (`compiler.plan.build_plan`);
-4. one C kernel per fused PrimFunc, scheduled (`compiler.codegen.schedule`), and its
+1. import, integer lowering (`compiler.passes.lower_to_integer`), the memory techniques
+   of the ``optimise`` mode and the ``output`` form (`compiler.techniques`), legalize and
+   fuse with ``relax.get_pipeline("zero")``, and the AOT execution plan
+   (`compiler.plan.build_plan`): `compiler.pipeline.lower_model`;
+2. one C kernel per fused PrimFunc, scheduled (`compiler.codegen.schedule`), and its
    scratch (`compiler.codegen.kernels`);
-5. the static memory plan of activations and scratch (`compiler.memory`), checked
-   against the target's SRAM;
-6. the project: model.h, model.c, weights.c, kernels/, include/, runtime/, Makefile,
+3. the static memory plan of activations and scratch (`compiler.memory`,
+   `compiler.pipeline.plan_lowered`), checked against the target's SRAM: a model that
+   does not fit even in ``size`` mode raises `MemoryBudgetExceeded` naming the best arena
+   and the largest input size that fits (`compiler.fit`);
+4. the project: model.h, model.c, weights.c, kernels/, include/, runtime/, Makefile,
    plan.json and compile.json (written last: its presence marks a complete project).
 """
 
@@ -22,8 +25,11 @@ from pathlib import Path
 
 from compiler.codegen.kernels import KernelSource, build_kernels
 from compiler.errors import CompilerError
-from compiler.memory import MemoryPlan, check_budget, get_planner
-from compiler.plan import ExecutionPlan, build_plan
+from compiler.fit import enforce_budget
+from compiler.memory import MemoryPlan
+from compiler.pipeline import CompileOptions, lower_model, plan_lowered
+from compiler.plan import ExecutionPlan
+from compiler.plan_only import MemoryReport, memory_report
 from compiler.project.files import (
     collect_headers,
     copy_headers,
@@ -62,6 +68,8 @@ class CompileResult:
         float_kernels: kernel → lines using floating point; must be empty for a quantized
             model (the check the compiler makes on the generated C).
         io: input/output descriptions (name, C name, shape, dtype, bytes, scale, zero point).
+        report: the memory report (options, bounds, techniques, extra MACs), the same
+            `compiler.plan_only.plan_model_memory` returns.
     """
 
     out_dir: Path
@@ -74,6 +82,7 @@ class CompileResult:
     quantized: bool
     float_kernels: dict[str, list[str]] = field(default_factory=dict)
     io: dict[str, list[dict]] = field(default_factory=dict)
+    report: MemoryReport | None = None
 
     @property
     def arena_bytes(self) -> int:
@@ -86,10 +95,19 @@ class CompileResult:
         return self.memory.lower_bound_bytes
 
     def summary(self) -> dict:
-        """The short summary printed by `qanas compile --json`."""
+        """The short summary printed by `qanas compile --json`.
+
+        ``lower_bound_bytes`` is the bound of the chosen schedule, ``unfused_bound_bytes``
+        the layer-wise bound of the graph without memory techniques.
+        """
+        memory = {}
+        if self.report is not None:
+            memory = {k: self.report.to_dict()[k] for k in (
+                "unfused_bound_bytes", "optimise", "output", "techniques", "extra_macs")}
         return {
             "arena_bytes": self.arena_bytes,
             "lower_bound_bytes": self.lower_bound_bytes,
+            **memory,
             "weights_bytes": self.weights_bytes,
             "kernels": self.plan.num_steps,
             "unsupported": [],
@@ -110,41 +128,6 @@ class CompileResult:
             "kernel_names": [c.kernel for c in self.plan.calls],
             **self.io,
         }
-
-
-def _resolve_model(model, integer: bool | None):
-    if isinstance(model, (str, Path)) or type(model).__name__ == "ModelProto":
-        from compiler.frontend import load_model
-
-        model = load_model(model)
-    if not hasattr(model, "mod"):
-        raise CompilerError(f"compile_model needs an ONNX path, a ModelProto or an "
-                            f"ImportedModel, got {type(model).__name__}")
-    io_float = any(t.dtype.startswith("float") for t in (*model.inputs, *model.outputs))
-    if integer is None:
-        integer = model.quantized and io_float
-    if integer:
-        from compiler.passes import lower_to_integer
-
-        model = lower_to_integer(model)
-    return model
-
-
-def normalize_dataflow(mod):
-    """Rebuilds `main`'s dataflow blocks so FuseOps sees every binding.
-
-    A rewrite pass may leave a dataflow block whose ``R.output`` misses the value the
-    function returns; fusion then treats the whole block as dead. Converting to plain
-    bindings and back (then dropping dead code) gives a well-formed block again.
-    """
-    import tvm
-    from tvm import relax
-
-    return tvm.transform.Sequential([
-        relax.transform.ToNonDataflow(),
-        relax.transform.ConvertToDataflow(min_size=1),
-        relax.transform.DeadCodeElimination(["main"]),
-    ])(mod)
 
 
 def _prepare(out_dir: Path, force: bool, write: bool = True) -> Path:
@@ -168,7 +151,8 @@ def _io_entries(infos, names, plan: ExecutionPlan) -> list[dict]:
 
 def compile_model(model, target: str | Target, out_dir, planner: str = "greedy",
                   force: bool = False, prefix: str = DEFAULT_PREFIX,
-                  integer: bool | None = None, schedule: bool = True) -> CompileResult:
+                  integer: bool | None = None, schedule: bool = True,
+                  optimise: str = "size", output: str = "logits") -> CompileResult:
     """Compiles `model` into a C project in `out_dir`.
 
     Args:
@@ -184,13 +168,19 @@ def compile_model(model, target: str | Target, out_dir, planner: str = "greedy",
             its I/O is still float.
         schedule: apply the default kernel schedule (`compiler.codegen.schedule`); False
             builds the unscheduled loop nests, for comparison.
+        optimise: ``size`` (every memory technique: the smallest arena) or ``speed``
+            (no technique that recomputes MACs); `compiler.pipeline.OPTIMISE`.
+        output: ``logits`` (the model's output) or ``argmax`` (a uint8 class map from a
+            fused argmax; the full-resolution logits never exist).
 
     Returns:
         A `CompileResult`; its `summary()` is what `qanas compile --json` prints.
 
     Raises:
         UnsupportedOpError: an operator without a kernel; nothing is written.
-        MemoryBudgetExceeded: the arena does not fit the target's SRAM.
+        MemoryBudgetExceeded: the arena does not fit the target's SRAM even in ``size``
+            mode; the message names the best arena, its techniques and the largest input
+            size that fits.
         OutputDirExistsError: `out_dir` holds files (not a qanas project, or no `force`).
         OutputIsAFileError: `out_dir` is a file.
 
@@ -199,29 +189,23 @@ def compile_model(model, target: str | Target, out_dir, planner: str = "greedy",
         >>> res.arena_bytes <= res.lower_bound_bytes  # doctest: +SKIP
         True
     """
-    from tvm import relax
-
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", prefix):
         raise CompilerError(f"prefix {prefix!r} must be a lower-case C identifier, "
                             f"e.g. {DEFAULT_PREFIX!r}")
+    options = CompileOptions(planner=planner, integer=integer, schedule=schedule,
+                             optimise=optimise, output=output)
     target = get_target(target) if isinstance(target, str) else target
     out_dir = Path(out_dir)
     _prepare(out_dir, force, write=False)  # raises before any work is done
-    model = _resolve_model(model, integer)
-
-    fused = relax.get_pipeline("zero")(normalize_dataflow(model.mod))
-    in_names = [t.name for t in model.inputs] or None
-    out_names = [t.name for t in model.outputs] or None
-    plan = build_plan(fused, out_names, in_names)
-    kernels = build_kernels(fused, [c.kernel for c in plan.calls], dict(target.tvm_target),
-                            prefix, schedule=schedule)
-    plan = plan.with_workspaces({c.index: kernels[c.kernel].workspace_bytes
-                                 for c in plan.calls})
-    lifetimes = plan.lifetimes()
-    memory = get_planner(planner).plan(lifetimes)
-    memory.validate(lifetimes)
-    if target.sram is not None:
-        check_budget(memory, target.sram.size, f"SRAM of {target.name}", lifetimes)
+    source_model = model
+    lowered = lower_model(model, options)
+    model, plan = lowered.model, lowered.plan
+    kernels = build_kernels(lowered.fused, [c.kernel for c in plan.calls],
+                            dict(target.tvm_target), prefix, schedule=schedule)
+    plan, memory = plan_lowered(lowered, {k: s.workspace_bytes for k, s in kernels.items()},
+                                planner)
+    report = memory_report(lowered, plan, memory, target, options)
+    enforce_budget(report, source_model, options, target)
 
     quantized = bool(model.quantized) and not any(
         t.dtype.startswith("float") for t in (*model.inputs, *model.outputs))
@@ -238,7 +222,8 @@ def compile_model(model, target: str | Target, out_dir, planner: str = "greedy",
         kernels=kernels, weights_bytes=plan.weights_bytes(), quantized=quantized,
         float_kernels=float_kernels,
         io={"inputs": _io_entries(model.inputs, plan.inputs, plan),
-            "outputs": _io_entries(model.outputs, plan.outputs, plan)})
+            "outputs": _io_entries(model.outputs, plan.outputs, plan)},
+        report=report)
     _write_project(result, io_names, quant, getattr(model, "source", "model"), target)
     return result
 

@@ -1,0 +1,172 @@
+"""The steps `compile_model` and `plan_model_memory` share: import → lower → fuse → plan.
+
+Both entry points run the same functions in the same order; they differ only in where
+each kernel's scratch size comes from:
+
+1. `lower_model`: import (`compiler.frontend.load_model`), integer lowering
+   (`compiler.passes.lower_to_integer`), the memory techniques of the `optimise` mode
+   (`compiler.techniques`), legalize and fuse with ``relax.get_pipeline("zero")`` and
+   read the AOT execution plan (`compiler.plan.build_plan`);
+2. kernel scratch: `compile_model` builds the C kernels and reads their
+   ``TVMBackendAllocWorkspace`` sizes from the source (`compiler.codegen.build_kernels`);
+   the plan-only mode lowers the same scheduled PrimFuncs to TIR and reads the same
+   calls there, without generating C (`compiler.workspace.kernel_scratch`);
+3. `plan_lowered`: the static memory plan of activations and scratch
+   (`compiler.memory`), validated, with the layer-wise bound of the unfused graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.errors import CompilerError
+from compiler.memory import MemoryPlan, get_planner
+from compiler.memory.planner import lower_bound
+from compiler.plan import ExecutionPlan, build_plan
+from compiler.techniques import TechniqueUse, apply_techniques
+
+OPTIMISE = ("size", "speed")
+"""`--optimise` modes (Vela's convention): ``size`` applies every memory technique and
+reaches the smallest arena; ``speed`` leaves out those that recompute MACs or slow kernels."""
+
+OUTPUTS = ("logits", "argmax")
+"""`--output` forms: the model's own output, or a uint8 class map (fused argmax)."""
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """How a model is lowered and planned; the same for compiling and plan-only.
+
+    Attributes:
+        planner: memory planner name (`compiler.memory.PLANNERS`).
+        integer: lower to integer-only int8 first; None: when the model is quantized
+            and its I/O is still float.
+        schedule: apply the default kernel schedule (`compiler.codegen.schedule`).
+        optimise: one of `OPTIMISE`.
+        output: one of `OUTPUTS`.
+    """
+
+    planner: str = "greedy"
+    integer: bool | None = None
+    schedule: bool = True
+    optimise: str = "size"
+    output: str = "logits"
+
+    def __post_init__(self) -> None:
+        if self.optimise not in OPTIMISE:
+            raise CompilerError(f"optimise={self.optimise!r} is not a mode; choose one of "
+                                f"{', '.join(OPTIMISE)} (size: smallest arena, speed: fewer "
+                                "recomputed MACs)")
+        if self.output not in OUTPUTS:
+            raise CompilerError(f"output={self.output!r} is not an output form; choose one of "
+                                f"{', '.join(OUTPUTS)}")
+        get_planner(self.planner)  # an unknown planner lists the known ones
+
+
+@dataclass(frozen=True)
+class LoweredModel:
+    """A model after integer lowering, memory techniques and fusion (step 1).
+
+    Attributes:
+        model: the `ImportedModel` after integer lowering and the techniques.
+        fused: the legalized and fused Relax module (one PrimFunc per kernel).
+        plan: its execution plan, without kernel scratch yet.
+        techniques: the memory techniques applied, and where.
+        unfused_bound_bytes: the layer-wise lower bound of the graph every layer of which
+            writes its whole output (no technique applied): the bound the techniques
+            are measured against.
+    """
+
+    model: object
+    fused: object
+    plan: ExecutionPlan
+    techniques: tuple[TechniqueUse, ...]
+    unfused_bound_bytes: int
+
+    @property
+    def kernels(self) -> list[str]:
+        """Fused kernel names in plan order, each once."""
+        return list(dict.fromkeys(c.kernel for c in self.plan.calls))
+
+    @property
+    def extra_macs(self) -> int:
+        """MACs the techniques recompute (patch halos), summed."""
+        return sum(t.extra_macs for t in self.techniques)
+
+
+def resolve_model(model, integer: bool | None):
+    """An `ImportedModel` from a path, a ModelProto or an `ImportedModel`, lowered to
+    integer-only int8 when `integer` (None: when quantized with float I/O)."""
+    if isinstance(model, (str, Path)) or type(model).__name__ == "ModelProto":
+        from compiler.frontend import load_model
+
+        model = load_model(model)
+    if not hasattr(model, "mod"):
+        raise CompilerError(f"the compiler needs an ONNX path, a ModelProto or an "
+                            f"ImportedModel, got {type(model).__name__}")
+    io_float = any(t.dtype.startswith("float") for t in (*model.inputs, *model.outputs))
+    if integer is None:
+        integer = model.quantized and io_float
+    if integer:
+        from compiler.passes import lower_to_integer
+
+        model = lower_to_integer(model)
+    return model
+
+
+def normalize_dataflow(mod):
+    """Rebuilds `main`'s dataflow blocks so FuseOps sees every binding.
+
+    A rewrite pass may leave a dataflow block whose ``R.output`` misses the value the
+    function returns; fusion then treats the whole block as dead. Converting to plain
+    bindings and back (then dropping dead code) gives a well-formed block again.
+    """
+    import tvm
+    from tvm import relax
+
+    return tvm.transform.Sequential([
+        relax.transform.ToNonDataflow(),
+        relax.transform.ConvertToDataflow(min_size=1),
+        relax.transform.DeadCodeElimination(["main"]),
+    ])(mod)
+
+
+def fuse_and_plan(model) -> tuple[object, ExecutionPlan]:
+    """Legalizes and fuses `model.mod` (``relax.get_pipeline("zero")``) and reads its plan."""
+    from tvm import relax
+
+    fused = relax.get_pipeline("zero")(normalize_dataflow(model.mod))
+    in_names = [t.name for t in model.inputs] or None
+    out_names = [t.name for t in model.outputs] or None
+    return fused, build_plan(fused, out_names, in_names)
+
+
+def lower_model(model, options: CompileOptions) -> LoweredModel:
+    """Step 1: import, integer lowering, the techniques of `options`, fusion, the plan.
+
+    Raises:
+        UnsupportedOpError: an operator without a kernel, or an option whose lowering
+            does not exist yet (named).
+    """
+    model = resolve_model(model, options.integer)
+    techniqued, uses = apply_techniques(model, options.optimise, options.output)
+    fused, plan = fuse_and_plan(techniqued)
+    unfused = plan
+    if any(u.changes_graph for u in uses):
+        _, unfused = fuse_and_plan(model)
+    bound = lower_bound(unfused.lifetimes())
+    return LoweredModel(techniqued, fused, plan, uses, bound)
+
+
+def plan_lowered(lowered: LoweredModel, scratch: Mapping[str, int],
+                 planner: str) -> tuple[ExecutionPlan, MemoryPlan]:
+    """Step 3: the plan with each kernel's scratch (`scratch`: kernel → bytes) and its
+    validated memory plan."""
+    plan = lowered.plan.with_workspaces({c.index: scratch.get(c.kernel, 0)
+                                         for c in lowered.plan.calls})
+    lifetimes = plan.lifetimes()
+    memory = get_planner(planner).plan(lifetimes)
+    memory.validate(lifetimes)
+    return plan, memory

@@ -1,0 +1,110 @@
+"""Memory techniques: graph rewrites that shrink the arena, chosen by `--optimise`.
+
+A technique takes the integer-lowered model and returns it rewritten, with one
+`TechniqueUse` per place it applied (e.g. the inverted-residual blocks it fused). Each is
+registered in `TECHNIQUES` with the `OPTIMISE` modes it runs in: ``size`` runs every
+technique; ``speed`` leaves out those that recompute MACs (patches) or trade kernel speed
+for SRAM. The `--output argmax` rewrite is not a mode choice: it runs when asked for.
+
+Lowering improvements that cost nothing (int8 resize, padding folded into its consumer,
+TVM's operator fusion) are not techniques: they apply in every mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from compiler.errors import UnsupportedOpError
+
+
+@dataclass(frozen=True)
+class TechniqueUse:
+    """One technique applied to one model.
+
+    Attributes:
+        technique: registered name (``"fused-inverted-residual"``, ``"argmax-output"``, ...).
+        where: the blocks or kernels it rewrote, by name.
+        extra_macs: MACs it adds (recomputed patch halos; 0 for exact rewrites).
+        changes_graph: it removed or shrank tensors, so the layer-wise bound of the
+            unfused graph must be measured on the model without it.
+    """
+
+    technique: str
+    where: tuple[str, ...] = ()
+    extra_macs: int = 0
+    changes_graph: bool = True
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form (compile.json, reports)."""
+        return {"technique": self.technique, "where": list(self.where),
+                "count": len(self.where), "extra_macs": self.extra_macs}
+
+
+Rewrite = Callable[[object], tuple[object, tuple[str, ...], int]]
+"""model → (rewritten model, where it applied, extra MACs)."""
+
+
+@dataclass(frozen=True)
+class Technique:
+    """A registered technique: its rewrite and the `OPTIMISE` modes it runs in."""
+
+    name: str
+    modes: tuple[str, ...]
+    rewrite: Rewrite
+    description: str = ""
+
+
+TECHNIQUES: dict[str, Technique] = {}
+
+
+def register_technique(technique: Technique) -> Technique:
+    """Adds `technique` to `TECHNIQUES`; a second registration of a name raises."""
+    if technique.name in TECHNIQUES:
+        raise ValueError(f"memory technique {technique.name!r} is registered already")
+    TECHNIQUES[technique.name] = technique
+    return technique
+
+
+def _argmax_rewrite():
+    """The fused argmax output pass (`compiler.passes`), or None while it does not exist."""
+    try:
+        from compiler.passes import fuse_argmax_output
+    except ImportError:
+        return None
+    return fuse_argmax_output
+
+
+def apply_output(model, output: str):
+    """`model` with its output in the form `output` (``logits`` or ``argmax``).
+
+    Raises:
+        UnsupportedOpError: ``argmax`` without the fused argmax lowering.
+    """
+    if output == "logits":
+        return model, ()
+    rewrite = _argmax_rewrite()
+    if rewrite is None:
+        raise UnsupportedOpError(
+            "--output argmax needs the fused argmax lowering (compiler.passes."
+            "fuse_argmax_output), which this build does not have; compile with "
+            "--output logits and take the argmax on the host")
+    model, where, extra = rewrite(model)
+    return model, (TechniqueUse("argmax-output", tuple(where), int(extra)),)
+
+
+def apply_techniques(model, optimise: str, output: str = "logits"):
+    """Runs the registered techniques of mode `optimise`, then the `output` rewrite.
+
+    Returns:
+        (rewritten model, the `TechniqueUse`s that applied somewhere).
+    """
+    uses: list[TechniqueUse] = []
+    for technique in TECHNIQUES.values():
+        if optimise not in technique.modes:
+            continue
+        model, where, extra = technique.rewrite(model)
+        if where:
+            uses.append(TechniqueUse(technique.name, tuple(where), int(extra)))
+    model, output_uses = apply_output(model, output)
+    return model, tuple(uses) + tuple(output_uses)

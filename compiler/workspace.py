@@ -1,0 +1,78 @@
+"""Kernel scratch without generating C: the plan-only mode's step 2.
+
+`compiler.codegen.build_kernels` schedules each fused PrimFunc, lowers it through TVM's
+TIR pipeline and prints C; the scratch it needs is read from the
+``TVMBackendAllocWorkspace(dev, id, nbytes, ...)`` calls of that C. `kernel_scratch` runs
+the same schedule and the same TIR pipeline (`tvm.tirx.build` up to, not including, the
+code generator) and reads the same calls in the lowered TIR, so the sizes are those of
+the compiled kernels byte for byte (`tests/test_plan_only.py` compares the arenas).
+"""
+
+from __future__ import annotations
+
+import re
+
+from compiler.codegen.schedule import schedule_kernel
+from compiler.errors import CompilerError
+from compiler.memory.buffer import DEFAULT_ALIGNMENT, workspace_bytes
+
+_ALLOC_TIR = re.compile(r"TVMBackendAllocWorkspace\(([^()]*(?:\([^()]*\)[^()]*)*)\)")
+_ALLOC_TIR_SIZE = re.compile(r"^\s*[\w.]+\s*,\s*[\w.]+\s*,\s*T\.uint64\((\d+)\)")
+
+
+def lowered_workspace_requests(script: str) -> tuple[int, ...]:
+    """Sizes of the ``TVMBackendAllocWorkspace`` calls in a lowered TIR script.
+
+    Raises:
+        CompilerError: a call whose size is not a constant (dynamic shapes).
+    """
+    sizes = []
+    for match in _ALLOC_TIR.finditer(script):
+        size = _ALLOC_TIR_SIZE.match(match.group(1))
+        if size is None:
+            raise CompilerError(
+                f"kernel scratch of non-constant size: TVMBackendAllocWorkspace({match.group(1)}); "
+                "the arena is planned at compile time and needs static shapes")
+        sizes.append(int(size.group(1)))
+    return tuple(sizes)
+
+
+def lower_kernel_tir(func, symbol: str, tvm_target: dict):
+    """The host IRModule `tvm.tirx.build` would hand to the C code generator for `func`."""
+    import tvm
+    from tvm.tirx.build import split_host_device_mods
+
+    target = tvm.target.Target(tvm_target)
+    mod = tvm.IRModule({tvm.ir.GlobalVar(symbol): func.with_attr("global_symbol", symbol)})
+    with tvm.transform.PassContext(opt_level=3, config={"tirx.disable_assert": True}):
+        mod = tvm.tirx.transform.BindTarget(target.with_host(target))(mod)
+        pipeline, finalize_host, _ = tvm.tirx.get_default_tir_pipeline(target)
+        host, _ = split_host_device_mods(pipeline(mod))
+        return finalize_host()(host)
+
+
+def kernel_scratch(fused, kernels: list[str], tvm_target: dict,
+                   schedule: bool = True) -> dict[str, int]:
+    """Scratch bytes of each kernel, as `build_kernels(...)[k].workspace_bytes` reports.
+
+    Args:
+        fused: the fused Relax module.
+        kernels: PrimFunc names (each once).
+        tvm_target: TVM target dict (kind "c").
+        schedule: apply the default kernel schedule first, as `build_kernels` does.
+
+    Returns:
+        kernel → bytes (16-byte rounded per allocation; 0 for none).
+    """
+    if tvm_target.get("kind") != "c":
+        raise CompilerError(f"kernel scratch for TVM target {tvm_target} is not implemented; "
+                            "the C flow needs target kind 'c'")
+    out = {}
+    for i, kernel in enumerate(dict.fromkeys(kernels)):
+        func = fused[kernel]
+        if schedule:
+            func = schedule_kernel(func, kernel)
+        host = lower_kernel_tir(func, f"kernel_{i}", tvm_target)
+        out[kernel] = workspace_bytes(lowered_workspace_requests(host.script()),
+                                      DEFAULT_ALIGNMENT)
+    return out

@@ -1,0 +1,116 @@
+"""Plan-only mode: the arena `compile_model` plans, without writing C, byte for byte.
+
+`compiler.plan_only.plan_model_memory` shares every step with `compile_model` but the
+kernel scratch, which it reads from the lowered TIR instead of the generated C; these
+tests compare the two (with scratch: ``schedule=False`` leaves full-size temporaries in
+the kernels), check the options, and the `MemoryBudgetExceeded` that names the largest
+input that fits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import onnx
+import pytest
+
+from compiler.driver import compile_model
+from compiler.errors import CompilerError, MemoryBudgetExceeded, UnsupportedOpError
+from compiler.fit import candidate_sizes, with_input_size
+from compiler.pipeline import CompileOptions
+from compiler.plan_only import plan_model_memory
+from targets import get_target
+from tests.qdq_models import brevitas_block_model
+
+
+@pytest.fixture(scope="module")
+def block_model(tmp_path_factory):
+    return brevitas_block_model(tmp_path_factory.mktemp("block"), size=32)
+
+
+def _buffers(plan):
+    return sorted((b.kind, b.size, b.first, b.last) for b in plan.arena_buffers())
+
+
+@pytest.mark.parametrize("schedule", [True, False])
+def test_plan_only_equals_the_compiled_arena(block_model, tmp_path, schedule):
+    options = CompileOptions(schedule=schedule)
+    report = plan_model_memory(block_model, "host", options)
+    compiled = compile_model(block_model, "host", tmp_path / "p", schedule=schedule)
+    assert report.arena_bytes == compiled.arena_bytes
+    assert report.lower_bound_bytes == compiled.lower_bound_bytes
+    assert report.workspace_bytes == compiled.to_dict()["workspace_bytes"]
+    assert report.weights_bytes == compiled.weights_bytes
+    assert report.num_kernels == compiled.plan.num_steps
+    assert compiled.report == report
+    if not schedule:  # the unscheduled kernels keep full-size temporaries as scratch
+        assert report.workspace_bytes > 0
+    else:
+        assert report.unfused_bound_bytes >= report.lower_bound_bytes
+
+
+def test_compile_json_carries_the_memory_report(block_model, tmp_path):
+    import json
+
+    compiled = compile_model(block_model, "host", tmp_path / "p")
+    saved = json.loads((tmp_path / "p" / "compile.json").read_text())
+    for key in ("arena_bytes", "lower_bound_bytes", "unfused_bound_bytes", "optimise",
+                "output", "techniques", "extra_macs"):
+        assert saved[key] == compiled.summary()[key], key
+    assert saved["optimise"] == "size" and saved["output"] == "logits"
+
+
+def test_options_name_the_valid_choices():
+    with pytest.raises(CompilerError, match="size, speed"):
+        CompileOptions(optimise="fast")
+    with pytest.raises(CompilerError, match="logits, argmax"):
+        CompileOptions(output="labels")
+
+
+def test_argmax_output_without_its_lowering_is_a_clear_error(block_model):
+    import compiler.techniques as techniques
+
+    if techniques._argmax_rewrite() is not None:
+        pytest.skip("the fused argmax lowering exists; tests/test_argmax* cover it")
+    with pytest.raises(UnsupportedOpError, match="--output logits"):
+        plan_model_memory(block_model, "host", CompileOptions(output="argmax"))
+
+
+def test_with_input_size_rescales_input_output_and_resize_sizes(block_model):
+    proto = onnx.load(str(block_model))
+    small = with_input_size(proto, (16, 16))
+    dims = [d.dim_value for d in small.graph.input[0].type.tensor_type.shape.dim]
+    assert dims[2:] == [16, 16]
+    assert plan_model_memory(small, "host").arena_bytes < plan_model_memory(proto, "host").arena_bytes
+    assert candidate_sizes((64, 128)) == [(32, 64)]
+    assert candidate_sizes((96, 96)) == [(64, 64), (32, 32)]
+    assert candidate_sizes((32, 32)) == [(16, 16)]
+    with pytest.raises(CompilerError, match="does not scale"):
+        _resize_fraction(proto)
+
+
+def _resize_fraction(proto):
+    """A Resize `sizes` constant that a 3/4 size change cannot scale exactly."""
+    from onnx import helper, numpy_helper
+
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    model.graph.initializer.append(numpy_helper.from_array(np.array([1, 1, 5, 5], np.int64), "odd"))
+    model.graph.node.append(helper.make_node("Resize", ["x", "", "", "odd"], ["unused"]))
+    return with_input_size(model, (24, 24))
+
+
+def test_budget_error_names_best_arena_and_largest_input_that_fits(block_model, tmp_path):
+    proto = onnx.load(str(block_model))
+    report = plan_model_memory(proto, "host")
+    fits_small = plan_model_memory(with_input_size(proto, (16, 16)), "host").arena_bytes
+    host = get_target("host")
+    tight = dataclasses.replace(host, name="tight", sram=dataclasses.replace(
+        host.sram or get_target("cortex-m4").sram, size=fits_small))
+    with pytest.raises(MemoryBudgetExceeded) as err:
+        compile_model(str(block_model), tight, tmp_path / "p")
+    text = str(err.value)
+    assert f"{report.arena_bytes:,} B" in text and "--optimise size" in text
+    assert "16x16" in text and f"{fits_small:,} B" in text
+    assert not (tmp_path / "p" / "compile.json").exists()
