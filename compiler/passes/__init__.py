@@ -15,6 +15,7 @@ from tvm import relax
 
 from compiler.errors import CompilerError
 from compiler.frontend.model import ImportedModel
+from compiler.passes.append_argmax import AppendArgmax, append_argmax
 from compiler.passes.boundary import find_float_op, strip_boundary
 from compiler.passes.canonicalize_uint8 import CanonicalizeUint8
 from compiler.passes.fold_clamp import FoldIntegerClamp
@@ -78,6 +79,7 @@ def lower_to_integer(imported: ImportedModel) -> ImportedModel:
 
 
 __all__ = [
+    "AppendArgmax",
     "CanonicalizeUint8",
     "FoldIntegerClamp",
     "HoistDequantize",
@@ -89,6 +91,7 @@ __all__ = [
     "LowerQuantizedMatmul",
     "LowerQuantizedResize",
     "LowerQuantizedUnaryToLUT",
+    "append_argmax",
     "integer_lowering",
     "lower_to_integer",
 ]

@@ -93,14 +93,8 @@ def int8_resize(x: te.Tensor, rows: te.Tensor, cols: te.Tensor, kernel: Int8Resi
                       name="resize")
 
 
-def float_resize(x: te.Tensor, row_idx: te.Tensor, row_w: te.Tensor, col_idx: te.Tensor,
-                 col_w: te.Tensor, method: str, out_hw: tuple[int, int]) -> te.Tensor:
-    """The float resize of ``x`` (NCHW): nearest gathers ``idx[0]``; linear weights 2×2 taps.
-
-    ``*_idx`` are ``(2, n_out)`` int32 (``[i0, i1]``; nearest uses row 0), ``*_w``
-    ``(2, n_out)`` float32; the width is interpolated first, as the ONNX reference does.
-    """
-    n, c = (int(d) for d in x.shape[:2])
+def float_resize_value(x, row_idx, row_w, col_idx, col_w, method: str):
+    """The float resize's element function ``(n, c, i, j) → PrimExpr`` (see `float_resize`)."""
 
     def value(b, ch, i, j):
         if method == "nearest":
@@ -110,7 +104,29 @@ def float_resize(x: te.Tensor, row_idx: te.Tensor, row_w: te.Tensor, col_idx: te
         bottom = x[b, ch, r1, c0] * col_w[0, j] + x[b, ch, r1, c1] * col_w[1, j]
         return top * row_w[0, i] + bottom * row_w[1, i]
 
-    return te.compute((n, c, *out_hw), value, name="resize")
+    return value
+
+
+def float_resize(x: te.Tensor, row_idx: te.Tensor, row_w: te.Tensor, col_idx: te.Tensor,
+                 col_w: te.Tensor, method: str, out_hw: tuple[int, int]) -> te.Tensor:
+    """The float resize of ``x`` (NCHW): nearest gathers ``idx[0]``; linear weights 2×2 taps.
+
+    ``*_idx`` are ``(2, n_out)`` int32 (``[i0, i1]``; nearest uses row 0), ``*_w``
+    ``(2, n_out)`` float32; the width is interpolated first, as the ONNX reference does.
+    """
+    n, c = (int(d) for d in x.shape[:2])
+    return te.compute((n, c, *out_hw),
+                      float_resize_value(x, row_idx, row_w, col_idx, col_w, method),
+                      name="resize")
+
+
+def float_resize_argmax(x: te.Tensor, row_idx: te.Tensor, row_w: te.Tensor,
+                        col_idx: te.Tensor, col_w: te.Tensor, method: str,
+                        out_hw: tuple[int, int]) -> te.Tensor:
+    """``argmax`` over channels of `float_resize`, without the resized tensor."""
+    n, c = (int(d) for d in x.shape[:2])
+    return argmax_channels(float_resize_value(x, row_idx, row_w, col_idx, col_w, method),
+                           (n, c, *out_hw), str(x.dtype))
 
 
 def _argmax_reducer(dtype: str):
@@ -133,9 +149,28 @@ def argmax_channels(value, shape: tuple[int, int, int, int], dtype: str,
     Returns ``(N, 1, H, W)`` ``out_dtype`` (ONNX ArgMax, axis 1, keepdims 1, ties → the
     first index). ``value`` is a function of four index PrimExprs (a tensor's ``__call__``
     or a fused per-element expression such as `Int8Resize.value`).
+
+    For 8-bit values (at most 256 channels) the reduction is a plain ``max`` of the
+    packed key ``(v − min) · 256 + (255 − c)``: the largest value wins and, among equal
+    values, the smallest ``c``; ``value`` then appears once in the loop body, so its
+    ``Let``-bound accumulator is computed once per channel. Other types use an
+    ``(index, value)`` reducer.
     """
     n, c, h, w = shape
     k = te.reduce_axis((0, c), name="k")
+    if dtype in ("int8", "uint8") and c <= 256:
+        low = -128 if dtype == "int8" else 0
+
+        def key(b, i, j):
+            v = value(b, k, i, j).astype("int32") - tirx.const(low, "int32")
+            return v * 256 + (tirx.const(255, "int32") - k.var.astype("int32"))
+
+        best = te.compute((n, 1, h, w), lambda b, _o, i, j: te.max(key(b, i, j), axis=k),
+                          name="argmax")
+        return te.compute((n, 1, h, w), lambda b, o, i, j: (
+            tirx.const(255, "int32") - tirx.bitwise_and(best[b, o, i, j],
+                                                       tirx.const(255, "int32"))
+        ).astype(out_dtype), name="argmax_index")
     reducer = _argmax_reducer(dtype)
     idx, _ = te.compute((n, 1, h, w),
                         lambda b, _o, i, j: reducer((k.var.astype("int32"), value(b, k, i, j)),

@@ -169,6 +169,17 @@ def linear_taps(n_in: int, n_out: int, mode: str, scale: Fraction | None = None)
     return np.array(i0, np.int64), np.array(i1, np.int64), denom - w1, w1, denom
 
 
+def argmax_map(logits: np.ndarray) -> np.ndarray:
+    """The uint8 class map of NCHW logits: ``argmax`` over axis 1 kept as size 1.
+
+    ONNX ``ArgMax(axis=1, keepdims=1)``: ties go to the first (lowest) class index.
+    """
+    if logits.ndim != 4 or logits.shape[1] > 256:
+        raise ValueError(f"a class map needs 4-D NCHW logits with at most 256 classes, got "
+                         f"shape {logits.shape}")
+    return np.argmax(logits, axis=1, keepdims=True).astype(np.uint8)
+
+
 def lerp(x: np.ndarray, axis: int, taps) -> np.ndarray:
     """One separable bilinear step along ``axis``: ``x[i0]·w0 + x[i1]·w1`` in int64."""
     i0, i1, w0, w1, _ = taps

@@ -198,7 +198,8 @@ def _same_activation_quant(ins: list) -> bool:
     return all((v.s, v.zp) == (ins[0].s, ins[0].zp) for v in ins[1:])
 
 
-def run_int8_reference(model, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def run_int8_reference(model, inputs: dict[str, np.ndarray],
+                       output: str = "logits") -> dict[str, np.ndarray]:
     """Runs a QDQ ONNX model in NumPy integer arithmetic.
 
     Args:
@@ -206,9 +207,13 @@ def run_int8_reference(model, inputs: dict[str, np.ndarray]) -> dict[str, np.nda
             onnxruntime ``quantize_static``), as `compiler.frontend` accepts it.
         inputs: graph input name → the int8 tensor its QuantizeLinear would produce
             (uint8-quantized inputs as int8 with zero point − 128, see `boundary`).
+        output: ``"logits"`` (the int8 outputs) or ``"argmax"``: each 4-D output's uint8
+            class map ``argmax`` over axis 1, shape (N, 1, H, W), ties to the lowest
+            index (`kernels.argmax_map`), what ``compile_model(..., output="argmax")``
+            returns.
 
     Returns:
-        Graph output name → the int8 tensor its DequantizeLinear reads.
+        Graph output name → the int8 tensor its DequantizeLinear reads (or its class map).
 
     Raises:
         UnsupportedOpError: (a NotImplementedError) an op or group with no int8 definition;
@@ -219,7 +224,12 @@ def run_int8_reference(model, inputs: dict[str, np.ndarray]) -> dict[str, np.nda
         >>> x = np.zeros(spec.inputs[0].shape, np.int8)  # doctest: +SKIP
         >>> run_int8_reference("net.onnx", {spec.inputs[0].name: x})  # doctest: +SKIP
     """
-    return _Interpreter(load_model(model)).run(inputs)
+    if output not in ("logits", "argmax"):
+        raise ValueError(f"output={output!r}: use 'logits' or 'argmax'")
+    outputs = _Interpreter(load_model(model)).run(inputs)
+    if output == "argmax":
+        outputs = {name: kernels.argmax_map(y) for name, y in outputs.items()}
+    return outputs
 
 
 @dataclass(frozen=True)
