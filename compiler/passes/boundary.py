@@ -93,7 +93,8 @@ def strip_boundary(imported: ImportedModel) -> ImportedModel:
             outputs.append(info)
     body = mutator(_Strip)(imported.mod, remap_to_param, remap_to_arg).visit_expr(func.body)
     new_func = relax.Function(new_params, body, attrs=func.attrs)
-    mod = tvm.IRModule({"main": new_func})
+    mod = imported.mod.clone()  # keeps the kernels a lowering pass emitted (call_tir)
+    mod["main"] = new_func
     mod = relax.transform.Normalize()(mod)
     return imported.with_module(mod, inputs=tuple(inputs), outputs=tuple(outputs))
 
