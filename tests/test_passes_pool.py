@@ -9,6 +9,8 @@ from tvm import relax
 
 from compiler import int8
 from compiler.passes import LowerQuantizedAvgPool
+from compiler.passes._common import padded_conv2d
+from compiler.passes.resize_kernels import emit_kernel
 from tests.relax_helpers import const as _c
 from tests.relax_helpers import f32 as _f32
 from tests.relax_helpers import lowering
@@ -73,10 +75,14 @@ def _global_mean(x):
 
 
 def _window_sums(bb, qx):
-    """Pad with the zero point, sum each 3x3 window with a ones kernel, remove ``zp · 9``."""
-    padded = bb.emit(relax.op.nn.pad(qx, [0, 0, 0, 0, 1, 1, 1, 1], pad_value=X[1]))
-    acc = bb.emit(relax.op.nn.conv2d(padded, _c(np.ones((C, 1, 3, 3)), "int8"), strides=(2, 2),
-                                     groups=C, out_dtype="int32"))
+    """Sum each 3x3 window with a ones kernel reading the zero point outside, remove ``zp · 9``.
+
+    The padding is a stage of the conv's own kernel (one ``call_tir``), not an ``R.nn.pad``.
+    """
+    tag = {"op": "conv2d", "strides": [2, 2], "padding": [1, 1, 1, 1], "dilation": [1, 1],
+           "groups": C, "pad_value": X[1]}
+    acc = emit_kernel(bb, padded_conv2d, qx, _c(np.ones((C, 1, 3, 3)), "int8"), [2, 2],
+                      [1, 1, 1, 1], [1, 1], C, X[1], name="conv2d", tag=tag)
     return bb.emit(relax.op.subtract(acc, _c(X[1] * 9, "int32")))
 
 
@@ -100,6 +106,16 @@ def test_avg_pool_without_padded_elements_divides_by_each_windows_count():
 
     before = _function(_float(_avg_pool(count_include_pad=False)))
     tvm.ir.assert_structural_equal(_lower(before), _function(expected))
+
+
+def test_avg_pool_with_a_zero_zero_point_pads_in_the_plain_conv():
+    def expected(bb, qx):
+        acc = bb.emit(relax.op.nn.conv2d(qx, _c(np.ones((C, 1, 3, 3)), "int8"), strides=(2, 2),
+                                         padding=(1, 1, 1, 1), groups=C, out_dtype="int32"))
+        return _requantize(bb, acc, np.float64(_f32(X[0])) / (_f32(Y[0]) * 9), Y[1])
+
+    before = _function(_float(_avg_pool(count_include_pad=True), X[0], 0), X[0], 0)
+    tvm.ir.assert_structural_equal(_lower(before), _function(expected, X[0], 0))
 
 
 def test_global_avg_pool_sums_over_hw_and_divides_in_the_multiplier():

@@ -18,6 +18,7 @@ from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from compiler import int8
+from compiler.passes.resize_kernels import emit_kernel
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,26 @@ class QuantRewriter(PyExprMutator):
         lo, hi = dst.qrange()
         return self.requantize(acc, src.s / dst.s, dst.zp, lo, hi)
 
+    def conv2d_int32(self, x_q: relax.Expr, w: relax.Expr, strides, padding, dilation,
+                      groups: int, pad_value: int) -> relax.Var:
+        """Emits an int8 NCHW/OIHW conv2d with an int32 accumulator reading ``pad_value`` outside.
+
+        With zero padding (none, or a zero ``pad_value``) this is ``relax.op.nn.conv2d``.
+        Otherwise it is one ``call_tir`` of `padded_conv2d`, a PrimFunc named ``conv2d``
+        tagged (`resize_kernels.kernel_tag`) ``{"op": "conv2d", "strides", "padding",
+        "dilation", "groups", "pad_value"}``, so the padding is read at the borders by the
+        fused kernel instead of being a ``pad`` kernel writing a padded copy. A pass that
+        uses it must be built with `kernel_rewrite_pass`, which keeps the PrimFunc.
+        """
+        attrs = {"strides": [int(s) for s in strides], "padding": [int(p) for p in padding],
+                 "dilation": [int(d) for d in dilation], "groups": int(groups)}
+        if not any(attrs["padding"]) or pad_value == 0:
+            return self.emit(relax.op.nn.conv2d(x_q, w, **attrs, out_dtype="int32"))
+        tag = {"op": "conv2d", **attrs, "pad_value": int(pad_value)}
+        return emit_kernel(self.builder_, padded_conv2d, x_q, w, attrs["strides"],
+                           attrs["padding"], attrs["dilation"], attrs["groups"],
+                           tag["pad_value"], name="conv2d", tag=tag)
+
     def activation_bounds(self, expr: relax.Expr, out: QParams):
         """Peels a float ReLU / clip off ``expr``; returns ``(inner, qmin, qmax)``.
 
@@ -241,3 +262,51 @@ def function_pass(name: str, rewrite) -> tvm.transform.Pass:
 def rewrite_pass(name: str, rewriter_cls: type[QuantRewriter]) -> tvm.transform.Pass:
     """Wraps a `QuantRewriter` subclass into a module pass over every Relax function."""
     return function_pass(name, lambda mod, func: mutator(rewriter_cls)(mod).lower_function(func))
+
+
+def padded_conv2d(x, w, strides, padding, dilation, groups: int, pad_value: int):
+    """TE compute of an int8 NCHW/OIHW conv2d (int32 accumulator) reading ``pad_value`` outside.
+
+    The border is a ``topi.nn.pad`` stage of the same compute, not a tensor of its own: the
+    PrimFunc ``bb.emit_te`` makes of it holds the pad and the convolution together, so
+    fusion adds the epilogue to it and the kernel schedule (`compiler.codegen.schedule`)
+    inlines the pad into the convolution's read (a bounds check per read), leaving no
+    padded copy of the input anywhere.
+
+    Args:
+        x, w: ``te.Tensor`` input (N, C, H, W) and weight (O, C / groups, KH, KW).
+        strides, dilation: (h, w) pairs.
+        padding: (top, left, bottom, right), as ``relax.op.nn.conv2d`` takes it.
+        groups: group count (C for depthwise).
+        pad_value: the value read outside the input, e.g. its zero point.
+    """
+    from tvm import topi
+
+    top, left, bottom, right = (int(p) for p in padding)
+    padded = topi.nn.pad(x, [0, 0, top, left], [0, 0, bottom, right], pad_value=pad_value,
+                         name="pad_value_temp")
+    return topi.nn.conv(padded, w, [int(s) for s in strides], 0, [int(d) for d in dilation],
+                        int(groups), "NCHW", "OIHW", "int32")
+
+
+def kernel_rewrite_pass(name: str, rewriter_cls: type[QuantRewriter]) -> tvm.transform.Pass:
+    """As `rewrite_pass`, for a rewriter that also emits TIR kernels (``emit_te``).
+
+    One rewriter visits every Relax function; the PrimFuncs its builder gained go into the
+    output module beside the rewritten functions (the input module stays untouched).
+    """
+
+    def transform(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        rewriter = mutator(rewriter_cls)(mod)
+        updates = {gv: rewriter.lower_function(func) for gv, func in mod.functions.items()
+                   if isinstance(func, relax.Function)}
+        known = {gv.name_hint for gv in mod.get_global_vars()}
+        out = mod.clone()
+        for gv, func in rewriter.builder_.get().functions.items():
+            if gv.name_hint not in known:
+                out[gv] = func
+        for gv, func in updates.items():
+            out[gv] = func
+        return out
+
+    return tvm.transform.module_pass(transform, opt_level=0, name=name)

@@ -5,9 +5,11 @@ Integer form (per output channel ``c``)::
     acc[c] = conv2d(pad(x_q, zp_x), w_q, out_dtype=int32) + (b_q[c] - zp_x · Σ w_q[c])
     y_q    = requantize(acc, s_x · s_w[c] / s_y, zp_y, qmin', qmax')
 
-Padding is done explicitly with ``zp_x`` (the quantized zero) when ``zp_x != 0``,
-so the zero-point correction is one constant per channel and the conv stays
-int8 × int8 → int32. A float bias is quantized to int32 with scale ``s_x · s_w``.
+The border reads ``zp_x`` (the quantized zero), so the zero-point correction is one
+constant per channel and the conv stays int8 × int8 → int32. When ``zp_x != 0`` the
+conv is one ``call_tir`` of `_common.padded_conv2d`: the padding is a stage of the
+conv's own kernel, read at the borders, never a ``pad`` kernel or a padded copy
+(`QuantRewriter.conv2d_int32`); with ``zp_x = 0`` it is ``R.nn.conv2d`` with padding. A float bias is quantized to int32 with scale ``s_x · s_w``.
 ReLU / clip between the bias add and the quantize are folded into ``[qmin', qmax']``.
 Weights must be symmetric (zero point 0), as Brevitas and onnxruntime export them.
 """
@@ -19,11 +21,13 @@ import tvm
 from tvm import relax
 
 from compiler import int8
-from compiler.passes._common import QParams, QuantRewriter, const_value, is_op, rewrite_pass
-
-
-def _ints(arr) -> list[int]:
-    return [int(v) for v in arr]
+from compiler.passes._common import (
+    QParams,
+    QuantRewriter,
+    const_value,
+    is_op,
+    kernel_rewrite_pass,
+)
 
 
 class ConvRewriter(QuantRewriter):
@@ -77,14 +81,8 @@ class ConvRewriter(QuantRewriter):
         b_q = self.int_bias(bias, acc_scale.astype(np.float32), channels)
         if b_q is None:
             return None
-        pad = _ints(attrs.padding)  # top, left, bottom, right
-        if xp.zp != 0 and any(pad):
-            x_q = self.emit(relax.op.nn.pad(
-                x_q, [0, 0, 0, 0, pad[0], pad[2], pad[1], pad[3]], pad_value=xp.zp))
-            pad = [0, 0, 0, 0]
-        acc = self.emit(relax.op.nn.conv2d(
-            x_q, w_c, strides=_ints(attrs.strides), padding=pad,
-            dilation=_ints(attrs.dilation), groups=int(attrs.groups), out_dtype="int32"))
+        acc = self.conv2d_int32(x_q, w_c, attrs.strides, attrs.padding, attrs.dilation,
+                                attrs.groups, pad_value=xp.zp)
         bshape = (1, channels, 1, 1)
         offset = b_q - xp.zp * w_q.astype(np.int64).reshape(channels, -1).sum(axis=1)
         if offset.any():
@@ -98,4 +96,4 @@ class ConvRewriter(QuantRewriter):
 
 def LowerQuantizedConv2d():  # noqa: N802 - TVM pass naming
     """The pass: every quantized conv2d group becomes integer-only Relax."""
-    return rewrite_pass("LowerQuantizedConv2d", ConvRewriter)
+    return kernel_rewrite_pass("LowerQuantizedConv2d", ConvRewriter)

@@ -7,6 +7,9 @@ divided by the element count inside the requantize multiplier::
     acc = dwconv(pad(x_q, zp_x), 1) - zp_x · kh · kw
     y_q = requantize(acc, s_x / (s_y · count), zp_y)
 
+The padding is read at the borders inside the pool's own kernel
+(`QuantRewriter.conv2d_int32`): no ``pad`` kernel, no padded copy of the input.
+
 ``count`` is ``kh · kw`` with ``count_include_pad``, else the number of valid
 elements per output position (then multipliers vary per position).
 Global average pooling sums over H and W with ``R.sum``.
@@ -17,7 +20,13 @@ from __future__ import annotations
 import numpy as np
 from tvm import relax
 
-from compiler.passes._common import QParams, QuantRewriter, is_op, rewrite_pass, shape_of
+from compiler.passes._common import (
+    QParams,
+    QuantRewriter,
+    is_op,
+    kernel_rewrite_pass,
+    shape_of,
+)
 
 
 def _valid_counts(size: int, k: int, stride: int, before: int, out: int) -> np.ndarray:
@@ -37,12 +46,9 @@ class AvgPoolRewriter(QuantRewriter):
         if bool(a.ceil_mode) or any(int(d) != 1 for d in a.dilation):
             return None
         n, c, h, w = shape_of(x_q)
-        if any((top, left, bottom, right)):
-            x_q = self.emit(relax.op.nn.pad(x_q, [0, 0, 0, 0, top, bottom, left, right],
-                                            pad_value=xp.zp))
         ones = relax.const(np.ones((c, 1, kh, kw), np.int8), "int8")
-        acc = self.emit(relax.op.nn.conv2d(x_q, ones, strides=(sh, sw), groups=c,
-                                           out_dtype="int32"))
+        acc = self.conv2d_int32(x_q, ones, (sh, sw), (top, left, bottom, right), (1, 1), c,
+                                pad_value=xp.zp)
         if xp.zp:
             acc = self.emit(relax.op.subtract(acc, relax.const(np.int32(xp.zp * kh * kw),
                                                                "int32")))
@@ -84,4 +90,4 @@ class AvgPoolRewriter(QuantRewriter):
 
 def LowerQuantizedAvgPool():  # noqa: N802 - TVM pass naming
     """The pass: quantized average pooling becomes integer-only Relax."""
-    return rewrite_pass("LowerQuantizedAvgPool", AvgPoolRewriter)
+    return kernel_rewrite_pass("LowerQuantizedAvgPool", AvgPoolRewriter)
