@@ -75,3 +75,76 @@ def test_cli_refuses_existing_archive_and_bad_algorithms(tmp_path, capsys, fake_
     assert "unknown search algorithm" in json.loads(capsys.readouterr().out)["error"]
     assert _search(tmp_path / "h", "--objectives", "miou,speed") == 2
     assert _search(tmp_path / "i", "--resume") == 2
+
+
+def test_resume_under_other_settings_is_refused_naming_them(tmp_path, capsys, fake_scorer):
+    out = tmp_path / "run"
+    assert _search(out, "--algo", "random", "--seed", "2") == 0
+    capsys.readouterr()
+    calls = len(fake_scorer.calls)
+    assert _search(out, "--algo", "random", "--seed", "3", "--resume") == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert "seed: 3 (archive: 2)" in error and "--allow-new-metric-set" in error
+    assert "\n" not in error and len(fake_scorer.calls) == calls
+    assert _search(out, "--algo", "random", "--seed", "2", "--resume",
+                   "--latency-budget", "1e9") == 2
+    assert "budget.latency: 1000000000.0 (archive: unset)" in json.loads(
+        capsys.readouterr().out)["error"]
+    assert _search(out, "--algo", "random", "--seed", "2", "--resume", "--target",
+                   "cortex-m7") == 2
+    assert "target: cortex-m7 (archive: host)" in json.loads(capsys.readouterr().out)["error"]
+    # stated explicitly: scored under the new metric set, in the same archive
+    assert _search(out, "--algo", "random", "--seed", "3", "--resume",
+                   "--allow-new-metric-set") == 0
+    assert json.loads(capsys.readouterr().out)["scored"] == 6
+    assert _search(out, "--algo", "random", "--seed", "3", "--resume") == 0  # now the stored one
+    assert json.loads(capsys.readouterr().out)["scored"] == 0
+    assert _search(tmp_path / "new", "--allow-new-metric-set") == 2
+    assert "only applies with --resume" in json.loads(capsys.readouterr().out)["error"]
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf"])
+def test_non_positive_latency_budget_is_refused(tmp_path, capsys, fake_scorer, value):
+    assert _search(tmp_path / "run", "--latency-budget", value) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert "--latency-budget must be a positive number" in error
+    assert not (tmp_path / "run").exists()
+
+
+def test_image_size_below_the_total_stride_is_refused(tmp_path, capsys, monkeypatch):
+    space = get_space("squeezenas-small")
+
+    def build(args):
+        size = tuple(args.image_size or SIZE)
+        return search_cmd.ScorerSetup(FakeScorer(space), space, 4, size, "f" * 64,
+                                      {"fake": True})
+
+    monkeypatch.setattr(search_cmd, "build_scorer", build)
+    assert _search(tmp_path / "run", "--image-size", "8", "64") == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert "--image-size 8 64 is smaller than the total stride 16x16" in error
+
+
+def test_out_naming_a_file_is_a_one_line_error(tmp_path, capsys, fake_scorer):
+    path = tmp_path / "results.txt"
+    path.write_text("mine")
+    for out in (path, path / "sub"):
+        assert _search(out) == 2
+        error = json.loads(capsys.readouterr().out)["error"]
+        assert "is an existing file" in error or "which is an existing file" in error
+        assert "\n" not in error
+    assert path.read_text() == "mine"
+
+
+def test_a_second_search_on_a_folder_in_use_is_refused(tmp_path, capsys, fake_scorer):
+    import os
+
+    from qanas.utils.runlock import lock_run_dir
+
+    out = tmp_path / "run"
+    with lock_run_dir(out, "search"):  # another search holds the folder
+        assert _search(out, "--algo", "random") == 2
+        error = json.loads(capsys.readouterr().out)["error"]
+        assert f"PID {os.getpid()}" in error and "`qanas search` started" in error
+        assert not (out / "archive.sqlite").exists()
+    assert _search(out, "--algo", "random") == 0  # released: the folder is free again

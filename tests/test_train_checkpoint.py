@@ -119,3 +119,118 @@ def test_save_writes_through_a_temp_file_and_rename(tmp_path, monkeypatch):
     (src, dst), = renames
     assert str(dst).endswith("c.pt") and str(src).endswith(".tmp")
     assert os.path.dirname(src) == os.path.dirname(dst)
+
+
+def _assert_same_run(full, resumed):
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    opt_a, opt_b = full.optimizer.state_dict(), resumed.optimizer.state_dict()
+    for pid, state in opt_a["state"].items():
+        for name, value in state.items():
+            if torch.is_tensor(value):
+                assert torch.equal(value, opt_b["state"][pid][name]), (pid, name)
+    assert full.scheduler.get_last_lr() == resumed.scheduler.get_last_lr()
+    assert full.step == resumed.step
+    assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
+    assert [h["val_miou"] for h in full.history] == [h["val_miou"] for h in resumed.history]
+    assert all((x == y).all() for x, y in zip(full.sampler.counts, resumed.sampler.counts,
+                                              strict=True))
+
+
+MID_EPOCH = dict(epochs=2, steps_per_epoch=5, train_length=24)
+
+
+@pytest.mark.parametrize("changes", [{}, {"sampler": "spos", "augment": True}])
+def test_mid_epoch_checkpoint_resumes_bit_identically(tmp_path, changes):
+    config = tiny_config(**MID_EPOCH, **changes)
+    full = SupernetTrainer(config, tmp_path / "full", checkpoint_every=0)
+    full.fit()
+    full_rng = torch.get_rng_state()
+
+    split = SupernetTrainer(config, tmp_path / "split", checkpoint_every=2)
+    path = tmp_path / "split" / "supernet.pt"
+    assert split._train_epoch(0, path, stop_after=3) is None  # "killed" after step 3
+    payload = load_checkpoint(path)
+    assert payload["epoch"] == 0 and payload["step"] == 2  # step 3 was not saved: lost
+    assert payload["epoch_progress"]["epoch"] == 0
+    assert payload["epoch_progress"]["batches"] == 2
+    del split
+    torch.manual_seed(12345)  # disturb global RNG: resume must restore it
+    resumed = SupernetTrainer.from_checkpoint(path, checkpoint_every=2)
+    resumed.fit()
+    _assert_same_run(full, resumed)
+    assert torch.equal(torch.get_rng_state(), full_rng)
+    assert "epoch_progress" not in load_checkpoint(path)  # the last one closes an epoch
+
+
+def test_mid_epoch_checkpoints_come_every_n_steps(tmp_path, monkeypatch):
+    trainer = SupernetTrainer(tiny_config(**MID_EPOCH), tmp_path, checkpoint_every=2)
+    saved = []
+    real_save = trainer.save
+    monkeypatch.setattr(trainer, "save", lambda p: (saved.append(
+        (trainer.step, trainer._progress["batches"])), real_save(p))[1])
+    trainer.fit()
+    # steps 2 and 4 of each epoch mid-epoch (5 steps per epoch), then the epoch's end
+    assert saved == [(2, 2), (4, 4), (5, 0), (6, 1), (8, 3), (10, 0)]
+
+
+def test_negative_checkpoint_every_is_refused(tmp_path):
+    from qanas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="checkpoint_every"):
+        SupernetTrainer(tiny_config(epochs=1), tmp_path, checkpoint_every=-1)
+
+
+KILLED_TRAINER = """
+import sys, time
+import torch
+torch.set_num_threads(1)  # as conftest.py: the comparison run is in the test's process
+sys.path.insert(0, sys.argv[3])
+from test_train_toyspace import register_toy_spaces
+from test_train_trainer import tiny_config
+from qanas.train import SupernetTrainer
+register_toy_spaces()
+out, log = sys.argv[1], sys.argv[2]
+trainer = SupernetTrainer(tiny_config(epochs=2, steps_per_epoch=5, train_length=24), out,
+                          checkpoint_every=1)
+real_save = trainer.save
+def save(path):
+    real_save(path)
+    with open(log, "a") as f:
+        f.write(f"{trainer.step}\\n")
+    time.sleep(0.4)  # the next steps' "work": the kill lands here
+trainer.save = save
+trainer.fit()
+"""
+
+
+def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    out, log = tmp_path / "killed", tmp_path / "saves.log"
+    env = {**os.environ, "PYTHONPATH": str(tests.parent), "QANAS_QUIET": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_TRAINER, str(out), str(log),
+                             str(tests)], env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and len(log.read_text().split()) >= 3):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    payload = load_checkpoint(out / "supernet.pt")
+    assert payload["epoch"] == 0 and payload["epoch_progress"]["batches"] == payload["step"] == 3
+    assert sorted(p.name for p in out.iterdir()) == ["supernet.pt"]  # no temp file left
+
+    config = tiny_config(epochs=2, steps_per_epoch=5, train_length=24)
+    full = SupernetTrainer(config, tmp_path / "full", checkpoint_every=0)
+    full.fit()
+    resumed = SupernetTrainer.from_checkpoint(out / "supernet.pt")
+    resumed.fit()
+    _assert_same_run(full, resumed)

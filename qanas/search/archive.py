@@ -241,6 +241,25 @@ class EvalArchive:
         if self.journal == "wal":
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
 
+    def set_meta(self, key: str, value: Any) -> None:
+        """Stores `value` (JSON-serialisable) under `key` in the archive's meta table."""
+        if key == "schema_version":
+            raise ArchiveError("schema_version is managed by the archive itself")
+        text = json.dumps(value, sort_keys=True, default=str)
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, text))
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._after_commit()
+
+    def get_meta(self, key: str) -> Any:
+        """The value stored by `set_meta` under `key`, or None."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
     # -- reading -------------------------------------------------------------------
     def get(self, arch: str, target: str, metric_set: str) -> EvalRecord | None:
         """The record of `arch` on `target` under `metric_set`, or None if not evaluated."""

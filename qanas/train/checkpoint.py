@@ -7,6 +7,11 @@ Format "qanas-supernet/1" is a dict saved with `torch.save`:
      "rng": {"torch", "numpy", "python", "sampler"}, "config", "history",
      "qat", "quant_spec"}
 
+plus "epoch_progress" = {"epoch", "batches", "loss_total", "loss_steps"} in a
+checkpoint written in the middle of an epoch (`SupernetTrainer` writes one every
+`checkpoint_every` steps), where "epoch" is the unfinished epoch and "batches" the
+batches of it already trained.
+
 Everything in it is a tensor or a plain Python value, so it loads with
 `torch.load(weights_only=True)`: opening a checkpoint never runs code.
 Writes go through `qanas.utils.io.atomic_write` (temp file in the same folder,

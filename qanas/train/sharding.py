@@ -23,6 +23,7 @@ batch's loss.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from itertools import islice
 
 import torch
 from torch.utils.data import DataLoader, Sampler
@@ -78,22 +79,51 @@ def check_global_batch(global_batch: int, world_size: int) -> int:
     return int(global_batch) // int(world_size)
 
 
+class SkipKeys(Sampler[tuple[int, int]]):
+    """The keys of `base` after its first `skip` (a resumed epoch's remaining samples).
+
+    `base` still draws the epoch's whole order and every sample seed from its
+    generator, so the keys that follow are exactly those of the uninterrupted epoch,
+    and the skipped samples are never loaded.
+    """
+
+    def __init__(self, base: Sampler, skip: int):
+        self.base, self.skip = base, int(skip)
+
+    def __len__(self) -> int:
+        return max(0, len(self.base) - self.skip)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return islice(iter(self.base), self.skip, None)
+
+
 def sharded_loader(dataset, global_batch: int, shuffle: bool, seed: int, drop_last: bool,
-                   ctx: DistContext) -> DataLoader:
+                   ctx: DistContext, skip_batches: int = 0) -> DataLoader:
     """A loader yielding this rank's shard of each global batch (see the module docstring).
 
-    With one process it is `qanas.data.make_loader` itself.
+    With one process and no `skip_batches` it is `qanas.data.make_loader` itself.
+
+    Args:
+        skip_batches: leave out the first global batches of the epoch (a resume in
+            the middle of an epoch); the rest are the same batches as without it.
     """
     from qanas.data import make_loader
     from qanas.data.loader import SeededSampler
 
-    if not ctx.is_distributed:
+    if int(skip_batches) < 0:
+        raise ConfigError(f"skip_batches must be >= 0; got {skip_batches!r}")
+    if not ctx.is_distributed and not skip_batches:
         return make_loader(dataset, batch_size=global_batch, shuffle=shuffle, seed=seed,
                            drop_last=drop_last)
     generator = torch.Generator().manual_seed(int(seed))
-    base = SeededSampler(dataset, shuffle, generator)
+    base = SeededSampler(dataset, shuffle, generator)  # as `make_loader` draws it
+    if not ctx.is_distributed:
+        keys = SkipKeys(base, int(skip_batches) * int(global_batch))
+        return DataLoader(dataset, batch_size=int(global_batch), sampler=keys,
+                          drop_last=drop_last)
     shard = GlobalBatchShard(base, global_batch, ctx.rank, ctx.world_size, drop_last)
-    return DataLoader(dataset, batch_size=shard.local, sampler=shard, drop_last=False)
+    keys = SkipKeys(shard, int(skip_batches) * shard.local)
+    return DataLoader(dataset, batch_size=shard.local, sampler=keys, drop_last=False)
 
 
 def all_reduce_gradients(params: Sequence[torch.nn.Parameter], extra: torch.Tensor,

@@ -14,9 +14,15 @@ quick validation recalibrates BN per subnet (`qanas.train.evaluate`).
 Determinism: the trainer seeds torch's global RNG with `config.seed` before
 building the supernet (weight init); the data order of epoch e comes from a
 loader seeded with `(seed, e)`; the sampler has its own generator. Every
-checkpoint, written after each epoch, stores model, optimizer, scheduler,
-sampler and the torch/numpy/python RNG states, so a run resumed from epoch k
-produces bit-identical weights to an uninterrupted run.
+checkpoint stores model, optimizer, scheduler, sampler and the torch/numpy/python
+RNG states, so a resumed run produces bit-identical weights to an uninterrupted
+run. Checkpoints are written after each epoch and, within an epoch, every
+`checkpoint_every` optimizer steps (`DEFAULT_CHECKPOINT_EVERY`, a few minutes of
+CPU at the default settings), so a kill loses minutes, not an epoch. A mid-epoch
+checkpoint also stores the epoch's position (`"epoch_progress"`: batches consumed,
+the running loss sum); resuming rebuilds the epoch's loader from its seed and
+skips the consumed batches at the sampler, without loading them, which yields
+exactly the batches the uninterrupted run would have seen next.
 
 Data parallel (under torchrun, `qanas.distributed`): `config.batch_size` is the
 global batch; each rank trains on its disjoint shard of every global batch and
@@ -59,6 +65,10 @@ from qanas.train.sharding import all_reduce_gradients, check_global_batch, shard
 from qanas.utils.progress import progress
 
 CHECKPOINT_NAME = "supernet.pt"
+# Optimizer steps between mid-epoch checkpoints. At the defaults (squeezenas-small,
+# FairNAS m = 13, batch 4, 64x128) a step took 0.5 s on 2 CPU threads (CPU_STEPS_NOTE),
+# so 400 steps are about 3-4 minutes of work, against about 0.1 s per checkpoint write.
+DEFAULT_CHECKPOINT_EVERY = 400
 
 
 def build_datasets(config: TrainConfig) -> tuple:
@@ -97,6 +107,9 @@ class SupernetTrainer:
         device: where the supernet trains ("cpu", "cuda"; "cuda" means cuda:LOCAL_RANK).
         dist: the process group (default: `qanas.distributed.current()`, one process
             unless `init_distributed` ran under torchrun).
+        checkpoint_every: optimizer steps between mid-epoch checkpoints (None or 0:
+            only at the end of each epoch). It does not change the result, so it is
+            not part of the `TrainConfig`.
 
     Example:
         >>> trainer = SupernetTrainer(TrainConfig(space="squeezenas-small", epochs=3),
@@ -106,9 +119,14 @@ class SupernetTrainer:
 
     def __init__(self, config: TrainConfig, out_dir: str | Path, datasets=None, *,
                  initialise: bool = True, device: str | torch.device = "cpu",
-                 dist: DistContext | None = None):
+                 dist: DistContext | None = None,
+                 checkpoint_every: int | None = DEFAULT_CHECKPOINT_EVERY):
         from qanas.space import get_space
 
+        if checkpoint_every is not None and int(checkpoint_every) < 0:
+            raise ConfigError(f"checkpoint_every must be >= 0 steps (0: once per epoch); got "
+                              f"{checkpoint_every!r}")
+        self.checkpoint_every = int(checkpoint_every or 0)
         self.config = config
         self.dist = current() if dist is None else dist
         check_global_batch(config.batch_size, self.dist.world_size)
@@ -140,6 +158,9 @@ class SupernetTrainer:
         self.epoch = 0
         self.step = 0
         self.history: list[dict[str, Any]] = []
+        # Position inside the unfinished epoch `self.epoch` (restored from a mid-epoch
+        # checkpoint): batches consumed and the running sum and count of step losses.
+        self._progress = {"batches": 0, "loss_total": 0.0, "loss_steps": 0}
         self._calib = self._first_batches(self.calib_set, config.calib_batches)
         self._val = self._first_batches(self.val_set, config.val_batches)
         self.baseline = (majority_class_miou(self._calib, self._val, self.num_classes,
@@ -149,13 +170,14 @@ class SupernetTrainer:
         self._val = _to_device(self._val, self.device)
 
     # -- construction helpers -------------------------------------------------------------
-    def _loader(self, dataset, shuffle: bool, seed: int):
+    def _loader(self, dataset, shuffle: bool, seed: int, skip_batches: int = 0):
         """Training loader: this rank's shard of each global batch (all of it in one process).
 
         Training drops the last incomplete batch: a batch of one breaks BatchNorm.
+        `skip_batches` leaves out the epoch's first batches (a mid-epoch resume).
         """
         return sharded_loader(dataset, self.config.batch_size, shuffle, seed,
-                              drop_last=shuffle, ctx=self.dist)
+                              drop_last=shuffle, ctx=self.dist, skip_batches=skip_batches)
 
     def _steps_per_epoch(self) -> int:
         batches = len(self.train_set) // self.config.batch_size
@@ -179,12 +201,15 @@ class SupernetTrainer:
     def from_checkpoint(cls, path: str | Path, out_dir: str | Path | None = None,
                         epochs: int | None = None, datasets=None, *,
                         device: str | torch.device = "cpu",
-                        dist: DistContext | None = None) -> SupernetTrainer:
+                        dist: DistContext | None = None,
+                        checkpoint_every: int | None = DEFAULT_CHECKPOINT_EVERY
+                        ) -> SupernetTrainer:
         """A trainer continuing the run stored at `path` (optionally extended to `epochs`).
 
         Resuming with the stored number of epochs reproduces the uninterrupted run
-        bit for bit; a different `epochs` stretches the cosine schedule from here on.
-        Under torchrun every rank reads `path` (a shared filesystem on several nodes).
+        bit for bit, from an end-of-epoch or a mid-epoch checkpoint; a different
+        `epochs` stretches the cosine schedule from here on. Under torchrun every
+        rank reads `path` (a shared filesystem on several nodes).
         """
         payload = load_checkpoint(path)
         config = TrainConfig.from_dict(payload["config"])
@@ -194,7 +219,8 @@ class SupernetTrainer:
                                   f"already trained in {path}; pass a larger --epochs")
             config = config.replace(epochs=epochs)
         trainer = cls(config, out_dir if out_dir is not None else Path(path).parent, datasets,
-                      initialise=False, device=device, dist=dist)
+                      initialise=False, device=device, dist=dist,
+                      checkpoint_every=checkpoint_every)
         trainer.load_state(payload, source=str(path))
         return trainer
 
@@ -213,10 +239,22 @@ class SupernetTrainer:
         self.epoch = int(payload["epoch"])
         self.step = int(payload["step"])
         self.history = list(payload["history"])
+        progress = payload.get("epoch_progress")  # absent: saved at the end of an epoch
+        self._progress = {"batches": 0, "loss_total": 0.0, "loss_steps": 0}
+        if progress is not None:
+            if int(progress["epoch"]) != self.epoch:
+                raise CheckpointError(f"{source}: its mid-epoch position is for epoch "
+                                      f"{progress['epoch']}, its state for epoch {self.epoch}; "
+                                      f"the file is inconsistent, retrain")
+            self._progress = {"batches": int(progress["batches"]),
+                              "loss_total": float(progress["loss_total"]),
+                              "loss_steps": int(progress["loss_steps"])}
 
     # -- training -------------------------------------------------------------------------
     def fit(self, until_epoch: int | None = None) -> dict[str, Any]:
         """Trains up to `until_epoch` (default: `config.epochs`), checkpointing every epoch.
+
+        Within an epoch a checkpoint is also written every `checkpoint_every` steps.
 
         Returns:
             {"checkpoint", "epochs", "final_loss", "val_miou", "baseline_miou", "history"}.
@@ -225,7 +263,7 @@ class SupernetTrainer:
         checkpoint = self.out_dir / CHECKPOINT_NAME
         for epoch in range(self.epoch, last):
             start = time.perf_counter()
-            loss = self._train_epoch(epoch)
+            loss = self._train_epoch(epoch, checkpoint)
             val = self.dist.on_main(self.quick_val, share=True)
             self.epoch = epoch + 1
             self.history.append({
@@ -248,21 +286,45 @@ class SupernetTrainer:
             "history": self.history,
         }
 
-    def _train_epoch(self, epoch: int) -> float:
+    def _train_epoch(self, epoch: int, checkpoint: Path | None = None,
+                     stop_after: int | None = None) -> float | None:
+        """Trains the rest of `epoch`; returns its mean step loss.
+
+        Args:
+            epoch: the epoch (0-based); a restored mid-epoch position is continued.
+            checkpoint: where mid-epoch checkpoints go (None: none are written).
+            stop_after: stop after this many batches of this call, leaving the epoch
+                unfinished (None returned); what a kill at that point leaves, for tests.
+        """
         self.model.train()
-        loader = self._loader(self.train_set, shuffle=True, seed=epoch_seed(self.config.seed,
-                                                                            epoch))
-        total, steps = 0.0, 0
+        done = first = self._progress["batches"]
+        loader = self._loader(self.train_set, shuffle=True,
+                              seed=epoch_seed(self.config.seed, epoch), skip_batches=done)
+        total, steps = self._progress["loss_total"], self._progress["loss_steps"]
         quiet = {} if self.dist.is_main else {"disable": True}  # one bar per job, on rank 0
-        bar = progress(islice(iter(loader), self.steps_per_epoch), total=self.steps_per_epoch,
+        rng = torch.get_rng_state() if first else None
+        batches = iter(loader)  # draws the loader's base seed from torch's global RNG...
+        if rng is not None:  # ...which the uninterrupted run drew before the checkpoint
+            torch.set_rng_state(rng)
+        bar = progress(islice(batches, self.steps_per_epoch - done),
+                       total=self.steps_per_epoch, initial=done,
                        desc=f"epoch {epoch + 1}/{self.config.epochs}", **quiet)
         for image, mask in bar:
             loss = self.train_step(image, mask)
-            if loss is None:
-                continue
-            total += loss
-            steps += 1
-            bar.set_postfix(loss=f"{loss:.3f}", lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
+            done += 1
+            if loss is not None:
+                total += loss
+                steps += 1
+                bar.set_postfix(loss=f"{loss:.3f}",
+                                lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
+            self._progress = {"batches": done, "loss_total": total, "loss_steps": steps}
+            unfinished = done < self.steps_per_epoch
+            if (checkpoint is not None and unfinished and loss is not None
+                    and self.checkpoint_every and self.step % self.checkpoint_every == 0):
+                self.dist.on_main(lambda: self.save(checkpoint))
+            if stop_after is not None and unfinished and done - first >= stop_after:
+                return None
+        self._progress = {"batches": 0, "loss_total": 0.0, "loss_steps": 0}
         if steps == 0:
             raise ConfigError(f"epoch {epoch + 1} had no batch with labelled pixels; check that "
                               f"the dataset masks are not all ignore_index {self.ignore_index}")
@@ -324,9 +386,15 @@ class SupernetTrainer:
 
     # -- checkpoints ----------------------------------------------------------------------
     def payload(self) -> dict[str, Any]:
-        """The checkpoint dict of the current state (format "qanas-supernet/1")."""
+        """The checkpoint dict of the current state (format "qanas-supernet/1").
+
+        In the middle of an epoch it also holds "epoch_progress": the unfinished
+        epoch, its batches consumed and its running loss sum and step count.
+        """
         dataset = {"name": self.config.dataset, "root": self.config.data_root}
-        return {
+        mid_epoch = ({"epoch_progress": {"epoch": self.epoch, **self._progress}}
+                     if self._progress["batches"] else {})
+        return {**mid_epoch,
             "format": FORMAT,
             "space": self.config.space,
             "num_classes": self.num_classes,

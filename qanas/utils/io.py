@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from qanas.errors import QanasError
+
 
 class OutputExistsError(FileExistsError):
     """Raised when a command would overwrite earlier results without `--force`."""
@@ -70,6 +72,33 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
+class OutputNotADirectoryError(QanasError, NotADirectoryError):
+    """Raised when `--out` (or a folder above it) names an existing file."""
+
+
+def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Refuses an output folder that is, or lies under, an existing file; creates nothing.
+
+    Args:
+        path: the folder a command is about to write into.
+        flag: the option that named it, for the message.
+
+    Raises:
+        OutputNotADirectoryError: `path` or one of its parents is a file (or another
+            non-directory), with a message naming it and the fix.
+    """
+    path = Path(path)
+    for folder in (path, *path.parents):
+        if folder.exists() or folder.is_symlink():
+            if not folder.is_dir():
+                what = "is" if folder == path else f"lies under {folder}, which is"
+                raise OutputNotADirectoryError(
+                    f"{flag} {path} {what} an existing file, not a folder; qanas writes several "
+                    f"files into {flag}, so pass a folder path (new or existing)")
+            break
+    return path
+
+
 def prepare_output_dir(path: str | os.PathLike, force: bool, *, marker: str | None = None) -> Path:
     """Creates `path`, refusing to reuse a non-empty directory unless `force`.
 
@@ -77,10 +106,18 @@ def prepare_output_dir(path: str | os.PathLike, force: bool, *, marker: str | No
         path: the output directory.
         force: allow writing into a directory that already holds results.
         marker: if given, only this file's presence counts as "holds results".
+
+    Raises:
+        OutputNotADirectoryError: `path` is (or lies under) an existing file.
+        OutputExistsError: `path` already holds results and `force` is false.
     """
-    path = Path(path)
+    from qanas.utils.runlock import LOCK_NAME
+
+    path = check_output_dir(path)
     if path.exists():
-        occupied = (path / marker).exists() if marker else any(path.iterdir())
+        # The run lock (`qanas.utils.runlock`) is taken before this check: not a result.
+        occupied = ((path / marker).exists() if marker
+                    else any(p.name != LOCK_NAME for p in path.iterdir()))
         if occupied and not force:
             raise OutputExistsError(
                 f"{path} already holds results; pass --force to overwrite them, "

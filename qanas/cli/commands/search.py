@@ -8,7 +8,13 @@ Writes into DIR: `archive.sqlite` (every evaluated subnet, resumable), `front.js
 `front.csv`, `pareto.png` and `config.json` (and `gumbel.json` for `--algo gumbel`).
 `--resume` continues a killed run from its archive (finished subnets are not scored
 again); without it a DIR that already holds an archive is refused unless `--force`
-starts over.
+starts over. The archive records the settings it was built with (the metric set's
+settings, the target and the budgets); `--resume` with settings that differ, which
+would silently start another metric set (or keep stale over-budget rows), is refused
+with the differing keys named, unless `--allow-new-metric-set`.
+
+One process per DIR: the run holds `qanas.utils.runlock`'s lock on DIR while it
+works, and a second `qanas search` on the same DIR is refused with the holder's PID.
 
 Under `torchrun` every process runs this command and scores its share of each
 batch of subnets (`qanas.search.sharding`); rank 0 alone opens the archive,
@@ -117,6 +123,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", help="dataset folder (default: the checkpoint's)")
     parser.add_argument("--resume", action="store_true", help="continue from DIR/archive.sqlite")
     parser.add_argument("--force", action="store_true", help="discard an existing archive in DIR")
+    parser.add_argument("--allow-new-metric-set", action="store_true",
+                        help="with --resume: accept settings (seed, checkpoint, image size, "
+                             "quantization, target, budgets...) that differ from those the "
+                             "archive was built with; its earlier rows are then not reused")
     parser.add_argument("--lut", help="measured per-block latency table (`qanas lut build`) "
                                       "instead of the analytic latency model (default: the "
                                       "committed table of this space, target, size and classes)")
@@ -145,6 +155,48 @@ def _open_archive(out: Path, resume: bool, force: bool) -> EvalArchive:
     return EvalArchive(path)
 
 
+RUN_SETTINGS_KEY = "run_settings"
+
+
+def run_settings(metric_settings: dict, target: str, budgets: Budgets) -> dict:
+    """What a resumed search must share with the archive to reuse its rows, as flat JSON.
+
+    The metric set's settings (checkpoint, data, image size, quantization, seed,
+    latency table...), the target (a key of every row) and the budgets (an
+    over-budget subnet is archived unscored, so a looser budget needs a rescore).
+    """
+    import json
+
+    flat = {f"budget.{k}": v for k, v in budgets.__dict__.items()}
+    flat.update(target=target, **metric_settings)
+    return json.loads(json.dumps(flat, sort_keys=True, default=str))  # tuples -> lists
+
+
+def check_resume_settings(archive: EvalArchive, settings: dict, resume: bool,
+                          allow_new: bool) -> None:
+    """Refuses `--resume` under settings other than the archive's, then records `settings`.
+
+    Raises:
+        ConfigError: naming every differing key with its stored and its new value.
+    """
+    stored = archive.get_meta(RUN_SETTINGS_KEY)
+    if resume and stored is not None and stored != settings and not allow_new:
+        keys = sorted(set(stored) | set(settings), key=str)
+        diff = "; ".join(f"{k}: {_short(settings.get(k))} (archive: {_short(stored.get(k))})"
+                         for k in keys if stored.get(k) != settings.get(k))
+        raise ConfigError(
+            f"--resume: these settings differ from those {archive.path} was built with: {diff}. "
+            f"Under them no earlier row would be reused (a new metric set starts from zero). "
+            f"Resume with the original flags, pass --allow-new-metric-set to score under the "
+            f"new settings in this archive, or use another --out")
+    archive.set_meta(RUN_SETTINGS_KEY, settings)
+
+
+def _short(value) -> str:
+    text = "unset" if value is None else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _run(args: argparse.Namespace) -> dict:
     from qanas.distributed import session
 
@@ -156,33 +208,47 @@ def _search(args: argparse.Namespace, dist) -> dict:
     from qanas.search.algorithms import check_algorithm, run_search
     from qanas.search.hw import HardwareCostModel
     from qanas.search.problem import SubnetEvaluation, parse_objectives
+    from qanas.cli.commands._checks import check_image_size, check_positive
     from qanas.search.report import front_rows, write_front
-    from qanas.utils.io import write_run_metadata
+    from qanas.utils.io import check_output_dir, write_run_metadata
     from qanas.utils.progress import progress
+    from qanas.utils.runlock import lock_run_dir
     from targets import get_target
 
     objectives = parse_objectives(args.objectives)
     check_algorithm(args.algo)
     if args.budget < 1:
         raise ConfigError(f"--budget must be a positive number of subnets, got {args.budget}")
+    check_positive(args.latency_budget, "--latency-budget", "latency units (cycles)")
+    if args.allow_new_metric_set and not args.resume:
+        raise ConfigError("--allow-new-metric-set only applies with --resume; drop it")
     from qanas.search.sharding import SHARDED_ALGORITHMS
 
     if dist.is_distributed and args.algo not in SHARDED_ALGORITHMS:
         raise ConfigError(f"--algo {args.algo} runs in one process; launch it without torchrun, "
                           f"or use one of {', '.join(SHARDED_ALGORITHMS)} under torchrun")
     target = get_target(args.target)
-    out = Path(args.out)
-    archive = dist.on_main(lambda: _open_archive(out, args.resume, args.force))
+    out = check_output_dir(args.out)
+    lock = dist.on_main(lambda: lock_run_dir(out, "search"))
+    archive = None
     try:
+        archive = dist.on_main(lambda: _open_archive(out, args.resume, args.force))
         gumbel = None
         if args.algo == "gumbel":  # learn the distribution first: it may retrain the weights
             from qanas.search.gumbel_run import learn_for_search
 
             gumbel = learn_for_search(args, target, out)
         setup = build_scorer(args)
+        check_image_size(setup.space, setup.image_size,
+                         "--image-size" if args.image_size else "the checkpoint's image size")
         from qanas.search.hw import target_budgets
 
         budgets = Budgets(**target_budgets(target), latency=args.latency_budget)
+        for name, unit in (("sram_bytes", "SRAM"), ("flash_bytes", "weights memory")):
+            value = getattr(budgets, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"target {target.name} has a {unit} budget of {value} bytes; "
+                                  f"fix the size of its memory region in its target definition")
         latency_model, lut_path = None, getattr(args, "lut", None)
         if lut_path or (target.npu_config is None and not getattr(args, "no_lut", False)):
             from qanas.search.lut_registry import latency_lut_model
@@ -207,6 +273,9 @@ def _search(args: argparse.Namespace, dist) -> dict:
             hw, setup.space = npu.hw, npu.space
             setup.metric_settings = {**setup.metric_settings, **npu.metric_settings()}
         metric_set = metric_set_key(**setup.metric_settings)
+        settings = run_settings(setup.metric_settings, target.name, budgets)
+        dist.on_main(lambda: check_resume_settings(archive, settings, args.resume,
+                                                   args.allow_new_metric_set))
         config = {k: v for k, v in vars(args).items() if k not in ("json",)}
         config.update(objectives=list(objectives), metric_set=metric_set,
                       budgets=budgets.__dict__, space=setup.space.name,
@@ -244,6 +313,8 @@ def _search(args: argparse.Namespace, dist) -> dict:
     finally:
         if archive is not None:
             archive.close()
+        if lock is not None:
+            lock.release()
     return {**summary, "front": front_rows(result.front),
             "files": {k: str(v) for k, v in {**paths, "archive": out / ARCHIVE_NAME,
                                               "config": out / "config.json"}.items()}}

@@ -4,11 +4,14 @@ Example:
     qanas train-supernet --space squeezenas-small --data synthetic --image-size 64 128 \\
         --epochs 3 --out runs/sq-small --json
 
-Writes `DIR/supernet.pt` (after every epoch, atomically), `DIR/config.json`
-(resolved config, seed, versions, command line) and `DIR/result.json`.
-`--resume` continues from `DIR/supernet.pt` with its stored configuration;
-flags given with `--resume` must agree with it, except `--epochs`, which may
-extend the run.
+Writes `DIR/supernet.pt` (atomically, after every epoch and every
+`--checkpoint-every` steps within one), `DIR/config.json` (resolved config,
+seed, versions, command line) and `DIR/result.json`. `--resume` continues from
+`DIR/supernet.pt` with its stored configuration, from the middle of an epoch if
+that is where the run stopped, bit-identically to an uninterrupted run; flags
+given with `--resume` must agree with it, except `--epochs`, which may extend the
+run. One process per DIR: a second `train-supernet` on a DIR in use is refused
+with the holder's PID (`qanas.utils.runlock`).
 
 Under `torchrun` (see docs/scale-out.md) every process runs this command:
 `--batch-size` is the global batch, split evenly over the processes, and only
@@ -22,6 +25,7 @@ import time
 from pathlib import Path
 
 from qanas.cli.command import Command
+from qanas.train.trainer import DEFAULT_CHECKPOINT_EVERY
 
 # CLI flag -> TrainConfig field, for flags that default to None (= "not given").
 _FIELDS = {
@@ -71,6 +75,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib-batches", type=int, help="BN recalibration batches (default 4)")
     parser.add_argument("--device", default="cpu",
                         help="cpu (default) or cuda (under torchrun: cuda:LOCAL_RANK, nccl)")
+    parser.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                        help=f"optimizer steps between checkpoints within an epoch, 0 = only "
+                             f"at epoch ends (default {DEFAULT_CHECKPOINT_EVERY}: a few "
+                             f"minutes of CPU at the default settings)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--resume", action="store_true", help="continue DIR/supernet.pt")
     parser.add_argument("--force", action="store_true", help="overwrite DIR/supernet.pt")
@@ -96,14 +104,37 @@ def _run(args: argparse.Namespace) -> dict:
 
 
 def _train(args: argparse.Namespace, dist) -> dict:
+    from qanas.utils.io import check_output_dir
+    from qanas.utils.runlock import lock_run_dir
+
+    out = check_output_dir(args.out)
+    if args.resume and not (out / "supernet.pt").is_file():
+        from qanas.errors import ConfigError
+
+        raise ConfigError(f"--resume: no checkpoint at {out / 'supernet.pt'}; start the run "
+                          f"without --resume")
+    lock = dist.on_main(lambda: lock_run_dir(out, "train-supernet"))
+    try:
+        return _train_locked(args, dist, out)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_locked(args: argparse.Namespace, dist, out: Path) -> dict:
+    from qanas.cli.commands._checks import check_image_size
     from qanas.errors import ConfigError
+    from qanas.space import get_space
     from qanas.train import CHECKPOINT_NAME, SupernetTrainer, TrainConfig, load_checkpoint
     from qanas.train.sharding import check_global_batch
     from qanas.utils.io import atomic_write_json, prepare_output_dir, write_run_metadata
 
-    out = Path(args.out)
     checkpoint = out / CHECKPOINT_NAME
     given = _given(args)
+    every = DEFAULT_CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
+    if every < 0:
+        raise ConfigError(f"--checkpoint-every must be >= 0 steps (0: only at epoch ends); "
+                          f"got {every}")
     start = time.perf_counter()
     if args.resume:
         stored = TrainConfig.from_dict(load_checkpoint(checkpoint)["config"])
@@ -119,14 +150,18 @@ def _train(args: argparse.Namespace, dist) -> dict:
                               f"but these flags differ: {listed}. Drop them, or start a new run "
                               f"in another --out (or with --force)")
         trainer = SupernetTrainer.from_checkpoint(checkpoint, out, epochs=given.get("epochs"),
-                                                  device=args.device, dist=dist)
+                                                  device=args.device, dist=dist,
+                                                  checkpoint_every=every)
     else:
         if "space" not in given:
             raise ConfigError("--space is required (see `qanas spaces`), unless --resume")
         config = TrainConfig(**given)  # validated on every rank before rank 0 touches DIR
+        check_image_size(get_space(config.space), config.image_size,
+                         "--image-size" if "image_size" in given else "the default image size")
         check_global_batch(config.batch_size, dist.world_size)
         dist.on_main(lambda: prepare_output_dir(out, args.force, marker=CHECKPOINT_NAME))
-        trainer = SupernetTrainer(config, out, device=args.device, dist=dist)
+        trainer = SupernetTrainer(config, out, device=args.device, dist=dist,
+                                  checkpoint_every=every)
     config = trainer.config
     dist.on_main(lambda: write_run_metadata(
         out, {"train": config.to_dict(), "resumed": bool(args.resume),

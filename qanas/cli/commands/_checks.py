@@ -1,0 +1,72 @@
+"""Range checks of command-line values, shared by the commands that train, score or search.
+
+Each check raises `ConfigError` (exit 2, one line) naming the flag, the bad value
+and what to pass instead, before any work starts.
+"""
+
+from __future__ import annotations
+
+import math
+
+from qanas.errors import ConfigError
+
+# Input side used to measure a space's total stride: 2^7 * 3^3, divisible by every
+# product of the stride-2 and stride-3 layers the registered spaces use, so the
+# analytic shapes of `layer_specs` are exact.
+_REFERENCE_SIDE = 3456
+
+
+def total_stride(space) -> tuple[int, int]:
+    """The (H, W) downsampling from the input to the deepest feature map of `space`'s networks.
+
+    Measured on the analytic layer shapes (`space.layer_specs`) of the space's
+    max, min and seed subnets; the smallest of the three is returned, the stride
+    every subnet reaches at least (16 for every registered space; strides are
+    search decisions in `fmas-mbv2`, whose min subnet reaches 144, and whose
+    deepest maps stay one pixel at smaller sizes because convolutions pad).
+    Global pooling, and the 1x1 layers after it, are left out: they reduce to one
+    pixel at any size.
+    """
+    best: list[int] | None = None
+    for cfg in {space.max_config(), space.min_config(), space.seed_config()}:
+        specs = space.layer_specs(cfg, (_REFERENCE_SIDE, _REFERENCE_SIDE))
+        spatial = [s.out_hw for s in specs
+                   if s.op not in ("global_pool", "linear") and tuple(s.in_hw) != (1, 1)]
+        stride = [round(_REFERENCE_SIDE / max(1, min((hw[a] for hw in spatial),
+                                                     default=_REFERENCE_SIDE)))
+                  for a in (0, 1)]
+        best = stride if best is None else [min(b, s) for b, s in zip(best, stride)]
+    return best[0], best[1]
+
+
+def check_image_size(space, image_size, flag: str = "--image-size") -> tuple[int, int]:
+    """Refuses an image smaller than the network's total stride on either side.
+
+    Below it even the least downsampling subnet's deepest feature maps are mostly
+    padding (a 1x1 image "trains" and scores, meaninglessly). Sizes that are not multiples of the stride are
+    accepted: every registered decoder resizes to its skip connection's size and
+    the output to the input's (`tests/test_train_cli.py` runs an odd size).
+
+    Returns:
+        The size as a tuple of two ints.
+    """
+    try:
+        h, w = (int(v) for v in image_size)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{flag} takes two integers H W; got {image_size!r}") from None
+    sh, sw = total_stride(space)
+    if h < sh or w < sw:
+        raise ConfigError(
+            f"{flag} {h} {w} is smaller than the total stride {sh}x{sw} of {space.name} "
+            f"(its deepest features would be padding); pass at least {flag} {sh} {sw}, "
+            f"e.g. {flag} {2 * sh} {4 * sw}")
+    return h, w
+
+
+def check_positive(value, flag: str, unit: str = "") -> None:
+    """Refuses a budget-like value that is zero, negative or not finite (None passes)."""
+    if value is None:
+        return
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ConfigError(f"{flag} must be a positive number{' of ' + unit if unit else ''}; "
+                          f"got {value!r}. Omit it for no limit")
