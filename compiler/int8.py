@@ -118,7 +118,11 @@ def quantize(
     Returns int8 when the range fits int8, uint8 when it fits uint8, else int32.
     """
     x = np.asarray(x_float, dtype=np.float32)
-    q = np.rint(x / np.asarray(scale, dtype=np.float32)).astype(np.int64)
+    with np.errstate(over="ignore"):
+        q = np.rint(x / np.asarray(scale, dtype=np.float32))
+    # Saturate before the cast: x / scale may be ±inf (a Clip bound of ±FLT_MAX), which
+    # would wrap to INT64_MIN instead of clamping to qmin / qmax.
+    q = np.clip(q, -(2.0 ** 40), 2.0 ** 40).astype(np.int64)
     q = np.clip(q + np.asarray(zero_point, dtype=np.int64), qmin, qmax)
     if qmin >= -128 and qmax <= 127:
         return q.astype(np.int8)

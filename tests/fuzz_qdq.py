@@ -120,8 +120,11 @@ def _conv(rng, depthwise: bool) -> onnx.ModelProto:
     w, s_w = b.weight((cout, c // group, k, k))
     y = b.node("Conv", [x, w, b.bias(s_x, s_w)], kernel_shape=[k, k], group=group,
                strides=[int(rng.integers(1, 3))] * 2, pads=[k // 2] * 4)
-    if rng.random() < 0.5:
+    act = rng.random()
+    if act < 0.33:
         y = b.node("Relu", [y])
+    elif act < 0.5:
+        y = b.node("Clip", [y, b.const("lo", np.float32(0)), b.const("hi", np.float32(6))])
     return b.model(b.output(y, float(rng.uniform(0.05, 0.3)), rng.choice([np.int8, np.uint8])))
 
 
@@ -132,6 +135,14 @@ def _gemm(rng) -> onnx.ModelProto:
     w, s_w = b.weight((n, k), axis=0)
     y = b.node("Gemm", [x, w, b.bias(s_x, s_w)], transB=1)
     return b.model(b.output(y, float(rng.uniform(0.05, 0.3))))
+
+
+def _matmul(rng) -> onnx.ModelProto:
+    b = _Builder(rng)
+    k, n = int(rng.choice([4, 8])), int(rng.choice([3, 6]))
+    x, _ = b.act_input((1, 2, k))
+    w, _ = b.weight((k, n), axis=1)
+    return b.model(b.output(b.node("MatMul", [x, w]), float(rng.uniform(0.05, 0.3))))
 
 
 def _binary(rng, op: str) -> onnx.ModelProto:
@@ -174,6 +185,7 @@ BASES: dict[str, Callable[[np.random.Generator], onnx.ModelProto]] = {
     "conv": lambda rng: _conv(rng, depthwise=False),
     "depthwise": lambda rng: _conv(rng, depthwise=True),
     "gemm": _gemm,
+    "matmul": _matmul,
     "add": lambda rng: _binary(rng, "Add"),
     "concat": lambda rng: _binary(rng, "Concat"),
     "avgpool": lambda rng: _pool(rng, "AveragePool"),
@@ -206,6 +218,22 @@ def _mut_scale(model, rng) -> str:
         value[...] = bad
     _replace_init(model, t, numpy_helper.from_array(value))
     return f"scale {t.name}={float(bad)!r}"
+
+
+def _mut_scale_length(model, rng) -> str:
+    """A per-channel scale (and its zero point) one value too long or too short."""
+    ts = [t for t in _init(model, lambda n: "scale" in n) if len(t.dims) == 1 and t.dims[0] > 1]
+    if not ts:
+        return _mut_scale(model, rng)
+    t = ts[int(rng.integers(len(ts)))]
+    value = numpy_helper.to_array(t)
+    size = value.size + int(rng.choice([-1, 1]))
+    _replace_init(model, t, numpy_helper.from_array(np.resize(value, size)))
+    zp_names = {n.input[2] for n in model.graph.node
+                if len(n.input) > 2 and n.input[1] == t.name}
+    for z in _init(model, lambda n: n in zp_names):
+        _replace_init(model, z, numpy_helper.from_array(np.resize(numpy_helper.to_array(z), size)))
+    return f"scale {t.name} length {size}"
 
 
 def _mut_zero_point(model, rng) -> str:
@@ -336,6 +364,7 @@ def _mut_ir_version(model, rng) -> str:
 #: Mutation name → function(model, rng) that edits the model in place and describes the edit.
 MUTATIONS: dict[str, Callable[[onnx.ModelProto, np.random.Generator], str]] = {
     "scale": _mut_scale,
+    "scale_length": _mut_scale_length,
     "zero_point": _mut_zero_point,
     "dtype": _mut_dtype,
     "bias": _mut_bias,
