@@ -211,3 +211,21 @@ def test_extracted_subnet_traces_and_exports(supernet):
     session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {"image": x.numpy()})
     np.testing.assert_allclose(got, expected.numpy(), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["mac_small", "lat_small", "mac_large", "lat_large",
+                                  "mac_xlarge", "lat_xlarge"])
+def test_published_networks_count_the_published_gigamacs(name):
+    """The six released networks at 1024x2048, 19 classes: within 2 % of the published cost."""
+    from qanas.space.squeezenas_published import PUBLISHED, published_config
+
+    cfg = published_config(name)
+    macs = get_space(cfg.space).costs(cfg, (1024, 2048), 19)["macs"]
+    assert macs / 1e9 == pytest.approx(PUBLISHED[name].published_gmacs, rel=0.02)
+
+
+def test_unknown_published_network_lists_the_known_ones():
+    from qanas.space.squeezenas_published import published_config
+
+    with pytest.raises(ConfigError, match="lat_small"):
+        published_config("lat_medium")

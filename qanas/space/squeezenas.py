@@ -19,16 +19,31 @@ Conventions of this implementation (the analytic costs and the supernet agree):
   into its conv and each activation is an ``act`` spec after its conv (the
   convention of `qanas.supernet.blocks`).
 
-Macro-architectures (stem conv 3x3 stride 2, then stages (channels, blocks,
-first stride)):
+Macro-architectures, as the authors' released code builds them (stem conv 3x3 stride 2,
+then stages (channels, blocks, first stride)):
 
 * small: stem 16; (16,4,2) (24,4,2) (40,4,2) (48,4,1) (96,4,1); 1x1 conv to
   256; LR-ASPP (128 mid channels) with low-level features after block 8 (OS 8).
 * large: stem 16; (16,1,1) (24,4,2) (32,4,2) (64,4,2) (96,4,1) (160,4,1)
-  (320,1,1); LR-ASPP (128 mid) with the last OS-8 block as low level.
+  (160,1,1): the released code builds the last stage as 320 × a final width
+  multiplier of 0.5; LR-ASPP (128 mid) with the last OS-8 block as low level.
 * xlarge: stem 48; (24,1,1) (32,4,2) (48,4,2) (96,4,2) (144,4,1) (240,4,1)
-  (320,1,1); DeepLabV3+-style decoder with a depthwise-separable ASPP (rates 6,
-  12, 18, 256 channels) and low-level features from the last OS-4 block.
+  (320,1,1); the released DeepLabV3+ decoder (`_squeezenas_aspp_specs`): ASPP on the
+  320-channel output (1x1 to 160, three 3x3 convs with groups = 160 at rates 6/12/18,
+  the globally pooled input itself as the fifth branch) → 1x1 to 160; upsampled to
+  output stride 4 and concatenated with a 1x1 (bias, no BN) of the last OS-4 block
+  (32 → 32); 3x3 depthwise conv-BN-ReLU over the 192 channels; 1x1 classifier.
+
+The six published networks (`qanas.space.squeezenas_published`) count within 0.1 % of
+the GigaMACs the authors publish at 1024×2048 with 19 classes (4.47, 19.57, 32.73,
+3.01, 9.39, 21.84). Interpretations: the stride-2 ``skip`` of the released code is a
+factorized reduce (two 1x1 stride-2 convs on offset inputs, concatenated) and its
+channel-changing stride-1 skip puts a ReLU before the 1x1 conv; both have the MACs and
+parameters of our single 1x1 projection, which we keep (no offset slicing in the int8
+compiler). LR-ASPP pools globally; the released code pools with a 49×49 window at
+stride (16, 20), which needs a feature map of at least 49×49 (inputs of 784×784 and
+up). Bilinear upsampling uses align_corners=False throughout (the released decoder
+uses align_corners=True for its ×4 and ×8 upsamplings): neither changes MACs.
 
 Landmarks: `max_config` is k5e6g1 everywhere; `min_config` is, per block, the
 candidate with the fewest MACs (ties: fewest parameters) at the reference size
@@ -108,10 +123,10 @@ class MacroArch:
         stem_channels: output channels of the 3x3 stride-2 stem conv.
         stages: (channels, blocks, first stride) per stage.
         head_channels: a 1x1 conv+BN+ReLU6 to this width after the last block, or None.
-        decoder: ``"lraspp"`` or ``"deeplabv3plus"``.
+        decoder: ``"lraspp"`` or ``"squeezenas-aspp"`` (the released XLarge decoder).
         low_level_stride: the low-level features come from the last block at this output stride.
         lraspp_mid: mid channels of LR-ASPP.
-        aspp_rates / aspp_channels / low_level_proj: DeepLabV3+ decoder widths and rates.
+        aspp_rates / aspp_channels: atrous rates and width of the XLarge ASPP.
     """
 
     stem_channels: int
@@ -121,8 +136,7 @@ class MacroArch:
     low_level_stride: int
     lraspp_mid: int = 128
     aspp_rates: tuple[int, ...] = (6, 12, 18)
-    aspp_channels: int = 256
-    low_level_proj: int = 48
+    aspp_channels: int = 160
 
     def blocks(self) -> tuple[BlockPlan, ...]:
         """The superblocks in order, with their input/output channels and strides."""
@@ -202,32 +216,30 @@ def _lraspp_specs(arch: MacroArch, high_ch, high_hw, low_ch, low_hw, num_classes
     )
 
 
-def _deeplab_specs(arch: MacroArch, high_ch, high_hw, low_ch, low_hw, num_classes) -> list[LayerSpec]:
-    """Specs of `qanas.supernet.squeezenas_blocks.DeepLabV3PlusHead`, in execution order."""
-    mid, proj = arch.aspp_channels, arch.low_level_proj
-    fused = mid + proj
+def _squeezenas_aspp_specs(arch: MacroArch, high_ch, high_hw, low_ch, low_hw,
+                           num_classes) -> list[LayerSpec]:
+    """Specs of `qanas.supernet.squeezenas_blocks.SqueezeNASASPPHead`, in execution order."""
+    mid = arch.aspp_channels
+    fused = mid + low_ch
     specs = _conv("decoder.aspp.b0", high_ch, mid, high_hw, act="relu")
     for i, rate in enumerate(arch.aspp_rates, start=1):
-        specs += _conv(f"decoder.aspp.b{i}.dw", high_ch, high_ch, high_hw, 3, 1, rate, high_ch,
-                       act="relu")
-        specs += _conv(f"decoder.aspp.b{i}.pw", high_ch, mid, high_hw, act="relu")
-    branches = len(arch.aspp_rates) + 2
+        specs += _conv(f"decoder.aspp.b{i}", high_ch, mid, high_hw, 3, 1, rate, mid, act="relu")
+    cat = mid * (len(arch.aspp_rates) + 1) + high_ch
     return (
         specs
         + _elementwise("global_pool", "decoder.aspp.pool", high_ch, high_hw, out_hw=(1, 1))
-        + _conv("decoder.aspp.pool_conv", high_ch, mid, (1, 1), bias=True, act="relu")
-        + _elementwise("resize", "decoder.aspp.pool_up", mid, (1, 1), out_hw=high_hw)
-        + _elementwise("concat", "decoder.aspp.cat", mid * branches, high_hw, in_channels=mid)
-        + _conv("decoder.aspp.project", mid * branches, mid, high_hw, act="relu")
-        + _conv("decoder.low_proj", low_ch, proj, low_hw, act="relu")
+        + _elementwise("resize", "decoder.aspp.pool_up", high_ch, (1, 1), out_hw=high_hw)
+        + _elementwise("concat", "decoder.aspp.cat", cat, high_hw, in_channels=mid)
+        + _conv("decoder.aspp.project", cat, mid, high_hw, act="relu")
         + _elementwise("resize", "decoder.up", mid, high_hw, out_hw=low_hw)
+        + _conv("decoder.low_proj", low_ch, low_ch, low_hw, bias=True)
         + _elementwise("concat", "decoder.cat", fused, low_hw, in_channels=mid)
-        + _conv("decoder.fuse1.dw", fused, fused, low_hw, 3, 1, 1, fused, act="relu")
-        + _conv("decoder.fuse1.pw", fused, mid, low_hw, act="relu")
-        + _conv("decoder.fuse2.dw", mid, mid, low_hw, 3, 1, 1, mid, act="relu")
-        + _conv("decoder.fuse2.pw", mid, mid, low_hw, act="relu")
-        + _conv("decoder.classifier", mid, num_classes, low_hw, bias=True)
+        + _conv("decoder.fuse", fused, fused, low_hw, 3, 1, 1, fused, act="relu")
+        + _conv("decoder.classifier", fused, num_classes, low_hw, bias=True)
     )
+
+
+_DECODER_SPECS = {"lraspp": _lraspp_specs, "squeezenas-aspp": _squeezenas_aspp_specs}
 
 
 class SqueezeNASSpace(SearchSpace):
@@ -240,8 +252,9 @@ class SqueezeNASSpace(SearchSpace):
     """
 
     def __init__(self, name: str, arch: MacroArch, num_classes: int = 19):
-        if arch.decoder not in ("lraspp", "deeplabv3plus"):
-            raise ConfigError(f"unknown decoder {arch.decoder!r}; choose 'lraspp' or 'deeplabv3plus'")
+        if arch.decoder not in _DECODER_SPECS:
+            raise ConfigError(f"unknown decoder {arch.decoder!r}; choose one of "
+                              f"{sorted(_DECODER_SPECS)}")
         self.name = name
         self.arch = arch
         self.num_classes = num_classes
@@ -307,8 +320,7 @@ class SqueezeNASSpace(SearchSpace):
         if arch.head_channels is not None:
             specs += _conv("head", high_ch, arch.head_channels, hw, act="relu6")
             high_ch = arch.head_channels
-        decoder = _lraspp_specs if arch.decoder == "lraspp" else _deeplab_specs
-        specs += decoder(arch, high_ch, hw, low_ch, low_hw, num_classes)
+        specs += _DECODER_SPECS[arch.decoder](arch, high_ch, hw, low_ch, low_hw, num_classes)
         specs += _elementwise("resize", "upsample", num_classes, low_hw, out_hw=tuple(image_size))
         return specs
 
@@ -330,13 +342,13 @@ SMALL = MacroArch(
 )
 LARGE = MacroArch(
     stem_channels=16,
-    stages=((16, 1, 1), (24, 4, 2), (32, 4, 2), (64, 4, 2), (96, 4, 1), (160, 4, 1), (320, 1, 1)),
+    stages=((16, 1, 1), (24, 4, 2), (32, 4, 2), (64, 4, 2), (96, 4, 1), (160, 4, 1), (160, 1, 1)),
     head_channels=None, decoder="lraspp", low_level_stride=8,
 )
 XLARGE = MacroArch(
     stem_channels=48,
     stages=((24, 1, 1), (32, 4, 2), (48, 4, 2), (96, 4, 2), (144, 4, 1), (240, 4, 1), (320, 1, 1)),
-    head_channels=None, decoder="deeplabv3plus", low_level_stride=4,
+    head_channels=None, decoder="squeezenas-aspp", low_level_stride=4,
 )
 
 register_space(SqueezeNASSpace("squeezenas-small", SMALL))

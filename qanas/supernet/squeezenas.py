@@ -19,7 +19,7 @@ from qanas.space.base import SubnetConfig
 from qanas.space.squeezenas import OPTIONS, SqueezeNASSpace
 from qanas.supernet.base import Supernet
 from qanas.supernet.blocks import ConvBNAct, LRASPPHead
-from qanas.supernet.squeezenas_blocks import ChoiceBlock, DeepLabV3PlusHead
+from qanas.supernet.squeezenas_blocks import ChoiceBlock, SqueezeNASASPPHead
 
 
 class SqueezeNASNet(nn.Module):
@@ -71,8 +71,8 @@ class SqueezeNASSupernet(Supernet):
         if arch.decoder == "lraspp":
             decoder = LRASPPHead(high_ch, low_ch, arch.lraspp_mid, num_classes)
         else:
-            decoder = DeepLabV3PlusHead(high_ch, low_ch, num_classes, arch.aspp_rates,
-                                        arch.aspp_channels, arch.low_level_proj)
+            decoder = SqueezeNASASPPHead(high_ch, low_ch, num_classes, arch.aspp_rates,
+                                         arch.aspp_channels)
         self.net = SqueezeNASNet(
             ConvBNAct(3, arch.stem_channels, 3, stride=2),
             nn.Sequential(*blocks[:split]),

@@ -9,8 +9,7 @@ with `torch.fx` and exports to ONNX. `ChoiceBlock` is the one dynamic module.
 (the MobileNetV2 spaces). What is added here: the inverted residual whose 1x1
 expansion conv exists also for e=1 (`blocks.InvertedResidual` omits it, so its
 `k3e1g2` would group only the projection), the projection skip, `ChoiceBlock`
-and the DeepLabV3+ decoder (low-level fusion, BN-free pooling branch), which
-could move into `blocks.py` later.
+and the released SqueezeNAS-XLarge decoder (`SqueezeNASASPPHead`).
 """
 
 from __future__ import annotations
@@ -80,55 +79,42 @@ class ChoiceBlock(nn.Module):
         return self.candidates[self.active](x)
 
 
-class DepthwiseASPP(nn.Module):
-    """ASPP with depthwise-separable atrous branches, a 1x1 branch and an image-pool branch.
-
-    The image-pool branch is 1x1 conv (with bias) + ReLU, without BN: BN over a
-    1x1 map fails in training with batch size 1.
+class SqueezeNASASPP(nn.Module):
+    """The released SqueezeNAS-XLarge ASPP: a 1x1 branch, grouped atrous 3x3 branches
+    (groups = the output width) and the globally pooled input itself, then a 1x1 projection.
     """
 
     def __init__(self, in_ch: int, rates: tuple[int, ...], mid_ch: int):
         super().__init__()
         self.b0 = ConvBNAct(in_ch, mid_ch, 1, act="relu")
         self.atrous = nn.ModuleList(
-            nn.Sequential(ConvBNAct(in_ch, in_ch, 3, dilation=r, groups=in_ch, act="relu"),
-                          ConvBNAct(in_ch, mid_ch, 1, act="relu"))
-            for r in rates
-        )
+            ConvBNAct(in_ch, mid_ch, 3, dilation=r, groups=mid_ch, act="relu") for r in rates)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.pool_conv = nn.Conv2d(in_ch, mid_ch, 1)
-        self.pool_act = nn.ReLU()
-        self.project = ConvBNAct(mid_ch * (len(rates) + 2), mid_ch, 1, act="relu")
+        self.project = ConvBNAct(mid_ch * (len(rates) + 1) + in_ch, mid_ch, 1, act="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """ASPP features (N, mid_ch, H, W)."""
         branches = [self.b0(x)] + [branch(x) for branch in self.atrous]
-        pooled = self.pool_act(self.pool_conv(self.pool(x)))
-        branches.append(upsample_to(pooled, x))
+        branches.append(upsample_to(self.pool(x), x))
         return self.project(torch.cat(branches, dim=1))
 
 
-class DeepLabV3PlusHead(nn.Module):
-    """DeepLabV3+ decoder with depthwise ASPP, returning logits at the low-level resolution.
+class SqueezeNASASPPHead(nn.Module):
+    """The released SqueezeNAS-XLarge decoder, returning logits at the low-level resolution.
 
-    ASPP on the high-level features, upsampled and concatenated with a 1x1
-    projection of the low-level features, two depthwise-separable 3x3 convs,
-    and a 1x1 classifier.
+    ASPP on the high-level features, upsampled and concatenated with a 1x1 conv (bias, no
+    BN or activation) of the low-level features that keeps their width, a 3x3 depthwise
+    conv-BN-ReLU over the concatenation, and a 1x1 classifier.
     """
 
     def __init__(self, high_ch: int, low_ch: int, num_classes: int,
-                 rates: tuple[int, ...] = (6, 12, 18), mid_ch: int = 256, low_proj: int = 48):
+                 rates: tuple[int, ...] = (6, 12, 18), mid_ch: int = 160):
         super().__init__()
-        self.aspp = DepthwiseASPP(high_ch, rates, mid_ch)
-        self.low_proj = ConvBNAct(low_ch, low_proj, 1, act="relu")
-        fused = mid_ch + low_proj
-        self.fuse = nn.Sequential(
-            ConvBNAct(fused, fused, 3, groups=fused, act="relu"),
-            ConvBNAct(fused, mid_ch, 1, act="relu"),
-            ConvBNAct(mid_ch, mid_ch, 3, groups=mid_ch, act="relu"),
-            ConvBNAct(mid_ch, mid_ch, 1, act="relu"),
-        )
-        self.classifier = nn.Conv2d(mid_ch, num_classes, 1)
+        self.aspp = SqueezeNASASPP(high_ch, rates, mid_ch)
+        self.low_proj = nn.Conv2d(low_ch, low_ch, 1)
+        fused = mid_ch + low_ch
+        self.fuse = ConvBNAct(fused, fused, 3, groups=fused, act="relu")
+        self.classifier = nn.Conv2d(fused, num_classes, 1)
 
     def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         """Logits (N, classes, *low.shape[-2:]); argument order as `blocks.LRASPPHead`."""
