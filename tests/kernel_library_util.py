@@ -48,13 +48,15 @@ def _requant_arrays(rq: packing.Requant) -> dict:
     return {"mult": rq.multiplier, "shift": rq.shift}
 
 
-def random_scales(rng: np.random.Generator, channels: int, ties: bool = False) -> np.ndarray:
-    """Real requantization factors: mostly 2^-12 .. 2^-3, some ≥ 0.25 (the 64-bit path),
-    or powers of two (exact ties, where half-even rounding matters) when ``ties``."""
+def random_scales(rng: np.random.Generator, channels: int, ties: bool = False,
+                  wide: float = 0.15) -> np.ndarray:
+    """Real requantization factors: 2^-12 .. 2^-3, a share ``wide`` of them ≥ 0.25 (the
+    64-bit path), or powers of two (exact ties, where half-even rounding matters) when
+    ``ties``."""
     if ties:
         return 2.0 ** -rng.integers(3, 12, channels).astype(np.float64)
     s = 2.0 ** rng.uniform(-12, -3, channels)
-    big = rng.random(channels) < 0.15
+    big = rng.random(channels) < wide
     return np.where(big, rng.uniform(0.25, 1.5, channels), s)
 
 
@@ -71,7 +73,7 @@ def _clamp(rng: np.random.Generator, zp: int) -> tuple[int, int]:
 def conv_case(name: str, rng: np.random.Generator, *, h: int, w: int, cin: int, cout: int,
               k: int = 3, stride: int = 1, dilation: int = 1, pads=(1, 1, 1, 1),
               groups: int = 1, depthwise: bool = False, multiplier: int = 1,
-              ties: bool = False, kh: int | None = None) -> KernelCase:
+              ties: bool = False, kh: int | None = None, wide: float = 0.15) -> KernelCase:
     """A conv2d / depthwise case; ``pads`` in ONNX order (top, left, bottom, right)."""
     kh = k if kh is None else kh
     x = rng.integers(-128, 128, (1, cin, h, w)).astype(np.int8)
@@ -81,7 +83,7 @@ def conv_case(name: str, rng: np.random.Generator, *, h: int, w: int, cin: int, 
     wt = rng.integers(-127, 128, (cout, cin // groups, kh, k)).astype(np.int8)
     bias = rng.integers(-(1 << 16), 1 << 16, cout).astype(np.int32)
     qmin, qmax = _clamp(rng, zy)
-    rq = packing.requant(random_scales(rng, cout, ties), cout, zy, qmin, qmax)
+    rq = packing.requant(random_scales(rng, cout, ties, wide), cout, zy, qmin, qmax)
     acc = ref.conv2d(x.astype(np.int64) - zx, wt, (stride, stride), pads,
                      (dilation, dilation), groups) + bias.reshape(1, -1, 1, 1)
     y = int8.requantize(acc, rq.multiplier.reshape(1, -1, 1, 1).astype(np.int64),
@@ -103,10 +105,10 @@ def conv_case(name: str, rng: np.random.Generator, *, h: int, w: int, cin: int, 
 
 
 def pointwise_case(name: str, rng: np.random.Generator, *, pixels: int, cin: int,
-                   cout: int, ties: bool = False) -> KernelCase:
+                   cout: int, ties: bool = False, wide: float = 0.15) -> KernelCase:
     """A `qanas_pointwise_conv_s8` case over ``pixels`` NHWC pixels (a 1 × pixels image)."""
     case = conv_case(name, rng, h=1, w=pixels, cin=cin, cout=cout, k=1, pads=(0, 0, 0, 0),
-                     ties=ties)
+                     ties=ties, wide=wide)
     p = "{p}"
     case.call = (f"qanas_pointwise_conv_s8({pixels}, {cin}, {cout}, {p}input, {p}weights, "
                  f"{p}bias, &{p}rq, {p}output)")
@@ -236,7 +238,7 @@ def render_driver(cases: list[KernelCase], firmware: bool, dump: bool = True) ->
         lines += ["int main(void) {", "  qanas_port_init();"]
     else:
         lines += ["int main(void) {"]
-    lines += [f"  out_text(\"@ISA \"); out_text(qanas_kernels_isa()); out_text(\"\\n\");",
+    lines += ["  out_text(\"@ISA \"); out_text(qanas_kernels_isa()); out_text(\"\\n\");",
               *body, "  out_text(\"@END\\n\");", "  return 0;", "}", ""]
     return "\n".join(lines)
 

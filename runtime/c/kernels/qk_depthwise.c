@@ -7,88 +7,101 @@
 /* Taps of the fast path's offset table; larger kernels take the per-element path. */
 #define QK_MAX_TAPS 64
 
+/* The tap loop is unrolled where the tap count is a constant (the 3x3 instance below):
+ * the loop's own instructions cost as much as a tap's multiply-accumulates. */
+#if defined(__GNUC__)
+#define QK_UNROLL_TAPS _Pragma("GCC unroll 9")
+#else
+#define QK_UNROLL_TAPS
+#endif
+
 /* Requantizes `count` consecutive channels from `acc` (channel o0 first). */
 QK_INLINE void qk_requant_run(const int32_t *acc, int32_t count, int32_t o0,
                               const qanas_requant_t *rq, int8_t *out) {
+  /* Locals, so that the int8 stores (which may alias anything) force no reloads. */
+  const int32_t *const mult = rq->multiplier + o0, *const shift = rq->shift + o0;
+  const int32_t zp = rq->output_zero_point, lo = rq->qmin, hi = rq->qmax;
   for (int32_t j = 0; j < count; ++j) {
-    out[j] = (int8_t)qk_requantize(acc[j], rq->multiplier[o0 + j], rq->shift[o0 + j],
-                                   rq->output_zero_point, rq->qmin, rq->qmax);
+    out[j] = (int8_t)qk_requantize(acc[j], mult[j], shift[j], zp, lo, hi);
   }
 }
 
 #if defined(QK_ISA_MVE)
-/* Helium: 4 channels per int32 vector (widening byte loads, VMLA), requantized in vector
- * registers when every channel's shift is <= -2 (see qk_requantize). */
-static void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps,
+/* Helium: 16 channels per pass in four int32x4 accumulators (widening byte loads,
+ * VMUL + VADD: MVE has no vector-by-vector integer VMLA), a predicated 4-channel pass
+ * for the rest; requantized in vector registers when every channel's shift is <= -2. */
+QK_INLINE void qk_dw_store4(int32x4_t acc, const qanas_requant_t *rq, int32_t o, int32_t n,
+                            int32_t vector_requant, int8_t *out) {
+  const mve_pred16_t p = vctp32q((uint32_t)n);
+  if (vector_requant) {
+    const int32x4_t m = vldrwq_z_s32(rq->multiplier + o, p);
+    const int32x4_t s = vldrwq_z_s32(rq->shift + o, p);
+    vstrbq_p_s32(out + o, qk_mve_requantize(acc, m, s, rq->output_zero_point, rq->qmin,
+                                             rq->qmax), p);
+    return;
+  }
+  int32_t lanes[4];
+  vstrwq_s32(lanes, acc);
+  qk_requant_run(lanes, n < 4 ? n : 4, o, rq, out + o);
+}
+
+QK_INLINE void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps,
                         const int8_t *w, int32_t channels, const int32_t *bias,
                         const qanas_requant_t *rq, int32_t vector_requant, int8_t *out) {
-  for (int32_t c = 0; c < channels; c += 4) {
-    const mve_pred16_t p = vctp32q((uint32_t)(channels - c));
-    int32x4_t acc = vldrwq_z_s32(bias + c, p);
+  int32_t c = 0;
+  for (; c + 16 <= channels; c += 16) {
+    int32x4_t a0 = vldrwq_s32(bias + c), a1 = vldrwq_s32(bias + c + 4);
+    int32x4_t a2 = vldrwq_s32(bias + c + 8), a3 = vldrwq_s32(bias + c + 12);
+    const int8_t *wt = w + c;
+    const int8_t *xc = x + c;
+QK_UNROLL_TAPS
+    for (int32_t t = 0; t < taps; ++t, wt += channels) {
+      const int8_t *xt = xc + offsets[t];
+      a0 = vaddq_s32(a0, vmulq_s32(vldrbq_s32(xt), vldrbq_s32(wt)));
+      a1 = vaddq_s32(a1, vmulq_s32(vldrbq_s32(xt + 4), vldrbq_s32(wt + 4)));
+      a2 = vaddq_s32(a2, vmulq_s32(vldrbq_s32(xt + 8), vldrbq_s32(wt + 8)));
+      a3 = vaddq_s32(a3, vmulq_s32(vldrbq_s32(xt + 12), vldrbq_s32(wt + 12)));
+    }
+    qk_dw_store4(a0, rq, c, 4, vector_requant, out);
+    qk_dw_store4(a1, rq, c + 4, 4, vector_requant, out);
+    qk_dw_store4(a2, rq, c + 8, 4, vector_requant, out);
+    qk_dw_store4(a3, rq, c + 12, 4, vector_requant, out);
+  }
+  for (; c < channels; c += 4) {
+    const int32_t n = channels - c;
+    const mve_pred16_t p = vctp32q((uint32_t)n);
+    int32x4_t a = vldrwq_z_s32(bias + c, p);
     for (int32_t t = 0; t < taps; ++t) {
-      const int32x4_t vx = vldrbq_z_s32(x + offsets[t] + c, p);
-      const int32x4_t vw = vldrbq_z_s32(w + t * channels + c, p);
-      acc = vaddq_s32(acc, vmulq_s32(vx, vw));
+      a = vaddq_s32(a, vmulq_s32(vldrbq_z_s32(x + offsets[t] + c, p),
+                                 vldrbq_z_s32(w + t * channels + c, p)));
     }
-    if (vector_requant) {
-      const int32x4_t m = vldrwq_z_s32(rq->multiplier + c, p);
-      const int32x4_t s = vldrwq_z_s32(rq->shift + c, p); /* -k, k >= 2 */
-      const int32x4_t high = vmulhq_s32(acc, m);
-      const int32x4_t low = vmulq_s32(acc, m);
-      /* y = 2 * high + (low != 0): the product reduced to 33 bits, rounded to odd.
-       * (x | -x) >> 31 is x != 0 as 0/1; GCC 12 miscompiles predicated forms here. */
-      const uint32x4_t low_u = vreinterpretq_u32_s32(low);
-      const uint32x4_t sticky =
-          vshrq_n_u32(vorrq_u32(low_u, vreinterpretq_u32_s32(vnegq_s32(low))), 31);
-      const int32x4_t y = vorrq_s32(vshlq_n_s32(high, 1), vreinterpretq_s32_u32(sticky));
-      int32x4_t q = vrshlq_s32(y, s); /* round half up by k bits (exact, no overflow) */
-      /* A tie leaves the dropped bits 100...0; then round to even by clearing bit 0. */
-      const int32x4_t below = vshlq_s32(y, vaddq_n_s32(s, 32));
-      const int32x4_t off_tie = veorq_s32(below, vdupq_n_s32(INT32_MIN));
-      const uint32x4_t not_tie = vshrq_n_u32(
-          vreinterpretq_u32_s32(vorrq_s32(off_tie, vnegq_s32(off_tie))), 31);
-      q = vandq_s32(q, vorrq_s32(vdupq_n_s32(~1), vreinterpretq_s32_u32(not_tie)));
-      q = vaddq_n_s32(q, rq->output_zero_point);
-      q = vmaxq_s32(q, vdupq_n_s32(rq->qmin));
-      q = vminq_s32(q, vdupq_n_s32(rq->qmax));
-      vstrbq_p_s32(out + c, q, p);
-    } else {
-      int32_t lanes[4];
-      vstrwq_s32(lanes, acc);
-      const int32_t n = channels - c < 4 ? channels - c : 4;
-      qk_requant_run(lanes, n, c, rq, out + c);
-    }
+    qk_dw_store4(a, rq, c, n, vector_requant, out);
   }
 }
 
 #elif defined(QK_ISA_DSP)
 /* DSP extension: 4 channels per word; SXTB16 splits (c0 c1 c2 c3) into (c0, c2) and
  * (c1, c3), SMLABB/SMLATT multiply-accumulate the matching halfwords. */
-QK_INLINE int32_t qk_word(const int8_t *p) {
-  int32_t v;
-  __builtin_memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-static void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps,
+QK_INLINE void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps,
                         const int8_t *w, int32_t channels, const int32_t *bias,
                         const qanas_requant_t *rq, int32_t vector_requant, int8_t *out) {
   (void)vector_requant;
   int32_t c = 0;
   for (; c + 4 <= channels; c += 4) {
-    int32_t acc[4] = {bias[c], bias[c + 1], bias[c + 2], bias[c + 3]};
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
     const int8_t *wt = w + c;
+    const int8_t *xc = x + c;
+QK_UNROLL_TAPS
     for (int32_t t = 0; t < taps; ++t, wt += channels) {
-      const int32_t xw = qk_word(x + offsets[t] + c), ww = qk_word(wt);
-      const int32_t xe = (int32_t)__sxtb16(xw), xo = (int32_t)__sxtb16(qk_ror8(xw));
-      const int32_t we = (int32_t)__sxtb16(ww), wo = (int32_t)__sxtb16(qk_ror8(ww));
+      const int32_t xw = qk_read_word(xc + offsets[t]), ww = qk_read_word(wt);
+      const int32_t xe = (int32_t)__sxtb16(xw), xo = qk_sxtb16_ror8(xw);
+      const int32_t we = (int32_t)__sxtb16(ww), wo = qk_sxtb16_ror8(ww);
       a0 = __smlabb(xe, we, a0);
       a2 = __smlatt(xe, we, a2);
       a1 = __smlabb(xo, wo, a1);
       a3 = __smlatt(xo, wo, a3);
     }
-    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+    const int32_t acc[4] = {a0, a1, a2, a3};
     qk_requant_run(acc, 4, c, rq, out + c);
   }
   for (; c < channels; ++c) {
@@ -103,7 +116,7 @@ static void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps,
 #else
 /* Portable (and host SIMD through the compiler): runs of 16 channels accumulated in an
  * array the compiler keeps in vector registers. */
-static void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps,
+QK_INLINE void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps,
                         const int8_t *w, int32_t channels, const int32_t *bias,
                         const qanas_requant_t *rq, int32_t vector_requant, int8_t *out) {
   (void)vector_requant;
@@ -155,7 +168,7 @@ qanas_status_t qanas_depthwise_conv2d_s8(const qanas_conv_params_t *c, const int
   const int32_t taps = c->kernel_h * c->kernel_w;
   const int32_t fast = c->depth_multiplier == 1 && taps <= QK_MAX_TAPS;
   int32_t offsets[QK_MAX_TAPS];
-  int32_t vector_requant = 1;
+  int32_t vector_requant = 0;
   if (fast) {
     for (int32_t ky = 0; ky < c->kernel_h; ++ky) {
       for (int32_t kx = 0; kx < c->kernel_w; ++kx) {
@@ -163,9 +176,7 @@ qanas_status_t qanas_depthwise_conv2d_s8(const qanas_conv_params_t *c, const int
             (ky * c->dilation_h * c->in_w + kx * c->dilation_w) * c->in_c;
       }
     }
-    for (int32_t o = 0; o < c->out_c; ++o) {
-      vector_requant = vector_requant && rq->shift[o] <= -2;
-    }
+    vector_requant = qk_all_narrow_shifts(rq->shift, c->out_c);
   }
   for (int32_t oy = 0; oy < c->out_h; ++oy) {
     const int32_t y0 = oy * c->stride_h - c->pad_top;
@@ -175,8 +186,12 @@ qanas_status_t qanas_depthwise_conv2d_s8(const qanas_conv_params_t *c, const int
       int8_t *out = output + (oy * c->out_w + ox) * c->out_c;
       if (fast && rows_inside && x0 >= 0 &&
           x0 + (c->kernel_w - 1) * c->dilation_w < c->in_w) {
-        qk_dw_pixel(input + (y0 * c->in_w + x0) * c->in_c, offsets, taps, weights, c->out_c,
-                    bias, rq, vector_requant, out);
+        const int8_t *x = input + (y0 * c->in_w + x0) * c->in_c;
+        if (taps == 9) { /* 3x3: a constant tap count, unrolled */
+          qk_dw_pixel(x, offsets, 9, weights, c->out_c, bias, rq, vector_requant, out);
+        } else {
+          qk_dw_pixel(x, offsets, taps, weights, c->out_c, bias, rq, vector_requant, out);
+        }
         continue;
       }
       for (int32_t o = 0; o < c->out_c; ++o) {

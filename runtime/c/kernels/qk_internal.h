@@ -25,47 +25,86 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define QK_INLINE static inline __attribute__((always_inline))
+#define QK_NOINLINE __attribute__((noinline))
 #define QK_RESTRICT __restrict__
 #else
 #define QK_INLINE static inline
+#define QK_NOINLINE
 #define QK_RESTRICT
 #endif
 
 #if defined(QK_ISA_DSP)
-/* Rotate right by 8; the compiler folds it into SXTB16's ROR operand. */
-QK_INLINE int32_t qk_ror8(int32_t v) {
-  return (int32_t)(((uint32_t)v >> 8) | ((uint32_t)v << 24));
+/* SXTB16 of a word rotated right by 8: halfwords (b1, b3). GCC 12 has no ACLE
+ * __sxtb16_ror and does not fold a separate ROR into SXTB16, so it is spelled here. */
+QK_INLINE int32_t qk_sxtb16_ror8(int32_t v) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+  return r;
+}
+
+/* Four int8 values as one word (an unaligned LDR is fine on M3/M4/M7/M33). */
+QK_INLINE int32_t qk_read_word(const int8_t *p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, sizeof(v));
+  return v;
 }
 #endif
+
+/* round_half_even(acc * multiplier / 2^(31 - shift)) for shift >= -1 (scales of 0.25 and
+ * more, rare): the 64-bit formula of compiler.int8.rounding_right_shift. Out of line so
+ * that its 64-bit shifts stay off the common path. */
+int32_t qk_requantize_wide(int32_t acc, int32_t multiplier, int32_t shift);
 
 /* round_half_even(acc * multiplier / 2^(31 - shift)) + zero point, clamped: the exact
  * formula of compiler.int8.requantize. The common case (shift <= -2, i.e. scales below
  * 0.25) runs in 32-bit arithmetic: the high word of the 64-bit product with the low word
- * reduced to one sticky bit (round to odd) keeps every bit the half-even rounding by the
- * remaining k = -shift >= 2 bits looks at, so the result is the same integer. Larger
- * scales take the 64-bit formula. */
+ * reduced to one sticky bit (round to odd) keeps every bit that rounding half to even by
+ * the remaining k = -shift >= 2 bits looks at, so the result is the same integer. */
 QK_INLINE int32_t qk_requantize(int32_t acc, int32_t multiplier, int32_t shift,
                                 int32_t zero_point, int32_t qmin, int32_t qmax) {
-  const int64_t product = (int64_t)acc * multiplier;
   int32_t q;
-  if (shift <= -2) {
+  if (__builtin_expect(shift <= -2, 1)) {
+    const int64_t product = (int64_t)acc * multiplier;
     const int32_t k = -shift;
     const int32_t high = (int32_t)(product >> 32);
     const uint32_t sticky = (uint32_t)product != 0u;
     const int32_t y = (int32_t)(((uint32_t)high << 1) | sticky);
-    q = (y >> k) + ((y >> (k - 1)) & 1);     /* round half up, no overflow */
+    q = (y >> k) + ((y >> (k - 1)) & 1);            /* round half up, no overflow */
     if (((uint32_t)y << (32 - k)) == 0x80000000u) { /* exact tie: to even */
       q &= ~1;
     }
   } else {
-    const int32_t n = 31 - shift; /* 1 .. 32 */
-    const int64_t odd = (product >> n) & 1;
-    q = (int32_t)((product + (((int64_t)1 << (n - 1)) - 1) + odd) >> n);
+    q = qk_requantize_wide(acc, multiplier, shift);
   }
   q += zero_point;
   q = q < qmin ? qmin : q;
   return q > qmax ? qmax : q;
 }
+
+#if defined(QK_ISA_MVE)
+/* Four lanes of qk_requantize (all shifts <= -2), as int32 lanes ready for VSTRB.32. */
+QK_INLINE int32x4_t qk_mve_requantize(int32x4_t acc, int32x4_t multiplier, int32x4_t shift,
+                                      int32_t zero_point, int32_t qmin, int32_t qmax) {
+  const int32x4_t high = vmulhq_s32(acc, multiplier);
+  const int32x4_t low = vmulq_s32(acc, multiplier);
+  /* y = 2 * high + (low != 0); (x | -x) >> 31 is x != 0 as 0/1 (GCC 12 crashes on the
+   * predicated forms of these steps). */
+  const uint32x4_t sticky = vshrq_n_u32(
+      vreinterpretq_u32_s32(vorrq_s32(low, vnegq_s32(low))), 31);
+  const int32x4_t y = vorrq_s32(vshlq_n_s32(high, 1), vreinterpretq_s32_u32(sticky));
+  /* Half to even by k = -shift bits: VRSHL rounds half up, exactly (no overflow), so
+   * subtract 1 unless the kept part is odd: (y - 1 + odd) rounded half up. y > INT32_MIN
+   * (|acc * multiplier| < 2^62), so y - 1 does not wrap. */
+  const int32x4_t odd = vandq_s32(vshlq_s32(y, shift), vdupq_n_s32(1));
+  int32x4_t q = vrshlq_s32(vsubq_s32(vaddq_s32(y, odd), vdupq_n_s32(1)), shift);
+  q = vaddq_n_s32(q, zero_point);
+  q = vmaxq_s32(q, vdupq_n_s32(qmin));
+  return vminq_s32(q, vdupq_n_s32(qmax));
+}
+#endif
+
+/* Non-zero when every channel's shift is <= -2 (the vector requantization applies). */
+int32_t qk_all_narrow_shifts(const int32_t *shift, int32_t count);
 
 /* round_half_even(value / 2^n) for a 64-bit value, 1 <= n <= 62 (the add's shared shift). */
 QK_INLINE int64_t qk_rounding_right_shift64(int64_t value, int32_t n) {
@@ -73,14 +112,26 @@ QK_INLINE int64_t qk_rounding_right_shift64(int64_t value, int32_t n) {
   return (value + (((int64_t)1 << (n - 1)) - 1) + odd) >> n;
 }
 
-/* acc[2 * p + c] += sum_i x_p[i] * w_c[i] for two pixels (x0, x1) and two output channels
- * (w0, w1) over `len` int8 values: the inner loop of pointwise and k x k convolutions. */
-void qk_dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, const int8_t *w1,
-                int32_t len, int32_t acc[4]);
+/* The micro-kernel's block: QK_BLOCK_PX output pixels x QK_BLOCK_CH output channels.
+ * Helium: 1 x 4 (one input vector against four weight rows, four VMLADAV accumulators;
+ * two pixels would need more core registers than there are and GCC spills), else 2 x 2
+ * (the DSP block: each SXTB16-split word serves two products). */
+#if defined(QK_ISA_MVE)
+#define QK_BLOCK_PX 1
+#define QK_BLOCK_CH 4
+#else
+#define QK_BLOCK_PX 2
+#define QK_BLOCK_CH 2
+#endif
 
-/* Writes the requantized 2x2 block: output pixel rows out0/out1 (NULL: not written), output
- * channels o and o + 1 (the second only when two_channels). */
-void qk_store_2x2(const int32_t acc[4], const qanas_requant_t *rq, int32_t o,
-                  int32_t two_channels, int8_t *out0, int8_t *out1);
+/* acc[p * QK_BLOCK_CH + j] += sum_i x_p[i] * w_j[i] for the block's pixels (x0, and x1
+ * when QK_BLOCK_PX is 2) and the QK_BLOCK_CH weight rows w_j = w0 + min(j, rows - 1) *
+ * w_stride, over `len` int8 values: the inner loop of pointwise and k x k convolutions
+ * (rows past `rows` repeat the last one and are not stored). */
+/* (qk_block.h) */
+
+/* Requantizes a block: acc[p * QK_BLOCK_CH + j] → out_p[o + j] for j < rows; out1 is
+ * NULL for one pixel (always with QK_BLOCK_PX 1). `vector_rq`: every shift is <= -2 (qk_all_narrow_shifts). */
+/* (qk_block.h) */
 
 #endif /* QANAS_KERNELS_INTERNAL_H_ */

@@ -1,0 +1,190 @@
+/* The convolutions' micro-kernel, one version per ISA, and the store of a requantized
+ * block. The micro-kernel is its own (static, out-of-line) function: inlined into a
+ * convolution's loop nest, GCC spilled its pointers and accumulators to the stack inside
+ * the inner loop; alone, everything stays in registers and the call is amortized over
+ * the run. The store is inline (constant block indices keep the accumulators out of
+ * memory).
+ * Blocking QK_BLOCK_PX pixels x QK_BLOCK_CH channels loads each input word once for
+ * several channels and, with two pixels, each weight word once for both. Included by
+ * qk_conv.c only. */
+#ifndef QANAS_KERNELS_BLOCK_H_
+#define QANAS_KERNELS_BLOCK_H_
+
+#include "qk_internal.h"
+
+#if defined(QK_ISA_DSP)
+static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const int8_t *w0, int32_t w_stride,
+                  int32_t rows, int32_t len, int32_t *acc) {
+  const int8_t *w1 = rows > 1 ? w0 + w_stride : w0;
+  int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+  int32_t i = 0;
+  /* SXTB16 splits bytes (b0 b1 b2 b3) into halfwords (b0, b2) and, rotated by 8,
+   * (b1, b3); SMLAD then adds two 16x16 products. The same split of input and weight
+   * words pairs matching elements, so no offline reordering is needed. */
+  for (; i + 4 <= len; i += 4) {
+    const int32_t xw0 = qk_read_word(x0 + i), xw1 = qk_read_word(x1 + i);
+    const int32_t ww0 = qk_read_word(w0 + i), ww1 = qk_read_word(w1 + i);
+    const int32_t x0e = (int32_t)__sxtb16(xw0), x0o = qk_sxtb16_ror8(xw0);
+    const int32_t x1e = (int32_t)__sxtb16(xw1), x1o = qk_sxtb16_ror8(xw1);
+    const int32_t w0e = (int32_t)__sxtb16(ww0), w0o = qk_sxtb16_ror8(ww0);
+    const int32_t w1e = (int32_t)__sxtb16(ww1), w1o = qk_sxtb16_ror8(ww1);
+    a00 = __smlad(x0e, w0e, a00);
+    a00 = __smlad(x0o, w0o, a00);
+    a01 = __smlad(x0e, w1e, a01);
+    a01 = __smlad(x0o, w1o, a01);
+    a10 = __smlad(x1e, w0e, a10);
+    a10 = __smlad(x1o, w0o, a10);
+    a11 = __smlad(x1e, w1e, a11);
+    a11 = __smlad(x1o, w1o, a11);
+  }
+  for (; i < len; ++i) {
+    a00 += x0[i] * w0[i];
+    a01 += x0[i] * w1[i];
+    a10 += x1[i] * w0[i];
+    a11 += x1[i] * w1[i];
+  }
+  acc[0] = a00, acc[1] = a01, acc[2] = a10, acc[3] = a11;
+}
+
+#elif defined(QK_ISA_MVE)
+static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const int8_t *w0, int32_t w_stride,
+                  int32_t rows, int32_t len, int32_t *acc) {
+  (void)x1;
+  const int8_t *w1 = rows > 1 ? w0 + w_stride : w0;
+  const int8_t *w2 = rows > 2 ? w1 + w_stride : w1;
+  const int8_t *w3 = rows > 3 ? w2 + w_stride : w2;
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  /* VMLADAVA.S8: 16 int8 products summed into a scalar accumulator. */
+  int32_t i = 0;
+  for (; i + 16 <= len; i += 16) {
+    const int8x16_t vx = vldrbq_s8(x0);
+    a0 = vmladavaq_s8(a0, vx, vldrbq_s8(w0));
+    a1 = vmladavaq_s8(a1, vx, vldrbq_s8(w1));
+    a2 = vmladavaq_s8(a2, vx, vldrbq_s8(w2));
+    a3 = vmladavaq_s8(a3, vx, vldrbq_s8(w3));
+    x0 += 16, w0 += 16, w1 += 16, w2 += 16, w3 += 16;
+  }
+  if (i < len) { /* the last, partial vector: predicated (VCTP), nothing past len is read */
+    const mve_pred16_t p = vctp8q((uint32_t)(len - i));
+    const int8x16_t vx = vldrbq_z_s8(x0, p);
+    a0 = vmladavaq_s8(a0, vx, vldrbq_z_s8(w0, p));
+    a1 = vmladavaq_s8(a1, vx, vldrbq_z_s8(w1, p));
+    a2 = vmladavaq_s8(a2, vx, vldrbq_z_s8(w2, p));
+    a3 = vmladavaq_s8(a3, vx, vldrbq_z_s8(w3, p));
+  }
+  acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+}
+
+#elif defined(QK_ISA_NEON)
+static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const int8_t *w0, int32_t w_stride,
+                  int32_t rows, int32_t len, int32_t *acc) {
+  const int8_t *w1 = rows > 1 ? w0 + w_stride : w0;
+  int32x4_t v00 = vdupq_n_s32(0), v01 = v00, v10 = v00, v11 = v00;
+  int32_t i = 0;
+  /* 8 int8 x int8 → int16 products (exact: |x w| <= 2^14), pairwise-added into int32. */
+  for (; i + 8 <= len; i += 8) {
+    const int8x8_t vx0 = vld1_s8(x0 + i), vx1 = vld1_s8(x1 + i);
+    const int8x8_t vw0 = vld1_s8(w0 + i), vw1 = vld1_s8(w1 + i);
+    v00 = vpadalq_s16(v00, vmull_s8(vx0, vw0));
+    v01 = vpadalq_s16(v01, vmull_s8(vx0, vw1));
+    v10 = vpadalq_s16(v10, vmull_s8(vx1, vw0));
+    v11 = vpadalq_s16(v11, vmull_s8(vx1, vw1));
+  }
+  int32_t a00 = acc[0] + vaddvq_s32(v00), a01 = acc[1] + vaddvq_s32(v01);
+  int32_t a10 = acc[2] + vaddvq_s32(v10), a11 = acc[3] + vaddvq_s32(v11);
+  for (; i < len; ++i) {
+    a00 += x0[i] * w0[i];
+    a01 += x0[i] * w1[i];
+    a10 += x1[i] * w0[i];
+    a11 += x1[i] * w1[i];
+  }
+  acc[0] = a00, acc[1] = a01, acc[2] = a10, acc[3] = a11;
+}
+
+#elif defined(QK_ISA_AVX2)
+QK_INLINE int32_t qk_hsum256(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const int8_t *w0, int32_t w_stride,
+                  int32_t rows, int32_t len, int32_t *acc) {
+  const int8_t *w1 = rows > 1 ? w0 + w_stride : w0;
+  __m256i v00 = _mm256_setzero_si256(), v01 = v00, v10 = v00, v11 = v00;
+  int32_t i = 0;
+  /* 16 int8 widened to int16; VPMADDWD adds adjacent int16 products into int32. */
+  for (; i + 16 <= len; i += 16) {
+    const __m256i vx0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x0 + i)));
+    const __m256i vx1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x1 + i)));
+    const __m256i vw0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w0 + i)));
+    const __m256i vw1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w1 + i)));
+    v00 = _mm256_add_epi32(v00, _mm256_madd_epi16(vx0, vw0));
+    v01 = _mm256_add_epi32(v01, _mm256_madd_epi16(vx0, vw1));
+    v10 = _mm256_add_epi32(v10, _mm256_madd_epi16(vx1, vw0));
+    v11 = _mm256_add_epi32(v11, _mm256_madd_epi16(vx1, vw1));
+  }
+  int32_t a00 = acc[0] + qk_hsum256(v00), a01 = acc[1] + qk_hsum256(v01);
+  int32_t a10 = acc[2] + qk_hsum256(v10), a11 = acc[3] + qk_hsum256(v11);
+  for (; i < len; ++i) {
+    a00 += x0[i] * w0[i];
+    a01 += x0[i] * w1[i];
+    a10 += x1[i] * w0[i];
+    a11 += x1[i] * w1[i];
+  }
+  acc[0] = a00, acc[1] = a01, acc[2] = a10, acc[3] = a11;
+}
+
+#else /* portable C */
+static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const int8_t *w0, int32_t w_stride,
+                  int32_t rows, int32_t len, int32_t *acc) {
+  const int8_t *w1 = rows > 1 ? w0 + w_stride : w0;
+  int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+  for (int32_t i = 0; i < len; ++i) {
+    const int32_t xa = x0[i], xb = x1[i], wa = w0[i], wb = w1[i];
+    a00 += xa * wa;
+    a01 += xa * wb;
+    a10 += xb * wa;
+    a11 += xb * wb;
+  }
+  acc[0] = a00, acc[1] = a01, acc[2] = a10, acc[3] = a11;
+}
+#endif
+
+QK_INLINE void qk_store_block(const int32_t *acc, const qanas_requant_t *rq, int32_t o, int32_t rows,
+                    int32_t vector_rq, int8_t *out0, int8_t *out1) {
+#if defined(QK_ISA_MVE)
+  if (vector_rq) {
+    const mve_pred16_t p = vctp32q((uint32_t)rows);
+    const int32x4_t m = vldrwq_z_s32(rq->multiplier + o, p);
+    const int32x4_t s = vldrwq_z_s32(rq->shift + o, p);
+    (void)out1; /* one pixel per block */
+    int32x4_t a = vdupq_n_s32(acc[0]); /* from core registers, not through memory */
+    a = vsetq_lane_s32(acc[1], a, 1);
+    a = vsetq_lane_s32(acc[2], a, 2);
+    a = vsetq_lane_s32(acc[3], a, 3);
+    vstrbq_p_s32(out0 + o, qk_mve_requantize(a, m, s, rq->output_zero_point, rq->qmin,
+                                              rq->qmax), p);
+    return;
+  }
+#else
+  (void)vector_rq;
+#endif
+  const int32_t zp = rq->output_zero_point, lo = rq->qmin, hi = rq->qmax;
+#if defined(__GNUC__)
+#pragma GCC unroll 4
+#endif
+  for (int32_t j = 0; j < QK_BLOCK_CH; ++j) {
+    if (j >= rows) {
+      break;
+    }
+    const int32_t m = rq->multiplier[o + j], s = rq->shift[o + j];
+    out0[o + j] = (int8_t)qk_requantize(acc[j], m, s, zp, lo, hi);
+    if (out1 != 0) {
+      out1[o + j] = (int8_t)qk_requantize(acc[QK_BLOCK_CH + j], m, s, zp, lo, hi);
+    }
+  }
+}
+
+#endif /* QANAS_KERNELS_BLOCK_H_ */
