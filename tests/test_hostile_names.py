@@ -47,6 +47,8 @@ CASES = {
     "injection": ([INCLUDE, TRIGRAPH], [CTOR, ERROR], ["y*", CTOR.split("/")[1], "*"]),
     "text": (["x-in", "x_in"], [QUOTES + NEWLINES, UNICODE], ["*", "\n#error boom\n", "*"]),
     "reserved": (["const_0", "k0_out"], ["output_0", "workspace_0"], ['q"u\\o??/te', "ü"]),
+    # C keywords and the locals of TVM's kernels (TVM names kernel variables after inputs)
+    "keywords": (["int", "ñame✓"], ["return", "args"], ["plain"]),
 }
 FRAGMENTS = ('puts("X")', "((constructor))", "#error", "<stdio.h>", '"hi"', "??", "two\nlines",
              "ñ", "名", "x-in", "\\")
@@ -163,7 +165,9 @@ def test_build_is_clean_under_werror(built):
 
 def test_no_model_text_outside_string_literals(built):
     out = built["result"].out_dir
-    for name in ("model.h", "model.c", "weights.c", "sources.mk", "Makefile"):
+    kernels = [f"kernels/{p.name}" for p in (out / "kernels").glob("*.c")]
+    assert kernels
+    for name in ("model.h", "model.c", "weights.c", "sources.mk", "Makefile", *kernels):
         text = (out / name).read_text()
         assert text.isascii(), f"{name} holds non-ASCII text"
         code = _strip_string_literals(text)

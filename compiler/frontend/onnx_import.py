@@ -87,7 +87,7 @@ def _static_shape(vi: onnx.ValueInfoProto) -> tuple[int, ...] | None:
 
 
 def _var_name(name: str) -> str:
-    return re.sub(r"\W", "_", name) or "input"
+    return re.sub(r"\W", "_", name, flags=re.ASCII) or "input"  # ASCII: it names C locals
 
 
 class _Context:
