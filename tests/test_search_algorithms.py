@@ -7,6 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 
+from compiler.plan_only import MemoryReport
 from qanas.errors import ConfigError
 from qanas.search.algorithms import pareto_front, run_search
 from qanas.search.archive import EvalArchive
@@ -20,8 +21,31 @@ from qanas.search.problem import (
 )
 from qanas.space import get_space
 from targets import get_target
+from targets.cost import peak_activation_elements
 
 SIZE = (32, 64)
+
+
+class LayerwiseSram:
+    """Test-only SRAM model: the largest input + output pair of any layer, in int8 bytes.
+
+    The search tests need a deterministic SRAM figure that differs across subnets, not
+    the compiler's plan (a QDQ export per subnet); tests/test_search_hw.py checks that the
+    default `CompiledSramModel` equals the compiled arena.
+    """
+
+    def __init__(self, space):
+        self.space = space
+
+    def report(self, cfg) -> MemoryReport:
+        peak = peak_activation_elements(self.space.layer_specs(cfg, SIZE, 4))
+        return MemoryReport("host", "size", "logits", "greedy", peak, peak, peak, (), 0, 0,
+                            0, 0)
+
+
+def _hw(space, target="host") -> HardwareCostModel:
+    return HardwareCostModel(space, get_target(target), SIZE, 4,
+                             sram_model=LayerwiseSram(space))
 
 
 class FakeScorer:
@@ -29,7 +53,7 @@ class FakeScorer:
 
     def __init__(self, space, noise: float = 0.02):
         self.space, self.noise, self.calls = space, noise, []
-        self.hw = HardwareCostModel(space, get_target("host"), SIZE, 4)
+        self.hw = _hw(space)
 
     def score(self, cfg):
         assert self.space.is_valid(cfg), f"invalid config reached the scorer: {cfg.choices}"
@@ -44,7 +68,7 @@ class FakeScorer:
 def _evaluation(tmp_path, name, space_name="squeezenas-small", budgets=None, scorer=None):
     space = get_space(space_name)
     scorer = scorer or FakeScorer(space)
-    hw = HardwareCostModel(space, get_target("host"), SIZE, 4)
+    hw = _hw(space)
     archive = EvalArchive(tmp_path / f"{name}.sqlite")
     return SubnetEvaluation(space, hw, scorer, archive, "test-metrics", budgets or Budgets(),
                             checkpoint_sha256="0" * 64, seed=0), scorer
@@ -73,7 +97,7 @@ def test_archive_answers_a_rerun_without_scoring(tmp_path):
 
 def test_budgets_exclude_over_budget_subnets_and_skip_their_scoring(tmp_path):
     space = get_space("squeezenas-small")
-    hw = HardwareCostModel(space, get_target("host"), SIZE, 4)
+    hw = _hw(space)
     rng = np.random.default_rng(0)
     srams = sorted(hw.profile(space.sample(rng)).sram_bytes for _ in range(12))
     flashes = sorted(hw.profile(space.sample(rng)).flash_bytes for _ in range(12))

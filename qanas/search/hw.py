@@ -4,12 +4,12 @@
 * **flash**: what the compiler puts in ``const`` arrays for an int8 model: one
   byte per conv/linear weight, and per output channel an int32 bias (BN and the
   zero-point correction folded in) and the per-channel requantization
-  parameters (`REQUANT_BYTES_PER_CHANNEL`: int32 multiplier and int32 shift).
-* **peak SRAM**: the arena that `compiler.memory`'s planner (``"greedy"`` by
-  default, the compiler's own) assigns to the subnet's activation buffers, built
-  from shapes by `qanas.search.graph`: the same kernels, buffer sizes (int8, and
-  the int32/int64 intermediates of resizes, LUTs and adds) and lifetimes as
-  `compiler.plan`, so it equals the compiled arena. No TVM is run.
+  parameters (`REQUANT_BYTES_PER_CHANNEL`: int32 multiplier and int32 shift), from
+  the same `layer_specs`.
+* **peak SRAM**: the arena the compiler plans for the subnet's int8 QDQ export, from
+  its plan-only mode (`qanas.search.sram.CompiledSramModel`,
+  `compiler.plan_only.plan_model_memory`): the compiled arena byte for byte, with the
+  memory techniques of the chosen ``optimise`` mode.
 * **latency**: a `LatencyModel`. `AnalyticLatencyModel` uses the coefficients of
   `targets.latency` (a model, labelled ``analytic:<cpu>``); a per-block lookup
   table measured with the runners plugs in through the same `predict` method.
@@ -27,11 +27,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Protocol, runtime_checkable
 
-from compiler.memory import BufferLifetime, MemoryPlan, get_planner
+from compiler.plan_only import MemoryReport
 from qanas.errors import ConfigError
-from qanas.search.graph import ConvInfo, SubnetGraph, subnet_graph
+from qanas.search.sram import CompiledSramModel
 from qanas.space.base import SearchSpace, SubnetConfig
-from targets import Target, total_macs, total_params
+from targets import LayerSpec, Target, total_macs, total_params
 from targets.latency import analytic_cycles, coefficients_for
 
 BIAS_BYTES = 4
@@ -82,6 +82,15 @@ class AnalyticLatencyModel:
         return Latency(analytic_cycles(specs, self.coeffs), "cycles", self.source)
 
 
+@runtime_checkable
+class SramModel(Protocol):
+    """Anything that gives the compiler's memory report of a subnet (`CompiledSramModel`)."""
+
+    def report(self, cfg: SubnetConfig) -> MemoryReport:
+        """The `MemoryReport` of subnet `cfg`."""
+        ...
+
+
 @dataclass(frozen=True)
 class HardwareProfile:
     """Costs of one subnet on one target.
@@ -106,19 +115,15 @@ class HardwareProfile:
         return asdict(self)
 
 
-def flash_bytes(convs: tuple[ConvInfo, ...]) -> int:
-    """Constant bytes of an int8 model with these convs (see the module docstring)."""
+def flash_bytes(specs: list[LayerSpec]) -> int:
+    """Constant bytes of an int8 model with these layers (see the module docstring)."""
     total = 0
-    for c in convs:
+    for c in specs:
+        if c.op not in ("conv", "linear"):
+            continue
         weights = c.kernel[0] * c.kernel[1] * (c.in_channels // c.groups) * c.out_channels
         total += weights + c.out_channels * (BIAS_BYTES + REQUANT_BYTES_PER_CHANNEL)
     return total
-
-
-def plan_sram(buffers: tuple[BufferLifetime, ...] | list[BufferLifetime],
-              planner: str = "greedy") -> MemoryPlan:
-    """The compiler's memory plan of `buffers` (arena bytes = peak SRAM of activations)."""
-    return get_planner(planner).plan(list(buffers))
 
 
 class HardwareCostModel:
@@ -131,38 +136,41 @@ class HardwareCostModel:
         num_classes: classifier width (the space's default when None).
         latency_model: a `LatencyModel`; `AnalyticLatencyModel` when None.
         planner: memory planner name (the compiler's default ``"greedy"``).
+        optimise: the compiler's ``--optimise`` mode the SRAM is planned with.
+        seed: seeds the weights and calibration of the subnets exported for the SRAM plan.
+        sram_model: a `SramModel`; a `CompiledSramModel` (the compiler's plan-only arena
+            with `planner`, `optimise` and `seed`) when None.
     """
 
     def __init__(self, space: SearchSpace, target: Target, image_size: tuple[int, int],
                  num_classes: int | None = None, latency_model: LatencyModel | None = None,
-                 planner: str = "greedy"):
+                 planner: str = "greedy", optimise: str = "size", seed: int = 0,
+                 sram_model: SramModel | None = None):
         self.space, self.target = space, target
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.num_classes = num_classes if num_classes is not None else getattr(space, "num_classes", 19)
         self.latency_model = latency_model or AnalyticLatencyModel(
             space, target, self.image_size, self.num_classes)
         self.planner = planner
-        self._graphs: dict[str, SubnetGraph] = {}
+        self.sram = sram_model or CompiledSramModel(
+            space, target, self.image_size, self.num_classes, optimise=optimise,
+            planner=planner, seed=seed)
         self._profiles: dict[str, HardwareProfile] = {}
 
-    def graph(self, cfg: SubnetConfig) -> SubnetGraph:
-        """The fused kernels and activation buffers of `cfg` (cached)."""
-        key = cfg.to_str()
-        if key not in self._graphs:
-            self._graphs[key] = subnet_graph(self.space, cfg, self.image_size, self.num_classes)
-        return self._graphs[key]
+    def memory(self, cfg: SubnetConfig) -> MemoryReport:
+        """The compiler's plan-only `MemoryReport` of `cfg` (cached)."""
+        return self.sram.report(cfg)
 
     def profile(self, cfg: SubnetConfig) -> HardwareProfile:
         """MACs, params, flash, peak SRAM and latency of `cfg` (cached)."""
         key = cfg.to_str()
         if key not in self._profiles:
             specs = self.space.layer_specs(cfg, self.image_size, self.num_classes)
-            graph = self.graph(cfg)
-            plan = plan_sram(graph.buffers, self.planner)
+            memory = self.memory(cfg)
             self._profiles[key] = HardwareProfile(
                 macs=total_macs(specs), params=total_params(specs),
-                flash_bytes=flash_bytes(graph.convs), sram_bytes=plan.arena_bytes,
-                sram_lower_bound_bytes=plan.lower_bound_bytes,
+                flash_bytes=flash_bytes(specs), sram_bytes=memory.arena_bytes,
+                sram_lower_bound_bytes=memory.lower_bound_bytes,
                 latency=self.latency_model.predict(cfg))
         return self._profiles[key]
 
