@@ -16,6 +16,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", default="qanas_model",
                         help="C symbol prefix of the model API (default qanas_model)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing project")
+    parser.add_argument("--optimise", choices=("size", "speed"), default="size",
+                        help="size: every memory technique, the smallest arena (default); "
+                             "speed: no technique that recomputes MACs")
+    parser.add_argument("--output", choices=("logits", "argmax"), default="logits",
+                        help="logits: the model's output (default); argmax: a uint8 class "
+                             "map from a fused argmax (the logits never exist in full)")
 
 
 def _run(args: argparse.Namespace) -> dict:
@@ -26,7 +32,8 @@ def _run(args: argparse.Namespace) -> dict:
     if not Path(args.model).is_file():
         raise FileNotFoundError(f"model {args.model} not found")
     result = compile_model(args.model, args.target, args.out, planner=args.planner,
-                           force=args.force, prefix=args.prefix)
+                           force=args.force, prefix=args.prefix, optimise=args.optimise,
+                           output=args.output)
     summary = result.summary()
     if result.float_kernels:
         summary["float_kernels"] = sorted(result.float_kernels)
