@@ -19,6 +19,7 @@ from compiler.passes.append_argmax import AppendArgmax, append_argmax
 from compiler.passes.boundary import find_float_op, strip_boundary
 from compiler.passes.canonicalize_uint8 import CanonicalizeUint8
 from compiler.passes.fold_clamp import FoldIntegerClamp
+from compiler.passes.fuse_inverted_residual import FuseInvertedResiduals, fused_blocks
 from compiler.passes.hoist_dequantize import HoistDequantize
 from compiler.passes.lower_concat import LowerQuantizedConcat
 from compiler.passes.lower_conv import LowerQuantizedConv2d
@@ -30,8 +31,12 @@ from compiler.passes.lower_pool import LowerQuantizedAvgPool
 from compiler.passes.lower_resize import LowerQuantizedResize
 
 
-def integer_lowering() -> tvm.transform.Pass:
+def integer_lowering(fuse_inverted_residuals: bool = False) -> tvm.transform.Pass:
     """All integer-lowering passes in order, as one ``tvm.transform.Sequential``.
+
+    With `fuse_inverted_residuals`, `FuseInvertedResiduals` runs last: each inverted
+    residual becomes one kernel computed in row bands (smaller arena, some expanded rows
+    computed again); `fused_blocks` lists them.
 
     Example:
         >>> mod = integer_lowering()(imported.mod)  # doctest: +SKIP
@@ -50,15 +55,17 @@ def integer_lowering() -> tvm.transform.Pass:
             LowerQuantizedUnaryToLUT(),
             FoldIntegerClamp(),
             relax.transform.CanonicalizeBindings(),
+            *([FuseInvertedResiduals()] if fuse_inverted_residuals else []),
         ],
         name="IntegerLowering",
     )
 
 
-def lower_to_integer(imported: ImportedModel) -> ImportedModel:
+def lower_to_integer(imported: ImportedModel,
+                     fuse_inverted_residuals: bool = False) -> ImportedModel:
     """Lowers a quantized model to int8-only Relax with int8 inputs and outputs.
 
-    Float models are returned unchanged.
+    Float models are returned unchanged. `fuse_inverted_residuals`: see `integer_lowering`.
 
     Raises:
         CompilerError: a float op survived lowering (its op and binding are named): the
@@ -66,7 +73,8 @@ def lower_to_integer(imported: ImportedModel) -> ImportedModel:
     """
     if not imported.quantized:
         return imported
-    lowered = strip_boundary(imported.with_module(integer_lowering()(imported.mod)))
+    lowering = integer_lowering(fuse_inverted_residuals)
+    lowered = strip_boundary(imported.with_module(lowering(imported.mod)))
     leftover = find_float_op(lowered.mod["main"])
     if leftover is not None:
         raise CompilerError(
@@ -82,6 +90,7 @@ __all__ = [
     "AppendArgmax",
     "CanonicalizeUint8",
     "FoldIntegerClamp",
+    "FuseInvertedResiduals",
     "HoistDequantize",
     "LowerQuantizedAvgPool",
     "LowerQuantizedConcat",
@@ -92,6 +101,7 @@ __all__ = [
     "LowerQuantizedResize",
     "LowerQuantizedUnaryToLUT",
     "append_argmax",
+    "fused_blocks",
     "integer_lowering",
     "lower_to_integer",
 ]
