@@ -114,3 +114,29 @@ def test_budget_error_names_best_arena_and_largest_input_that_fits(block_model, 
     assert f"{report.arena_bytes:,} B" in text and "--optimise size" in text
     assert "16x16" in text and f"{fits_small:,} B" in text
     assert not (tmp_path / "p" / "compile.json").exists()
+
+
+def test_compile_and_bench_cli_show_the_memory_figures(tmp_path, capsys):
+    import json
+
+    from qanas.cli.main import main
+    from tests.conftest import require_tools
+    from tests.test_codegen_float import conv_model
+
+    require_tools("gcc", "make")
+    model = tmp_path / "conv.onnx"
+    onnx.save(conv_model(np.random.default_rng(5), 3, 4, 8, 3, 2, 1, 1, [1, 1, 1, 1]), model)
+    capsys.readouterr()
+    assert main(["compile", str(model), "--out", str(tmp_path / "p"), "--optimise", "speed",
+                 "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["optimise"], summary["output"], summary["extra_macs"]) == ("speed", "logits", 0)
+    assert summary["unfused_bound_bytes"] >= summary["lower_bound_bytes"] > 0
+    assert main(["bench", str(tmp_path / "p"), "--target", "host", "--runner", "host",
+                 "--repeats", "1", "--json"]) == 0
+    bench = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert bench["memory"]["arena_bytes"] == summary["arena_bytes"] == bench["sram_bytes"]["arena"]
+    assert bench["memory"]["optimise"] == "speed"
+    assert main(["bench", str(tmp_path / "p"), "--target", "host", "--optimise", "Size",
+                 "--json"]) != 0
+    assert "Vela's spelling" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]

@@ -6,7 +6,9 @@ instructions under QEMU, cycles on a board, seconds on the host), flash and SRAM
 whether the outputs match the host bit for bit.
 
 The JSON contract (``--json``): ``latency`` {median, min, max, unit}, ``flash_bytes``,
-``sram_bytes`` {arena, stack_peak, static}, ``outputs_match``, ``max_abs_diff``; beside
+``sram_bytes`` {arena, stack_peak, static}, ``memory`` (the compiler's arena, bound of the
+chosen schedule, layer-wise bound without techniques, techniques applied where, extra MACs,
+``--optimise`` mode), ``outputs_match``, ``max_abs_diff``; beside
 them, for the record: target, runner, project, runs, reference, per-layer times and the
 runner's full protocol (toolchain, flags, emulator, compiler versions).
 
@@ -26,6 +28,20 @@ import numpy as np
 
 from qanas.cli.command import Command
 
+VELA_OPTIMISE = {"size": "Size", "speed": "Performance"}
+"""`--optimise` of our compiler → Vela's strategy of the same intent."""
+
+
+def memory_summary(project: Path) -> dict:
+    """The memory figures of a compiled project's compile.json: arena, the bound of the
+    chosen schedule, the layer-wise bound without techniques, techniques, extra MACs."""
+    import json
+
+    info = json.loads((project / "compile.json").read_text())
+    keys = ("arena_bytes", "lower_bound_bytes", "unfused_bound_bytes", "optimise", "output",
+            "techniques", "extra_macs")
+    return {k: info.get(k) for k in keys}
+
 
 def random_inputs(specs, seed: int) -> list[np.ndarray]:
     """Seeded inputs: full-range integers for integer inputs, N(0, 1) for float inputs."""
@@ -43,8 +59,9 @@ def random_inputs(specs, seed: int) -> list[np.ndarray]:
 
 
 def compile_if_model(model: str, target, out: str | None, planner: str = "greedy",
-                     force: bool = False) -> Path:
-    """`model` itself when it is a compiled project, else compiles it into `out`."""
+                     force: bool = False, optimise: str = "size") -> Path:
+    """`model` itself when it is a compiled project, else compiles it into `out` (with
+    the compiler's `optimise` mode)."""
     path = Path(model)
     if path.is_dir():
         if not (path / "compile.json").is_file():
@@ -56,7 +73,7 @@ def compile_if_model(model: str, target, out: str | None, planner: str = "greedy
         out = tempfile.mkdtemp(prefix="qanas-bench-")
     from compiler.driver import compile_model
 
-    compile_model(str(path), target, out, planner=planner, force=force)
+    compile_model(str(path), target, out, planner=planner, force=force, optimise=optimise)
     return Path(out)
 
 
@@ -115,8 +132,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-layer", action="store_true", help="time every kernel")
     parser.add_argument("--seed", type=int, default=0, help="seed of the input")
     parser.add_argument("--force", action="store_true", help="overwrite --out")
-    parser.add_argument("--optimise", choices=("Performance", "Size"), default="Performance",
-                        help="NPU targets (ethos-u*): Vela's optimisation strategy")
+    parser.add_argument("--optimise", choices=(*VELA_OPTIMISE, *VELA_OPTIMISE.values()),
+                        default=None,
+                        help="size (default): the smallest arena; speed: no technique that "
+                             "recomputes MACs. NPU targets: Vela's Size / Performance (those "
+                             "spellings are accepted too; default Performance)")
 
 
 def _run(args: argparse.Namespace) -> dict:
@@ -127,8 +147,14 @@ def _run(args: argparse.Namespace) -> dict:
     if target.npu_config is not None:  # Ethos-U: Vela's estimates, nothing is executed
         from qanas.cli.commands._npu import bench_npu
 
+        args.optimise = VELA_OPTIMISE.get(args.optimise, args.optimise or "Performance")
         return bench_npu(args, target)
-    project = compile_if_model(args.model, target, args.out, force=args.force)
+    args.optimise = args.optimise or "size"
+    if args.optimise not in VELA_OPTIMISE:
+        raise ValueError(f"--optimise {args.optimise} is Vela's spelling, for NPU targets; "
+                         f"for {target.name} use {' or '.join(VELA_OPTIMISE)}")
+    project = compile_if_model(args.model, target, args.out, force=args.force,
+                               optimise=args.optimise)
     in_specs, _ = read_io(project)
     inputs = {s.name: a for s, a in zip(in_specs, random_inputs(in_specs, args.seed), strict=True)}
     runner = make_runner(args.runner, target, args.warmup, args.per_layer, args.flash,
@@ -154,6 +180,7 @@ def _run(args: argparse.Namespace) -> dict:
         "runs": len(values),
         "flash_bytes": proto.get("flash_bytes"),
         "sram_bytes": {k: sram.get(k) for k in ("arena", "stack_peak", "static")},
+        "memory": memory_summary(project),
         "outputs_match": bool(match), "max_abs_diff": max(diffs, default=0.0),
         "reference": "host build of the same C" if runner.name != "host" else "itself",
         "layers": proto.get("layers", []), "protocol": proto,
