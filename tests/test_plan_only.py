@@ -140,3 +140,18 @@ def test_compile_and_bench_cli_show_the_memory_figures(tmp_path, capsys):
     assert main(["bench", str(tmp_path / "p"), "--target", "host", "--optimise", "Size",
                  "--json"]) != 0
     assert "Vela's spelling" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
+
+
+def test_report_rows_name_the_techniques_and_where():
+    from qanas.report.memory import technique_rows
+
+    assert technique_rows({"arena_bytes": 1}) == ()  # a project from before the figures
+    rows = dict(technique_rows({
+        "optimise": "size", "output": "logits", "unfused_bound_bytes": 442368,
+        "extra_macs": 1200, "techniques": [
+            {"technique": "fused-inverted-residual", "where": [f"block{i}" for i in range(8)],
+             "extra_macs": 0}]}))
+    assert rows["layer-wise bound of the unfused graph"] == "442,368 B"
+    assert rows["extra MACs (recomputed by the techniques)"] == "1,200"
+    assert rows["technique: fused-inverted-residual"].startswith("8 places (block0, block1")
+    assert rows["technique: fused-inverted-residual"].endswith("+2)")

@@ -92,3 +92,24 @@ def kernel_family(name: str) -> str:
     body = name.removeprefix("fused_")
     head = body.split("_", 1)[0].rstrip("0123456789")
     return head or name
+
+
+def technique_rows(compile_info: dict | None) -> tuple[tuple[str, str], ...]:
+    """Rows of the memory table from compile.json: the `--optimise` mode, the layer-wise
+    bound of the unfused graph, and each memory technique with where it applied and the
+    MACs it recomputes. Empty for a project compiled before these figures existed."""
+    info = compile_info or {}
+    if "unfused_bound_bytes" not in info:
+        return ()
+    rows = [("optimise / output", f"{info.get('optimise')} / {info.get('output')}"),
+            ("layer-wise bound of the unfused graph", f"{int(info['unfused_bound_bytes']):,} B"),
+            ("extra MACs (recomputed by the techniques)", f"{int(info.get('extra_macs', 0)):,}")]
+    techniques = info.get("techniques") or []
+    if not techniques:
+        rows.append(("memory techniques", "none applied"))
+    for t in techniques:
+        where = ", ".join(t.get("where", [])[:6])
+        more = len(t.get("where", [])) - 6
+        rows.append((f"technique: {t['technique']}",
+                     f"{len(t.get('where', []))} places ({where}{f', +{more}' if more > 0 else ''})"))
+    return tuple(rows)

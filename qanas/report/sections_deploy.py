@@ -5,7 +5,7 @@ from __future__ import annotations
 from qanas.report import deploy_figures as df
 from qanas.report.fmt import nbytes, num, pct, text
 from qanas.report.load import RunData
-from qanas.report.memory import memory_profile
+from qanas.report.memory import memory_profile, technique_rows
 from qanas.report.model import Figure, Section, Table, absent
 from qanas.report.plotting import median
 
@@ -53,6 +53,7 @@ def memory_section(run: RunData) -> Section:
         ("peak at kernel call", f"{profile.peak_step} ({profile.kernels[profile.peak_step]})"
          if profile.kernels else "—"),
         (f"SRAM of {target}", nbytes(sram)),
+        *technique_rows(run.compile_info),
     )))
     if profile.recomputed_lower_bound != profile.lower_bound_bytes:
         sec.notes.append(f"Warning: the lower bound recomputed from the buffer lifetimes "
