@@ -48,7 +48,8 @@ CASES = {
     "text": (["x-in", "x_in"], [QUOTES + NEWLINES, UNICODE], ["*", "\n#error boom\n", "*"]),
     "reserved": (["const_0", "k0_out"], ["output_0", "workspace_0"], ['q"u\\o??/te', "ü"]),
     # C keywords and the locals of TVM's kernels (TVM names kernel variables after inputs)
-    "keywords": (["int", "ñame✓"], ["return", "args"], ["plain"]),
+    "keywords": (["int", "ñame✓"], ["return", "args"],
+                 [b"not utf-8 \xff".decode("utf-8", "surrogateescape")]),
 }
 FRAGMENTS = ('puts("X")', "((constructor))", "#error", "<stdio.h>", '"hi"', "??", "two\nlines",
              "ñ", "名", "x-in", "\\")
@@ -215,7 +216,7 @@ def test_outputs_match_the_int8_reference_and_onnxruntime(built, tmp_path):
         np.testing.assert_array_equal(ours[name], reference[name])
     feeds = {s["name"]: (inputs[s["name"]].astype(np.float32) - s["zero_point"])
              * np.float32(s["scale"]) for s in result.io["inputs"]}
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(path.read_bytes(), providers=["CPUExecutionProvider"])
     for spec, ref in zip(result.io["outputs"], sess.run(built["outs"], feeds), strict=True):
         ref_q = np.clip(np.round(ref / spec["scale"]) + spec["zero_point"], -128, 127)
         diff = np.abs(ours[spec["name"]].astype(np.int64) - ref_q.astype(np.int64))
@@ -276,7 +277,8 @@ def test_unique_identifiers_are_ascii_deterministic_and_distinct():
                            "t_output_2"]
 
 
-@pytest.mark.parametrize("text", ['"', "\\", "??/", "??=", "\n", "\0x", "é名😀", "%s%n", CTOR])
+@pytest.mark.parametrize("text", ['"', "\\", "??/", "??=", "\n", "\0x", "é名😀", "%s%n", CTOR,
+                                  b"path\xff\xfe".decode("utf-8", "surrogateescape")])
 def test_c_string_literal_holds_the_exact_bytes(text, tmp_path):
     require_tools("gcc")
     src = tmp_path / "lit.c"
@@ -288,7 +290,7 @@ def test_c_string_literal_holds_the_exact_bytes(text, tmp_path):
                             str(src), "-o", str(exe)], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
     out = subprocess.run([str(exe)], capture_output=True).stdout
-    assert out == text.encode("utf-8")
+    assert out == text.encode("utf-8", "surrogateescape")
 
 
 def test_harness_frames_decode_percent_encoded_names():

@@ -17,15 +17,20 @@ _SIMPLE = {ord('"'): '\\"', ord("\\"): "\\\\", ord("?"): "\\?"}
 def c_string_literal(text: str) -> str:
     r"""`text` as a C string literal (with its quotes) holding its UTF-8 bytes.
 
-    Lone surrogates (which a protobuf string cannot hold, but a Python one can) are kept
-    as their ``surrogatepass`` bytes rather than failing.
+    A path decoded by Python with ``surrogateescape`` (bytes that are not UTF-8) gets its
+    original bytes back; other lone surrogates (which a protobuf string cannot hold) are
+    kept as their ``surrogatepass`` bytes rather than failing.
 
     Example:
         >>> print(c_string_literal('say "hi"??/ \u00e9'))
         "say \"hi\"\?\?/ \303\251"
     """
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        data = text.encode("utf-8", "surrogatepass")
     out = []
-    for byte in text.encode("utf-8", "surrogatepass"):
+    for byte in data:
         if byte in _SIMPLE:
             out.append(_SIMPLE[byte])
         elif 0x20 <= byte <= 0x7E:
