@@ -8,14 +8,16 @@ for SRAM. The `--output argmax` rewrite is not a mode choice: it runs when asked
 
 Lowering improvements that cost nothing (int8 resize, padding folded into its consumer,
 TVM's operator fusion) are not techniques: they apply in every mode.
+
+Registered: ``fused-inverted-residual`` (``size`` only: its row bands expand shared rows
+again, the extra MACs it reports). The output rewrite is ``argmax-output``
+(`compiler.passes.append_argmax`: the final resize and the argmax as one kernel).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from compiler.errors import UnsupportedOpError
 
 
 @dataclass(frozen=True)
@@ -66,30 +68,35 @@ def register_technique(technique: Technique) -> Technique:
     return technique
 
 
-def _argmax_rewrite():
-    """The fused argmax output pass (`compiler.passes`), or None while it does not exist."""
-    try:
-        from compiler.passes import fuse_argmax_output
-    except ImportError:
-        return None
-    return fuse_argmax_output
+def _fuse_inverted_residuals(model):
+    from compiler.passes.fuse_inverted_residual import fuse_inverted_residuals
+
+    return fuse_inverted_residuals(model)
+
+
+register_technique(Technique(
+    "fused-inverted-residual", ("size",), _fuse_inverted_residuals,
+    "expand -> depthwise -> project (+ residual) as one kernel in row bands; the expanded "
+    "tensor never exists in full; rows shared by two bands are expanded again "
+    "(compiler.passes.fuse_inverted_residual)"))
+
+
+def _append_argmax(model):
+    from compiler.passes import append_argmax
+
+    return append_argmax(model), tuple(t.name for t in model.outputs), 0
 
 
 def apply_output(model, output: str):
     """`model` with its output in the form `output` (``logits`` or ``argmax``).
 
     Raises:
-        UnsupportedOpError: ``argmax`` without the fused argmax lowering.
+        CompilerError: ``argmax`` of an output that is not 4-D logits of at most 256
+            classes (`compiler.passes.append_argmax`).
     """
     if output == "logits":
         return model, ()
-    rewrite = _argmax_rewrite()
-    if rewrite is None:
-        raise UnsupportedOpError(
-            "--output argmax needs the fused argmax lowering (compiler.passes."
-            "fuse_argmax_output), which this build does not have; compile with "
-            "--output logits and take the argmax on the host")
-    model, where, extra = rewrite(model)
+    model, where, extra = _append_argmax(model)
     return model, (TechniqueUse("argmax-output", tuple(where), int(extra)),)
 
 

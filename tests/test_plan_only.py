@@ -16,7 +16,7 @@ import onnx
 import pytest
 
 from compiler.driver import compile_model
-from compiler.errors import CompilerError, MemoryBudgetExceeded, UnsupportedOpError
+from compiler.errors import CompilerError, MemoryBudgetExceeded
 from compiler.fit import candidate_sizes, with_input_size
 from compiler.pipeline import CompileOptions
 from compiler.plan_only import plan_model_memory
@@ -68,13 +68,22 @@ def test_options_name_the_valid_choices():
         CompileOptions(output="labels")
 
 
-def test_argmax_output_without_its_lowering_is_a_clear_error(block_model):
-    import compiler.techniques as techniques
-
-    if techniques._argmax_rewrite() is not None:
-        pytest.skip("the fused argmax lowering exists; tests/test_argmax* cover it")
-    with pytest.raises(UnsupportedOpError, match="--output logits"):
-        plan_model_memory(block_model, "host", CompileOptions(output="argmax"))
+def test_argmax_output_and_speed_mode_are_planned_like_compiled(block_model, tmp_path):
+    for options in (CompileOptions(output="argmax"), CompileOptions(optimise="speed")):
+        report = plan_model_memory(block_model, "host", options)
+        compiled = compile_model(block_model, "host", tmp_path / options.output /
+                                 options.optimise, optimise=options.optimise,
+                                 output=options.output)
+        assert report.arena_bytes == compiled.arena_bytes
+        assert compiled.report == report
+    argmax = plan_model_memory(block_model, "host", CompileOptions(output="argmax"))
+    assert [t.technique for t in argmax.techniques][-1] == "argmax-output"
+    assert compiled.io["outputs"][0]["dtype"] == "int8"  # the speed compile keeps logits
+    speed = plan_model_memory(block_model, "host", CompileOptions(optimise="speed"))
+    assert all(t.technique != "fused-inverted-residual" for t in speed.techniques)
+    size = plan_model_memory(block_model, "host")
+    assert size.arena_bytes <= speed.arena_bytes
+    assert size.unfused_bound_bytes == speed.unfused_bound_bytes
 
 
 def test_with_input_size_rescales_input_output_and_resize_sizes(block_model):
