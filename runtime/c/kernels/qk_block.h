@@ -187,4 +187,61 @@ QK_INLINE void qk_store_block(const int32_t *acc, const qanas_requant_t *rq, int
   }
 }
 
+#if defined(QK_ISA_MVE)
+/* One output pixel's channels [o_begin, o_end) of a GEMM row x (length k) against weight
+ * rows weights + o * k, requantized and stored: blocks of four channels, each a
+ * VMLADAV loop over k with the block's setup, requantization and store in the same
+ * function (a call per block cost as much as its multiply-accumulates). */
+static QK_NOINLINE void qk_mve_gemm_pixel(const int8_t *x, const int8_t *weights, int32_t k,
+                                          int32_t o_begin, int32_t o_end,
+                                          const int32_t *bias, const qanas_requant_t *rq,
+                                          int32_t vector_rq, int8_t *out) {
+  const int32_t zp = rq->output_zero_point, lo = rq->qmin, hi = rq->qmax;
+  const int32_t full = k & ~15;
+  const mve_pred16_t tail = vctp8q((uint32_t)(k - full));
+  for (int32_t o = o_begin; o < o_end; o += 4) {
+    const int32_t rows = o_end - o < 4 ? o_end - o : 4;
+    const int8_t *w0 = weights + o * k;
+    const int8_t *w1 = rows > 1 ? w0 + k : w0;
+    const int8_t *w2 = rows > 2 ? w1 + k : w1;
+    const int8_t *w3 = rows > 3 ? w2 + k : w2;
+    const int8_t *xp = x;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (int32_t i = 0; i < full; i += 16) {
+      const int8x16_t vx = vldrbq_s8(xp);
+      a0 = vmladavaq_s8(a0, vx, vldrbq_s8(w0));
+      a1 = vmladavaq_s8(a1, vx, vldrbq_s8(w1));
+      a2 = vmladavaq_s8(a2, vx, vldrbq_s8(w2));
+      a3 = vmladavaq_s8(a3, vx, vldrbq_s8(w3));
+      xp += 16, w0 += 16, w1 += 16, w2 += 16, w3 += 16;
+    }
+    if (full < k) { /* the partial last vector, predicated: nothing past k is read */
+      const int8x16_t vx = vldrbq_z_s8(xp, tail);
+      a0 = vmladavaq_s8(a0, vx, vldrbq_z_s8(w0, tail));
+      a1 = vmladavaq_s8(a1, vx, vldrbq_z_s8(w1, tail));
+      a2 = vmladavaq_s8(a2, vx, vldrbq_z_s8(w2, tail));
+      a3 = vmladavaq_s8(a3, vx, vldrbq_z_s8(w3, tail));
+    }
+    const mve_pred16_t p = vctp32q((uint32_t)rows);
+    int32x4_t a = vdupq_n_s32(a0);
+    a = vsetq_lane_s32(a1, a, 1);
+    a = vsetq_lane_s32(a2, a, 2);
+    a = vsetq_lane_s32(a3, a, 3);
+    a = vaddq_s32(a, vldrwq_z_s32(bias + o, p));
+    if (vector_rq) {
+      const int32x4_t m = vldrwq_z_s32(rq->multiplier + o, p);
+      const int32x4_t s = vldrwq_z_s32(rq->shift + o, p);
+      vstrbq_p_s32(out + o, qk_mve_requantize(a, m, s, zp, lo, hi), p);
+    } else {
+      int32_t acc[4];
+      vstrwq_s32(acc, a);
+      for (int32_t j = 0; j < rows; ++j) {
+        out[o + j] = (int8_t)qk_requantize(acc[j], rq->multiplier[o + j], rq->shift[o + j],
+                                           zp, lo, hi);
+      }
+    }
+  }
+}
+#endif
+
 #endif /* QANAS_KERNELS_BLOCK_H_ */

@@ -23,6 +23,13 @@ qanas_status_t qanas_pointwise_conv_s8(int32_t pixels, int32_t in_c, int32_t out
     return QANAS_ERROR_BAD_ARGUMENT;
   }
   const int32_t vector_rq = qk_all_narrow_shifts(rq->shift, out_c);
+#if defined(QK_ISA_MVE)
+  for (int32_t p = 0; p < pixels; ++p) {
+    qk_mve_gemm_pixel(input + p * in_c, weights, in_c, 0, out_c, bias, rq, vector_rq,
+                      output + p * out_c);
+  }
+  return QANAS_OK;
+#endif
   for (int32_t p = 0; p < pixels; p += QK_BLOCK_PX) {
     const int32_t two_pixels = QK_BLOCK_PX == 2 && p + 1 < pixels;
     const int8_t *x0 = input + p * in_c;
@@ -115,27 +122,64 @@ static int32_t qk_conv_params_valid(const qanas_conv_params_t *c) {
 /* Rows of at least this many bytes are long enough to stream in place. */
 #define QK_LONG_RUN 32
 
+/* dst[0 .. n) = src[0 .. n). */
+QK_INLINE void qk_copy(int8_t *dst, const int8_t *src, int32_t n) {
+#if defined(QK_ISA_MVE)
+  for (int32_t i = 0; i < n; i += 16) {
+    const mve_pred16_t p = vctp8q((uint32_t)(n - i));
+    vstrbq_p_s8(dst + i, vldrbq_z_s8(src + i, p), p);
+  }
+#else
+  int32_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    __builtin_memcpy(dst + i, src + i, 4); /* one word: LDR/STR (unaligned is fine) */
+  }
+  for (; i < n; ++i) {
+    dst[i] = src[i];
+  }
+#endif
+}
+
+/* dst[0 .. n) = value. */
+QK_INLINE void qk_fill(int8_t *dst, int8_t value, int32_t n) {
+  for (int32_t i = 0; i < n; ++i) {
+    dst[i] = value;
+  }
+}
+
 /* Copies the window of output (oy, ox), group g, into `patch` in weight order (ky, kx,
- * channel), taps in the padding set to the input zero point. */
+ * channel), taps in the padding set to the input zero point. Ungrouped windows without
+ * dilation along w copy each kernel row's in-bounds taps as one run. */
 static void qk_gather_patch(const qanas_conv_params_t *c, const int8_t *input, int32_t g,
                             int32_t oy, int32_t ox, int8_t *patch) {
   const int32_t cin_g = c->in_c / c->groups;
   const int8_t zp = (int8_t)c->input_zero_point;
-  for (int32_t ky = 0; ky < c->kernel_h; ++ky) {
+  const int32_t x0 = ox * c->stride_w - c->pad_left;
+  const int32_t row_bytes = c->kernel_w * cin_g;
+  for (int32_t ky = 0; ky < c->kernel_h; ++ky, patch += row_bytes) {
     const int32_t iy = oy * c->stride_h - c->pad_top + ky * c->dilation_h;
-    for (int32_t kx = 0; kx < c->kernel_w; ++kx) {
-      const int32_t ix = ox * c->stride_w - c->pad_left + kx * c->dilation_w;
-      if (iy >= 0 && iy < c->in_h && ix >= 0 && ix < c->in_w) {
-        const int8_t *x = input + (iy * c->in_w + ix) * c->in_c + g * cin_g;
-        for (int32_t i = 0; i < cin_g; ++i) {
-          patch[i] = x[i];
-        }
-      } else {
-        for (int32_t i = 0; i < cin_g; ++i) {
-          patch[i] = zp;
-        }
+    if (iy < 0 || iy >= c->in_h) {
+      qk_fill(patch, zp, row_bytes);
+      continue;
+    }
+    const int8_t *row = input + iy * c->in_w * c->in_c + g * cin_g;
+    if (c->groups == 1 && c->dilation_w == 1) {
+      const int32_t kxa = x0 < 0 ? -x0 : 0;
+      const int32_t kxb = x0 + c->kernel_w > c->in_w ? c->in_w - x0 : c->kernel_w;
+      qk_fill(patch, zp, kxa * cin_g);
+      if (kxb > kxa) {
+        qk_copy(patch + kxa * cin_g, row + (x0 + kxa) * c->in_c, (kxb - kxa) * cin_g);
       }
-      patch += cin_g;
+      qk_fill(patch + kxb * cin_g, zp, (c->kernel_w - (kxb > kxa ? kxb : kxa)) * cin_g);
+      continue;
+    }
+    for (int32_t kx = 0; kx < c->kernel_w; ++kx) {
+      const int32_t ix = x0 + kx * c->dilation_w;
+      if (ix >= 0 && ix < c->in_w) {
+        qk_copy(patch + kx * cin_g, row + ix * c->in_c, cin_g);
+      } else {
+        qk_fill(patch + kx * cin_g, zp, cin_g);
+      }
     }
   }
 }
@@ -157,8 +201,14 @@ qanas_status_t qanas_conv2d_s8(const qanas_conv_params_t *c, const int8_t *input
   const int32_t wsize = c->kernel_h * c->kernel_w * cin_g;
   const int32_t vector_rq = qk_all_narrow_shifts(rq->shift, c->out_c);
   const int32_t fits = wsize <= QK_PATCH_MAX;
+#if defined(QK_ISA_MVE)
+  /* Helium: gathering is a few vector copies and the gathered GEMM row runs in one
+   * function, so every window that fits is gathered. */
+  const int32_t short_runs = fits;
+#else
   const int32_t short_runs = fits && (c->groups > 1 || c->dilation_w > 1 ||
                                       c->kernel_w * c->in_c < QK_LONG_RUN);
+#endif
   int8_t patch[QK_BLOCK_PX][QK_PATCH_MAX];
   for (int32_t oy = 0; oy < c->out_h; ++oy) {
     for (int32_t ox = 0; ox < c->out_w; ox += QK_BLOCK_PX) {
@@ -173,6 +223,14 @@ qanas_status_t qanas_conv2d_s8(const qanas_conv_params_t *c, const int8_t *input
                                 : input;
       const int8_t *x1 = two ? x0 + c->stride_w * c->in_c : x0;
       for (int32_t g = 0; g < c->groups; ++g) {
+#if defined(QK_ISA_MVE)
+        if (gather) { /* one pixel per block on Helium */
+          qk_gather_patch(c, input, g, oy, ox, patch[0]);
+          qk_mve_gemm_pixel(patch[0], weights, wsize, g * cout_g, (g + 1) * cout_g, bias, rq,
+                            vector_rq, out0);
+          continue;
+        }
+#endif
         if (gather) {
           qk_gather_patch(c, input, g, oy, ox, patch[0]);
           if (two) {

@@ -138,6 +138,31 @@ QK_INLINE void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps
 }
 #endif
 
+/* Bytes of a gathered border window (taps x channels), on the stack. */
+#define QK_DW_PATCH_MAX 576
+
+/* Copies the window of output (oy, ox) tap by tap (channels contiguous), taps in the
+ * padding set to the input zero point. */
+static void qk_dw_gather(const qanas_conv_params_t *c, const int8_t *input, int32_t oy,
+                         int32_t ox, int8_t *patch) {
+  for (int32_t ky = 0; ky < c->kernel_h; ++ky) {
+    const int32_t iy = oy * c->stride_h - c->pad_top + ky * c->dilation_h;
+    for (int32_t kx = 0; kx < c->kernel_w; ++kx, patch += c->in_c) {
+      const int32_t ix = ox * c->stride_w - c->pad_left + kx * c->dilation_w;
+      if (iy >= 0 && iy < c->in_h && ix >= 0 && ix < c->in_w) {
+        const int8_t *x = input + (iy * c->in_w + ix) * c->in_c;
+        for (int32_t i = 0; i < c->in_c; ++i) {
+          patch[i] = x[i];
+        }
+      } else {
+        for (int32_t i = 0; i < c->in_c; ++i) {
+          patch[i] = (int8_t)c->input_zero_point;
+        }
+      }
+    }
+  }
+}
+
 /* One output element of any depthwise conv (border, multiplier > 1, big kernels). */
 static int32_t qk_dw_element(const qanas_conv_params_t *c, const int8_t *input,
                              const int8_t *weights, int32_t oy, int32_t ox, int32_t o,
@@ -167,13 +192,19 @@ qanas_status_t qanas_depthwise_conv2d_s8(const qanas_conv_params_t *c, const int
   }
   const int32_t taps = c->kernel_h * c->kernel_w;
   const int32_t fast = c->depth_multiplier == 1 && taps <= QK_MAX_TAPS;
+  /* A border window that fits is gathered (padding = input zero point) and runs the
+   * fast path with the gathered offsets t * channels. */
+  const int32_t gather = fast && taps * c->in_c <= QK_DW_PATCH_MAX;
   int32_t offsets[QK_MAX_TAPS];
+  int32_t patch_offsets[QK_MAX_TAPS];
+  int8_t patch[QK_DW_PATCH_MAX];
   int32_t vector_requant = 0;
   if (fast) {
     for (int32_t ky = 0; ky < c->kernel_h; ++ky) {
       for (int32_t kx = 0; kx < c->kernel_w; ++kx) {
-        offsets[ky * c->kernel_w + kx] =
-            (ky * c->dilation_h * c->in_w + kx * c->dilation_w) * c->in_c;
+        const int32_t t = ky * c->kernel_w + kx;
+        offsets[t] = (ky * c->dilation_h * c->in_w + kx * c->dilation_w) * c->in_c;
+        patch_offsets[t] = t * c->in_c;
       }
     }
     vector_requant = qk_all_narrow_shifts(rq->shift, c->out_c);
@@ -192,6 +223,12 @@ qanas_status_t qanas_depthwise_conv2d_s8(const qanas_conv_params_t *c, const int
         } else {
           qk_dw_pixel(x, offsets, taps, weights, c->out_c, bias, rq, vector_requant, out);
         }
+        continue;
+      }
+      if (gather) {
+        qk_dw_gather(c, input, oy, ox, patch);
+        qk_dw_pixel(patch, patch_offsets, taps, weights, c->out_c, bias, rq, vector_requant,
+                    out);
         continue;
       }
       for (int32_t o = 0; o < c->out_c; ++o) {

@@ -57,22 +57,19 @@ int32_t qk_requantize_wide(int32_t acc, int32_t multiplier, int32_t shift);
 
 /* round_half_even(acc * multiplier / 2^(31 - shift)) + zero point, clamped: the exact
  * formula of compiler.int8.requantize. The common case (shift <= -2, i.e. scales below
- * 0.25) runs in 32-bit arithmetic: the high word of the 64-bit product with the low word
- * reduced to one sticky bit (round to odd) keeps every bit that rounding half to even by
- * the remaining k = -shift >= 2 bits looks at, so the result is the same integer. */
+ * 0.25) needs only the high word h of the 64-bit product p = h 2^32 + l: with
+ * s = -shift - 1 >= 1, the formula's p + 2^(n-1) - 1 + odd (n = 32 + s, odd = bit s of h)
+ * has the high word h + 2^(s-1) - 1 + (odd | (l != 0)) and round_half_even(p / 2^n) is
+ * that shifted right by s: one 32x32 multiply, no 64-bit shift. */
 QK_INLINE int32_t qk_requantize(int32_t acc, int32_t multiplier, int32_t shift,
                                 int32_t zero_point, int32_t qmin, int32_t qmax) {
   int32_t q;
   if (__builtin_expect(shift <= -2, 1)) {
     const int64_t product = (int64_t)acc * multiplier;
-    const int32_t k = -shift;
-    const int32_t high = (int32_t)(product >> 32);
-    const uint32_t sticky = (uint32_t)product != 0u;
-    const int32_t y = (int32_t)(((uint32_t)high << 1) | sticky);
-    q = (y >> k) + ((y >> (k - 1)) & 1);            /* round half up, no overflow */
-    if (((uint32_t)y << (32 - k)) == 0x80000000u) { /* exact tie: to even */
-      q &= ~1;
-    }
+    const int32_t s = -shift - 1;
+    const int32_t high = (int32_t)(product >> 32); /* |high| < 2^30: no overflow below */
+    const int32_t up = ((high >> s) & 1) | ((uint32_t)product != 0u);
+    q = (high + (1 << (s - 1)) - 1 + up) >> s;
   } else {
     q = qk_requantize_wide(acc, multiplier, shift);
   }
