@@ -192,6 +192,24 @@ def test_injected_code_does_not_run_and_json_names_the_outputs(built, tmp_path):
         str(tmp_path / "out" / f"output_{i}.bin") for i in range(len(built["outs"]))]
 
 
+def test_qanas_run_reads_the_outputs_by_their_names(built, tmp_path, capfd):
+    from qanas.cli.main import main
+
+    result = built["result"]
+    files = []
+    for i, x in enumerate(_int8_inputs(result, seed=2).values()):
+        np.save(tmp_path / f"in{i}.npy", x)
+        files.append(str(tmp_path / f"in{i}.npy"))
+    capfd.readouterr()
+    code = main(["run", str(result.out_dir), "--inputs", *files, "--out",
+                 str(tmp_path / "out.npz"), "--json"])
+    captured = capfd.readouterr()
+    assert code == 0, captured.err
+    assert "X" not in captured.out.splitlines() and "X" not in captured.err.splitlines()
+    with np.load(tmp_path / "out.npz") as got:
+        assert sorted(got.files) == sorted(built["outs"])
+
+
 def test_names_round_trip_and_identifiers_are_distinct(built):
     io = built["result"].io
     assert [s["name"] for s in io["inputs"]] == built["ins"]

@@ -15,7 +15,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--planner", default="greedy", help="memory planner (default greedy)")
     parser.add_argument("--prefix", default="qanas_model",
                         help="C symbol prefix of the model API (default qanas_model)")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing project")
+    parser.add_argument("--force", action="store_true",
+                        help="replace a project qanas wrote in --out (a folder without its "
+                             ".qanas-project marker is refused, untouched)")
     parser.add_argument("--optimise", choices=("size", "speed"), default="size",
                         help="size: every memory technique, the smallest arena (default); "
                              "speed: no technique that recomputes MACs")

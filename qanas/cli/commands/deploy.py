@@ -27,7 +27,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-layer", action="store_true", help="time every kernel")
     parser.add_argument("--seed", type=int, default=0, help="seed of the embedded input")
     parser.add_argument("--planner", default="greedy", help="memory planner")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing project")
+    parser.add_argument("--force", action="store_true",
+                        help="replace a project qanas wrote in --out (a folder without its "
+                             ".qanas-project marker is refused, untouched)")
     parser.add_argument("--optimise", choices=("Performance", "Size"), default="Performance",
                         help="NPU targets (ethos-u*): Vela's optimisation strategy")
 
