@@ -236,6 +236,29 @@ def _mut_scale_length(model, rng) -> str:
     return f"scale {t.name} length {size}"
 
 
+def _mut_per_channel(model, rng) -> str:
+    """An activation's per-tensor scale and zero point become per-channel along axis 1."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in [*inferred.graph.input, *inferred.graph.value_info]}
+    scalars = {t.name for t in model.graph.initializer if not t.dims}
+    nodes = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+             and len(shapes.get(n.input[0], [])) >= 2 and len(n.input) > 2
+             and n.input[1] in scalars and n.input[2] in scalars]
+    if not nodes:
+        return _mut_scale(model, rng)
+    node = nodes[int(rng.integers(len(nodes)))]
+    channels = shapes[node.input[0]][1]
+    scale = float(numpy_helper.to_array(_init(model, lambda n: n == node.input[1])[0]))
+    zp_t = _init(model, lambda n: n == node.input[2])[0]
+    zp = numpy_helper.to_array(zp_t)
+    for t, value in ((_init(model, lambda n: n == node.input[1])[0],
+                      (scale * rng.uniform(0.5, 2.0, channels)).astype(np.float32)),
+                     (zp_t, np.full(channels, zp, zp.dtype))):
+        _replace_init(model, t, numpy_helper.from_array(value))
+    return f"{node.input[1]} per channel ({channels})"
+
+
 def _mut_zero_point(model, rng) -> str:
     t = rng.choice(_init(model, lambda n: "zp" in n))
     value = numpy_helper.to_array(t).copy()
@@ -288,14 +311,19 @@ def _mut_bias(model, rng) -> str:
 
 
 _ATTR_VALUES = {
-    "strides": lambda rng: [int(rng.choice([0, 1, 2, 3, -1]))] * 2,
-    "pads": lambda rng: [int(v) for v in rng.choice([-1, 0, 1, 2, 3], size=4)],
+    "strides": lambda rng: [int(rng.choice([0, 1, 2, 3, 5, -1]))] * 2,
+    "pads": lambda rng: [int(v) for v in rng.choice([-1, 0, 1, 2, 3, 6], size=4)],
     "dilations": lambda rng: [int(rng.choice([0, 1, 2, 3]))] * 2,
     "group": lambda rng: int(rng.choice([-1, 0, 1, 2, 3, 4])),
     "kernel_shape": lambda rng: [int(rng.choice([0, 1, 2, 3, 9]))] * 2,
     "axis": lambda rng: int(rng.choice([-5, -2, -1, 0, 1, 2, 3, 4, 5])),
     "count_include_pad": lambda rng: int(rng.choice([0, 1])),
     "transB": lambda rng: int(rng.choice([0, 1])),
+    "transA": lambda rng: int(rng.choice([0, 1])),
+    "alpha": lambda rng: float(rng.choice([1.0, 0.5, 2.0])),
+    "coordinate_transformation_mode": lambda rng: str(rng.choice(
+        ["half_pixel", "align_corners", "asymmetric", "pytorch_half_pixel", "tf_crop_and_resize"])),
+    "nearest_mode": lambda rng: str(rng.choice(["round_prefer_floor", "floor", "ceil"])),
     "mode": lambda rng: str(rng.choice(["nearest", "linear", "cubic"])),
 }
 _NODE_ATTRS = {
@@ -303,7 +331,8 @@ _NODE_ATTRS = {
     "AveragePool": ["strides", "pads", "kernel_shape", "count_include_pad"],
     "MaxPool": ["strides", "pads", "kernel_shape", "dilations"],
     "QuantizeLinear": ["axis"], "DequantizeLinear": ["axis"], "Concat": ["axis"],
-    "Gemm": ["transB"], "Resize": ["mode"],
+    "Gemm": ["transB", "transA", "alpha"],
+    "Resize": ["mode", "coordinate_transformation_mode", "nearest_mode"],
 }
 
 
@@ -349,6 +378,15 @@ def _mut_rewire(model, rng) -> str:
     return f"{node.name}.input[{index}]={node.input[index]}"
 
 
+def _mut_resize_scales(model, rng) -> str:
+    ts = _init(model, lambda n: n.startswith("sizes_scales"))
+    if not ts:
+        return _mut_attr(model, rng)
+    value = np.array([1, 1, *rng.choice([0.5, 1.0, 1.5, 2.0, 3.0, 0.0], size=2)], np.float32)
+    _replace_init(model, ts[0], numpy_helper.from_array(value))
+    return f"resize scales {value.tolist()}"
+
+
 def _mut_opset(model, rng) -> str:
     value = int(rng.choice([7, 9, 10, 11, 13, 17, 19, 21, 23, 25, 28, 29, 30]))
     model.opset_import[0].version = value
@@ -365,6 +403,7 @@ def _mut_ir_version(model, rng) -> str:
 MUTATIONS: dict[str, Callable[[onnx.ModelProto, np.random.Generator], str]] = {
     "scale": _mut_scale,
     "scale_length": _mut_scale_length,
+    "per_channel": _mut_per_channel,
     "zero_point": _mut_zero_point,
     "dtype": _mut_dtype,
     "bias": _mut_bias,
@@ -372,6 +411,7 @@ MUTATIONS: dict[str, Callable[[onnx.ModelProto, np.random.Generator], str]] = {
     "shape": _mut_shape,
     "drop_input": _mut_drop_input,
     "rewire": _mut_rewire,
+    "resize_scales": _mut_resize_scales,
     "opset": _mut_opset,
     "ir_version": _mut_ir_version,
 }
@@ -391,15 +431,25 @@ class Case:
         return f"seed={self.seed} base={self.base} mutations={list(self.mutations)}"
 
 
-def make_case(seed: int) -> Case:
-    """The case of ``seed``: base ``seed % len(BASES)``, then 0-2 random mutations."""
+def make_case(seed: int, base: str | None = None,
+              kinds: tuple[str, ...] | None = None) -> Case:
+    """The case of ``seed``.
+
+    Args:
+        seed: seeds everything (weights, scales, which mutations, their values).
+        base: the base model; default ``list(BASES)[seed % len(BASES)]``.
+        kinds: the mutation kinds (`MUTATIONS` keys) to apply in order; default 0-2
+            drawn at random. A regression case gives both, so that adding a base or a
+            mutation kind later does not change it.
+    """
     rng = np.random.default_rng(seed)
-    base = list(BASES)[seed % len(BASES)]
+    base = base or list(BASES)[seed % len(BASES)]
     model = BASES[base](rng)
-    count = int(rng.choice([0, 1, 1, 1, 2]))
-    names = list(MUTATIONS)
-    done = tuple(MUTATIONS[names[int(rng.integers(len(names)))]](model, rng)
-                 for _ in range(count))
+    if kinds is None:
+        names = list(MUTATIONS)
+        kinds = tuple(names[int(rng.integers(len(names)))]
+                      for _ in range(int(rng.choice([0, 1, 1, 1, 2]))))
+    done = tuple(MUTATIONS[kind](model, rng) for kind in kinds)
     return Case(seed, base, done, model)
 
 
@@ -497,8 +547,11 @@ def run_case(case: Case, engine: str = "reference", timeout_s: int = CASE_TIMEOU
                                f"{' '.join(str(err).split())[:300]}")
             rng = np.random.default_rng(case.seed)
             feeds_q, feeds_f = _int8_feeds(lowered, rng)
-            names = [o.name for o in sess.get_outputs()]
-            refs = sess.run(names, feeds_f)
+            try:
+                refs = sess.run([o.name for o in sess.get_outputs()], feeds_f)
+            except Exception as err:  # noqa: BLE001 - any onnxruntime refusal
+                return Outcome("finding", "qanas compiled a model onnxruntime cannot run: "
+                               f"{' '.join(str(err).split())[:300]}")
             ours = _run_lowered(lowered, feeds_q, engine, case.model)
     except CaseTimeout as err:
         return Outcome("finding", f"hang: {err}")

@@ -21,7 +21,8 @@ The limits and why:
 * scales: finite, > 0 and float32-normal (`MIN_SCALE`); every requantization factor
   (input scale · weight scale / output scale) below `MAX_REQUANT_FACTOR`, the largest
   a Q31 multiplier represents (`compiler.int8.quantize_multiplier`).
-* per-axis parameters: ``axis`` in range, one scale (and zero point) per channel.
+* per-axis parameters: ``axis`` in range, one scale (and zero point) per channel, and
+  only for constants (weights, biases): activations are quantized per tensor.
 * weights symmetric (int8-canonical zero point 0) and per-channel on the output axis.
 * an int32 bias: zero point 0, scale ``s_x · s_w`` within `BIAS_SCALE_RTOL`, and no
   value so large that bias + accumulator overflows int32.
@@ -217,6 +218,11 @@ def _check_qdq(node: onnx.NodeProto, facts: ModelFacts) -> None:
     _check_scale_values(node, scale)
     zp = facts.zero_point(node)
     _check_axis(node, facts, scale, None if zp is None else np.asarray(zp))
+    if scale.size > 1 and node.input[0] not in facts.consts:
+        raise UnsupportedOpError(
+            f"{where} quantizes the activation {node.input[0]!r} per channel ({scale.size} "
+            "scales); qanas quantizes activations per tensor (one scale and zero point). "
+            "Use per-tensor activation quantizers (per-channel is for weights)")
     if elem == TensorProto.INT32 and zp is not None and np.asarray(zp).any():
         raise InvalidModelError(
             f"{where}: the int32 tensor {tensor!r} has a non-zero zero point; an int32 bias "
