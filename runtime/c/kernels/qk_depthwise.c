@@ -7,8 +7,9 @@
 /* Taps of the fast path's offset table; larger kernels take the per-element path. */
 #define QK_MAX_TAPS 64
 
-/* The tap loop is unrolled where the tap count is a constant (the 3x3 instance below):
- * the loop's own instructions cost as much as a tap's multiply-accumulates. */
+/* The DSP and portable tap loops are unrolled where the tap count is a constant (the 3x3
+ * instance below): the loop's own instructions cost as much as a tap's multiply-
+ * accumulates. (Unrolled, the Helium loop ran slower: GCC 12 spilled its registers.) */
 #if defined(__GNUC__)
 #define QK_UNROLL_TAPS _Pragma("GCC unroll 9")
 #else
@@ -27,9 +28,9 @@ QK_INLINE void qk_requant_run(const int32_t *acc, int32_t count, int32_t o0,
 }
 
 #if defined(QK_ISA_MVE)
-/* Helium: 16 channels per pass in four int32x4 accumulators (widening byte loads,
- * VMUL + VADD: MVE has no vector-by-vector integer VMLA), a predicated 4-channel pass
- * for the rest; requantized in vector registers when every channel's shift is <= -2. */
+/* Helium: 8 channels per pass (below), a predicated 4-channel int32 pass for the rest
+ * (MVE has no vector-by-vector integer VMLA: VMUL + VADD); requantized in vector
+ * registers when every channel's shift is <= -2. */
 QK_INLINE void qk_dw_store4(int32x4_t acc, const qanas_requant_t *rq, int32_t o, int32_t n,
                             int32_t vector_requant, int8_t *out) {
   const mve_pred16_t p = vctp32q((uint32_t)n);
@@ -46,26 +47,38 @@ QK_INLINE void qk_dw_store4(int32x4_t acc, const qanas_requant_t *rq, int32_t o,
 }
 
 QK_INLINE void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps,
-                        const int8_t *w, int32_t channels, const int32_t *bias,
-                        const qanas_requant_t *rq, int32_t vector_requant, int8_t *out) {
+                            const int8_t *w, int32_t channels, const int32_t *bias,
+                            const qanas_requant_t *rq, int32_t vector_requant, int8_t *out) {
   int32_t c = 0;
-  for (; c + 16 <= channels; c += 16) {
-    int32x4_t a0 = vldrwq_s32(bias + c), a1 = vldrwq_s32(bias + c + 4);
-    int32x4_t a2 = vldrwq_s32(bias + c + 8), a3 = vldrwq_s32(bias + c + 12);
+  /* 8 channels per pass as int16 lanes: VMULLB/VMULLT give the exact int32 products of
+   * the even and odd channels, accumulated in two vectors; VLD2 splits bias and
+   * requantization constants the same way, VMOVNB/VMOVNT interleave the results back. */
+  for (; c + 8 <= channels; c += 8) {
+    const int32x4x2_t b = vld2q_s32(bias + c);
+    int32x4_t even = b.val[0], odd = b.val[1];
     const int8_t *wt = w + c;
     const int8_t *xc = x + c;
-QK_UNROLL_TAPS
     for (int32_t t = 0; t < taps; ++t, wt += channels) {
-      const int8_t *xt = xc + offsets[t];
-      a0 = vaddq_s32(a0, vmulq_s32(vldrbq_s32(xt), vldrbq_s32(wt)));
-      a1 = vaddq_s32(a1, vmulq_s32(vldrbq_s32(xt + 4), vldrbq_s32(wt + 4)));
-      a2 = vaddq_s32(a2, vmulq_s32(vldrbq_s32(xt + 8), vldrbq_s32(wt + 8)));
-      a3 = vaddq_s32(a3, vmulq_s32(vldrbq_s32(xt + 12), vldrbq_s32(wt + 12)));
+      const int16x8_t vx = vldrbq_s16(xc + offsets[t]);
+      const int16x8_t vw = vldrbq_s16(wt);
+      even = vaddq_s32(even, vmullbq_int_s16(vx, vw));
+      odd = vaddq_s32(odd, vmulltq_int_s16(vx, vw));
     }
-    qk_dw_store4(a0, rq, c, 4, vector_requant, out);
-    qk_dw_store4(a1, rq, c + 4, 4, vector_requant, out);
-    qk_dw_store4(a2, rq, c + 8, 4, vector_requant, out);
-    qk_dw_store4(a3, rq, c + 12, 4, vector_requant, out);
+    if (vector_requant) {
+      const int32x4x2_t m = vld2q_s32(rq->multiplier + c);
+      const int32x4x2_t sh = vld2q_s32(rq->shift + c);
+      const int32x4_t qe = qk_mve_requantize(even, m.val[0], sh.val[0], rq->output_zero_point,
+                                             rq->qmin, rq->qmax);
+      const int32x4_t qo = qk_mve_requantize(odd, m.val[1], sh.val[1], rq->output_zero_point,
+                                             rq->qmin, rq->qmax);
+      vstrbq_s16(out + c, vmovntq_s32(vmovnbq_s32(vdupq_n_s16(0), qe), qo));
+    } else {
+      int32_t e[4], d[4];
+      vstrwq_s32(e, even);
+      vstrwq_s32(d, odd);
+      const int32_t acc[8] = {e[0], d[0], e[1], d[1], e[2], d[2], e[3], d[3]};
+      qk_requant_run(acc, 8, c, rq, out + c);
+    }
   }
   for (; c < channels; c += 4) {
     const int32_t n = channels - c;
