@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from compiler.codegen.schedule import schedule_kernel
+from compiler.codegen.schedule import FUSED_KERNEL, schedule_kernel
 from compiler.errors import CompilerError
 from compiler.memory.buffer import DEFAULT_ALIGNMENT, workspace_bytes
 
@@ -129,7 +129,8 @@ def short_names(kernels: list[str], max_ops: int = 3) -> dict[str, str]:
     """Kernel name → a short unique name: its first `max_ops` distinct op names.
 
     ``fused_conv2d10_add34_cast16_multiply10_...`` becomes ``conv2d_add_cast``; a
-    collision gets a numeric suffix (``conv2d_add_cast_2``).
+    collision gets a numeric suffix (``conv2d_add_cast_2``). A fused inverted residual
+    (``irb3_k3s1e96_res``) keeps its name.
 
     Example:
         >>> short_names(["fused_conv2d1_add2_cast3_clip4", "fused_conv2d_add_cast", "pad"])
@@ -139,6 +140,10 @@ def short_names(kernels: list[str], max_ops: int = 3) -> dict[str, str]:
     out: dict[str, str] = {}
     used: set[str] = set()
     for kernel in dict.fromkeys(kernels):
+        if FUSED_KERNEL.match(kernel):  # irb<i>_<label>: already short, unique and readable
+            out[kernel] = kernel
+            used.add(kernel)
+            continue
         ops: list[str] = []
         for token in re.sub(r"^fused_", "", kernel).split("_"):
             op = re.sub(r"\d+$", "", token)

@@ -8,7 +8,8 @@ arithmetic:
     E' = pad(E, zp)                      when the depthwise pads with a non-zero zero point
     D = requant(depthwise_kxk(E'))       any stride, dilation
     P = requant(conv1x1(D))              project
-    Y = requant_add(X, P)                residual, when the block keeps its shape
+    Y = requant_add(X, P)                residual, when the block keeps its shape (X may be
+                                         rescaled first, for a quantizer shared by both operands)
 
 The pass groups each chain's bindings into one Relax function marked ``Primitive`` (the
 form ``FuseOps`` gives its groups), so ``FuseTIR`` makes it one PrimFunc. The arithmetic is
@@ -80,12 +81,13 @@ class InvertedResidual:
 
     @property
     def label(self) -> str:
-        """Compact description, e.g. ``k3s1e96+res`` (kernel, stride, dilation when not 1 and
-        known, depthwise channels, ``-noexp`` without expand conv, ``+res`` with a residual)."""
+        """Compact description, a C identifier, e.g. ``k3s1e96_res``: kernel, stride,
+        dilation when not 1, depthwise channels, ``_noexp`` without expand conv, ``_res``
+        with a residual add."""
         text = f"k{self.kernel}s{self.stride}"
         text += f"d{self.dilation}" if self.dilation != 1 else ""
         text += f"e{self.expanded}"
-        return text + ("" if self.has_expand else "-noexp") + ("+res" if self.residual else "")
+        return text + ("" if self.has_expand else "_noexp") + ("_res" if self.residual else "")
 
 
 def _vars_in(expr: relax.Expr) -> list[relax.Var]:
@@ -274,7 +276,13 @@ def match_inverted_residual(graph: _Graph, end: relax.Var) -> InvertedResidual |
     else:
         block_input = e
     if residual_input is not None and _key(residual_input) != _key(block_input):
-        return None
+        # The residual may read the block input rescaled to the add's scale (a shared
+        # quantizer on both operands): a conv-less unit of the block input, read only here.
+        rescale = graph.unit(residual_input) if graph.single_use(residual_input, members) else None
+        if (rescale is None or rescale[2] is not None or len(rescale[1]) != 1
+                or _key(rescale[1][0]) != _key(block_input)):
+            return None
+        chain |= rescale[0]
     dwc = _conv(graph, dw[2])
     ordered = sorted(chain, key=graph.order.__getitem__)
     return InvertedResidual(
@@ -359,7 +367,7 @@ class _Fuser(PyExprMutator):
         graph = _Graph(func, self.builder_.get())
         blocks = find_inverted_residuals(func, self.builder_.get())
         for block in blocks:
-            name = f"{FUSED_PREFIX}{len(names)}_{block.label.replace('+', '_')}"
+            name = f"{FUSED_PREFIX}{len(names)}_{block.label}"
             names.append(name)
             func_, args = _grouped_function(block, graph, name)
             gv = self.builder_.add_func(func_, name)

@@ -1,0 +1,173 @@
+"""FuseInvertedResiduals and the row-band schedule: one kernel per inverted residual.
+
+Tiny Brevitas inverted residuals (QCDQ ONNX) cover what the search spaces use: stride 1
+and 2, kernels 3 and 5, dilation 2, grouped 1x1 convs, expansion 1, no expand conv, a
+residual add read directly or through a quantizer shared by both operands. Each is
+checked for the block the pass finds, then compiled for the host with and without the
+fusion: the outputs are bit-exact with each other and with the NumPy integer reference,
+the fused kernel keeps no buffer of the expanded tensor's size, and `extra_macs` is the
+count of the expanded rows the bands compute twice. Whole subnets of every space are
+checked in `tests/test_firmware_spaces.py`-sized runs (``slow``) at the end.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from compiler.driver import compile_model
+from compiler.frontend import load_model
+from compiler.passes import fused_blocks, lower_to_integer
+from compiler.passes.fuse_inverted_residual import (
+    extra_macs,
+    find_inverted_residuals,
+    fuse_inverted_residuals,
+)
+from compiler.reference import run_int8_reference
+from runtime.runners import get_runner
+from tests.conftest import require_tools
+from tests.qdq_models import _export_qcdq
+
+
+class _InvertedResidual(nn.Module):
+    """QuantIdentity → [1x1 expand, ReLU6] → kxk depthwise, ReLU → 1x1 project (+ residual)."""
+
+    def __init__(self, ch: int, expand: int, kernel: int, stride: int, dilation: int,
+                 groups: int, expand_conv: bool, residual: str):
+        super().__init__()
+        import brevitas.nn as qnn
+        from brevitas.quant import Int8WeightPerChannelFloat, Int32Bias
+
+        def conv(cin, cout, k, **kw):
+            return qnn.QuantConv2d(cin, cout, k, weight_quant=Int8WeightPerChannelFloat,
+                                   bias_quant=Int32Bias, return_quant_tensor=True, **kw)
+
+        hidden = ch * expand
+        self.inp = qnn.QuantIdentity(return_quant_tensor=True)
+        self.expand = nn.Sequential(conv(ch, hidden, 1, groups=groups),
+                                    qnn.QuantReLU(max_val=6.0, return_quant_tensor=True)
+                                    ) if expand_conv else None
+        pad = dilation * (kernel - 1) // 2
+        self.dw = conv(hidden, hidden, kernel, stride=stride, padding=pad, dilation=dilation,
+                       groups=hidden)
+        self.relu = qnn.QuantReLU(return_quant_tensor=True)
+        self.project = conv(hidden, ch, 1, groups=groups)
+        self.residual = residual
+        self.proj_q = qnn.QuantIdentity(return_quant_tensor=residual == "shared")
+        self.sum_q = qnn.QuantIdentity(return_quant_tensor=False)
+
+    def forward(self, x):
+        x = self.inp(x)
+        y = self.expand(x) if self.expand is not None else x
+        y = self.proj_q(self.project(self.relu(self.dw(y))))
+        if self.residual == "shared":  # one quantizer for both operands: x is rescaled
+            return self.sum_q(y + self.proj_q(x))
+        if self.residual == "direct":  # Add(DQ(y), DQ(x)), as the supernets export it
+            return self.sum_q(y + getattr(x, "value", x))
+        return y
+
+
+#: name → (constructor arguments, the block label the pass must report)
+CASES = {
+    "k3s1_e4_direct": (dict(ch=8, expand=4, kernel=3, stride=1, dilation=1, groups=1,
+                            expand_conv=True, residual="direct"), "k3s1e32_res"),
+    "k3s2_e3_g2": (dict(ch=8, expand=3, kernel=3, stride=2, dilation=1, groups=2,
+                        expand_conv=True, residual="none"), "k3s2e24"),
+    "k5s1_e6_shared": (dict(ch=4, expand=6, kernel=5, stride=1, dilation=1, groups=1,
+                            expand_conv=True, residual="shared"), "k5s1e24_res"),
+    "k3s1d2_e1_g2": (dict(ch=8, expand=1, kernel=3, stride=1, dilation=2, groups=2,
+                          expand_conv=True, residual="direct"), "k3s1d2e8_res"),
+    "k3s1_no_expand": (dict(ch=8, expand=1, kernel=3, stride=1, dilation=1, groups=1,
+                            expand_conv=False, residual="direct"), "k3s1e8_noexp_res"),
+}
+SIZE = (12, 10)
+
+
+def export_case(name: str, directory: Path) -> Path:
+    """The QCDQ ONNX of `CASES[name]` at ``1 x ch x 12 x 10``."""
+    torch.manual_seed(0)
+    kwargs, _ = CASES[name]
+    net = _InvertedResidual(**kwargs)
+    return _export_qcdq(net, (1, kwargs["ch"], *SIZE), directory / f"{name}.onnx", seed=0)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("irb")
+    return {name: export_case(name, directory) for name in CASES}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_finds_the_block(exported, name):
+    lowered = lower_to_integer(load_model(exported[name]))
+    blocks = find_inverted_residuals(lowered.mod["main"], lowered.mod)
+    assert [b.label for b in blocks] == [CASES[name][1]]
+    fused = lower_to_integer(load_model(exported[name]), fuse_inverted_residuals=True)
+    names = fused_blocks(fused.mod)
+    assert names == [f"irb0_{CASES[name][1]}"]
+    assert names[0] in [gv.name_hint for gv in fused.mod.get_global_vars()]
+
+
+def test_unfused_lowering_lists_no_block(exported):
+    assert fused_blocks(lower_to_integer(load_model(exported["k3s1_e4_direct"])).mod) == []
+
+
+def _run(model, directory: Path, inputs=None):
+    # optimise="speed" runs no memory technique: the model is compiled as lowered here
+    result = compile_model(model, "host", directory, optimise="speed")
+    assert result.quantized and not result.float_kernels
+    if inputs is None:
+        rng = np.random.default_rng(0)
+        inputs = {s["name"]: rng.integers(-128, 128, size=s["shape"]).astype(np.int8)
+                  for s in result.io["inputs"]}
+    return result, inputs, get_runner("host").run(directory, inputs).outputs
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_fused_kernel_is_bit_exact_and_small(exported, name, tmp_path):
+    require_tools("gcc", "make")
+    onnx_path = exported[name]
+    plain_model = lower_to_integer(load_model(onnx_path))
+    (block,) = find_inverted_residuals(plain_model.mod["main"], plain_model.mod)
+    plain, inputs, expected = _run(plain_model, tmp_path / "plain")
+    fused_model = lower_to_integer(load_model(onnx_path), fuse_inverted_residuals=True)
+    fused, _, outputs = _run(fused_model, tmp_path / "fused", inputs)
+    reference = run_int8_reference(onnx_path, inputs)
+    for key, ref in expected.items():
+        np.testing.assert_array_equal(outputs[key], ref)
+        np.testing.assert_array_equal(outputs[key], next(iter(reference.values())))
+
+    kernel = next(k for k in fused.kernels if k.startswith("irb0_"))
+    assert [c.kernel for c in fused.plan.calls] == [kernel]
+    _, _, height, width = block.in_shape
+    expanded_bytes = block.expanded * height * width
+    source = fused.kernels[kernel].source
+    arrays = [int(n) for n in re.findall(r"\w+\[(\d+)\];", source)]
+    assert all(n < expanded_bytes for n in arrays), (arrays, expanded_bytes)
+    assert fused.kernels[kernel].workspace_bytes < expanded_bytes
+    assert fused.arena_bytes < plain.arena_bytes
+
+
+def test_extra_macs_count_the_rows_bands_share(exported):
+    lowered = lower_to_integer(load_model(exported["k3s1_e4_direct"]))
+    (block,) = find_inverted_residuals(lowered.mod["main"], lowered.mod)
+    _, c_in, height, width = block.in_shape
+    per_row = width * block.expanded * c_in
+    # one-row bands of a stride-1 3x3: each input row is expanded three times, except
+    # the first and last rows (twice: their other neighbour is padding)
+    assert extra_macs(block, band_rows=1) == (3 * height - 2 - height) * per_row
+    # one band of the whole height computes every row once
+    assert extra_macs(block, band_rows=height) == 0
+    model, where, extra = fuse_inverted_residuals(lowered)
+    assert where == tuple(fused_blocks(model.mod)) and extra == extra_macs(block)
+
+
+def test_no_expand_block_recomputes_nothing(exported):
+    lowered = lower_to_integer(load_model(exported["k3s1_no_expand"]))
+    (block,) = find_inverted_residuals(lowered.mod["main"], lowered.mod)
+    assert not block.has_expand and extra_macs(block) == 0
