@@ -14,6 +14,7 @@ from onnx import helper
 from tvm import relax
 
 from compiler.errors import UnsupportedOpError
+from compiler.padding import explicit_pads
 from compiler.passes.resize_kernels import emit_kernel, float_resize
 from compiler.passes.resize_spec import ResizeSpec, exact_scale
 
@@ -41,11 +42,11 @@ def _fconst(value) -> relax.Expr:
     return relax.const(np.asarray(value, dtype=np.float32), "float32")
 
 
-def _pads(attrs: dict) -> tuple[int, int, int, int]:
-    pads = attrs.get("pads", [0, 0, 0, 0])
-    if attrs.get("auto_pad", b"NOTSET") == b"VALID":
-        pads = [0, 0, 0, 0]
-    return (pads[0], pads[1], pads[2], pads[3])  # ONNX and Relax: top, left, bottom, right
+def _pads(node, attrs: dict, x: relax.Expr, kernel_hw) -> tuple[int, int, int, int]:
+    """Explicit (top, left, bottom, right) padding, ``auto_pad`` resolved on x's shape."""
+    in_hw = [int(d) for d in list(x.ty.shape)[2:]]
+    return explicit_pads(attrs, in_hw, [int(k) for k in kernel_hw],
+                         f"operator {node.op_type} (node {node.name!r})")
 
 
 def _axis(axis: int, rank: int) -> int:
@@ -115,7 +116,8 @@ def _bias(ctx, name: str, rank: int) -> relax.Expr:
 def _conv(ctx, x, node, attrs, weight_name, bias_name):
     w = _weight(ctx, weight_name)
     y = relax.op.nn.conv2d(
-        x, w, strides=attrs.get("strides", [1, 1]), padding=_pads(attrs),
+        x, w, strides=attrs.get("strides", [1, 1]),
+        padding=_pads(node, attrs, x, list(w.ty.shape)[2:]),
         dilation=attrs.get("dilations", [1, 1]), groups=attrs.get("group", 1))
     if bias_name:
         y = relax.op.add(ctx.emit(y), _bias(ctx, bias_name, 4))
@@ -159,9 +161,11 @@ def _convert_conv_integer(node, ctx, attrs):
             v = ctx.emit(relax.op.subtract(v, relax.const(zp, "int32")))
         return v
 
+    x, w = shifted(0, 2), shifted(1, 3)
     return [relax.op.nn.conv2d(
-        shifted(0, 2), shifted(1, 3), strides=attrs.get("strides", [1, 1]),
-        padding=_pads(attrs), dilation=attrs.get("dilations", [1, 1]),
+        x, w, strides=attrs.get("strides", [1, 1]),
+        padding=_pads(node, attrs, x, list(w.ty.shape)[2:]),
+        dilation=attrs.get("dilations", [1, 1]),
         groups=attrs.get("group", 1), out_dtype="int32")]
 
 
@@ -271,16 +275,18 @@ def _convert_resize(node, ctx, attrs):
 
 
 def _convert_avg_pool(node, ctx, attrs):
+    x = ctx.expr(node.input[0])
     return [relax.op.nn.avg_pool2d(
-        ctx.expr(node.input[0]), pool_size=attrs["kernel_shape"],
-        strides=attrs.get("strides", [1, 1]), padding=_pads(attrs),
+        x, pool_size=attrs["kernel_shape"], strides=attrs.get("strides", [1, 1]),
+        padding=_pads(node, attrs, x, attrs["kernel_shape"]),
         count_include_pad=bool(attrs.get("count_include_pad", 0)))]
 
 
 def _convert_max_pool(node, ctx, attrs):
+    x = ctx.expr(node.input[0])
     return [relax.op.nn.max_pool2d(
-        ctx.expr(node.input[0]), pool_size=attrs["kernel_shape"],
-        strides=attrs.get("strides", [1, 1]), padding=_pads(attrs))]
+        x, pool_size=attrs["kernel_shape"], strides=attrs.get("strides", [1, 1]),
+        padding=_pads(node, attrs, x, attrs["kernel_shape"]))]
 
 
 def _convert_global_avg_pool(node, ctx, attrs):

@@ -19,6 +19,7 @@ import onnx
 from onnx import helper
 
 from compiler.errors import UnsupportedOpError
+from compiler.padding import AUTO_PAD_MODES, auto_pad_mode
 
 Check = Callable[[onnx.NodeProto, dict, "GraphFacts"], str | None]
 
@@ -56,8 +57,8 @@ def _attrs(node: onnx.NodeProto) -> dict:
 def _pool_2d(node, attrs, facts):
     if facts.rank(node.input[0]) != 4:
         return "only 2-D (NCHW) inputs"
-    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID"):
-        return "auto_pad must be NOTSET or VALID"
+    if auto_pad_mode(attrs) not in AUTO_PAD_MODES:
+        return f"auto_pad {auto_pad_mode(attrs)!r} (ONNX defines {', '.join(AUTO_PAD_MODES)})"
     if attrs.get("ceil_mode", 0):
         return "ceil_mode=1"
     if any(d != 1 for d in attrs.get("dilations", [1, 1])):
@@ -75,8 +76,8 @@ def _conv(node, attrs, facts):
     weight = node.input[3] if node.op_type == "QLinearConv" else node.input[1]
     if not facts.is_const(weight):
         return "the weight must be a constant"
-    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID"):
-        return "auto_pad must be NOTSET or VALID"
+    if auto_pad_mode(attrs) not in AUTO_PAD_MODES:
+        return f"auto_pad {auto_pad_mode(attrs)!r} (ONNX defines {', '.join(AUTO_PAD_MODES)})"
     return None
 
 
@@ -153,7 +154,7 @@ def _qlinear_conv(node, attrs, facts):
 
 _ROWS = [
     OpSupport("Conv", "2-D, constant weight, any stride/dilation/groups/pads, "
-              "auto_pad NOTSET or VALID", _conv),
+              "any auto_pad (NOTSET, VALID, SAME_UPPER, SAME_LOWER)", _conv),
     OpSupport("QLinearConv", "as Conv, constant scales and zero points", _qlinear_conv),
     OpSupport("ConvInteger", "as Conv (integer output, no requantization)", _conv),
     OpSupport("Gemm", "transA=0, alpha=beta=1, constant B", _gemm),
@@ -172,8 +173,9 @@ _ROWS = [
               "linear, half_pixel / half_pixel_symmetric / pytorch_half_pixel / "
               "align_corners / asymmetric / tf_half_pixel_for_nn, constant scales (any, "
               "up or down) or sizes; no cubic, tf_crop_and_resize, antialias, axes", _resize),
-    OpSupport("AveragePool", "2-D, ceil_mode=0, dilations 1", _pool_2d),
-    OpSupport("MaxPool", "2-D, ceil_mode=0, dilations 1, no Indices output", _pool_2d),
+    OpSupport("AveragePool", "2-D, ceil_mode=0, dilations 1, any pads/auto_pad", _pool_2d),
+    OpSupport("MaxPool", "2-D, ceil_mode=0, dilations 1, any pads/auto_pad, no Indices output",
+              _pool_2d),
     OpSupport("GlobalAveragePool", "4-D input"),
     OpSupport("BatchNormalization", "inference mode (one output)"),
     OpSupport("Reshape", "constant shape", _reshape),

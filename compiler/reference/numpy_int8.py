@@ -122,7 +122,7 @@ class _Interpreter(QDQGraphWalker):
         if op in ("Reshape", "Flatten"):
             return x.with_q(x.q.reshape(self.shapes[node.output[0]]))
         if op == "MaxPool" and not x.const:
-            p = pool_attrs(node, a)
+            p = pool_attrs(node, a, self.shapes)
             return x.with_q(kernels.max_pool2d(x.q, p["kernel_shape"], p["strides"], p["pads"]))
         return None
 

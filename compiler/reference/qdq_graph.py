@@ -19,6 +19,7 @@ from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
 from compiler.errors import InvalidModelError, UnsupportedOpError
+from compiler.padding import explicit_pads
 from compiler.reference import kernels
 
 
@@ -53,17 +54,23 @@ def f32_bound(v: float) -> float:
     return float(np.clip(v, info.min, info.max))
 
 
-def pool_attrs(node: onnx.NodeProto, a: dict) -> dict:
-    """Normalised Conv / pooling attributes (pads, strides, dilations, group); unsupported options raise."""
+def pool_attrs(node: onnx.NodeProto, a: dict, shapes: dict | None = None) -> dict:
+    """Normalised Conv / pooling attributes (pads, strides, dilations, group); unsupported options raise.
+
+    ``shapes`` (tensor name → static shape) resolves ``auto_pad`` SAME_UPPER / SAME_LOWER
+    (`compiler.padding.explicit_pads`) from the input's and the kernel's sizes.
+    """
     name = f"{node.op_type} (node {node.name or '<unnamed>'!r})"
-    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID"):
-        raise UnsupportedOpError(f"{name}: auto_pad must be NOTSET or VALID")
+    shapes = shapes or {}
+    in_shape = shapes.get(node.input[0])
+    kernel = a.get("kernel_shape") or (shapes.get(node.input[1], ())[2:]
+                                        if node.op_type == "Conv" else None)
+    pads = explicit_pads(a, in_shape[2:] if in_shape else None, kernel or None, name)
     if a.get("ceil_mode", 0) or (node.op_type != "Conv" and any(
             d != 1 for d in a.get("dilations", [1, 1]))):
         raise UnsupportedOpError(f"{name}: ceil_mode=1 and pooling dilations are not supported")
     if node.op_type == "MaxPool" and (a.get("storage_order", 0) or len(node.output) > 1):
         raise UnsupportedOpError(f"{name}: storage_order / the Indices output")
-    pads = [0, 0, 0, 0] if a.get("auto_pad", b"NOTSET") == b"VALID" else a.get("pads", [0] * 4)
     out = {**a, "pads": tuple(int(p) for p in pads),
            "strides": tuple(a.get("strides", [1, 1])),
            "dilations": tuple(a.get("dilations", [1, 1])),
@@ -183,7 +190,7 @@ class QDQGraphWalker:
                 hi = float(ins[2].item()) if len(ins) > 2 and ins[2] is not None else np.inf
             return {**a, "bounds": (f32_bound(min(lo, hi)), f32_bound(hi))}
         if node.op_type in ("Conv", "AveragePool", "MaxPool"):
-            return pool_attrs(node, a)
+            return pool_attrs(node, a, self.shapes)
         if node.op_type == "Concat":
             rank = len(self.shapes[node.output[0]])
             return {**a, "axis": a["axis"] + rank if a["axis"] < 0 else a["axis"]}

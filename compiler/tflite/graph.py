@@ -108,7 +108,7 @@ class _Walker(QDQGraphWalker):
             return x
         out_shape = self.shapes[name]
         if op == "MaxPool":
-            p = pool_attrs(node, a)
+            p = pool_attrs(node, a, self.shapes)
             xt = x.tensor
             if any(p["pads"]):
                 # ONNX MaxPool ignores padding; padding with -128 never wins a max.
