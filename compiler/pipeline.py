@@ -76,14 +76,15 @@ class LoweredModel:
         techniques: the memory techniques applied, and where.
         unfused_bound_bytes: the layer-wise lower bound of the graph every layer of which
             writes its whole output (no technique applied): the bound the techniques
-            are measured against.
+            are measured against; None when not measured (`lower_model`'s
+            `measure_unfused`).
     """
 
     model: object
     fused: object
     plan: ExecutionPlan
     techniques: tuple[TechniqueUse, ...]
-    unfused_bound_bytes: int
+    unfused_bound_bytes: int | None
 
     @property
     def kernels(self) -> list[str]:
@@ -110,9 +111,11 @@ def resolve_model(model, integer: bool | None):
     if integer is None:
         integer = model.quantized and io_float
     if integer:
+        from compiler.frontend.guard import stage_errors
         from compiler.passes import lower_to_integer
 
-        model = lower_to_integer(model)
+        with stage_errors("integer lowering", repr(getattr(model, "source", "the model"))):
+            model = lower_to_integer(model)
     return model
 
 
@@ -143,8 +146,11 @@ def fuse_and_plan(model) -> tuple[object, ExecutionPlan]:
     return fused, build_plan(fused, out_names, in_names)
 
 
-def lower_model(model, options: CompileOptions) -> LoweredModel:
+def lower_model(model, options: CompileOptions, measure_unfused: bool = True) -> LoweredModel:
     """Step 1: import, integer lowering, the techniques of `options`, fusion, the plan.
+
+    `measure_unfused`: also fuse and plan the model without the techniques, for its
+    layer-wise bound (a second fusion when a technique changed the graph).
 
     Raises:
         UnsupportedOpError: an operator without a kernel, or an option whose lowering
@@ -153,10 +159,10 @@ def lower_model(model, options: CompileOptions) -> LoweredModel:
     model = resolve_model(model, options.integer)
     techniqued, uses = apply_techniques(model, options.optimise, options.output)
     fused, plan = fuse_and_plan(techniqued)
-    unfused = plan
-    if any(u.changes_graph for u in uses):
-        _, unfused = fuse_and_plan(model)
-    bound = lower_bound(unfused.lifetimes())
+    bound = None
+    if measure_unfused:
+        unfused = fuse_and_plan(model)[1] if any(u.changes_graph for u in uses) else plan
+        bound = lower_bound(unfused.lifetimes())
     return LoweredModel(techniqued, fused, plan, uses, bound)
 
 

@@ -529,13 +529,12 @@ def run_case(case: Case, engine: str = "reference", timeout_s: int = CASE_TIMEOU
         timeout_s: per-case limit before the case counts as a hang.
     """
     from compiler.errors import CompilerError, CompilerStageError
-    from compiler.frontend import load_model
-    from compiler.passes import lower_to_integer
+    from compiler.pipeline import resolve_model
 
     try:
         with _deadline(timeout_s):
             try:
-                lowered = lower_to_integer(load_model(case.model))
+                lowered = resolve_model(case.model, integer=None)  # compile's import + lowering
             except CompilerStageError as err:  # the safety net: a check is missing
                 return Outcome("finding", f"unforeseen failure: {err}")
             except CompilerError as err:
