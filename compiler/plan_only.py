@@ -19,7 +19,7 @@ from compiler.memory import MemoryPlan
 from compiler.pipeline import CompileOptions, LoweredModel, lower_model, plan_lowered
 from compiler.plan import ExecutionPlan
 from compiler.techniques import TechniqueUse
-from compiler.workspace import kernel_scratch
+from compiler.workspace import ScratchCache, kernel_scratch
 from targets import Target, get_target
 
 
@@ -33,7 +33,8 @@ class MemoryReport:
         arena_bytes: the planned arena (activations and kernel scratch).
         lower_bound_bytes: the bound of the chosen schedule (its busiest step).
         unfused_bound_bytes: the layer-wise bound of the graph with every layer's output
-            in full (no memory technique): what the techniques are measured against.
+            in full (no memory technique): what the techniques are measured against
+            (None when not measured).
         techniques: the techniques applied, and where.
         extra_macs: MACs the techniques recompute.
         workspace_bytes: kernel scratch, summed over kernels.
@@ -48,7 +49,7 @@ class MemoryReport:
     planner: str
     arena_bytes: int
     lower_bound_bytes: int
-    unfused_bound_bytes: int
+    unfused_bound_bytes: int | None
     techniques: tuple[TechniqueUse, ...]
     extra_macs: int
     workspace_bytes: int
@@ -88,13 +89,19 @@ def memory_report(lowered: LoweredModel, plan: ExecutionPlan, memory: MemoryPlan
 
 
 def plan_model_memory(model, target: str | Target = "host",
-                      options: CompileOptions | None = None) -> MemoryReport:
+                      options: CompileOptions | None = None,
+                      scratch_cache: ScratchCache | None = None,
+                      measure_unfused: bool = True) -> MemoryReport:
     """The memory plan `compile_model` would make for `model` on `target`, without C.
 
     Args:
         model: an ONNX path, a ModelProto or an `ImportedModel`.
         target: registered target name or `Target`.
         options: lowering and planning options (default `CompileOptions()`).
+        scratch_cache: kernels' scratch remembered across calls (`ScratchCache`), for
+            callers that plan many related models (the search).
+        measure_unfused: also measure the layer-wise bound without techniques (a second
+            fusion of the graph); False leaves ``unfused_bound_bytes`` None.
 
     Returns:
         The `MemoryReport`. A plan larger than the target's SRAM is reported
@@ -105,8 +112,8 @@ def plan_model_memory(model, target: str | Target = "host",
     """
     options = options or CompileOptions()
     target = get_target(target) if isinstance(target, str) else target
-    lowered = lower_model(model, options)
+    lowered = lower_model(model, options, measure_unfused)
     scratch = kernel_scratch(lowered.fused, lowered.kernels, dict(target.tvm_target),
-                             schedule=options.schedule)
+                             schedule=options.schedule, cache=scratch_cache)
     plan, memory = plan_lowered(lowered, scratch, options.planner)
     return memory_report(lowered, plan, memory, target, options)

@@ -6,13 +6,20 @@ TIR pipeline and prints C; the scratch it needs is read from the
 the same schedule and the same TIR pipeline (`tvm.tirx.build` up to, not including, the
 code generator) and reads the same calls in the lowered TIR, so the sizes are those of
 the compiled kernels byte for byte (`tests/test_plan_only.py` compares the arenas).
+
+A `ScratchCache` remembers the scratch of kernels already lowered: the schedule and the
+TIR pipeline are functions of the PrimFunc's structure (shapes, dtypes, loop nests; not
+its name, except whether it is a fused inverted residual, which the schedule recognises
+by name), so a structurally equal PrimFunc (``tvm_ffi.structural_equal``) needs the same
+scratch. A search that plans many subnets of one space meets the same blocks again and
+again; the cache makes their kernels free after the first time.
 """
 
 from __future__ import annotations
 
 import re
 
-from compiler.codegen.schedule import schedule_kernel
+from compiler.codegen.schedule import FUSED_KERNEL, schedule_kernel
 from compiler.errors import CompilerError
 from compiler.memory.buffer import DEFAULT_ALIGNMENT, workspace_bytes
 
@@ -51,8 +58,48 @@ def lower_kernel_tir(func, symbol: str, tvm_target: dict):
         return finalize_host()(host)
 
 
+class ScratchCache:
+    """Scratch bytes of kernels already lowered, keyed by their structure (see module doc).
+
+    Args:
+        max_entries: entries kept; the oldest are dropped beyond it.
+    """
+
+    def __init__(self, max_entries: int = 4096):
+        self.max_entries = max_entries
+        self._entries: dict[tuple, list[tuple[object, int]]] = {}
+        self._count = 0
+        self.hits = self.misses = 0
+
+    def _key(self, func, kernel: str, schedule: bool, tvm_target: dict) -> tuple:
+        import tvm_ffi
+
+        return (tvm_ffi.structural_hash(func), bool(FUSED_KERNEL.match(kernel)), schedule,
+                repr(sorted(tvm_target.items())))
+
+    def get(self, func, kernel: str, schedule: bool, tvm_target: dict) -> int | None:
+        """The cached scratch of a structurally equal kernel, or None."""
+        import tvm_ffi
+
+        for other, nbytes in self._entries.get(self._key(func, kernel, schedule, tvm_target), []):
+            if tvm_ffi.structural_equal(func, other):
+                self.hits += 1
+                return nbytes
+        self.misses += 1
+        return None
+
+    def put(self, func, kernel: str, schedule: bool, tvm_target: dict, nbytes: int) -> None:
+        """Remembers the scratch of `func`."""
+        if self._count >= self.max_entries:
+            self._entries.pop(next(iter(self._entries)))
+            self._count = sum(len(v) for v in self._entries.values())
+        self._entries.setdefault(self._key(func, kernel, schedule, tvm_target), []).append(
+            (func, int(nbytes)))
+        self._count += 1
+
+
 def kernel_scratch(fused, kernels: list[str], tvm_target: dict,
-                   schedule: bool = True) -> dict[str, int]:
+                   schedule: bool = True, cache: ScratchCache | None = None) -> dict[str, int]:
     """Scratch bytes of each kernel, as `build_kernels(...)[k].workspace_bytes` reports.
 
     Args:
@@ -60,6 +107,7 @@ def kernel_scratch(fused, kernels: list[str], tvm_target: dict,
         kernels: PrimFunc names (each once).
         tvm_target: TVM target dict (kind "c").
         schedule: apply the default kernel schedule first, as `build_kernels` does.
+        cache: a `ScratchCache` to read and fill (none: every kernel is lowered).
 
     Returns:
         kernel → bytes (16-byte rounded per allocation; 0 for none).
@@ -70,9 +118,14 @@ def kernel_scratch(fused, kernels: list[str], tvm_target: dict,
     out = {}
     for i, kernel in enumerate(dict.fromkeys(kernels)):
         func = fused[kernel]
-        if schedule:
-            func = schedule_kernel(func, kernel)
-        host = lower_kernel_tir(func, f"kernel_{i}", tvm_target)
+        cached = cache.get(func, kernel, schedule, tvm_target) if cache is not None else None
+        if cached is not None:
+            out[kernel] = cached
+            continue
+        scheduled = schedule_kernel(func, kernel) if schedule else func
+        host = lower_kernel_tir(scheduled, f"kernel_{i}", tvm_target)
         out[kernel] = workspace_bytes(lowered_workspace_requests(host.script()),
                                       DEFAULT_ALIGNMENT)
+        if cache is not None:
+            cache.put(func, kernel, schedule, tvm_target, out[kernel])
     return out

@@ -164,3 +164,16 @@ def test_report_rows_name_the_techniques_and_where():
     assert rows["extra MACs (recomputed by the techniques)"] == "1,200"
     assert rows["technique: fused-inverted-residual"].startswith("8 places (block0, block1")
     assert rows["technique: fused-inverted-residual"].endswith("+2)")
+
+
+def test_scratch_cache_serves_structurally_equal_kernels(block_model):
+    from compiler.workspace import ScratchCache
+
+    cache = ScratchCache()
+    options = CompileOptions(schedule=False)  # kernels with scratch
+    first = plan_model_memory(block_model, "host", options, cache, measure_unfused=False)
+    assert cache.hits == 0 and cache.misses > 0 and first.unfused_bound_bytes is None
+    misses = cache.misses
+    again = plan_model_memory(block_model, "host", options, cache, measure_unfused=False)
+    assert cache.misses == misses and cache.hits == misses  # every kernel from the cache
+    assert again == first and again.workspace_bytes > 0

@@ -17,6 +17,7 @@ from qanas.search.hw import (
     Latency,
     LatencyModel,
 )
+from qanas.search.sram import CompiledSramModel
 from qanas.space import get_space
 from targets import Target, get_target, total_macs
 from targets.latency import coefficients_for
@@ -49,7 +50,9 @@ def test_sram_grows_with_resolution_and_the_output_bounds_it():
     space = get_space(SPACE)
     cfg = space.min_config()
     small = HardwareCostModel(space, get_target("host"), (32, 64), 4).memory(cfg)
-    large = HardwareCostModel(space, get_target("host"), (64, 128), 4).memory(cfg)
+    sram = CompiledSramModel(space, get_target("host"), (64, 128), 4, measure_unfused=True)
+    large = HardwareCostModel(space, get_target("host"), (64, 128), 4,
+                              sram_model=sram).memory(cfg)
     assert large.arena_bytes > small.arena_bytes
     assert large.arena_bytes >= 4 * 64 * 128  # the int8 logits live in the arena
     specs = space.layer_specs(cfg, (64, 128), 4)

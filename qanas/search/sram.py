@@ -4,7 +4,8 @@ Each subnet is exported as the int8 QDQ ONNX the deploy flow compiles
 (`qanas.search.subnet_export`: seeded weights, Brevitas calibration) and planned by
 `compiler.plan_only.plan_model_memory` for the target, with the same `optimise` mode
 and memory planner as `qanas compile`: the figure is the compiled arena byte for byte.
-No C is generated. Reports are cached per architecture (the search archive stores the
+No C is generated, and kernels met in an earlier subnet are not lowered again
+(`compiler.workspace.ScratchCache`). Reports are cached per architecture (the search archive stores the
 profile, so a resumed search never plans a subnet twice).
 
 Example:
@@ -19,6 +20,7 @@ import tempfile
 
 from compiler.pipeline import CompileOptions
 from compiler.plan_only import MemoryReport, plan_model_memory
+from compiler.workspace import ScratchCache
 from qanas.search.subnet_export import SubnetExporter
 from qanas.space.base import SearchSpace, SubnetConfig
 from targets import Target
@@ -36,14 +38,19 @@ class CompiledSramModel:
         planner: the memory planner (the compiler's default ``greedy``).
         seed: seeds the exported subnets' weights and calibration batches.
         exporter: a `SubnetExporter` to share (its supernet is built once).
+        measure_unfused: also measure each subnet's layer-wise bound without techniques
+            (a second fusion per subnet; the search needs only the arena).
     """
 
     def __init__(self, space: SearchSpace, target: Target, image_size: tuple[int, int],
                  num_classes: int, optimise: str = "size", planner: str = "greedy",
-                 seed: int = 0, exporter: SubnetExporter | None = None):
+                 seed: int = 0, exporter: SubnetExporter | None = None,
+                 measure_unfused: bool = False):
         self.space, self.target = space, target
         self.options = CompileOptions(planner=planner, optimise=optimise)
+        self.measure_unfused = measure_unfused
         self.exporter = exporter or SubnetExporter(space, image_size, num_classes, seed)
+        self.scratch_cache = ScratchCache()
         self._reports: dict[str, MemoryReport] = {}
 
     def settings(self) -> dict:
@@ -57,5 +64,7 @@ class CompiledSramModel:
         if key not in self._reports:
             with tempfile.TemporaryDirectory(prefix="qanas-sram-") as tmp:
                 onnx_path = self.exporter.export_onnx(cfg, tmp)
-                self._reports[key] = plan_model_memory(onnx_path, self.target, self.options)
+                self._reports[key] = plan_model_memory(
+                    onnx_path, self.target, self.options, self.scratch_cache,
+                    measure_unfused=self.measure_unfused)
         return self._reports[key]
