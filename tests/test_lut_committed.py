@@ -110,3 +110,36 @@ def test_lut_build_defaults_to_the_committed_name_and_refuses_to_overwrite(capsy
     assert code != 0 and lut_filename(*DEMO) in error and "--resume" in error
     code = cli.main(["lut", "validate", "--json"])
     assert code == 2 and "--lut FILE" in json.loads(capsys.readouterr().out)["error"]
+
+
+def _with_generation(tmp_path, generation: int):
+    source = find_lut(*DEMO)
+    data = json.loads(source.read_text())
+    data["protocol"]["kernel_generation"] = generation
+    copy = tmp_path / source.name
+    copy.write_text(json.dumps(data))
+    return copy
+
+
+def test_a_table_of_another_kernel_generation_is_not_used(tmp_path, monkeypatch, caplog):
+    """Latencies measured on older kernels describe kernels that no longer exist."""
+    from compiler.version import KERNEL_GENERATION
+    from qanas.search import lut_registry
+
+    stale = _with_generation(tmp_path, KERNEL_GENERATION + 1)
+    assert find_lut(*DEMO, root=tmp_path) is None
+    assert lut_registry.stale_luts(*DEMO, root=tmp_path) == [stale]
+    with pytest.raises(ConfigError, match="kernel generation.*qanas lut build --space "
+                                          "squeezenas-small --target cortex-m7"):
+        lut_registry.latency_lut_model(get_space(DEMO[0]), DEMO[1], DEMO[2], DEMO[3], stale)
+    monkeypatch.setattr(lut_registry, "lut_dir", lambda: tmp_path)
+    with caplog.at_level("WARNING"):
+        assert lut_registry.latency_lut_model(get_space(DEMO[0]), *DEMO[1:]) == (None, None)
+    assert "older kernels" in caplog.text and "qanas lut build" in caplog.text
+
+
+def test_a_table_of_the_current_generation_is_found(tmp_path):
+    from compiler.version import KERNEL_GENERATION
+
+    current = _with_generation(tmp_path, KERNEL_GENERATION)
+    assert find_lut(*DEMO, root=tmp_path) == current

@@ -2,8 +2,11 @@
 
 A table is used by default only where it was measured for exactly the same space,
 target, input size and class count: latency entries of another resolution or
-classifier width are other numbers. File names follow `lut_filename`; the match is
-made on the file's content, not its name.
+classifier width are other numbers. It must also have been measured with the
+compiler's current kernels (`compiler.version.KERNEL_GENERATION`): a table of an
+older generation describes kernels that no longer exist, so it is skipped (with a
+warning naming the rebuild command) and the search falls back to the analytic model.
+File names follow `lut_filename`; the match is made on the file's content, not its name.
 
 Example:
     >>> find_lut("squeezenas-small", "cortex-m7", (64, 128), 6)  # doctest: +SKIP
@@ -13,9 +16,13 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
+from compiler.version import KERNEL_GENERATION
 from qanas.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 LUT_SUFFIX = ".json"
 VALIDATION_SUFFIX = ".validation.json"
@@ -56,6 +63,26 @@ def _header(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def table_generation(protocol: dict) -> int:
+    """The kernel generation a table was measured with (tables before the field: 1)."""
+    return int(protocol.get("kernel_generation", 1))
+
+
+def _matching_tables(space, target, image_size, num_classes, root) -> list[tuple[Path, dict]]:
+    want = (getattr(space, "name", space), getattr(target, "name", target),
+            [int(image_size[0]), int(image_size[1])], int(num_classes))
+    found = []
+    for path in committed_luts(root):
+        data = _header(path)
+        if data is None or data.get("fixed") is None:
+            continue
+        have = (data.get("space"), (data.get("protocol") or {}).get("target"),
+                [int(v) for v in data.get("image_size") or []], data.get("num_classes"))
+        if have == want:
+            found.append((path, data.get("protocol") or {}))
+    return found
+
+
 def find_lut(space, target, image_size: tuple[int, int], num_classes: int,
              root: str | Path | None = None) -> Path | None:
     """The committed table measured for exactly this space, target, size and class count.
@@ -66,22 +93,31 @@ def find_lut(space, target, image_size: tuple[int, int], num_classes: int,
         num_classes: classifier width.
         root: folder to look in (default `lut_dir()`).
 
-    A table without its fixed part (an unfinished build) is not a match.
+    A table without its fixed part (an unfinished build) is not a match, and neither is
+    one measured with another `KERNEL_GENERATION` (see `stale_luts`).
 
     Returns:
         Its path, or None when no committed table matches.
     """
-    want = (getattr(space, "name", space), getattr(target, "name", target),
-            [int(image_size[0]), int(image_size[1])], int(num_classes))
-    for path in committed_luts(root):
-        data = _header(path)
-        if data is None or data.get("fixed") is None:
-            continue
-        have = (data.get("space"), (data.get("protocol") or {}).get("target"),
-                [int(v) for v in data.get("image_size") or []], data.get("num_classes"))
-        if have == want:
+    for path, protocol in _matching_tables(space, target, image_size, num_classes, root):
+        if table_generation(protocol) == KERNEL_GENERATION:
             return path
     return None
+
+
+def stale_luts(space, target, image_size: tuple[int, int], num_classes: int,
+               root: str | Path | None = None) -> list[Path]:
+    """Committed tables for this setting measured with another kernel generation."""
+    return [path for path, protocol in _matching_tables(space, target, image_size,
+                                                         num_classes, root)
+            if table_generation(protocol) != KERNEL_GENERATION]
+
+
+def rebuild_command(space: str, target: str, image_size: tuple[int, int],
+                    num_classes: int) -> str:
+    """The `qanas lut build` command that measures a table for this setting."""
+    return (f"qanas lut build --space {space} --target {target} --image-size "
+            f"{int(image_size[0])} {int(image_size[1])} --num-classes {int(num_classes)}")
 
 
 def check_lut_matches(lut, space: str, target: str, image_size: tuple[int, int],
@@ -95,9 +131,14 @@ def check_lut_matches(lut, space: str, target: str, image_size: tuple[int, int],
     if diff:
         detail = ", ".join(f"{k} {a!r} (needed {b!r})" for k, (a, b) in diff.items())
         raise ConfigError(f"{name} was measured for {detail}; build a matching table with "
-                          f"`qanas lut build --space {space} --target {target} --image-size "
-                          f"{want['image_size'][0]} {want['image_size'][1]} --num-classes "
-                          f"{num_classes}`")
+                          f"`{rebuild_command(space, target, image_size, num_classes)}`")
+    generation = table_generation(lut.protocol)
+    if generation != KERNEL_GENERATION:
+        raise ConfigError(
+            f"{name} was measured with kernel generation {generation}, and this compiler's "
+            f"kernels are generation {KERNEL_GENERATION} (compiler/version.py): its latencies "
+            f"describe kernels that no longer exist. Rebuild it with "
+            f"`{rebuild_command(space, target, image_size, num_classes)}`")
 
 
 def latency_lut_model(space, target: str, image_size: tuple[int, int], num_classes: int,
@@ -112,6 +153,12 @@ def latency_lut_model(space, target: str, image_size: tuple[int, int], num_class
     if path is None:
         path = find_lut(space.name, target, image_size, num_classes)
         if path is None:
+            for stale in stale_luts(space.name, target, image_size, num_classes):
+                log.warning("latency table %s was measured with older kernels (generation "
+                            "%d, now %d) and is not used; rebuild it with `%s`", stale,
+                            table_generation((_header(stale) or {}).get("protocol") or {}),
+                            KERNEL_GENERATION,
+                            rebuild_command(space.name, target, image_size, num_classes))
             return None, None
     lut = LatencyLUT.load(path)
     check_lut_matches(lut, space.name, target, image_size, num_classes,

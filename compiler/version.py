@@ -1,0 +1,18 @@
+"""The generation of the compiler's kernels, for measurements that depend on them.
+
+Instruction counts and latencies measured on compiled models (the committed per-block
+latency tables in `targets/luts/`, benchmark results) are facts about one generation
+of lowering, scheduling, kernels and runtime. `KERNEL_GENERATION` names it: a table
+records the generation it was measured with, and a table of another generation is not
+used for a search (it is rebuilt with ``qanas lut build``).
+
+Bump it in the same change that alters what compiled kernels execute (a new lowering,
+schedule rule, micro-kernel or runtime loop), and rebuild the committed tables.
+
+Generations:
+    1. TVM's scalar NCHW kernels; explicit pad kernels; int32 resize gathers.
+    2. Zero-point padding read inside conv and pool kernels; int8-in/int8-out resize
+       kernels; (with ``--optimise size``) fused inverted residuals.
+"""
+
+KERNEL_GENERATION = 1
