@@ -1,0 +1,185 @@
+"""Resize against ONNX's own backend node cases: float exactly as specified, int8 bit-exact.
+
+`tests/onnx_conformance.py` binds each ONNX ``test_resize_*`` case the way a deployment
+model holds it (roi, scales and sizes as initializers, ``X`` a graph input). Here:
+
+* every case whose options the support table accepts (nearest / linear, every
+  coordinate mode we claim, up- and downsampling by non-integer scales, ``sizes``)
+  must compile and give the specified output (float tolerance of the tier); all of them
+  are merged into one model so the host build happens once;
+* the rest (cubic, tf_crop_and_resize, antialias, axes, keep_aspect_ratio_policy) must
+  be refused by the support table, naming the option;
+* an int8 QDQ variant of each accepted case (``Q → DQ → Resize → Q → DQ`` with the same
+  parameters) runs in the host C, the NumPy reference (bit-exact: both are the same
+  integer arithmetic) and onnxruntime (at most 1 LSB, the documented bar of
+  docs/int8-arithmetic.md), on full-range int8 inputs.
+
+onnxruntime computes ``align_corners`` from the integer output length, while the ONNX
+specification (and its reference implementation, which produced the expected outputs)
+uses ``scale · length``; the two differ when that product is not an integer, so those
+cases are compared with the specification only (`ORT_DEVIATES`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from compiler.driver import compile_model
+from compiler.errors import UnsupportedOpError
+from compiler.frontend import load_model
+from compiler.reference import run_int8_reference
+from runtime.runners import get_runner
+from tests.conftest import require_tools
+from tests.onnx_conformance import bind_case, conformance_cases, mismatch
+from tests.test_reference_numpy import agreement, onnxruntime_int8
+
+#: ONNX Resize cases the support table accepts: each must compile and match the spec.
+SUPPORTED = (
+    "test_resize_downsample_scales_linear",
+    "test_resize_downsample_scales_linear_align_corners",
+    "test_resize_downsample_scales_linear_half_pixel_symmetric",
+    "test_resize_downsample_scales_nearest",
+    "test_resize_downsample_sizes_linear_pytorch_half_pixel",
+    "test_resize_downsample_sizes_nearest",
+    "test_resize_upsample_scales_linear",
+    "test_resize_upsample_scales_linear_align_corners",
+    "test_resize_upsample_scales_linear_half_pixel_symmetric",
+    "test_resize_upsample_scales_nearest",
+    "test_resize_upsample_sizes_nearest",
+    "test_resize_upsample_sizes_nearest_ceil_half_pixel",
+    "test_resize_upsample_sizes_nearest_floor_align_corners",
+    "test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric",
+)
+#: Refused cases → the option the refusal must name.
+REFUSED = {"cubic": "mode=cubic", "tf_crop_and_resize": "tf_crop_and_resize",
+           "antialias": "antialias", "axes": "axes", "not_larger": "keep_aspect_ratio_policy",
+           "not_smaller": "keep_aspect_ratio_policy"}
+#: onnxruntime uses the integer output length for align_corners (see the module docstring).
+ORT_DEVIATES = {"test_resize_downsample_scales_linear_align_corners"}
+X_SCALE, X_ZP, Y_SCALE, Y_ZP = 0.07, 5, 0.05, -3
+
+
+def _resize_cases() -> list[str]:
+    return [n for n in conformance_cases() if n.startswith("test_resize_")]
+
+
+def _prefixed(case, prefix: str):
+    """The case's nodes, initializers, inputs and outputs with every name prefixed."""
+    graph = case.model.graph
+
+    def rename(name: str) -> str:
+        return prefix + name if name else name
+
+    nodes = []
+    for node in graph.node:
+        new = onnx.NodeProto()
+        new.CopyFrom(node)
+        new.input[:] = [rename(n) for n in node.input]
+        new.output[:] = [rename(n) for n in node.output]
+        nodes.append(new)
+    inits = []
+    for init in graph.initializer:
+        new = onnx.TensorProto()
+        new.CopyFrom(init)
+        new.name = rename(init.name)
+        inits.append(new)
+    return nodes, inits, rename
+
+
+def _merged(names, variant) -> tuple[onnx.ModelProto, dict, dict]:
+    """One model holding ``variant(case, prefix)`` for every case: (model, feeds, expected)."""
+    nodes, inits, inputs, outputs, feeds, expected = [], [], [], [], {}, {}
+    for i, name in enumerate(names):
+        part = variant(bind_case(name), f"c{i}_")
+        nodes += part["nodes"]
+        inits += part["inits"]
+        inputs += part["inputs"]
+        outputs += part["outputs"]
+        feeds.update(part["feeds"])
+        expected.update(part["expected"])
+    graph = helper.make_graph(nodes, "resize_cases", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 9
+    return onnx.shape_inference.infer_shapes(model), feeds, expected
+
+
+def _float_variant(case, prefix):
+    nodes, inits, rename = _prefixed(case, prefix)
+    g = case.model.graph
+    inputs = [helper.make_tensor_value_info(rename(v.name), TensorProto.FLOAT,
+                                            list(case.feeds[v.name].shape)) for v in g.input]
+    outputs = [helper.make_tensor_value_info(rename(o.name), TensorProto.FLOAT, None)
+               for o in g.output]
+    return {"nodes": nodes, "inits": inits, "inputs": inputs, "outputs": outputs,
+            "feeds": {rename(k): v for k, v in case.feeds.items()},
+            "expected": {rename(k): v for k, v in case.expected.items()}}
+
+
+def _int8_variant(case, prefix):
+    """``X → Q → DQ → Resize → Q → DQ → Y`` with the case's parameters; feeds are int8."""
+    nodes, inits, rename = _prefixed(case, prefix)
+    (x_name,) = case.feeds
+    x, y = rename(x_name), rename(case.model.graph.output[0].name)
+    consts = {f"{prefix}xs": np.float32(X_SCALE), f"{prefix}xz": np.int8(X_ZP),
+              f"{prefix}ys": np.float32(Y_SCALE), f"{prefix}yz": np.int8(Y_ZP)}
+    inits += [numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items()]
+    resize = nodes[0]
+    resize.input[0] = x + "_dq"
+    resize.output[0] = y + "_f"
+    nodes = [helper.make_node("QuantizeLinear", [x, f"{prefix}xs", f"{prefix}xz"], [x + "_q"]),
+             helper.make_node("DequantizeLinear", [x + "_q", f"{prefix}xs", f"{prefix}xz"],
+                              [x + "_dq"]),
+             resize,
+             helper.make_node("QuantizeLinear", [y + "_f", f"{prefix}ys", f"{prefix}yz"],
+                              [y + "_q"]),
+             helper.make_node("DequantizeLinear", [y + "_q", f"{prefix}ys", f"{prefix}yz"], [y])]
+    shape = list(case.feeds[x_name].shape)
+    rng = np.random.default_rng(len(prefix) + sum(shape))
+    return {"nodes": nodes, "inits": inits,
+            "inputs": [helper.make_tensor_value_info(x, TensorProto.FLOAT, shape)],
+            "outputs": [helper.make_tensor_value_info(y, TensorProto.FLOAT, None)],
+            "feeds": {x: rng.integers(-128, 128, shape).astype(np.int8)},
+            "expected": {y: case.name}}
+
+
+def test_the_supported_list_is_what_the_table_accepts():
+    accepted = []
+    for name in _resize_cases():
+        try:
+            load_model(bind_case(name).model)
+        except UnsupportedOpError as err:
+            option = next((v for k, v in REFUSED.items() if k in name), None)
+            assert option is not None and option in str(err), f"{name}: {err}"
+            continue
+        accepted.append(name)
+    assert tuple(accepted) == SUPPORTED
+
+
+@pytest.mark.toolchain
+def test_every_supported_case_gives_the_specified_float_output(tmp_path):
+    require_tools("gcc", "make")
+    model, feeds, expected = _merged(SUPPORTED, _float_variant)
+    compile_model(model, "host", tmp_path / "p")
+    outputs = get_runner("host").run(tmp_path / "p", feeds).outputs
+    wrong = {n: why for n, e in expected.items() if (why := mismatch(outputs[n], e))}
+    assert not wrong, wrong
+
+
+@pytest.mark.toolchain
+def test_int8_variants_are_bit_exact_with_the_reference_and_within_1_lsb_of_ort(tmp_path):
+    require_tools("gcc", "make")
+    model, feeds, cases = _merged(SUPPORTED, _int8_variant)
+    result = compile_model(model, "host", tmp_path / "p")
+    assert result.quantized and result.float_kernels == {}
+    host = get_runner("host").run(tmp_path / "p", feeds).outputs
+    ref = run_int8_reference(model, feeds)
+    ort = onnxruntime_int8(model, feeds)
+    for out, case in cases.items():
+        np.testing.assert_array_equal(host[out].reshape(ref[out].shape), ref[out],
+                                      err_msg=f"{case}: host C vs NumPy reference")
+        if case not in ORT_DEVIATES:
+            exact, worst = agreement(ref[out], ort[out])
+            assert worst <= 1, f"{case}: {worst} LSB off onnxruntime ({exact:.1%} exact)"
