@@ -147,13 +147,14 @@ def _int8_inputs(result, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def _run_harness(project: Path, inputs: dict, out_dir: Path) -> subprocess.CompletedProcess:
+    """Runs ``build/host_main`` once on `inputs` (written beside `out_dir`)."""
     in_specs, _ = read_io(project)
+    out_dir.mkdir(parents=True, exist_ok=True)
     files = []
     for i, s in enumerate(in_specs):
-        f = project / f"input_{i}.bin"
+        f = out_dir.parent / f"input_{i}.bin"
         f.write_bytes(inputs[s.name].tobytes())
         files.append(str(f))
-    out_dir.mkdir(parents=True, exist_ok=True)
     return subprocess.run([str(project / "build" / "host_main"), "1", str(out_dir), *files],
                           capture_output=True)
 
