@@ -182,10 +182,10 @@ _ROWS = [
     OpSupport("Flatten", "any axis"),
     OpSupport("Transpose", "any permutation"),
     OpSupport("Identity", ""),
-    OpSupport("QuantizeLinear", "per-tensor or per-axis, int8/uint8, constant scale/zero point",
-              _quant),
-    OpSupport("DequantizeLinear", "per-tensor or per-axis, int8/uint8/int32, constant "
-              "scale/zero point", _quant),
+    OpSupport("QuantizeLinear", "int8/uint8, constant scale/zero point, per-tensor "
+              "(per-axis for constants only)", _quant),
+    OpSupport("DequantizeLinear", "int8/uint8 (int32 for a constant bias), constant "
+              "scale/zero point, per-tensor (per-axis for constants only)", _quant),
 ]
 
 #: op type → `OpSupport`; the single source of truth for what the compiler accepts.

@@ -283,9 +283,9 @@ def _check_bias(node: onnx.NodeProto, facts: ModelFacts, w_scale: np.ndarray | N
     s_b = facts.scale(dq)
     if s_x is not None and w_scale is not None and s_b is not None:
         expected = (s_x.reshape(-1)[:1] * w_scale.reshape(-1)).astype(np.float32)
-        got = np.broadcast_to(s_b.reshape(-1), expected.shape) if s_b.size in (
-            1, expected.size) else None
-        if got is None or not np.allclose(got, expected, rtol=BIAS_SCALE_RTOL, atol=0):
+        got = s_b.reshape(-1)
+        comparable = got.size == 1 or expected.size == 1 or got.size == expected.size
+        if not comparable or not np.allclose(got, expected, rtol=BIAS_SCALE_RTOL, atol=0):
             raise InvalidModelError(
                 f"{where} has scale {s_b.reshape(-1)[:4].tolist()} but input scale x weight "
                 f"scale is {expected[:4].tolist()}; an int32 bias must be quantized at "
