@@ -49,13 +49,15 @@ def _requant_arrays(rq: packing.Requant) -> dict:
 
 
 def random_scales(rng: np.random.Generator, channels: int, ties: bool = False,
-                  wide: float = 0.15) -> np.ndarray:
-    """Real requantization factors: 2^-12 .. 2^-3, a share ``wide`` of them ≥ 0.25 (the
-    64-bit path), or powers of two (exact ties, where half-even rounding matters) when
-    ``ties``."""
+                  wide: float = 0.15, reduction: int = 9) -> np.ndarray:
+    """Real requantization factors that spread random outputs over the int8 range:
+    about 40 / (128 · 128 · √reduction) (× 2^±2), a share ``wide`` of them ≥ 0.25 (the
+    64-bit path; those outputs mostly clamp), or powers of two (exact ties, where
+    half-even rounding matters) when ``ties``."""
+    centre = np.log2(40.0 / (128 * 128 * np.sqrt(max(reduction, 1))))
     if ties:
-        return 2.0 ** -rng.integers(3, 12, channels).astype(np.float64)
-    s = 2.0 ** rng.uniform(-12, -3, channels)
+        return 2.0 ** np.minimum(np.round(centre + rng.uniform(-2, 2, channels)), -2)
+    s = 2.0 ** (centre + rng.uniform(-2, 2, channels))
     big = rng.random(channels) < wide
     return np.where(big, rng.uniform(0.25, 1.5, channels), s)
 
@@ -83,7 +85,8 @@ def conv_case(name: str, rng: np.random.Generator, *, h: int, w: int, cin: int, 
     wt = rng.integers(-127, 128, (cout, cin // groups, kh, k)).astype(np.int8)
     bias = rng.integers(-(1 << 16), 1 << 16, cout).astype(np.int32)
     qmin, qmax = _clamp(rng, zy)
-    rq = packing.requant(random_scales(rng, cout, ties, wide), cout, zy, qmin, qmax)
+    rq = packing.requant(random_scales(rng, cout, ties, wide, (cin // groups) * kh * k),
+                         cout, zy, qmin, qmax)
     acc = ref.conv2d(x.astype(np.int64) - zx, wt, (stride, stride), pads,
                      (dilation, dilation), groups) + bias.reshape(1, -1, 1, 1)
     y = int8.requantize(acc, rq.multiplier.reshape(1, -1, 1, 1).astype(np.int64),

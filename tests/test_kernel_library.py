@@ -1,0 +1,237 @@
+"""The int8 kernel library (runtime/c/kernels) against the NumPy integer reference.
+
+Every kernel runs seeded random shapes and parameters (pointwise, k×k conv incl. grouped,
+dilated, strided and the 3-channel stem, depthwise with stride/dilation/multiplier,
+average/global pooling, add/sub/mul with broadcast) plus requantization edge cases
+(accumulators near ±2^31, every shift, exact ties), and must be bit-exact with
+`compiler.reference.kernels` + `compiler.int8` (tests/kernel_library_util.py) on every
+ISA path: portable C, AVX2 (host), NEON (aarch64 under qemu-aarch64), the Arm DSP
+extension (cortex-m4/m7 under QEMU), Helium (cortex-m55) and the portable fallback built
+for a core without DSP (-mcpu=cortex-m3, run on the M4 machine).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compiler import int8
+from compiler.kernels import isa_for_cpu, packing
+from compiler.reference import kernels as ref
+from tests.kernel_library_util import (
+    KernelCase,
+    avg_pool_case,
+    build_firmware,
+    build_native,
+    check_results,
+    conv_case,
+    elementwise_case,
+    global_pool_case,
+    parse_driver_output,
+    pointwise_case,
+    run_firmware,
+)
+
+SEED = 20260
+
+
+def requant_edge_case(name: str, rng: np.random.Generator, narrow_only: bool) -> KernelCase:
+    """A 1-input-channel pointwise conv whose accumulators are the bias: int32 values near
+    ±2^31 and small ones, every shift (only <= -2 when ``narrow_only``: Helium's vector
+    requantization), multipliers at both ends of [2^30, 2^31), and exact ties."""
+    shifts = np.arange(-31, -1) if narrow_only else np.arange(-31, 1)
+    out_c = len(shifts)
+    mult = rng.integers(1 << 30, 1 << 31, out_c)
+    mult[::3] = 1 << 30  # power-of-two scales: many exact ties
+    mult[1::7] = (1 << 31) - 1
+    pixels = 24
+    x = rng.integers(-128, 128, (pixels, 1)).astype(np.int8)
+    w = rng.choice([-1, 1], (out_c, 1, 1, 1)).astype(np.int8)
+    bias = rng.integers(-(2**31) + 256, 2**31 - 256, out_c)
+    bias[::2] = rng.integers(-4096, 4096, (out_c + 1) // 2)
+    acc = bias[None, :].astype(np.int64) + x.astype(np.int64) * w[:, 0, 0, 0][None, :]
+    zy, qmin, qmax = 3, -128, 127
+    y = int8.requantize(acc, mult[None, :].astype(np.int64), shifts[None, :].astype(np.int64),
+                        zy, qmin, qmax)
+    packed = packing.pack_conv(w, bias.astype(np.int32), 0)
+    rq = packing.Requant(mult.astype(np.int32), shifts.astype(np.int32), zy, qmin, qmax)
+    p = "{p}"
+    return KernelCase(
+        name, f"qanas_pointwise_conv_s8({pixels}, 1, {out_c}, {p}input, {p}weights, {p}bias, "
+              f"&{p}rq, {p}output)",
+        {"input": x, "weights": packed.weights, "bias": packed.bias,
+         "mult": rq.multiplier, "shift": rq.shift}, y,
+        structs=[f"const qanas_requant_t {p}rq = {{{p}mult, {p}shift, {zy}, {qmin}, {qmax}}};"])
+
+
+def library_cases(seed: int = SEED) -> list[KernelCase]:
+    """The seeded cases every ISA build runs."""
+    rng = np.random.default_rng(seed)
+    cases = [
+        requant_edge_case("requant_edges", rng, narrow_only=False),
+        requant_edge_case("requant_edges_narrow", rng, narrow_only=True),
+        pointwise_case("pointwise_odd", rng, pixels=7, cin=13, cout=5),
+        pointwise_case("pointwise_ties", rng, pixels=9, cin=64, cout=18, ties=True),
+        pointwise_case("pointwise_long", rng, pixels=4, cin=70, cout=7, wide=0),
+        conv_case("conv3x3", rng, h=6, w=7, cin=5, cout=6),
+        conv_case("conv3x3_wide_rows", rng, h=7, w=8, cin=16, cout=9, wide=0),
+        conv_case("conv3x3_big_window", rng, h=6, w=5, cin=72, cout=3),  # > gather buffer
+        conv_case("stem3x3s2", rng, h=9, w=8, cin=3, cout=16, stride=2, pads=(0, 0, 1, 1)),
+        conv_case("stem3x3s2_pad", rng, h=11, w=10, cin=3, cout=8, stride=2, ties=True),
+        conv_case("grouped_dilated", rng, h=9, w=8, cin=8, cout=6, dilation=2,
+                  pads=(2, 2, 2, 2), groups=2),
+        conv_case("conv5x5_asym", rng, h=9, w=8, cin=4, cout=3, k=5, pads=(2, 1, 2, 1)),
+        conv_case("conv1x1_s2", rng, h=8, w=8, cin=6, cout=5, k=1, stride=2,
+                  pads=(0, 0, 0, 0)),
+        conv_case("conv3x1", rng, h=7, w=6, cin=6, cout=4, k=1, kh=3, pads=(1, 0, 1, 0)),
+        conv_case("depthwise", rng, h=7, w=9, cin=21, cout=0, depthwise=True),
+        conv_case("depthwise_ties", rng, h=7, w=9, cin=24, cout=0, depthwise=True, ties=True),
+        conv_case("depthwise_s2_d2", rng, h=8, w=9, cin=6, cout=0, depthwise=True, stride=2,
+                  dilation=2, pads=(2, 2, 2, 2)),
+        conv_case("depthwise_mult2", rng, h=6, w=5, cin=3, cout=0, depthwise=True,
+                  multiplier=2),
+        conv_case("depthwise5x5_wide", rng, h=8, w=8, cin=40, cout=0, depthwise=True, k=5,
+                  pads=(2, 2, 2, 2), wide=0),
+        avg_pool_case("avg_pool3x3_s2", rng, h=7, w=8, c=19, k=3, stride=2,
+                      pads=(1, 1, 1, 1)),
+        avg_pool_case("avg_pool_include_pad", rng, h=7, w=8, c=5, k=3, stride=1,
+                      pads=(1, 1, 1, 1), count_include_pad=True),
+        avg_pool_case("avg_pool2x2", rng, h=8, w=6, c=33, k=2, stride=2),
+        global_pool_case("global_avg_pool", rng, h=5, w=6, c=20),
+        elementwise_case("add", rng, op="add", count=100),
+        elementwise_case("sub_broadcast", rng, op="sub", count=60, b_channels=6),
+        elementwise_case("mul_broadcast", rng, op="mul", count=64, b_channels=16),
+        elementwise_case("mul", rng, op="mul", count=37),
+    ]
+    return cases
+
+
+def _assert_exact(text: str, cases: list[KernelCase], isa: str) -> None:
+    got_isa, results = parse_driver_output(text, cases)
+    assert got_isa == isa
+    assert check_results(cases, results) == []
+
+
+def _has_avx2() -> bool:
+    try:
+        return " avx2 " in Path("/proc/cpuinfo").read_text().replace("\n", " ")
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("flags,isa", [
+    (("-O2", "-std=c99"), None),
+    (("-O2", "-std=c99", "-DQANAS_KERNELS_PORTABLE"), "portable"),
+])
+def test_host_bit_exact(tmp_path: Path, flags, isa):
+    """The host build (its default path, and forced portable C) equals the reference."""
+    cases = library_cases()
+    exe = build_native(cases, tmp_path, cflags=flags)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    expected = isa or re.search(r"@ISA (\w+)", out).group(1)
+    _assert_exact(out, cases, expected)
+
+
+@pytest.mark.skipif(not _has_avx2(), reason="this CPU has no AVX2")
+def test_host_avx2_bit_exact(tmp_path: Path):
+    """The AVX2 micro-kernel (-mavx2) equals the reference."""
+    cases = library_cases()
+    exe = build_native(cases, tmp_path, cflags=("-O2", "-std=c99", "-mavx2"))
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    _assert_exact(out, cases, isa_for_cpu("native", avx2=True))
+
+
+@pytest.mark.toolchain
+def test_aarch64_neon_bit_exact(tmp_path: Path):
+    """The NEON path (aarch64-linux-gnu-gcc, run under qemu-aarch64) equals the reference."""
+    if shutil.which("aarch64-linux-gnu-gcc") is None or shutil.which("qemu-aarch64") is None:
+        pytest.skip("aarch64-linux-gnu-gcc / qemu-aarch64 not installed")
+    cases = library_cases()
+    exe = build_native(cases, tmp_path, cc="aarch64-linux-gnu-gcc", ldflags=("-static",))
+    out = subprocess.run(["qemu-aarch64", str(exe)], capture_output=True, text=True,
+                         check=True, timeout=600).stdout
+    _assert_exact(out, cases, isa_for_cpu("native", aarch64=True))
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("target,cpu", [
+    ("cortex-m4", None),     # DSP: SXTB16 / SMLAD
+    ("cortex-m7", None),     # DSP
+    ("cortex-m55", None),    # Helium (MVE)
+    ("cortex-m4", "cortex-m3"),  # no DSP: the portable fallback
+])
+def test_cortex_m_bit_exact(tmp_path: Path, target: str, cpu: str | None):
+    """Each Cortex-M path, run under qemu-system-arm, equals the reference."""
+    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None:
+        pytest.skip("arm-none-eabi-gcc / qemu-system-arm not installed")
+    cases = library_cases()
+    elf = build_firmware(cases, tmp_path, target, cpu=cpu)
+    _assert_exact(run_firmware(elf, target), cases, isa_for_cpu(cpu or target))
+
+
+def test_pack_conv_layout_and_folded_bias():
+    """OHWI weights, and the input zero point folded into the bias."""
+    rng = np.random.default_rng(1)
+    w = rng.integers(-127, 128, (4, 3, 2, 5)).astype(np.int8)  # O, I, kh, kw
+    bias = rng.integers(-1000, 1000, 4).astype(np.int32)
+    packed = packing.pack_conv(w, bias, input_zero_point=-7)
+    ohwi = packed.weights.reshape(4, 2, 5, 3)
+    for o, ky, kx, i in [(0, 0, 0, 0), (3, 1, 4, 2), (2, 1, 0, 1)]:
+        assert ohwi[o, ky, kx, i] == w[o, i, ky, kx]
+    np.testing.assert_array_equal(packed.bias, bias + 7 * w.astype(np.int64).sum(axis=(1, 2, 3)))
+
+
+def test_pack_depthwise_layout():
+    """Depthwise weights are [kh][kw][C * multiplier]."""
+    w = np.arange(6 * 9, dtype=np.int64).reshape(6, 1, 3, 3).astype(np.int8)
+    packed = packing.pack_depthwise(w, None, input_zero_point=0)
+    hwc = packed.weights.reshape(3, 3, 6)
+    assert hwc[2, 1, 4] == w[4, 0, 2, 1]
+    np.testing.assert_array_equal(packed.bias, np.zeros(6, np.int32))
+
+
+def test_packing_rejects_bad_inputs():
+    """Float weights and a bias of the wrong length are errors that say what to do."""
+    with pytest.raises(TypeError, match="int8"):
+        packing.pack_conv(np.zeros((2, 2, 1, 1), np.float32), None, 0)
+    with pytest.raises(ValueError, match="one per output channel"):
+        packing.pack_conv(np.zeros((2, 2, 1, 1), np.int8), np.zeros(3, np.int32), 0)
+
+
+def test_pool_requant_matches_reference_factors():
+    """Entry n of the pool table is quantize_multiplier(s_x / (s_y * n))."""
+    rq = packing.pool_requant(0.05, 0.08, (3, 3), zero_point=1)
+    assert len(rq.multiplier) == 10
+    for n in (1, 4, 9):
+        m, s = int8.quantize_multiplier(np.float64(0.05) / (np.float64(0.08) * n))
+        assert (rq.multiplier[n], rq.shift[n]) == (int(m), int(s))
+
+
+def test_add_params_match_reference():
+    """The add's multipliers and shift are shared_shift_multipliers' (the reference's)."""
+    ap = packing.add_params(0.03, 1, 0.05, -2, 0.07, 4)
+    (ma, mb), n = int8.shared_shift_multipliers([0.03 / 0.07, 0.05 / 0.07])
+    assert (ap.a_multiplier, ap.b_multiplier, ap.right_shift) == (ma, mb, n)
+
+
+def test_isa_for_cpu():
+    """The ISA table, and an unknown core listing the known ones."""
+    assert isa_for_cpu("cortex-m4") == "dsp"
+    assert isa_for_cpu("cortex-m55") == "mve"
+    assert isa_for_cpu("cortex-m0plus") == "portable"
+    assert isa_for_cpu("native", aarch64=True) == "neon"
+    with pytest.raises(ValueError, match="cortex-m33"):
+        isa_for_cpu("cortex-a53")
+
+
+def test_reference_cases_are_nontrivial():
+    """The NumPy specification is not degenerate: outputs span values, not one clamp."""
+    for case in library_cases():
+        assert len(np.unique(case.expected)) > 3, case.name
+    win = ref.windows(np.zeros((1, 1, 5, 5)), (3, 3), (2, 2), (1, 1, 1, 1))
+    assert win.shape[2:4] == (3, 3)
