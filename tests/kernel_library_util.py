@@ -56,7 +56,7 @@ def random_scales(rng: np.random.Generator, channels: int, ties: bool = False,
     half-even rounding matters) when ``ties``."""
     centre = np.log2(40.0 / (128 * 128 * np.sqrt(max(reduction, 1))))
     if ties:
-        return 2.0 ** np.minimum(np.round(centre + rng.uniform(-2, 2, channels)), -2)
+        return 2.0 ** np.minimum(np.round(centre + rng.uniform(-2, 2, channels)), -3)
     s = 2.0 ** (centre + rng.uniform(-2, 2, channels))
     big = rng.random(channels) < wide
     return np.where(big, rng.uniform(0.25, 1.5, channels), s)
