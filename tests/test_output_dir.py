@@ -147,9 +147,14 @@ def test_prepare_removes_only_the_generated_folders_of_a_marked_folder(tmp_path)
     for rel in ("kernels/a.c", "other/b.c", "top.txt"):
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         (folder / rel).write_text("x")
-    prepare_output_dir(folder, True, PROJECT_KIND, generated=("kernels",))
-    assert not (folder / "kernels").exists()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.h").write_text("x")
+    (folder / "include").symlink_to(outside, target_is_directory=True)
+    prepare_output_dir(folder, True, PROJECT_KIND, generated=("kernels", "include", "build"))
+    assert not (folder / "kernels").exists() and not (folder / "include").exists()
     assert (folder / "other" / "b.c").exists() and (folder / "top.txt").exists()
+    assert (outside / "keep.h").exists()  # the link is removed, not what it points at
 
 
 @pytest.mark.parametrize("text", ["", "not json", '{"tool": "other", "kind": "c-project"}',

@@ -113,8 +113,8 @@ def prepare_output_dir(folder: str | Path, force: bool, kind: str,
     """`check_output_dir`, then removes the `generated` subfolders and marks the folder.
 
     Only the subfolders named in `generated` (those the writer recreates, e.g.
-    ``kernels``) are deleted, and only in a folder qanas marked; other files are left
-    for the writer to overwrite. The marker is written first, so an interrupted write
+    ``kernels``) are deleted, and only in a folder qanas marked (a symbolic link among
+    them is unlinked, not followed); other files are left for the writer to overwrite. The marker is written first, so an interrupted write
     still leaves a folder that a later ``--force`` may replace.
 
     Returns:
@@ -123,7 +123,16 @@ def prepare_output_dir(folder: str | Path, force: bool, kind: str,
     folder = check_output_dir(folder, force, kind, flag)
     if folder.exists():
         for sub in generated:
-            shutil.rmtree(folder / sub, ignore_errors=True)
+            path = folder / sub
+            try:
+                if path.is_symlink() or path.is_file():
+                    path.unlink()  # a link is removed, never followed into what it points at
+                elif path.exists():
+                    shutil.rmtree(path)
+            except OSError as exc:
+                raise CompilerError(f"cannot remove {path} to rewrite the project: "
+                                    f"{exc.strerror or exc}; fix its permissions or choose "
+                                    f"another {flag}") from None
     folder.mkdir(parents=True, exist_ok=True)
     write_marker(folder, kind)
     return folder
