@@ -183,3 +183,16 @@ def test_int8_variants_are_bit_exact_with_the_reference_and_within_1_lsb_of_ort(
         if case not in ORT_DEVIATES:
             exact, worst = agreement(ref[out], ort[out])
             assert worst <= 1, f"{case}: {worst} LSB off onnxruntime ({exact:.1%} exact)"
+
+
+def test_opset_10_resize_is_refused_with_the_fix():
+    """Opset 10 Resize has asymmetric coordinates and no mode attribute: re-export asked."""
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    node = helper.make_node("Resize", ["x", "scales"], ["y"], mode="nearest")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, 1, 2, 2])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, None)], [scales])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 10)])
+    model.ir_version = 7
+    with pytest.raises(UnsupportedOpError, match="opset >= 11"):
+        load_model(onnx.shape_inference.infer_shapes(model))

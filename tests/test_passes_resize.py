@@ -180,3 +180,10 @@ def test_unsupported_relax_rounding_is_left_alone():
         return _module("nearest_neighbor", rounding="round")
 
     tvm.ir.assert_structural_equal(_lower(build()), build())
+
+
+def test_relax_default_rounding_is_tvms_floor():
+    """A ``resize2d`` from torch.export has rounding ``""``: TVM floors (asymmetric here)."""
+    lowered = _lower(_module("nearest_neighbor", mode="asymmetric", rounding="", size=(5, 3)))
+    rows, cols = _tables(_kernel_call(lowered))
+    assert rows.tolist() == [0, 0, 1, 1, 2] and cols.tolist() == [0, 0, 1]  # floor(o · n/m)

@@ -38,7 +38,8 @@ def resize_of(mod: tvm.IRModule, node: relax.Expr) -> tuple[ResizeSpec, relax.Ex
     """``(spec, data)`` when ``node`` is a float resize we can lower, else None.
 
     Accepts the frontend's tagged ``call_tir`` and an NCHW ``relax.image.resize2d`` whose
-    mode and rounding the spec implements (TVM's ``round`` is not an ONNX nearest mode).
+    mode and rounding the spec implements (TVM's ``round`` is not an ONNX nearest mode; an
+    empty rounding is TVM's default, ``floor`` unless align_corners).
     """
     tag = kernel_tag(mod, node)
     if tag is not None and tag.get("op") == "resize" and "spec" in tag:
@@ -46,10 +47,13 @@ def resize_of(mod: tvm.IRModule, node: relax.Expr) -> tuple[ResizeSpec, relax.Ex
     if not is_op(node, "relax.image.resize2d") or str(node.attrs.layout) != "NCHW":
         return None
     method = _RELAX_METHODS.get(str(node.attrs.method))
-    rounding = str(node.attrs.rounding_method) or "round_prefer_floor"
+    mode = str(node.attrs.coordinate_transformation_mode)
+    rounding = str(node.attrs.rounding_method)
+    if method == "nearest" and not rounding:  # TVM's default: round (align_corners) or floor
+        rounding = "round" if mode == "align_corners" else "floor"
     try:
-        spec = ResizeSpec.from_sizes(method, str(node.attrs.coordinate_transformation_mode),
-                                     rounding, shape_of(node.args[0])[2:], shape_of(node)[2:])
+        spec = ResizeSpec.from_sizes(method, mode, rounding, shape_of(node.args[0])[2:],
+                                     shape_of(node)[2:])
     except ValueError:
         return None
     return spec, node.args[0]
