@@ -235,3 +235,23 @@ def test_reference_cases_are_nontrivial():
         assert len(np.unique(case.expected)) > 3, case.name
     win = ref.windows(np.zeros((1, 1, 5, 5)), (3, 3), (2, 2), (1, 1, 1, 1))
     assert win.shape[2:4] == (3, 3)
+
+
+@pytest.mark.toolchain
+def test_code_size_on_cortex_m4(tmp_path: Path):
+    """The whole library is at most 20 KB of text on cortex-m4 (issue 12's budget)."""
+    from compiler.kernels import KERNEL_SOURCES, KERNELS_DIR
+    from targets import get_target
+
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc not installed")
+    tc = get_target("cortex-m4").toolchain
+    text = 0
+    for source in KERNEL_SOURCES:
+        obj = tmp_path / (Path(source).stem + ".o")
+        subprocess.run([tc.cc, *tc.cflags, "-Wall", "-Wextra", "-Werror",
+                        f"-I{KERNELS_DIR}", f"-I{KERNELS_DIR.parent / 'include'}", "-c",
+                        str(KERNELS_DIR / source), "-o", str(obj)], check=True)
+        out = subprocess.run([tc.size, str(obj)], capture_output=True, text=True, check=True)
+        text += int(out.stdout.splitlines()[1].split()[0])
+    assert 4096 < text <= 20 * 1024
