@@ -12,6 +12,7 @@ checked in `tests/test_firmware_spaces.py`-sized runs (``slow``) at the end.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -129,8 +130,9 @@ def _run(model, directory: Path, inputs=None):
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_fused_kernel_is_bit_exact_and_small(exported, name, tmp_path):
+def test_fused_kernel_is_bit_exact_and_small(exported, name, tmp_path, caplog):
     require_tools("gcc", "make")
+    caplog.set_level(logging.WARNING, logger="compiler.codegen.row_bands")
     onnx_path = exported[name]
     plain_model = lower_to_integer(load_model(onnx_path))
     (block,) = find_inverted_residuals(plain_model.mod["main"], plain_model.mod)
@@ -151,6 +153,10 @@ def test_fused_kernel_is_bit_exact_and_small(exported, name, tmp_path):
     assert all(n < expanded_bytes for n in arrays), (arrays, expanded_bytes)
     assert fused.kernels[kernel].workspace_bytes < expanded_bytes
     assert fused.arena_bytes < plain.arena_bytes
+    if block.has_expand:  # the expanded rows are a ring of (k - 1) * d + 1 rows
+        ring = (block.kernel - 1) * block.dilation + 1
+        assert re.search(rf"% {ring}\)", source), "expanded rows not in a ring buffer"
+        assert "not rolled" not in caplog.text
 
 
 def test_extra_macs_count_the_rows_bands_share(exported):
@@ -158,11 +164,12 @@ def test_extra_macs_count_the_rows_bands_share(exported):
     (block,) = find_inverted_residuals(lowered.mod["main"], lowered.mod)
     _, c_in, height, width = block.in_shape
     per_row = width * block.expanded * c_in
-    # one-row bands of a stride-1 3x3: each input row is expanded three times, except
-    # the first and last rows (twice: their other neighbour is padding)
-    assert extra_macs(block, band_rows=1) == (3 * height - 2 - height) * per_row
-    # one band of the whole height computes every row once
-    assert extra_macs(block, band_rows=height) == 0
+    # without the ring, one-row bands of a stride-1 3x3 expand each input row three
+    # times, except the first and last rows (twice: their other neighbour is padding)
+    assert extra_macs(block, band_rows=1, rolled=False) == (3 * height - 2 - height) * per_row
+    # one band of the whole height computes every row once; so does the ring
+    assert extra_macs(block, band_rows=height, rolled=False) == 0
+    assert extra_macs(block) == 0
     model, where, extra = fuse_inverted_residuals(lowered)
     assert where == tuple(fused_blocks(model.mod)) and extra == extra_macs(block)
 

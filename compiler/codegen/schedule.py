@@ -19,6 +19,9 @@ shift, round, clip, cast to int8) all write a full-size temporary, which TVM tur
    accumulator then spans one output plane or row, as large as fits in
    `ACCUMULATOR_BYTES` (one element when a row does not); TVM's
    ``CompactBufferAllocation`` shrinks it to a small stack array instead of a workspace.
+3. `split_borders` (`compiler.codegen.border_split`): the inner output loop of a padded
+   reduction is partitioned into left border, interior and right border, so the interior
+   reads the input without the per-tap column bounds test the inlined padding left.
 
 Each rule is tried block by block: a ``ScheduleError`` (an unexpected PrimFunc structure)
 skips that block for that rule, logged at debug level, and the kernel keeps its
@@ -32,9 +35,18 @@ import logging
 import re
 from collections.abc import Callable
 
+from compiler.codegen.border_split import split_borders
+
 log = logging.getLogger(__name__)
 
-SCHEDULE_RULES: tuple[str, ...] = ("inline_elementwise", "fuse_epilogues")
+FUSED_KERNEL = re.compile(r"^irb\d+_")
+"""Name of a fused inverted-residual kernel (`compiler.passes.fuse_inverted_residual`),
+scheduled by `compiler.codegen.row_bands` instead of the rules below."""
+
+BAND_ROWS = 1
+"""Output rows per band of a fused inverted residual (`compiler.codegen.row_bands`)."""
+
+SCHEDULE_RULES: tuple[str, ...] = ("inline_elementwise", "fuse_epilogues", "split_borders")
 """Rule names in the order `schedule_kernel` applies them."""
 
 ACCUMULATOR_BYTES = 512
@@ -202,128 +214,9 @@ def fuse_epilogues(sch, kernel: str = "", max_bytes: int = ACCUMULATOR_BYTES) ->
     return fused
 
 
-FUSED_KERNEL = re.compile(r"^irb\d+_")
-"""Name of a fused inverted-residual kernel (`compiler.passes.fuse_inverted_residual`)."""
-
-BAND_ROWS = 1
-"""Output rows per band of `row_bands`: 1 gives the smallest buffers (the expanded rows the
-depthwise needs, ``(k - 1) * dilation + 1``), more rows recompute fewer expanded rows."""
-
-
-def _band_rows(extent: int, requested: int) -> int:
-    """The largest divisor of `extent` not above `requested` (bands stay whole)."""
-    return max(d for d in range(1, max(1, min(requested, extent)) + 1) if extent % d == 0)
-
-
-def _sole_producer(sch, block):
-    """The one block writing what `block` reads (function parameters aside), else None."""
-    producers = list(sch.get_producers(block))
-    return producers[0] if len(producers) == 1 else None
-
-
-def _accumulate_row(sch, kernel: str, block) -> None:
-    """Puts `block`'s reduction loops outside its innermost (column) loop; hoists the init.
-
-    After ``compute_at`` a reduction covers one output row (or one element); with the
-    reduction loops outside, the accumulator is one row of int32 and the inner loop walks
-    contiguous input and output.
-    """
-    name = sch.get(block).name_hint
-    spatial, reduce = _spatial_prefix(sch, block)
-    if reduce and spatial:
-        _try(kernel, "reorder", name, lambda: sch.reorder(*reduce, spatial[-1]))
-    spatial, reduce = _spatial_prefix(sch, block)
-    if reduce:
-        _try(kernel, "decompose_reduction", name,
-             lambda: sch.decompose_reduction(block, reduce[0]))
-
-
-def row_bands(sch, kernel: str = "", band_rows: int = BAND_ROWS) -> int:
-    """Schedules a fused inverted residual (expand → depthwise → project) in row bands.
-
-    The kernel's reductions are the expand 1x1 conv (absent without expansion), the
-    depthwise and the project 1x1 conv; the int8 tensors between them are kept, every
-    other block is inlined. Then, from the output inwards:
-
-    - the output loops become (row, channel, column), the rows split in bands of
-      `band_rows`;
-    - the project accumulates one output row of one channel under the channel loop;
-    - the depthwise output (all expanded channels, one row) is computed under the row
-      loop, its accumulator one row of one channel;
-    - the (padded) expanded tensor is computed under the band loop: the
-      ``(band_rows - 1) * stride + (k - 1) * dilation + 1`` rows the band's depthwise
-      reads, each row from a one-row expand accumulator.
-
-    No tensor of the block's expanded size remains: the largest buffer is those rows of
-    the expanded tensor. The rows two bands share are computed again (the price of the
-    small buffer: with one-row bands, a stride-1 3x3 block computes each expanded row
-    three times).
-
-    Args:
-        sch: a `tvm.s_tir.Schedule` over a module with one function, ``main``.
-        kernel: kernel name, for the debug log.
-        band_rows: output rows per band (the largest divisor of the output height not
-            above it).
-
-    Returns:
-        1 when the kernel was scheduled in bands, 0 when its structure is not that of a
-        fused inverted residual (it is left for the other rules).
-    """
-    reductions = [b for b in _top_level_blocks(sch) if _is_reduction(sch, b)]
-    if len(reductions) not in (2, 3):
-        return 0
-    names = [sch.get(b).name_hint for b in reductions]
-    expand, dw, project = ([None] + names) if len(names) == 2 else names
-    output = sch.get(_top_level_blocks(sch)[-1]).name_hint
-    kept = {output}
-    stage = _sole_producer(sch, sch.get_sblock(project))
-    if stage is None:
-        return 0
-    kept.add(sch.get(stage).name_hint)
-    if expand is not None:
-        stage = _sole_producer(sch, sch.get_sblock(dw))
-        if stage is None:
-            return 0
-        kept.add(sch.get(stage).name_hint)
-    # Inline every elementwise block but the kept stages, from the direct producers of
-    # the reductions backwards: pads fold into the reads, requantization into the stage.
-    progress = True
-    while progress:
-        progress = False
-        for block in _top_level_blocks(sch):
-            name = sch.get(block).name_hint
-            if name in kept or _is_reduction(sch, block):
-                continue
-            if _try(kernel, "compute_inline", name, lambda b=block: sch.compute_inline(b)):
-                progress = True
-                break
-    expanded = sch.get(_sole_producer(sch, sch.get_sblock(dw))).name_hint if expand else None
-    dw_out = sch.get(_sole_producer(sch, sch.get_sblock(project))).name_hint
-
-    out_loops = sch.get_loops(sch.get_sblock(output))
-    if len(out_loops) != 4:
-        return 0
-    _, channel, row, _ = out_loops
-    sch.reorder(row, channel)
-    rows = int(sch.get(row).extent)
-    band = _band_rows(rows, band_rows)
-    outer, inner = sch.split(row, [rows // band, band])
-    sch.compute_at(sch.get_sblock(project), channel)
-    _accumulate_row(sch, kernel, sch.get_sblock(project))
-    sch.compute_at(sch.get_sblock(dw_out), inner)
-    dw_channel = sch.get_loops(sch.get_sblock(dw_out))[-2]
-    sch.compute_at(sch.get_sblock(dw), dw_channel)
-    _accumulate_row(sch, kernel, sch.get_sblock(dw))
-    if expanded is not None:
-        sch.compute_at(sch.get_sblock(expanded), outer)
-        expanded_row = sch.get_loops(sch.get_sblock(expanded))[-2]
-        sch.compute_at(sch.get_sblock(expand), expanded_row)
-        _accumulate_row(sch, kernel, sch.get_sblock(expand))
-    return 1
-
-
 _RULE_FUNCS: dict[str, Callable] = {"inline_elementwise": inline_elementwise,
-                                    "fuse_epilogues": fuse_epilogues}
+                                    "fuse_epilogues": fuse_epilogues,
+                                    "split_borders": split_borders}
 
 
 def schedule_kernel(func, kernel: str = "", rules: tuple[str, ...] = SCHEDULE_RULES,
@@ -361,13 +254,11 @@ def schedule_kernel(func, kernel: str = "", rules: tuple[str, ...] = SCHEDULE_RU
         log.debug("schedule %s: not a schedulable block PrimFunc, left as is: %s", kernel, err)
         return func
     if FUSED_KERNEL.match(kernel):
-        backup = sch.copy()
-        try:
-            if row_bands(sch, kernel, band_rows):
-                return sch.mod["main"]
-        except ScheduleError as err:
-            log.debug("schedule %s: row bands failed, default rules instead: %s", kernel, err)
-        sch = backup
+        from compiler.codegen.row_bands import schedule_inverted_residual
+
+        scheduled = schedule_inverted_residual(func, kernel, band_rows)
+        if scheduled is not None:
+            return scheduled
     for rule in rules:
         backup = sch.copy()
         try:

@@ -14,7 +14,7 @@ arithmetic:
 The pass groups each chain's bindings into one Relax function marked ``Primitive`` (the
 form ``FuseOps`` gives its groups), so ``FuseTIR`` makes it one PrimFunc. The arithmetic is
 the lowering's own bindings, moved, never rewritten: the fused kernel computes the same
-numbers bit for bit. What changes is the schedule: `compiler.codegen.schedule.row_bands`
+numbers bit for bit. What changes is the schedule: `compiler.codegen.row_bands`
 recognises the kernel by its name and computes it in bands of output rows. Per band it
 computes the ``(band - 1) * stride + (k - 1) * dilation + 1`` rows of the (padded)
 expanded tensor the depthwise reads, then per output row the depthwise row of every
@@ -421,15 +421,20 @@ def fused_blocks(mod: tvm.IRModule) -> list[str]:
     return [str(n) for n in names] if names is not None else []
 
 
-def extra_macs(block: InvertedResidual, band_rows: int | None = None) -> int:
-    """Expand MACs the row-band schedule computes again for `block`.
+def extra_macs(block: InvertedResidual, band_rows: int | None = None,
+               rolled: bool = True) -> int:
+    """Expand MACs the row-band schedule computes more than once for `block`.
 
-    Each band computes the input rows its depthwise reads; rows two bands share are
-    expanded twice. Blocks without an expand conv recompute nothing.
+    Each band needs the input rows its depthwise reads; rows two bands share are kept in
+    a ring buffer (`compiler.codegen.row_bands.roll_expanded_rows`), so nothing is
+    computed twice. With ``rolled=False`` (the schedule when the ring cannot be made)
+    the shared rows are expanded again, and counted here. Blocks without an expand conv
+    recompute nothing.
     """
-    from compiler.codegen.schedule import BAND_ROWS, _band_rows
+    from compiler.codegen.row_bands import _band_rows
+    from compiler.codegen.schedule import BAND_ROWS
 
-    if not block.has_expand:
+    if not block.has_expand or rolled:
         return 0
     _, c_in, height, width = block.in_shape
     band = _band_rows(block.out_rows, BAND_ROWS if band_rows is None else band_rows)
