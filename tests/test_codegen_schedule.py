@@ -203,7 +203,7 @@ def test_rules_are_selectable_by_name():
     tvm.ir.assert_structural_equal(schedule_kernel(matmul_requant, rules=()), matmul_requant)
     with pytest.raises(ValueError, match="inline_elementwise"):
         schedule_kernel(matmul_requant, rules=("vectorize",))
-    assert SCHEDULE_RULES == ("inline_elementwise", "fuse_epilogues")
+    assert SCHEDULE_RULES == ("inline_elementwise", "fuse_epilogues", "split_borders")
 
 
 INT8_MODELS = {
