@@ -174,6 +174,10 @@ def test_int8_variants_are_bit_exact_with_the_reference_and_within_1_lsb_of_ort(
     model, feeds, cases = _merged(SUPPORTED, _int8_variant)
     result = compile_model(model, "host", tmp_path / "p")
     assert result.quantized and result.float_kernels == {}
+    # One int8 kernel per resize: no intermediate tensor, no kernel scratch.
+    assert [b for b in result.plan.buffers.values() if b.kind == "intermediate"] == []
+    assert all(not k.workspace_bytes for k in result.kernels.values())
+    assert len(result.plan.calls) == len(SUPPORTED)
     host = get_runner("host").run(tmp_path / "p", feeds).outputs
     ref = run_int8_reference(model, feeds)
     ort = onnxruntime_int8(model, feeds)
