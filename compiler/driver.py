@@ -205,7 +205,7 @@ def compile_model(model, target: str | Target, out_dir, planner: str = "greedy",
     plan, memory = plan_lowered(lowered, {k: s.workspace_bytes for k, s in kernels.items()},
                                 planner)
     report = memory_report(lowered, plan, memory, target, options)
-    enforce_budget(report, source_model, options, target)
+    enforce_budget(report, source_model, options, target, memory, plan.lifetimes())
 
     quantized = bool(model.quantized) and not any(
         t.dtype.startswith("float") for t in (*model.inputs, *model.outputs))

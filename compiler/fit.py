@@ -113,7 +113,7 @@ def _techniques_text(report) -> str:
     return ", ".join(f"{t.technique} ({len(t.where)}x)" for t in report.techniques)
 
 
-def enforce_budget(report, model, options, target) -> None:
+def enforce_budget(report, model, options, target, memory=None, lifetimes=None) -> None:
     """Raises `MemoryBudgetExceeded` when `report`'s arena does not fit `target`'s SRAM.
 
     Args:
@@ -122,18 +122,27 @@ def enforce_budget(report, model, options, target) -> None:
             input sizes; an `ImportedModel` cannot).
         options: the `CompileOptions` used.
         target: the `Target`.
+        memory, lifetimes: the `MemoryPlan` and its buffers; when given, the message
+            starts with `compiler.memory.check_budget`'s (overflow, peak step, live buffers).
     """
     if report.fits:
         return
+    from compiler.memory import check_budget
     from compiler.plan_only import plan_model_memory
 
     sram = report.sram_bytes
+    detail = ""
+    if memory is not None:
+        try:
+            check_budget(memory, sram, f"SRAM of {target.name}", lifetimes)
+        except MemoryBudgetExceeded as exc:
+            detail = f"{exc} "
     best = report
     if options.optimise != "size":
         best = plan_model_memory(model, target, replace(options, optimise="size"))
         if best.fits:
             raise MemoryBudgetExceeded(
-                f"arena of {report.arena_bytes:,} B with --optimise {options.optimise} "
+                f"{detail}The arena of {report.arena_bytes:,} B with --optimise {options.optimise} "
                 f"exceeds the {sram:,} B SRAM of {target.name}; --optimise size reaches "
                 f"{best.arena_bytes:,} B ({_techniques_text(best)}), which fits: compile "
                 "with optimise='size'")
@@ -152,7 +161,7 @@ def enforce_budget(report, model, options, target) -> None:
         advice = ("no smaller input size of this aspect ratio fits either; shrink the model "
                   "(fewer channels at high resolution) or choose a target with more SRAM")
     raise MemoryBudgetExceeded(
-        f"the arena does not fit the {sram:,} B SRAM of {target.name} even with every "
+        f"{detail}The arena does not fit the {sram:,} B SRAM of {target.name} even with every "
         f"memory technique: the best plan (--optimise size, {_techniques_text(best)}) "
         f"needs {best.arena_bytes:,} B (bound of its schedule {best.lower_bound_bytes:,} B, "
         f"layer-wise bound without techniques {best.unfused_bound_bytes:,} B); {advice}")

@@ -122,6 +122,7 @@ def test_budget_error_names_best_arena_and_largest_input_that_fits(block_model, 
     text = str(err.value)
     assert f"{report.arena_bytes:,} B" in text and "--optimise size" in text
     assert "16x16" in text and f"{fits_small:,} B" in text
+    assert "bytes over" in text and "Peak at step" in text  # check_budget's detail first
     assert not (tmp_path / "p" / "compile.json").exists()
 
 
