@@ -107,9 +107,9 @@ def measure(targets: list[str], work: Path, schedule: bool = True) -> list[dict]
     return rows
 
 
-def library_cases(seed: int = 0) -> list:
+def library_cases(seed: int = 0, isa: str = "dsp") -> list:
     """The library's `KernelCase` of each shape (seeded data; scales that keep outputs in
-    range, all below 0.25 as in trained convs)."""
+    range, all below 0.25 as in trained convs; weights packed for ``isa``)."""
     from tests.kernel_library_util import conv_case, pointwise_case
 
     rng = np.random.default_rng(seed)
@@ -118,10 +118,10 @@ def library_cases(seed: int = 0) -> list:
         spec = dict(spec)
         kind = spec.pop("kind")
         if kind == "pointwise":
-            cases.append(pointwise_case(name, rng, wide=0, **spec))
+            cases.append(pointwise_case(name, rng, wide=0, isa=isa, **spec))
         else:
             cases.append(conv_case(name, rng, wide=0, depthwise=kind == "depthwise",
-                                   cout=spec.pop("cout", 0), **spec))
+                                   cout=spec.pop("cout", 0), isa=isa, **spec))
     return cases
 
 
@@ -135,9 +135,11 @@ def measure_library(targets: list[str], work: Path, seed: int = 0) -> list[dict]
         ticks_to_instructions,
     )
 
-    cases = library_cases(seed)
+    from compiler.kernels import isa_for_cpu
+
     rows = []
     for target in targets:
+        cases = library_cases(seed, isa_for_cpu(target))
         elf = build_firmware(cases, work / target, target, dump=False)
         isa, results = parse_driver_output(run_firmware(elf, target), cases)
         wrong = set(check_results(cases, results))

@@ -75,8 +75,10 @@ def _clamp(rng: np.random.Generator, zp: int) -> tuple[int, int]:
 def conv_case(name: str, rng: np.random.Generator, *, h: int, w: int, cin: int, cout: int,
               k: int = 3, stride: int = 1, dilation: int = 1, pads=(1, 1, 1, 1),
               groups: int = 1, depthwise: bool = False, multiplier: int = 1,
-              ties: bool = False, kh: int | None = None, wide: float = 0.15) -> KernelCase:
-    """A conv2d / depthwise case; ``pads`` in ONNX order (top, left, bottom, right)."""
+              ties: bool = False, kh: int | None = None, wide: float = 0.15,
+              isa: str = "portable") -> KernelCase:
+    """A conv2d / depthwise case; ``pads`` in ONNX order (top, left, bottom, right);
+    ``isa`` picks the weight layout (`compiler.kernels.packing.pack_conv`)."""
     kh = k if kh is None else kh
     x = rng.integers(-128, 128, (1, cin, h, w)).astype(np.int8)
     zx, zy = int(rng.integers(-128, 128)), int(rng.integers(-20, 20))
@@ -93,7 +95,7 @@ def conv_case(name: str, rng: np.random.Generator, *, h: int, w: int, cin: int, 
                         rq.shift.reshape(1, -1, 1, 1).astype(np.int64), zy, qmin, qmax)
     _, _, ho, wo = y.shape
     packed = (packing.pack_depthwise(wt, bias, zx) if depthwise
-              else packing.pack_conv(wt, bias, zx, groups))
+              else packing.pack_conv(wt, bias, zx, groups, isa))
     p = "{p}"
     params = (f"const qanas_conv_params_t {p}cp = {{{h}, {w}, {cin}, {ho}, {wo}, {cout}, "
               f"{kh}, {k}, {stride}, {stride}, {dilation}, {dilation}, {pads[0]}, {pads[1]}, "
@@ -108,10 +110,11 @@ def conv_case(name: str, rng: np.random.Generator, *, h: int, w: int, cin: int, 
 
 
 def pointwise_case(name: str, rng: np.random.Generator, *, pixels: int, cin: int,
-                   cout: int, ties: bool = False, wide: float = 0.15) -> KernelCase:
+                   cout: int, ties: bool = False, wide: float = 0.15,
+                   isa: str = "portable") -> KernelCase:
     """A `qanas_pointwise_conv_s8` case over ``pixels`` NHWC pixels (a 1 × pixels image)."""
     case = conv_case(name, rng, h=1, w=pixels, cin=cin, cout=cout, k=1, pads=(0, 0, 0, 0),
-                     ties=ties, wide=wide)
+                     ties=ties, wide=wide, isa=isa)
     p = "{p}"
     case.call = (f"qanas_pointwise_conv_s8({pixels}, {cin}, {cout}, {p}input, {p}weights, "
                  f"{p}bias, &{p}rq, {p}output)")
@@ -168,6 +171,7 @@ def elementwise_case(name: str, rng: np.random.Generator, *, op: str, count: int
     qmin, qmax = _clamp(rng, zy)
     p = "{p}"
     if op == "mul":
+        sy = sa * sb * float(rng.uniform(60, 200))  # products of ±255 land in range
         m, s = int8.quantize_multiplier(np.float64(sa) * sb / sy)
         y = int8.requantize((a.astype(np.int64) - za) * (bb.astype(np.int64) - zb), int(m),
                             int(s), zy, qmin, qmax)

@@ -40,7 +40,8 @@ from tests.kernel_library_util import (
 SEED = 20260
 
 
-def requant_edge_case(name: str, rng: np.random.Generator, narrow_only: bool) -> KernelCase:
+def requant_edge_case(name: str, rng: np.random.Generator, narrow_only: bool,
+                      isa: str = "portable") -> KernelCase:
     """A 1-input-channel pointwise conv whose accumulators are the bias: int32 values near
     ±2^31 and small ones, every shift (only <= -2 when ``narrow_only``: Helium's vector
     requantization), multipliers at both ends of [2^30, 2^31), and exact ties."""
@@ -58,7 +59,7 @@ def requant_edge_case(name: str, rng: np.random.Generator, narrow_only: bool) ->
     zy, qmin, qmax = 3, -128, 127
     y = int8.requantize(acc, mult[None, :].astype(np.int64), shifts[None, :].astype(np.int64),
                         zy, qmin, qmax)
-    packed = packing.pack_conv(w, bias.astype(np.int32), 0)
+    packed = packing.pack_conv(w, bias.astype(np.int32), 0, isa=isa)
     rq = packing.Requant(mult.astype(np.int32), shifts.astype(np.int32), zy, qmin, qmax)
     p = "{p}"
     return KernelCase(
@@ -69,34 +70,40 @@ def requant_edge_case(name: str, rng: np.random.Generator, narrow_only: bool) ->
         structs=[f"const qanas_requant_t {p}rq = {{{p}mult, {p}shift, {zy}, {qmin}, {qmax}}};"])
 
 
-def library_cases(seed: int = SEED) -> list[KernelCase]:
-    """The seeded cases every ISA build runs."""
+def library_cases(seed: int = SEED, isa: str = "portable") -> list[KernelCase]:
+    """The seeded cases every ISA build runs, weights packed for ``isa``."""
     rng = np.random.default_rng(seed)
+    pw = dict(isa=isa)
     cases = [
-        requant_edge_case("requant_edges", rng, narrow_only=False),
-        requant_edge_case("requant_edges_narrow", rng, narrow_only=True),
-        pointwise_case("pointwise_odd", rng, pixels=7, cin=13, cout=5),
-        pointwise_case("pointwise_ties", rng, pixels=9, cin=64, cout=18, ties=True),
-        pointwise_case("pointwise_long", rng, pixels=4, cin=70, cout=7, wide=0),
-        conv_case("conv3x3", rng, h=6, w=7, cin=5, cout=6),
-        conv_case("conv3x3_wide_rows", rng, h=7, w=8, cin=16, cout=9, wide=0),
-        conv_case("conv3x3_big_window", rng, h=6, w=5, cin=72, cout=3),  # > gather buffer
-        conv_case("stem3x3s2", rng, h=9, w=8, cin=3, cout=16, stride=2, pads=(0, 0, 1, 1)),
-        conv_case("stem3x3s2_pad", rng, h=11, w=10, cin=3, cout=8, stride=2, ties=True),
+        requant_edge_case("requant_edges", rng, narrow_only=False, isa=isa),
+        requant_edge_case("requant_edges_narrow", rng, narrow_only=True, isa=isa),
+        pointwise_case("pointwise_odd", rng, pixels=7, cin=13, cout=5, **pw),
+        pointwise_case("pointwise_ties", rng, pixels=9, cin=64, cout=18, ties=True, **pw),
+        pointwise_case("pointwise_long", rng, pixels=4, cin=70, cout=7, wide=0, **pw),
+        conv_case("conv3x3", rng, h=6, w=7, cin=5, cout=6, **pw),
+        conv_case("conv3x3_wide_rows", rng, h=7, w=8, cin=16, cout=9, wide=0, **pw),
+        conv_case("conv3x3_big_window", rng, h=6, w=5, cin=72, cout=3, **pw),  # > 576 B
+        conv_case("conv3x3_huge_window", rng, h=3, w=4, cin=260, cout=3, **pw),  # > 2304 B
+        conv_case("stem3x3s2", rng, h=9, w=8, cin=3, cout=16, stride=2, pads=(0, 0, 1, 1),
+                  **pw),
+        conv_case("stem3x3s2_pad", rng, h=11, w=10, cin=3, cout=8, stride=2, ties=True, **pw),
         conv_case("grouped_dilated", rng, h=9, w=8, cin=8, cout=6, dilation=2,
-                  pads=(2, 2, 2, 2), groups=2),
-        conv_case("conv5x5_asym", rng, h=9, w=8, cin=4, cout=3, k=5, pads=(2, 1, 2, 1)),
+                  pads=(2, 2, 2, 2), groups=2, **pw),
+        conv_case("conv5x5_asym", rng, h=9, w=8, cin=4, cout=3, k=5, pads=(2, 1, 2, 1),
+                  **pw),
         conv_case("conv1x1_s2", rng, h=8, w=8, cin=6, cout=5, k=1, stride=2,
-                  pads=(0, 0, 0, 0)),
-        conv_case("conv3x1", rng, h=7, w=6, cin=6, cout=4, k=1, kh=3, pads=(1, 0, 1, 0)),
-        conv_case("depthwise", rng, h=7, w=9, cin=21, cout=0, depthwise=True),
-        conv_case("depthwise_ties", rng, h=7, w=9, cin=24, cout=0, depthwise=True, ties=True),
+                  pads=(0, 0, 0, 0), **pw),
+        conv_case("conv3x1", rng, h=7, w=6, cin=6, cout=4, k=1, kh=3, pads=(1, 0, 1, 0),
+                  **pw),
+        conv_case("depthwise", rng, h=7, w=9, cin=21, cout=0, depthwise=True, **pw),
+        conv_case("depthwise_ties", rng, h=7, w=9, cin=24, cout=0, depthwise=True, ties=True,
+                  **pw),
         conv_case("depthwise_s2_d2", rng, h=8, w=9, cin=6, cout=0, depthwise=True, stride=2,
-                  dilation=2, pads=(2, 2, 2, 2)),
+                  dilation=2, pads=(2, 2, 2, 2), **pw),
         conv_case("depthwise_mult2", rng, h=6, w=5, cin=3, cout=0, depthwise=True,
-                  multiplier=2),
+                  multiplier=2, **pw),
         conv_case("depthwise5x5_wide", rng, h=8, w=8, cin=40, cout=0, depthwise=True, k=5,
-                  pads=(2, 2, 2, 2), wide=0),
+                  pads=(2, 2, 2, 2), wide=0, **pw),
         avg_pool_case("avg_pool3x3_s2", rng, h=7, w=8, c=19, k=3, stride=2,
                       pads=(1, 1, 1, 1)),
         avg_pool_case("avg_pool_include_pad", rng, h=7, w=8, c=5, k=3, stride=1,
@@ -169,7 +176,7 @@ def test_cortex_m_bit_exact(tmp_path: Path, target: str, cpu: str | None):
     """Each Cortex-M path, run under qemu-system-arm, equals the reference."""
     if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None:
         pytest.skip("arm-none-eabi-gcc / qemu-system-arm not installed")
-    cases = library_cases()
+    cases = library_cases(isa=isa_for_cpu(cpu or target))
     elf = build_firmware(cases, tmp_path, target, cpu=cpu)
     _assert_exact(run_firmware(elf, target), cases, isa_for_cpu(cpu or target))
 

@@ -9,7 +9,12 @@ MVE, NEON and AVX2, and the compiler packs once per model, not once per target.
 
 Layouts (C arrays, row-major):
 
-* conv2d, pointwise, grouped, stem: ``[out_c][kh][kw][in_c / groups]`` (OHWI) int8;
+* conv2d, pointwise, grouped, stem: ``[out_c][kh][kw][in_c / groups]`` (OHWI) int8; for
+  Helium (``isa="mve"``) each group's ``[out_c / groups][K]`` matrix (``K = kh · kw ·
+  in_c / groups``) is interleaved in blocks of 8 rows × 16 bytes: for row block ``b`` and
+  16-byte column chunk ``j``, rows ``8b .. 8b + 7`` each give ``W[r][16j : 16j + 16]``,
+  rows padded to a multiple of 8 and ``K`` to a multiple of 16 with zeros, so one weight
+  pointer feeds eight ``VMLADAV`` accumulators;
 * depthwise: ``[kh][kw][in_c · multiplier]`` int8 (output channel ``c · m + j`` reads
   input channel ``c``);
 * bias: ``int32[out_c]`` with the input zero point folded in,
@@ -80,8 +85,25 @@ def _folded_bias(w_rows: np.ndarray, bias, input_zero_point: int) -> np.ndarray:
     return folded.astype(np.int32)
 
 
+#: Rows and bytes of one Helium weight block (`pack_conv` with ``isa="mve"``).
+MVE_ROWS, MVE_CHUNK = 8, 16
+
+#: The instruction-set paths `pack_conv` lays weights out for.
+PACKING_ISAS = ("portable", "dsp", "neon", "avx2", "mve")
+
+
+def mve_interleave(rows: np.ndarray) -> np.ndarray:
+    """A ``[R][K]`` int8 matrix in Helium's 8-row × 16-byte blocks (module docstring)."""
+    r, k = rows.shape
+    rp, kp = -(-r // MVE_ROWS) * MVE_ROWS, -(-k // MVE_CHUNK) * MVE_CHUNK
+    padded = np.zeros((rp, kp), np.int8)
+    padded[:r, :k] = rows
+    blocks = padded.reshape(rp // MVE_ROWS, MVE_ROWS, kp // MVE_CHUNK, MVE_CHUNK)
+    return np.ascontiguousarray(blocks.transpose(0, 2, 1, 3)).reshape(-1)
+
+
 def pack_conv(weights: np.ndarray, bias: np.ndarray | None, input_zero_point: int,
-              groups: int = 1) -> PackedConv:
+              groups: int = 1, isa: str = "portable") -> PackedConv:
     """Packs an ONNX conv weight ``(O, I / groups, kh, kw)`` for `qanas_conv2d_s8`.
 
     Also serves `qanas_pointwise_conv_s8` (a 1×1 conv: the layout is then ``[out_c][in_c]``).
@@ -91,9 +113,11 @@ def pack_conv(weights: np.ndarray, bias: np.ndarray | None, input_zero_point: in
         bias: int32 ``(O,)`` at scale ``s_x · s_w[o]``, or None.
         input_zero_point: the input's zero point (folded into the bias).
         groups: the conv's ``group`` attribute (``O`` must be divisible by it).
+        isa: the path the target compiles (`compiler.kernels.isa_for_cpu`): ``"mve"``
+            interleaves each group's rows for Helium, every other path reads OHWI.
 
     Returns:
-        The OHWI weights and the folded bias.
+        The weights in the path's layout and the folded bias.
 
     Example:
         >>> w = np.ones((2, 3, 1, 1), np.int8)
@@ -105,9 +129,16 @@ def pack_conv(weights: np.ndarray, bias: np.ndarray | None, input_zero_point: in
     if w.ndim != 4 or groups < 1 or w.shape[0] % groups:
         raise ValueError(f"conv weights must be (O, I/groups, kh, kw) with O divisible by "
                          f"groups={groups}, got shape {w.shape}")
+    if isa not in PACKING_ISAS:
+        raise ValueError(f"unknown kernel ISA {isa!r}; choose one of {PACKING_ISAS} "
+                         "(compiler.kernels.isa_for_cpu names a core's)")
     ohwi = np.ascontiguousarray(w.transpose(0, 2, 3, 1))
     rows = ohwi.reshape(w.shape[0], -1)
-    return PackedConv(ohwi.reshape(-1), _folded_bias(rows, bias, input_zero_point))
+    folded = _folded_bias(rows, bias, input_zero_point)
+    if isa == "mve":
+        per_group = rows.reshape(groups, w.shape[0] // groups, -1)
+        return PackedConv(np.concatenate([mve_interleave(g) for g in per_group]), folded)
+    return PackedConv(ohwi.reshape(-1), folded)
 
 
 def pack_depthwise(weights: np.ndarray, bias: np.ndarray | None,

@@ -13,8 +13,9 @@
 #include "qk_internal.h"
 
 #if defined(QK_ISA_DSP)
-static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const int8_t *w0, int32_t w_stride,
-                  int32_t rows, int32_t len, int32_t *acc) {
+static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const int8_t *w0,
+                                      int32_t w_stride, int32_t rows, int32_t len,
+                                      int32_t *acc) {
   const int8_t *w1 = rows > 1 ? w0 + w_stride : w0;
   int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
   int32_t i = 0;
@@ -47,8 +48,9 @@ static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const i
 }
 
 #elif defined(QK_ISA_MVE)
-static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const int8_t *w0, int32_t w_stride,
-                  int32_t rows, int32_t len, int32_t *acc) {
+static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const int8_t *w0,
+                                      int32_t w_stride, int32_t rows, int32_t len,
+                                      int32_t *acc) {
   (void)x1;
   const int8_t *w1 = rows > 1 ? w0 + w_stride : w0;
   const int8_t *w2 = rows > 2 ? w1 + w_stride : w1;
@@ -76,8 +78,9 @@ static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const i
 }
 
 #elif defined(QK_ISA_NEON)
-static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const int8_t *w0, int32_t w_stride,
-                  int32_t rows, int32_t len, int32_t *acc) {
+static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const int8_t *w0,
+                                      int32_t w_stride, int32_t rows, int32_t len,
+                                      int32_t *acc) {
   const int8_t *w1 = rows > 1 ? w0 + w_stride : w0;
   int32x4_t v00 = vdupq_n_s32(0), v01 = v00, v10 = v00, v11 = v00;
   int32_t i = 0;
@@ -109,8 +112,9 @@ QK_INLINE int32_t qk_hsum256(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const int8_t *w0, int32_t w_stride,
-                  int32_t rows, int32_t len, int32_t *acc) {
+static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const int8_t *w0,
+                                      int32_t w_stride, int32_t rows, int32_t len,
+                                      int32_t *acc) {
   const int8_t *w1 = rows > 1 ? w0 + w_stride : w0;
   __m256i v00 = _mm256_setzero_si256(), v01 = v00, v10 = v00, v11 = v00;
   int32_t i = 0;
@@ -137,8 +141,9 @@ static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const i
 }
 
 #else /* portable C */
-static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const int8_t *w0, int32_t w_stride,
-                  int32_t rows, int32_t len, int32_t *acc) {
+static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const int8_t *w0,
+                                      int32_t w_stride, int32_t rows, int32_t len,
+                                      int32_t *acc) {
   const int8_t *w1 = rows > 1 ? w0 + w_stride : w0;
   int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
   for (int32_t i = 0; i < len; ++i) {
@@ -152,8 +157,8 @@ static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const i
 }
 #endif
 
-QK_INLINE void qk_store_block(const int32_t *acc, const qanas_requant_t *rq, int32_t o, int32_t rows,
-                    int32_t vector_rq, int8_t *out0, int8_t *out1) {
+QK_INLINE void qk_store_block(const int32_t *acc, const qanas_requant_t *rq, int32_t o,
+                              int32_t rows, int32_t vector_rq, int8_t *out0, int8_t *out1) {
 #if defined(QK_ISA_MVE)
   if (vector_rq) {
     const mve_pred16_t p = vctp32q((uint32_t)rows);
@@ -188,59 +193,92 @@ QK_INLINE void qk_store_block(const int32_t *acc, const qanas_requant_t *rq, int
 }
 
 #if defined(QK_ISA_MVE)
-/* One output pixel's channels [o_begin, o_end) of a GEMM row x (length k) against weight
- * rows weights + o * k, requantized and stored: blocks of four channels, each a
- * VMLADAV loop over k with the block's setup, requantization and store in the same
- * function (a call per block cost as much as its multiply-accumulates). */
-static QK_NOINLINE void qk_mve_gemm_pixel(const int8_t *x, const int8_t *weights, int32_t k,
-                                          int32_t o_begin, int32_t o_end,
-                                          const int32_t *bias, const qanas_requant_t *rq,
+/* Rows and bytes of one interleaved Helium weight block (compiler/kernels/packing.py:
+ * pack_conv(isa="mve")): rows 8b .. 8b + 7, 16 bytes each per 16-byte column chunk. */
+#define QK_MVE_ROWS 8
+#define QK_MVE_CHUNK 16
+
+/* Requantizes and stores n <= 4 channels from lanes of acc (+ bias). */
+QK_INLINE void qk_mve_store4(int32x4_t acc, const int32_t *bias, const int32_t *mult,
+                             const int32_t *shift, int32_t n, int32_t zp, int32_t lo,
+                             int32_t hi, int32_t vector_rq, int8_t *out) {
+  const mve_pred16_t p = vctp32q((uint32_t)n);
+  acc = vaddq_s32(acc, vldrwq_z_s32(bias, p));
+  if (vector_rq) {
+    const int32x4_t m = vldrwq_z_s32(mult, p), s = vldrwq_z_s32(shift, p);
+    vstrbq_p_s32(out, qk_mve_requantize(acc, m, s, zp, lo, hi), p);
+    return;
+  }
+  int32_t lanes[4];
+  vstrwq_s32(lanes, acc);
+  for (int32_t j = 0; j < n; ++j) {
+    out[j] = (int8_t)qk_requantize(lanes[j], mult[j], shift[j], zp, lo, hi);
+  }
+}
+
+/* One output pixel of a GEMM: out[o] = requant(bias[o] + sum_i x[i] * W[o][i]) for the
+ * `rows` rows of one group's interleaved weights w (row length k). Eight VMLADAV
+ * accumulators share each 16-byte input vector; one weight pointer walks the block. */
+static QK_NOINLINE void qk_mve_gemm_pixel(const int8_t *x, const int8_t *w, int32_t k,
+                                          int32_t rows, const int32_t *bias,
+                                          const qanas_requant_t *rq, int32_t o_first,
                                           int32_t vector_rq, int8_t *out) {
   const int32_t zp = rq->output_zero_point, lo = rq->qmin, hi = rq->qmax;
-  const int32_t full = k & ~15;
+  const int32_t full = k & ~(QK_MVE_CHUNK - 1);
+  const int32_t kp = (k + QK_MVE_CHUNK - 1) & ~(QK_MVE_CHUNK - 1);
   const mve_pred16_t tail = vctp8q((uint32_t)(k - full));
-  for (int32_t o = o_begin; o < o_end; o += 4) {
-    const int32_t rows = o_end - o < 4 ? o_end - o : 4;
-    const int8_t *w0 = weights + o * k;
-    const int8_t *w1 = rows > 1 ? w0 + k : w0;
-    const int8_t *w2 = rows > 2 ? w1 + k : w1;
-    const int8_t *w3 = rows > 3 ? w2 + k : w2;
+  for (int32_t o = 0; o < rows; o += QK_MVE_ROWS) {
+    const int8_t *wb = w + o * kp;
     const int8_t *xp = x;
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    for (int32_t i = 0; i < full; i += 16) {
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+    for (int32_t i = 0; i < full; i += QK_MVE_CHUNK) {
       const int8x16_t vx = vldrbq_s8(xp);
-      a0 = vmladavaq_s8(a0, vx, vldrbq_s8(w0));
-      a1 = vmladavaq_s8(a1, vx, vldrbq_s8(w1));
-      a2 = vmladavaq_s8(a2, vx, vldrbq_s8(w2));
-      a3 = vmladavaq_s8(a3, vx, vldrbq_s8(w3));
-      xp += 16, w0 += 16, w1 += 16, w2 += 16, w3 += 16;
+      a0 = vmladavaq_s8(a0, vx, vldrbq_s8(wb));
+      a1 = vmladavaq_s8(a1, vx, vldrbq_s8(wb + 16));
+      a2 = vmladavaq_s8(a2, vx, vldrbq_s8(wb + 32));
+      a3 = vmladavaq_s8(a3, vx, vldrbq_s8(wb + 48));
+      a4 = vmladavaq_s8(a4, vx, vldrbq_s8(wb + 64));
+      a5 = vmladavaq_s8(a5, vx, vldrbq_s8(wb + 80));
+      a6 = vmladavaq_s8(a6, vx, vldrbq_s8(wb + 96));
+      a7 = vmladavaq_s8(a7, vx, vldrbq_s8(wb + 112));
+      xp += QK_MVE_CHUNK;
+      wb += QK_MVE_ROWS * QK_MVE_CHUNK;
     }
-    if (full < k) { /* the partial last vector, predicated: nothing past k is read */
+    if (full < k) { /* the input's partial last vector is predicated (weights are padded) */
       const int8x16_t vx = vldrbq_z_s8(xp, tail);
-      a0 = vmladavaq_s8(a0, vx, vldrbq_z_s8(w0, tail));
-      a1 = vmladavaq_s8(a1, vx, vldrbq_z_s8(w1, tail));
-      a2 = vmladavaq_s8(a2, vx, vldrbq_z_s8(w2, tail));
-      a3 = vmladavaq_s8(a3, vx, vldrbq_z_s8(w3, tail));
+      a0 = vmladavaq_s8(a0, vx, vldrbq_s8(wb));
+      a1 = vmladavaq_s8(a1, vx, vldrbq_s8(wb + 16));
+      a2 = vmladavaq_s8(a2, vx, vldrbq_s8(wb + 32));
+      a3 = vmladavaq_s8(a3, vx, vldrbq_s8(wb + 48));
+      a4 = vmladavaq_s8(a4, vx, vldrbq_s8(wb + 64));
+      a5 = vmladavaq_s8(a5, vx, vldrbq_s8(wb + 80));
+      a6 = vmladavaq_s8(a6, vx, vldrbq_s8(wb + 96));
+      a7 = vmladavaq_s8(a7, vx, vldrbq_s8(wb + 112));
     }
-    const mve_pred16_t p = vctp32q((uint32_t)rows);
-    int32x4_t a = vdupq_n_s32(a0);
-    a = vsetq_lane_s32(a1, a, 1);
-    a = vsetq_lane_s32(a2, a, 2);
-    a = vsetq_lane_s32(a3, a, 3);
-    a = vaddq_s32(a, vldrwq_z_s32(bias + o, p));
-    if (vector_rq) {
-      const int32x4_t m = vldrwq_z_s32(rq->multiplier + o, p);
-      const int32x4_t s = vldrwq_z_s32(rq->shift + o, p);
-      vstrbq_p_s32(out + o, qk_mve_requantize(a, m, s, zp, lo, hi), p);
-    } else {
-      int32_t acc[4];
-      vstrwq_s32(acc, a);
-      for (int32_t j = 0; j < rows; ++j) {
-        out[o + j] = (int8_t)qk_requantize(acc[j], rq->multiplier[o + j], rq->shift[o + j],
-                                           zp, lo, hi);
-      }
+    const int32_t n = rows - o < QK_MVE_ROWS ? rows - o : QK_MVE_ROWS;
+    const int32_t oo = o_first + o;
+    int32x4_t v = vdupq_n_s32(a0);
+    v = vsetq_lane_s32(a1, v, 1);
+    v = vsetq_lane_s32(a2, v, 2);
+    v = vsetq_lane_s32(a3, v, 3);
+    qk_mve_store4(v, bias + oo, rq->multiplier + oo, rq->shift + oo, n < 4 ? n : 4, zp, lo,
+                  hi, vector_rq, out + oo);
+    if (n > 4) {
+      v = vdupq_n_s32(a4);
+      v = vsetq_lane_s32(a5, v, 1);
+      v = vsetq_lane_s32(a6, v, 2);
+      v = vsetq_lane_s32(a7, v, 3);
+      qk_mve_store4(v, bias + oo + 4, rq->multiplier + oo + 4, rq->shift + oo + 4, n - 4,
+                    zp, lo, hi, vector_rq, out + oo + 4);
     }
   }
+}
+
+/* Weight W[o][i] of one group's interleaved matrix (row length k), for the slow path. */
+QK_INLINE int32_t qk_mve_weight(const int8_t *w, int32_t k, int32_t o, int32_t i) {
+  const int32_t kp = (k + QK_MVE_CHUNK - 1) & ~(QK_MVE_CHUNK - 1);
+  return w[(o / QK_MVE_ROWS) * QK_MVE_ROWS * kp + (i / QK_MVE_CHUNK) * QK_MVE_ROWS *
+           QK_MVE_CHUNK + (o % QK_MVE_ROWS) * QK_MVE_CHUNK + i % QK_MVE_CHUNK];
 }
 #endif
 

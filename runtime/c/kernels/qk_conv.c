@@ -25,7 +25,7 @@ qanas_status_t qanas_pointwise_conv_s8(int32_t pixels, int32_t in_c, int32_t out
   const int32_t vector_rq = qk_all_narrow_shifts(rq->shift, out_c);
 #if defined(QK_ISA_MVE)
   for (int32_t p = 0; p < pixels; ++p) {
-    qk_mve_gemm_pixel(input + p * in_c, weights, in_c, 0, out_c, bias, rq, vector_rq,
+    qk_mve_gemm_pixel(input + p * in_c, weights, in_c, out_c, bias, rq, 0, vector_rq,
                       output + p * out_c);
   }
   return QANAS_OK;
@@ -184,6 +184,57 @@ static void qk_gather_patch(const qanas_conv_params_t *c, const int8_t *input, i
   }
 }
 
+#if defined(QK_ISA_MVE)
+/* Bytes of a gathered window on Helium (3 x 3 x 256); larger windows take the per-element
+ * path (correct, not fast). */
+#define QK_MVE_PATCH_MAX 2304
+
+/* Helium conv2d: every window is gathered (zero-point padding, a few vector copies) and
+ * runs as one GEMM row against the group's interleaved weights. */
+static qanas_status_t qk_mve_conv2d(const qanas_conv_params_t *c, const int8_t *input,
+                                    const int8_t *weights, const int32_t *bias,
+                                    const qanas_requant_t *rq, int32_t vector_rq,
+                                    int8_t *output) {
+  const int32_t cin_g = c->in_c / c->groups, cout_g = c->out_c / c->groups;
+  const int32_t k = c->kernel_h * c->kernel_w * cin_g;
+  const int32_t kp = (k + QK_MVE_CHUNK - 1) & ~(QK_MVE_CHUNK - 1);
+  const int32_t group_bytes = ((cout_g + QK_MVE_ROWS - 1) / QK_MVE_ROWS) * QK_MVE_ROWS * kp;
+  int8_t patch[QK_MVE_PATCH_MAX];
+  for (int32_t oy = 0; oy < c->out_h; ++oy) {
+    for (int32_t ox = 0; ox < c->out_w; ++ox) {
+      int8_t *out = output + (oy * c->out_w + ox) * c->out_c;
+      for (int32_t g = 0; g < c->groups; ++g) {
+        const int8_t *wg = weights + g * group_bytes;
+        if (k <= QK_MVE_PATCH_MAX) {
+          qk_gather_patch(c, input, g, oy, ox, patch);
+          qk_mve_gemm_pixel(patch, wg, k, cout_g, bias, rq, g * cout_g, vector_rq, out);
+          continue;
+        }
+        for (int32_t j = 0; j < cout_g; ++j) {
+          int32_t acc = bias[g * cout_g + j];
+          for (int32_t ky = 0; ky < c->kernel_h; ++ky) {
+            const int32_t iy = oy * c->stride_h - c->pad_top + ky * c->dilation_h;
+            for (int32_t kx = 0; kx < c->kernel_w; ++kx) {
+              const int32_t ix = ox * c->stride_w - c->pad_left + kx * c->dilation_w;
+              const int32_t in = iy >= 0 && iy < c->in_h && ix >= 0 && ix < c->in_w;
+              const int8_t *x = in ? input + (iy * c->in_w + ix) * c->in_c + g * cin_g : input;
+              for (int32_t i = 0; i < cin_g; ++i) {
+                const int32_t t = (ky * c->kernel_w + kx) * cin_g + i;
+                acc += qk_mve_weight(wg, k, j, t) * (in ? x[i] : c->input_zero_point);
+              }
+            }
+          }
+          const int32_t o = g * cout_g + j;
+          out[o] = (int8_t)qk_requantize(acc, rq->multiplier[o], rq->shift[o],
+                                         rq->output_zero_point, rq->qmin, rq->qmax);
+        }
+      }
+    }
+  }
+  return QANAS_OK;
+}
+#endif
+
 qanas_status_t qanas_conv2d_s8(const qanas_conv_params_t *c, const int8_t *input,
                                const int8_t *weights, const int32_t *bias,
                                const qanas_requant_t *rq, int8_t *output) {
@@ -209,6 +260,9 @@ qanas_status_t qanas_conv2d_s8(const qanas_conv_params_t *c, const int8_t *input
   const int32_t short_runs = fits && (c->groups > 1 || c->dilation_w > 1 ||
                                       c->kernel_w * c->in_c < QK_LONG_RUN);
 #endif
+#if defined(QK_ISA_MVE)
+  return qk_mve_conv2d(c, input, weights, bias, rq, vector_rq, output);
+#endif
   int8_t patch[QK_BLOCK_PX][QK_PATCH_MAX];
   for (int32_t oy = 0; oy < c->out_h; ++oy) {
     for (int32_t ox = 0; ox < c->out_w; ox += QK_BLOCK_PX) {
@@ -223,14 +277,7 @@ qanas_status_t qanas_conv2d_s8(const qanas_conv_params_t *c, const int8_t *input
                                 : input;
       const int8_t *x1 = two ? x0 + c->stride_w * c->in_c : x0;
       for (int32_t g = 0; g < c->groups; ++g) {
-#if defined(QK_ISA_MVE)
-        if (gather) { /* one pixel per block on Helium */
-          qk_gather_patch(c, input, g, oy, ox, patch[0]);
-          qk_mve_gemm_pixel(patch[0], weights, wsize, g * cout_g, (g + 1) * cout_g, bias, rq,
-                            vector_rq, out0);
-          continue;
-        }
-#endif
+
         if (gather) {
           qk_gather_patch(c, input, g, oy, ox, patch[0]);
           if (two) {

@@ -128,7 +128,8 @@ QK_INLINE int64_t qk_rounding_right_shift64(int64_t value, int32_t n) {
 /* (qk_block.h) */
 
 /* Requantizes a block: acc[p * QK_BLOCK_CH + j] → out_p[o + j] for j < rows; out1 is
- * NULL for one pixel (always with QK_BLOCK_PX 1). `vector_rq`: every shift is <= -2 (qk_all_narrow_shifts). */
+ * NULL for one pixel (always with QK_BLOCK_PX 1). `vector_rq`: every shift is <= -2
+ * (qk_all_narrow_shifts). */
 /* (qk_block.h) */
 
 #endif /* QANAS_KERNELS_INTERNAL_H_ */
