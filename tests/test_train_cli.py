@@ -140,3 +140,26 @@ def test_init_from_loads_the_encoder_and_resume_does_not_reload_it(tmp_path, cap
     path.unlink()  # resuming must not need the init file again
     resumed = SupernetTrainer.from_checkpoint(tmp_path / "run" / "supernet.pt")
     assert resumed.init_report is None and resumed.epoch == 1
+
+
+def test_checkpoint_every_reaches_the_trainer(tmp_path, capsys, monkeypatch):
+    from qanas.train import SupernetTrainer
+
+    saved = []
+    real_save = SupernetTrainer.save
+
+    def save(self, path):
+        saved.append((self.step, self._progress["batches"]))
+        return real_save(self, path)
+
+    monkeypatch.setattr(SupernetTrainer, "save", save)
+    out = tmp_path / "run"
+    assert _run(capsys, "--space", TOY, *TINY, "--epochs", "1", "--checkpoint-every", "1",
+                "--out", str(out))[0] == 0
+    assert saved == [(1, 1), (2, 0)]  # mid-epoch after step 1, then the epoch's end
+    saved.clear()
+    assert _run(capsys, "--out", str(out), "--resume", "--epochs", "2",
+                "--checkpoint-every", "0")[0] == 0
+    assert saved == [(4, 0)]  # 0: only at the epoch's end
+    assert sorted(p.name for p in out.iterdir()) == [".qanas.lock", "config.json",
+                                                     "result.json", "supernet.pt"]

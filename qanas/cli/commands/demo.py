@@ -1,4 +1,7 @@
-"""`qanas demo`: the whole pipeline on the embedded default (what `make demo` runs)."""
+"""`qanas demo`: the whole pipeline on the embedded default (what `make demo` runs).
+
+One process per run folder (`qanas.utils.runlock`): a second demo on it is refused.
+"""
 
 from __future__ import annotations
 
@@ -40,8 +43,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> dict:
+    from qanas.cli.commands._checks import check_image_size
     from qanas.demo import DemoConfig, run_demo
+    from qanas.space import get_space
+    from qanas.utils.io import check_output_dir
+    from qanas.utils.runlock import lock_run_dir
 
+    check_image_size(get_space(args.space), args.image_size)
+    out = check_output_dir(args.out)
     config = DemoConfig(space=args.space, target=args.target, dataset=args.data,
                         data_root=args.data_root, image_size=tuple(args.image_size),
                         epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
@@ -52,7 +61,8 @@ def _run(args: argparse.Namespace) -> dict:
                         firmware_targets=tuple(args.firmware_targets),
                         npu_target=None if args.npu_target in ("", "none") else args.npu_target,
                         seed=args.seed)
-    return run_demo(config, args.out, force=args.force)
+    with lock_run_dir(out, "demo"):  # one demo per run folder
+        return run_demo(config, out, force=args.force)
 
 
 def _table(results: dict) -> str:

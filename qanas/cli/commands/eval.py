@@ -28,6 +28,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> dict:
+    from qanas.cli.commands._checks import check_image_size
     from qanas.data import build_dataset, make_loader
     from qanas.errors import ConfigError
     from qanas.quant import QuantSpec, export_qdq
@@ -38,7 +39,8 @@ def _run(args: argparse.Namespace) -> dict:
         raise ConfigError("--export-onnx writes the int8 model; use it with --quant int8")
     supernet, meta = load_supernet(args.supernet)
     cfg = supernet.space.resolve(args.subnet)
-    image_size = tuple(meta["image_size"])
+    image_size = check_image_size(supernet.space, meta["image_size"],
+                                  "the checkpoint's image size")
     dataset = meta.get("dataset") or {}
     name = dataset.get("name", "synthetic") if isinstance(dataset, dict) else str(dataset)
     root = dataset.get("root") if isinstance(dataset, dict) else None

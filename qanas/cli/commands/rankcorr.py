@@ -208,13 +208,18 @@ def _run(args: argparse.Namespace) -> dict:
     from qanas.utils.io import atomic_write_json, write_run_metadata
     from targets import get_target
 
+    from qanas.cli.commands._checks import check_image_size
+    from qanas.utils.io import check_output_dir
+
     if args.n < 2:
         raise ConfigError(f"--n must be at least 2 subnets to correlate, got {args.n}")
-    out = Path(args.out)
+    out = check_output_dir(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_run_metadata(out, {k: v for k, v in vars(args).items() if k != "json"}, args.seed)
     setup = _scorer(args, args.supernet)
     space = setup.space
+    check_image_size(space, setup.image_size,
+                     "--image-size" if args.image_size else "the checkpoint's image size")
     hw = HardwareCostModel(space, get_target(args.target), setup.image_size, setup.num_classes)
     rng = np.random.default_rng(args.seed)
     pool: dict[str, SubnetConfig] = {space.seed_config().to_str(): space.seed_config()}

@@ -6,6 +6,7 @@ Example:
 
 Writes `DIR/standalone.pt` (atomically after every epoch), `DIR/config.json` (resolved
 config, seed, versions) and `DIR/result.json` (float and int8 val mIoU, loss history).
+One process per DIR (`qanas.utils.runlock`): a second `qanas train` on it is refused.
 """
 
 from __future__ import annotations
@@ -59,6 +60,24 @@ def standalone_config(args: argparse.Namespace, arch: str, init: str, supernet: 
         calib_batches=args.calib_batches, val_batches=args.val_batches)
 
 
+def check_standalone_image_size(args: argparse.Namespace, arch: str) -> None:
+    """Refuses a `--image-size` below the total stride of `arch`'s space (see `_checks`)."""
+    if not args.image_size:
+        return  # the supernet's size, or the 64x128 default
+    from qanas.cli.commands._checks import check_image_size
+    from qanas.space import get_space
+
+    if ":" in arch:
+        space = arch.split(":", 1)[0]
+    elif args.supernet:
+        from qanas.train.checkpoint import load_checkpoint
+
+        space = load_checkpoint(args.supernet)["space"]
+    else:
+        return  # build_subnet names the missing space prefix
+    check_image_size(get_space(space), args.image_size)
+
+
 def log_line(text: str) -> None:
     """One progress line on stderr (silenced by QANAS_QUIET, like the progress bars)."""
     import os
@@ -89,14 +108,21 @@ def _run(args: argparse.Namespace) -> dict:
     from qanas.train.standalone import CHECKPOINT_NAME, train_standalone
     from qanas.utils.io import atomic_write_json, prepare_output_dir, write_run_metadata
 
+    from qanas.utils.io import check_output_dir
+    from qanas.utils.runlock import lock_run_dir
+
     init = args.init or ("supernet" if args.supernet else "scratch")
     cfg = standalone_config(args, args.arch, init, args.supernet, args.qat)
-    out = Path(args.out)
-    prepare_output_dir(out, args.force, marker=CHECKPOINT_NAME)
-    write_run_metadata(out, {"standalone": cfg.to_dict()}, cfg.seed)
-    export = args.export_onnx or (out / "model.onnx" if args.qat else None)
-    result = train_standalone(cfg, out, progress=log_line, export_onnx=export)
-    atomic_write_json(out / "result.json", result)
+    check_standalone_image_size(args, args.arch)
+    out = check_output_dir(args.out)
+    if args.export_onnx:
+        check_output_dir(Path(args.export_onnx).parent, "--export-onnx's folder")
+    with lock_run_dir(out, "train"):
+        prepare_output_dir(out, args.force, marker=CHECKPOINT_NAME)
+        write_run_metadata(out, {"standalone": cfg.to_dict()}, cfg.seed)
+        export = args.export_onnx or (out / "model.onnx" if args.qat else None)
+        result = train_standalone(cfg, out, progress=log_line, export_onnx=export)
+        atomic_write_json(out / "result.json", result)
     return {k: v for k, v in result.items() if k != "history"}
 
 

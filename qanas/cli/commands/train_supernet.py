@@ -104,37 +104,48 @@ def _run(args: argparse.Namespace) -> dict:
 
 
 def _train(args: argparse.Namespace, dist) -> dict:
+    from qanas.cli.commands._checks import check_image_size
+    from qanas.errors import ConfigError
+    from qanas.space import get_space
+    from qanas.train import TrainConfig
+    from qanas.train.sharding import check_global_batch
     from qanas.utils.io import check_output_dir
     from qanas.utils.runlock import lock_run_dir
 
+    # Everything a bad flag can fail on is checked before DIR is created or locked.
     out = check_output_dir(args.out)
-    if args.resume and not (out / "supernet.pt").is_file():
-        from qanas.errors import ConfigError
-
-        raise ConfigError(f"--resume: no checkpoint at {out / 'supernet.pt'}; start the run "
-                          f"without --resume")
+    every = DEFAULT_CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
+    if every < 0:
+        raise ConfigError(f"--checkpoint-every must be >= 0 steps (0: only at epoch ends); "
+                          f"got {every}")
+    given = _given(args)
+    config = None
+    if args.resume:
+        if not (out / "supernet.pt").is_file():
+            raise ConfigError(f"--resume: no checkpoint at {out / 'supernet.pt'}; start the "
+                              f"run without --resume")
+    else:
+        if "space" not in given:
+            raise ConfigError("--space is required (see `qanas spaces`), unless --resume")
+        config = TrainConfig(**given)  # validated on every rank before rank 0 touches DIR
+        check_image_size(get_space(config.space), config.image_size,
+                         "--image-size" if "image_size" in given else "the default image size")
+        check_global_batch(config.batch_size, dist.world_size)
     lock = dist.on_main(lambda: lock_run_dir(out, "train-supernet"))
     try:
-        return _train_locked(args, dist, out)
+        return _train_locked(args, dist, out, given, config, every)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _train_locked(args: argparse.Namespace, dist, out: Path) -> dict:
-    from qanas.cli.commands._checks import check_image_size
+def _train_locked(args: argparse.Namespace, dist, out: Path, given: dict, config,
+                  every: int) -> dict:
     from qanas.errors import ConfigError
-    from qanas.space import get_space
     from qanas.train import CHECKPOINT_NAME, SupernetTrainer, TrainConfig, load_checkpoint
-    from qanas.train.sharding import check_global_batch
     from qanas.utils.io import atomic_write_json, prepare_output_dir, write_run_metadata
 
     checkpoint = out / CHECKPOINT_NAME
-    given = _given(args)
-    every = DEFAULT_CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
-    if every < 0:
-        raise ConfigError(f"--checkpoint-every must be >= 0 steps (0: only at epoch ends); "
-                          f"got {every}")
     start = time.perf_counter()
     if args.resume:
         stored = TrainConfig.from_dict(load_checkpoint(checkpoint)["config"])
@@ -153,12 +164,6 @@ def _train_locked(args: argparse.Namespace, dist, out: Path) -> dict:
                                                   device=args.device, dist=dist,
                                                   checkpoint_every=every)
     else:
-        if "space" not in given:
-            raise ConfigError("--space is required (see `qanas spaces`), unless --resume")
-        config = TrainConfig(**given)  # validated on every rank before rank 0 touches DIR
-        check_image_size(get_space(config.space), config.image_size,
-                         "--image-size" if "image_size" in given else "the default image size")
-        check_global_batch(config.batch_size, dist.world_size)
         dist.on_main(lambda: prepare_output_dir(out, args.force, marker=CHECKPOINT_NAME))
         trainer = SupernetTrainer(config, out, device=args.device, dist=dist,
                                   checkpoint_every=every)
