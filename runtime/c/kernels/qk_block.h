@@ -202,6 +202,11 @@ QK_INLINE void qk_store_block(const int32_t *acc, const qanas_requant_t *rq, int
 QK_INLINE void qk_mve_store4(int32x4_t acc, const int32_t *bias, const int32_t *mult,
                              const int32_t *shift, int32_t n, int32_t zp, int32_t lo,
                              int32_t hi, int32_t vector_rq, int8_t *out) {
+  if (n == 4 && vector_rq) { /* the common full case, without predication */
+    acc = vaddq_s32(acc, vldrwq_s32(bias));
+    vstrbq_s32(out, qk_mve_requantize(acc, vldrwq_s32(mult), vldrwq_s32(shift), zp, lo, hi));
+    return;
+  }
   const mve_pred16_t p = vctp32q((uint32_t)n);
   acc = vaddq_s32(acc, vldrwq_z_s32(bias, p));
   if (vector_rq) {
