@@ -17,8 +17,10 @@ Every function here takes ``te.Tensor`` arguments, as ``BlockBuilder.emit_te`` p
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
-from tvm import te, tirx
+from tvm import relax, te, tirx
 
 from compiler import int8
 
@@ -200,8 +202,6 @@ def emit_kernel(bb, te_func, *args, name: str, tag: dict, **kwargs):
     ``tag`` (JSON-serialisable) is stored as the PrimFunc attribute `KERNEL_ATTR`, so a
     later pass can recognise the kernel (`kernel_tag`) and rebuild or fuse it.
     """
-    import json
-
     var = bb.emit_te(te_func, *args, primfunc_name_hint=name, **kwargs)
     call = bb.lookup_binding(var)
     gv = call.args[0]
@@ -211,10 +211,6 @@ def emit_kernel(bb, te_func, *args, name: str, tag: dict, **kwargs):
 
 def kernel_tag(mod, call) -> dict | None:
     """The `emit_kernel` tag of the PrimFunc ``call`` (an ``R.call_tir``) runs, or None."""
-    import json
-
-    from tvm import relax
-
     if not (isinstance(call, relax.Call) and getattr(call.op, "name", "") == "relax.call_tir"):
         return None
     gv = call.args[0]
