@@ -172,7 +172,7 @@ def _check_axis(node: onnx.NodeProto, facts: ModelFacts, scale: np.ndarray,
         raise UnsupportedOpError(
             f"{where}: blocked quantization (scale {node.input[1]!r} of shape "
             f"{tuple(scale.shape)}) is not supported; use per-tensor or per-axis scales")
-    if zp is not None and zp.shape != scale.shape:
+    if zp is not None and zp.size != scale.size:  # onnxruntime takes () against (1,)
         raise InvalidModelError(
             f"{where}: zero point {node.input[2]!r} has shape {tuple(zp.shape)} but scale "
             f"{node.input[1]!r} has {tuple(scale.shape)}; they must match")
