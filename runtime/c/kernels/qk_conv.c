@@ -199,10 +199,23 @@ static qanas_status_t qk_mve_conv2d(const qanas_conv_params_t *c, const int8_t *
   const int32_t k = c->kernel_h * c->kernel_w * cin_g;
   const int32_t kp = (k + QK_MVE_CHUNK - 1) & ~(QK_MVE_CHUNK - 1);
   const int32_t group_bytes = ((cout_g + QK_MVE_ROWS - 1) / QK_MVE_ROWS) * QK_MVE_ROWS * kp;
+  /* Ungrouped, undilated along w: an inside window is kernel_h runs of kernel_w * in_c
+   * bytes, copied without the general gather's bookkeeping. */
+  const int32_t runs = c->groups == 1 && c->dilation_w == 1 && k <= QK_MVE_PATCH_MAX;
+  const int32_t run = c->kernel_w * c->in_c, row_step = c->dilation_h * c->in_w * c->in_c;
   int8_t patch[QK_MVE_PATCH_MAX];
   for (int32_t oy = 0; oy < c->out_h; ++oy) {
     for (int32_t ox = 0; ox < c->out_w; ++ox) {
       int8_t *out = output + (oy * c->out_w + ox) * c->out_c;
+      if (runs && qk_window_inside(c, oy, ox)) {
+        const int8_t *x = input + ((oy * c->stride_h - c->pad_top) * c->in_w +
+                                   (ox * c->stride_w - c->pad_left)) * c->in_c;
+        for (int32_t ky = 0; ky < c->kernel_h; ++ky) {
+          qk_copy(patch + ky * run, x + ky * row_step, run);
+        }
+        qk_mve_gemm_pixel(patch, weights, k, cout_g, bias, rq, 0, vector_rq, out);
+        continue;
+      }
       for (int32_t g = 0; g < c->groups; ++g) {
         const int8_t *wg = weights + g * group_bytes;
         if (k <= QK_MVE_PATCH_MAX) {
