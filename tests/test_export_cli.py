@@ -100,3 +100,23 @@ def test_export_of_a_missing_checkpoint_says_how_to_make_one(tmp_path, capsys):
     code = main(["export", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "m.onnx")])
     assert code == 2
     assert "qanas train" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_checkpoint_scores_the_standalone_model(trained, capsys):
+    code, res = _cli(capsys, "eval", "--checkpoint", str(trained["qat"] / "standalone.pt"),
+                     "--val-fraction", "1")
+    assert code == 0, res
+    assert res["arch"] == ARCH and res["quantized"] == "qat"
+    assert 0 <= res["miou"] <= 1 and 0 <= res["miou_fp32"] <= 1
+    assert res["macs"] > 0 and res["params"] > 0 and res["val_images"] == 2
+    # the same int8 mIoU `qanas train` measured on the same (whole) validation split
+    saved = json.loads((trained["qat"] / "result.json").read_text())
+    assert res["miou"] == pytest.approx(saved["miou"])
+    assert res["miou_fp32"] == pytest.approx(saved["miou_fp32"])
+
+
+def test_eval_needs_exactly_one_model_source(capsys):
+    with pytest.raises(SystemExit):
+        main(["eval"])
+    assert "--supernet" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""`qanas eval`: float and int8 mIoU, MACs and parameters of one subnet of a trained supernet."""
+"""`qanas eval`: float and int8 mIoU, MACs and parameters of one subnet of a trained supernet,
+or of a standalone model trained with `qanas train` (``--checkpoint``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from qanas.cli.command import Command
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--supernet", required=True, help="checkpoint from `qanas train-supernet`")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--supernet", help="checkpoint from `qanas train-supernet`")
+    source.add_argument("--checkpoint", help="standalone.pt from `qanas train`: scores that "
+                        "model (its QAT weights, or post-training int8) on its own val split")
     parser.add_argument("--subnet", default="seed",
                         help="architecture string, or max | min | seed | random:SEED")
     parser.add_argument("--quant", choices=("int8", "fp32"), default="int8",
@@ -37,6 +41,8 @@ def _run(args: argparse.Namespace) -> dict:
 
     if args.export_onnx and args.quant != "int8":
         raise ConfigError("--export-onnx writes the int8 model; use it with --quant int8")
+    if args.checkpoint:
+        return _run_standalone(args)
     supernet, meta = load_supernet(args.supernet)
     cfg = supernet.space.resolve(args.subnet)
     image_size = check_image_size(supernet.space, meta["image_size"],
@@ -82,6 +88,21 @@ def _run(args: argparse.Namespace) -> dict:
         qmodel = scorer.quantize(scorer.prepare(cfg))
         result["onnx"] = str(export_qdq(qmodel, train_batches[0][0][:1], args.export_onnx))
     return result
+
+
+def _run_standalone(args: argparse.Namespace) -> dict:
+    """`qanas eval --checkpoint`: a standalone model scored on its own validation split."""
+    from qanas.errors import ConfigError
+    from qanas.train.standalone_model import evaluate_standalone
+
+    if args.export_onnx:
+        raise ConfigError("--export-onnx with --checkpoint: use `qanas export CKPT --format qdq "
+                          "--out FILE` to export a standalone model")
+    if args.subnet != "seed":
+        raise ConfigError("--subnet picks a subnet of a supernet; a --checkpoint holds one "
+                          "model already, drop --subnet")
+    print(f"eval {args.checkpoint} ({args.quant})", file=sys.stderr)
+    return evaluate_standalone(args.checkpoint, args.quant, args.val_fraction, args.batch_size)
 
 
 COMMAND = Command("eval", "float and int8 mIoU, MACs and params of one subnet",
