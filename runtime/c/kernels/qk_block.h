@@ -229,14 +229,15 @@ static QK_NOINLINE void qk_mve_gemm_pixel(const int8_t *x, const int8_t *w, int3
                                           const qanas_requant_t *rq, int32_t o_first,
                                           int32_t vector_rq, int8_t *out) {
   const int32_t zp = rq->output_zero_point, lo = rq->qmin, hi = rq->qmax;
-  const int32_t full = k & ~(QK_MVE_CHUNK - 1);
-  const int32_t kp = (k + QK_MVE_CHUNK - 1) & ~(QK_MVE_CHUNK - 1);
-  const mve_pred16_t tail = vctp8q((uint32_t)(k - full));
-  for (int32_t o = 0; o < rows; o += QK_MVE_ROWS) {
-    const int8_t *wb = w + o * kp;
-    const int8_t *xp = x;
+  const int32_t chunks = k / QK_MVE_CHUNK, rest = k % QK_MVE_CHUNK;
+  const int32_t block_bytes = (chunks + (rest != 0)) * QK_MVE_ROWS * QK_MVE_CHUNK;
+  const int32_t *b = bias + o_first, *m = rq->multiplier + o_first;
+  const int32_t *sh = rq->shift + o_first;
+  out += o_first;
+  for (int32_t left = rows; left > 0; left -= QK_MVE_ROWS, w += block_bytes) {
+    const int8_t *wb = w, *xp = x;
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-    for (int32_t i = 0; i < full; i += QK_MVE_CHUNK) {
+    for (int32_t i = chunks; i > 0; --i) {
       const int8x16_t vx = vldrbq_s8(xp);
       a0 = vmladavaq_s8(a0, vx, vldrbq_s8(wb));
       a1 = vmladavaq_s8(a1, vx, vldrbq_s8(wb + 16));
@@ -249,8 +250,8 @@ static QK_NOINLINE void qk_mve_gemm_pixel(const int8_t *x, const int8_t *w, int3
       xp += QK_MVE_CHUNK;
       wb += QK_MVE_ROWS * QK_MVE_CHUNK;
     }
-    if (full < k) { /* the input's partial last vector is predicated (weights are padded) */
-      const int8x16_t vx = vldrbq_z_s8(xp, tail);
+    if (rest != 0) { /* the input's partial last vector is predicated (weights are padded) */
+      const int8x16_t vx = vldrbq_z_s8(xp, vctp8q((uint32_t)rest));
       a0 = vmladavaq_s8(a0, vx, vldrbq_s8(wb));
       a1 = vmladavaq_s8(a1, vx, vldrbq_s8(wb + 16));
       a2 = vmladavaq_s8(a2, vx, vldrbq_s8(wb + 32));
@@ -260,22 +261,27 @@ static QK_NOINLINE void qk_mve_gemm_pixel(const int8_t *x, const int8_t *w, int3
       a6 = vmladavaq_s8(a6, vx, vldrbq_s8(wb + 96));
       a7 = vmladavaq_s8(a7, vx, vldrbq_s8(wb + 112));
     }
-    const int32_t n = rows - o < QK_MVE_ROWS ? rows - o : QK_MVE_ROWS;
-    const int32_t oo = o_first + o;
-    int32x4_t v = vdupq_n_s32(a0);
-    v = vsetq_lane_s32(a1, v, 1);
-    v = vsetq_lane_s32(a2, v, 2);
-    v = vsetq_lane_s32(a3, v, 3);
-    qk_mve_store4(v, bias + oo, rq->multiplier + oo, rq->shift + oo, n < 4 ? n : 4, zp, lo,
-                  hi, vector_rq, out + oo);
-    if (n > 4) {
-      v = vdupq_n_s32(a4);
-      v = vsetq_lane_s32(a5, v, 1);
-      v = vsetq_lane_s32(a6, v, 2);
-      v = vsetq_lane_s32(a7, v, 3);
-      qk_mve_store4(v, bias + oo + 4, rq->multiplier + oo + 4, rq->shift + oo + 4, n - 4,
-                    zp, lo, hi, vector_rq, out + oo + 4);
+    int32x4_t v0 = vdupq_n_s32(a0), v1 = vdupq_n_s32(a4);
+    v0 = vsetq_lane_s32(a1, v0, 1);
+    v0 = vsetq_lane_s32(a2, v0, 2);
+    v0 = vsetq_lane_s32(a3, v0, 3);
+    v1 = vsetq_lane_s32(a5, v1, 1);
+    v1 = vsetq_lane_s32(a6, v1, 2);
+    v1 = vsetq_lane_s32(a7, v1, 3);
+    if (left >= QK_MVE_ROWS && vector_rq) { /* a full block: no predication */
+      v0 = vaddq_s32(v0, vldrwq_s32(b));
+      v1 = vaddq_s32(v1, vldrwq_s32(b + 4));
+      vstrbq_s32(out, qk_mve_requantize(v0, vldrwq_s32(m), vldrwq_s32(sh), zp, lo, hi));
+      vstrbq_s32(out + 4,
+                 qk_mve_requantize(v1, vldrwq_s32(m + 4), vldrwq_s32(sh + 4), zp, lo, hi));
+    } else {
+      const int32_t n = left < QK_MVE_ROWS ? left : QK_MVE_ROWS;
+      qk_mve_store4(v0, b, m, sh, n < 4 ? n : 4, zp, lo, hi, vector_rq, out);
+      if (n > 4) {
+        qk_mve_store4(v1, b + 4, m + 4, sh + 4, n - 4, zp, lo, hi, vector_rq, out + 4);
+      }
     }
+    b += QK_MVE_ROWS, m += QK_MVE_ROWS, sh += QK_MVE_ROWS, out += QK_MVE_ROWS;
   }
 }
 
