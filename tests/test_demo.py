@@ -71,3 +71,18 @@ def test_reduced_demo_runs_the_whole_pipeline(tmp_path, capsys):
     spec.loader.exec_module(module)
     text = module.table(saved)
     assert f"{chosen['arena_bytes']:,}" in text and "| what | measured |" in text
+
+
+def test_demo_refuses_an_unmarked_project_folder_before_training(tmp_path, capsys):
+    """An earlier run's project folder without the qanas marker stops the demo at once,
+    naming it, instead of at the compile stage after the training."""
+    out = tmp_path / "demo"
+    (out / "project").mkdir(parents=True)
+    (out / "project" / "notes.txt").write_text("mine")
+    code = main(["demo", "--image-size", "32", "64", "--epochs", "1", "--out", str(out),
+                 "--force"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "project" in err and "marker" in err
+    assert (out / "project" / "notes.txt").read_text() == "mine"
+    assert not (out / "supernet").exists()

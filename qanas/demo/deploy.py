@@ -25,6 +25,21 @@ def compile_for_target(onnx_path: Path, target: str, out_dir: Path):
     return compile_model(str(onnx_path), target, out_dir, force=True)
 
 
+def check_project_folders(out: Path, latency_subnets: int) -> None:
+    """Refuses, before any work, project folders of an earlier run that compile may not replace.
+
+    The demo compiles into ``out/project`` and ``out/latency/subnet{i}`` with force; a folder
+    there without the qanas project marker (written by an older qanas, or by the user) would
+    stop the demo at its compile stage, after the training. This fails in the first second
+    instead, naming the folder (`compiler.project.output_dir.OutputDirExistsError`).
+    """
+    from compiler.project.output_dir import PROJECT_KIND, check_output_dir
+
+    folders = [out / "project", *(out / "latency" / f"subnet{i}" for i in range(latency_subnets))]
+    for folder in folders:
+        check_output_dir(folder, True, PROJECT_KIND, flag="the demo's project folder")
+
+
 def compile_first_fitting(candidates: Sequence[EvalRecord], export, target: str,
                           out: Path) -> dict:
     """Exports and compiles `candidates` in order until one fits the target's memory.

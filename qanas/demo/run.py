@@ -65,6 +65,7 @@ def _protocol(config: DemoConfig) -> dict:
 def run_demo(config: DemoConfig, out_dir: str | Path, force: bool = False) -> dict:
     """Runs the pipeline described in the module docstring; returns the results dict."""
     from qanas.demo.deploy import (
+        check_project_folders,
         compile_first_fitting,
         firmware_runs,
         host_fidelity,
@@ -82,6 +83,7 @@ def run_demo(config: DemoConfig, out_dir: str | Path, force: bool = False) -> di
     from runtime.runners.base import read_io
 
     out = prepare_output_dir(out_dir, force)
+    check_project_folders(out, config.latency_subnets)
     write_run_metadata(out, config.to_dict(), config.seed)
     torch.manual_seed(config.seed)
     stages = _Stages()
