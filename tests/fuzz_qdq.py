@@ -18,11 +18,14 @@ judges what qanas does with it (`run_case`):
   `compiler.frontend.validate` is missing.
 
 The base models are written with ``onnx.helper`` (milliseconds each) rather than
-exported from torch, so a thousand cases fit in minutes.
+exported from torch, so a thousand cases fit in minutes; ``ort_net`` is a small float
+net quantized by onnxruntime's ``quantize_static`` (three variants, quantized once per
+process), so the fuzzer also sees a real exporter's layout (names, ``(1,)`` scales).
 """
 
 from __future__ import annotations
 
+import functools
 import signal
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -180,6 +183,74 @@ def _sigmoid(rng) -> onnx.ModelProto:
     return b.model(b.output(b.node("Sigmoid", [x]), 1.0 / 256))
 
 
+def _float_net(variant: int) -> onnx.ModelProto:
+    """A one-layer float net for onnxruntime to quantize: Conv → Relu, strided Conv, or Gemm.
+
+    One layer, so one requantization: the 1 LSB bar against onnxruntime holds per
+    requantization, and a deeper net would let a tie rounded differently early on grow
+    downstream (seen: 2 LSB after conv → add → pool → gemm, with the compiled module
+    bit-exact with the NumPy reference).
+    """
+    rng = np.random.default_rng(variant)
+    c = 3
+    if variant == 2:
+        nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc", transB=1)]
+        shapes, x_shape, y_shape = {"w": (5, 12), "b": (5,)}, [1, 12], [1, 5]
+    else:
+        stride = 1 + variant
+        nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c" if variant == 0 else "y"],
+                                  name="conv", pads=[1] * 4, kernel_shape=[3, 3],
+                                  strides=[stride] * 2)]
+        if variant == 0:
+            nodes.append(helper.make_node("Relu", ["c"], ["y"], name="relu"))
+        shapes, x_shape = {"w": (4, c, 3, 3), "b": (4,)}, [1, c, 6, 6]
+        y_shape = [1, 4, 6 // stride, 6 // stride]
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, shape).astype(np.float32), name)
+             for name, shape in shapes.items()]
+    graph = helper.make_graph(
+        nodes, "float", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@functools.lru_cache(maxsize=None)
+def _ort_quantized(variant: int) -> bytes:
+    """`_float_net` quantized by onnxruntime's ``quantize_static`` (QDQ int8), serialized."""
+    import tempfile
+
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    model = _float_net(variant)
+    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    rng = np.random.default_rng(variant)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"x": rng.standard_normal(shape).astype(np.float32)}
+                                 for _ in range(4)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = f"{tmp}/float.onnx", f"{tmp}/qdq.onnx"
+        onnx.save(model, src)
+        quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+        return onnx.load(dst).SerializeToString()
+
+
+def _ort_net(rng) -> onnx.ModelProto:
+    model = onnx.ModelProto()
+    model.ParseFromString(_ort_quantized(int(rng.integers(3))))
+    return model
+
+
 #: Base model name → builder(rng).
 BASES: dict[str, Callable[[np.random.Generator], onnx.ModelProto]] = {
     "conv": lambda rng: _conv(rng, depthwise=False),
@@ -192,12 +263,32 @@ BASES: dict[str, Callable[[np.random.Generator], onnx.ModelProto]] = {
     "maxpool": lambda rng: _pool(rng, "MaxPool"),
     "resize": _resize,
     "sigmoid": _sigmoid,
+    "ort_net": _ort_net,
 }
 
 
 # ---- mutations ---------------------------------------------------------------------------
 def _init(model: onnx.ModelProto, pred) -> list[onnx.TensorProto]:
     return [t for t in model.graph.initializer if pred(t.name)]
+
+
+def _role(model: onnx.ModelProto, role: str) -> set[str]:
+    """Names of the tensors playing ``role`` in Q/DQ nodes (exporters name them freely).
+
+    ``scale``: Q/DQ scales and Resize scales; ``zp``: zero points; ``q_const``: the
+    integer constants DQ reads (weights, biases); ``bias``: those of type int32.
+    """
+    qdq = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    if role == "scale":
+        return ({n.input[1] for n in qdq if len(n.input) > 1} | {
+            n.input[2] for n in model.graph.node if n.op_type == "Resize" and len(n.input) > 2})
+    if role == "zp":
+        return {n.input[2] for n in qdq if len(n.input) > 2}
+    consts = {n.input[0] for n in qdq if n.op_type == "DequantizeLinear"}
+    if role == "bias":
+        return {t.name for t in model.graph.initializer
+                if t.name in consts and t.data_type == TensorProto.INT32}
+    return consts
 
 
 def _replace_init(model: onnx.ModelProto, old: onnx.TensorProto, new: onnx.TensorProto) -> None:
@@ -209,7 +300,8 @@ _BAD_SCALES = [0.0, -0.05, np.inf, -np.inf, np.nan, 1e30, 1e-40, 1e-30, 1e6, 3e4
 
 
 def _mut_scale(model, rng) -> str:
-    t = rng.choice(_init(model, lambda n: "scale" in n))
+    names = _role(model, "scale")
+    t = rng.choice(_init(model, lambda n: n in names))
     value = numpy_helper.to_array(t).astype(np.float32).copy()
     bad = np.float32(rng.choice(_BAD_SCALES))
     if value.ndim and rng.random() < 0.5:
@@ -222,7 +314,8 @@ def _mut_scale(model, rng) -> str:
 
 def _mut_scale_length(model, rng) -> str:
     """A per-channel scale (and its zero point) one value too long or too short."""
-    ts = [t for t in _init(model, lambda n: "scale" in n) if len(t.dims) == 1 and t.dims[0] > 1]
+    names = _role(model, "scale")
+    ts = [t for t in _init(model, lambda n: n in names) if len(t.dims) == 1 and t.dims[0] > 1]
     if not ts:
         return _mut_scale(model, rng)
     t = ts[int(rng.integers(len(ts)))]
@@ -260,7 +353,8 @@ def _mut_per_channel(model, rng) -> str:
 
 
 def _mut_zero_point(model, rng) -> str:
-    t = rng.choice(_init(model, lambda n: "zp" in n))
+    names = _role(model, "zp")
+    t = rng.choice(_init(model, lambda n: n in names))
     value = numpy_helper.to_array(t).copy()
     info = np.iinfo(value.dtype)
     pick = int(rng.choice([info.min, info.max, 1, -1 if info.min < 0 else 200, 2 ** 31 - 1]))
@@ -284,8 +378,8 @@ def _mut_dtype(model, rng) -> str:
         elem = int(rng.choice([TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.INT8]))
         model.graph.input[0].type.tensor_type.elem_type = elem
         return f"input dtype {TensorProto.DataType.Name(elem)}"
-    t = rng.choice(_init(model, lambda n: "zp" in n or n.startswith(("w", "b"))
-                         and "scale" not in n))
+    names = _role(model, "zp") | _role(model, "q_const")
+    t = rng.choice(_init(model, lambda n: n in names))
     elem = int(rng.choice(_DTYPES))
     value = numpy_helper.to_array(t).astype(np.float64).reshape(-1)
     if elem != TensorProto.FLOAT8E4M3FN:
@@ -299,7 +393,8 @@ def _mut_dtype(model, rng) -> str:
 
 
 def _mut_bias(model, rng) -> str:
-    ts = _init(model, lambda n: n.startswith("b") and "_" not in n)
+    names = _role(model, "bias")
+    ts = _init(model, lambda n: n in names)
     if not ts:
         return _mut_scale(model, rng)
     t = rng.choice(ts)
@@ -379,7 +474,8 @@ def _mut_rewire(model, rng) -> str:
 
 
 def _mut_resize_scales(model, rng) -> str:
-    ts = _init(model, lambda n: n.startswith("sizes_scales"))
+    names = {n.input[2] for n in model.graph.node if n.op_type == "Resize" and len(n.input) > 2}
+    ts = _init(model, lambda n: n in names)
     if not ts:
         return _mut_attr(model, rng)
     value = np.array([1, 1, *rng.choice([0.5, 1.0, 1.5, 2.0, 3.0, 0.0], size=2)], np.float32)
