@@ -130,6 +130,22 @@ def test_bench_reports_vela_estimates_with_protocol(onnx_model, tmp_path, capsys
     assert p["vela_version"] and p["estimate"] is True
 
 
+def test_bench_out_reuses_only_its_own_folder(onnx_model, tmp_path, capsys):
+    """`bench --out DIR --force` replaces Vela's subfolder only in a folder bench marked."""
+    users = tmp_path / "mine"
+    (users / "vela-Size").mkdir(parents=True)
+    (users / "vela-Size" / "notes.txt").write_text("keep")
+    assert main(["bench", str(onnx_model), "--target", "ethos-u55-128", "--out", str(users),
+                 "--optimise", "Size", "--force", "--json"]) == 2
+    assert "marker" in json.loads(capsys.readouterr().out)["error"]
+    assert (users / "vela-Size" / "notes.txt").read_text() == "keep"
+    ours = tmp_path / "ours"
+    for force in ([], ["--force"]):
+        assert main(["bench", str(onnx_model), "--target", "ethos-u55-128", "--out", str(ours),
+                     "--optimise", "Size", "--json", *force]) == 0
+        capsys.readouterr()
+
+
 def test_bench_refuses_a_compiled_c_project_for_an_npu(tmp_path, capsys):
     assert main(["bench", str(tmp_path), "--target", "ethos-u55-128", "--json"]) != 0
     assert ".onnx" in json.loads(capsys.readouterr().out)["error"]

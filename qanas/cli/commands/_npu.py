@@ -14,16 +14,20 @@ from pathlib import Path
 
 from qanas.errors import ConfigError
 
+VELA_ESTIMATE_KIND = "vela-estimate"
+"""Marker kind of a `qanas bench --target ethos-u… --out DIR` folder."""
+
 
 def _work_dir(args: argparse.Namespace, prefix: str) -> Path:
-    if getattr(args, "out", None):
-        out = Path(args.out)
-        if out.exists() and any(out.iterdir()) and not args.force:
-            from qanas.utils.io import OutputExistsError
+    """``--out`` (new, empty, or with ``--force`` one that qanas bench marked), else a temp dir.
 
-            raise OutputExistsError(f"{out} is not empty; pass --force or another --out")
-        out.mkdir(parents=True, exist_ok=True)
-        return out
+    Vela's output subfolder is replaced in place, so a folder qanas did not write is
+    refused even with ``--force`` (`compiler.project.output_dir`).
+    """
+    if getattr(args, "out", None):
+        from compiler.project.output_dir import prepare_output_dir
+
+        return prepare_output_dir(args.out, args.force, VELA_ESTIMATE_KIND)
     return Path(tempfile.mkdtemp(prefix=prefix))
 
 
