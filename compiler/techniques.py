@@ -9,8 +9,9 @@ for SRAM. The `--output argmax` rewrite is not a mode choice: it runs when asked
 Lowering improvements that cost nothing (int8 resize, padding folded into its consumer,
 TVM's operator fusion) are not techniques: they apply in every mode.
 
-Registered: ``fused-inverted-residual`` (``size`` only: its row bands expand shared rows
-again, the extra MACs it reports). The output rewrite is ``argmax-output``
+Registered: ``fused-inverted-residual`` (``size`` only: one row-band kernel per block
+instead of three layer kernels; expanded rows two bands share sit in a ring buffer, and
+when the ring cannot be made they are expanded again, counted in ``extra_macs``). The output rewrite is ``argmax-output``
 (`compiler.passes.append_argmax`: the final resize and the argmax as one kernel).
 """
 
@@ -77,8 +78,7 @@ def _fuse_inverted_residuals(model):
 register_technique(Technique(
     "fused-inverted-residual", ("size",), _fuse_inverted_residuals,
     "expand -> depthwise -> project (+ residual) as one kernel in row bands; the expanded "
-    "tensor never exists in full; rows shared by two bands are expanded again "
-    "(compiler.passes.fuse_inverted_residual)"))
+    "tensor never exists in full (compiler.passes.fuse_inverted_residual)"))
 
 
 def _append_argmax(model):
