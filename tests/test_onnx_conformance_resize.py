@@ -200,3 +200,16 @@ def test_opset_10_resize_is_refused_with_the_fix():
     model.ir_version = 7
     with pytest.raises(UnsupportedOpError, match="opset >= 11"):
         load_model(onnx.shape_inference.infer_shapes(model))
+
+
+def test_tflite_export_refuses_a_bilinear_scale_it_cannot_express(tmp_path):
+    """TFLite takes bilinear coordinates from the output size: a 0.6 scale must not export
+    as the 4 → 2 resize it would become there (ONNX reads at 1/3 and 2, TFLite at ½ and 2½)."""
+    from compiler.tflite import export_tflite
+
+    model, _, _ = _merged(["test_resize_downsample_scales_linear"], _int8_variant)
+    with pytest.raises(UnsupportedOpError, match="RESIZE_BILINEAR.*sizes"):
+        export_tflite(model, tmp_path / "r.tflite")
+    assert not (tmp_path / "r.tflite").exists()
+    nearest, _, _ = _merged(["test_resize_upsample_scales_nearest"], _int8_variant)
+    assert export_tflite(nearest, tmp_path / "n.tflite").op_counts["RESIZE_NEAREST_NEIGHBOR"] == 1
