@@ -36,7 +36,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 from compiler.passes._common import dtype_of, is_op, shape_of
 
 FUSION_ATTR = "qanas.fusion"
-"""Function attribute naming the fused block (``"inverted_residual"`` kernels)."""
+"""Attribute of each grouped Relax function: the fused block's name (``irb3_k3s1e96_res``)."""
 
 FUSED_PREFIX = "irb"
 """Name prefix of every fused inverted-residual function (and of its kernel)."""
@@ -74,10 +74,10 @@ class InvertedResidual:
     expanded: int
     has_expand: bool
     residual: bool
-    in_shape: tuple[int, ...] = (1, 1, 1, 1)
-    out_rows: int = 1
-    pad_top: int = 0
-    expand_groups: int = 1
+    in_shape: tuple[int, ...]
+    out_rows: int
+    pad_top: int
+    expand_groups: int
 
     @property
     def label(self) -> str:
