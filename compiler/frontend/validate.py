@@ -247,8 +247,9 @@ def _check_weight(node: onnx.NodeProto, facts: ModelFacts) -> np.ndarray | None:
     where = f"weight {dq.input[0]!r} of {_node_name(node)}"
     q = np.asarray(facts.consts[dq.input[0]])
     zp = facts.zero_point(dq)
-    if zp is not None:
-        canonical = np.asarray(zp, np.int64) - (128 if q.dtype == np.uint8 else 0)
+    zp = np.zeros(1, q.dtype) if zp is None else np.asarray(zp)  # omitted: 0 of q's type
+    if q.dtype in (np.int8, np.uint8):
+        canonical = zp.astype(np.int64) - (128 if q.dtype == np.uint8 else 0)
         if canonical.any():
             raise UnsupportedOpError(
                 f"{where} has zero point(s) {np.unique(np.asarray(zp)).tolist()[:4]}; weights "
