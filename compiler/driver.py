@@ -27,7 +27,12 @@ from compiler.codegen.kernels import KernelSource, build_kernels
 from compiler.errors import CompilerError
 from compiler.fit import enforce_budget
 from compiler.memory import MemoryPlan
-from compiler.pipeline import CompileOptions, lower_model, plan_lowered
+from compiler.pipeline import (  # noqa: F401 - normalize_dataflow re-exported
+    CompileOptions,
+    lower_model,
+    normalize_dataflow,
+    plan_lowered,
+)
 from compiler.plan import ExecutionPlan
 from compiler.plan_only import MemoryReport, memory_report
 from compiler.project.files import (

@@ -153,8 +153,9 @@ def lower_model(model, options: CompileOptions, measure_unfused: bool = True) ->
     layer-wise bound (a second fusion when a technique changed the graph).
 
     Raises:
-        UnsupportedOpError: an operator without a kernel, or an option whose lowering
-            does not exist yet (named).
+        UnsupportedOpError: an operator without a kernel.
+        CompilerError: ``output="argmax"`` on outputs that are not 4-D logits of at most
+            256 classes.
     """
     model = resolve_model(model, options.integer)
     techniqued, uses = apply_techniques(model, options.optimise, options.output)
