@@ -198,90 +198,75 @@ QK_INLINE void qk_store_block(const int32_t *acc, const qanas_requant_t *rq, int
 #define QK_MVE_ROWS 8
 #define QK_MVE_CHUNK 16
 
-/* Requantizes and stores n <= 4 channels from lanes of acc (+ bias). */
-QK_INLINE void qk_mve_store4(int32x4_t acc, const int32_t *bias, const int32_t *mult,
-                             const int32_t *shift, int32_t n, int32_t zp, int32_t lo,
-                             int32_t hi, int32_t vector_rq, int8_t *out) {
-  if (n == 4 && vector_rq) { /* the common full case, without predication */
-    acc = vaddq_s32(acc, vldrwq_s32(bias));
-    vstrbq_s32(out, qk_mve_requantize(acc, vldrwq_s32(mult), vldrwq_s32(shift), zp, lo, hi));
-    return;
-  }
-  const mve_pred16_t p = vctp32q((uint32_t)n);
-  acc = vaddq_s32(acc, vldrwq_z_s32(bias, p));
-  if (vector_rq) {
-    const int32x4_t m = vldrwq_z_s32(mult, p), s = vldrwq_z_s32(shift, p);
-    vstrbq_p_s32(out, qk_mve_requantize(acc, m, s, zp, lo, hi), p);
-    return;
-  }
-  int32_t lanes[4];
-  vstrwq_s32(lanes, acc);
-  for (int32_t j = 0; j < n; ++j) {
-    out[j] = (int8_t)qk_requantize(lanes[j], mult[j], shift[j], zp, lo, hi);
-  }
-}
-
-/* One output pixel of a GEMM: out[o] = requant(bias[o] + sum_i x[i] * W[o][i]) for the
- * `rows` rows of one group's interleaved weights w (row length k). Eight VMLADAV
- * accumulators share each 16-byte input vector; one weight pointer walks the block. */
-static QK_NOINLINE void qk_mve_gemm_pixel(const int8_t *x, const int8_t *w, int32_t k,
-                                          int32_t rows, const int32_t *bias,
-                                          const qanas_requant_t *rq, int32_t o_first,
-                                          int32_t vector_rq, int8_t *out) {
-  const int32_t zp = rq->output_zero_point, lo = rq->qmin, hi = rq->qmax;
+/* Raw sums acc[o] = sum_i x[i] * W[o][i] for `rows` rows (rounded up to 8; acc has room)
+ * of interleaved weights w (row length k): eight VMLADAV accumulators share each 16-byte
+ * input vector, one weight pointer walks the block. Only the sums, so that the loop's
+ * few live values stay in registers; the requantization runs after, over all rows. */
+static QK_NOINLINE void qk_mve_gemm_sums(const int8_t *x, const int8_t *w, int32_t k,
+                                         int32_t rows, int32_t *acc) {
   const int32_t chunks = k / QK_MVE_CHUNK, rest = k % QK_MVE_CHUNK;
-  const int32_t block_bytes = (chunks + (rest != 0)) * QK_MVE_ROWS * QK_MVE_CHUNK;
-  const int32_t *b = bias + o_first, *m = rq->multiplier + o_first;
-  const int32_t *sh = rq->shift + o_first;
-  out += o_first;
-  for (int32_t left = rows; left > 0; left -= QK_MVE_ROWS, w += block_bytes) {
-    const int8_t *wb = w, *xp = x;
+  for (int32_t left = rows; left > 0; left -= QK_MVE_ROWS, acc += QK_MVE_ROWS) {
+    const int8_t *xp = x;
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
     for (int32_t i = chunks; i > 0; --i) {
       const int8x16_t vx = vldrbq_s8(xp);
-      a0 = vmladavaq_s8(a0, vx, vldrbq_s8(wb));
-      a1 = vmladavaq_s8(a1, vx, vldrbq_s8(wb + 16));
-      a2 = vmladavaq_s8(a2, vx, vldrbq_s8(wb + 32));
-      a3 = vmladavaq_s8(a3, vx, vldrbq_s8(wb + 48));
-      a4 = vmladavaq_s8(a4, vx, vldrbq_s8(wb + 64));
-      a5 = vmladavaq_s8(a5, vx, vldrbq_s8(wb + 80));
-      a6 = vmladavaq_s8(a6, vx, vldrbq_s8(wb + 96));
-      a7 = vmladavaq_s8(a7, vx, vldrbq_s8(wb + 112));
+      a0 = vmladavaq_s8(a0, vx, vldrbq_s8(w));
+      a1 = vmladavaq_s8(a1, vx, vldrbq_s8(w + 16));
+      a2 = vmladavaq_s8(a2, vx, vldrbq_s8(w + 32));
+      a3 = vmladavaq_s8(a3, vx, vldrbq_s8(w + 48));
+      a4 = vmladavaq_s8(a4, vx, vldrbq_s8(w + 64));
+      a5 = vmladavaq_s8(a5, vx, vldrbq_s8(w + 80));
+      a6 = vmladavaq_s8(a6, vx, vldrbq_s8(w + 96));
+      a7 = vmladavaq_s8(a7, vx, vldrbq_s8(w + 112));
       xp += QK_MVE_CHUNK;
-      wb += QK_MVE_ROWS * QK_MVE_CHUNK;
+      w += QK_MVE_ROWS * QK_MVE_CHUNK;
     }
     if (rest != 0) { /* the input's partial last vector is predicated (weights are padded) */
       const int8x16_t vx = vldrbq_z_s8(xp, vctp8q((uint32_t)rest));
-      a0 = vmladavaq_s8(a0, vx, vldrbq_s8(wb));
-      a1 = vmladavaq_s8(a1, vx, vldrbq_s8(wb + 16));
-      a2 = vmladavaq_s8(a2, vx, vldrbq_s8(wb + 32));
-      a3 = vmladavaq_s8(a3, vx, vldrbq_s8(wb + 48));
-      a4 = vmladavaq_s8(a4, vx, vldrbq_s8(wb + 64));
-      a5 = vmladavaq_s8(a5, vx, vldrbq_s8(wb + 80));
-      a6 = vmladavaq_s8(a6, vx, vldrbq_s8(wb + 96));
-      a7 = vmladavaq_s8(a7, vx, vldrbq_s8(wb + 112));
+      a0 = vmladavaq_s8(a0, vx, vldrbq_s8(w));
+      a1 = vmladavaq_s8(a1, vx, vldrbq_s8(w + 16));
+      a2 = vmladavaq_s8(a2, vx, vldrbq_s8(w + 32));
+      a3 = vmladavaq_s8(a3, vx, vldrbq_s8(w + 48));
+      a4 = vmladavaq_s8(a4, vx, vldrbq_s8(w + 64));
+      a5 = vmladavaq_s8(a5, vx, vldrbq_s8(w + 80));
+      a6 = vmladavaq_s8(a6, vx, vldrbq_s8(w + 96));
+      a7 = vmladavaq_s8(a7, vx, vldrbq_s8(w + 112));
+      w += QK_MVE_ROWS * QK_MVE_CHUNK;
     }
-    int32x4_t v0 = vdupq_n_s32(a0), v1 = vdupq_n_s32(a4);
-    v0 = vsetq_lane_s32(a1, v0, 1);
-    v0 = vsetq_lane_s32(a2, v0, 2);
-    v0 = vsetq_lane_s32(a3, v0, 3);
-    v1 = vsetq_lane_s32(a5, v1, 1);
-    v1 = vsetq_lane_s32(a6, v1, 2);
-    v1 = vsetq_lane_s32(a7, v1, 3);
-    if (left >= QK_MVE_ROWS && vector_rq) { /* a full block: no predication */
-      v0 = vaddq_s32(v0, vldrwq_s32(b));
-      v1 = vaddq_s32(v1, vldrwq_s32(b + 4));
-      vstrbq_s32(out, qk_mve_requantize(v0, vldrwq_s32(m), vldrwq_s32(sh), zp, lo, hi));
-      vstrbq_s32(out + 4,
-                 qk_mve_requantize(v1, vldrwq_s32(m + 4), vldrwq_s32(sh + 4), zp, lo, hi));
-    } else {
-      const int32_t n = left < QK_MVE_ROWS ? left : QK_MVE_ROWS;
-      qk_mve_store4(v0, b, m, sh, n < 4 ? n : 4, zp, lo, hi, vector_rq, out);
-      if (n > 4) {
-        qk_mve_store4(v1, b + 4, m + 4, sh + 4, n - 4, zp, lo, hi, vector_rq, out + 4);
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+    acc[4] = a4, acc[5] = a5, acc[6] = a6, acc[7] = a7;
+  }
+}
+
+/* Output rows per pass of qk_mve_gemm_pixel (its int32 sums live on the stack). */
+#define QK_MVE_PASS_ROWS 256
+
+/* One output pixel of a GEMM: out[o] = requant(bias[o] + sum_i x[i] * W[o][i]) for the
+ * `rows` rows of one group's interleaved weights w (row length k); channel o of the
+ * group is channel o_first + o of bias, rq and out. */
+static void qk_mve_gemm_pixel(const int8_t *x, const int8_t *w, int32_t k, int32_t rows,
+                              const int32_t *bias, const qanas_requant_t *rq,
+                              int32_t o_first, int32_t vector_rq, int8_t *out) {
+  const int32_t zp = rq->output_zero_point, lo = rq->qmin, hi = rq->qmax;
+  const int32_t kp = (k + QK_MVE_CHUNK - 1) & ~(QK_MVE_CHUNK - 1);
+  int32_t sums[QK_MVE_PASS_ROWS] __attribute__((aligned(16)));
+  for (int32_t o0 = 0; o0 < rows; o0 += QK_MVE_PASS_ROWS) {
+    const int32_t n = rows - o0 < QK_MVE_PASS_ROWS ? rows - o0 : QK_MVE_PASS_ROWS;
+    qk_mve_gemm_sums(x, w + o0 * kp, k, n, sums);
+    const int32_t o = o_first + o0;
+    const int32_t *b = bias + o, *m = rq->multiplier + o, *sh = rq->shift + o;
+    int8_t *dst = out + o;
+    int32_t j = 0;
+    if (vector_rq) {
+      for (; j + 4 <= n; j += 4) {
+        const int32x4_t a = vaddq_s32(vldrwq_s32(sums + j), vldrwq_s32(b + j));
+        vstrbq_s32(dst + j, qk_mve_requantize(a, vldrwq_s32(m + j), vldrwq_s32(sh + j), zp,
+                                               lo, hi));
       }
     }
-    b += QK_MVE_ROWS, m += QK_MVE_ROWS, sh += QK_MVE_ROWS, out += QK_MVE_ROWS;
+    for (; j < n; ++j) {
+      dst[j] = (int8_t)qk_requantize(sums[j] + b[j], m[j], sh[j], zp, lo, hi);
+    }
   }
 }
 
