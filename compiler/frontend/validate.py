@@ -381,7 +381,9 @@ def _check_conv_attrs(node: onnx.NodeProto, facts: ModelFacts) -> None:
         w_value = facts.consts.get(src.input[0] if src is not None else w_name)
         w_shape = None if w_value is None else tuple(w_value.shape)
     if group < 1:
-        raise InvalidModelError(f"{where}: group={group}; group must be >= 1")
+        raise InvalidModelError(
+            f"{where}: group={group}; group must be >= 1 (1 for a dense conv, the channel "
+            "count for a depthwise one)")
     if w_shape is not None and x_shape is not None and len(w_shape) != len(x_shape):
         raise InvalidModelError(
             f"{where}: the weight {w_name!r} has rank {len(w_shape)} but the input has rank "
@@ -394,11 +396,13 @@ def _check_conv_attrs(node: onnx.NodeProto, facts: ModelFacts) -> None:
             f"per output channel ({w_shape[0]})")
     if x_shape is not None and len(x_shape) > 1 and x_shape[1] % group:
         raise InvalidModelError(
-            f"{where}: group={group} does not divide the {x_shape[1]} input channels")
+            f"{where}: group={group} does not divide the {x_shape[1]} input channels; group "
+            "must divide both channel counts")
     if w_shape is not None and len(w_shape) > 1:
         if w_shape[0] % group:
             raise InvalidModelError(
-                f"{where}: group={group} does not divide the {w_shape[0]} output channels")
+                f"{where}: group={group} does not divide the {w_shape[0]} output channels; "
+                "group must divide both channel counts")
         if x_shape is not None and len(x_shape) > 1 and w_shape[1] * group != x_shape[1]:
             raise InvalidModelError(
                 f"{where}: the weight takes {w_shape[1]}x{group} input channels but the input "
