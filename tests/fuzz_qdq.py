@@ -213,7 +213,7 @@ def _float_net(variant: int) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ort_quantized(variant: int) -> bytes:
     """`_float_net` quantized by onnxruntime's ``quantize_static`` (QDQ int8), serialized."""
     import tempfile
