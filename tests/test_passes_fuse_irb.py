@@ -204,3 +204,26 @@ def test_every_space_fused_bit_exact_on_host_and_qemu(space_name, which, tmp_pat
                                   next(iter(run_int8_reference(onnx_path, inputs).values())))
     for target in ("cortex-m4", "cortex-m55"):
         assert_bit_exact(QemuRunner(target).run(result.out_dir, inputs).outputs, host)
+
+
+def test_ring_changes_no_buffer_size(exported):
+    """Plan-only may skip the ring (``ring=False``): the kernel's scratch is the same."""
+    import tvm
+    from tvm import relax
+
+    from compiler.codegen.kernels import workspace_requests
+    from compiler.codegen.schedule import schedule_kernel
+    from compiler.pipeline import normalize_dataflow
+
+    fused_model = lower_to_integer(load_model(exported["k3s2_e3_g2"]),
+                                   fuse_inverted_residuals=True)
+    mod = relax.get_pipeline("zero")(normalize_dataflow(fused_model.mod))
+    (name,) = fused_blocks(fused_model.mod)
+    sources = {}
+    for ring in (True, False):
+        func = schedule_kernel(mod[name], name, ring=ring).with_attr("global_symbol", "k")
+        with tvm.transform.PassContext(config={"tirx.disable_assert": True}):
+            built = tvm.tirx.build(tvm.IRModule({"k": func}), target=tvm.target.Target("c"))
+        sources[ring] = built.inspect_source()
+    assert workspace_requests(sources[True]) == workspace_requests(sources[False])
+    assert "% 3)" in sources[True] and "% 3)" not in sources[False]

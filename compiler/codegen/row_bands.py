@@ -277,13 +277,16 @@ def roll_expanded_rows(func, rows: ExpandedRows, axis: int = 2):
     return parsed["main"] if hasattr(parsed, "functions") else parsed
 
 
-def schedule_inverted_residual(func, kernel: str, band_rows: int = BAND_ROWS):
+def schedule_inverted_residual(func, kernel: str, band_rows: int = BAND_ROWS,
+                               ring: bool = True):
     """`row_bands`, then `roll_expanded_rows`: the fused kernel's scheduled PrimFunc.
 
     Args:
         func: the fused kernel's PrimFunc as FuseTIR made it.
         kernel: its name (``irb<i>_k<k>s<stride>...``).
         band_rows: output rows per band.
+        ring: apply `roll_expanded_rows` (the buffers are the same size without it; only
+            the rows shared by two bands are then expanded again).
 
     Returns:
         The scheduled PrimFunc, or None when `func` is not a fused inverted residual that
@@ -302,7 +305,7 @@ def schedule_inverted_residual(func, kernel: str, band_rows: int = BAND_ROWS):
     if rows is None:
         return None
     scheduled = sch.mod["main"]
-    if rows is False:
+    if rows is False or not ring:
         return scheduled
     try:
         return roll_expanded_rows(scheduled, rows)

@@ -220,15 +220,19 @@ _RULE_FUNCS: dict[str, Callable] = {"inline_elementwise": inline_elementwise,
 
 
 def schedule_kernel(func, kernel: str = "", rules: tuple[str, ...] = SCHEDULE_RULES,
-                    band_rows: int = BAND_ROWS):
+                    band_rows: int = BAND_ROWS, ring: bool = True):
     """Applies the default schedule to one fused PrimFunc.
 
     Args:
         func: a ``tvm.tirx.PrimFunc`` as FuseTIR leaves it (blocks with iterators).
         kernel: kernel name, for the debug log.
         rules: which of `SCHEDULE_RULES` to apply, in order.
-        band_rows: output rows per band of a fused inverted residual (`row_bands`, used
-            instead of the rules for a kernel named like `FUSED_KERNEL`).
+        band_rows: output rows per band of a fused inverted residual (scheduled by
+            `compiler.codegen.row_bands` instead of the rules: a kernel named like
+            `FUSED_KERNEL`).
+        ring: keep a fused inverted residual's expanded rows in a ring buffer. Its
+            buffers are the same size either way, so a caller that only needs the
+            kernel's scratch (plan-only) can skip the ring's TVMScript round trip.
 
     Returns:
         The scheduled PrimFunc, with the attributes of `func`; `func` itself when it has
@@ -256,7 +260,7 @@ def schedule_kernel(func, kernel: str = "", rules: tuple[str, ...] = SCHEDULE_RU
     if FUSED_KERNEL.match(kernel):
         from compiler.codegen.row_bands import schedule_inverted_residual
 
-        scheduled = schedule_inverted_residual(func, kernel, band_rows)
+        scheduled = schedule_inverted_residual(func, kernel, band_rows, ring)
         if scheduled is not None:
             return scheduled
     for rule in rules:
