@@ -27,18 +27,25 @@ The limits and why:
 * an int32 bias: zero point 0, scale ``s_x · s_w`` within `BIAS_SCALE_RTOL`, and no
   value so large that bias + accumulator overflows int32.
 * Conv / pooling attributes: ``group >= 1`` dividing the channels, strides and
-  dilations >= 1, pads >= 0 (and smaller than a pooling window).
+  dilations >= 1, pads >= 0 (and smaller than a pooling window), weight rank, bias
+  shapes; these structural checks are in `compiler.frontend.validate_attrs`, the facts
+  every check reads (`ModelFacts`) in `compiler.frontend.facts`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 from compiler.errors import InvalidModelError, UnsupportedOpError
+from compiler.frontend.facts import ModelFacts, node_attrs, node_name
+from compiler.frontend.validate_attrs import (
+    check_conv_attrs,
+    check_gemm,
+    check_inputs_present,
+    check_pool,
+)
 
 #: Oldest default-domain opset accepted (``QuantizeLinear`` appeared in opset 10).
 MIN_OPSET = 10
@@ -57,10 +64,6 @@ MAX_REQUANT_FACTOR = 2.0 ** 30
 BIAS_SCALE_RTOL = 1e-3
 #: Ops whose inputs pass through unchanged in value (walked over to find a requantization).
 _ACTIVATIONS = frozenset({"Relu", "Clip", "Identity"})
-
-
-def _node_name(node: onnx.NodeProto) -> str:
-    return f"{node.op_type} (node {node.name or '<unnamed>'!r})"
 
 
 def _dtype_name(elem_type: int) -> str:
@@ -100,52 +103,8 @@ def check_versions(model: onnx.ModelProto) -> int:
     return opset
 
 
-@dataclass(frozen=True)
-class ModelFacts:
-    """What the checks read: folded constants, static shapes, element types, producers."""
-
-    consts: dict[str, np.ndarray]
-    shapes: dict[str, tuple[int, ...]]
-    dtypes: dict[str, int]
-    producers: dict[str, onnx.NodeProto]
-
-    @classmethod
-    def of(cls, model: onnx.ModelProto, consts: dict[str, np.ndarray],
-           shapes: dict[str, tuple[int, ...]]) -> ModelFacts:
-        """The facts of a shape-inferred ``model`` whose constants are already folded."""
-        g = model.graph
-        dtypes = {vi.name: vi.type.tensor_type.elem_type
-                  for vi in [*g.input, *g.value_info, *g.output]}
-        dtypes.update({t.name: t.data_type for t in g.initializer})
-        for name, value in consts.items():
-            if name not in dtypes and value.dtype != object:
-                dtypes[name] = helper.np_dtype_to_tensor_dtype(value.dtype)
-        producers = {o: n for n in g.node for o in n.output if o}
-        return cls(consts, shapes, dtypes, producers)
-
-    def dq_source(self, name: str) -> onnx.NodeProto | None:
-        """The ``DequantizeLinear`` node producing ``name``, or None."""
-        node = self.producers.get(name)
-        return node if node is not None and node.op_type == "DequantizeLinear" else None
-
-    def scale(self, qdq: onnx.NodeProto) -> np.ndarray | None:
-        """The constant scale of a Q/DQ node as float64, or None when not constant."""
-        value = self.consts.get(qdq.input[1])
-        return None if value is None else np.asarray(value, dtype=np.float64)
-
-    def zero_point(self, qdq: onnx.NodeProto) -> np.ndarray | None:
-        """The constant zero point of a Q/DQ node (None when omitted or not constant)."""
-        if len(qdq.input) < 3 or not qdq.input[2]:
-            return None
-        return self.consts.get(qdq.input[2])
-
-
-def _attrs(node: onnx.NodeProto) -> dict:
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
-
-
 def _check_scale_values(node: onnx.NodeProto, scale: np.ndarray) -> None:
-    where = f"{_node_name(node)}: scale {node.input[1]!r}"
+    where = f"{node_name(node)}: scale {node.input[1]!r}"
     flat = scale.reshape(-1)
     fix = ("every scale must be finite and > 0; re-export the model after calibration (a "
            "zero, negative or non-finite scale is an uncalibrated or broken quantizer)")
@@ -162,12 +121,12 @@ def _check_scale_values(node: onnx.NodeProto, scale: np.ndarray) -> None:
 
 def _check_axis(node: onnx.NodeProto, facts: ModelFacts, scale: np.ndarray,
                 zp: np.ndarray | None) -> None:
-    where = _node_name(node)
+    where = node_name(node)
     data = node.input[0]
     shape = facts.shapes.get(data)
     if shape is None and data in facts.consts:
         shape = tuple(facts.consts[data].shape)
-    attrs = _attrs(node)
+    attrs = node_attrs(node)
     if scale.ndim > 1 or attrs.get("block_size", 0):
         raise UnsupportedOpError(
             f"{where}: blocked quantization (scale {node.input[1]!r} of shape "
@@ -194,7 +153,7 @@ def _check_axis(node: onnx.NodeProto, facts: ModelFacts, scale: np.ndarray,
 
 
 def _check_qdq(node: onnx.NodeProto, facts: ModelFacts) -> None:
-    where = _node_name(node)
+    where = node_name(node)
     if node.op_type == "QuantizeLinear":
         tensor, elem = node.output[0], facts.dtypes.get(node.output[0])
         if elem is not None and elem not in QUANT_DTYPES:
@@ -232,7 +191,7 @@ def _check_qdq(node: onnx.NodeProto, facts: ModelFacts) -> None:
 def _weight_param(node: onnx.NodeProto) -> tuple[int, int]:
     """(weight input index, output-channel axis of the weight) of a Conv/Gemm/MatMul."""
     if node.op_type == "Gemm":
-        return 1, 0 if _attrs(node).get("transB", 0) else 1
+        return 1, 0 if node_attrs(node).get("transB", 0) else 1
     if node.op_type == "MatMul":
         return 1, 1
     return 1, 0
@@ -244,7 +203,7 @@ def _check_weight(node: onnx.NodeProto, facts: ModelFacts) -> np.ndarray | None:
     dq = facts.dq_source(node.input[index]) if len(node.input) > index else None
     if dq is None or dq.input[0] not in facts.consts:
         return None
-    where = f"weight {dq.input[0]!r} of {_node_name(node)}"
+    where = f"weight {dq.input[0]!r} of {node_name(node)}"
     q = np.asarray(facts.consts[dq.input[0]])
     zp = facts.zero_point(dq)
     zp = np.zeros(1, q.dtype) if zp is None else np.asarray(zp)  # omitted: 0 of q's type
@@ -257,7 +216,7 @@ def _check_weight(node: onnx.NodeProto, facts: ModelFacts) -> np.ndarray | None:
                 "symmetrically (onnxruntime WeightSymmetric=True, Brevitas Int8Weight*)")
     scale = facts.scale(dq)
     if scale is not None and scale.size > 1:
-        axis = int(_attrs(dq).get("axis", 1)) % max(q.ndim, 1)
+        axis = int(node_attrs(dq).get("axis", 1)) % max(q.ndim, 1)
         if axis != out_axis:
             raise UnsupportedOpError(
                 f"{where} is quantized per channel along axis {axis}; qanas supports "
@@ -279,7 +238,7 @@ def _check_bias(node: onnx.NodeProto, facts: ModelFacts, w_scale: np.ndarray | N
     b = np.asarray(facts.consts[dq.input[0]])
     if b.dtype != np.int32:
         return
-    where = f"bias {dq.input[0]!r} of {_node_name(node)}"
+    where = f"bias {dq.input[0]!r} of {node_name(node)}"
     s_x = _input_scale(node, facts)
     s_b = facts.scale(dq)
     if s_x is not None and w_scale is not None and s_b is not None:
@@ -330,118 +289,20 @@ def _check_requant(node: onnx.NodeProto, facts: ModelFacts) -> None:
                 factors.append(float(s_in.max() / s_y.min()))
     if factors and max(factors) >= MAX_REQUANT_FACTOR:
         raise InvalidModelError(
-            f"{_node_name(node)} requantizes the output of {_node_name(op)} with the factor "
+            f"{node_name(node)} requantizes the output of {node_name(op)} with the factor "
             f"{max(factors):.3g} (input scale / output scale), above what the int8 kernels "
             f"represent (< 2^30); the scales are inconsistent: recalibrate the model")
-
-
-def _shape(facts: ModelFacts, name: str) -> tuple[int, ...] | None:
-    """The static shape of ``name`` (inferred, or of its constant value)."""
-    if name in facts.shapes:
-        return tuple(facts.shapes[name])
-    return tuple(facts.consts[name].shape) if name in facts.consts else None
-
-
-def _check_gemm(node: onnx.NodeProto, facts: ModelFacts) -> None:
-    if len(node.input) < 3 or not node.input[2]:
-        return
-    out = _shape(facts, node.output[0])
-    b_shape = _shape(facts, node.input[2])
-    if out is not None and b_shape is not None and b_shape not in ((out[-1],), (1, out[-1])):
-        raise UnsupportedOpError(
-            f"{_node_name(node)}: the bias {node.input[2]!r} has shape {b_shape}; qanas "
-            f"supports a bias of one value per output ({out[-1]},)")
-
-
-def _check_inputs_present(node: onnx.NodeProto, opset: int) -> None:
-    """Refuses an empty input name where the op's schema requires a tensor."""
-    try:
-        schema = onnx.defs.get_schema(node.op_type, opset, node.domain)
-    except onnx.defs.SchemaError:
-        return  # the checker reports unknown ops
-    formal = list(schema.inputs)
-    optional = onnx.defs.OpSchema.FormalParameterOption.Optional
-    for i, name in enumerate(node.input):
-        param = formal[min(i, len(formal) - 1)] if formal else None
-        if name == "" and param is not None and param.option != optional:
-            raise InvalidModelError(
-                f"{_node_name(node)}: input {i} ({param.name}) is empty but required; connect "
-                "it to a tensor")
-
-
-def _check_conv_attrs(node: onnx.NodeProto, facts: ModelFacts) -> None:
-    where = _node_name(node)
-    a = _attrs(node)
-    group = int(a.get("group", 1))
-    x_shape = facts.shapes.get(node.input[0])
-    w_name = node.input[3] if node.op_type == "QLinearConv" else node.input[1]
-    w_shape = facts.shapes.get(w_name)
-    if w_shape is None:
-        src = facts.dq_source(w_name)
-        w_value = facts.consts.get(src.input[0] if src is not None else w_name)
-        w_shape = None if w_value is None else tuple(w_value.shape)
-    if group < 1:
-        raise InvalidModelError(
-            f"{where}: group={group}; group must be >= 1 (1 for a dense conv, the channel "
-            "count for a depthwise one)")
-    if w_shape is not None and x_shape is not None and len(w_shape) != len(x_shape):
-        raise InvalidModelError(
-            f"{where}: the weight {w_name!r} has rank {len(w_shape)} but the input has rank "
-            f"{len(x_shape)}; a Conv weight is (out channels, in channels / group, kH, kW)")
-    b_name = node.input[2] if node.op_type == "Conv" and len(node.input) > 2 else ""
-    b_shape = _shape(facts, b_name) if b_name else None
-    if b_shape is not None and w_shape is not None and b_shape != (w_shape[0],):
-        raise InvalidModelError(
-            f"{where}: the bias {b_name!r} has shape {b_shape}; it must be 1-D with one value "
-            f"per output channel ({w_shape[0]})")
-    if x_shape is not None and len(x_shape) > 1 and x_shape[1] % group:
-        raise InvalidModelError(
-            f"{where}: group={group} does not divide the {x_shape[1]} input channels; group "
-            "must divide both channel counts")
-    if w_shape is not None and len(w_shape) > 1:
-        if w_shape[0] % group:
-            raise InvalidModelError(
-                f"{where}: group={group} does not divide the {w_shape[0]} output channels; "
-                "group must divide both channel counts")
-        if x_shape is not None and len(x_shape) > 1 and w_shape[1] * group != x_shape[1]:
-            raise InvalidModelError(
-                f"{where}: the weight takes {w_shape[1]}x{group} input channels but the input "
-                f"has {x_shape[1]}")
-    _check_window(node, a, None)
-
-
-def _check_window(node: onnx.NodeProto, a: dict, kernel) -> None:
-    where = _node_name(node)
-    for key in ("strides", "dilations"):
-        if any(int(v) < 1 for v in a.get(key, [])):
-            raise InvalidModelError(f"{where}: {key}={list(a[key])}; every value must be >= 1")
-    pads = [int(v) for v in a.get("pads", [])]
-    if any(p < 0 for p in pads):
-        raise InvalidModelError(f"{where}: pads={pads}; negative pads are not supported")
-    if kernel is not None:
-        if any(int(k) < 1 for k in kernel):
-            raise InvalidModelError(f"{where}: kernel_shape={list(kernel)} must be >= 1")
-        half = len(pads) // 2
-        if half and any(p >= kernel[i % half] for i, p in enumerate(pads)
-                        if i % half < len(kernel)):
-            raise InvalidModelError(
-                f"{where}: pads={pads} must be smaller than kernel_shape={list(kernel)}")
-
-
-def _check_pool(node: onnx.NodeProto, facts: ModelFacts) -> None:
-    a = _attrs(node)
-    _check_window(node, a, a.get("kernel_shape"))
 
 
 _NODE_CHECKS = {
     "QuantizeLinear": [_check_qdq, _check_requant],
     "DequantizeLinear": [_check_qdq],
-    "Conv": [_check_conv_attrs],
-    "QLinearConv": [_check_conv_attrs],
-    "ConvInteger": [_check_conv_attrs],
-    "AveragePool": [_check_pool],
-    "MaxPool": [_check_pool],
-    "Gemm": [_check_gemm],
+    "Conv": [check_conv_attrs],
+    "QLinearConv": [check_conv_attrs],
+    "ConvInteger": [check_conv_attrs],
+    "AveragePool": [check_pool],
+    "MaxPool": [check_pool],
+    "Gemm": [check_gemm],
 }
 
 
@@ -474,7 +335,7 @@ def check_model_values(model: onnx.ModelProto, consts: dict[str, np.ndarray],
         if node.op_type != "DequantizeLinear" and node.output and all(
                 o in consts for o in node.output if o):
             continue  # folded at import time
-        _check_inputs_present(node, opset)
+        check_inputs_present(node, opset)
         for check in _NODE_CHECKS.get(node.op_type, ()):
             check(node, facts)
 
