@@ -7,7 +7,7 @@ model holds it (roi, scales and sizes as initializers, ``X`` a graph input). Her
   coordinate mode we claim, up- and downsampling by non-integer scales, ``sizes``)
   must compile and give the specified output (float tolerance of the tier); all of them
   are merged into one model so the host build happens once;
-* the rest (cubic, tf_crop_and_resize, antialias, axes, keep_aspect_ratio_policy) must
+* the rest (cubic, tf_crop_and_resize, antialias, keep_aspect_ratio_policy) must
   be refused by the support table, naming the option;
 * an int8 QDQ variant of each accepted case (``Q → DQ → Resize → Q → DQ`` with the same
   parameters) runs in the host C, the NumPy reference (bit-exact: both are the same
@@ -48,14 +48,18 @@ SUPPORTED = (
     "test_resize_upsample_scales_linear_align_corners",
     "test_resize_upsample_scales_linear_half_pixel_symmetric",
     "test_resize_upsample_scales_nearest",
+    "test_resize_upsample_scales_nearest_axes_2_3",
+    "test_resize_upsample_scales_nearest_axes_3_2",
     "test_resize_upsample_sizes_nearest",
+    "test_resize_upsample_sizes_nearest_axes_2_3",
+    "test_resize_upsample_sizes_nearest_axes_3_2",
     "test_resize_upsample_sizes_nearest_ceil_half_pixel",
     "test_resize_upsample_sizes_nearest_floor_align_corners",
     "test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric",
 )
 #: Refused cases → the option the refusal must name.
 REFUSED = {"cubic": "mode=cubic", "tf_crop_and_resize": "tf_crop_and_resize",
-           "antialias": "antialias", "axes": "axes", "not_larger": "keep_aspect_ratio_policy",
+           "antialias": "antialias", "not_larger": "keep_aspect_ratio_policy",
            "not_smaller": "keep_aspect_ratio_policy"}
 #: onnxruntime uses the integer output length for align_corners (see the module docstring).
 ORT_DEVIATES = {"test_resize_downsample_scales_linear_align_corners"}

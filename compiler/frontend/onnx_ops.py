@@ -249,6 +249,9 @@ def _resize_spec(node, ctx, attrs, in_shape, out_shape) -> ResizeSpec:
     if sizes is not None and sizes.size:
         return ResizeSpec.from_sizes(mode, coord, nearest, in_shape[2:], out_shape[2:])
     scales = ctx.value(node.input[2]).astype(np.float32)
+    if "axes" in attrs:  # scales of the listed axes only (opset 18): H and W, any order
+        by_axis = dict(zip((a % 4 for a in attrs["axes"]), scales, strict=True))
+        scales = np.array([1, 1, by_axis[2], by_axis[3]], np.float32)
     return ResizeSpec(mode, coord, nearest, tuple(int(d) for d in in_shape[2:]),
                       tuple(int(d) for d in out_shape[2:]),
                       tuple(exact_scale(s) for s in scales[2:]))

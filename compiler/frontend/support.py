@@ -125,8 +125,10 @@ def _resize(node, attrs, facts):
         return f"nearest_mode={attrs['nearest_mode'].decode()}"
     if attrs.get("antialias", 0) or attrs.get("exclude_outside", 0):
         return "antialias / exclude_outside"
-    if attrs.get("keep_aspect_ratio_policy", b"stretch") != b"stretch" or attrs.get("axes"):
-        return "axes / keep_aspect_ratio_policy"
+    if attrs.get("keep_aspect_ratio_policy", b"stretch") != b"stretch":
+        return f"keep_aspect_ratio_policy={attrs['keep_aspect_ratio_policy'].decode()}"
+    if "axes" in attrs and sorted(a % 4 for a in attrs["axes"]) != [2, 3]:
+        return f"axes={list(attrs['axes'])} (only the spatial axes 2 and 3)"
     return None
 
 
@@ -172,7 +174,8 @@ _ROWS = [
     OpSupport("Resize", "opset >= 11, 4-D, H and W only, nearest (any nearest_mode) or "
               "linear, half_pixel / half_pixel_symmetric / pytorch_half_pixel / "
               "align_corners / asymmetric / tf_half_pixel_for_nn, constant scales (any, "
-              "up or down) or sizes; no cubic, tf_crop_and_resize, antialias, axes", _resize),
+              "up or down) or sizes, axes 2 and 3; no cubic, tf_crop_and_resize, antialias, "
+              "keep_aspect_ratio_policy", _resize),
     OpSupport("AveragePool", "2-D, ceil_mode=0, dilations 1, any pads/auto_pad", _pool_2d),
     OpSupport("MaxPool", "2-D, ceil_mode=0, dilations 1, any pads/auto_pad, no Indices output",
               _pool_2d),

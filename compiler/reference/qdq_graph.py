@@ -104,12 +104,20 @@ def resize_attrs(node: onnx.NodeProto, a: dict, ins: list | None = None, opset: 
         raise UnsupportedOpError(f"{name}: nearest_mode={nearest}")
     scales = None
     if ins is not None and in_shape is not None:
+        axes = [int(v) % 4 for v in a.get("axes", [0, 1, 2, 3])]
+        if sorted(axes) not in ([0, 1, 2, 3], [2, 3]):
+            raise UnsupportedOpError(f"{name}: axes={list(a['axes'])} (H and W only)")
+
+        def spatial(values) -> list:
+            by_axis = dict(zip(axes, np.asarray(values).reshape(-1), strict=True))
+            return [by_axis[2], by_axis[3]]
+
         sizes = ins[3] if len(ins) > 3 else None
         if sizes is not None and np.size(sizes):
-            scales = tuple(Fraction(int(o), int(i)) for o, i in zip(sizes[2:], in_shape[2:],
+            scales = tuple(Fraction(int(o), int(i)) for o, i in zip(spatial(sizes), in_shape[2:],
                                                                    strict=True))
         elif len(ins) > 2 and ins[2] is not None and np.size(ins[2]):
-            scales = tuple(kernels.onnx_scale(v) for v in np.asarray(ins[2])[2:])
+            scales = tuple(kernels.onnx_scale(v) for v in spatial(ins[2]))
     return {"mode": mode, "coordinate_transformation_mode": coord, "nearest_mode": nearest,
             "scales": scales}
 
