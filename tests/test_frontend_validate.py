@@ -22,7 +22,7 @@ from compiler.errors import (
 )
 from compiler.frontend import load_model, read_onnx
 from compiler.frontend.validate import MAX_OPSET, MIN_OPSET
-from tests.fuzz_qdq import BASES, _ort
+from tests.fuzz_qdq import BASES, ort_session
 
 
 def _base(name: str, seed: int = 0) -> onnx.ModelProto:
@@ -43,7 +43,7 @@ def _set(model: onnx.ModelProto, stem: str, value: np.ndarray) -> str:
 def _ort_rejects(model: onnx.ModelProto) -> bool:
     """True when onnxruntime refuses to load ``model`` or to run it on zeros."""
     try:
-        sess = _ort(model)
+        sess = ort_session(model)
         sess.run(None, {i.name: np.zeros([d or 1 for d in i.shape], np.float32)
                         for i in sess.get_inputs()})
     except Exception:  # noqa: BLE001 - any onnxruntime refusal

@@ -96,7 +96,7 @@ def test_fuzz_compiled_sample_runs_as_host_c(tmp_path):
     from compiler.driver import compile_model
     from runtime.runners import get_runner
     from tests.conftest import require_tools
-    from tests.fuzz_qdq import _ort
+    from tests.fuzz_qdq import ort_session
 
     require_tools("gcc", "make")
     done = 0
@@ -114,7 +114,7 @@ def test_fuzz_compiled_sample_runs_as_host_c(tmp_path):
             feeds_f[spec["name"]] = ((q.astype(np.float32) - np.float32(spec["zero_point"]))
                                      * np.float32(spec["scale"]))
         ours = get_runner("host").run(out, feeds_q).outputs
-        refs = _ort(case.model).run([o["name"] for o in result.io["outputs"]], feeds_f)
+        refs = ort_session(case.model).run([o["name"] for o in result.io["outputs"]], feeds_f)
         for spec, ref in zip(result.io["outputs"], refs, strict=True):
             ref_q = np.clip(np.rint(ref / np.float32(spec["scale"])) + spec["zero_point"],
                             -128, 127)
