@@ -15,6 +15,9 @@ into an `ExecutionPlan`: one `KernelCall` per ``call_tir`` in program order, and
 Buffer names are C identifiers; the emitter uses them verbatim. The model's own input and
 output names are made ASCII identifiers by `unique_identifiers` (deterministic and
 collision-free); the original text only reaches the C as escaped string literals.
+Constants are named by role (`compiler.roles`: ``conv0_weights``, ``block1_dw_weights``);
+intermediates keep ``k<step>_out`` here (the memory planners break ties by name) and get
+their role names in the emitted C only (`compiler.project.model_c`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 
 from compiler.errors import CompilerError, UnsupportedOpError
 from compiler.memory.buffer import DEFAULT_ALIGNMENT, BufferLifetime
+from compiler.roles import role_names
 
 KINDS = ("input", "output", "constant", "intermediate", "workspace")
 ARENA_KINDS = ("input", "output", "intermediate", "workspace")
@@ -230,6 +234,21 @@ def _nbytes(shape: Sequence[int], dtype: str) -> int:
     return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
 
 
+def _name_constants(calls: Sequence[KernelCall], buffers: dict[str, BufferInfo],
+                    constants: dict[str, np.ndarray], taken: Sequence[str]):
+    """Renames the constants by role (`compiler.roles`: ``conv0_weights``, ``block1_dw_weights``);
+    returns the calls, buffers and constants with the new names, in the same order."""
+    new = role_names(calls, buffers, ("constant",), taken)
+
+    def rename(names: Sequence[str]) -> tuple[str, ...]:
+        return tuple(new.get(n, n) for n in names)
+
+    calls = [replace(c, inputs=rename(c.inputs), outputs=rename(c.outputs)) for c in calls]
+    buffers = {new.get(n, n): replace(b, name=new.get(n, n)) for n, b in buffers.items()}
+    constants = {new[n]: v for n, v in constants.items()}
+    return calls, buffers, constants
+
+
 def build_plan(mod, output_names: Sequence[str] | None = None,
                input_names: Sequence[str] | None = None) -> ExecutionPlan:
     """Reads the AOT execution plan from a legalized and fused Relax module.
@@ -366,6 +385,8 @@ def build_plan(mod, output_names: Sequence[str] | None = None,
     for name, b in buffers.items():
         if b.kind == "constant":  # weights are in flash for the whole run
             buffers[name] = replace(b, first=0, last=last)
+    calls, buffers, constants = _name_constants(calls, buffers, constants,
+                                                taken=[*inputs, *outputs])
     plan = ExecutionPlan(tuple(calls), buffers, tuple(inputs), tuple(outputs), constants)
     plan.validate()
     return plan

@@ -101,7 +101,7 @@ def test_header_declares_the_api(project):
                    "qanas_model_output_name(size_t i)", "QANAS_KERNEL_BEGIN"):
         assert needle in header
     assert f"QANAS_MODEL_ARENA_BYTES {result.arena_bytes}u" in header
-    assert "const float qanas_model_const_0" in (out / "weights.c").read_text()
+    assert "const float qanas_model_conv0_weights[72]" in (out / "weights.c").read_text()
 
 
 API_TEST = r"""
