@@ -178,3 +178,25 @@ def test_scratch_cache_serves_structurally_equal_kernels(block_model):
     again = plan_model_memory(block_model, "host", options, cache, measure_unfused=False)
     assert cache.misses == misses and cache.hits == misses  # every kernel from the cache
     assert again == first and again.workspace_bytes > 0
+
+
+def _space_subnets():
+    from qanas.space import list_spaces
+
+    return [(space, which) for space in list_spaces() for which in ("min", "seed", "max")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("space_name, which", _space_subnets())
+def test_every_space_plans_its_compiled_arena(space_name, which, tmp_path):
+    """min/seed/max of every space at 64x128 (4 classes): plan-only == compiled, both modes."""
+    from qanas.search.subnet_export import SubnetExporter
+    from qanas.space import get_space
+
+    space = get_space(space_name)
+    onnx_path = SubnetExporter(space, (64, 128), 4).export_onnx(space.resolve(which), tmp_path)
+    for optimise in ("size", "speed"):
+        report = plan_model_memory(onnx_path, "host", CompileOptions(optimise=optimise))
+        compiled = compile_model(onnx_path, "host", tmp_path / optimise, optimise=optimise)
+        assert report == compiled.report, (space_name, which, optimise)
+        assert report.arena_bytes == compiled.arena_bytes
