@@ -140,7 +140,10 @@ def fuse_and_plan(model) -> tuple[object, ExecutionPlan]:
     """Legalizes and fuses `model.mod` (``relax.get_pipeline("zero")``) and reads its plan."""
     from tvm import relax
 
-    fused = relax.get_pipeline("zero")(normalize_dataflow(model.mod))
+    from compiler.passes.copy_outputs import copy_passthrough_outputs
+
+    mod = copy_passthrough_outputs(normalize_dataflow(model.mod))
+    fused = relax.get_pipeline("zero")(mod)
     in_names = [t.name for t in model.inputs] or None
     out_names = [t.name for t in model.outputs] or None
     return fused, build_plan(fused, out_names, in_names)
