@@ -24,10 +24,11 @@ ZP = -128
 CASES = [  # (in_ch, out_ch, kernel, strides, padding (t, l, b, r), dilation, groups, (H, W))
     (4, 4, 3, (1, 1), (1, 1, 1, 1), (1, 1), 4, (9, 16)),  # depthwise
     (4, 4, 3, (2, 2), (1, 1, 1, 1), (1, 1), 4, (9, 17)),  # stride-2 depthwise, odd width
-    (6, 6, 3, (1, 1), (2, 2, 2, 2), (2, 2), 6, (8, 12)),  # dilated depthwise
-    (4, 6, 3, (2, 1), (0, 1, 2, 1), (1, 2), 2, (9, 8)),  # grouped, asymmetric
-    (3, 4, 5, (2, 2), (2, 1, 1, 2), (1, 1), 1, (10, 11)),
+    (6, 6, 3, (1, 1), (2, 2, 2, 2), (2, 2), 6, (8, 16)),  # dilated depthwise
+    (4, 6, 3, (2, 1), (0, 1, 2, 1), (1, 2), 2, (9, 16)),  # grouped, asymmetric
+    (3, 4, 5, (2, 2), (2, 1, 1, 2), (1, 1), 1, (10, 17)),
 ]
+NARROW = (4, 4, 5, (1, 1), (2, 2, 2, 2), (1, 1), 4, (4, 8))  # interior 4 of 8: not split
 
 
 def _kernel(case):
@@ -72,23 +73,37 @@ def _loop_bodies(source: str):
         yield m.group(1), int(m.group(2)), source[m.end():i]
 
 
+def _update_loops(case):
+    """The innermost loops that read the input (``x[``) in the scheduled C, and the row width."""
+    _, _, k, strides, pads, dil, _, (_, w) = case
+    width = (w + pads[1] + pads[3] - (k - 1) * dil[1] - 1) // strides[1] + 1
+    func, _ = _kernel(case)
+    source = _build(schedule_kernel(func, "k"), "c").inspect_source()
+    loops = [(v, n, body) for v, n, body in _loop_bodies(source)
+             if "for (" not in body and "x[" in body]
+    return loops, width
+
+
 def test_split_borders_is_a_default_rule():
     assert SCHEDULE_RULES[-1] == "split_borders"
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "s{}p{}d{}g{}hw{}".format(*c[3:]))
 def test_interior_loop_reads_without_a_column_test(case):
-    func, _ = _kernel(case)
-    source = _build(schedule_kernel(func, "k"), "c").inspect_source()
-    inner = [(v, n, body) for v, n, body in _loop_bodies(source)
-             if v.startswith("xx") and "for (" not in body]
-    interior = max(inner, key=lambda loop: loop[1])
-    tests = [line for line in interior[2].splitlines() if line.strip().startswith("if (")]
-    assert not any(re.search(rf"\b{interior[0]}\b", t) for t in tests), interior[2]
-    assert len(inner) >= 2, "the inner loop was not split into border and interior"
+    loops, width = _update_loops(case)
+    var, extent, body = max(loops, key=lambda loop: loop[1])
+    assert extent < width, "the inner loop was not split into border and interior"
+    tests = [line for line in body.splitlines() if line.strip().startswith("if (")]
+    assert not any(re.search(rf"\b{var}\b", t) for t in tests), body
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "s{}p{}d{}g{}hw{}".format(*c[3:]))
+def test_a_row_mostly_border_is_not_split():
+    loops, width = _update_loops(NARROW)
+    assert [extent for _, extent, _ in loops] == [width]
+
+
+@pytest.mark.parametrize("case", [*CASES, NARROW],
+                         ids=lambda c: "s{}p{}d{}g{}hw{}".format(*c[3:]))
 @pytest.mark.parametrize("rules", [SCHEDULE_RULES, SCHEDULE_RULES[:-1]],
                          ids=["split", "unsplit"])
 def test_split_kernel_equals_the_numpy_reference(case, rules):
