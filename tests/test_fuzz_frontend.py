@@ -18,11 +18,11 @@ import pytest
 
 from tests.fuzz_qdq import BASES, MAX_LSB, Case, make_case, run_case
 
-#: Fresh seeds in the default tier (measured: 400 in 19 s on one core).
+#: Fresh seeds in the default tier (measured: 400 in 13-19 s on one core).
 DEFAULT_CASES = 400
-#: Seeds in the slow tier, after the default ones (measured: 3000 in 132 s on one core).
+#: Seeds in the slow tier, after the default ones (measured: 3000 in 93-132 s on one core).
 SLOW_CASES = 3000
-#: Compiled cases of the slow tier built as host C projects and run (measured: 31 s).
+#: Compiled cases of the slow tier built as host C projects and run (measured: 31-38 s).
 C_SAMPLE = 20
 
 #: Findings kept as regression cases: (seed, base, mutation kinds, the status the case
