@@ -127,6 +127,7 @@ def library_cases(seed: int = 0, isa: str = "dsp") -> list:
 
 def measure_library(targets: list[str], work: Path, seed: int = 0) -> list[dict]:
     """Builds the driver for each target, runs it in QEMU and returns one row per shape."""
+    from compiler.kernels import isa_for_cpu
     from tests.kernel_library_util import (
         build_firmware,
         check_results,
@@ -134,8 +135,6 @@ def measure_library(targets: list[str], work: Path, seed: int = 0) -> list[dict]
         run_firmware,
         ticks_to_instructions,
     )
-
-    from compiler.kernels import isa_for_cpu
 
     rows = []
     for target in targets:
