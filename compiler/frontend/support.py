@@ -132,6 +132,12 @@ def _resize(node, attrs, facts):
     return None
 
 
+def _batchnorm(node, attrs, facts):
+    if attrs.get("training_mode", 0) or any(node.output[1:]):
+        return "training mode (running mean / variance outputs)"
+    return None
+
+
 def _reshape(node, attrs, facts):
     if not facts.is_const(node.input[1]):
         return "the shape must be a constant"
@@ -180,7 +186,7 @@ _ROWS = [
     OpSupport("MaxPool", "2-D, ceil_mode=0, dilations 1, any pads/auto_pad, no Indices output",
               _pool_2d),
     OpSupport("GlobalAveragePool", "4-D input"),
-    OpSupport("BatchNormalization", "inference mode (one output)"),
+    OpSupport("BatchNormalization", "inference mode (one output)", _batchnorm),
     OpSupport("Reshape", "constant shape", _reshape),
     OpSupport("Flatten", "any axis"),
     OpSupport("Transpose", "any permutation"),
