@@ -171,9 +171,9 @@ def _as_proto(model):
     from pathlib import Path
 
     if isinstance(model, (str, Path)):
-        import onnx
+        from compiler.onnx_file import read_onnx
 
-        return onnx.load(str(model))
+        return read_onnx(model)
     if type(model).__name__ == "ModelProto":
         return model
     return None

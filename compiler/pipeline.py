@@ -160,8 +160,11 @@ def lower_model(model, options: CompileOptions, measure_unfused: bool = True) ->
         CompilerError: ``output="argmax"`` on outputs that are not 4-D logits of at most
             256 classes.
     """
+    from compiler.frontend.guard import stage_errors
+
     model = resolve_model(model, options.integer)
-    techniqued, uses = apply_techniques(model, options.optimise, options.output)
+    with stage_errors("memory techniques", repr(getattr(model, "source", "the model"))):
+        techniqued, uses = apply_techniques(model, options.optimise, options.output)
     fused, plan = fuse_and_plan(techniqued)
     bound = None
     if measure_unfused:

@@ -265,3 +265,24 @@ def test_cli_reports_broken_files_in_one_line_with_exit_2(tmp_path, capsys):
         assert code == 2, (name, err)
         assert err.startswith("qanas compile: error:") and "\n" not in err, (name, err)
         assert "Traceback" not in err
+
+
+def test_compile_names_a_folder_passed_as_the_model(tmp_path, capsys):
+    from qanas.cli.main import main
+
+    assert main(["compile", str(tmp_path), "--target", "host", "--out",
+                 str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder" in err and ".onnx" in err
+
+
+def test_the_reference_reads_model_files_with_one_line_errors(tmp_path):
+    """The NumPy reference (and the TFLite/Vela paths that use it) read files through
+    `read_onnx` too, so a broken file is a one-line InvalidModelError there as well."""
+    from compiler.errors import InvalidModelError
+    from compiler.reference import run_int8_reference
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"version https://git-lfs.github.com/spec/v1\noid sha256:00\n")
+    with pytest.raises(InvalidModelError, match="LFS"):
+        run_int8_reference(broken, {})

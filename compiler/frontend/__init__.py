@@ -7,11 +7,11 @@ from pathlib import Path
 import onnx
 
 from compiler.errors import InvalidModelError
-from compiler.frontend.files import read_onnx
 from compiler.frontend.guard import stage_errors
 from compiler.frontend.model import ImportedModel, TensorInfo
 from compiler.frontend.onnx_import import check_onnx, import_onnx
 from compiler.frontend.support import SUPPORTED_OPS, supported_ops_markdown
+from compiler.onnx_file import read_onnx
 
 
 def load_model(model) -> ImportedModel:

@@ -26,7 +26,9 @@ from compiler.reference import kernels
 def load_model(model) -> onnx.ModelProto:
     """An ONNX path or ModelProto, shape-inferred (strict); `InvalidModelError` if it fails."""
     if isinstance(model, (str, Path)):
-        model = onnx.load(str(model))
+        from compiler.onnx_file import read_onnx
+
+        model = read_onnx(model)
     if not isinstance(model, onnx.ModelProto):
         raise TypeError(f"expected an ONNX path or ModelProto, got {type(model).__name__}")
     try:

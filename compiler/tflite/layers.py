@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, utils
 
+from compiler.onnx_file import read_onnx
 from compiler.reference import boundary, run_int8_reference
 from compiler.tflite.verify import (
     BACKENDS,
@@ -137,7 +138,7 @@ def verify_layers(model, *, seed: int = 0, backends=BACKENDS) -> list[LayerAgree
     """
     from compiler.tflite.export import export_tflite
 
-    model = onnx.load(str(model)) if isinstance(model, (str, Path)) else model
+    model = read_onnx(model) if isinstance(model, (str, Path)) else model
     probe = with_intermediate_outputs(model)
     feeds = reference_inputs(model, seed)
     values = run_int8_reference(probe, feeds)

@@ -29,6 +29,7 @@ from onnx import helper
 
 from compiler import int8
 from compiler.errors import CompilerError
+from compiler.onnx_file import read_onnx
 from compiler.reference import boundary, run_int8_reference
 
 #: The interpreters `verify_tflite` runs by default: TFLite Micro and LiteRT's reference
@@ -209,7 +210,7 @@ def with_intermediate_outputs(model) -> onnx.ModelProto:
     point), so the reference and the export both return the int8 tensor of every
     layer: `verify_tflite` on it shows where a difference starts.
     """
-    model = onnx.load(str(model)) if isinstance(model, (str, Path)) else model
+    model = read_onnx(model) if isinstance(model, (str, Path)) else model
     model = onnx.ModelProto.FromString(model.SerializeToString())
     g = model.graph
     consts = {i.name for i in g.initializer}

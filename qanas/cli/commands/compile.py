@@ -31,7 +31,11 @@ def _run(args: argparse.Namespace) -> dict:
 
     from compiler.driver import compile_model
 
-    if not Path(args.model).is_file():
+    if Path(args.model).is_dir():
+        raise FileNotFoundError(f"model {args.model} is a folder; pass the .onnx file to "
+                                "compile (e.g. the QDQ model `qanas export` or `qanas eval "
+                                "--export-onnx` wrote)")
+    if not Path(args.model).exists():
         raise FileNotFoundError(f"model {args.model} not found")
     result = compile_model(args.model, args.target, args.out, planner=args.planner,
                            force=args.force, prefix=args.prefix, optimise=args.optimise,

@@ -1,6 +1,7 @@
 """Reading a user's ``.onnx`` file: every way a file can be wrong gets a one-line error.
 
-`read_onnx` is the only place the compiler opens a model file. Before protobuf sees
+`read_onnx` is the only place the compiler opens a model file (the frontend, the NumPy
+reference, the TFLite exporter and Vela's flow all read through it); it imports no TVM. Before protobuf sees
 the bytes it refuses a missing path, a directory, an empty file and a Git LFS
 pointer; a parse failure (random bytes, a truncated download) becomes an
 `InvalidModelError`, not protobuf's ``DecodeError``. External data (weights stored
