@@ -194,10 +194,10 @@ def render_model_c(plan: ExecutionPlan, prefix: str, offsets: Mapping[str, int],
     for k in dict.fromkeys(c.kernel for c in plan.calls):
         lines.append(f"int32_t {kernels[k].symbol}(void *self, void *args, int32_t num_args, "
                      "void *result);")
-    lines += ["", "/* Static shapes; kernels only read them. */"]
-    for b in buffers:
-        dims = ", ".join(str(d) for d in b.shape) if b.shape else "1"
-        lines.append(f"static const int64_t kShape_{name[b.name]}[{max(len(b.shape), 1)}] = "
+    lines += ["", "/* Static shapes, one per distinct shape; kernels only read them. */"]
+    for shape in dict.fromkeys(b.shape for b in buffers):
+        dims = ", ".join(str(d) for d in shape) if shape else "1"
+        lines.append(f"static const int64_t {_shape_name(shape)}[{max(len(shape), 1)}] = "
                      f"{{{dims}}};")
     lines += ["", "/* Tensor indices. */", "enum {"]
     lines += [f"  kTensor_{name[b.name]}," for b in buffers]
@@ -246,6 +246,11 @@ def render_model_c(plan: ExecutionPlan, prefix: str, offsets: Mapping[str, int],
     return "\n".join(lines)
 
 
+def _shape_name(shape: Sequence[int]) -> str:
+    """``kShape_1x16x8x8`` (``kShape_scalar`` for rank 0)."""
+    return "kShape_" + ("x".join(str(d) for d in shape) if shape else "scalar")
+
+
 def _tensor_table(plan: ExecutionPlan, buffers, name: Mapping[str, str],
                   prefix: str) -> list[str]:
     lines = [
@@ -266,8 +271,8 @@ def _tensor_table(plan: ExecutionPlan, buffers, name: Mapping[str, str],
         code, bits = dlpack_dtype(b.dtype)
         c = name[b.name]
         where = (f"{prefix}_{c}, 0u" if b.kind == "constant" else f"NULL, OFFSET_{c}")
-        lines.append(f"  [kTensor_{c}] = {{{where}, kShape_{c}, {len(b.shape)}, {code}, "
-                     f"{bits}}},")
+        lines.append(f"  [kTensor_{c}] = {{{where}, {_shape_name(b.shape)}, {len(b.shape)}, "
+                     f"{code}, {bits}}},")
     return [*lines, "};"]
 
 

@@ -21,14 +21,11 @@ extern const int64_t qanas_model_conv0_param2[8];
 /* Kernels (one file each under kernels/), TVM packed calling convention. */
 int32_t __tvm_ffi_qanas_model_conv2d_add_cast(void *self, void *args, int32_t num_args, void *result);
 
-/* Static shapes; kernels only read them. */
-static const int64_t kShape_x[4] = {1, 4, 8, 8};
-static const int64_t kShape_conv0_weights[4] = {8, 4, 3, 3};
-static const int64_t kShape_conv0_bias[4] = {1, 8, 1, 1};
-static const int64_t kShape_conv0_param0[4] = {1, 8, 1, 1};
-static const int64_t kShape_conv0_param1[4] = {1, 8, 1, 1};
-static const int64_t kShape_conv0_param2[4] = {1, 8, 1, 1};
-static const int64_t kShape_y[4] = {1, 8, 8, 8};
+/* Static shapes, one per distinct shape; kernels only read them. */
+static const int64_t kShape_1x4x8x8[4] = {1, 4, 8, 8};
+static const int64_t kShape_8x4x3x3[4] = {8, 4, 3, 3};
+static const int64_t kShape_1x8x1x1[4] = {1, 8, 1, 1};
+static const int64_t kShape_1x8x8x8[4] = {1, 8, 8, 8};
 
 /* Tensor indices. */
 enum {
@@ -54,13 +51,13 @@ typedef struct {
 } TensorSpec;
 
 static const TensorSpec kTensors[kNumTensors] = {
-  [kTensor_x] = {NULL, OFFSET_x, kShape_x, 4, kDLInt, 8},
-  [kTensor_conv0_weights] = {qanas_model_conv0_weights, 0u, kShape_conv0_weights, 4, kDLInt, 8},
-  [kTensor_conv0_bias] = {qanas_model_conv0_bias, 0u, kShape_conv0_bias, 4, kDLInt, 32},
-  [kTensor_conv0_param0] = {qanas_model_conv0_param0, 0u, kShape_conv0_param0, 4, kDLInt, 64},
-  [kTensor_conv0_param1] = {qanas_model_conv0_param1, 0u, kShape_conv0_param1, 4, kDLInt, 64},
-  [kTensor_conv0_param2] = {qanas_model_conv0_param2, 0u, kShape_conv0_param2, 4, kDLInt, 64},
-  [kTensor_y] = {NULL, OFFSET_y, kShape_y, 4, kDLInt, 8},
+  [kTensor_x] = {NULL, OFFSET_x, kShape_1x4x8x8, 4, kDLInt, 8},
+  [kTensor_conv0_weights] = {qanas_model_conv0_weights, 0u, kShape_8x4x3x3, 4, kDLInt, 8},
+  [kTensor_conv0_bias] = {qanas_model_conv0_bias, 0u, kShape_1x8x1x1, 4, kDLInt, 32},
+  [kTensor_conv0_param0] = {qanas_model_conv0_param0, 0u, kShape_1x8x1x1, 4, kDLInt, 64},
+  [kTensor_conv0_param1] = {qanas_model_conv0_param1, 0u, kShape_1x8x1x1, 4, kDLInt, 64},
+  [kTensor_conv0_param2] = {qanas_model_conv0_param2, 0u, kShape_1x8x1x1, 4, kDLInt, 64},
+  [kTensor_y] = {NULL, OFFSET_y, kShape_1x8x8x8, 4, kDLInt, 8},
 };
 
 /* The arguments of every step in calling order (inputs, then outputs). */

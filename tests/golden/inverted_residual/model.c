@@ -35,28 +35,14 @@ extern const int64_t qanas_model_block0_param12[1];
 /* Kernels (one file each under kernels/), TVM packed calling convention. */
 int32_t __tvm_ffi_qanas_model_irb0_k3s1e16_res(void *self, void *args, int32_t num_args, void *result);
 
-/* Static shapes; kernels only read them. */
-static const int64_t kShape_x[4] = {1, 8, 8, 8};
-static const int64_t kShape_block0_expand_weights[4] = {16, 8, 1, 1};
-static const int64_t kShape_block0_expand_bias[4] = {1, 16, 1, 1};
-static const int64_t kShape_block0_param0[4] = {1, 16, 1, 1};
-static const int64_t kShape_block0_param1[4] = {1, 16, 1, 1};
-static const int64_t kShape_block0_param2[1] = {1};
-static const int64_t kShape_block0_param3[4] = {1, 16, 1, 1};
-static const int64_t kShape_block0_dw_weights[4] = {16, 1, 3, 3};
-static const int64_t kShape_block0_dw_bias[4] = {1, 16, 1, 1};
-static const int64_t kShape_block0_param4[4] = {1, 16, 1, 1};
-static const int64_t kShape_block0_param5[4] = {1, 16, 1, 1};
-static const int64_t kShape_block0_param6[4] = {1, 16, 1, 1};
-static const int64_t kShape_block0_project_weights[4] = {8, 16, 1, 1};
-static const int64_t kShape_block0_project_bias[4] = {1, 8, 1, 1};
-static const int64_t kShape_block0_param7[4] = {1, 8, 1, 1};
-static const int64_t kShape_block0_param8[4] = {1, 8, 1, 1};
-static const int64_t kShape_block0_param9[4] = {1, 8, 1, 1};
-static const int64_t kShape_block0_param10[1] = {1};
-static const int64_t kShape_block0_param11[1] = {1};
-static const int64_t kShape_block0_param12[1] = {1};
-static const int64_t kShape_y[4] = {1, 8, 8, 8};
+/* Static shapes, one per distinct shape; kernels only read them. */
+static const int64_t kShape_1x8x8x8[4] = {1, 8, 8, 8};
+static const int64_t kShape_16x8x1x1[4] = {16, 8, 1, 1};
+static const int64_t kShape_1x16x1x1[4] = {1, 16, 1, 1};
+static const int64_t kShape_scalar[1] = {1};
+static const int64_t kShape_16x1x3x3[4] = {16, 1, 3, 3};
+static const int64_t kShape_8x16x1x1[4] = {8, 16, 1, 1};
+static const int64_t kShape_1x8x1x1[4] = {1, 8, 1, 1};
 
 /* Tensor indices. */
 enum {
@@ -96,27 +82,27 @@ typedef struct {
 } TensorSpec;
 
 static const TensorSpec kTensors[kNumTensors] = {
-  [kTensor_x] = {NULL, OFFSET_x, kShape_x, 4, kDLInt, 8},
-  [kTensor_block0_expand_weights] = {qanas_model_block0_expand_weights, 0u, kShape_block0_expand_weights, 4, kDLInt, 8},
-  [kTensor_block0_expand_bias] = {qanas_model_block0_expand_bias, 0u, kShape_block0_expand_bias, 4, kDLInt, 32},
-  [kTensor_block0_param0] = {qanas_model_block0_param0, 0u, kShape_block0_param0, 4, kDLInt, 64},
-  [kTensor_block0_param1] = {qanas_model_block0_param1, 0u, kShape_block0_param1, 4, kDLInt, 64},
-  [kTensor_block0_param2] = {qanas_model_block0_param2, 0u, kShape_block0_param2, 0, kDLInt, 64},
-  [kTensor_block0_param3] = {qanas_model_block0_param3, 0u, kShape_block0_param3, 4, kDLInt, 64},
-  [kTensor_block0_dw_weights] = {qanas_model_block0_dw_weights, 0u, kShape_block0_dw_weights, 4, kDLInt, 8},
-  [kTensor_block0_dw_bias] = {qanas_model_block0_dw_bias, 0u, kShape_block0_dw_bias, 4, kDLInt, 32},
-  [kTensor_block0_param4] = {qanas_model_block0_param4, 0u, kShape_block0_param4, 4, kDLInt, 64},
-  [kTensor_block0_param5] = {qanas_model_block0_param5, 0u, kShape_block0_param5, 4, kDLInt, 64},
-  [kTensor_block0_param6] = {qanas_model_block0_param6, 0u, kShape_block0_param6, 4, kDLInt, 64},
-  [kTensor_block0_project_weights] = {qanas_model_block0_project_weights, 0u, kShape_block0_project_weights, 4, kDLInt, 8},
-  [kTensor_block0_project_bias] = {qanas_model_block0_project_bias, 0u, kShape_block0_project_bias, 4, kDLInt, 32},
-  [kTensor_block0_param7] = {qanas_model_block0_param7, 0u, kShape_block0_param7, 4, kDLInt, 64},
-  [kTensor_block0_param8] = {qanas_model_block0_param8, 0u, kShape_block0_param8, 4, kDLInt, 64},
-  [kTensor_block0_param9] = {qanas_model_block0_param9, 0u, kShape_block0_param9, 4, kDLInt, 64},
-  [kTensor_block0_param10] = {qanas_model_block0_param10, 0u, kShape_block0_param10, 0, kDLInt, 64},
-  [kTensor_block0_param11] = {qanas_model_block0_param11, 0u, kShape_block0_param11, 0, kDLInt, 64},
-  [kTensor_block0_param12] = {qanas_model_block0_param12, 0u, kShape_block0_param12, 0, kDLInt, 64},
-  [kTensor_y] = {NULL, OFFSET_y, kShape_y, 4, kDLInt, 8},
+  [kTensor_x] = {NULL, OFFSET_x, kShape_1x8x8x8, 4, kDLInt, 8},
+  [kTensor_block0_expand_weights] = {qanas_model_block0_expand_weights, 0u, kShape_16x8x1x1, 4, kDLInt, 8},
+  [kTensor_block0_expand_bias] = {qanas_model_block0_expand_bias, 0u, kShape_1x16x1x1, 4, kDLInt, 32},
+  [kTensor_block0_param0] = {qanas_model_block0_param0, 0u, kShape_1x16x1x1, 4, kDLInt, 64},
+  [kTensor_block0_param1] = {qanas_model_block0_param1, 0u, kShape_1x16x1x1, 4, kDLInt, 64},
+  [kTensor_block0_param2] = {qanas_model_block0_param2, 0u, kShape_scalar, 0, kDLInt, 64},
+  [kTensor_block0_param3] = {qanas_model_block0_param3, 0u, kShape_1x16x1x1, 4, kDLInt, 64},
+  [kTensor_block0_dw_weights] = {qanas_model_block0_dw_weights, 0u, kShape_16x1x3x3, 4, kDLInt, 8},
+  [kTensor_block0_dw_bias] = {qanas_model_block0_dw_bias, 0u, kShape_1x16x1x1, 4, kDLInt, 32},
+  [kTensor_block0_param4] = {qanas_model_block0_param4, 0u, kShape_1x16x1x1, 4, kDLInt, 64},
+  [kTensor_block0_param5] = {qanas_model_block0_param5, 0u, kShape_1x16x1x1, 4, kDLInt, 64},
+  [kTensor_block0_param6] = {qanas_model_block0_param6, 0u, kShape_1x16x1x1, 4, kDLInt, 64},
+  [kTensor_block0_project_weights] = {qanas_model_block0_project_weights, 0u, kShape_8x16x1x1, 4, kDLInt, 8},
+  [kTensor_block0_project_bias] = {qanas_model_block0_project_bias, 0u, kShape_1x8x1x1, 4, kDLInt, 32},
+  [kTensor_block0_param7] = {qanas_model_block0_param7, 0u, kShape_1x8x1x1, 4, kDLInt, 64},
+  [kTensor_block0_param8] = {qanas_model_block0_param8, 0u, kShape_1x8x1x1, 4, kDLInt, 64},
+  [kTensor_block0_param9] = {qanas_model_block0_param9, 0u, kShape_1x8x1x1, 4, kDLInt, 64},
+  [kTensor_block0_param10] = {qanas_model_block0_param10, 0u, kShape_scalar, 0, kDLInt, 64},
+  [kTensor_block0_param11] = {qanas_model_block0_param11, 0u, kShape_scalar, 0, kDLInt, 64},
+  [kTensor_block0_param12] = {qanas_model_block0_param12, 0u, kShape_scalar, 0, kDLInt, 64},
+  [kTensor_y] = {NULL, OFFSET_y, kShape_1x8x8x8, 4, kDLInt, 8},
 };
 
 /* The arguments of every step in calling order (inputs, then outputs). */

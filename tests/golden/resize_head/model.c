@@ -24,16 +24,13 @@ extern const int32_t qanas_model_resize0_param0[32];
 int32_t __tvm_ffi_qanas_model_conv2d_add_cast(void *self, void *args, int32_t num_args, void *result);
 int32_t __tvm_ffi_qanas_model_resize_linear_int(void *self, void *args, int32_t num_args, void *result);
 
-/* Static shapes; kernels only read them. */
-static const int64_t kShape_x[4] = {1, 8, 4, 4};
-static const int64_t kShape_conv0_weights[4] = {3, 8, 1, 1};
-static const int64_t kShape_conv0_bias[4] = {1, 3, 1, 1};
-static const int64_t kShape_conv0_param0[4] = {1, 3, 1, 1};
-static const int64_t kShape_conv0_param1[4] = {1, 3, 1, 1};
-static const int64_t kShape_conv0_param2[4] = {1, 3, 1, 1};
-static const int64_t kShape_conv0_out[4] = {1, 3, 4, 4};
-static const int64_t kShape_resize0_param0[2] = {4, 8};
-static const int64_t kShape_y[4] = {1, 3, 8, 8};
+/* Static shapes, one per distinct shape; kernels only read them. */
+static const int64_t kShape_1x8x4x4[4] = {1, 8, 4, 4};
+static const int64_t kShape_3x8x1x1[4] = {3, 8, 1, 1};
+static const int64_t kShape_1x3x1x1[4] = {1, 3, 1, 1};
+static const int64_t kShape_1x3x4x4[4] = {1, 3, 4, 4};
+static const int64_t kShape_4x8[2] = {4, 8};
+static const int64_t kShape_1x3x8x8[4] = {1, 3, 8, 8};
 
 /* Tensor indices. */
 enum {
@@ -61,15 +58,15 @@ typedef struct {
 } TensorSpec;
 
 static const TensorSpec kTensors[kNumTensors] = {
-  [kTensor_x] = {NULL, OFFSET_x, kShape_x, 4, kDLInt, 8},
-  [kTensor_conv0_weights] = {qanas_model_conv0_weights, 0u, kShape_conv0_weights, 4, kDLInt, 8},
-  [kTensor_conv0_bias] = {qanas_model_conv0_bias, 0u, kShape_conv0_bias, 4, kDLInt, 32},
-  [kTensor_conv0_param0] = {qanas_model_conv0_param0, 0u, kShape_conv0_param0, 4, kDLInt, 64},
-  [kTensor_conv0_param1] = {qanas_model_conv0_param1, 0u, kShape_conv0_param1, 4, kDLInt, 64},
-  [kTensor_conv0_param2] = {qanas_model_conv0_param2, 0u, kShape_conv0_param2, 4, kDLInt, 64},
-  [kTensor_conv0_out] = {NULL, OFFSET_conv0_out, kShape_conv0_out, 4, kDLInt, 8},
-  [kTensor_resize0_param0] = {qanas_model_resize0_param0, 0u, kShape_resize0_param0, 2, kDLInt, 32},
-  [kTensor_y] = {NULL, OFFSET_y, kShape_y, 4, kDLInt, 8},
+  [kTensor_x] = {NULL, OFFSET_x, kShape_1x8x4x4, 4, kDLInt, 8},
+  [kTensor_conv0_weights] = {qanas_model_conv0_weights, 0u, kShape_3x8x1x1, 4, kDLInt, 8},
+  [kTensor_conv0_bias] = {qanas_model_conv0_bias, 0u, kShape_1x3x1x1, 4, kDLInt, 32},
+  [kTensor_conv0_param0] = {qanas_model_conv0_param0, 0u, kShape_1x3x1x1, 4, kDLInt, 64},
+  [kTensor_conv0_param1] = {qanas_model_conv0_param1, 0u, kShape_1x3x1x1, 4, kDLInt, 64},
+  [kTensor_conv0_param2] = {qanas_model_conv0_param2, 0u, kShape_1x3x1x1, 4, kDLInt, 64},
+  [kTensor_conv0_out] = {NULL, OFFSET_conv0_out, kShape_1x3x4x4, 4, kDLInt, 8},
+  [kTensor_resize0_param0] = {qanas_model_resize0_param0, 0u, kShape_4x8, 2, kDLInt, 32},
+  [kTensor_y] = {NULL, OFFSET_y, kShape_1x3x8x8, 4, kDLInt, 8},
 };
 
 /* The arguments of every step in calling order (inputs, then outputs). */
