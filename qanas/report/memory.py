@@ -99,7 +99,7 @@ def technique_rows(compile_info: dict | None) -> tuple[tuple[str, str], ...]:
     bound of the unfused graph, and each memory technique with where it applied and the
     MACs it recomputes. Empty for a project compiled before these figures existed."""
     info = compile_info or {}
-    if "unfused_bound_bytes" not in info:
+    if info.get("unfused_bound_bytes") is None:
         return ()
     rows = [("optimise / output", f"{info.get('optimise')} / {info.get('output')}"),
             ("layer-wise bound of the unfused graph", f"{int(info['unfused_bound_bytes']):,} B"),
