@@ -142,7 +142,8 @@ class _Graph:
         tensors; leaves are the int8 variables where that walk stops. None when the walk
         meets anything but integer arithmetic and at most one conv2d.
         """
-        if _key(final) not in self.binds or dtype_of(final) != "int8":
+        if (_key(final) not in self.binds or not isinstance(final.ty, relax.TensorType)
+                or dtype_of(final) != "int8"):
             return None
         members: set[int] = set()
         leaves: list[relax.Var] = []
