@@ -14,6 +14,25 @@ QK_INLINE void qk_init_block(int32_t *acc, const int32_t *bias, int32_t o, int32
   }
 }
 
+#if defined(QK_ISA_DSP)
+/* Every output channel of two pixels (x0, x1; out1 NULL for one): the channel loop and
+ * the requantization around the inlined 2 x 2 dot product, one call per pixel pair. */
+static QK_NOINLINE void qk_dsp_pointwise_pair(const int8_t *x0, const int8_t *x1,
+                                              const int8_t *weights, int32_t in_c,
+                                              int32_t out_c, const int32_t *bias,
+                                              const qanas_requant_t *rq, int32_t vector_rq,
+                                              int8_t *out0, int8_t *out1) {
+  for (int32_t o = 0; o < out_c; o += QK_BLOCK_CH) {
+    const int32_t rows = out_c - o < QK_BLOCK_CH ? out_c - o : QK_BLOCK_CH;
+    const int8_t *w0 = weights + o * in_c;
+    int32_t acc[QK_BLOCK_PX * QK_BLOCK_CH];
+    qk_init_block(acc, bias, o, rows);
+    qk_dsp_dot_2x2(x0, x1, w0, rows > 1 ? w0 + in_c : w0, in_c, acc);
+    qk_store_block(acc, rq, o, rows, vector_rq, out0, out1);
+  }
+}
+#endif
+
 qanas_status_t qanas_pointwise_conv_s8(int32_t pixels, int32_t in_c, int32_t out_c,
                                        const int8_t *input, const int8_t *weights,
                                        const int32_t *bias, const qanas_requant_t *rq,
@@ -36,6 +55,10 @@ qanas_status_t qanas_pointwise_conv_s8(int32_t pixels, int32_t in_c, int32_t out
     const int8_t *x1 = two_pixels ? x0 + in_c : x0;
     int8_t *out0 = output + p * out_c;
     int8_t *out1 = two_pixels ? out0 + out_c : 0;
+#if defined(QK_ISA_DSP)
+    qk_dsp_pointwise_pair(x0, x1, weights, in_c, out_c, bias, rq, vector_rq, out0, out1);
+    continue;
+#endif
     for (int32_t o = 0; o < out_c; o += QK_BLOCK_CH) {
       const int32_t rows = out_c - o < QK_BLOCK_CH ? out_c - o : QK_BLOCK_CH;
       int32_t acc[QK_BLOCK_PX * QK_BLOCK_CH];
