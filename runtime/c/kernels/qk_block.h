@@ -256,19 +256,47 @@ static QK_NOINLINE void qk_mve_gemm_sums(const int8_t *x, const int8_t *w, int32
   const int32_t chunks = k / QK_MVE_CHUNK, rest = k % QK_MVE_CHUNK;
   for (int32_t left = rows; left > 0; left -= QK_MVE_ROWS, acc += QK_MVE_ROWS) {
     const int8_t *xp = x;
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-    for (int32_t i = chunks; i > 0; --i) {
-      const int8x16_t vx = vldrbq_s8(xp);
-      a0 = vmladavaq_s8(a0, vx, vldrbq_s8(w));
-      a1 = vmladavaq_s8(a1, vx, vldrbq_s8(w + 16));
-      a2 = vmladavaq_s8(a2, vx, vldrbq_s8(w + 32));
-      a3 = vmladavaq_s8(a3, vx, vldrbq_s8(w + 48));
-      a4 = vmladavaq_s8(a4, vx, vldrbq_s8(w + 64));
-      a5 = vmladavaq_s8(a5, vx, vldrbq_s8(w + 80));
-      a6 = vmladavaq_s8(a6, vx, vldrbq_s8(w + 96));
-      a7 = vmladavaq_s8(a7, vx, vldrbq_s8(w + 112));
-      xp += QK_MVE_CHUNK;
-      w += QK_MVE_ROWS * QK_MVE_CHUNK;
+    /* VMLADAVA needs an even accumulator register: eight accumulators take all eight
+     * (lr included), which GCC 12 does not find alone (it spilled and shuffled them,
+     * 26 instructions per 128 MACs); written out, the loop is 9 loads, 8 VMLADAV and 3
+     * instructions of loop. */
+    register int32_t a0 __asm__("r0") = 0;
+    register int32_t a1 __asm__("r2") = 0;
+    register int32_t a2 __asm__("r4") = 0;
+    register int32_t a3 __asm__("r6") = 0;
+    register int32_t a4 __asm__("r8") = 0;
+    register int32_t a5 __asm__("r10") = 0;
+    register int32_t a6 __asm__("r12") = 0;
+    register int32_t a7 __asm__("lr") = 0;
+    if (chunks > 0) {
+      int32_t n = chunks;
+      __asm__ volatile(
+          "1:\n\t"
+          "vldrb.8 q0, [%[x]], #16\n\t"
+          "vldrb.8 q1, [%[w]]\n\t"
+          "vldrb.8 q2, [%[w], #16]\n\t"
+          "vmladava.s8 %[a0], q0, q1\n\t"
+          "vldrb.8 q3, [%[w], #32]\n\t"
+          "vmladava.s8 %[a1], q0, q2\n\t"
+          "vldrb.8 q1, [%[w], #48]\n\t"
+          "vmladava.s8 %[a2], q0, q3\n\t"
+          "vldrb.8 q2, [%[w], #64]\n\t"
+          "vmladava.s8 %[a3], q0, q1\n\t"
+          "vldrb.8 q3, [%[w], #80]\n\t"
+          "vmladava.s8 %[a4], q0, q2\n\t"
+          "vldrb.8 q1, [%[w], #96]\n\t"
+          "vmladava.s8 %[a5], q0, q3\n\t"
+          "vldrb.8 q2, [%[w], #112]\n\t"
+          "vmladava.s8 %[a6], q0, q1\n\t"
+          "adds %[w], #128\n\t"
+          "vmladava.s8 %[a7], q0, q2\n\t"
+          "subs %[n], #1\n\t"
+          "bne 1b\n\t"
+          : [x] "+r"(xp), [w] "+r"(w), [n] "+r"(n), [a0] "+r"(a0), [a1] "+r"(a1),
+            [a2] "+r"(a2), [a3] "+r"(a3), [a4] "+r"(a4), [a5] "+r"(a5), [a6] "+r"(a6),
+            [a7] "+r"(a7)
+          :
+          : "q0", "q1", "q2", "q3", "cc", "memory");
     }
     if (rest != 0) { /* the input's partial last vector is predicated (weights are padded) */
       const int8x16_t vx = vldrbq_z_s8(xp, vctp8q((uint32_t)rest));

@@ -93,6 +93,26 @@ QK_INLINE void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps
 }
 
 #elif defined(QK_ISA_DSP)
+/* Requantizes channels c .. c + 3 from registers (through an array, GCC stored and
+ * reloaded them) and stores them as one word. */
+QK_INLINE void qk_dw_store4(int32_t a0, int32_t a1, int32_t a2, int32_t a3, int32_t c,
+                            const qanas_requant_t *rq, int8_t *out) {
+  const int32_t *const m = rq->multiplier + c, *const sh = rq->shift + c;
+  const int32_t zp = rq->output_zero_point, lo = rq->qmin, hi = rq->qmax;
+  const int32_t q0 = qk_requantize(a0, m[0], sh[0], zp, lo, hi);
+  const int32_t q1 = qk_requantize(a1, m[1], sh[1], zp, lo, hi);
+  const int32_t q2 = qk_requantize(a2, m[2], sh[2], zp, lo, hi);
+  const int32_t q3 = qk_requantize(a3, m[3], sh[3], zp, lo, hi);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  const uint32_t word = (uint32_t)(q0 & 0xff) | (uint32_t)(q1 & 0xff) << 8 |
+                        (uint32_t)(q2 & 0xff) << 16 | (uint32_t)q3 << 24;
+  __builtin_memcpy(out + c, &word, sizeof(word));
+#else
+  out[c] = (int8_t)q0, out[c + 1] = (int8_t)q1, out[c + 2] = (int8_t)q2;
+  out[c + 3] = (int8_t)q3;
+#endif
+}
+
 /* DSP extension: 4 channels per word; SXTB16 splits (c0 c1 c2 c3) into (c0, c2) and
  * (c1, c3), SMLABB/SMLATT multiply-accumulate the matching halfwords. */
 QK_INLINE void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps,
@@ -114,13 +134,56 @@ QK_UNROLL_TAPS
       a1 = __smlabb(xo, wo, a1);
       a3 = __smlatt(xo, wo, a3);
     }
-    const int32_t acc[4] = {a0, a1, a2, a3};
-    qk_requant_run(acc, 4, c, rq, out + c);
+    qk_dw_store4(a0, a1, a2, a3, c, rq, out);
   }
   for (; c < channels; ++c) {
     int32_t acc = bias[c];
     for (int32_t t = 0; t < taps; ++t) {
       acc += x[offsets[t] + c] * w[t * channels + c];
+    }
+    qk_requant_run(&acc, 1, c, rq, out + c);
+  }
+}
+
+
+/* An inside 3x3 window of a multiplier-1 depthwise conv: taps at x + ky * row + kx * col
+ * (row and col byte strides, dilation included). The tap addresses are three row
+ * pointers plus register offsets, instead of a table read per tap. */
+static QK_NOINLINE void qk_dw3x3_pixel(const int8_t *x, int32_t row, int32_t col,
+                                       const int8_t *w, int32_t channels,
+                                       const int32_t *bias, const qanas_requant_t *rq,
+                                       int32_t vector_requant, int8_t *out) {
+  (void)vector_requant;
+  const int32_t col2 = 2 * col;
+  int32_t c = 0;
+  for (; c + 4 <= channels; c += 4) {
+    int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
+    const int8_t *wt = w + c;
+    const int8_t *xr = x + c;
+#if defined(__GNUC__)
+#pragma GCC unroll 3
+#endif
+    for (int32_t ky = 0; ky < 3; ++ky, xr += row) {
+#if defined(__GNUC__)
+#pragma GCC unroll 3
+#endif
+      for (int32_t kx = 0; kx < 3; ++kx, wt += channels) {
+        const int32_t xw = qk_read_word(xr + (kx == 0 ? 0 : kx == 1 ? col : col2));
+        const int32_t ww = qk_read_word(wt);
+        const int32_t xe = (int32_t)__sxtb16(xw), xo = qk_sxtb16_ror8(xw);
+        const int32_t we = (int32_t)__sxtb16(ww), wo = qk_sxtb16_ror8(ww);
+        a0 = __smlabb(xe, we, a0);
+        a2 = __smlatt(xe, we, a2);
+        a1 = __smlabb(xo, wo, a1);
+        a3 = __smlatt(xo, wo, a3);
+      }
+    }
+    qk_dw_store4(a0, a1, a2, a3, c, rq, out);
+  }
+  for (; c < channels; ++c) {
+    int32_t acc = bias[c];
+    for (int32_t t = 0; t < 9; ++t) {
+      acc += x[(t / 3) * row + (t % 3) * col + c] * w[t * channels + c];
     }
     qk_requant_run(&acc, 1, c, rq, out + c);
   }
@@ -231,6 +294,13 @@ qanas_status_t qanas_depthwise_conv2d_s8(const qanas_conv_params_t *c, const int
       if (fast && rows_inside && x0 >= 0 &&
           x0 + (c->kernel_w - 1) * c->dilation_w < c->in_w) {
         const int8_t *x = input + (y0 * c->in_w + x0) * c->in_c;
+#if defined(QK_ISA_DSP)
+        if (c->kernel_h == 3 && c->kernel_w == 3) {
+          qk_dw3x3_pixel(x, c->dilation_h * c->in_w * c->in_c, c->dilation_w * c->in_c,
+                         weights, c->out_c, bias, rq, vector_requant, out);
+          continue;
+        }
+#endif
         if (taps == 9) { /* 3x3: a constant tap count, unrolled */
           qk_dw_pixel(x, offsets, 9, weights, c->out_c, bias, rq, vector_requant, out);
         } else {
