@@ -17,12 +17,22 @@ and int8 TFLite (`compiler.tflite.export_tflite`, the same int8 graph), then:
 * **Vela**: ``--optimise Size`` SRAM use for ``ethos-u55-128`` (`compiler.npu.run_vela`);
 * **ratios**: ours (``size``) / TFLite Micro and ours / Vela.
 
-The results in ``benchmarks/results/memory_vs_tflm.json`` come from:
+Every space's seed/min/max at both sizes (30 subnets) is the default run:
 
     .venv/bin/python benchmarks/memory_vs_tflm.py --out benchmarks/results/memory_vs_tflm.json
 
-(``--spaces``, ``--which``, ``--sizes`` select a subset; the JSON is rewritten after each
-subnet, so an interrupted run keeps what it measured.)
+``--spaces``, ``--which``, ``--sizes`` select a subset; the JSON is rewritten after each
+subnet, so an interrupted run keeps what it measured. On the shared 2-core machine one
+subnet took 3-10 minutes, so the committed results are these subsets (each file records
+its command):
+
+    .venv/bin/python benchmarks/memory_vs_tflm.py --spaces squeezenas-small mbv2-deeplab \
+        --sizes 64x128 --out benchmarks/results/memory_vs_tflm_64x128.json
+    .venv/bin/python benchmarks/memory_vs_tflm.py --spaces squeezenas-small \
+        --sizes 128x256 --out benchmarks/results/memory_vs_tflm_128x256.json
+    .venv/bin/python benchmarks/memory_vs_tflm.py --spaces fmas-mbv2 squeezenas-large \
+        squeezenas-xlarge --which seed --sizes 64x128 \
+        --out benchmarks/results/memory_vs_tflm_64x128_other_spaces.json
 """
 
 from __future__ import annotations
