@@ -46,10 +46,50 @@ QK_INLINE void qk_dw_store4(int32x4_t acc, const qanas_requant_t *rq, int32_t o,
   qk_requant_run(lanes, n < 4 ? n : 4, o, rq, out + o);
 }
 
-QK_INLINE void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps,
+/* even/odd += the nine taps of an inside 3x3 window for 8 channels (int16 lanes): taps
+ * at x + ky * row + kx * col, weights at w + t * channels. Written out: GCC 12 kept the
+ * accumulators on the stack and read an offset table per tap (11 instructions a tap;
+ * here 8). */
+QK_INLINE void qk_mve_dw3x3_taps(const int8_t *x, int32_t row, int32_t col, const int8_t *w,
+                                 int32_t channels, int32x4_t *even, int32x4_t *odd) {
+  int32x4_t e = *even, o = *odd;
+  int16x8_t tx, tw;
+  int32x4_t tp;
+  const int8_t *xa;
+#define QK_DW_TAP(ADDR)                     \
+  "vldrb.s16 %q[tx], [" ADDR "]\n\t"       \
+  "vldrb.s16 %q[tw], [%[w]]\n\t"            \
+  "add %[w], %[w], %[ch]\n\t"               \
+  "vmullb.s16 %q[tp], %q[tx], %q[tw]\n\t"   \
+  "vadd.i32 %q[e], %q[e], %q[tp]\n\t"       \
+  "vmullt.s16 %q[tp], %q[tx], %q[tw]\n\t"   \
+  "vadd.i32 %q[o], %q[o], %q[tp]\n\t"
+#define QK_DW_ROW                            \
+  QK_DW_TAP("%[x]")                          \
+  "add %[xa], %[x], %[col]\n\t"             \
+  QK_DW_TAP("%[xa]")                         \
+  "add %[xa], %[xa], %[col]\n\t"            \
+  QK_DW_TAP("%[xa]")                         \
+  "add %[x], %[x], %[row]\n\t"
+  __asm__(QK_DW_ROW QK_DW_ROW QK_DW_ROW
+          : [e] "+w"(e), [o] "+w"(o), [tx] "=&w"(tx), [tw] "=&w"(tw), [tp] "=&w"(tp),
+            [x] "+r"(x), [w] "+r"(w), [xa] "=&r"(xa)
+          : [row] "r"(row), [col] "r"(col), [ch] "r"(channels)
+          : "memory");
+#undef QK_DW_ROW
+#undef QK_DW_TAP
+  *even = e, *odd = o;
+}
+
+/* row_step != 0: an inside 3x3 window, taps at x + ky * row_step + kx * col_step (the
+ * offset table is then not read for the 8-channel passes). */
+QK_INLINE void qk_dw_pixel3(const int8_t *x, const int32_t *offsets, int32_t taps,
+                            int32_t row_step, int32_t col_step,
                             const int8_t *w, int32_t channels, const int32_t *bias,
                             const qanas_requant_t *rq, int32_t vector_requant, int8_t *out) {
   int32_t c = 0;
+  const int32_t all_taps = taps;
+  const uint32x4_t even_bytes = vidupq_n_u32(0, 2); /* byte offsets 0, 2, 4, 6 */
   /* 8 channels per pass as int16 lanes: VMULLB/VMULLT give the exact int32 products of
    * the even and odd channels, accumulated in two vectors; VLD2 splits bias and
    * requantization constants the same way, VMOVNB/VMOVNT interleave the results back. */
@@ -58,6 +98,10 @@ QK_INLINE void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps
     int32x4_t even = b.val[0], odd = b.val[1];
     const int8_t *wt = w + c;
     const int8_t *xc = x + c;
+    if (row_step != 0) { /* an inside 3x3 window: the taps written out (below) */
+      qk_mve_dw3x3_taps(xc, row_step, col_step, wt, channels, &even, &odd);
+      taps = 0;
+    }
     for (int32_t t = 0; t < taps; ++t, wt += channels) {
       const int16x8_t vx = vldrbq_s16(xc + offsets[t]);
       const int16x8_t vw = vldrbq_s16(wt);
@@ -71,7 +115,9 @@ QK_INLINE void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps
                                              rq->qmin, rq->qmax);
       const int32x4_t qo = qk_mve_requantize(odd, m.val[1], sh.val[1], rq->output_zero_point,
                                              rq->qmin, rq->qmax);
-      vstrbq_s16(out + c, vmovntq_s32(vmovnbq_s32(vdupq_n_s16(0), qe), qo));
+      /* even and odd channels straight to their bytes: two scatter stores */
+      vstrbq_scatter_offset_s32(out + c, even_bytes, qe);
+      vstrbq_scatter_offset_s32(out + c + 1, even_bytes, qo);
     } else {
       int32_t e[4], d[4];
       vstrwq_s32(e, even);
@@ -80,6 +126,7 @@ QK_INLINE void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps
       qk_requant_run(acc, 8, c, rq, out + c);
     }
   }
+  taps = all_taps;
   for (; c < channels; c += 4) {
     const int32_t n = channels - c;
     const mve_pred16_t p = vctp32q((uint32_t)n);
@@ -90,6 +137,12 @@ QK_INLINE void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps
     }
     qk_dw_store4(a, rq, c, n, vector_requant, out);
   }
+}
+
+QK_INLINE void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps,
+                            const int8_t *w, int32_t channels, const int32_t *bias,
+                            const qanas_requant_t *rq, int32_t vector_requant, int8_t *out) {
+  qk_dw_pixel3(x, offsets, taps, 0, 0, w, channels, bias, rq, vector_requant, out);
 }
 
 #elif defined(QK_ISA_DSP)
@@ -294,6 +347,14 @@ qanas_status_t qanas_depthwise_conv2d_s8(const qanas_conv_params_t *c, const int
       if (fast && rows_inside && x0 >= 0 &&
           x0 + (c->kernel_w - 1) * c->dilation_w < c->in_w) {
         const int8_t *x = input + (y0 * c->in_w + x0) * c->in_c;
+#if defined(QK_ISA_MVE)
+        if (c->kernel_h == 3 && c->kernel_w == 3) {
+          qk_dw_pixel3(x, offsets, 9, c->dilation_h * c->in_w * c->in_c,
+                       c->dilation_w * c->in_c, weights, c->out_c, bias, rq, vector_requant,
+                       out);
+          continue;
+        }
+#endif
 #if defined(QK_ISA_DSP)
         if (c->kernel_h == 3 && c->kernel_w == 3) {
           qk_dw3x3_pixel(x, c->dilation_h * c->in_w * c->in_c, c->dilation_w * c->in_c,

@@ -85,16 +85,16 @@ QK_INLINE int32x4_t qk_mve_requantize(int32x4_t acc, int32x4_t multiplier, int32
                                       int32_t zero_point, int32_t qmin, int32_t qmax) {
   const int32x4_t high = vmulhq_s32(acc, multiplier);
   const int32x4_t low = vmulq_s32(acc, multiplier);
-  /* y = 2 * high + (low != 0); (x | -x) >> 31 is x != 0 as 0/1 (GCC 12 crashes on the
-   * predicated forms of these steps). */
-  const uint32x4_t sticky = vshrq_n_u32(
-      vreinterpretq_u32_s32(vorrq_s32(low, vnegq_s32(low))), 31);
-  const int32x4_t y = vorrq_s32(vshlq_n_s32(high, 1), vreinterpretq_s32_u32(sticky));
+  /* y = 2 * high + (low != 0): the sticky bit is min(low, 1) unsigned, and VSLI shifts
+   * high in above it. */
+  const int32x4_t sticky = vreinterpretq_s32_u32(
+      vminq_u32(vreinterpretq_u32_s32(low), vdupq_n_u32(1)));
+  const int32x4_t y = vsliq_n_s32(sticky, high, 1);
   /* Half to even by k = -shift bits: VRSHL rounds half up, exactly (no overflow), so
-   * subtract 1 unless the kept part is odd: (y - 1 + odd) rounded half up. y > INT32_MIN
-   * (|acc * multiplier| < 2^62), so y - 1 does not wrap. */
-  const int32x4_t odd = vandq_s32(vshlq_s32(y, shift), vdupq_n_s32(1));
-  int32x4_t q = vrshlq_s32(vsubq_s32(vaddq_s32(y, odd), vdupq_n_s32(1)), shift);
+   * subtract 1 unless the kept part is odd: (y - 1 + odd) = y - (1 & ~kept) rounded half
+   * up. y > INT32_MIN (|acc * multiplier| < 2^62), so y - 1 does not wrap. */
+  const int32x4_t even = vbicq_s32(vdupq_n_s32(1), vshlq_s32(y, shift));
+  int32x4_t q = vrshlq_s32(vsubq_s32(y, even), shift);
   q = vaddq_n_s32(q, zero_point);
   q = vmaxq_s32(q, vdupq_n_s32(qmin));
   return vminq_s32(q, vdupq_n_s32(qmax));
