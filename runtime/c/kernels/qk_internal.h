@@ -68,7 +68,8 @@ QK_INLINE int32_t qk_requantize(int32_t acc, int32_t multiplier, int32_t shift,
     const int64_t product = (int64_t)acc * multiplier;
     const int32_t s = -shift - 1;
     const int32_t high = (int32_t)(product >> 32); /* |high| < 2^30: no overflow below */
-    const int32_t up = ((high >> s) & 1) | ((uint32_t)product != 0u);
+    /* odd | (low != 0) as one test of (odd | low) */
+    const int32_t up = ((((uint32_t)high >> s) & 1u) | (uint32_t)product) != 0u;
     /* (a + 2^(s-1)) >> s as ((a >> (s-1)) + 1) >> 1: no constant to build */
     q = (((high - 1 + up) >> (s - 1)) + 1) >> 1;
   } else {
