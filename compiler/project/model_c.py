@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from compiler.codegen.kernels import KernelSource
-from compiler.errors import CompilerError
 from compiler.plan import ExecutionPlan
 from compiler.project.c_strings import c_string_literal
 from compiler.project.weights import declare_weights, dlpack_dtype
@@ -160,18 +159,16 @@ def render_model_c(plan: ExecutionPlan, prefix: str, offsets: Mapping[str, int],
                    planner: str, lower_bound_bytes: int) -> str:
     """The text of ``model.c``: tensor and step tables, init, run and the I/O accessors.
 
-    Every tensor is one row of ``kTensors`` (a weight array, or an arena offset), every
-    kernel call one row of ``kSteps`` (kernel, its arguments in ``kArgs``, its scratch);
-    `run` is a loop over the steps.
+    Weight tensors and the packed arguments of every call are ``const`` tables (flash);
+    only the arena tensors' `DLTensor`s are in RAM, and `init` sets their data pointers.
+    Every kernel call is one row of ``kSteps`` (kernel, its arguments in ``kArgs``, its
+    scratch); `run` is a loop over the steps.
     """
     up = prefix.upper()
     name = c_names(plan)
-    buffers = list(plan.buffers.values())
-    if len(buffers) > 0xFFFF:
-        raise CompilerError(f"the plan has {len(buffers)} tensors; model.c indexes them with "
-                            "uint16_t (at most 65535)")
     layers = plan_layers(plan.calls, plan.buffers)
-    arena_bufs = plan.arena_buffers()
+    arena_bufs = [b for b in plan.buffers.values() if b.kind != "constant"]
+    weight_bufs = [b for b in plan.buffers.values() if b.kind == "constant"]
     used = max([offsets[b.name] + b.size for b in arena_bufs] or [0])
     lines = [
         "/* AOT execution of the compiled model: a table of kernel steps run in order over",
@@ -195,15 +192,16 @@ def render_model_c(plan: ExecutionPlan, prefix: str, offsets: Mapping[str, int],
         lines.append(f"int32_t {kernels[k].symbol}(void *self, void *args, int32_t num_args, "
                      "void *result);")
     lines += ["", "/* Static shapes, one per distinct shape; kernels only read them. */"]
-    for shape in dict.fromkeys(b.shape for b in buffers):
+    for shape in dict.fromkeys(b.shape for b in plan.buffers.values()):
         dims = ", ".join(str(d) for d in shape) if shape else "1"
         lines.append(f"static const int64_t {_shape_name(shape)}[{max(len(shape), 1)}] = "
                      f"{{{dims}}};")
-    lines += ["", "/* Tensor indices. */", "enum {"]
-    lines += [f"  kTensor_{name[b.name]}," for b in buffers]
-    lines += ["  kNumTensors", "};", "", *_tensor_table(plan, buffers, name, prefix), ""]
-    lines += _step_tables(plan, name, layers, offsets, kernels)
-    lines += _RUNTIME_HELPERS.splitlines()
+    lines += ["", *_TENSOR_MACROS.splitlines(), ""]
+    lines += _arena_tensors(arena_bufs, name)
+    if weight_bufs:
+        lines += _weight_tensors(weight_bufs, name, prefix)
+    lines += _step_tables(plan, name, layers, kernels)
+    lines += _RUN_STEP.splitlines()
     lines += [
         "",
         f"qanas_status_t {prefix}_init(uint8_t *arena, size_t arena_bytes) {{",
@@ -214,12 +212,7 @@ def render_model_c(plan: ExecutionPlan, prefix: str, offsets: Mapping[str, int],
         "    return QANAS_ERROR_ARENA_TOO_SMALL;",
         "  }",
         "  for (size_t i = 0; i < (size_t)kNumTensors; ++i) {",
-        "    BindTensor(&g_tensors[i], &kTensors[i], arena);",
-        "  }",
-        "  for (size_t i = 0; i < (size_t)kNumArgs; ++i) {",
-        "    g_args[i].type_index = kTVMFFIDLTensorPtr;",
-        "    g_args[i].zero_padding = 0;",
-        "    g_args[i].v_ptr = &g_tensors[kArgs[i]];",
+        "    g_tensors[i].data = arena + kOffsets[i];",
         "  }",
         "  g_arena = arena;",
         "  return QANAS_OK;",
@@ -251,42 +244,47 @@ def _shape_name(shape: Sequence[int]) -> str:
     return "kShape_" + ("x".join(str(d) for d in shape) if shape else "scalar")
 
 
-def _tensor_table(plan: ExecutionPlan, buffers, name: Mapping[str, str],
-                  prefix: str) -> list[str]:
-    lines = [
-        "/* Where each tensor's data lives (a const weight array, or an arena offset), its",
-        " * shape and element type. */",
-        "typedef struct {",
-        "  const void *weights; /* NULL: the tensor is in the arena at `offset` */",
-        "  uint32_t offset;",
-        "  const int64_t *shape;",
-        "  int32_t ndim;",
-        "  uint8_t code;",
-        "  uint8_t bits;",
-        "} TensorSpec;",
-        "",
-        "static const TensorSpec kTensors[kNumTensors] = {",
-    ]
-    for b in buffers:
-        code, bits = dlpack_dtype(b.dtype)
-        c = name[b.name]
-        where = (f"{prefix}_{c}, 0u" if b.kind == "constant" else f"NULL, OFFSET_{c}")
-        lines.append(f"  [kTensor_{c}] = {{{where}, {_shape_name(b.shape)}, {len(b.shape)}, "
-                     f"{code}, {bits}}},")
-    return [*lines, "};"]
+def _tensor_fields(b) -> str:
+    code, bits = dlpack_dtype(b.dtype)
+    return f"{_shape_name(b.shape)}, {len(b.shape)}, {code}, {bits}"
+
+
+def _arena_tensors(bufs, name: Mapping[str, str]) -> list[str]:
+    lines = ["/* Tensors in the arena (inputs, outputs, intermediates, scratch); init points",
+             " * each at its planned offset. */", "enum {"]
+    lines += [f"  kTensor_{name[b.name]}," for b in bufs]
+    lines += ["  kNumTensors", "};", "static const uint32_t kOffsets[kNumTensors] = {"]
+    lines += [f"  [kTensor_{name[b.name]}] = OFFSET_{name[b.name]}," for b in bufs]
+    lines += ["};", "static DLTensor g_tensors[kNumTensors] = {"]
+    lines += [f"  [kTensor_{name[b.name]}] = ARENA_TENSOR({_tensor_fields(b)})," for b in bufs]
+    return [*lines, "};", "static uint8_t *g_arena = NULL;", ""]
+
+
+def _weight_tensors(bufs, name: Mapping[str, str], prefix: str) -> list[str]:
+    lines = ["/* Weight tensors: const, in flash like the arrays they describe. */", "enum {"]
+    lines += [f"  kWeight_{name[b.name]}," for b in bufs]
+    lines += ["  kNumWeights", "};", "static const DLTensor kWeights[kNumWeights] = {"]
+    lines += [f"  [kWeight_{name[b.name]}] = WEIGHT_TENSOR({prefix}_{name[b.name]}, "
+              f"{_tensor_fields(b)})," for b in bufs]
+    return [*lines, "};", ""]
 
 
 def _step_tables(plan: ExecutionPlan, name: Mapping[str, str], layers: Sequence[str],
-                 offsets: Mapping[str, int], kernels: Mapping[str, KernelSource]) -> list[str]:
+                 kernels: Mapping[str, KernelSource]) -> list[str]:
+    def arg(a: str) -> str:
+        if plan.buffers[a].kind == "constant":
+            return f"ARG(&kWeights[kWeight_{name[a]}]),"
+        return f"ARG(&g_tensors[kTensor_{name[a]}]),"
+
     total = sum(len(c.args) for c in plan.calls)
     lines = [
-        "/* The arguments of every step in calling order (inputs, then outputs). */",
+        "/* The packed arguments of every step in calling order (inputs, then outputs). */",
         f"enum {{ kNumArgs = {total}, kNumSteps = {plan.num_steps} }};",
-        "static const uint16_t kArgs[kNumArgs] = {",
+        "static const TVMFFIAny kArgs[kNumArgs] = {",
     ]
     for call, layer in zip(plan.calls, layers, strict=True):
         lines.append(f"  /* {call.index}: {layer} */")
-        lines += _wrap([f"kTensor_{name[a]}," for a in call.args], "    ")
+        lines += _wrap([arg(a) for a in call.args], "  ")
     lines += [
         "};",
         "",
@@ -328,26 +326,14 @@ def _wrap(items: Sequence[str], indent: str, width: int = 96) -> list[str]:
     return [*lines, line] if line.strip() else lines
 
 
-_RUNTIME_HELPERS = """static DLTensor g_tensors[kNumTensors];
-static TVMFFIAny g_args[kNumArgs];
-static uint8_t *g_arena = NULL;
+_TENSOR_MACROS = """/* DLTensor and packed-argument initializers (one line each: model.c has no line
+ * continuations). The packed API takes non-const pointers; kernels never write shapes,
+ * weights, tensors or arguments. */
+#define ARENA_TENSOR(shape_, ndim_, code_, bits_) {.data = NULL, .device = {kDLCPU, 0}, .ndim = (ndim_), .dtype = {(code_), (bits_), 1}, .shape = (int64_t *)(shape_), .strides = NULL, .byte_offset = 0}
+#define WEIGHT_TENSOR(array_, shape_, ndim_, code_, bits_) {.data = (void *)(array_), .device = {kDLCPU, 0}, .ndim = (ndim_), .dtype = {(code_), (bits_), 1}, .shape = (int64_t *)(shape_), .strides = NULL, .byte_offset = 0}
+#define ARG(tensor_) {.type_index = kTVMFFIDLTensorPtr, .zero_padding = 0, .v_ptr = (void *)(tensor_)}"""
 
-static void BindTensor(DLTensor *tensor, const TensorSpec *spec, uint8_t *arena) {
-  /* The packed API takes non-const pointers; kernels never write shapes or weights. */
-  tensor->data = spec->weights != NULL ? (void *)(uintptr_t)spec->weights
-                                       : (void *)(arena + spec->offset);
-  tensor->device.device_type = kDLCPU;
-  tensor->device.device_id = 0;
-  tensor->ndim = spec->ndim;
-  tensor->dtype.code = spec->code;
-  tensor->dtype.bits = spec->bits;
-  tensor->dtype.lanes = 1;
-  tensor->shape = (int64_t *)(uintptr_t)spec->shape;
-  tensor->strides = NULL;
-  tensor->byte_offset = 0;
-}
-
-/* Runs one step with its scratch region; a failing kernel reports scratch exhaustion as
+_RUN_STEP = """/* Runs one step with its scratch region; a failing kernel reports scratch exhaustion as
  * such, anything else as QANAS_ERROR_KERNEL_FAILED. */
 static qanas_status_t RunStep(const Step *step) {
   TVMFFIAny result;
@@ -359,7 +345,8 @@ static qanas_status_t RunStep(const Step *step) {
   } else {
     qanas_workspace_set(NULL, 0u);
   }
-  if (step->kernel(NULL, &g_args[step->first_arg], (int32_t)step->num_args, &result) != 0) {
+  void *args = (void *)(uintptr_t)&kArgs[step->first_arg];
+  if (step->kernel(NULL, args, (int32_t)step->num_args, &result) != 0) {
     const qanas_status_t scratch_status = qanas_workspace_status();
     return scratch_status != QANAS_OK ? scratch_status : QANAS_ERROR_KERNEL_FAILED;
   }

@@ -27,45 +27,55 @@ static const int64_t kShape_8x4x3x3[4] = {8, 4, 3, 3};
 static const int64_t kShape_1x8x1x1[4] = {1, 8, 1, 1};
 static const int64_t kShape_1x8x8x8[4] = {1, 8, 8, 8};
 
-/* Tensor indices. */
+/* DLTensor and packed-argument initializers (one line each: model.c has no line
+ * continuations). The packed API takes non-const pointers; kernels never write shapes,
+ * weights, tensors or arguments. */
+#define ARENA_TENSOR(shape_, ndim_, code_, bits_) {.data = NULL, .device = {kDLCPU, 0}, .ndim = (ndim_), .dtype = {(code_), (bits_), 1}, .shape = (int64_t *)(shape_), .strides = NULL, .byte_offset = 0}
+#define WEIGHT_TENSOR(array_, shape_, ndim_, code_, bits_) {.data = (void *)(array_), .device = {kDLCPU, 0}, .ndim = (ndim_), .dtype = {(code_), (bits_), 1}, .shape = (int64_t *)(shape_), .strides = NULL, .byte_offset = 0}
+#define ARG(tensor_) {.type_index = kTVMFFIDLTensorPtr, .zero_padding = 0, .v_ptr = (void *)(tensor_)}
+
+/* Tensors in the arena (inputs, outputs, intermediates, scratch); init points
+ * each at its planned offset. */
 enum {
   kTensor_x,
-  kTensor_conv0_weights,
-  kTensor_conv0_bias,
-  kTensor_conv0_param0,
-  kTensor_conv0_param1,
-  kTensor_conv0_param2,
   kTensor_y,
   kNumTensors
 };
+static const uint32_t kOffsets[kNumTensors] = {
+  [kTensor_x] = OFFSET_x,
+  [kTensor_y] = OFFSET_y,
+};
+static DLTensor g_tensors[kNumTensors] = {
+  [kTensor_x] = ARENA_TENSOR(kShape_1x4x8x8, 4, kDLInt, 8),
+  [kTensor_y] = ARENA_TENSOR(kShape_1x8x8x8, 4, kDLInt, 8),
+};
+static uint8_t *g_arena = NULL;
 
-/* Where each tensor's data lives (a const weight array, or an arena offset), its
- * shape and element type. */
-typedef struct {
-  const void *weights; /* NULL: the tensor is in the arena at `offset` */
-  uint32_t offset;
-  const int64_t *shape;
-  int32_t ndim;
-  uint8_t code;
-  uint8_t bits;
-} TensorSpec;
-
-static const TensorSpec kTensors[kNumTensors] = {
-  [kTensor_x] = {NULL, OFFSET_x, kShape_1x4x8x8, 4, kDLInt, 8},
-  [kTensor_conv0_weights] = {qanas_model_conv0_weights, 0u, kShape_8x4x3x3, 4, kDLInt, 8},
-  [kTensor_conv0_bias] = {qanas_model_conv0_bias, 0u, kShape_1x8x1x1, 4, kDLInt, 32},
-  [kTensor_conv0_param0] = {qanas_model_conv0_param0, 0u, kShape_1x8x1x1, 4, kDLInt, 64},
-  [kTensor_conv0_param1] = {qanas_model_conv0_param1, 0u, kShape_1x8x1x1, 4, kDLInt, 64},
-  [kTensor_conv0_param2] = {qanas_model_conv0_param2, 0u, kShape_1x8x1x1, 4, kDLInt, 64},
-  [kTensor_y] = {NULL, OFFSET_y, kShape_1x8x8x8, 4, kDLInt, 8},
+/* Weight tensors: const, in flash like the arrays they describe. */
+enum {
+  kWeight_conv0_weights,
+  kWeight_conv0_bias,
+  kWeight_conv0_param0,
+  kWeight_conv0_param1,
+  kWeight_conv0_param2,
+  kNumWeights
+};
+static const DLTensor kWeights[kNumWeights] = {
+  [kWeight_conv0_weights] = WEIGHT_TENSOR(qanas_model_conv0_weights, kShape_8x4x3x3, 4, kDLInt, 8),
+  [kWeight_conv0_bias] = WEIGHT_TENSOR(qanas_model_conv0_bias, kShape_1x8x1x1, 4, kDLInt, 32),
+  [kWeight_conv0_param0] = WEIGHT_TENSOR(qanas_model_conv0_param0, kShape_1x8x1x1, 4, kDLInt, 64),
+  [kWeight_conv0_param1] = WEIGHT_TENSOR(qanas_model_conv0_param1, kShape_1x8x1x1, 4, kDLInt, 64),
+  [kWeight_conv0_param2] = WEIGHT_TENSOR(qanas_model_conv0_param2, kShape_1x8x1x1, 4, kDLInt, 64),
 };
 
-/* The arguments of every step in calling order (inputs, then outputs). */
+/* The packed arguments of every step in calling order (inputs, then outputs). */
 enum { kNumArgs = 7, kNumSteps = 1 };
-static const uint16_t kArgs[kNumArgs] = {
+static const TVMFFIAny kArgs[kNumArgs] = {
   /* 0: conv0 */
-    kTensor_x, kTensor_conv0_weights, kTensor_conv0_bias, kTensor_conv0_param0,
-    kTensor_conv0_param1, kTensor_conv0_param2, kTensor_y,
+  ARG(&g_tensors[kTensor_x]), ARG(&kWeights[kWeight_conv0_weights]),
+  ARG(&kWeights[kWeight_conv0_bias]), ARG(&kWeights[kWeight_conv0_param0]),
+  ARG(&kWeights[kWeight_conv0_param1]), ARG(&kWeights[kWeight_conv0_param2]),
+  ARG(&g_tensors[kTensor_y]),
 };
 
 typedef int32_t (*KernelFn)(void *self, void *args, int32_t num_args, void *result);
@@ -85,25 +95,6 @@ static const Step kSteps[kNumSteps] = {
   {__tvm_ffi_qanas_model_conv2d_add_cast, "conv2d_add_cast", 0u, 7u, 0u, 0u},
 };
 
-static DLTensor g_tensors[kNumTensors];
-static TVMFFIAny g_args[kNumArgs];
-static uint8_t *g_arena = NULL;
-
-static void BindTensor(DLTensor *tensor, const TensorSpec *spec, uint8_t *arena) {
-  /* The packed API takes non-const pointers; kernels never write shapes or weights. */
-  tensor->data = spec->weights != NULL ? (void *)(uintptr_t)spec->weights
-                                       : (void *)(arena + spec->offset);
-  tensor->device.device_type = kDLCPU;
-  tensor->device.device_id = 0;
-  tensor->ndim = spec->ndim;
-  tensor->dtype.code = spec->code;
-  tensor->dtype.bits = spec->bits;
-  tensor->dtype.lanes = 1;
-  tensor->shape = (int64_t *)(uintptr_t)spec->shape;
-  tensor->strides = NULL;
-  tensor->byte_offset = 0;
-}
-
 /* Runs one step with its scratch region; a failing kernel reports scratch exhaustion as
  * such, anything else as QANAS_ERROR_KERNEL_FAILED. */
 static qanas_status_t RunStep(const Step *step) {
@@ -116,7 +107,8 @@ static qanas_status_t RunStep(const Step *step) {
   } else {
     qanas_workspace_set(NULL, 0u);
   }
-  if (step->kernel(NULL, &g_args[step->first_arg], (int32_t)step->num_args, &result) != 0) {
+  void *args = (void *)(uintptr_t)&kArgs[step->first_arg];
+  if (step->kernel(NULL, args, (int32_t)step->num_args, &result) != 0) {
     const qanas_status_t scratch_status = qanas_workspace_status();
     return scratch_status != QANAS_OK ? scratch_status : QANAS_ERROR_KERNEL_FAILED;
   }
@@ -131,12 +123,7 @@ qanas_status_t qanas_model_init(uint8_t *arena, size_t arena_bytes) {
     return QANAS_ERROR_ARENA_TOO_SMALL;
   }
   for (size_t i = 0; i < (size_t)kNumTensors; ++i) {
-    BindTensor(&g_tensors[i], &kTensors[i], arena);
-  }
-  for (size_t i = 0; i < (size_t)kNumArgs; ++i) {
-    g_args[i].type_index = kTVMFFIDLTensorPtr;
-    g_args[i].zero_padding = 0;
-    g_args[i].v_ptr = &g_tensors[kArgs[i]];
+    g_tensors[i].data = arena + kOffsets[i];
   }
   g_arena = arena;
   return QANAS_OK;

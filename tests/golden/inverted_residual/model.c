@@ -44,79 +44,92 @@ static const int64_t kShape_16x1x3x3[4] = {16, 1, 3, 3};
 static const int64_t kShape_8x16x1x1[4] = {8, 16, 1, 1};
 static const int64_t kShape_1x8x1x1[4] = {1, 8, 1, 1};
 
-/* Tensor indices. */
+/* DLTensor and packed-argument initializers (one line each: model.c has no line
+ * continuations). The packed API takes non-const pointers; kernels never write shapes,
+ * weights, tensors or arguments. */
+#define ARENA_TENSOR(shape_, ndim_, code_, bits_) {.data = NULL, .device = {kDLCPU, 0}, .ndim = (ndim_), .dtype = {(code_), (bits_), 1}, .shape = (int64_t *)(shape_), .strides = NULL, .byte_offset = 0}
+#define WEIGHT_TENSOR(array_, shape_, ndim_, code_, bits_) {.data = (void *)(array_), .device = {kDLCPU, 0}, .ndim = (ndim_), .dtype = {(code_), (bits_), 1}, .shape = (int64_t *)(shape_), .strides = NULL, .byte_offset = 0}
+#define ARG(tensor_) {.type_index = kTVMFFIDLTensorPtr, .zero_padding = 0, .v_ptr = (void *)(tensor_)}
+
+/* Tensors in the arena (inputs, outputs, intermediates, scratch); init points
+ * each at its planned offset. */
 enum {
   kTensor_x,
-  kTensor_block0_expand_weights,
-  kTensor_block0_expand_bias,
-  kTensor_block0_param0,
-  kTensor_block0_param1,
-  kTensor_block0_param2,
-  kTensor_block0_param3,
-  kTensor_block0_dw_weights,
-  kTensor_block0_dw_bias,
-  kTensor_block0_param4,
-  kTensor_block0_param5,
-  kTensor_block0_param6,
-  kTensor_block0_project_weights,
-  kTensor_block0_project_bias,
-  kTensor_block0_param7,
-  kTensor_block0_param8,
-  kTensor_block0_param9,
-  kTensor_block0_param10,
-  kTensor_block0_param11,
-  kTensor_block0_param12,
   kTensor_y,
   kNumTensors
 };
+static const uint32_t kOffsets[kNumTensors] = {
+  [kTensor_x] = OFFSET_x,
+  [kTensor_y] = OFFSET_y,
+};
+static DLTensor g_tensors[kNumTensors] = {
+  [kTensor_x] = ARENA_TENSOR(kShape_1x8x8x8, 4, kDLInt, 8),
+  [kTensor_y] = ARENA_TENSOR(kShape_1x8x8x8, 4, kDLInt, 8),
+};
+static uint8_t *g_arena = NULL;
 
-/* Where each tensor's data lives (a const weight array, or an arena offset), its
- * shape and element type. */
-typedef struct {
-  const void *weights; /* NULL: the tensor is in the arena at `offset` */
-  uint32_t offset;
-  const int64_t *shape;
-  int32_t ndim;
-  uint8_t code;
-  uint8_t bits;
-} TensorSpec;
-
-static const TensorSpec kTensors[kNumTensors] = {
-  [kTensor_x] = {NULL, OFFSET_x, kShape_1x8x8x8, 4, kDLInt, 8},
-  [kTensor_block0_expand_weights] = {qanas_model_block0_expand_weights, 0u, kShape_16x8x1x1, 4, kDLInt, 8},
-  [kTensor_block0_expand_bias] = {qanas_model_block0_expand_bias, 0u, kShape_1x16x1x1, 4, kDLInt, 32},
-  [kTensor_block0_param0] = {qanas_model_block0_param0, 0u, kShape_1x16x1x1, 4, kDLInt, 64},
-  [kTensor_block0_param1] = {qanas_model_block0_param1, 0u, kShape_1x16x1x1, 4, kDLInt, 64},
-  [kTensor_block0_param2] = {qanas_model_block0_param2, 0u, kShape_scalar, 0, kDLInt, 64},
-  [kTensor_block0_param3] = {qanas_model_block0_param3, 0u, kShape_1x16x1x1, 4, kDLInt, 64},
-  [kTensor_block0_dw_weights] = {qanas_model_block0_dw_weights, 0u, kShape_16x1x3x3, 4, kDLInt, 8},
-  [kTensor_block0_dw_bias] = {qanas_model_block0_dw_bias, 0u, kShape_1x16x1x1, 4, kDLInt, 32},
-  [kTensor_block0_param4] = {qanas_model_block0_param4, 0u, kShape_1x16x1x1, 4, kDLInt, 64},
-  [kTensor_block0_param5] = {qanas_model_block0_param5, 0u, kShape_1x16x1x1, 4, kDLInt, 64},
-  [kTensor_block0_param6] = {qanas_model_block0_param6, 0u, kShape_1x16x1x1, 4, kDLInt, 64},
-  [kTensor_block0_project_weights] = {qanas_model_block0_project_weights, 0u, kShape_8x16x1x1, 4, kDLInt, 8},
-  [kTensor_block0_project_bias] = {qanas_model_block0_project_bias, 0u, kShape_1x8x1x1, 4, kDLInt, 32},
-  [kTensor_block0_param7] = {qanas_model_block0_param7, 0u, kShape_1x8x1x1, 4, kDLInt, 64},
-  [kTensor_block0_param8] = {qanas_model_block0_param8, 0u, kShape_1x8x1x1, 4, kDLInt, 64},
-  [kTensor_block0_param9] = {qanas_model_block0_param9, 0u, kShape_1x8x1x1, 4, kDLInt, 64},
-  [kTensor_block0_param10] = {qanas_model_block0_param10, 0u, kShape_scalar, 0, kDLInt, 64},
-  [kTensor_block0_param11] = {qanas_model_block0_param11, 0u, kShape_scalar, 0, kDLInt, 64},
-  [kTensor_block0_param12] = {qanas_model_block0_param12, 0u, kShape_scalar, 0, kDLInt, 64},
-  [kTensor_y] = {NULL, OFFSET_y, kShape_1x8x8x8, 4, kDLInt, 8},
+/* Weight tensors: const, in flash like the arrays they describe. */
+enum {
+  kWeight_block0_expand_weights,
+  kWeight_block0_expand_bias,
+  kWeight_block0_param0,
+  kWeight_block0_param1,
+  kWeight_block0_param2,
+  kWeight_block0_param3,
+  kWeight_block0_dw_weights,
+  kWeight_block0_dw_bias,
+  kWeight_block0_param4,
+  kWeight_block0_param5,
+  kWeight_block0_param6,
+  kWeight_block0_project_weights,
+  kWeight_block0_project_bias,
+  kWeight_block0_param7,
+  kWeight_block0_param8,
+  kWeight_block0_param9,
+  kWeight_block0_param10,
+  kWeight_block0_param11,
+  kWeight_block0_param12,
+  kNumWeights
+};
+static const DLTensor kWeights[kNumWeights] = {
+  [kWeight_block0_expand_weights] = WEIGHT_TENSOR(qanas_model_block0_expand_weights, kShape_16x8x1x1, 4, kDLInt, 8),
+  [kWeight_block0_expand_bias] = WEIGHT_TENSOR(qanas_model_block0_expand_bias, kShape_1x16x1x1, 4, kDLInt, 32),
+  [kWeight_block0_param0] = WEIGHT_TENSOR(qanas_model_block0_param0, kShape_1x16x1x1, 4, kDLInt, 64),
+  [kWeight_block0_param1] = WEIGHT_TENSOR(qanas_model_block0_param1, kShape_1x16x1x1, 4, kDLInt, 64),
+  [kWeight_block0_param2] = WEIGHT_TENSOR(qanas_model_block0_param2, kShape_scalar, 0, kDLInt, 64),
+  [kWeight_block0_param3] = WEIGHT_TENSOR(qanas_model_block0_param3, kShape_1x16x1x1, 4, kDLInt, 64),
+  [kWeight_block0_dw_weights] = WEIGHT_TENSOR(qanas_model_block0_dw_weights, kShape_16x1x3x3, 4, kDLInt, 8),
+  [kWeight_block0_dw_bias] = WEIGHT_TENSOR(qanas_model_block0_dw_bias, kShape_1x16x1x1, 4, kDLInt, 32),
+  [kWeight_block0_param4] = WEIGHT_TENSOR(qanas_model_block0_param4, kShape_1x16x1x1, 4, kDLInt, 64),
+  [kWeight_block0_param5] = WEIGHT_TENSOR(qanas_model_block0_param5, kShape_1x16x1x1, 4, kDLInt, 64),
+  [kWeight_block0_param6] = WEIGHT_TENSOR(qanas_model_block0_param6, kShape_1x16x1x1, 4, kDLInt, 64),
+  [kWeight_block0_project_weights] = WEIGHT_TENSOR(qanas_model_block0_project_weights, kShape_8x16x1x1, 4, kDLInt, 8),
+  [kWeight_block0_project_bias] = WEIGHT_TENSOR(qanas_model_block0_project_bias, kShape_1x8x1x1, 4, kDLInt, 32),
+  [kWeight_block0_param7] = WEIGHT_TENSOR(qanas_model_block0_param7, kShape_1x8x1x1, 4, kDLInt, 64),
+  [kWeight_block0_param8] = WEIGHT_TENSOR(qanas_model_block0_param8, kShape_1x8x1x1, 4, kDLInt, 64),
+  [kWeight_block0_param9] = WEIGHT_TENSOR(qanas_model_block0_param9, kShape_1x8x1x1, 4, kDLInt, 64),
+  [kWeight_block0_param10] = WEIGHT_TENSOR(qanas_model_block0_param10, kShape_scalar, 0, kDLInt, 64),
+  [kWeight_block0_param11] = WEIGHT_TENSOR(qanas_model_block0_param11, kShape_scalar, 0, kDLInt, 64),
+  [kWeight_block0_param12] = WEIGHT_TENSOR(qanas_model_block0_param12, kShape_scalar, 0, kDLInt, 64),
 };
 
-/* The arguments of every step in calling order (inputs, then outputs). */
+/* The packed arguments of every step in calling order (inputs, then outputs). */
 enum { kNumArgs = 25, kNumSteps = 1 };
-static const uint16_t kArgs[kNumArgs] = {
+static const TVMFFIAny kArgs[kNumArgs] = {
   /* 0: block0 */
-    kTensor_x, kTensor_block0_expand_weights, kTensor_block0_expand_bias, kTensor_block0_param0,
-    kTensor_block0_param1, kTensor_block0_param2, kTensor_block0_param3,
-    kTensor_block0_dw_weights, kTensor_block0_dw_bias, kTensor_block0_param4,
-    kTensor_block0_param5, kTensor_block0_param2, kTensor_block0_param6,
-    kTensor_block0_project_weights, kTensor_block0_project_bias, kTensor_block0_param7,
-    kTensor_block0_param8, kTensor_block0_param2, kTensor_block0_param9, kTensor_block0_param10,
-    kTensor_block0_param10, kTensor_block0_param11, kTensor_block0_param2,
-    kTensor_block0_param12, kTensor_y,
+  ARG(&g_tensors[kTensor_x]), ARG(&kWeights[kWeight_block0_expand_weights]),
+  ARG(&kWeights[kWeight_block0_expand_bias]), ARG(&kWeights[kWeight_block0_param0]),
+  ARG(&kWeights[kWeight_block0_param1]), ARG(&kWeights[kWeight_block0_param2]),
+  ARG(&kWeights[kWeight_block0_param3]), ARG(&kWeights[kWeight_block0_dw_weights]),
+  ARG(&kWeights[kWeight_block0_dw_bias]), ARG(&kWeights[kWeight_block0_param4]),
+  ARG(&kWeights[kWeight_block0_param5]), ARG(&kWeights[kWeight_block0_param2]),
+  ARG(&kWeights[kWeight_block0_param6]), ARG(&kWeights[kWeight_block0_project_weights]),
+  ARG(&kWeights[kWeight_block0_project_bias]), ARG(&kWeights[kWeight_block0_param7]),
+  ARG(&kWeights[kWeight_block0_param8]), ARG(&kWeights[kWeight_block0_param2]),
+  ARG(&kWeights[kWeight_block0_param9]), ARG(&kWeights[kWeight_block0_param10]),
+  ARG(&kWeights[kWeight_block0_param10]), ARG(&kWeights[kWeight_block0_param11]),
+  ARG(&kWeights[kWeight_block0_param2]), ARG(&kWeights[kWeight_block0_param12]),
+  ARG(&g_tensors[kTensor_y]),
 };
 
 typedef int32_t (*KernelFn)(void *self, void *args, int32_t num_args, void *result);
@@ -136,25 +149,6 @@ static const Step kSteps[kNumSteps] = {
   {__tvm_ffi_qanas_model_irb0_k3s1e16_res, "irb0_k3s1e16_res", 0u, 25u, 0u, 0u},
 };
 
-static DLTensor g_tensors[kNumTensors];
-static TVMFFIAny g_args[kNumArgs];
-static uint8_t *g_arena = NULL;
-
-static void BindTensor(DLTensor *tensor, const TensorSpec *spec, uint8_t *arena) {
-  /* The packed API takes non-const pointers; kernels never write shapes or weights. */
-  tensor->data = spec->weights != NULL ? (void *)(uintptr_t)spec->weights
-                                       : (void *)(arena + spec->offset);
-  tensor->device.device_type = kDLCPU;
-  tensor->device.device_id = 0;
-  tensor->ndim = spec->ndim;
-  tensor->dtype.code = spec->code;
-  tensor->dtype.bits = spec->bits;
-  tensor->dtype.lanes = 1;
-  tensor->shape = (int64_t *)(uintptr_t)spec->shape;
-  tensor->strides = NULL;
-  tensor->byte_offset = 0;
-}
-
 /* Runs one step with its scratch region; a failing kernel reports scratch exhaustion as
  * such, anything else as QANAS_ERROR_KERNEL_FAILED. */
 static qanas_status_t RunStep(const Step *step) {
@@ -167,7 +161,8 @@ static qanas_status_t RunStep(const Step *step) {
   } else {
     qanas_workspace_set(NULL, 0u);
   }
-  if (step->kernel(NULL, &g_args[step->first_arg], (int32_t)step->num_args, &result) != 0) {
+  void *args = (void *)(uintptr_t)&kArgs[step->first_arg];
+  if (step->kernel(NULL, args, (int32_t)step->num_args, &result) != 0) {
     const qanas_status_t scratch_status = qanas_workspace_status();
     return scratch_status != QANAS_OK ? scratch_status : QANAS_ERROR_KERNEL_FAILED;
   }
@@ -182,12 +177,7 @@ qanas_status_t qanas_model_init(uint8_t *arena, size_t arena_bytes) {
     return QANAS_ERROR_ARENA_TOO_SMALL;
   }
   for (size_t i = 0; i < (size_t)kNumTensors; ++i) {
-    BindTensor(&g_tensors[i], &kTensors[i], arena);
-  }
-  for (size_t i = 0; i < (size_t)kNumArgs; ++i) {
-    g_args[i].type_index = kTVMFFIDLTensorPtr;
-    g_args[i].zero_padding = 0;
-    g_args[i].v_ptr = &g_tensors[kArgs[i]];
+    g_tensors[i].data = arena + kOffsets[i];
   }
   g_arena = arena;
   return QANAS_OK;
