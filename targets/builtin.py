@@ -16,7 +16,11 @@ KIB = 1024
 MIB = 1024 * KIB
 
 # Flags shared by every Cortex-M build: size-friendly sections, no libc startup files.
-_CM_COMMON = ("-O2", "-std=c99", "-mthumb", "-ffunction-sections", "-fdata-sections")
+# -funswitch-loops: gcc hoists the loop-invariant border tests of zero-point-padded
+# kernels out of their inner loops (measured on squeezenas-small 64x128, cortex-m4:
+# seed -2.8 %, max -8.5 % instructions against -O2 alone).
+_CM_COMMON = ("-O2", "-funswitch-loops", "-std=c99", "-mthumb", "-ffunction-sections",
+              "-fdata-sections")
 _CM_LDFLAGS = ("-nostartfiles", "-Wl,--gc-sections", "--specs=nano.specs")
 
 
@@ -38,7 +42,7 @@ HOST = register_target(
         description="this machine (x86_64/aarch64 Linux), native gcc; latency in seconds",
         isa="native",
         cpu="native",
-        toolchain=Toolchain(cc="gcc", cflags=("-O2", "-std=c99")),
+        toolchain=Toolchain(cc="gcc", cflags=("-O2", "-funswitch-loops", "-std=c99")),
         tvm_target={"kind": "c"},
         runner="host",
     )
@@ -109,7 +113,8 @@ AARCH64_LINUX = register_target(
         name="aarch64-linux",
         description="Cortex-A class boards (AArch64 Linux); qemu-aarch64 user mode here",
         isa="aarch64", cpu="cortex-a53", features=frozenset({"neon", "fpu"}),
-        toolchain=Toolchain(cc="aarch64-linux-gnu-gcc", cflags=("-O2", "-std=c99"),
+        toolchain=Toolchain(cc="aarch64-linux-gnu-gcc",
+                            cflags=("-O2", "-funswitch-loops", "-std=c99"),
                             ldflags=("-static",), objcopy="aarch64-linux-gnu-objcopy",
                             size="aarch64-linux-gnu-size"),
         tvm_target={"kind": "c"}, emulator="qemu-aarch64", runner="qemu-user",
