@@ -17,50 +17,56 @@
 QK_INLINE void qk_dsp_dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0,
                               const int8_t *w1, int32_t len, int32_t *acc) {
   int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
-  const int32_t main_len = len & ~7, rest = len & 7;
+  const int32_t main_len = len & ~15, rest = len & 7;
   /* SXTB16 splits bytes (b0 b1 b2 b3) into halfwords (b0, b2) and, rotated by 8,
    * (b1, b3); SMLAD then adds two 16x16 products. The same split of input and weight
    * words pairs matching elements, so no offline reordering is needed.
-   * The main loop is written out: 8 bytes per pass, 16 SXTB16 + 16 SMLAD + 8 LDR and
+   * The main loop is written out: 16 bytes per pass, 32 SXTB16 + 32 SMLAD + 16 LDR and
    * a 3-instruction loop test (the end pointer lives on the stack: the four pointers,
-   * four accumulators and six split words take all 14 registers). GCC 12 kept one
-   * pointer on the stack instead and ran 25 instructions per 4 bytes. */
+   * four accumulators and six split words take all 14 registers), then 8 bytes once if
+   * left. GCC 12 kept one pointer on the stack instead and ran 25 instructions per 4
+   * bytes. */
+  int32_t t0, t1, t2, t3, t4, t5;
+#define QK_DSP_4BYTES                              \
+  "ldr %[t0], [%[w0]], #4\n\t"                   \
+  "ldr %[t2], [%[w1]], #4\n\t"                   \
+  "sxtb16 %[t1], %[t0], ror #8\n\t"              \
+  "sxtb16 %[t0], %[t0]\n\t"                      \
+  "sxtb16 %[t3], %[t2], ror #8\n\t"              \
+  "sxtb16 %[t2], %[t2]\n\t"                      \
+  "ldr %[t4], [%[x0]], #4\n\t"                   \
+  "sxtb16 %[t5], %[t4]\n\t"                      \
+  "sxtb16 %[t4], %[t4], ror #8\n\t"              \
+  "smlad %[a00], %[t5], %[t0], %[a00]\n\t"       \
+  "smlad %[a01], %[t5], %[t2], %[a01]\n\t"       \
+  "smlad %[a00], %[t4], %[t1], %[a00]\n\t"       \
+  "smlad %[a01], %[t4], %[t3], %[a01]\n\t"       \
+  "ldr %[t4], [%[x1]], #4\n\t"                   \
+  "sxtb16 %[t5], %[t4]\n\t"                      \
+  "sxtb16 %[t4], %[t4], ror #8\n\t"              \
+  "smlad %[a10], %[t5], %[t0], %[a10]\n\t"       \
+  "smlad %[a11], %[t5], %[t2], %[a11]\n\t"       \
+  "smlad %[a10], %[t4], %[t1], %[a10]\n\t"       \
+  "smlad %[a11], %[t4], %[t3], %[a11]\n\t"
+#define QK_DSP_OPERANDS                                                                  \
+  : [x0] "+r"(x0), [x1] "+r"(x1), [w0] "+r"(w0), [w1] "+r"(w1), [a00] "+r"(a00),        \
+    [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [t0] "=&r"(t0), [t1] "=&r"(t1),  \
+    [t2] "=&r"(t2), [t3] "=&r"(t3), [t4] "=&r"(t4), [t5] "=&r"(t5)
   if (main_len != 0) {
     const int8_t *const x0_end = x0 + main_len;
-    int32_t t0, t1, t2, t3, t4, t5;
-    __asm__ volatile(
-        "1:\n\t"
-        ".rept 2\n\t"
-        "ldr %[t0], [%[w0]], #4\n\t"
-        "ldr %[t2], [%[w1]], #4\n\t"
-        "sxtb16 %[t1], %[t0], ror #8\n\t"
-        "sxtb16 %[t0], %[t0]\n\t"
-        "sxtb16 %[t3], %[t2], ror #8\n\t"
-        "sxtb16 %[t2], %[t2]\n\t"
-        "ldr %[t4], [%[x0]], #4\n\t"
-        "sxtb16 %[t5], %[t4]\n\t"
-        "sxtb16 %[t4], %[t4], ror #8\n\t"
-        "smlad %[a00], %[t5], %[t0], %[a00]\n\t"
-        "smlad %[a01], %[t5], %[t2], %[a01]\n\t"
-        "smlad %[a00], %[t4], %[t1], %[a00]\n\t"
-        "smlad %[a01], %[t4], %[t3], %[a01]\n\t"
-        "ldr %[t4], [%[x1]], #4\n\t"
-        "sxtb16 %[t5], %[t4]\n\t"
-        "sxtb16 %[t4], %[t4], ror #8\n\t"
-        "smlad %[a10], %[t5], %[t0], %[a10]\n\t"
-        "smlad %[a11], %[t5], %[t2], %[a11]\n\t"
-        "smlad %[a10], %[t4], %[t1], %[a10]\n\t"
-        "smlad %[a11], %[t4], %[t3], %[a11]\n\t"
-        ".endr\n\t"
-        "ldr %[t0], %[end]\n\t"
-        "cmp %[x0], %[t0]\n\t"
-        "bne 1b\n\t"
-        : [x0] "+r"(x0), [x1] "+r"(x1), [w0] "+r"(w0), [w1] "+r"(w1), [a00] "+r"(a00),
-          [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [t0] "=&r"(t0),
-          [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), [t4] "=&r"(t4), [t5] "=&r"(t5)
-        : [end] "m"(x0_end)
-        : "cc", "memory");
+    __asm__ volatile("1:\n\t" QK_DSP_4BYTES QK_DSP_4BYTES QK_DSP_4BYTES QK_DSP_4BYTES
+                     "ldr %[t0], %[end]\n\t"
+                     "cmp %[x0], %[t0]\n\t"
+                     "bne 1b\n\t"
+                     QK_DSP_OPERANDS
+                     : [end] "m"(x0_end)
+                     : "cc", "memory");
   }
+  if (len & 8) {
+    __asm__ volatile(QK_DSP_4BYTES QK_DSP_4BYTES QK_DSP_OPERANDS : : "memory");
+  }
+#undef QK_DSP_OPERANDS
+#undef QK_DSP_4BYTES
   /* The last len % 8 bytes (the pointers now point at them): rare, out of the way. */
   if (__builtin_expect(rest != 0, 0)) {
     int32_t i = 0;
