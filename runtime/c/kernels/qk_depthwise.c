@@ -371,6 +371,13 @@ qanas_status_t qanas_depthwise_conv2d_s8(const qanas_conv_params_t *c, const int
       }
       if (gather) {
         qk_dw_gather(c, input, oy, ox, patch);
+#if defined(QK_ISA_MVE)
+        if (c->kernel_h == 3 && c->kernel_w == 3) { /* the gathered window is 3x3 too */
+          qk_dw_pixel3(patch, patch_offsets, 9, 3 * c->in_c, c->in_c, weights, c->out_c,
+                       bias, rq, vector_requant, out);
+          continue;
+        }
+#endif
         qk_dw_pixel(patch, patch_offsets, taps, weights, c->out_c, bias, rq, vector_requant,
                     out);
         continue;
