@@ -167,7 +167,8 @@ def render_model_c(plan: ExecutionPlan, prefix: str, offsets: Mapping[str, int],
     up = prefix.upper()
     name = c_names(plan)
     layers = plan_layers(plan.calls, plan.buffers)
-    arena_bufs = [b for b in plan.buffers.values() if b.kind != "constant"]
+    arena_bufs = plan.arena_buffers()
+    tensor_bufs = [b for b in arena_bufs if b.kind != "workspace"]  # scratch is no argument
     weight_bufs = [b for b in plan.buffers.values() if b.kind == "constant"]
     used = max([offsets[b.name] + b.size for b in arena_bufs] or [0])
     lines = [
@@ -192,12 +193,12 @@ def render_model_c(plan: ExecutionPlan, prefix: str, offsets: Mapping[str, int],
         lines.append(f"int32_t {kernels[k].symbol}(void *self, void *args, int32_t num_args, "
                      "void *result);")
     lines += ["", "/* Static shapes, one per distinct shape; kernels only read them. */"]
-    for shape in dict.fromkeys(b.shape for b in plan.buffers.values()):
+    for shape in dict.fromkeys(b.shape for b in (*tensor_bufs, *weight_bufs)):
         dims = ", ".join(str(d) for d in shape) if shape else "1"
         lines.append(f"static const int64_t {_shape_name(shape)}[{max(len(shape), 1)}] = "
                      f"{{{dims}}};")
     lines += ["", *_TENSOR_MACROS.splitlines(), ""]
-    lines += _arena_tensors(arena_bufs, name)
+    lines += _arena_tensors(tensor_bufs, name)
     if weight_bufs:
         lines += _weight_tensors(weight_bufs, name, prefix)
     lines += _step_tables(plan, name, layers, kernels)
@@ -250,8 +251,8 @@ def _tensor_fields(b) -> str:
 
 
 def _arena_tensors(bufs, name: Mapping[str, str]) -> list[str]:
-    lines = ["/* Tensors in the arena (inputs, outputs, intermediates, scratch); init points",
-             " * each at its planned offset. */", "enum {"]
+    lines = ["/* Tensors in the arena (inputs, outputs, intermediates); init points each at",
+             " * its planned offset. */", "enum {"]
     lines += [f"  kTensor_{name[b.name]}," for b in bufs]
     lines += ["  kNumTensors", "};", "static const uint32_t kOffsets[kNumTensors] = {"]
     lines += [f"  [kTensor_{name[b.name]}] = OFFSET_{name[b.name]}," for b in bufs]

@@ -51,8 +51,8 @@ static const int64_t kShape_1x8x1x1[4] = {1, 8, 1, 1};
 #define WEIGHT_TENSOR(array_, shape_, ndim_, code_, bits_) {.data = (void *)(array_), .device = {kDLCPU, 0}, .ndim = (ndim_), .dtype = {(code_), (bits_), 1}, .shape = (int64_t *)(shape_), .strides = NULL, .byte_offset = 0}
 #define ARG(tensor_) {.type_index = kTVMFFIDLTensorPtr, .zero_padding = 0, .v_ptr = (void *)(tensor_)}
 
-/* Tensors in the arena (inputs, outputs, intermediates, scratch); init points
- * each at its planned offset. */
+/* Tensors in the arena (inputs, outputs, intermediates); init points each at
+ * its planned offset. */
 enum {
   kTensor_x,
   kTensor_y,

@@ -26,11 +26,11 @@ int32_t __tvm_ffi_qanas_model_resize_linear_int(void *self, void *args, int32_t 
 
 /* Static shapes, one per distinct shape; kernels only read them. */
 static const int64_t kShape_1x8x4x4[4] = {1, 8, 4, 4};
+static const int64_t kShape_1x3x4x4[4] = {1, 3, 4, 4};
+static const int64_t kShape_1x3x8x8[4] = {1, 3, 8, 8};
 static const int64_t kShape_3x8x1x1[4] = {3, 8, 1, 1};
 static const int64_t kShape_1x3x1x1[4] = {1, 3, 1, 1};
-static const int64_t kShape_1x3x4x4[4] = {1, 3, 4, 4};
 static const int64_t kShape_4x8[2] = {4, 8};
-static const int64_t kShape_1x3x8x8[4] = {1, 3, 8, 8};
 
 /* DLTensor and packed-argument initializers (one line each: model.c has no line
  * continuations). The packed API takes non-const pointers; kernels never write shapes,
@@ -39,8 +39,8 @@ static const int64_t kShape_1x3x8x8[4] = {1, 3, 8, 8};
 #define WEIGHT_TENSOR(array_, shape_, ndim_, code_, bits_) {.data = (void *)(array_), .device = {kDLCPU, 0}, .ndim = (ndim_), .dtype = {(code_), (bits_), 1}, .shape = (int64_t *)(shape_), .strides = NULL, .byte_offset = 0}
 #define ARG(tensor_) {.type_index = kTVMFFIDLTensorPtr, .zero_padding = 0, .v_ptr = (void *)(tensor_)}
 
-/* Tensors in the arena (inputs, outputs, intermediates, scratch); init points
- * each at its planned offset. */
+/* Tensors in the arena (inputs, outputs, intermediates); init points each at
+ * its planned offset. */
 enum {
   kTensor_x,
   kTensor_conv0_out,
