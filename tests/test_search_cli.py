@@ -148,3 +148,13 @@ def test_a_second_search_on_a_folder_in_use_is_refused(tmp_path, capsys, fake_sc
         assert f"PID {os.getpid()}" in error and "`qanas search` started" in error
         assert not (out / "archive.sqlite").exists()
     assert _search(out, "--algo", "random") == 0  # released: the folder is free again
+
+
+def test_force_also_removes_a_stale_rollback_journal(tmp_path, capsys, fake_scorer):
+    out = tmp_path / "run"
+    assert _search(out, "--algo", "random") == 0
+    # What a kill inside a commit leaves: a hot journal that would "roll back" a new archive.
+    (out / "archive.sqlite-journal").write_bytes(b"\xd9\xd5\x05\xf9\x20\xa1\x63\xd7" * 64)
+    assert _search(out, "--algo", "random", "--force") == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["scored"] == 6
+    assert not (out / "archive.sqlite-journal").exists()

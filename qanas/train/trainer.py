@@ -65,10 +65,14 @@ from qanas.train.sharding import all_reduce_gradients, check_global_batch, shard
 from qanas.utils.progress import progress
 
 CHECKPOINT_NAME = "supernet.pt"
-# Optimizer steps between mid-epoch checkpoints. At the defaults (squeezenas-small,
-# FairNAS m = 13, batch 4, 64x128) a step took 0.5 s on 2 CPU threads (CPU_STEPS_NOTE),
-# so 400 steps are about 3-4 minutes of work, against about 0.1 s per checkpoint write.
-DEFAULT_CHECKPOINT_EVERY = 400
+# Optimizer steps between mid-epoch checkpoints: a few minutes of CPU at the defaults
+# (squeezenas-small, FairNAS m = 13 paths, batch 4, 64x128). A step costs 0.53 s wall on 2
+# threads (453 steps in 240 s, the measurement in `qanas.train.config`'s docstring; rerun
+# it with `benchmarks/train_supernet.py --budget-s 240 --spaces squeezenas-small`) and
+# 1.0 CPU-s on 1 thread (`time.process_time` over 5 steps of `train_step`, on the shared
+# 2-core machine at load ~12), so 300 steps are 2.7-5 minutes. A checkpoint of that
+# supernet is 47.8 MB and took 0.82 CPU-s to serialise and write: under 0.6% of the work.
+DEFAULT_CHECKPOINT_EVERY = 300
 
 
 def build_datasets(config: TrainConfig) -> tuple:

@@ -149,7 +149,7 @@ def _open_archive(out: Path, resume: bool, force: bool) -> EvalArchive:
         if not force:
             raise OutputExistsError(f"{out} already holds a search archive; pass --resume to "
                                     "continue it, --force to start over, or another --out")
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-journal", "-wal", "-shm"):  # a stale journal must not outlive it
             Path(str(path) + suffix).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     return EvalArchive(path)
