@@ -35,7 +35,7 @@ def total_stride(space) -> tuple[int, int]:
         stride = [round(_REFERENCE_SIDE / max(1, min((hw[a] for hw in spatial),
                                                      default=_REFERENCE_SIDE)))
                   for a in (0, 1)]
-        best = stride if best is None else [min(b, s) for b, s in zip(best, stride)]
+        best = stride if best is None else [min(b, s) for b, s in zip(best, stride, strict=True)]
     return best[0], best[1]
 
 

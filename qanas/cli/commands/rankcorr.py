@@ -201,15 +201,13 @@ def _seed_agreement(rows: list[dict], seeds: list[int], ks) -> dict | None:
 def _run(args: argparse.Namespace) -> dict:
     import numpy as np
 
+    from qanas.cli.commands._checks import check_image_size
     from qanas.errors import ConfigError
     from qanas.search.hw import HardwareCostModel
     from qanas.search.rankcorr import plot_rank_scatter, rank_correlation, spread_selection
     from qanas.space.base import SubnetConfig
-    from qanas.utils.io import atomic_write_json, write_run_metadata
+    from qanas.utils.io import atomic_write_json, check_output_dir, write_run_metadata
     from targets import get_target
-
-    from qanas.cli.commands._checks import check_image_size
-    from qanas.utils.io import check_output_dir
 
     if args.n < 2:
         raise ConfigError(f"--n must be at least 2 subnets to correlate, got {args.n}")

@@ -205,10 +205,10 @@ def _run(args: argparse.Namespace) -> dict:
 
 
 def _search(args: argparse.Namespace, dist) -> dict:
+    from qanas.cli.commands._checks import check_image_size, check_positive
     from qanas.search.algorithms import check_algorithm, run_search
     from qanas.search.hw import HardwareCostModel
     from qanas.search.problem import SubnetEvaluation, parse_objectives
-    from qanas.cli.commands._checks import check_image_size, check_positive
     from qanas.search.report import front_rows, write_front
     from qanas.utils.io import check_output_dir, write_run_metadata
     from qanas.utils.progress import progress

@@ -106,9 +106,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> dict:
     from qanas.train.standalone import CHECKPOINT_NAME, train_standalone
-    from qanas.utils.io import atomic_write_json, prepare_output_dir, write_run_metadata
-
-    from qanas.utils.io import check_output_dir
+    from qanas.utils.io import (
+        atomic_write_json,
+        check_output_dir,
+        prepare_output_dir,
+        write_run_metadata,
+    )
     from qanas.utils.runlock import lock_run_dir
 
     init = args.init or ("supernet" if args.supernet else "scratch")
