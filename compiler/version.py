@@ -11,8 +11,9 @@ schedule rule, micro-kernel or runtime loop), and rebuild the committed tables.
 
 Generations:
     1. TVM's scalar NCHW kernels; explicit pad kernels; int32 resize gathers.
-    2. Zero-point padding read inside conv and pool kernels; int8-in/int8-out resize
-       kernels; (with ``--optimise size``) fused inverted residuals.
+    2. Zero-point padding read inside conv and pool kernels (borders split from the
+       interior, ``-funswitch-loops``); int8-in/int8-out resize kernels; fused inverted
+       residuals with a ring buffer of expanded rows (``--optimise size``, the default).
 """
 
-KERNEL_GENERATION = 1
+KERNEL_GENERATION = 2

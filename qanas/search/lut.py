@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from compiler.version import KERNEL_GENERATION
 from qanas.errors import ConfigError
 from qanas.search.hw import Latency
 from qanas.search.lut_measure import (
@@ -67,7 +68,7 @@ SKIP = "skip"
 DEFAULT_REFERENCES = ("seed", "min", "max")
 # protocol keys a resumed table must share with the build that continues it
 RESUME_KEYS = ("target", "runner", "unit", "quant_spec", "space", "image_size", "num_classes",
-               "seed", "context_reference")
+               "seed", "context_reference", "kernel_generation")
 
 __all__ = ["LUT_FORMAT", "BlockContext", "CompiledModelMeasurer", "LUTLatencyModel",
            "LatencyLUT", "Measurement", "Measurer", "block_contexts", "blocks_sum", "build_lut",
@@ -274,7 +275,8 @@ def build_lut(space: SearchSpace, image_size: tuple[int, int], measurer: Measure
         raise ConfigError(f"unknown options {bad}; {space.name} has {', '.join(all_options)}")
     proto = measurer.protocol()
     setting = {"space": space.name, "image_size": list(image_size), "num_classes": num_classes,
-               "seed": seed, "context_reference": references[0].to_str()}
+               "seed": seed, "context_reference": references[0].to_str(),
+               "kernel_generation": KERNEL_GENERATION}
     if resume is not None:
         _check_resume(resume, {**proto, **setting})
     lut = resume or LatencyLUT(space.name, tuple(image_size), num_classes, measurer.unit, proto)

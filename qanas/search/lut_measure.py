@@ -176,13 +176,12 @@ class CompiledModelMeasurer:
 
     def protocol(self) -> dict:
         """See `Measurer.protocol`."""
-        from compiler.version import KERNEL_GENERATION
         from qanas.quant import QuantSpec
         from qanas.utils.io import versions
 
         proto = {"target": self.target.name, "runner": self.runner.name, "unit": self.unit,
                  "repeats": self.repeats, "quant_spec": QuantSpec().to_dict(),
-                 "kernel_generation": KERNEL_GENERATION, "versions": versions()}
+                 "versions": versions()}
         if self.runner.name == "qemu":
             from runtime.runners.qemu import qemu_version
 
