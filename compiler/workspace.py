@@ -33,15 +33,9 @@ def lowered_workspace_requests(script: str) -> tuple[int, ...]:
     Raises:
         CompilerError: a call whose size is not a constant (dynamic shapes).
     """
-    sizes = []
-    for match in _ALLOC_TIR.finditer(script):
-        size = _ALLOC_TIR_SIZE.match(match.group(1))
-        if size is None:
-            raise CompilerError(
-                f"kernel scratch of non-constant size: TVMBackendAllocWorkspace({match.group(1)}); "
-                "the arena is planned at compile time and needs static shapes")
-        sizes.append(int(size.group(1)))
-    return tuple(sizes)
+    from compiler.codegen.kernels import allocation_sizes
+
+    return allocation_sizes(script, _ALLOC_TIR, _ALLOC_TIR_SIZE)
 
 
 def lower_kernel_tir(func, symbol: str, tvm_target: dict):

@@ -93,21 +93,27 @@ class KernelSource:
         return hits
 
 
-def workspace_requests(source: str) -> tuple[int, ...]:
-    """Sizes of the ``TVMBackendAllocWorkspace`` calls in `source`.
+def allocation_sizes(text: str, call: re.Pattern, size: re.Pattern) -> tuple[int, ...]:
+    """Sizes of the ``TVMBackendAllocWorkspace`` calls `call` finds in `text` (C source or a
+    lowered TIR script), each read by `size` from the call's arguments.
 
     Raises:
-        CompilerError: a call whose size is not a literal (dynamic shapes).
+        CompilerError: a call whose size is not a constant (dynamic shapes).
     """
     sizes = []
-    for match in _ALLOC.finditer(source):
-        size = _ALLOC_SIZE.match(match.group(1))
-        if size is None:
+    for match in call.finditer(text):
+        found = size.match(match.group(1))
+        if found is None:
             raise CompilerError(
                 f"kernel scratch of non-constant size: TVMBackendAllocWorkspace({match.group(1)}); "
                 "the arena is planned at compile time and needs static shapes")
-        sizes.append(int(size.group(1)))
+        sizes.append(int(found.group(1)))
     return tuple(sizes)
+
+
+def workspace_requests(source: str) -> tuple[int, ...]:
+    """Sizes of the ``TVMBackendAllocWorkspace`` calls in the C `source`."""
+    return allocation_sizes(source, _ALLOC, _ALLOC_SIZE)
 
 
 def make_linkable(source: str, symbol: str) -> str:
