@@ -21,7 +21,8 @@
  * (__ARM_NEON, aarch64), AVX2 (__AVX2__), else portable C; -DQANAS_KERNELS_PORTABLE forces
  * portable C. Every path gives the same bytes.
  *
- * No function allocates; none keeps state between calls. All return QANAS_OK or
+ * No function allocates (the fused inverted residual takes a caller's scratch buffer);
+ * none keeps state between calls. All return QANAS_OK or
  * QANAS_ERROR_BAD_ARGUMENT (a NULL pointer or an inconsistent shape).
  */
 #ifndef QANAS_KERNELS_H_
@@ -132,6 +133,65 @@ qanas_status_t qanas_add_s8(int32_t count, const int8_t *a, const int8_t *b,
 qanas_status_t qanas_mul_s8(int32_t count, const int8_t *a, const int8_t *b,
                             int32_t b_channels, const qanas_mul_params_t *params,
                             int8_t *output);
+
+/* One inverted residual block (MobileNetV2 / MBConv / SqueezeNAS), fused, NHWC, batch 1:
+ *   E = requant(conv1x1_expand(X))            expand_weights NULL: no expansion, E = X
+ *   D = requant(depthwise_kxk(E))             square kernel, stride, dilation; taps in the
+ *                                             padding read E's zero point (no padded copy)
+ *   P = requant(conv1x1_project(D))
+ *   Y = P, or with `residual`: Y = add(R, P), R = X, or requant(X - input_zero_point)
+ *       with residual_rq when `residual_rescale` (X rescaled to the add's scale)
+ * computed output row by output row: the expanded rows the depthwise reads live in a ring
+ * of (kernel - 1) * dilation + 1 rows (each expanded row is computed once), plus one
+ * depthwise output row; the expanded tensor never exists in full. Everything lives in
+ * `scratch` (qanas_inverted_residual_scratch_bytes; compiler.kernels.irb.scratch_bytes
+ * gives the same number). Weights and biases are packed by compiler/kernels/irb.py
+ * (pack_conv / pack_depthwise layouts, each bias with its stage's input zero point
+ * folded in: X's for expand, E's for the depthwise, D's for project). */
+typedef struct {
+  int32_t in_h, in_w, in_c;       /* X */
+  int32_t expanded_c;             /* channels of E and D (in_c without expansion) */
+  int32_t out_h, out_w, out_c;    /* Y (and P) */
+  int32_t kernel, stride, dilation; /* depthwise, square, kernel <= 16 */
+  int32_t pad_top, pad_left;      /* depthwise padding; bottom/right follow from out_h/w */
+  int32_t input_zero_point;       /* X's zero point */
+  /* expand 1x1 conv (weights NULL: none); expand_rq.output_zero_point is E's zero point,
+   * the value of the depthwise's padding */
+  int32_t expand_groups;
+  const int8_t *expand_weights;
+  const int32_t *expand_bias;
+  qanas_requant_t expand_rq;
+  /* depthwise k x k, [k][k][expanded_c] weights */
+  const int8_t *depthwise_weights;
+  const int32_t *depthwise_bias;
+  qanas_requant_t depthwise_rq;
+  /* project 1x1 conv */
+  int32_t project_groups;
+  const int8_t *project_weights;
+  const int32_t *project_bias;
+  qanas_requant_t project_rq;
+  /* residual add (non-zero `residual`: needs stride 1 and out == in shape) */
+  int32_t residual;
+  int32_t residual_rescale;       /* non-zero: R = requant(X - input_zero_point, residual_rq) */
+  qanas_requant_t residual_rq;    /* one multiplier / shift */
+  qanas_add_params_t add;         /* a = R (a_zero_point: R's), b = P (b_zero_point: P's) */
+} qanas_irb_params_t;
+
+/* Bytes of scratch qanas_inverted_residual_s8 needs (-1 for inconsistent params):
+ * ((kernel - 1) * dilation + 1) rows of (pad_left + in_w + pad_right) * expanded_c bytes
+ * (the ring, pad_right = max(0, (out_w - 1) * stride + (kernel - 1) * dilation + 1 -
+ * pad_left - in_w)) + out_w * expanded_c (one depthwise output row) + out_w * out_c
+ * with a residual (one project output row, so that the block can run in place). */
+int32_t qanas_inverted_residual_scratch_bytes(const qanas_irb_params_t *params);
+
+/* The fused block: Y (out_h x out_w x out_c) from X (in_h x in_w x in_c). `scratch` holds
+ * qanas_inverted_residual_scratch_bytes(params) bytes (any alignment) and must not
+ * overlap input or output. `output` may be `input` itself (in place) when the block has
+ * a residual and pad_top <= (kernel - 1) * dilation (every "same"-padded block): each X
+ * row is last read before the Y row that overwrites it. */
+qanas_status_t qanas_inverted_residual_s8(const qanas_irb_params_t *params,
+                                          const int8_t *input, int8_t *scratch,
+                                          int8_t *output);
 
 #ifdef __cplusplus
 }

@@ -47,11 +47,13 @@ QK_INLINE void qk_dw_store4(int32x4_t acc, const qanas_requant_t *rq, int32_t o,
 }
 
 /* even/odd += the nine taps of an inside 3x3 window for 8 channels (int16 lanes): taps
- * at x + ky * row + kx * col, weights at w + t * channels. Written out: GCC 12 kept the
- * accumulators on the stack and read an offset table per tap (11 instructions a tap;
- * here 8). */
-QK_INLINE void qk_mve_dw3x3_taps(const int8_t *x, int32_t row, int32_t col, const int8_t *w,
-                                 int32_t channels, int32x4_t *even, int32x4_t *odd) {
+ * at row_k + kx * col with row_0 = x, row_1 = x + row_a, row_2 = row_1 + row_b (one image
+ * row apart in a tensor; anywhere in the fused inverted residual's ring of rows),
+ * weights at w + t * channels. Written out: GCC 12 kept the accumulators on the stack and
+ * read an offset table per tap (11 instructions a tap; here 8). */
+QK_INLINE void qk_mve_dw3x3_taps(const int8_t *x, int32_t row_a, int32_t row_b, int32_t col,
+                                 const int8_t *w, int32_t channels, int32x4_t *even,
+                                 int32x4_t *odd) {
   int32x4_t e = *even, o = *odd;
   int16x8_t tx, tw;
   int32x4_t tp;
@@ -69,22 +71,23 @@ QK_INLINE void qk_mve_dw3x3_taps(const int8_t *x, int32_t row, int32_t col, cons
   "add %[xa], %[x], %[col]\n\t"             \
   QK_DW_TAP("%[xa]")                         \
   "add %[xa], %[xa], %[col]\n\t"            \
-  QK_DW_TAP("%[xa]")                         \
-  "add %[x], %[x], %[row]\n\t"
-  __asm__(QK_DW_ROW QK_DW_ROW QK_DW_ROW
+  QK_DW_TAP("%[xa]")
+  __asm__(QK_DW_ROW "add %[x], %[x], %[ra]\n\t" QK_DW_ROW "add %[x], %[x], %[rb]\n\t"
+          QK_DW_ROW
           : [e] "+w"(e), [o] "+w"(o), [tx] "=&w"(tx), [tw] "=&w"(tw), [tp] "=&w"(tp),
             [x] "+r"(x), [w] "+r"(w), [xa] "=&r"(xa)
-          : [row] "r"(row), [col] "r"(col), [ch] "r"(channels)
+          : [ra] "r"(row_a), [rb] "r"(row_b), [col] "r"(col), [ch] "r"(channels)
           : "memory");
 #undef QK_DW_ROW
 #undef QK_DW_TAP
   *even = e, *odd = o;
 }
 
-/* row_step != 0: an inside 3x3 window, taps at x + ky * row_step + kx * col_step (the
- * offset table is then not read for the 8-channel passes). */
+/* row_a != 0: an inside 3x3 window, taps as in qk_mve_dw3x3_taps (row_a, row_b: the
+ * increments from kernel row 0 to 1 and 1 to 2; col_step between columns), the offset
+ * table then not read for the 8-channel passes. */
 QK_INLINE void qk_dw_pixel3(const int8_t *x, const int32_t *offsets, int32_t taps,
-                            int32_t row_step, int32_t col_step,
+                            int32_t row_a, int32_t row_b, int32_t col_step,
                             const int8_t *w, int32_t channels, const int32_t *bias,
                             const qanas_requant_t *rq, int32_t vector_requant, int8_t *out) {
   int32_t c = 0;
@@ -98,8 +101,8 @@ QK_INLINE void qk_dw_pixel3(const int8_t *x, const int32_t *offsets, int32_t tap
     int32x4_t even = b.val[0], odd = b.val[1];
     const int8_t *wt = w + c;
     const int8_t *xc = x + c;
-    if (row_step != 0) { /* an inside 3x3 window: the taps written out (below) */
-      qk_mve_dw3x3_taps(xc, row_step, col_step, wt, channels, &even, &odd);
+    if (row_a != 0) { /* an inside 3x3 window: the taps written out (below) */
+      qk_mve_dw3x3_taps(xc, row_a, row_b, col_step, wt, channels, &even, &odd);
       taps = 0;
     }
     for (int32_t t = 0; t < taps; ++t, wt += channels) {
@@ -142,7 +145,7 @@ QK_INLINE void qk_dw_pixel3(const int8_t *x, const int32_t *offsets, int32_t tap
 QK_INLINE void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps,
                             const int8_t *w, int32_t channels, const int32_t *bias,
                             const qanas_requant_t *rq, int32_t vector_requant, int8_t *out) {
-  qk_dw_pixel3(x, offsets, taps, 0, 0, w, channels, bias, rq, vector_requant, out);
+  qk_dw_pixel3(x, offsets, taps, 0, 0, 0, w, channels, bias, rq, vector_requant, out);
 }
 
 #elif defined(QK_ISA_DSP)
@@ -199,10 +202,13 @@ QK_UNROLL_TAPS
 }
 
 
-/* An inside 3x3 window of a multiplier-1 depthwise conv: taps at x + ky * row + kx * col
- * (row and col byte strides, dilation included). The tap addresses are three row
- * pointers plus register offsets, instead of a table read per tap. */
-static QK_NOINLINE void qk_dw3x3_pixel(const int8_t *x, int32_t row, int32_t col,
+/* An inside 3x3 window of a multiplier-1 depthwise conv: taps at row_k + kx * col with
+ * row_0 = x, row_1 = x + row_a, row_2 = row_1 + row_b (byte offsets, dilation included;
+ * equal in a tensor, anything in the fused inverted residual's ring of rows). The tap
+ * addresses are three row pointers plus register offsets, instead of a table read per
+ * tap. */
+static QK_NOINLINE void qk_dw3x3_pixel(const int8_t *x, int32_t row_a, int32_t row_b,
+                                       int32_t col,
                                        const int8_t *w, int32_t channels,
                                        const int32_t *bias, const qanas_requant_t *rq,
                                        int32_t vector_requant, int8_t *out) {
@@ -216,7 +222,7 @@ static QK_NOINLINE void qk_dw3x3_pixel(const int8_t *x, int32_t row, int32_t col
 #if defined(__GNUC__)
 #pragma GCC unroll 3
 #endif
-    for (int32_t ky = 0; ky < 3; ++ky, xr += row) {
+    for (int32_t ky = 0; ky < 3; ++ky, xr += ky == 1 ? row_a : row_b) {
 #if defined(__GNUC__)
 #pragma GCC unroll 3
 #endif
@@ -236,7 +242,8 @@ static QK_NOINLINE void qk_dw3x3_pixel(const int8_t *x, int32_t row, int32_t col
   for (; c < channels; ++c) {
     int32_t acc = bias[c];
     for (int32_t t = 0; t < 9; ++t) {
-      acc += x[(t / 3) * row + (t % 3) * col + c] * w[t * channels + c];
+      const int32_t ky = t / 3, dy = ky == 0 ? 0 : ky == 1 ? row_a : row_a + row_b;
+      acc += x[dy + (t % 3) * col + c] * w[t * channels + c];
     }
     qk_requant_run(&acc, 1, c, rq, out + c);
   }
@@ -349,16 +356,17 @@ qanas_status_t qanas_depthwise_conv2d_s8(const qanas_conv_params_t *c, const int
         const int8_t *x = input + (y0 * c->in_w + x0) * c->in_c;
 #if defined(QK_ISA_MVE)
         if (c->kernel_h == 3 && c->kernel_w == 3) {
-          qk_dw_pixel3(x, offsets, 9, c->dilation_h * c->in_w * c->in_c,
-                       c->dilation_w * c->in_c, weights, c->out_c, bias, rq, vector_requant,
-                       out);
+          const int32_t row = c->dilation_h * c->in_w * c->in_c;
+          qk_dw_pixel3(x, offsets, 9, row, row, c->dilation_w * c->in_c, weights, c->out_c,
+                       bias, rq, vector_requant, out);
           continue;
         }
 #endif
 #if defined(QK_ISA_DSP)
         if (c->kernel_h == 3 && c->kernel_w == 3) {
-          qk_dw3x3_pixel(x, c->dilation_h * c->in_w * c->in_c, c->dilation_w * c->in_c,
-                         weights, c->out_c, bias, rq, vector_requant, out);
+          const int32_t row = c->dilation_h * c->in_w * c->in_c;
+          qk_dw3x3_pixel(x, row, row, c->dilation_w * c->in_c, weights, c->out_c, bias, rq,
+                         vector_requant, out);
           continue;
         }
 #endif
@@ -373,8 +381,8 @@ qanas_status_t qanas_depthwise_conv2d_s8(const qanas_conv_params_t *c, const int
         qk_dw_gather(c, input, oy, ox, patch);
 #if defined(QK_ISA_MVE)
         if (c->kernel_h == 3 && c->kernel_w == 3) { /* the gathered window is 3x3 too */
-          qk_dw_pixel3(patch, patch_offsets, 9, 3 * c->in_c, c->in_c, weights, c->out_c,
-                       bias, rq, vector_requant, out);
+          qk_dw_pixel3(patch, patch_offsets, 9, 3 * c->in_c, 3 * c->in_c, c->in_c, weights,
+                       c->out_c, bias, rq, vector_requant, out);
           continue;
         }
 #endif
@@ -390,4 +398,50 @@ qanas_status_t qanas_depthwise_conv2d_s8(const qanas_conv_params_t *c, const int
     }
   }
   return QANAS_OK;
+}
+
+void qk_depthwise_row(const int8_t *const *rows, int32_t kernel, int32_t out_w, int32_t step,
+                      int32_t col, int32_t channels, const int8_t *weights,
+                      const int32_t *bias, const qanas_requant_t *rq,
+                      int32_t vector_requant, int8_t *out) {
+  const int32_t taps = kernel * kernel;
+  if (taps > QK_MAX_TAPS) { /* 9x9 and larger: per element (correct, not fast) */
+    for (int32_t ox = 0; ox < out_w; ++ox, out += channels) {
+      for (int32_t c = 0; c < channels; ++c) {
+        int32_t acc = bias[c];
+        for (int32_t t = 0; t < taps; ++t) {
+          const int8_t *x = rows[t / kernel] + ox * step + (t % kernel) * col;
+          acc += x[c] * weights[t * channels + c];
+        }
+        out[c] = (int8_t)qk_requantize(acc, rq->multiplier[c], rq->shift[c],
+                                       rq->output_zero_point, rq->qmin, rq->qmax);
+      }
+    }
+    return;
+  }
+  /* Tap offsets from kernel row 0's pointer: the rows may be anywhere in one buffer. */
+  int32_t offsets[QK_MAX_TAPS];
+  for (int32_t t = 0; t < taps; ++t) {
+    offsets[t] = (int32_t)(rows[t / kernel] - rows[0]) + (t % kernel) * col;
+  }
+  for (int32_t ox = 0; ox < out_w; ++ox, out += channels) {
+    const int8_t *x = rows[0] + ox * step;
+#if defined(QK_ISA_MVE) || defined(QK_ISA_DSP)
+    if (kernel == 3) {
+      const int32_t row_a = (int32_t)(rows[1] - rows[0]), row_b = (int32_t)(rows[2] - rows[1]);
+#if defined(QK_ISA_MVE)
+      qk_dw_pixel3(x, offsets, 9, row_a, row_b, col, weights, channels, bias, rq,
+                   vector_requant, out);
+#else
+      qk_dw3x3_pixel(x, row_a, row_b, col, weights, channels, bias, rq, vector_requant, out);
+#endif
+      continue;
+    }
+#endif
+    if (taps == 9) { /* 3x3: a constant tap count, unrolled */
+      qk_dw_pixel(x, offsets, 9, weights, channels, bias, rq, vector_requant, out);
+    } else {
+      qk_dw_pixel(x, offsets, taps, weights, channels, bias, rq, vector_requant, out);
+    }
+  }
 }
