@@ -16,7 +16,10 @@ class LayerSpec:
 
     `op` is one of: conv (incl. depthwise/grouped via `groups`), linear, add,
     concat, pool_avg, pool_max, global_pool, resize, act (elementwise
-    activation), mul (elementwise/broadcast multiply). Spatial sizes are (H, W).
+    activation), mul (elementwise/broadcast multiply), matmul (a batched product of
+    two activations on a token grid: `in_channels` is the reduction length and
+    `out_channels` the output values per grid position; no weights), softmax.
+    Spatial sizes are (H, W).
     """
 
     op: str
@@ -33,8 +36,8 @@ class LayerSpec:
 
     @property
     def macs(self) -> int:
-        """Multiply-accumulates (conv/linear); elementwise ops count zero."""
-        if self.op in ("conv", "linear"):
+        """Multiply-accumulates (conv/linear/matmul); elementwise ops count zero."""
+        if self.op in ("conv", "linear", "matmul"):
             kh, kw = self.kernel
             per_out = kh * kw * (self.in_channels // self.groups)
             return per_out * self.out_channels * self.out_hw[0] * self.out_hw[1]

@@ -101,7 +101,7 @@ def coefficients_for(cpu: str, isa: str = "") -> LatencyCoefficients:
 
 def layer_class(layer: LayerSpec) -> str | None:
     """`LAYER_CLASSES` entry of a MAC-bearing layer, or None for byte-bound layers."""
-    if layer.op == "linear":
+    if layer.op in ("linear", "matmul"):
         return "linear"
     if layer.op != "conv":
         return None

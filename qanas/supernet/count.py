@@ -10,7 +10,9 @@ def count_macs_params(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[i
     """Runs `model` once on zeros of `input_shape` and counts conv/linear MACs and parameters.
 
     Only `nn.Conv2d` and `nn.Linear` (and subclasses, e.g. Brevitas quant layers)
-    contribute MACs, matching `targets.cost.LayerSpec.macs`.
+    contribute MACs, matching `targets.cost.LayerSpec.macs`, plus modules with a
+    `macs_of_call(inputs, output)` method (products of two activations, e.g. the
+    attention `MatMul`: MACs per sample).
 
     Returns:
         (macs, params) where params counts the weights and biases of conv/linear
@@ -28,9 +30,15 @@ def count_macs_params(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[i
         nonlocal macs
         macs += module.in_features * output.numel() // output.shape[0]
 
+    def call_hook(module: nn.Module, inputs, output):
+        nonlocal macs
+        macs += int(module.macs_of_call(inputs, output))
+
     handles = []
     for module in model.modules():
-        if isinstance(module, nn.Conv2d):
+        if callable(getattr(module, "macs_of_call", None)):
+            handles.append(module.register_forward_hook(call_hook))
+        elif isinstance(module, nn.Conv2d):
             handles.append(module.register_forward_hook(conv_hook))
         elif isinstance(module, nn.Linear):
             handles.append(module.register_forward_hook(linear_hook))
