@@ -37,6 +37,7 @@ class KernelCase:
     expected: np.ndarray
     macs: int = 0
     structs: list[str] = field(default_factory=list)  # C declarations before the call
+    scratch: int = 0  # bytes of a writable {p}scratch buffer (0: none)
 
 
 def _requant_struct(p: str, rq: packing.Requant) -> str:
@@ -235,6 +236,8 @@ def render_driver(cases: list[KernelCase], firmware: bool, dump: bool = True) ->
         for name, arr in case.arrays.items():
             lines.append(_c_array(p + name, arr))
         lines.append(f"static int8_t {p}output[{case.expected.size}] __attribute__((aligned(16)));")
+        if case.scratch:
+            lines.append(f"static int8_t {p}scratch[{case.scratch}];")
         decls = " ".join(s.replace("{p}", p) for s in case.structs)
         body.append(f"  {{ {decls}")
         call = case.call.replace("{p}", p)
