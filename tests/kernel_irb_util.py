@@ -63,11 +63,12 @@ def irb_reference(x: np.ndarray, input_zero_point: int, expand: irb.Stage | None
 
 
 def _stage(rng: np.random.Generator, x: np.ndarray, zp_x: int, shape: tuple[int, ...],
-           groups: int = 1, clamp: bool = True, **conv) -> tuple[irb.Stage, np.ndarray]:
+           groups: int = 1, clamp: bool = True, wide: float = 0.04,
+           **conv) -> tuple[irb.Stage, np.ndarray]:
     """A random stage on ``x`` and its reference output: int8 weights, int32 bias, a random
     output zero point, (``clamp``) a ReLU6-like clamp at random, and per-channel scales
-    that spread each channel's accumulators over about ±60 (a few per cent ≥ 0.25, the
-    64-bit requantization path, and some exact powers of two)."""
+    that spread each channel's accumulators over about ±60 (a share ``wide`` of them
+    ≥ 0.25, the 64-bit requantization path, and some exact powers of two)."""
     w = rng.integers(-127, 128, shape).astype(np.int8)
     bias = rng.integers(-(1 << 12), 1 << 12, shape[0]).astype(np.int32)
     zp = int(rng.integers(-90, 60))
@@ -77,7 +78,7 @@ def _stage(rng: np.random.Generator, x: np.ndarray, zp_x: int, shape: tuple[int,
     spread = acc.std(axis=(0, 2, 3)) + np.abs(acc.mean(axis=(0, 2, 3))) + 1.0
     scales = 60.0 / spread * rng.uniform(0.6, 1.5, shape[0])
     scales = np.where(rng.random(shape[0]) < 0.2, 2.0 ** np.round(np.log2(scales)), scales)
-    scales = np.where(rng.random(shape[0]) < 0.04, rng.uniform(0.25, 1.0, shape[0]), scales)
+    scales = np.where(rng.random(shape[0]) < wide, rng.uniform(0.25, 1.0, shape[0]), scales)
     stage = irb.Stage(w, bias, packing.requant(scales, shape[0], zp, qmin, qmax), groups)
     return stage, _conv_stage(x, zp_x, stage, **conv)
 
@@ -87,12 +88,13 @@ def irb_case(name: str, rng: np.random.Generator, *, h: int, w: int, cin: int,
              dilation: int = 1, pads: tuple[int, int, int, int] | None = None,
              residual: bool = False, rescale: bool = False, expand_groups: int = 1,
              project_groups: int = 1, in_place: bool = False, checked: bool = True,
-             isa: str = "portable") -> KernelCase:
+             wide: float = 0.04, isa: str = "portable") -> KernelCase:
     """One `qanas_inverted_residual_s8` case; ``expanded`` None: no expand conv.
 
     ``pads`` default to "same" ((k − 1) · d / 2 each side). A ``checked`` case also
     returns status 98 when the C scratch size differs from `compiler.kernels.irb`'s, and
-    96 when the kernel wrote past it; ``in_place`` runs with output = input.
+    96 when the kernel wrote past it; ``in_place`` runs with output = input; ``wide``:
+    the share of requantization scales ≥ 0.25 (0 for timing: trained convs have none).
     """
     span = (k - 1) * dilation
     pads = pads or (span // 2, span // 2, span - span // 2, span - span // 2)
@@ -101,12 +103,14 @@ def irb_case(name: str, rng: np.random.Generator, *, h: int, w: int, cin: int,
     ce = cin if expanded is None else expanded
     expand, e, ze = None, x, zx
     if expanded is not None:
-        expand, e = _stage(rng, x, zx, (ce, cin // expand_groups, 1, 1), expand_groups)
+        expand, e = _stage(rng, x, zx, (ce, cin // expand_groups, 1, 1), expand_groups,
+                           wide=wide)
         ze = expand.requant.zero_point
-    depthwise, d = _stage(rng, e, ze, (ce, 1, k, k), stride=stride, pads=pads,
+    depthwise, d = _stage(rng, e, ze, (ce, 1, k, k), wide=wide, stride=stride, pads=pads,
                           dilation=dilation, groups=ce)
     project, _ = _stage(rng, d, depthwise.requant.zero_point,
-                        (cout, ce // project_groups, 1, 1), project_groups, clamp=False)
+                        (cout, ce // project_groups, 1, 1), project_groups, clamp=False,
+                        wide=wide)
     add = rescale_rq = None
     if residual:
         zr = zx

@@ -331,50 +331,37 @@ qanas_status_t qanas_depthwise_conv2d_s8(const qanas_conv_params_t *c, const int
   /* A border window that fits is gathered (padding = input zero point) and runs the
    * fast path with the gathered offsets t * channels. */
   const int32_t gather = fast && taps * c->in_c <= QK_DW_PATCH_MAX;
-  int32_t offsets[QK_MAX_TAPS];
   int32_t patch_offsets[QK_MAX_TAPS];
   int8_t patch[QK_DW_PATCH_MAX];
   int32_t vector_requant = 0;
   if (fast) {
-    for (int32_t ky = 0; ky < c->kernel_h; ++ky) {
-      for (int32_t kx = 0; kx < c->kernel_w; ++kx) {
-        const int32_t t = ky * c->kernel_w + kx;
-        offsets[t] = (ky * c->dilation_h * c->in_w + kx * c->dilation_w) * c->in_c;
-        patch_offsets[t] = t * c->in_c;
-      }
+    for (int32_t t = 0; t < taps; ++t) {
+      patch_offsets[t] = t * c->in_c;
     }
     vector_requant = qk_all_narrow_shifts(rq->shift, c->out_c);
   }
+  /* Output columns [inside_first, inside_last] have their windows inside along w. */
+  const int32_t inside_first = (c->pad_left + c->stride_w - 1) / c->stride_w;
+  const int32_t reach = c->in_w - 1 - (c->kernel_w - 1) * c->dilation_w + c->pad_left;
+  const int32_t inside_last = reach < 0 ? -1 : reach / c->stride_w;
+  const int32_t row_bytes = c->in_w * c->in_c;
   for (int32_t oy = 0; oy < c->out_h; ++oy) {
     const int32_t y0 = oy * c->stride_h - c->pad_top;
     const int32_t rows_inside = y0 >= 0 && y0 + (c->kernel_h - 1) * c->dilation_h < c->in_h;
     for (int32_t ox = 0; ox < c->out_w; ++ox) {
-      const int32_t x0 = ox * c->stride_w - c->pad_left;
       int8_t *out = output + (oy * c->out_w + ox) * c->out_c;
-      if (fast && rows_inside && x0 >= 0 &&
-          x0 + (c->kernel_w - 1) * c->dilation_w < c->in_w) {
-        const int8_t *x = input + (y0 * c->in_w + x0) * c->in_c;
-#if defined(QK_ISA_MVE)
-        if (c->kernel_h == 3 && c->kernel_w == 3) {
-          const int32_t row = c->dilation_h * c->in_w * c->in_c;
-          qk_dw_pixel3(x, offsets, 9, row, row, c->dilation_w * c->in_c, weights, c->out_c,
-                       bias, rq, vector_requant, out);
-          continue;
+      if (fast && rows_inside && ox == inside_first && ox <= inside_last) {
+        /* the run of inside windows: the row micro-kernels, rows one image row apart */
+        const int32_t last = inside_last < c->out_w - 1 ? inside_last : c->out_w - 1;
+        const int8_t *rows[QK_MAX_TAPS];
+        for (int32_t ky = 0; ky < c->kernel_h; ++ky) {
+          rows[ky] = input + (y0 + ky * c->dilation_h) * row_bytes +
+                     (ox * c->stride_w - c->pad_left) * c->in_c;
         }
-#endif
-#if defined(QK_ISA_DSP)
-        if (c->kernel_h == 3 && c->kernel_w == 3) {
-          const int32_t row = c->dilation_h * c->in_w * c->in_c;
-          qk_dw3x3_pixel(x, row, row, c->dilation_w * c->in_c, weights, c->out_c, bias, rq,
-                         vector_requant, out);
-          continue;
-        }
-#endif
-        if (taps == 9) { /* 3x3: a constant tap count, unrolled */
-          qk_dw_pixel(x, offsets, 9, weights, c->out_c, bias, rq, vector_requant, out);
-        } else {
-          qk_dw_pixel(x, offsets, taps, weights, c->out_c, bias, rq, vector_requant, out);
-        }
+        qk_depthwise_row(rows, c->kernel_h, c->kernel_w, last - ox + 1, c->stride_w * c->in_c,
+                         c->dilation_w * c->in_c, c->in_c, weights, bias, rq, vector_requant,
+                         out);
+        ox = last;
         continue;
       }
       if (gather) {
@@ -400,17 +387,17 @@ qanas_status_t qanas_depthwise_conv2d_s8(const qanas_conv_params_t *c, const int
   return QANAS_OK;
 }
 
-void qk_depthwise_row(const int8_t *const *rows, int32_t kernel, int32_t out_w, int32_t step,
-                      int32_t col, int32_t channels, const int8_t *weights,
-                      const int32_t *bias, const qanas_requant_t *rq,
+void qk_depthwise_row(const int8_t *const *rows, int32_t kernel_h, int32_t kernel_w,
+                      int32_t out_w, int32_t step, int32_t col, int32_t channels,
+                      const int8_t *weights, const int32_t *bias, const qanas_requant_t *rq,
                       int32_t vector_requant, int8_t *out) {
-  const int32_t taps = kernel * kernel;
+  const int32_t taps = kernel_h * kernel_w;
   if (taps > QK_MAX_TAPS) { /* 9x9 and larger: per element (correct, not fast) */
     for (int32_t ox = 0; ox < out_w; ++ox, out += channels) {
       for (int32_t c = 0; c < channels; ++c) {
         int32_t acc = bias[c];
         for (int32_t t = 0; t < taps; ++t) {
-          const int8_t *x = rows[t / kernel] + ox * step + (t % kernel) * col;
+          const int8_t *x = rows[t / kernel_w] + ox * step + (t % kernel_w) * col;
           acc += x[c] * weights[t * channels + c];
         }
         out[c] = (int8_t)qk_requantize(acc, rq->multiplier[c], rq->shift[c],
@@ -422,12 +409,13 @@ void qk_depthwise_row(const int8_t *const *rows, int32_t kernel, int32_t out_w, 
   /* Tap offsets from kernel row 0's pointer: the rows may be anywhere in one buffer. */
   int32_t offsets[QK_MAX_TAPS];
   for (int32_t t = 0; t < taps; ++t) {
-    offsets[t] = (int32_t)(rows[t / kernel] - rows[0]) + (t % kernel) * col;
+    offsets[t] = (int32_t)(rows[t / kernel_w] - rows[0]) + (t % kernel_w) * col;
   }
+  const int32_t is3x3 = kernel_h == 3 && kernel_w == 3;
   for (int32_t ox = 0; ox < out_w; ++ox, out += channels) {
     const int8_t *x = rows[0] + ox * step;
 #if defined(QK_ISA_MVE) || defined(QK_ISA_DSP)
-    if (kernel == 3) {
+    if (is3x3) {
       const int32_t row_a = (int32_t)(rows[1] - rows[0]), row_b = (int32_t)(rows[2] - rows[1]);
 #if defined(QK_ISA_MVE)
       qk_dw_pixel3(x, offsets, 9, row_a, row_b, col, weights, channels, bias, rq,
@@ -438,7 +426,7 @@ void qk_depthwise_row(const int8_t *const *rows, int32_t kernel, int32_t out_w, 
       continue;
     }
 #endif
-    if (taps == 9) { /* 3x3: a constant tap count, unrolled */
+    if (is3x3) { /* a constant tap count, unrolled */
       qk_dw_pixel(x, offsets, 9, weights, channels, bias, rq, vector_requant, out);
     } else {
       qk_dw_pixel(x, offsets, taps, weights, channels, bias, rq, vector_requant, out);

@@ -111,16 +111,17 @@ QK_INLINE int64_t qk_rounding_right_shift64(int64_t value, int32_t n) {
   return (value + (((int64_t)1 << (n - 1)) - 1) + odd) >> n;
 }
 
-/* One output row of a multiplier-1 depthwise conv whose windows all lie inside its input
- * (padding already in place): output ox, channel c is requant(bias[c] + sum over taps
- * (ky, kx) of rows[ky][ox * step + kx * col + c] * weights[(ky * kernel + kx) * channels
- * + c]). `rows` are the kernel rows' pointers (k of them, anywhere in one buffer: the
- * fused inverted residual's ring), `step` and `col` byte strides (stride and dilation
- * times channels). `vector_requant`: qk_all_narrow_shifts(rq->shift, channels). The
- * micro-kernels of qanas_depthwise_conv2d_s8 on every ISA (qk_depthwise.c). */
-void qk_depthwise_row(const int8_t *const *rows, int32_t kernel, int32_t out_w, int32_t step,
-                      int32_t col, int32_t channels, const int8_t *weights,
-                      const int32_t *bias, const qanas_requant_t *rq,
+/* A run of out_w output pixels of a multiplier-1 depthwise conv whose windows all lie
+ * inside its input (padding already in place): output ox, channel c is requant(bias[c] +
+ * sum over taps (ky, kx) of rows[ky][ox * step + kx * col + c] * weights[(ky * kernel_w
+ * + kx) * channels + c]). `rows` are the kernel_h kernel rows' pointers (one image row
+ * apart in a tensor; anywhere in one buffer, such as the fused inverted residual's
+ * ring), `step` and `col` byte strides (stride and dilation times channels).
+ * `vector_requant`: qk_all_narrow_shifts(rq->shift, channels). The micro-kernels of
+ * every ISA; qanas_depthwise_conv2d_s8 runs its inside windows through it too. */
+void qk_depthwise_row(const int8_t *const *rows, int32_t kernel_h, int32_t kernel_w,
+                      int32_t out_w, int32_t step, int32_t col, int32_t channels,
+                      const int8_t *weights, const int32_t *bias, const qanas_requant_t *rq,
                       int32_t vector_requant, int8_t *out);
 
 /* The micro-kernel's block: QK_BLOCK_PX output pixels x QK_BLOCK_CH output channels.

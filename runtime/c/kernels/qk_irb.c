@@ -182,7 +182,7 @@ qanas_status_t qanas_inverted_residual_s8(const qanas_irb_params_t *p, const int
     for (int32_t ky = 0; ky < p->kernel; ++ky) {
       rows[ky] = ring + ((top + ky * p->dilation) % r.span) * r.row_bytes;
     }
-    qk_depthwise_row(rows, p->kernel, p->out_w, p->stride * ce, p->dilation * ce, ce,
+    qk_depthwise_row(rows, p->kernel, p->kernel, p->out_w, p->stride * ce, p->dilation * ce, ce,
                      p->depthwise_weights, p->depthwise_bias, &p->depthwise_rq,
                      vector_requant, dw_row);
     int8_t *y = output + oy * p->out_w * p->out_c;
