@@ -60,13 +60,7 @@ def block_cases(name: str, spec: dict, rng: np.random.Generator, isa: str) -> li
 def measure(targets: list[str], work: Path, seed: int = 0) -> list[dict]:
     """One row per block and target."""
     from compiler.kernels import irb, isa_for_cpu
-    from tests.kernel_library_util import (
-        build_firmware,
-        check_results,
-        parse_driver_output,
-        run_firmware,
-        ticks_to_instructions,
-    )
+    from tests import kernel_library_util as driver
 
     rows = []
     for target in targets:
@@ -74,10 +68,10 @@ def measure(targets: list[str], work: Path, seed: int = 0) -> list[dict]:
         isa = isa_for_cpu(target)
         per_block = {name: block_cases(name, spec, rng, isa) for name, spec in BLOCKS.items()}
         cases = [c for block in per_block.values() for c in block]
-        elf = build_firmware(cases, work / target, target, dump=False)
-        got_isa, results = parse_driver_output(run_firmware(elf, target), cases)
-        wrong = set(check_results(cases, results))
-        instr = {c.name: ticks_to_instructions(r.ticks, target)
+        text = driver.run_cortex_m(cases, work / target, target, dump=False)
+        got_isa, results = driver.parse_driver_output(text, cases)
+        wrong = set(driver.check_results(cases, results))
+        instr = {c.name: driver.ticks_to_instructions(r.ticks, target)
                  for c, r in zip(cases, results, strict=True)}
         for name, spec in BLOCKS.items():
             fused, *unfused = per_block[name]

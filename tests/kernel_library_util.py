@@ -362,6 +362,27 @@ def run_firmware(elf: Path, target_name: str, timeout: float = 600) -> str:
     return _run(qemu_command(get_target(target_name), elf), timeout=timeout)
 
 
+def host_has_avx2() -> bool:
+    """This machine's CPU has AVX2 (the host build's -mavx2 path can run)."""
+    try:
+        return " avx2 " in Path("/proc/cpuinfo").read_text().replace("\n", " ")
+    except OSError:
+        return False
+
+
+def run_aarch64(cases: list[KernelCase], work: Path) -> str:
+    """The driver built for aarch64 (the NEON path) and run under qemu-aarch64: its stdout."""
+    exe = build_native(cases, work, cc="aarch64-linux-gnu-gcc", ldflags=("-static",))
+    return _run(["qemu-aarch64", str(exe)])
+
+
+def run_cortex_m(cases: list[KernelCase], work: Path, target_name: str,
+                 cpu: str | None = None, dump: bool = True) -> str:
+    """The driver built for a QEMU Cortex-M target (`build_firmware`) and run: its output."""
+    return run_firmware(build_firmware(cases, work, target_name, cpu=cpu, dump=dump),
+                        target_name)
+
+
 def ticks_to_instructions(ticks: int, target_name: str) -> float:
     """SysTick ticks → instructions (one instruction per ns with ``-icount shift=0``)."""
     from targets import get_target

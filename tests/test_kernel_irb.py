@@ -24,11 +24,12 @@ from compiler.kernels import irb, isa_for_cpu, packing
 from tests.kernel_irb_util import irb_case
 from tests.kernel_library_util import (
     KernelCase,
-    build_firmware,
     build_native,
     check_results,
+    host_has_avx2,
     parse_driver_output,
-    run_firmware,
+    run_aarch64,
+    run_cortex_m,
 )
 
 SEED = 20261
@@ -79,13 +80,6 @@ def _assert_exact(text: str, cases: list[KernelCase], isa: str) -> None:
     assert check_results(cases, results) == []
 
 
-def _has_avx2() -> bool:
-    try:
-        return " avx2 " in Path("/proc/cpuinfo").read_text().replace("\n", " ")
-    except OSError:
-        return False
-
-
 @pytest.mark.parametrize("flags,isa", [
     (("-O2", "-std=c99"), None),
     (("-O2", "-std=c99", "-DQANAS_KERNELS_PORTABLE"), "portable"),
@@ -93,7 +87,7 @@ def _has_avx2() -> bool:
 ])
 def test_host_bit_exact(tmp_path: Path, flags, isa):
     """Host builds (default path, forced portable C, AVX2) equal the reference."""
-    if isa == "avx2" and not _has_avx2():
+    if isa == "avx2" and not host_has_avx2():
         pytest.skip("this CPU has no AVX2")
     cases = irb_cases()
     exe = build_native(cases, tmp_path, cflags=flags)
@@ -101,16 +95,18 @@ def test_host_bit_exact(tmp_path: Path, flags, isa):
     _assert_exact(out, cases, isa or re.search(r"@ISA (\w+)", out).group(1))
 
 
+def _require(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed")
+
+
 @pytest.mark.toolchain
 def test_aarch64_neon_bit_exact(tmp_path: Path):
     """The NEON path (qemu-aarch64) equals the reference."""
-    if shutil.which("aarch64-linux-gnu-gcc") is None or shutil.which("qemu-aarch64") is None:
-        pytest.skip("aarch64-linux-gnu-gcc / qemu-aarch64 not installed")
+    _require("aarch64-linux-gnu-gcc", "qemu-aarch64")
     cases = irb_cases()
-    exe = build_native(cases, tmp_path, cc="aarch64-linux-gnu-gcc", ldflags=("-static",))
-    out = subprocess.run(["qemu-aarch64", str(exe)], capture_output=True, text=True,
-                         check=True, timeout=600).stdout
-    _assert_exact(out, cases, isa_for_cpu("native", aarch64=True))
+    _assert_exact(run_aarch64(cases, tmp_path), cases, isa_for_cpu("native", aarch64=True))
 
 
 @pytest.mark.toolchain
@@ -121,12 +117,10 @@ def test_aarch64_neon_bit_exact(tmp_path: Path):
 ])
 def test_cortex_m_bit_exact(tmp_path: Path, target: str, cpu: str | None):
     """Each Cortex-M path, under qemu-system-arm, equals the reference."""
-    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None:
-        pytest.skip("arm-none-eabi-gcc / qemu-system-arm not installed")
+    _require("arm-none-eabi-gcc", "qemu-system-arm")
     isa = isa_for_cpu(cpu or target)
     cases = irb_cases(isa=isa)
-    elf = build_firmware(cases, tmp_path, target, cpu=cpu)
-    _assert_exact(run_firmware(elf, target), cases, isa)
+    _assert_exact(run_cortex_m(cases, tmp_path, target, cpu), cases, isa)
 
 
 def test_scratch_formula():

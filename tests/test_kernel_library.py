@@ -32,6 +32,7 @@ from tests.kernel_library_util import (
     conv_case,
     elementwise_case,
     global_pool_case,
+    host_has_avx2,
     parse_driver_output,
     pointwise_case,
     run_firmware,
@@ -124,13 +125,6 @@ def _assert_exact(text: str, cases: list[KernelCase], isa: str) -> None:
     assert check_results(cases, results) == []
 
 
-def _has_avx2() -> bool:
-    try:
-        return " avx2 " in Path("/proc/cpuinfo").read_text().replace("\n", " ")
-    except OSError:
-        return False
-
-
 @pytest.mark.parametrize("flags,isa", [
     (("-O2", "-std=c99"), None),
     (("-O2", "-std=c99", "-DQANAS_KERNELS_PORTABLE"), "portable"),
@@ -144,7 +138,7 @@ def test_host_bit_exact(tmp_path: Path, flags, isa):
     _assert_exact(out, cases, expected)
 
 
-@pytest.mark.skipif(not _has_avx2(), reason="this CPU has no AVX2")
+@pytest.mark.skipif(not host_has_avx2(), reason="this CPU has no AVX2")
 def test_host_avx2_bit_exact(tmp_path: Path):
     """The AVX2 micro-kernel (-mavx2) equals the reference."""
     cases = library_cases()
