@@ -2,8 +2,8 @@
 
 A grid of blocks (tests/kernel_irb_util.py): depthwise kernel 3/5/7/9, stride 1/2,
 dilation 1/2, with and without expand conv (grouped too), with and without residual (X
-rescaled or not), "same" and asymmetric padding, odd sizes, non-zero zero points, one run
-in place. Each ISA path builds one driver holding every case: host (default and forced
+rescaled or not), "same" and asymmetric padding, odd sizes, rows of several 8-pixel
+chunks, non-zero zero points, three run in place. Each ISA path builds one driver holding every case: host (default and forced
 portable C), AVX2, NEON (aarch64 under qemu-aarch64), DSP (cortex-m4), Helium
 (cortex-m55) and the portable fallback of a core without DSP (cortex-m3). Every case also
 checks that the C scratch size equals `compiler.kernels.irb.scratch_bytes` and that the
@@ -67,6 +67,9 @@ def irb_cases(seed: int = SEED, isa: str = "portable") -> list[KernelCase]:
                               in_place=True)),
         ("in_place_k5_d2", dict(h=11, w=9, cin=8, expanded=16, cout=8, k=5, dilation=2,
                                 residual=True, rescale=True, in_place=True)),
+        ("long_rows_in_place", dict(h=4, w=21, cin=8, expanded=16, cout=8, residual=True,
+                                    rescale=True, in_place=True)),
+        ("long_rows_s2", dict(h=5, w=35, cin=5, expanded=10, cout=6, k=5, stride=2)),
     ]
     return [irb_case(name, rng, isa=isa, **spec) for name, spec in grid]
 
@@ -124,17 +127,20 @@ def test_cortex_m_bit_exact(tmp_path: Path, target: str, cpu: str | None):
 
 
 def test_scratch_formula():
-    """The ring of (k - 1) d + 1 padded rows, a depthwise row, a project row with a
-    residual; far below the expanded tensor for a squeezenas-small block."""
+    """The ring of (k - 1) d + 1 padded rows, 8 pixels of depthwise output (and of project
+    output with a residual); far below the expanded tensor for a squeezenas-small block."""
     g = irb.IRBGeometry(32, 64, 16, 96, 32, 64, 16, kernel=3, pad_top=1, pad_left=1,
                         residual=True)
     assert g.ring_rows == 3 and g.pad_right == 1
-    assert irb.scratch_bytes(g) == 3 * 66 * 96 + 64 * 96 + 64 * 16
-    assert irb.scratch_bytes(g) < g.expanded_bytes / 7
+    assert irb.scratch_bytes(g) == 3 * 66 * 96 + 8 * 96 + 8 * 16
+    assert irb.scratch_bytes(g) < g.expanded_bytes / 9
     s2 = irb.IRBGeometry(32, 64, 16, 96, 16, 32, 24, kernel=5, stride=2, dilation=2,
                          pad_top=4, pad_left=4)
     assert s2.ring_rows == 9 and s2.pad_right == 31 * 2 + 9 - 4 - 64
-    assert irb.scratch_bytes(s2) == 9 * (4 + 64 + 3) * 96 + 32 * 96
+    assert irb.scratch_bytes(s2) == 9 * (4 + 64 + 3) * 96 + 8 * 96
+    narrow = irb.IRBGeometry(4, 5, 4, 8, 4, 5, 4, kernel=3, pad_top=1, pad_left=1,
+                             residual=True)
+    assert irb.scratch_bytes(narrow) == 3 * 7 * 8 + 5 * 8 + 5 * 4
 
 
 def test_geometry_and_packing_errors():

@@ -26,6 +26,10 @@ from compiler.kernels import packing
 #: Largest depthwise kernel the C takes (``QK_IRB_MAX_KERNEL``).
 MAX_KERNEL = 16
 
+#: Output pixels the C runs through depthwise → project → residual at a time
+#: (``QK_IRB_CHUNK``): the depthwise and project outputs exist for this many pixels.
+CHUNK_PIXELS = 8
+
 
 @dataclass(frozen=True)
 class IRBGeometry:
@@ -92,12 +96,13 @@ def scratch_bytes(geometry: IRBGeometry) -> int:
     ``qanas_inverted_residual_scratch_bytes``).
 
     The ring (``ring_rows`` rows of ``(pad_left + in_w + pad_right) · expanded_c`` bytes),
-    one depthwise output row (``out_w · expanded_c``) and, with a residual, one project
-    output row (``out_w · out_c``, so the block can run in place).
+    the depthwise output of ``min(out_w, CHUNK_PIXELS)`` pixels and, with a residual,
+    their project output (``· out_c``, so the block can run in place).
     """
     g = geometry
     ring = g.ring_rows * (g.pad_left + g.in_w + g.pad_right) * g.expanded_c
-    return ring + g.out_w * g.expanded_c + (g.out_w * g.out_c if g.residual else 0)
+    chunk = min(g.out_w, CHUNK_PIXELS)
+    return ring + chunk * g.expanded_c + (chunk * g.out_c if g.residual else 0)
 
 
 @dataclass(frozen=True)

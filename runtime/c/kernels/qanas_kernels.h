@@ -142,8 +142,8 @@ qanas_status_t qanas_mul_s8(int32_t count, const int8_t *a, const int8_t *b,
  *   Y = P, or with `residual`: Y = add(R, P), R = X, or requant(X - input_zero_point)
  *       with residual_rq when `residual_rescale` (X rescaled to the add's scale)
  * computed output row by output row: the expanded rows the depthwise reads live in a ring
- * of (kernel - 1) * dilation + 1 rows (each expanded row is computed once), plus one
- * depthwise output row; the expanded tensor never exists in full. Everything lives in
+ * of (kernel - 1) * dilation + 1 rows (each expanded row is computed once), the depthwise
+ * and project outputs 8 pixels at a time; the expanded tensor never exists in full. Everything lives in
  * `scratch` (qanas_inverted_residual_scratch_bytes; compiler.kernels.irb.scratch_bytes
  * gives the same number). Weights and biases are packed by compiler/kernels/irb.py
  * (pack_conv / pack_depthwise layouts, each bias with its stage's input zero point
@@ -180,8 +180,9 @@ typedef struct {
 /* Bytes of scratch qanas_inverted_residual_s8 needs (-1 for inconsistent params):
  * ((kernel - 1) * dilation + 1) rows of (pad_left + in_w + pad_right) * expanded_c bytes
  * (the ring, pad_right = max(0, (out_w - 1) * stride + (kernel - 1) * dilation + 1 -
- * pad_left - in_w)) + out_w * expanded_c (one depthwise output row) + out_w * out_c
- * with a residual (one project output row, so that the block can run in place). */
+ * pad_left - in_w)) + min(out_w, 8) * expanded_c (the depthwise output of 8 pixels) +
+ * min(out_w, 8) * out_c with a residual (their project output, so that the block can run
+ * in place). */
 int32_t qanas_inverted_residual_scratch_bytes(const qanas_irb_params_t *params);
 
 /* The fused block: Y (out_h x out_w x out_c) from X (in_h x in_w x in_c). `scratch` holds

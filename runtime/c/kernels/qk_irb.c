@@ -6,13 +6,17 @@
  * pad_top) lives in slot u % span. Rows are produced in order, each once, just before the
  * first output row that needs it; a row outside the input (the padding above and below)
  * is its slot filled with the zero point. Every depthwise window then lies inside the
- * ring, so one output row is qk_depthwise_row over k row pointers (the library's
- * depthwise micro-kernels), and expand and project are the library's pointwise
- * convolutions over one row of pixels. */
+ * ring, so an output row is qk_depthwise_row over k row pointers (the library's
+ * depthwise micro-kernels), QK_IRB_CHUNK pixels at a time, each chunk then projected and
+ * added to X right away; expand and project are the library's pointwise convolutions over
+ * a row / a chunk of pixels. */
 #include "qk_internal.h"
 
 /* Largest depthwise kernel (rows of qk_depthwise_row's row-pointer array). */
 #define QK_IRB_MAX_KERNEL 16
+/* Output pixels per pass of depthwise -> project -> residual (even: the DSP pointwise
+ * runs pixel pairs); the depthwise and project outputs exist for this many pixels. */
+#define QK_IRB_CHUNK 8
 
 /* The ring's shape: rows, and bytes of one padded row. */
 typedef struct {
@@ -81,8 +85,8 @@ int32_t qanas_inverted_residual_scratch_bytes(const qanas_irb_params_t *p) {
     return -1;
   }
   const qk_irb_ring_t r = qk_irb_ring(p);
-  return r.span * r.row_bytes + p->out_w * p->expanded_c +
-         (p->residual ? p->out_w * p->out_c : 0);
+  const int32_t chunk = p->out_w < QK_IRB_CHUNK ? p->out_w : QK_IRB_CHUNK;
+  return r.span * r.row_bytes + chunk * p->expanded_c + (p->residual ? chunk * p->out_c : 0);
 }
 
 /* out[0 .. n) = value. */
@@ -160,8 +164,9 @@ qanas_status_t qanas_inverted_residual_s8(const qanas_irb_params_t *p, const int
   const qk_irb_ring_t r = qk_irb_ring(p);
   const int32_t ce = p->expanded_c;
   int8_t *const ring = scratch;
-  int8_t *const dw_row = ring + r.span * r.row_bytes;
-  int8_t *const proj_row = dw_row + p->out_w * ce; /* residual blocks only */
+  int8_t *const dw_out = ring + r.span * r.row_bytes;
+  const int32_t chunk = p->out_w < QK_IRB_CHUNK ? p->out_w : QK_IRB_CHUNK;
+  int8_t *const proj_out = dw_out + chunk * ce; /* residual blocks only */
   const int8_t zp_e = (int8_t)(p->expand_weights != 0 ? p->expand_rq.output_zero_point
                                                       : p->input_zero_point);
   /* The padding columns of every slot: written once, never overwritten. */
@@ -182,14 +187,21 @@ qanas_status_t qanas_inverted_residual_s8(const qanas_irb_params_t *p, const int
     for (int32_t ky = 0; ky < p->kernel; ++ky) {
       rows[ky] = ring + ((top + ky * p->dilation) % r.span) * r.row_bytes;
     }
-    qk_depthwise_row(rows, p->kernel, p->kernel, p->out_w, p->stride * ce, p->dilation * ce, ce,
-                     p->depthwise_weights, p->depthwise_bias, &p->depthwise_rq,
-                     vector_requant, dw_row);
-    int8_t *y = output + oy * p->out_w * p->out_c;
-    qk_irb_conv1x1(p->out_w, ce, p->out_c, p->project_groups, dw_row, p->project_weights,
-                   p->project_bias, &p->project_rq, p->residual ? proj_row : y);
-    if (p->residual) {
-      qk_irb_residual(p, input + oy * p->in_w * p->in_c, proj_row, p->out_w * p->out_c, y);
+    for (int32_t ox = 0; ox < p->out_w; ox += chunk) {
+      const int32_t n = p->out_w - ox < chunk ? p->out_w - ox : chunk;
+      const int8_t *chunk_rows[QK_IRB_MAX_KERNEL];
+      for (int32_t ky = 0; ky < p->kernel; ++ky) {
+        chunk_rows[ky] = rows[ky] + ox * p->stride * ce;
+      }
+      qk_depthwise_row(chunk_rows, p->kernel, p->kernel, n, p->stride * ce, p->dilation * ce,
+                       ce, p->depthwise_weights, p->depthwise_bias, &p->depthwise_rq,
+                       vector_requant, dw_out);
+      const int32_t first = (oy * p->out_w + ox) * p->out_c;
+      qk_irb_conv1x1(n, ce, p->out_c, p->project_groups, dw_out, p->project_weights,
+                     p->project_bias, &p->project_rq, p->residual ? proj_out : output + first);
+      if (p->residual) { /* same shape: X's pixel has Y's index */
+        qk_irb_residual(p, input + first, proj_out, n * p->out_c, output + first);
+      }
     }
   }
   return QANAS_OK;
