@@ -1,0 +1,154 @@
+"""`QuantGraphModel`: a `QuantGraph` run as a module, calibrated and fake-quantized without Brevitas.
+
+`quantize_fast(model, spec)` is the lean counterpart of `quantize_model`: the same
+quantization points and shared scales (`qanas.quant.quant_graph`), the same rounding
+and statistics (`qanas.quant.fake_quant`), but plain torch ops and no Brevitas
+module, so building and calibrating it costs milliseconds instead of seconds. It is
+what subnet scoring uses; `quantize_model` stays the path to the QDQ ONNX export.
+
+Example:
+    >>> qmodel = quantize_fast(subnet, QuantSpec())  # doctest: +SKIP
+    >>> qmodel.calibrate(calibration_batches)  # doctest: +SKIP
+    >>> logits = qmodel(images)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.fx.node import map_aggregate
+
+from qanas.quant.errors import QuantizationError
+from qanas.quant.fake_quant import quantize_bias, quantize_weight, weight_scale
+from qanas.quant.quant_graph import QNode, QuantGraph, input_quantizer, plan_quant_graph
+from qanas.quant.spec import QuantSpec
+
+
+class QuantGraphModel(nn.Module):
+    """Runs a `QuantGraph`: float with observation while calibrating, fake-quant after.
+
+    Args:
+        graph: the planned graph (see `plan_quant_graph`).
+    """
+
+    def __init__(self, graph: QuantGraph):
+        super().__init__()
+        self.graph = graph
+        self.spec = graph.spec
+        self._observing = False
+        self._weights: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._groups = {id(n.quant.quantizer.group): n.quant.quantizer.group
+                        for n in graph.nodes if n.quant is not None}
+        self.calibrated = False
+
+    @property
+    def num_scales(self) -> int:
+        """Distinct calibrated activation scales (Brevitas `scaling_impl`s)."""
+        return len(self._groups)
+
+    @torch.no_grad()
+    def calibrate(self, batches: Iterable, max_batches: int | None = None) -> int:
+        """Collects activation statistics on float forward passes and fixes the scales.
+
+        Mirrors `qanas.quant.calibrate` (Brevitas `calibration_mode`): weights, biases and
+        activations stay float while every quantizer observes its input.
+
+        Returns:
+            The number of batches used.
+
+        Raises:
+            QuantizationError: if `batches` is empty.
+        """
+        for group in self._groups.values():
+            group.reset()
+        self._weights.clear()
+        self._observing = True
+        used = 0
+        try:
+            for batch in batches:
+                if max_batches is not None and used >= max_batches:
+                    break
+                self._run(batch[0] if isinstance(batch, (tuple, list)) else batch)
+                used += 1
+        finally:
+            self._observing = False
+        if used == 0:
+            raise QuantizationError("calibration needs at least one batch of images; got none")
+        self._quantize_parameters()
+        self.calibrated = True
+        return used
+
+    def _quantize_parameters(self) -> None:
+        spec = self.spec
+        for node in self.graph.nodes:
+            if node.kind != "conv":
+                continue
+            conv = node.conv
+            w_scale = weight_scale(conv.weight, spec.weight_bits, spec.weight_per_channel,
+                                   spec.narrow_range_weights)
+            weight = quantize_weight(conv.weight, w_scale, spec.weight_bits,
+                                     spec.narrow_range_weights)
+            bias = None
+            if conv.bias is not None:
+                in_scale = input_quantizer(node).group.scale
+                bias = quantize_bias(conv.bias, in_scale, w_scale, spec.bias_bits)
+            self._weights[id(node)] = (weight, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Fake-quantized logits (call `calibrate` first)."""
+        if not self.calibrated:
+            raise QuantizationError("QuantGraphModel used before calibrate()")
+        return self._run(x)
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        values: dict[int, object] = {}
+        observing = self._observing
+
+        def value(a):
+            return values[id(a)] if isinstance(a, QNode) else a
+
+        for node in self.graph.nodes:
+            kind = node.kind
+            if kind == "input":
+                out = x
+            elif kind == "conv":
+                conv = node.conv
+                if observing:
+                    weight, bias = conv.weight, conv.bias
+                else:
+                    weight, bias = self._weights[id(node)]
+                out = F.conv2d(values[id(node.args[0])], weight, bias, conv.stride,
+                               conv.padding, conv.dilation, conv.groups)
+            elif kind in ("q", "act"):
+                out = values[id(node.args[0])]
+                quant = node.quant
+                if quant.act is not None:
+                    out = quant.act(out)
+                if observing:
+                    quant.quantizer.group.observe(out)
+                else:
+                    out = quant.quantizer(out)
+            elif kind == "output":
+                return value(node.args[0])
+            else:
+                args = map_aggregate(node.args, value)
+                kwargs = map_aggregate(node.kwargs, value)
+                out = node.target(*args, **kwargs)
+            values[id(node)] = out
+        raise QuantizationError("the quantized graph has no output")
+
+
+def quantize_fast(model: nn.Module, spec: QuantSpec | None = None) -> QuantGraphModel:
+    """The lean fake-quant model of a static float subnet (call `calibrate` before use).
+
+    Raises:
+        qanas.quant.quant_graph.UnsupportedGraph: if the subnet has an op the lean
+            graph does not model (use `quantize_model` then).
+    """
+    return QuantGraphModel(plan_quant_graph(model.eval(), spec or QuantSpec()))
+
+
+__all__ = ["QuantGraphModel", "quantize_fast"]
