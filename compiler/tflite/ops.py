@@ -8,11 +8,12 @@ the value is not its kind of group. The groups and their order are those of
 `compiler.reference.groups.GROUPS`, so that each ONNX pattern is computed by the
 TFLite op that matches the reference's arithmetic:
 
-* conv: CONV_2D (per-channel int8 weights, quantized_dimension 0), DEPTHWISE_CONV_2D
-  (group == channels, quantized_dimension 3), or SPLIT + CONV_2D per group +
-  CONCATENATION for other groupings; int32 bias at ``s_x · s_w[c]``; a ReLU / Clip
-  before the QuantizeLinear becomes the fused activation; ONNX pads that are not
-  TFLite's SAME become an explicit PAD (filled with the input zero point);
+* conv: DEPTHWISE_CONV_2D (group == input channels, quantized_dimension 3), else CONV_2D
+  (per-channel int8 weights, quantized_dimension 0; a grouped conv's filter holds
+  ``cin / group`` input channels, from which TFLite infers the groups); int32 bias at
+  ``s_x · s_w[c]``; a ReLU / Clip before the QuantizeLinear becomes the fused
+  activation; ONNX pads that are not TFLite's SAME become an explicit PAD (filled with
+  the input zero point);
 * add / sub / mul: ADD / SUB / MUL (with broadcasting and a fused activation);
 * concat: CONCATENATION, each input first rescaled (QUANTIZE) to the output's quantization;
 * pools: MEAN over H, W for GlobalAveragePool, AVERAGE_POOL_2D for AveragePool.
@@ -146,49 +147,26 @@ def emit_conv(g: Graph, value, out: OutQuant, name: str) -> int | None:
     y_shape = nhwc(conv.out_shape)
     group = a["group"]
     bias_quant = Quant(tuple(np.float32(acc_scale)), (0,) * channels, 0)
-
-    def conv2d(x_idx, w_q, sl, out_name, y_channels):
-        wq = Quant(tuple(w_scale[sl]), (0,) * y_channels, 0)
-        wt = g.const(f"{out_name}/weights", w_q.transpose(0, 2, 3, 1), "int8", wq)
-        bq = Quant(bias_quant.scale[sl], (0,) * y_channels, 0)
-        bt = g.const(f"{out_name}/bias", b_q[sl].astype(np.int32), "int32", bq)
-        y = g.tensor(out_name, y_shape[:3] + (y_channels,), "int8", tflite_quant(out))
-        opts = schema.Conv2DOptionsT()
-        opts.padding, opts.fusedActivationFunction = padding, act
-        opts.strideH, opts.strideW = a["strides"]
-        opts.dilationHFactor, opts.dilationWFactor = a["dilations"]
-        g.op("CONV_2D", [x_idx, wt, bt], [y], opts)
-        return y
-
-    if group == 1:
-        return conv2d(xt, w.q, slice(None), name, channels)
     if in_per_group == 1 and group == cin:
         wq = Quant(tuple(w_scale), (0,) * channels, 3)
         wt = g.const(f"{name}/weights", w.q.transpose(1, 2, 3, 0), "int8", wq)
-        bt = g.const(f"{name}/bias", b_q.astype(np.int32), "int32", bias_quant)
-        y = g.tensor(name, y_shape, "int8", tflite_quant(out))
         opts = schema.DepthwiseConv2DOptionsT()
-        opts.padding, opts.fusedActivationFunction = padding, act
-        opts.strideH, opts.strideW = a["strides"]
-        opts.dilationHFactor, opts.dilationWFactor = a["dilations"]
         opts.depthMultiplier = channels // cin
-        g.op("DEPTHWISE_CONV_2D", [xt, wt, bt], [y], opts)
-        return y
-    # other groupings: SPLIT the input channels, one CONV_2D per group, CONCATENATION.
-    src = g.tensors[xt]
-    axis = g.const(f"{name}/split_axis", np.array(3, np.int32), "int32")
-    parts = [g.tensor(f"{name}/in{i}", src.shape[:3] + (cin // group,), "int8", src.quant)
-             for i in range(group)]
-    split = schema.SplitOptionsT()
-    split.numSplits = group
-    g.op("SPLIT", [axis, xt], parts, split)
-    per = channels // group
-    ys = [conv2d(parts[i], w.q[i * per:(i + 1) * per], slice(i * per, (i + 1) * per),
-                 f"{name}/g{i}", per) for i in range(group)]
+        opcode = "DEPTHWISE_CONV_2D"
+    else:
+        # Any other grouping is the same CONV_2D: its filter (O, KH, KW, cin / group) holds
+        # each group's input channels, and TFLite takes the group count from the input and
+        # filter depths (cin / filter depth), as TFLite Micro's and LiteRT's kernels do.
+        wq = Quant(tuple(w_scale), (0,) * channels, 0)
+        wt = g.const(f"{name}/weights", w.q.transpose(0, 2, 3, 1), "int8", wq)
+        opts = schema.Conv2DOptionsT()
+        opcode = "CONV_2D"
+    bt = g.const(f"{name}/bias", b_q.astype(np.int32), "int32", bias_quant)
     y = g.tensor(name, y_shape, "int8", tflite_quant(out))
-    opts = schema.ConcatenationOptionsT()
-    opts.axis = 3
-    g.op("CONCATENATION", ys, [y], opts)
+    opts.padding, opts.fusedActivationFunction = padding, act
+    opts.strideH, opts.strideW = a["strides"]
+    opts.dilationHFactor, opts.dilationWFactor = a["dilations"]
+    g.op(opcode, [xt, wt, bt], [y], opts)
     return y
 
 
