@@ -41,9 +41,12 @@ __all__ = ["calibrate", "export_qdq", "fold_batchnorm", "quantize_model", "quant
 
 # Ops that produce values off the input's quantization grid and that Brevitas's
 # `quantize` does not requantize by itself.
-_REQUANT_FUNCTIONS = (operator.mul, torch.mul, F.interpolate)
-_REQUANT_MODULES = (nn.AvgPool2d, nn.AdaptiveAvgPool2d)
+_REQUANT_FUNCTIONS = (operator.mul, torch.mul, F.interpolate, torch.matmul)
+_REQUANT_MODULES = (nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Softmax)
 _NONNEG_ACTS = (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Hardsigmoid)
+# Attention: each operand of a matmul is int8 (a conv feeding one through these layout
+# ops gets an output requantizer); the int32 product and the softmax are requantized.
+_LAYOUT_FUNCTIONS = (torch.flatten, torch.reshape, torch.transpose)
 # Brevitas quantizes the *output* of these activations only; a conv feeding one would
 # leave the conv -> activation edge float (QuantizeLinear follows the activation), which
 # an integer-only compiler cannot lower. Such convs get a signed int8 output requantizer.
@@ -52,12 +55,13 @@ _FLOAT_INPUT_ACTS = (nn.Sigmoid, nn.Hardsigmoid, nn.Hardswish)
 _COMPUTE_MODULES = (nn.Conv2d, nn.Linear)
 _SIGN_PRESERVING_MODULES = (nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Identity, nn.MaxPool2d)
 _SIGN_PRESERVING_FUNCTIONS = (operator.mul, torch.mul, operator.add, torch.add, torch.cat,
-                              F.interpolate)
+                              F.interpolate) + _LAYOUT_FUNCTIONS
 SUPPORTED_MODULES = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid,
                      nn.Sigmoid, nn.Identity, nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.MaxPool2d,
-                     nn.Dropout, nn.Linear)
+                     nn.Dropout, nn.Linear, nn.Softmax)
 SUPPORTED_FUNCTIONS = (operator.add, operator.iadd, torch.add, operator.mul, torch.mul, torch.cat,
-                       F.interpolate, torch.flatten, getattr, operator.getitem)
+                       F.interpolate, torch.flatten, getattr, operator.getitem, torch.matmul,
+                       torch.reshape, torch.transpose, torch.narrow)
 
 
 def _silence_brevitas():
@@ -202,7 +206,7 @@ def _nonnegative(graph_model: GraphModule, node: Node, memo: dict) -> bool:
     result = False
     if node.op == "call_module":
         module = graph_model.get_submodule(node.target)
-        if isinstance(module, _NONNEG_ACTS):
+        if isinstance(module, (*_NONNEG_ACTS, nn.Softmax)):
             result = True
         elif isinstance(module, _SIGN_PRESERVING_MODULES):
             result = all(_nonnegative(graph_model, n, memo) for n in node.all_input_nodes)
@@ -212,9 +216,17 @@ def _nonnegative(graph_model: GraphModule, node: Node, memo: dict) -> bool:
     return result
 
 
+def _through_layout(node: Node) -> Node:
+    """The node whose value `node` reshapes/transposes (`node` itself if it is no layout op)."""
+    while node.op == "call_function" and node.target in _LAYOUT_FUNCTIONS:
+        node = node.args[0]
+    return node
+
+
 def _insert_requantizers(graph_model: GraphModule, spec: QuantSpec, maps: dict) -> GraphModule:
-    """Adds a `QuantIdentity` after products, resizes, average pools, the output, and
-    every conv/linear that feeds a non-ReLU activation (Sigmoid, Hardsigmoid, Hardswish)."""
+    """Adds a `QuantIdentity` after products, resizes, average pools, softmax, the output,
+    every conv/linear that feeds a non-ReLU activation (Sigmoid, Hardsigmoid, Hardswish),
+    and every conv/linear that is (through reshapes/transposes) a matmul operand."""
     from brevitas.graph.base import InsertModuleCallAfter
 
     memo: dict = {}
@@ -230,6 +242,12 @@ def _insert_requantizers(graph_model: GraphModule, spec: QuantSpec, maps: dict) 
         requantized.add(node)
 
     for node in graph_model.graph.nodes:
+        if node.op == "call_function" and node.target is torch.matmul:
+            for operand in node.args[:2]:
+                producer = _through_layout(operand)
+                if (producer.op == "call_module" and producer not in requantized and isinstance(
+                        graph_model.get_submodule(producer.target), _COMPUTE_MODULES)):
+                    add_after(producer)
         if node.op == "call_function" and node.target in _REQUANT_FUNCTIONS:
             add_after(node)
         elif node.op == "call_module" and isinstance(graph_model.get_submodule(node.target),

@@ -156,7 +156,8 @@ def _int_check_tolerance(atol: float):
 
 
 def _fold_static_shapes(model, example: np.ndarray):
-    """Replaces computed Resize `scales`/`sizes` inputs by constants and prunes dead nodes."""
+    """Replaces computed Resize `scales`/`sizes` and Reshape `shape` inputs by constants and
+    prunes dead nodes."""
     import onnx
     from onnx import numpy_helper
 
@@ -166,6 +167,8 @@ def _fold_static_shapes(model, example: np.ndarray):
     for node in graph.node:
         if node.op_type == "Resize":
             targets += [name for name in node.input[1:] if name and name not in initialized]
+        elif node.op_type == "Reshape" and node.input[1] not in initialized:
+            targets.append(node.input[1])  # attention reshapes computed from Shape ops
     if not targets:
         return model
     probe = onnx.ModelProto()

@@ -28,6 +28,7 @@ from qanas.space.efficient_topformer import (
     STAGES,
     STEM_WIDTHS,
     TOKEN_STAGES,
+    TOKEN_STRIDE,
     VIT_DEPTHS,
     VIT_GROUPS,
     EfficientTopFormerSpace,
@@ -156,7 +157,10 @@ class EfficientTopFormerSupernet(Supernet):
         self._plan = plan
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (N, num_classes, H, W) of the active subnet."""
+        """Logits (N, num_classes, H, W) of the active subnet (H, W multiples of 64)."""
+        if x.shape[-2] % TOKEN_STRIDE or x.shape[-1] % TOKEN_STRIDE:
+            raise ValueError(f"efficient-topformer needs input sides that are multiples of "
+                             f"{TOKEN_STRIDE}, got {tuple(x.shape[-2:])}")
         return self.net(x)
 
     def extract(self, cfg: SubnetConfig) -> TopFormerNet:
