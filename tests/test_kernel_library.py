@@ -71,6 +71,35 @@ def requant_edge_case(name: str, rng: np.random.Generator, narrow_only: bool,
         structs=[f"const qanas_requant_t {p}rq = {{{p}mult, {p}shift, {zy}, {qmin}, {qmax}}};"])
 
 
+def add_shift_case(name: str, rng: np.random.Generator, right_shifts: list[int],
+                   subtract: bool) -> KernelCase:
+    """Adds (or subs) over every operand difference extreme and random ones, one call per
+    shared shift in ``right_shifts`` (both sides of the 32-bit path's 17 .. 46), with
+    multipliers at both ends of the int32 range and exact powers of two (ties)."""
+    n_per = 509  # odd: the vector paths' predicated tails
+    a = rng.integers(-128, 128, n_per * len(right_shifts)).astype(np.int8)
+    b = rng.integers(-128, 128, a.size).astype(np.int8)
+    a[:4], b[:4] = [-128, 127, -128, 127], [-128, -128, 127, 127]
+    za, zb, zy = 127, -128, 5
+    p = "{p}"
+    structs, calls, expected = [], [], []
+    for i, n in enumerate(right_shifts):
+        ma = int(rng.choice([(1 << 31) - 1, 1 << 30, int(rng.integers(1, 1 << 31))]))
+        mb = int(rng.choice([(1 << 31) - 1, 1 << int(rng.integers(0, 31)),
+                             int(rng.integers(1, 1 << 31))]))
+        part = slice(i * n_per, (i + 1) * n_per)
+        ta = (a[part].astype(np.int64) - za) * ma
+        tb = (b[part].astype(np.int64) - zb) * mb
+        y = int8.rounding_right_shift(ta - tb if subtract else ta + tb, n) + zy
+        expected.append(np.clip(y, -128, 127).astype(np.int8))
+        structs.append(f"const qanas_add_params_t {p}ap{i} = {{{za}, {zb}, {ma}, {mb}, {n}, "
+                       f"{int(subtract)}, {zy}, -128, 127}};")
+        calls.append(f"qanas_add_s8({n_per}, {p}a + {i * n_per}, {p}b + {i * n_per}, 0, "
+                     f"&{p}ap{i}, {p}output + {i * n_per})")
+    return KernelCase(name, " | ".join(f"(int){c}" for c in calls), {"a": a, "b": b},
+                      np.concatenate(expected), structs=structs)
+
+
 def library_cases(seed: int = SEED, isa: str = "portable") -> list[KernelCase]:
     """The seeded cases every ISA build runs, weights packed for ``isa``."""
     rng = np.random.default_rng(seed)
@@ -115,6 +144,8 @@ def library_cases(seed: int = SEED, isa: str = "portable") -> list[KernelCase]:
         elementwise_case("sub_broadcast", rng, op="sub", count=60, b_channels=6),
         elementwise_case("mul_broadcast", rng, op="mul", count=64, b_channels=16),
         elementwise_case("mul", rng, op="mul", count=37),
+        add_shift_case("add_shifts", rng, [1, 16, 17, 24, 31, 32, 46, 47, 62], False),
+        add_shift_case("sub_shifts", rng, [17, 30, 31, 33, 46, 50], True),
     ]
     return cases
 
