@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.codegen.kernels import KernelSource, build_kernels
+from compiler.codegen.library import LibraryKernel, library_kernels
 from compiler.errors import CompilerError
 from compiler.fit import enforce_budget
 from compiler.memory import MemoryPlan
@@ -36,8 +37,10 @@ from compiler.pipeline import (  # noqa: F401 - normalize_dataflow re-exported
 from compiler.plan import ExecutionPlan
 from compiler.plan_only import MemoryReport, memory_report
 from compiler.project.files import (
+    KERNELS_SUBDIR,
     collect_headers,
     copy_headers,
+    copy_kernel_library,
     copy_runtime,
     render_makefile,
     tvm_include_dirs,
@@ -67,7 +70,8 @@ class CompileResult:
         prefix: C symbol prefix of the model API.
         plan: the execution plan (with workspaces).
         memory: the arena plan.
-        kernels: kernel name → generated source.
+        kernels: kernel name → generated source (`KernelSource`), or the kernel library
+            call it stands for (`LibraryKernel`, no source of its own).
         weights_bytes: bytes of const weights.
         quantized: the model is integer-only int8.
         float_kernels: kernel → lines using floating point; must be empty for a quantized
@@ -82,7 +86,7 @@ class CompileResult:
     prefix: str
     plan: ExecutionPlan
     memory: MemoryPlan
-    kernels: dict[str, KernelSource]
+    kernels: dict[str, KernelSource | LibraryKernel]
     weights_bytes: int
     quantized: bool
     float_kernels: dict[str, list[str]] = field(default_factory=dict)
@@ -131,6 +135,7 @@ class CompileResult:
             "quantized": self.quantized,
             "float_kernels": self.float_kernels,
             "kernel_names": [c.kernel for c in self.plan.calls],
+            "kernel_library": sorted({c.library for c in self.plan.calls if c.library}),
             **self.io,
         }
 
@@ -157,7 +162,8 @@ def _io_entries(infos, names, plan: ExecutionPlan) -> list[dict]:
 def compile_model(model, target: str | Target, out_dir, planner: str = "greedy",
                   force: bool = False, prefix: str = DEFAULT_PREFIX,
                   integer: bool | None = None, schedule: bool = True,
-                  optimise: str = "size", output: str = "logits") -> CompileResult:
+                  optimise: str = "size", output: str = "logits",
+                  library: bool = True) -> CompileResult:
     """Compiles `model` into a C project in `out_dir`.
 
     Args:
@@ -177,6 +183,9 @@ def compile_model(model, target: str | Target, out_dir, planner: str = "greedy",
             (no technique that recomputes MACs); `compiler.pipeline.OPTIMISE`.
         output: ``logits`` (the model's output) or ``argmax`` (a uint8 class map from a
             fused argmax; the full-resolution logits never exist).
+        library: run the int8 groups the kernel library has (convolutions, pooling,
+            add/mul) with it (`compiler.passes.offload_kernels`, weights packed for the
+            target's `kernel_isa`); False: every kernel is TVM's.
 
     Returns:
         A `CompileResult`; its `summary()` is what `qanas compile --json` prints.
@@ -197,16 +206,21 @@ def compile_model(model, target: str | Target, out_dir, planner: str = "greedy",
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", prefix):
         raise CompilerError(f"prefix {prefix!r} must be a lower-case C identifier, "
                             f"e.g. {DEFAULT_PREFIX!r}")
-    options = CompileOptions(planner=planner, integer=integer, schedule=schedule,
-                             optimise=optimise, output=output)
     target = get_target(target) if isinstance(target, str) else target
+    options = CompileOptions(planner=planner, integer=integer, schedule=schedule,
+                             optimise=optimise, output=output, library=library,
+                             kernel_isa=target.kernel_isa)
     out_dir = Path(out_dir)
     _prepare(out_dir, force, write=False)  # raises before any work is done
     source_model = model
     lowered = lower_model(model, options)
     model, plan = lowered.model, lowered.plan
-    kernels = build_kernels(lowered.fused, [c.kernel for c in plan.calls],
-                            dict(target.tvm_target), prefix, schedule=schedule)
+    library_steps = library_kernels(lowered.fused, [c.kernel for c in plan.calls])
+    kernels: dict[str, KernelSource | LibraryKernel] = {
+        **build_kernels(lowered.fused, [c.kernel for c in plan.calls
+                                        if c.kernel not in library_steps],
+                        dict(target.tvm_target), prefix, schedule=schedule),
+        **library_steps}
     plan, memory = plan_lowered(lowered, {k: s.workspace_bytes for k, s in kernels.items()},
                                 planner)
     report = memory_report(lowered, plan, memory, target, options)
@@ -216,7 +230,8 @@ def compile_model(model, target: str | Target, out_dir, planner: str = "greedy",
         t.dtype.startswith("float") for t in (*model.inputs, *model.outputs))
     float_kernels = {}
     if quantized:
-        float_kernels = {k: s.float_usage() for k, s in kernels.items() if s.float_usage()}
+        float_kernels = {k: s.float_usage() for k, s in kernels.items()
+                         if isinstance(s, KernelSource) and s.float_usage()}
 
     io_names = {**dict(zip(plan.inputs, (t.name for t in model.inputs), strict=True)),
                 **dict(zip(plan.outputs, (t.name for t in model.outputs), strict=True))}
@@ -238,16 +253,20 @@ def _write_project(result: CompileResult, io_names, quant, source: str, target: 
     plan, prefix = result.plan, result.prefix
     if (out / MARKER).exists():
         (out / MARKER).unlink()  # an interrupted rewrite must not look complete
+    sources = [k for k in result.kernels.values() if isinstance(k, KernelSource)]
+    uses_library = len(sources) < len(result.kernels)
     (out / "kernels").mkdir()
-    for k in result.kernels.values():
+    for k in sources:
         (out / "kernels" / k.filename).write_text(k.source)
-    headers = collect_headers([k.source for k in result.kernels.values()]
+    headers = collect_headers([k.source for k in sources]
                               + ['#include "dlpack/dlpack.h"\n#include "tvm/ffi/c_api.h"\n'],
                               tvm_include_dirs())
     copy_headers(headers, out / "include")
     from runtime import C_RUNTIME_DIR
 
     copy_runtime(C_RUNTIME_DIR, out / "runtime")
+    if uses_library:
+        copy_kernel_library(out / "runtime" / KERNELS_SUBDIR)
     (out / "model.h").write_text(render_header(plan, prefix, result.arena_bytes,
                                                result.weights_bytes, quant, io_names, source))
     (out / "model.c").write_text(render_model_c(plan, prefix, result.memory.offsets,
@@ -256,8 +275,8 @@ def _write_project(result: CompileResult, io_names, quant, source: str, target: 
                                                 result.lower_bound_bytes))
     (out / "weights.c").write_text(render_weights(plan.constants, prefix, "qanas/platform.h"))
     sources_mk, makefile = render_makefile(
-        prefix, [k.filename for k in result.kernels.values()], target.toolchain.cc,
-        target.toolchain.cflags)
+        prefix, [k.filename for k in sources], target.toolchain.cc,
+        target.toolchain.cflags, library=uses_library, kernel_cflags=target.kernel_cflags)
     (out / "sources.mk").write_text(sources_mk)
     (out / "Makefile").write_text(makefile)
     plan_json = {**plan.to_dict(), "memory": result.memory.to_dict()}

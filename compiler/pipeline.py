@@ -46,6 +46,11 @@ class CompileOptions:
         schedule: apply the default kernel schedule (`compiler.codegen.schedule`).
         optimise: one of `OPTIMISE`.
         output: one of `OUTPUTS`.
+        library: offload the int8 groups the kernel library has (convolutions, pooling,
+            add/mul) to it (`compiler.passes.offload_kernels`); False: every kernel is
+            TVM's.
+        kernel_isa: the target's library path (`Target.kernel_isa`): the packed weight
+            layout (``"mve"``: Helium blocks). `for_target` sets it.
     """
 
     planner: str = "greedy"
@@ -53,6 +58,8 @@ class CompileOptions:
     schedule: bool = True
     optimise: str = "size"
     output: str = "logits"
+    library: bool = True
+    kernel_isa: str = "portable"
 
     def __post_init__(self) -> None:
         if self.optimise not in OPTIMISE:
@@ -63,6 +70,12 @@ class CompileOptions:
             raise CompilerError(f"output={self.output!r} is not an output form; choose one of "
                                 f"{', '.join(OUTPUTS)}")
         get_planner(self.planner)  # an unknown planner lists the known ones
+
+    def for_target(self, target) -> CompileOptions:
+        """These options with `kernel_isa` of `target` (a `Target`)."""
+        from dataclasses import replace
+
+        return replace(self, kernel_isa=target.kernel_isa)
 
 
 @dataclass(frozen=True)
@@ -149,6 +162,18 @@ def fuse_and_plan(model) -> tuple[object, ExecutionPlan]:
     return fused, build_plan(fused, out_names, in_names)
 
 
+def offload(model, options: CompileOptions):
+    """`model` with its library groups offloaded (`compiler.passes.offload_kernels`) when
+    `options.library`, else unchanged."""
+    if not options.library:
+        return model
+    from compiler.frontend.guard import stage_errors
+    from compiler.passes.offload_kernels import offload_kernels
+
+    with stage_errors("kernel library offload", repr(getattr(model, "source", "the model"))):
+        return offload_kernels(model, options.kernel_isa)
+
+
 def lower_model(model, options: CompileOptions, measure_unfused: bool = True) -> LoweredModel:
     """Step 1: import, integer lowering, the techniques of `options`, fusion, the plan.
 
@@ -165,10 +190,12 @@ def lower_model(model, options: CompileOptions, measure_unfused: bool = True) ->
     model = resolve_model(model, options.integer)
     with stage_errors("memory techniques", repr(getattr(model, "source", "the model"))):
         techniqued, uses = apply_techniques(model, options.optimise, options.output)
+    techniqued = offload(techniqued, options)
     fused, plan = fuse_and_plan(techniqued)
     bound = None
     if measure_unfused:
-        unfused = fuse_and_plan(model)[1] if any(u.changes_graph for u in uses) else plan
+        changed = any(u.changes_graph for u in uses)
+        unfused = fuse_and_plan(offload(model, options))[1] if changed else plan
         bound = lower_bound(unfused.lifetimes())
     return LoweredModel(techniqued, fused, plan, uses, bound)
 

@@ -120,6 +120,8 @@ class KernelCall:
         inputs: buffer names read, in argument order.
         outputs: buffer names written, in argument order (after the inputs).
         workspace: name of its scratch buffer, or None when it needs none.
+        library: the kernel library function the step runs (``qanas_conv2d_s8``;
+            `compiler.kernels.calls`), or None for a TVM-generated kernel.
     """
 
     index: int
@@ -127,6 +129,12 @@ class KernelCall:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     workspace: str | None = None
+    library: str | None = None
+
+    @property
+    def implementation(self) -> str:
+        """What runs: the library function, else the TVM kernel's name (per-layer reports)."""
+        return self.library or self.kernel
 
     @property
     def args(self) -> tuple[str, ...]:
@@ -136,7 +144,8 @@ class KernelCall:
     def to_dict(self) -> dict:
         """JSON-friendly form (plan.json)."""
         return {"index": self.index, "kernel": self.kernel, "inputs": list(self.inputs),
-                "outputs": list(self.outputs), "workspace": self.workspace}
+                "outputs": list(self.outputs), "workspace": self.workspace,
+                "library": self.library}
 
 
 @dataclass(frozen=True)
@@ -275,6 +284,8 @@ def build_plan(mod, output_names: Sequence[str] | None = None,
     from tvm.ir import Op
     from tvm.ir.expr import GenericConst
 
+    from compiler.kernels.calls import library_call
+
     call_tir = Op.get("relax.call_tir")
     main = mod["main"]
     buffers: dict[str, BufferInfo] = {}
@@ -347,7 +358,9 @@ def build_plan(mod, output_names: Sequence[str] | None = None,
                                                _nbytes(shape, dtype), step, step)
                     outs.append(name)
                 var_buffers[key(binding.var)] = tuple(outs)
-                calls.append(KernelCall(step, kernel, tuple(ins), tuple(outs)))
+                library = library_call(mod[value.args[0]])
+                calls.append(KernelCall(step, kernel, tuple(ins), tuple(outs),
+                                        library=library.function if library else None))
             elif isinstance(value, (relax.Tuple, relax.TupleGetItem, relax.Var)):
                 var_buffers[key(binding.var)] = resolve(value, step)
             elif isinstance(value, relax.Call):

@@ -110,8 +110,8 @@ def plan_model_memory(model, target: str | Target = "host",
     Raises:
         UnsupportedOpError: an operator without a kernel.
     """
-    options = options or CompileOptions()
     target = get_target(target) if isinstance(target, str) else target
+    options = (options or CompileOptions()).for_target(target)
     lowered = lower_model(model, options, measure_unfused)
     scratch = kernel_scratch(lowered.fused, lowered.kernels, dict(target.tvm_target),
                              schedule=options.schedule, cache=scratch_cache)

@@ -21,7 +21,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 _OPERATORS = (
-    ("conv2d_transpose", "deconv"), ("conv2d", "conv"), ("conv1d", "conv"),
+    ("conv2d_transpose", "deconv"), ("depthwise_conv2d", "dwconv"), ("conv2d", "conv"),
+    ("pointwise_conv", "conv"), ("global_avg_pool", "avgpool"), ("mul", "mul"), ("conv1d", "conv"),
     ("matmul", "dense"), ("dense", "dense"), ("max_pool2d", "maxpool"),
     ("avg_pool2d", "avgpool"), ("adaptive_avg_pool2d", "avgpool"), ("resize2d", "resize"),
     ("resize", "resize"), ("argmax", "argmax"), ("concatenate", "concat"), ("take", "gather"),
@@ -31,7 +32,9 @@ _OPERATORS = (
     ("cast", "requant"),
 )
 """(operator as it appears in a fused kernel name, role), by priority: the first found names
-the layer (a conv followed by its requantization epilogue is a ``conv``)."""
+the layer (a conv followed by its requantization epilogue is a ``conv``). Kernel library
+calls (``qanas_depthwise_conv2d_s8``, ``qanas_global_avg_pool_s8``, ``qanas_mul_s8``) are
+named by the same table."""
 
 _FUSED_BLOCK = re.compile(r"irb\d+_.*")
 """Kernels of a fused inverted residual (`compiler.passes`): one layer, a ``block``."""

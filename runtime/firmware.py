@@ -232,7 +232,7 @@ def render_makefile(target: Target, defines: Sequence[str]) -> str:
         "DEFINES := -DQANAS_PREFIX=$(QANAS_PREFIX) -DQANAS_PREFIX_UPPER=$(QANAS_PREFIX_UPPER) \\",
         f"  {' '.join(defines)}",
         "INCLUDES := -I. -Iport -I$(MODEL_DIR) -I$(MODEL_DIR)/include "
-        "-I$(MODEL_DIR)/runtime/include",
+        "-I$(MODEL_DIR)/runtime/include -I$(MODEL_DIR)/runtime/kernels",
         "WARNINGS := -Wall -Wextra -Werror",
         "BUILD := build",
         "",

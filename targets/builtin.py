@@ -24,6 +24,24 @@ _CM_COMMON = ("-O2", "-funswitch-loops", "-std=c99", "-mthumb", "-ffunction-sect
 _CM_LDFLAGS = ("-nostartfiles", "-Wl,--gc-sections", "--specs=nano.specs")
 
 
+def host_kernel_isa(machine: str | None = None, cpuinfo: str | None = None) -> str:
+    """The kernel library path of this machine: ``neon`` on aarch64, ``avx2`` on an x86
+    CPU whose /proc/cpuinfo lists avx2, else ``portable``."""
+    import platform
+    from pathlib import Path
+
+    machine = machine if machine is not None else platform.machine()
+    if machine in ("aarch64", "arm64"):
+        return "neon"
+    if cpuinfo is None:
+        info = Path("/proc/cpuinfo")
+        cpuinfo = info.read_text(errors="replace") if info.is_file() else ""
+    return "avx2" if " avx2" in cpuinfo.replace("\n", " ") else "portable"
+
+
+_HOST_KERNEL_ISA = host_kernel_isa()
+
+
 def register_target(target: Target) -> Target:
     """Registers `target` under `target.name`."""
     return TARGETS.register(target.name, target)
@@ -45,6 +63,8 @@ HOST = register_target(
         toolchain=Toolchain(cc="gcc", cflags=("-O2", "-funswitch-loops", "-std=c99")),
         tvm_target={"kind": "c"},
         runner="host",
+        kernel_isa=_HOST_KERNEL_ISA,
+        kernel_cflags=("-mavx2",) if _HOST_KERNEL_ISA == "avx2" else (),
     )
 )
 
@@ -69,7 +89,7 @@ CORTEX_M4 = register_target(
                                      "-mfpu=fpv4-sp-d16"),
         tvm_target={"kind": "c"}, emulator="mps2-an386", runner="qemu",
         stack_bytes=16 * KIB, port="qemu-mps", uart_base=0x40004000,
-        weights_region=_AN386_PSRAM,
+        weights_region=_AN386_PSRAM, kernel_isa="dsp",
     )
 )
 
@@ -82,7 +102,7 @@ CORTEX_M7 = register_target(
         toolchain=cortex_m_toolchain("-mcpu=cortex-m7", "-mfloat-abi=hard", "-mfpu=fpv5-d16"),
         tvm_target={"kind": "c"}, emulator="mps2-an500", runner="qemu",
         stack_bytes=16 * KIB, port="qemu-mps", uart_base=0x40004000,
-        weights_region=_AN500_PSRAM,
+        weights_region=_AN500_PSRAM, kernel_isa="dsp",
     )
 )
 
@@ -104,7 +124,7 @@ CORTEX_M55 = register_target(
         weights_region=MemoryRegion("DDR", 0x60000000, 2048 * MIB),
         toolchain=cortex_m_toolchain("-mcpu=cortex-m55", "-mfloat-abi=hard"),
         tvm_target={"kind": "c"}, emulator="mps3-an547", runner="qemu",
-        stack_bytes=16 * KIB, port="qemu-mps", uart_base=0x59303000,
+        stack_bytes=16 * KIB, port="qemu-mps", uart_base=0x59303000, kernel_isa="mve",
     )
 )
 
@@ -118,7 +138,6 @@ AARCH64_LINUX = register_target(
                             ldflags=("-static",), objcopy="aarch64-linux-gnu-objcopy",
                             size="aarch64-linux-gnu-size"),
         tvm_target={"kind": "c"}, emulator="qemu-aarch64", runner="qemu-user",
+        kernel_isa="neon",
     )
 )
-
-import targets.boards  # noqa: E402,F401  (registers the board variants)

@@ -34,7 +34,8 @@ from targets.target import MemoryRegion, NpuConfig, Target
 
 _M55 = {"isa": "armv8.1-m.main", "cpu": "cortex-m55",
         "features": frozenset({"fpu", "fpu-dp", "dsp", "mve", "mve-fp"}),
-        "toolchain": cortex_m_toolchain("-mcpu=cortex-m55", "-mfloat-abi=hard")}
+        "toolchain": cortex_m_toolchain("-mcpu=cortex-m55", "-mfloat-abi=hard"),
+        "kernel_isa": "mve"}
 _NPU = {"runner": "vela", "emulator": None, "port": None, "tvm_target": {"kind": "c"}}
 
 ETHOS_U55_128 = register_target(Target(
@@ -65,7 +66,7 @@ ETHOS_U65_256 = register_target(Target(
     name="ethos-u65-256", board="imx93", npu="ethos-u65",
     description="Arm Ethos-U65 (256 MACs/cycle) on NXP i.MX 93 (Cortex-M33 runs TFLM); Vela "
                 "estimates, Ethos_U65_High_End 1 GHz, Dedicated_Sram_384KB",
-    isa="armv8-m.main", cpu="cortex-m33", features=frozenset({"fpu", "dsp"}),
+    isa="armv8-m.main", cpu="cortex-m33", features=frozenset({"fpu", "dsp"}), kernel_isa="dsp",
     toolchain=cortex_m_toolchain("-mcpu=cortex-m33", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"),
     clock_hz=1_000_000_000,
     sram=MemoryRegion("OCRAM", 0x20480000, 640 * KIB),

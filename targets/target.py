@@ -85,6 +85,10 @@ class Target:
             the ELF's segments into; on the real board the debugger or flash tool must
             preload it, like any external memory (docs/porting-a-board.md).
         npu_config: for NPU targets (runner "vela"), how Vela compiles for the NPU.
+        kernel_isa: the path of the int8 kernel library (runtime/c/kernels) this target
+            compiles: "mve" (Helium), "dsp" (Arm DSP extension), "neon", "avx2" or
+            "portable" (docs/kernels.md); it decides the packed weight layout.
+        kernel_cflags: extra flags for the library's sources only (host AVX2: -mavx2).
     """
 
     name: str
@@ -108,6 +112,8 @@ class Target:
     flash_command: tuple[str, ...] = ()
     weights_region: MemoryRegion | None = None
     npu_config: NpuConfig | None = None
+    kernel_isa: str = "portable"
+    kernel_cflags: tuple[str, ...] = ()
 
     @property
     def weights_memory(self) -> MemoryRegion | None:

@@ -3,29 +3,37 @@
 #include "model.h"
 
 #include "dlpack/dlpack.h"
+#include "qanas/kernel_steps.h"
 #include "qanas/workspace.h"
 #include "tvm/ffi/c_api.h"
 
-/* Arena layout in bytes from the arena start (planner 'greedy'; arena 768 bytes used,
- * lower bound 768). Buffer: [offset, offset + size), live steps. */
-#define OFFSET_y 0u /* 512 bytes, output, steps 0..0 */
-#define OFFSET_x 512u /* 256 bytes, input, steps 0..0 */
+/* Arena layout in bytes from the arena start (planner 'greedy'; arena 1024 bytes used,
+ * lower bound 1024). Buffer: [offset, offset + size), live steps. */
+#define OFFSET_transpose0_out 0u /* 256 bytes, intermediate, steps 0..1 */
+#define OFFSET_y 0u /* 512 bytes, output, steps 2..2 */
+#define OFFSET_conv0_out 512u /* 512 bytes, intermediate, steps 1..2 */
+#define OFFSET_x 768u /* 256 bytes, input, steps 0..0 */
 
 /* Weights (weights.c). */
 extern const int8_t qanas_model_conv0_weights[288];
 extern const int32_t qanas_model_conv0_bias[8];
-extern const int64_t qanas_model_conv0_param0[8];
-extern const int64_t qanas_model_conv0_param1[8];
-extern const int64_t qanas_model_conv0_param2[8];
+extern const int32_t qanas_model_conv0_param0[8];
+extern const int32_t qanas_model_conv0_param1[8];
 
 /* Kernels (one file each under kernels/), TVM packed calling convention. */
-int32_t __tvm_ffi_qanas_model_conv2d_add_cast(void *self, void *args, int32_t num_args, void *result);
+int32_t __tvm_ffi_qanas_model_transpose(void *self, void *args, int32_t num_args, void *result);
+int32_t __tvm_ffi_qanas_model_transpose_2(void *self, void *args, int32_t num_args, void *result);
+
+/* Parameters of the kernel library calls (qanas/kernel_steps.h), passed to
+ * their adapters as `self`. */
+static const qanas_conv_step_t kParams_qanas_conv2d_s8 = {.conv = {.depth_multiplier = 1, .dilation_h = 1, .dilation_w = 1, .groups = 1, .in_c = 4, .in_h = 8, .in_w = 8, .input_zero_point = 0, .kernel_h = 3, .kernel_w = 3, .out_c = 8, .out_h = 8, .out_w = 8, .pad_left = 1, .pad_top = 1, .stride_h = 1, .stride_w = 1}, .output_zero_point = 0, .qmax = 127, .qmin = 0, .weights_mve = 0};
 
 /* Static shapes, one per distinct shape; kernels only read them. */
 static const int64_t kShape_1x4x8x8[4] = {1, 4, 8, 8};
+static const int64_t kShape_1x8x8x4[4] = {1, 8, 8, 4};
 static const int64_t kShape_1x8x8x8[4] = {1, 8, 8, 8};
-static const int64_t kShape_8x4x3x3[4] = {8, 4, 3, 3};
-static const int64_t kShape_1x8x1x1[4] = {1, 8, 1, 1};
+static const int64_t kShape_8x3x3x4[4] = {8, 3, 3, 4};
+static const int64_t kShape_8[1] = {8};
 
 /* DLTensor and packed-argument initializers (one line each: model.c has no line
  * continuations). The packed API takes non-const pointers; kernels never write shapes,
@@ -38,15 +46,21 @@ static const int64_t kShape_1x8x1x1[4] = {1, 8, 1, 1};
  * its planned offset. */
 enum {
   kTensor_x,
+  kTensor_transpose0_out,
+  kTensor_conv0_out,
   kTensor_y,
   kNumTensors
 };
 static const uint32_t kOffsets[kNumTensors] = {
   [kTensor_x] = OFFSET_x,
+  [kTensor_transpose0_out] = OFFSET_transpose0_out,
+  [kTensor_conv0_out] = OFFSET_conv0_out,
   [kTensor_y] = OFFSET_y,
 };
 static DLTensor g_tensors[kNumTensors] = {
   [kTensor_x] = ARENA_TENSOR(kShape_1x4x8x8, 4, kDLInt, 8),
+  [kTensor_transpose0_out] = ARENA_TENSOR(kShape_1x8x8x4, 4, kDLInt, 8),
+  [kTensor_conv0_out] = ARENA_TENSOR(kShape_1x8x8x8, 4, kDLInt, 8),
   [kTensor_y] = ARENA_TENSOR(kShape_1x8x8x8, 4, kDLInt, 8),
 };
 static uint8_t *g_arena = NULL;
@@ -57,25 +71,26 @@ enum {
   kWeight_conv0_bias,
   kWeight_conv0_param0,
   kWeight_conv0_param1,
-  kWeight_conv0_param2,
   kNumWeights
 };
 static const DLTensor kWeights[kNumWeights] = {
-  [kWeight_conv0_weights] = WEIGHT_TENSOR(qanas_model_conv0_weights, kShape_8x4x3x3, 4, kDLInt, 8),
-  [kWeight_conv0_bias] = WEIGHT_TENSOR(qanas_model_conv0_bias, kShape_1x8x1x1, 4, kDLInt, 32),
-  [kWeight_conv0_param0] = WEIGHT_TENSOR(qanas_model_conv0_param0, kShape_1x8x1x1, 4, kDLInt, 64),
-  [kWeight_conv0_param1] = WEIGHT_TENSOR(qanas_model_conv0_param1, kShape_1x8x1x1, 4, kDLInt, 64),
-  [kWeight_conv0_param2] = WEIGHT_TENSOR(qanas_model_conv0_param2, kShape_1x8x1x1, 4, kDLInt, 64),
+  [kWeight_conv0_weights] = WEIGHT_TENSOR(qanas_model_conv0_weights, kShape_8x3x3x4, 4, kDLInt, 8),
+  [kWeight_conv0_bias] = WEIGHT_TENSOR(qanas_model_conv0_bias, kShape_8, 1, kDLInt, 32),
+  [kWeight_conv0_param0] = WEIGHT_TENSOR(qanas_model_conv0_param0, kShape_8, 1, kDLInt, 32),
+  [kWeight_conv0_param1] = WEIGHT_TENSOR(qanas_model_conv0_param1, kShape_8, 1, kDLInt, 32),
 };
 
 /* The packed arguments of every step in calling order (inputs, then outputs). */
-enum { kNumArgs = 7, kNumSteps = 1 };
+enum { kNumArgs = 10, kNumSteps = 3 };
 static const TVMFFIAny kArgs[kNumArgs] = {
-  /* 0: conv0 */
-  ARG(&g_tensors[kTensor_x]), ARG(&kWeights[kWeight_conv0_weights]),
+  /* 0: transpose0 */
+  ARG(&g_tensors[kTensor_x]), ARG(&g_tensors[kTensor_transpose0_out]),
+  /* 1: conv0 */
+  ARG(&g_tensors[kTensor_transpose0_out]), ARG(&kWeights[kWeight_conv0_weights]),
   ARG(&kWeights[kWeight_conv0_bias]), ARG(&kWeights[kWeight_conv0_param0]),
-  ARG(&kWeights[kWeight_conv0_param1]), ARG(&kWeights[kWeight_conv0_param2]),
-  ARG(&g_tensors[kTensor_y]),
+  ARG(&kWeights[kWeight_conv0_param1]), ARG(&g_tensors[kTensor_conv0_out]),
+  /* 2: transpose1 */
+  ARG(&g_tensors[kTensor_conv0_out]), ARG(&g_tensors[kTensor_y]),
 };
 
 typedef int32_t (*KernelFn)(void *self, void *args, int32_t num_args, void *result);
@@ -88,11 +103,16 @@ typedef struct {
   uint32_t num_args;
   uint32_t scratch_offset; /* arena offset of the kernel's scratch */
   uint32_t scratch_bytes; /* 0: the kernel needs none */
+  const void *params; /* a kernel library call's parameters, else NULL */
 } Step;
 
 static const Step kSteps[kNumSteps] = {
-  /* 0: conv0(x) -> y */
-  {__tvm_ffi_qanas_model_conv2d_add_cast, "conv2d_add_cast", 0u, 7u, 0u, 0u},
+  /* 0: transpose0(x) -> transpose0_out */
+  {__tvm_ffi_qanas_model_transpose, "transpose", 0u, 2u, 0u, 0u, NULL},
+  /* 1: conv0(transpose0_out) -> conv0_out */
+  {qanas_step_conv2d_s8, "qanas_conv2d_s8", 2u, 6u, 0u, 0u, &kParams_qanas_conv2d_s8},
+  /* 2: transpose1(conv0_out) -> y */
+  {__tvm_ffi_qanas_model_transpose_2, "transpose_2", 8u, 2u, 0u, 0u, NULL},
 };
 
 /* Runs one step with its scratch region; a failing kernel reports scratch exhaustion as
@@ -108,7 +128,8 @@ static qanas_status_t RunStep(const Step *step) {
     qanas_workspace_set(NULL, 0u);
   }
   void *args = (void *)(uintptr_t)&kArgs[step->first_arg];
-  if (step->kernel(NULL, args, (int32_t)step->num_args, &result) != 0) {
+  if (step->kernel((void *)(uintptr_t)step->params, args, (int32_t)step->num_args,
+                   &result) != 0) {
     const qanas_status_t scratch_status = qanas_workspace_status();
     return scratch_status != QANAS_OK ? scratch_status : QANAS_ERROR_KERNEL_FAILED;
   }

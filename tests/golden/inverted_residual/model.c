@@ -142,11 +142,12 @@ typedef struct {
   uint32_t num_args;
   uint32_t scratch_offset; /* arena offset of the kernel's scratch */
   uint32_t scratch_bytes; /* 0: the kernel needs none */
+  const void *params; /* a kernel library call's parameters, else NULL */
 } Step;
 
 static const Step kSteps[kNumSteps] = {
   /* 0: block0(x) -> y */
-  {__tvm_ffi_qanas_model_irb0_k3s1e16_res, "irb0_k3s1e16_res", 0u, 25u, 0u, 0u},
+  {__tvm_ffi_qanas_model_irb0_k3s1e16_res, "irb0_k3s1e16_res", 0u, 25u, 0u, 0u, NULL},
 };
 
 /* Runs one step with its scratch region; a failing kernel reports scratch exhaustion as
@@ -162,7 +163,8 @@ static qanas_status_t RunStep(const Step *step) {
     qanas_workspace_set(NULL, 0u);
   }
   void *args = (void *)(uintptr_t)&kArgs[step->first_arg];
-  if (step->kernel(NULL, args, (int32_t)step->num_args, &result) != 0) {
+  if (step->kernel((void *)(uintptr_t)step->params, args, (int32_t)step->num_args,
+                   &result) != 0) {
     const qanas_status_t scratch_status = qanas_workspace_status();
     return scratch_status != QANAS_OK ? scratch_status : QANAS_ERROR_KERNEL_FAILED;
   }

@@ -3,33 +3,42 @@
 #include "model.h"
 
 #include "dlpack/dlpack.h"
+#include "qanas/kernel_steps.h"
 #include "qanas/workspace.h"
 #include "tvm/ffi/c_api.h"
 
-/* Arena layout in bytes from the arena start (planner 'greedy'; arena 240 bytes used,
- * lower bound 240). Buffer: [offset, offset + size), live steps. */
-#define OFFSET_conv0_out 0u /* 48 bytes, intermediate, steps 0..1 */
-#define OFFSET_y 48u /* 192 bytes, output, steps 1..1 */
-#define OFFSET_x 112u /* 128 bytes, input, steps 0..0 */
+/* Arena layout in bytes from the arena start (planner 'greedy'; arena 256 bytes used,
+ * lower bound 256). Buffer: [offset, offset + size), live steps. */
+#define OFFSET_transpose0_out 0u /* 128 bytes, intermediate, steps 0..1 */
+#define OFFSET_transpose1_out 0u /* 48 bytes, intermediate, steps 2..3 */
+#define OFFSET_y 64u /* 192 bytes, output, steps 3..3 */
+#define OFFSET_x 128u /* 128 bytes, input, steps 0..0 */
+#define OFFSET_dwconv0_out 208u /* 48 bytes, intermediate, steps 1..2 */
 
 /* Weights (weights.c). */
-extern const int8_t qanas_model_conv0_weights[24];
-extern const int32_t qanas_model_conv0_bias[3];
-extern const int64_t qanas_model_conv0_param0[3];
-extern const int64_t qanas_model_conv0_param1[3];
-extern const int64_t qanas_model_conv0_param2[3];
+extern const int8_t qanas_model_dwconv0_weights[24];
+extern const int32_t qanas_model_dwconv0_bias[3];
+extern const int32_t qanas_model_dwconv0_param0[3];
+extern const int32_t qanas_model_dwconv0_param1[3];
 extern const int32_t qanas_model_resize0_param0[32];
 
 /* Kernels (one file each under kernels/), TVM packed calling convention. */
-int32_t __tvm_ffi_qanas_model_conv2d_add_cast(void *self, void *args, int32_t num_args, void *result);
+int32_t __tvm_ffi_qanas_model_transpose(void *self, void *args, int32_t num_args, void *result);
+int32_t __tvm_ffi_qanas_model_transpose_2(void *self, void *args, int32_t num_args, void *result);
 int32_t __tvm_ffi_qanas_model_resize_linear_int(void *self, void *args, int32_t num_args, void *result);
+
+/* Parameters of the kernel library calls (qanas/kernel_steps.h), passed to
+ * their adapters as `self`. */
+static const qanas_conv_step_t kParams_qanas_pointwise_conv_s8 = {.conv = {.depth_multiplier = 1, .dilation_h = 1, .dilation_w = 1, .groups = 1, .in_c = 8, .in_h = 4, .in_w = 4, .input_zero_point = 0, .kernel_h = 1, .kernel_w = 1, .out_c = 3, .out_h = 4, .out_w = 4, .pad_left = 0, .pad_top = 0, .stride_h = 1, .stride_w = 1}, .output_zero_point = 0, .qmax = 127, .qmin = -128, .weights_mve = 0};
 
 /* Static shapes, one per distinct shape; kernels only read them. */
 static const int64_t kShape_1x8x4x4[4] = {1, 8, 4, 4};
+static const int64_t kShape_1x4x4x8[4] = {1, 4, 4, 8};
+static const int64_t kShape_1x4x4x3[4] = {1, 4, 4, 3};
 static const int64_t kShape_1x3x4x4[4] = {1, 3, 4, 4};
 static const int64_t kShape_1x3x8x8[4] = {1, 3, 8, 8};
-static const int64_t kShape_3x8x1x1[4] = {3, 8, 1, 1};
-static const int64_t kShape_1x3x1x1[4] = {1, 3, 1, 1};
+static const int64_t kShape_3x1x1x8[4] = {3, 1, 1, 8};
+static const int64_t kShape_3[1] = {3};
 static const int64_t kShape_4x8[2] = {4, 8};
 
 /* DLTensor and packed-argument initializers (one line each: model.c has no line
@@ -43,51 +52,58 @@ static const int64_t kShape_4x8[2] = {4, 8};
  * its planned offset. */
 enum {
   kTensor_x,
-  kTensor_conv0_out,
+  kTensor_transpose0_out,
+  kTensor_dwconv0_out,
+  kTensor_transpose1_out,
   kTensor_y,
   kNumTensors
 };
 static const uint32_t kOffsets[kNumTensors] = {
   [kTensor_x] = OFFSET_x,
-  [kTensor_conv0_out] = OFFSET_conv0_out,
+  [kTensor_transpose0_out] = OFFSET_transpose0_out,
+  [kTensor_dwconv0_out] = OFFSET_dwconv0_out,
+  [kTensor_transpose1_out] = OFFSET_transpose1_out,
   [kTensor_y] = OFFSET_y,
 };
 static DLTensor g_tensors[kNumTensors] = {
   [kTensor_x] = ARENA_TENSOR(kShape_1x8x4x4, 4, kDLInt, 8),
-  [kTensor_conv0_out] = ARENA_TENSOR(kShape_1x3x4x4, 4, kDLInt, 8),
+  [kTensor_transpose0_out] = ARENA_TENSOR(kShape_1x4x4x8, 4, kDLInt, 8),
+  [kTensor_dwconv0_out] = ARENA_TENSOR(kShape_1x4x4x3, 4, kDLInt, 8),
+  [kTensor_transpose1_out] = ARENA_TENSOR(kShape_1x3x4x4, 4, kDLInt, 8),
   [kTensor_y] = ARENA_TENSOR(kShape_1x3x8x8, 4, kDLInt, 8),
 };
 static uint8_t *g_arena = NULL;
 
 /* Weight tensors: const, in flash like the arrays they describe. */
 enum {
-  kWeight_conv0_weights,
-  kWeight_conv0_bias,
-  kWeight_conv0_param0,
-  kWeight_conv0_param1,
-  kWeight_conv0_param2,
+  kWeight_dwconv0_weights,
+  kWeight_dwconv0_bias,
+  kWeight_dwconv0_param0,
+  kWeight_dwconv0_param1,
   kWeight_resize0_param0,
   kNumWeights
 };
 static const DLTensor kWeights[kNumWeights] = {
-  [kWeight_conv0_weights] = WEIGHT_TENSOR(qanas_model_conv0_weights, kShape_3x8x1x1, 4, kDLInt, 8),
-  [kWeight_conv0_bias] = WEIGHT_TENSOR(qanas_model_conv0_bias, kShape_1x3x1x1, 4, kDLInt, 32),
-  [kWeight_conv0_param0] = WEIGHT_TENSOR(qanas_model_conv0_param0, kShape_1x3x1x1, 4, kDLInt, 64),
-  [kWeight_conv0_param1] = WEIGHT_TENSOR(qanas_model_conv0_param1, kShape_1x3x1x1, 4, kDLInt, 64),
-  [kWeight_conv0_param2] = WEIGHT_TENSOR(qanas_model_conv0_param2, kShape_1x3x1x1, 4, kDLInt, 64),
+  [kWeight_dwconv0_weights] = WEIGHT_TENSOR(qanas_model_dwconv0_weights, kShape_3x1x1x8, 4, kDLInt, 8),
+  [kWeight_dwconv0_bias] = WEIGHT_TENSOR(qanas_model_dwconv0_bias, kShape_3, 1, kDLInt, 32),
+  [kWeight_dwconv0_param0] = WEIGHT_TENSOR(qanas_model_dwconv0_param0, kShape_3, 1, kDLInt, 32),
+  [kWeight_dwconv0_param1] = WEIGHT_TENSOR(qanas_model_dwconv0_param1, kShape_3, 1, kDLInt, 32),
   [kWeight_resize0_param0] = WEIGHT_TENSOR(qanas_model_resize0_param0, kShape_4x8, 2, kDLInt, 32),
 };
 
 /* The packed arguments of every step in calling order (inputs, then outputs). */
-enum { kNumArgs = 11, kNumSteps = 2 };
+enum { kNumArgs = 14, kNumSteps = 4 };
 static const TVMFFIAny kArgs[kNumArgs] = {
-  /* 0: conv0 */
-  ARG(&g_tensors[kTensor_x]), ARG(&kWeights[kWeight_conv0_weights]),
-  ARG(&kWeights[kWeight_conv0_bias]), ARG(&kWeights[kWeight_conv0_param0]),
-  ARG(&kWeights[kWeight_conv0_param1]), ARG(&kWeights[kWeight_conv0_param2]),
-  ARG(&g_tensors[kTensor_conv0_out]),
-  /* 1: resize0 */
-  ARG(&g_tensors[kTensor_conv0_out]), ARG(&kWeights[kWeight_resize0_param0]),
+  /* 0: transpose0 */
+  ARG(&g_tensors[kTensor_x]), ARG(&g_tensors[kTensor_transpose0_out]),
+  /* 1: dwconv0 */
+  ARG(&g_tensors[kTensor_transpose0_out]), ARG(&kWeights[kWeight_dwconv0_weights]),
+  ARG(&kWeights[kWeight_dwconv0_bias]), ARG(&kWeights[kWeight_dwconv0_param0]),
+  ARG(&kWeights[kWeight_dwconv0_param1]), ARG(&g_tensors[kTensor_dwconv0_out]),
+  /* 2: transpose1 */
+  ARG(&g_tensors[kTensor_dwconv0_out]), ARG(&g_tensors[kTensor_transpose1_out]),
+  /* 3: resize0 */
+  ARG(&g_tensors[kTensor_transpose1_out]), ARG(&kWeights[kWeight_resize0_param0]),
   ARG(&kWeights[kWeight_resize0_param0]), ARG(&g_tensors[kTensor_y]),
 };
 
@@ -101,13 +117,18 @@ typedef struct {
   uint32_t num_args;
   uint32_t scratch_offset; /* arena offset of the kernel's scratch */
   uint32_t scratch_bytes; /* 0: the kernel needs none */
+  const void *params; /* a kernel library call's parameters, else NULL */
 } Step;
 
 static const Step kSteps[kNumSteps] = {
-  /* 0: conv0(x) -> conv0_out */
-  {__tvm_ffi_qanas_model_conv2d_add_cast, "conv2d_add_cast", 0u, 7u, 0u, 0u},
-  /* 1: resize0(conv0_out) -> y */
-  {__tvm_ffi_qanas_model_resize_linear_int, "resize_linear_int", 7u, 4u, 0u, 0u},
+  /* 0: transpose0(x) -> transpose0_out */
+  {__tvm_ffi_qanas_model_transpose, "transpose", 0u, 2u, 0u, 0u, NULL},
+  /* 1: dwconv0(transpose0_out) -> dwconv0_out */
+  {qanas_step_pointwise_conv_s8, "qanas_pointwise_conv_s8", 2u, 6u, 0u, 0u, &kParams_qanas_pointwise_conv_s8},
+  /* 2: transpose1(dwconv0_out) -> transpose1_out */
+  {__tvm_ffi_qanas_model_transpose_2, "transpose_2", 8u, 2u, 0u, 0u, NULL},
+  /* 3: resize0(transpose1_out) -> y */
+  {__tvm_ffi_qanas_model_resize_linear_int, "resize_linear_int", 10u, 4u, 0u, 0u, NULL},
 };
 
 /* Runs one step with its scratch region; a failing kernel reports scratch exhaustion as
@@ -123,7 +144,8 @@ static qanas_status_t RunStep(const Step *step) {
     qanas_workspace_set(NULL, 0u);
   }
   void *args = (void *)(uintptr_t)&kArgs[step->first_arg];
-  if (step->kernel(NULL, args, (int32_t)step->num_args, &result) != 0) {
+  if (step->kernel((void *)(uintptr_t)step->params, args, (int32_t)step->num_args,
+                   &result) != 0) {
     const qanas_status_t scratch_status = qanas_workspace_status();
     return scratch_status != QANAS_OK ? scratch_status : QANAS_ERROR_KERNEL_FAILED;
   }

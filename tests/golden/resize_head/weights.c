@@ -10,30 +10,25 @@
 #define QANAS_WEIGHTS_SECTION
 #endif
 
-/* conv0_weights: int8[3, 8, 1, 1], 24 bytes */
-const int8_t qanas_model_conv0_weights[24] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
+/* dwconv0_weights: int8[3, 1, 1, 8], 24 bytes */
+const int8_t qanas_model_dwconv0_weights[24] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
   89, 35, 3, -59, -49, -117, -108, -123, -83, 80, 38, 105, 1, 27, 120, 59,
   34, 11, 15, 111, -57, 81, 44, -127,
 };
 
-/* conv0_bias: int32[1, 3, 1, 1], 12 bytes */
-const int32_t qanas_model_conv0_bias[3] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
+/* dwconv0_bias: int32[3], 12 bytes */
+const int32_t qanas_model_dwconv0_bias[3] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
   207, -195, -247,
 };
 
-/* conv0_param0: int64[1, 3, 1, 1], 24 bytes */
-const int64_t qanas_model_conv0_param0[3] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
-  2042237568LL, 1136439296LL, 1901776256LL,
+/* dwconv0_param0: int32[3], 12 bytes */
+const int32_t qanas_model_dwconv0_param0[3] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
+  2042237568, 1136439296, 1901776256,
 };
 
-/* conv0_param1: int64[1, 3, 1, 1], 24 bytes */
-const int64_t qanas_model_conv0_param1[3] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
-  39LL, 39LL, 39LL,
-};
-
-/* conv0_param2: int64[1, 3, 1, 1], 24 bytes */
-const int64_t qanas_model_conv0_param2[3] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
-  274877906943LL, 274877906943LL, 274877906943LL,
+/* dwconv0_param1: int32[3], 12 bytes */
+const int32_t qanas_model_dwconv0_param1[3] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
+  -8, -8, -8,
 };
 
 /* resize0_param0: int32[4, 8], 128 bytes */

@@ -1,0 +1,106 @@
+"""Library calls in the compiled graph: what a call of the kernel library needs, in one place.
+
+`compiler.passes.offload_kernels` replaces matched int8 groups with ``R.call_tir`` of a
+PrimFunc whose body is a ``call_extern`` of the library function, tagged with the
+attribute `LIBRARY_ATTR` (JSON: the function and its scalar parameters). Everything
+after the lowering reads that tag through `library_call`:
+
+* the plan (`compiler.plan`) records the library function a step runs;
+* code generation builds no C for it: `model.c` calls the step adapter of
+  ``runtime/c/src/kernel_steps.c`` (`LibraryCall.adapter`) with a ``const`` struct of the
+  parameters (`LibraryCall.c_initializer`);
+* kernel scratch (`compiler.workspace`, `compiler.codegen`): the library allocates
+  nothing (its buffers are on the stack), so a library call needs none
+  (`LIBRARY_SCRATCH_BYTES`).
+
+The arguments of each call, in order (all ``DLTensor``s; constants are in ``weights.c``):
+
+| function | arguments |
+| --- | --- |
+| ``qanas_conv2d_s8``, ``qanas_pointwise_conv_s8``, ``qanas_depthwise_conv2d_s8`` | input, weights, bias, multiplier, shift, output |
+| ``qanas_avg_pool2d_s8`` | input, multiplier table, shift table, output |
+| ``qanas_global_avg_pool_s8`` | input, output |
+| ``qanas_add_s8``, ``qanas_mul_s8`` | a, b, output |
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+LIBRARY_ATTR = "qanas.library"
+"""PrimFunc attribute of a library call: JSON ``{"function": ..., "params": {...}}``."""
+
+LIBRARY_SCRATCH_BYTES = 0
+"""Arena scratch of any library call: the kernels use a bounded stack buffer, no arena."""
+
+STEP_TYPES = {
+    "qanas_conv2d_s8": "qanas_conv_step_t",
+    "qanas_pointwise_conv_s8": "qanas_conv_step_t",
+    "qanas_depthwise_conv2d_s8": "qanas_conv_step_t",
+    "qanas_avg_pool2d_s8": "qanas_pool_step_t",
+    "qanas_global_avg_pool_s8": "qanas_global_pool_step_t",
+    "qanas_add_s8": "qanas_add_step_t",
+    "qanas_mul_s8": "qanas_mul_step_t",
+}
+"""Library function → the C struct of its step parameters (``qanas/kernel_steps.h``)."""
+
+
+@dataclass(frozen=True)
+class LibraryCall:
+    """One library call of the graph (the tag of its PrimFunc).
+
+    Attributes:
+        function: the library function (a key of `STEP_TYPES`).
+        params: its step parameters, nested as the C struct is (ints only).
+    """
+
+    function: str
+    params: dict
+
+    @property
+    def adapter(self) -> str:
+        """The step adapter ``model.c`` calls (``qanas_step_<function without qanas_>``)."""
+        return "qanas_step_" + self.function.removeprefix("qanas_")
+
+    @property
+    def step_type(self) -> str:
+        """The C struct type of the parameters."""
+        return STEP_TYPES[self.function]
+
+    def to_json(self) -> str:
+        """The tag text (`LIBRARY_ATTR`)."""
+        return json.dumps({"function": self.function, "params": self.params}, sort_keys=True)
+
+    def c_initializer(self) -> str:
+        """The parameters as a C designated initializer, e.g. ``{.conv = {.in_h = 8, ...}}``."""
+        return _initializer(self.params)
+
+
+def _initializer(value) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f".{k} = {_initializer(v)}" for k, v in value.items()) + "}"
+    v = int(value)
+    return "(-2147483647 - 1)" if v == -(2**31) else str(v)
+
+
+def library_call(func) -> LibraryCall | None:
+    """The `LibraryCall` a PrimFunc stands for, or None for a TVM kernel."""
+    attrs = getattr(func, "attrs", None)
+    if attrs is None or LIBRARY_ATTR not in attrs:
+        return None
+    tag = json.loads(str(attrs[LIBRARY_ATTR]))
+    if tag.get("function") not in STEP_TYPES:
+        raise ValueError(f"PrimFunc tagged {LIBRARY_ATTR} with unknown function "
+                         f"{tag.get('function')!r}; known: {sorted(STEP_TYPES)}")
+    return LibraryCall(tag["function"], tag["params"])
+
+
+def library_calls(mod, kernels) -> dict[str, LibraryCall]:
+    """Kernel name → `LibraryCall` for the `kernels` of `mod` that are library calls."""
+    out = {}
+    for kernel in dict.fromkeys(kernels):
+        call = library_call(mod[kernel])
+        if call is not None:
+            out[kernel] = call
+    return out

@@ -1,0 +1,159 @@
+/* Step adapters between model.c's step table and the int8 kernel library
+ * (qanas/kernel_steps.h). */
+#include "qanas/kernel_steps.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dlpack/dlpack.h"
+#include "tvm/ffi/c_api.h"
+
+/* The data of packed argument `i` (a DLTensor). */
+static void *Data(void *args, int32_t i) {
+  const TVMFFIAny *any = (const TVMFFIAny *)args;
+  DLTensor *tensor = (DLTensor *)any[i].v_ptr;
+  return (uint8_t *)tensor->data + tensor->byte_offset;
+}
+
+static int32_t Result(qanas_status_t status) { return status == QANAS_OK ? 0 : -1; }
+
+/* Helium-packed weights (8-row x 16-byte blocks per group) as OHWI rows, for a build of a
+ * cortex-m55 project on a hosted machine without Helium (the host reference build of that
+ * project): the caller frees the copy. NULL when out of memory, and always on 32-bit Arm
+ * (a bare-metal build: a cortex-m55 project is built for Helium there). */
+static int8_t *OhwiFromMve(const qanas_conv_params_t *p, const int8_t *packed) {
+#if defined(__arm__)
+  (void)p;
+  (void)packed;
+  return NULL;
+#else
+  const int32_t groups = p->groups > 0 ? p->groups : 1;
+  const int32_t rows = p->out_c / groups;
+  const int32_t k = p->kernel_h * p->kernel_w * (p->in_c / groups);
+  const int32_t rows_padded = (rows + 7) / 8 * 8, k_padded = (k + 15) / 16 * 16;
+  int8_t *out = (int8_t *)malloc((size_t)p->out_c * (size_t)k);
+  if (out == NULL) {
+    return NULL;
+  }
+  for (int32_t g = 0; g < groups; ++g) {
+    const int8_t *block = packed + (size_t)g * (size_t)rows_padded * (size_t)k_padded;
+    for (int32_t r = 0; r < rows; ++r) {
+      for (int32_t j = 0; j < k; ++j) {
+        const size_t at = ((size_t)(r / 8) * (size_t)(k_padded / 16) + (size_t)(j / 16)) * 128u +
+                          (size_t)(r % 8) * 16u + (size_t)(j % 16);
+        out[((size_t)g * (size_t)rows + (size_t)r) * (size_t)k + (size_t)j] = block[at];
+      }
+    }
+  }
+  return out;
+#endif
+}
+
+typedef qanas_status_t (*ConvFn)(const qanas_conv_step_t *step, const int8_t *input,
+                                 const int8_t *weights, const int32_t *bias,
+                                 const qanas_requant_t *rq, int8_t *output);
+
+static qanas_status_t Conv2d(const qanas_conv_step_t *s, const int8_t *input,
+                             const int8_t *weights, const int32_t *bias,
+                             const qanas_requant_t *rq, int8_t *output) {
+  return qanas_conv2d_s8(&s->conv, input, weights, bias, rq, output);
+}
+
+static qanas_status_t Pointwise(const qanas_conv_step_t *s, const int8_t *input,
+                                const int8_t *weights, const int32_t *bias,
+                                const qanas_requant_t *rq, int8_t *output) {
+  return qanas_pointwise_conv_s8(s->conv.in_h * s->conv.in_w, s->conv.in_c, s->conv.out_c,
+                                 input, weights, bias, rq, output);
+}
+
+static qanas_status_t Depthwise(const qanas_conv_step_t *s, const int8_t *input,
+                                const int8_t *weights, const int32_t *bias,
+                                const qanas_requant_t *rq, int8_t *output) {
+  return qanas_depthwise_conv2d_s8(&s->conv, input, weights, bias, rq, output);
+}
+
+static int32_t ConvStep(ConvFn fn, void *self, void *args, int32_t num_args) {
+  const qanas_conv_step_t *s = (const qanas_conv_step_t *)self;
+  if (s == NULL || num_args != 6) {
+    return -1;
+  }
+  const qanas_requant_t rq = {(const int32_t *)Data(args, 3), (const int32_t *)Data(args, 4),
+                              s->output_zero_point, s->qmin, s->qmax};
+  const int8_t *weights = (const int8_t *)Data(args, 1);
+  int8_t *unpacked = NULL;
+  if (s->weights_mve && strcmp(qanas_kernels_isa(), "mve") != 0) {
+    unpacked = OhwiFromMve(&s->conv, weights);
+    if (unpacked == NULL) {
+      return -1;
+    }
+    weights = unpacked;
+  }
+  const qanas_status_t status = fn(s, (const int8_t *)Data(args, 0), weights,
+                                   (const int32_t *)Data(args, 2), &rq,
+                                   (int8_t *)Data(args, 5));
+  free(unpacked);
+  return Result(status);
+}
+
+int32_t qanas_step_conv2d_s8(void *self, void *args, int32_t num_args, void *result) {
+  (void)result;
+  return ConvStep(Conv2d, self, args, num_args);
+}
+
+int32_t qanas_step_pointwise_conv_s8(void *self, void *args, int32_t num_args, void *result) {
+  (void)result;
+  return ConvStep(Pointwise, self, args, num_args);
+}
+
+int32_t qanas_step_depthwise_conv2d_s8(void *self, void *args, int32_t num_args,
+                                       void *result) {
+  (void)result;
+  return ConvStep(Depthwise, self, args, num_args);
+}
+
+int32_t qanas_step_avg_pool2d_s8(void *self, void *args, int32_t num_args, void *result) {
+  const qanas_pool_step_t *s = (const qanas_pool_step_t *)self;
+  (void)result;
+  if (s == NULL || num_args != 4) {
+    return -1;
+  }
+  const qanas_requant_t rq = {(const int32_t *)Data(args, 1), (const int32_t *)Data(args, 2),
+                              s->output_zero_point, s->qmin, s->qmax};
+  return Result(qanas_avg_pool2d_s8(&s->pool, (const int8_t *)Data(args, 0), &rq,
+                                    (int8_t *)Data(args, 3)));
+}
+
+int32_t qanas_step_global_avg_pool_s8(void *self, void *args, int32_t num_args, void *result) {
+  const qanas_global_pool_step_t *s = (const qanas_global_pool_step_t *)self;
+  (void)result;
+  if (s == NULL || num_args != 2) {
+    return -1;
+  }
+  const qanas_requant_t rq = {&s->multiplier, &s->shift, s->output_zero_point, s->qmin,
+                              s->qmax};
+  return Result(qanas_global_avg_pool_s8(s->height, s->width, s->channels, s->input_zero_point,
+                                         (const int8_t *)Data(args, 0), &rq,
+                                         (int8_t *)Data(args, 1)));
+}
+
+int32_t qanas_step_add_s8(void *self, void *args, int32_t num_args, void *result) {
+  const qanas_add_step_t *s = (const qanas_add_step_t *)self;
+  (void)result;
+  if (s == NULL || num_args != 3) {
+    return -1;
+  }
+  return Result(qanas_add_s8(s->count, (const int8_t *)Data(args, 0),
+                             (const int8_t *)Data(args, 1), s->b_channels, &s->add,
+                             (int8_t *)Data(args, 2)));
+}
+
+int32_t qanas_step_mul_s8(void *self, void *args, int32_t num_args, void *result) {
+  const qanas_mul_step_t *s = (const qanas_mul_step_t *)self;
+  (void)result;
+  if (s == NULL || num_args != 3) {
+    return -1;
+  }
+  return Result(qanas_mul_s8(s->count, (const int8_t *)Data(args, 0),
+                             (const int8_t *)Data(args, 1), s->b_channels, &s->mul,
+                             (int8_t *)Data(args, 2)));
+}
