@@ -32,7 +32,7 @@ from qanas.errors import ConfigError
 from qanas.search.archive import EvalRecord
 from qanas.search.problem import DEFAULT_OBJECTIVES, SubnetEvaluation, SubnetProblem
 
-ALGORITHMS = ("nsga2", "random", "gumbel")
+ALGORITHMS = ("nsga2", "random", "gumbel", "coordinate-descent")
 Progress = Callable[[int, list[EvalRecord]], None]
 """Called after each evaluation with (subnets evaluated so far, current front)."""
 
@@ -205,6 +205,10 @@ def run_search(algorithm: str, evaluation: SubnetEvaluation, budget: int, seed: 
                                     progress)
     if algorithm == "random":
         return random_search(evaluation, int(budget), seed, objectives, progress)
+    if algorithm == "coordinate-descent":
+        from qanas.search.coordinate_descent import coordinate_descent_search
+
+        return coordinate_descent_search(evaluation, int(budget), seed, objectives, progress)
     return nsga2_search(evaluation, int(budget), seed, objectives, progress=progress)
 
 
