@@ -217,12 +217,14 @@ class PackedIRB:
 
     def c_definition(self, name: str) -> str:
         """C source defining ``const qanas_irb_params_t <name>`` and its arrays
-        (``static const``, named ``<name>_<suffix>``), for a weights file."""
+        (``static const``, named ``<name>_<suffix>``). A weights file that renders arrays
+        itself (placement, alignment) takes `arrays` and `c_initializer` instead."""
         types = {np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t"}
         lines = []
         for suffix, a in self.arrays().items():
             flat = np.ascontiguousarray(a).reshape(-1)
-            body = ",".join(str(int(v)) for v in flat)
+            body = ",".join("(-2147483647 - 1)" if int(v) == -(2**31) else str(int(v))
+                            for v in flat)
             lines.append(f"static const {types[flat.dtype]} {name}_{suffix}[{flat.size}] = "
                          f"{{{body}}};")
         lines.append(f"const qanas_irb_params_t {name} = {self.c_initializer(name + '_')};")
