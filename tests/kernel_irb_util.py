@@ -17,6 +17,7 @@ import numpy as np
 
 from compiler import int8
 from compiler.kernels import irb, packing
+from compiler.kernels.irb import Stage
 from compiler.reference import kernels as ref
 from tests.kernel_library_util import KernelCase
 
@@ -129,6 +130,15 @@ def irb_case(name: str, rng: np.random.Generator, *, h: int, w: int, cin: int,
                                pads[1], residual)
     packed = irb.pack_inverted_residual(geometry, zx, expand, depthwise, project, add,
                                         rescale_rq, isa)
+    macs = (0 if expand is None else h * w * ce * cin // expand_groups) + \
+        ho * wo * ce * k * k + ho * wo * cout * ce // project_groups
+    return packed_case(name, packed, x, y, macs, in_place=in_place, checked=checked)
+
+
+def packed_case(name: str, packed: irb.PackedIRB, x: np.ndarray, expected: np.ndarray,
+                macs: int = 0, in_place: bool = False, checked: bool = True) -> KernelCase:
+    """The `KernelCase` running `packed` on NCHW int8 ``x`` (``expected``: NCHW int8);
+    ``in_place`` and ``checked`` as in `irb_case`."""
     scratch = packed.scratch_bytes
     p = "{p}"
     source = f"{p}output" if in_place else f"{p}input"
@@ -141,10 +151,105 @@ def irb_case(name: str, rng: np.random.Generator, *, h: int, w: int, cin: int,
                f"{run} != 0 ? 97 : "
                f"({p}scratch[{scratch}] != 0x5a || {p}scratch[{scratch + CANARY - 1}] != 0x5a)"
                f" ? 96 : 0)")
-    macs = (0 if expand is None else h * w * ce * cin // expand_groups) + \
-        ho * wo * ce * k * k + ho * wo * cout * ce // project_groups
     arrays = {"input": x.transpose(0, 2, 3, 1), **packed.arrays()}
-    return KernelCase(name, run, arrays, y.transpose(0, 2, 3, 1), macs=macs,
+    return KernelCase(name, run, arrays, expected.transpose(0, 2, 3, 1), macs=macs,
                       structs=[f"const qanas_irb_params_t {p}irb = "
                                f"{packed.c_initializer(p)};"],
                       scratch=scratch + (CANARY if checked else 0))
+
+
+def qdq_block(rng: np.random.Generator, *, h: int, w: int, cin: int, expanded: int | None,
+              cout: int, k: int = 3, stride: int = 1, residual: str = "none",
+              isa: str = "portable"):
+    """A QDQ ONNX inverted residual as exporters write it, and the same block packed for
+    `qanas_inverted_residual_s8` from its scales the way the reference derives them.
+
+    QuantizeLinear(x) → [1×1 expand, Clip(0, 6)] → k×k depthwise, ReLU → 1×1 project,
+    each conv with per-channel int8 weights and an int32 bias at the accumulator scale,
+    each closed by a QuantizeLinear; ``residual``: ``"direct"`` adds DQ(x) to the project
+    output, ``"shared"`` first re-quantizes x with the project's quantizer (Brevitas' shared
+    quantizer: the Relax chain rescales X), ``"none"`` has no add.
+
+    Returns:
+        ``(model, packed, x)``: the ONNX model, the `irb.PackedIRB`, the int8 NCHW input.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    f32 = np.float32
+    inits, nodes = [], []
+
+    def const(name: str, value: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def quant(src: str, dst: str, scale: float, zp: int) -> tuple[str, float, int]:
+        nodes.append(helper.make_node("QuantizeLinear", [src, const(dst + "_s", f32(scale)),
+                                      const(dst + "_z", np.int8(zp))], [dst + "_q"]))
+        nodes.append(helper.make_node("DequantizeLinear", [dst + "_q", dst + "_s", dst + "_z"],
+                                      [dst]))
+        return dst, float(f32(scale)), zp
+
+    def conv(src, name, s_in, shape, out_scale, out_zp, act, groups=1, **attrs):
+        wq = rng.integers(-127, 128, shape).astype(np.int8)
+        sw = rng.uniform(0.002, 0.02, shape[0]).astype(f32)
+        bias = rng.integers(-3000, 3000, shape[0]).astype(np.int32)
+        nodes.append(helper.make_node(
+            "DequantizeLinear", [const(name + "_w", wq), const(name + "_ws", sw),
+                                 const(name + "_wz", np.zeros(shape[0], np.int8))],
+            [name + "_wf"], axis=0))
+        nodes.append(helper.make_node(
+            "DequantizeLinear", [const(name + "_b", bias),
+                                 const(name + "_bs", (f32(s_in) * sw).astype(f32)),
+                                 const(name + "_bz", np.zeros(shape[0], np.int32))],
+            [name + "_bf"], axis=0))
+        nodes.append(helper.make_node("Conv", [src, name + "_wf", name + "_bf"], [name + "_c"],
+                                      group=groups, kernel_shape=list(shape[2:]), **attrs))
+        lo, hi = -128, 127
+        out = name + "_c"
+        if act == "relu6":
+            nodes.append(helper.make_node("Clip", [out, const(name + "_lo", f32(0)),
+                                                   const(name + "_hi", f32(6))], [name + "_a"]))
+            lo = max(lo, out_zp)
+            hi = min(hi, int(int8.quantize(6.0, out_scale, out_zp)))
+            out = name + "_a"
+        elif act == "relu":
+            nodes.append(helper.make_node("Relu", [out], [name + "_a"]))
+            lo, out = max(lo, out_zp), name + "_a"
+        real = np.float64(s_in) * sw.astype(np.float64) / np.float64(f32(out_scale))
+        stage = Stage(wq, bias, packing.requant(real, shape[0], out_zp, lo, hi), groups)
+        return quant(out, name, out_scale, out_zp), stage
+
+    sx, zx = 0.05, int(rng.integers(-20, 20))
+    x = rng.integers(-128, 128, (1, cin, h, w)).astype(np.int8)
+    xf = quant("x", "xin", sx, zx)
+    ce = cin if expanded is None else expanded
+    cur, expand = xf, None
+    if expanded is not None:
+        cur, expand = conv(xf[0], "expand", sx, (ce, cin, 1, 1), 0.04, -128, "relu6")
+    pad = (k - 1) // 2
+    cur, depthwise = conv(cur[0], "dw", cur[1], (ce, 1, k, k), 0.04, -128, "relu", ce,
+                          pads=[pad] * 4, strides=[stride] * 2)
+    proj, project = conv(cur[0], "proj", cur[1], (cout, ce, 1, 1), 0.08, int(rng.integers(-9, 9)),
+                         None)
+    add = rescale = None
+    if residual != "none":
+        a = xf
+        if residual == "shared":
+            a = quant(xf[0], "xres", proj[1], proj[2])
+            rescale = packing.requant(xf[1] / a[1], 1, a[2])
+        nodes.append(helper.make_node("Add", [proj[0], a[0]], ["sum"]))
+        _, sy, zy = quant("sum", "y", 0.1, 3)
+        add = packing.add_params(a[1], a[2], proj[1], proj[2], sy, zy)
+    nodes[-1].output[0] = "y"  # the graph output: the last DequantizeLinear (proj's or y's)
+    ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    graph = helper.make_graph(
+        nodes, "irb", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, h, w])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cout, ho, wo])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    geometry = irb.IRBGeometry(h, w, cin, ce, ho, wo, cout, k, stride, 1, pad, pad,
+                               residual != "none")
+    packed = irb.pack_inverted_residual(geometry, zx, expand, depthwise, project, add, rescale,
+                                        isa)
+    return model, packed, x
