@@ -10,7 +10,7 @@ module holds *how*, in plain torch ops:
   `k = floor(q / 100 * numel + 0.5)`, clamped at 1e-10), averaged over the calls; its
   scale is that average divided by the threshold of the quantizer that created it
   (2^(b-1) signed, 2^b - 1 unsigned). Brevitas finds the k-th value with `kthvalue`;
-  here it is the `(numel - k + 1)`-th largest value from `topk`, the same element,
+  here the same element is found from the few largest values (`percentile_of_magnitude`),
   at a fraction of the cost for percentiles near 100.
 * an `ActQuantizer` (a Brevitas `tensor_quant`) rounds to its group's scale and
   clamps to its own signed or unsigned range: `clamp(round(x / s), lo, hi) * s`.
@@ -27,6 +27,7 @@ import torch
 
 from qanas.quant.bias import INT32_BIAS_LIMIT
 
+_ROW = 1024
 SCALING_MIN_VAL = 1e-10
 """Brevitas's lower bound on every statistic and scale (`scaling_min_val`)."""
 
@@ -34,17 +35,21 @@ SCALING_MIN_VAL = 1e-10
 def percentile_of_magnitude(x: torch.Tensor, q: float) -> torch.Tensor:
     """Brevitas's `AbsPercentile(q)` of a tensor: the k-th smallest |x|, k = floor(q% * n + 0.5).
 
-    Computed with `topk` of the few largest values (exactly the same element as
-    `kthvalue`), which is several times cheaper for q close to 100.
+    For q close to 100 it is the m-th largest value, m = n - k + 1 (a handful), found
+    without sorting: the m-th largest of the maxima of 1024-element rows is a lower
+    bound t on it (m rows reach t), so it is the m-th largest of the few values >= t.
+    The element is exactly `kthvalue`'s, at a fraction of its cost.
     """
-    flat = x.detach().reshape(-1)
-    n = flat.numel()
-    k = int(math.floor(0.01 * q * n + 0.5))
-    k = min(max(k, 1), n)
+    magnitude = x.detach().reshape(-1).abs()
+    n = magnitude.numel()
+    k = min(max(int(math.floor(0.01 * q * n + 0.5)), 1), n)
     largest = n - k + 1
-    if largest * 4 >= n:  # a low percentile: kthvalue is as fast
-        return flat.abs().kthvalue(k).values
-    return flat.abs().topk(largest, sorted=True).values[-1]
+    rows = n // _ROW
+    if largest > rows // 4:  # a low percentile or a small tensor: select directly
+        return magnitude.kthvalue(k).values
+    row_max = magnitude[:rows * _ROW].view(rows, _ROW).amax(dim=1)
+    bound = row_max.topk(largest).values[-1]
+    return magnitude[magnitude >= bound].topk(largest).values[-1]
 
 
 class ScaleGroup:
@@ -110,7 +115,8 @@ class ActQuantizer:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """`clamp(round(x / s), low, high) * s` (round half to even, as Brevitas)."""
         scale = self.group.scale
-        return torch.clamp(torch.round(x / scale), self.low, self.high) * scale
+        out = torch.div(x, scale)
+        return out.round_().clamp_(self.low, self.high).mul_(scale)
 
 
 def new_act_quantizer(signed: bool, bits: int, percentile: float) -> ActQuantizer:

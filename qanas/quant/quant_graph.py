@@ -77,7 +77,7 @@ class QNode:
     `conv` the folded conv of conv nodes; `meta` what the rules need to know of an act.
     """
 
-    __slots__ = ("kind", "name", "target", "args", "kwargs", "quant", "conv", "meta")
+    __slots__ = ("kind", "name", "target", "args", "kwargs", "quant", "conv", "meta", "_inputs")
 
     def __init__(self, kind: str, name: str, target=None, args=(), kwargs=None,
                  quant: QuantModule | None = None, conv: ConvParams | None = None):
@@ -85,9 +85,12 @@ class QNode:
         self.args, self.kwargs = tuple(args), dict(kwargs or {})
         self.quant, self.conv = quant, conv
         self.meta: dict = {}
+        self._inputs: list[QNode] | None = None
 
     def inputs(self) -> list[QNode]:
         """The distinct `QNode`s in args then kwargs, in order (fx's `all_input_nodes`)."""
+        if self._inputs is not None:
+            return self._inputs
         found: dict[int, QNode] = {}
 
         def visit(a):
@@ -97,13 +100,15 @@ class QNode:
 
         map_aggregate(self.args, visit)
         map_aggregate(self.kwargs, visit)
-        return list(found.values())
+        self._inputs = list(found.values())
+        return self._inputs
 
     def replace_input(self, old: QNode, new: QNode) -> None:
         """Makes every reference to `old` in args/kwargs point to `new`."""
         swap = lambda a: new if a is old else a  # noqa: E731
         self.args = tuple(map_aggregate(self.args, swap))
         self.kwargs = dict(map_aggregate(self.kwargs, swap))
+        self._inputs = None
 
     def __repr__(self) -> str:
         return f"QNode({self.kind} {self.name})"
@@ -128,19 +133,29 @@ class QuantGraph:
         self.nodes = nodes
         self.spec = spec
         self._counter = 0
+        self._users: dict[int, list[QNode]] = {id(n): [] for n in nodes}
+        for n in nodes:
+            for i in n.inputs():
+                self._users[id(i)].append(n)
 
     # -- graph editing (fx semantics) ------------------------------------------------
     def users(self, node: QNode) -> list[QNode]:
-        """Nodes that take `node` as an input, in order."""
-        return [n for n in self.nodes if any(i is node for i in n.inputs())]
+        """Nodes that take `node` as an input (kept current by `insert_after`)."""
+        return list(self._users[id(node)])
 
     def insert_after(self, node: QNode, quant: QuantModule, exclude=()) -> QNode:
         """Brevitas's `InsertModuleCallAfter`: a q node after `node`, taking over its users."""
         self._counter += 1
         q = QNode("q", f"{node.name}_q{self._counter}", args=(node,), quant=quant)
-        for user in self.users(node):
-            if all(user is not e for e in exclude):
+        moved, kept = [], []
+        for user in self._users[id(node)]:
+            if any(user is e for e in exclude):
+                kept.append(user)
+            else:
                 user.replace_input(node, q)
+                moved.append(user)
+        self._users[id(node)] = [*kept, q]
+        self._users[id(q)] = moved
         self.nodes.insert(self.nodes.index(node) + 1, q)
         return q
 

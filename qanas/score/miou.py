@@ -9,6 +9,14 @@ import torch
 from torch import nn
 
 
+def class_argmax(logits: torch.Tensor) -> torch.Tensor:
+    """`logits.argmax(dim=1)` of `[N, C, H, W]` logits, computed channels-last (same result,
+    ties to the first class, about twice as fast on CPU as reducing the strided dim)."""
+    if logits.dim() != 4:
+        return logits.argmax(dim=1)
+    return logits.permute(0, 2, 3, 1).contiguous().argmax(dim=-1)
+
+
 @torch.no_grad()
 def evaluate_miou(model: nn.Module, loader: Iterable, num_classes: int, ignore_index: int = 255,
                   max_batches: int | None = None,
@@ -40,7 +48,7 @@ def evaluate_miou(model: nn.Module, loader: Iterable, num_classes: int, ignore_i
                 break
             logits = model(image)
             logits = logits.value if hasattr(logits, "value") else logits
-            matrix.update(logits.argmax(dim=1), mask)
+            matrix.update(class_argmax(logits), mask)
             batches += 1
     finally:
         model.train(was_training)
