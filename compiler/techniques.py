@@ -9,7 +9,11 @@ for SRAM. The `--output argmax` rewrite is not a mode choice: it runs when asked
 Lowering improvements that cost nothing (int8 resize, padding folded into its consumer,
 TVM's operator fusion) are not techniques: they apply in every mode.
 
-Registered: ``fused-inverted-residual`` (``size`` only: one row-band kernel per block
+Registered, in the order they run: ``patches`` (``size`` only: the high-resolution
+head, input to a split tensor, as one kernel in n x n spatial patches, the split and n
+chosen to minimise the arena within 10 % extra MACs, `compiler.passes.patch_stage`; it
+runs first so that inverted residuals in the head join the patches), then
+``fused-inverted-residual`` (``size`` only: one row-band kernel per block
 instead of three layer kernels; expanded rows two bands share sit in a ring buffer, and
 when the ring cannot be made they are expanded again, counted in ``extra_macs``). The output rewrite is ``argmax-output``
 (`compiler.passes.append_argmax`: the final resize and the argmax as one kernel).
@@ -67,6 +71,18 @@ def register_technique(technique: Technique) -> Technique:
         raise ValueError(f"memory technique {technique.name!r} is registered already")
     TECHNIQUES[technique.name] = technique
     return technique
+
+
+def _patch_stages(model):
+    from compiler.passes.patch_stage import patch_stages
+
+    return patch_stages(model)
+
+
+register_technique(Technique(
+    "patches", ("size",), _patch_stages,
+    "the high-resolution head (input -> split tensor) as one kernel in n x n spatial "
+    "patches; halos recomputed, counted in extra_macs (compiler.passes.patch_stage)"))
 
 
 def _fuse_inverted_residuals(model):

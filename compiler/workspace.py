@@ -68,7 +68,10 @@ class ScratchCache:
     def _key(self, func, kernel: str, schedule: bool, tvm_target: dict) -> tuple:
         import tvm_ffi
 
-        return (tvm_ffi.structural_hash(func), bool(FUSED_KERNEL.match(kernel)), schedule,
+        # the name picks the schedule: a fused block's row bands, a patch stage's tiles
+        # (its patch count is in the name only)
+        variant = kernel if kernel.startswith("patch") else bool(FUSED_KERNEL.match(kernel))
+        return (tvm_ffi.structural_hash(func), variant, schedule,
                 repr(sorted(tvm_target.items())))
 
     def get(self, func, kernel: str, schedule: bool, tvm_target: dict) -> int | None:

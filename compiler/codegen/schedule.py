@@ -257,6 +257,12 @@ def schedule_kernel(func, kernel: str = "", rules: tuple[str, ...] = SCHEDULE_RU
     except (AttributeError, RuntimeError) as err:  # no root block; TVM errors are RuntimeErrors
         log.debug("schedule %s: not a schedulable block PrimFunc, left as is: %s", kernel, err)
         return func
+    if kernel.startswith("patch"):
+        from compiler.codegen.patches import PATCH_KERNEL, schedule_patch_stage
+
+        scheduled = schedule_patch_stage(func, kernel) if PATCH_KERNEL.match(kernel) else None
+        if scheduled is not None:
+            return scheduled
     if FUSED_KERNEL.match(kernel):
         from compiler.codegen.row_bands import schedule_inverted_residual
 
