@@ -143,8 +143,8 @@ qanas_status_t qanas_mul_s8(int32_t count, const int8_t *a, const int8_t *b,
  *       with residual_rq when `residual_rescale` (X rescaled to the add's scale)
  * computed output row by output row: the expanded rows the depthwise reads live in a ring
  * of (kernel - 1) * dilation + 1 rows (each expanded row is computed once), the depthwise
- * and project outputs 8 pixels at a time; the expanded tensor never exists in full. Everything lives in
- * `scratch` (qanas_inverted_residual_scratch_bytes; compiler.kernels.irb.scratch_bytes
+ * and project outputs 8 pixels at a time; the expanded tensor never exists in full.
+ * Everything lives in `scratch` (qanas_inverted_residual_scratch_bytes; compiler.kernels.irb.scratch_bytes
  * gives the same number). Weights and biases are packed by compiler/kernels/irb.py
  * (pack_conv / pack_depthwise layouts, each bias with its stage's input zero point
  * folded in: X's for expand, E's for the depthwise, D's for project). */

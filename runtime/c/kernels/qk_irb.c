@@ -49,8 +49,7 @@ static int32_t qk_irb_stage_valid(const int8_t *w, const int32_t *b, const qanas
 static int32_t qk_irb_params_valid(const qanas_irb_params_t *p) {
   if (p->in_h <= 0 || p->in_w <= 0 || p->in_c <= 0 || p->expanded_c <= 0 || p->out_h <= 0 ||
       p->out_w <= 0 || p->out_c <= 0 || p->kernel <= 0 || p->kernel > QK_IRB_MAX_KERNEL ||
-      p->stride <= 0 ||
-      p->dilation <= 0 || p->pad_top < 0 || p->pad_left < 0) {
+      p->stride <= 0 || p->dilation <= 0 || p->pad_top < 0 || p->pad_left < 0) {
     return 0;
   }
   if (p->expand_weights != 0
