@@ -1,71 +1,143 @@
-"""Times scoring one subnet end to end on the synthetic dataset, per registered space.
+"""Old vs new int8 scoring of subnets, per registered space: CPU seconds per subnet.
 
-Scoring = extract + BN recalibration + float val + Brevitas quantize + calibrate +
-int8 fake-quant val on a fraction (default 20%) of the synthetic val split. The
-float-only baseline (extract + BN recal + float val) is measured in the same run.
-The supernets are untrained (timing does not depend on the weights).
+"old" is `SubnetScorer(engine="brevitas")`: the subnet is quantized by building its
+Brevitas model (`quantize_model` + `calibrate`), as every score did before the lean
+quantized graph. "new" is the default `engine="lean"` (`qanas.quant.quant_graph` /
+`quant_model`). Both score the same subnets on the same cached synthetic batches
+(extract + BN recalibration + float val + quantize + calibrate + int8 val on a fraction
+of the val split), one torch thread, untrained supernets (timing does not depend on
+the weights).
+
+Each subnet is scored by both engines in interleaved rounds (the order alternates per
+round), timed in process CPU seconds; the per-subnet medians over rounds are then
+summarised per space (median over subnets) with the float-only score for scale, the
+subnets per hour that 2 cores give, and the largest |int8 mIoU difference| between the
+engines (the new engine is bit-exact with the old one, so 0 is expected).
 
 Run:
-    .venv/bin/python benchmarks/score_subnet.py --image-size 64 128 --subnet seed
+    .venv/bin/python benchmarks/score_subnet.py --image-size 64 128 --subnets 8 --rounds 3 \\
+        --out benchmarks/results/score_subnet_64x128.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
+
+CORES = 2
+
+
+def _cpu_seconds(scorer, cfg):
+    start = time.process_time()
+    score = scorer.score(cfg)
+    return time.process_time() - start, score
+
+
+def _space_row(name: str, args, train_batches, val_batches, num_classes: int) -> dict:
+    from qanas.quant import QuantSpec
+    from qanas.score import SubnetScorer
+    from qanas.space import get_space
+
+    space = get_space(name)
+    torch.manual_seed(0)
+    supernet = space.build_supernet(num_classes).eval()
+    spec = QuantSpec()
+    scorers = {engine: SubnetScorer(supernet, train_batches, val_batches, spec, engine=engine)
+               for engine in ("brevitas", "lean")}
+    fp32 = SubnetScorer(supernet, train_batches, val_batches, None)
+    cfgs = [space.resolve("seed")] + [space.sample(np.random.default_rng(i))
+                                      for i in range(args.subnets - 1)]
+    for scorer in (*scorers.values(), fp32):
+        scorer.score(cfgs[0])  # warm-up: first-call imports and allocator growth
+    times = {engine: [[] for _ in cfgs] for engine in scorers}
+    fp32_times = []
+    miou_diff = 0.0
+    for round_ in range(args.rounds):
+        order = ("brevitas", "lean") if round_ % 2 == 0 else ("lean", "brevitas")
+        for i, cfg in enumerate(cfgs):
+            mious = {}
+            for engine in order:
+                seconds, score = _cpu_seconds(scorers[engine], cfg)
+                times[engine][i].append(seconds)
+                mious[engine] = score.miou
+            miou_diff = max(miou_diff, abs(mious["lean"] - mious["brevitas"]))
+            if round_ == 0:
+                fp32_times.append(_cpu_seconds(fp32, cfg)[0])
+    per_subnet = {engine: [statistics.median(t) for t in times[engine]] for engine in times}
+    old = statistics.median(per_subnet["brevitas"])
+    new = statistics.median(per_subnet["lean"])
+    row = {
+        "space": name, "subnets": [c.to_str() for c in cfgs],
+        "cpu_s_per_subnet_old": round(old, 3), "cpu_s_per_subnet_new": round(new, 3),
+        "speedup": round(old / new, 2),
+        "cpu_s_per_subnet_fp32_only": round(statistics.median(fp32_times), 3),
+        "subnets_per_hour_2_cores_old": int(CORES * 3600 / old),
+        "subnets_per_hour_2_cores_new": int(CORES * 3600 / new),
+        "per_subnet_cpu_s_old": [round(v, 3) for v in per_subnet["brevitas"]],
+        "per_subnet_cpu_s_new": [round(v, 3) for v in per_subnet["lean"]],
+        "max_abs_int8_miou_diff": miou_diff,
+        "lean_fallbacks": scorers["lean"].lean_fallbacks,
+    }
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Prints one JSON line per space with seconds per subnet (int8 and float) and the ratio."""
+    """Prints one JSON line per space; `--out` also writes them all as one JSON document."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spaces", nargs="*", help="spaces to time (default: all registered)")
-    parser.add_argument("--subnet", default="seed", help="max | min | seed | random:SEED | arch")
+    parser.add_argument("--subnets", type=int, default=8,
+                        help="subnets per space: the seed and random samples (default 8)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--image-size", type=int, nargs=2, default=(64, 128), metavar=("H", "W"))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--val-fraction", type=float, default=0.2)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", help="JSON file for the results")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    if args.subnets < 1 or args.rounds < 1:
+        parser.error("--subnets and --rounds must be at least 1")
+    torch.set_num_threads(1)
 
     from qanas.data import build_dataset, make_loader
     from qanas.quant import QuantSpec
-    from qanas.score import SubnetScorer, cache_batches, val_subset
-    from qanas.space import get_space, list_spaces
+    from qanas.score import cache_batches, val_subset
+    from qanas.score.subnet import DEFAULT_BN_BATCHES
+    from qanas.space import list_spaces
 
     size = tuple(args.image_size)
     train = build_dataset("synthetic", "train", image_size=size, seed=0)
     val = build_dataset("synthetic", "val", image_size=size, seed=0)
-    spec = QuantSpec()
-    t0 = time.perf_counter()
-    train_batches = cache_batches(make_loader(train, args.batch_size, shuffle=True, seed=0),
-                                  spec.calibration_batches)
+    need = max(DEFAULT_BN_BATCHES, QuantSpec().calibration_batches)
+    train_batches = cache_batches(make_loader(train, args.batch_size, shuffle=True, seed=0), need)
     val_batches = val_subset(make_loader(val, args.batch_size, shuffle=False, seed=0),
                              args.val_fraction)
-    load_s = time.perf_counter() - t0
+    rows = []
+    load_before = os.getloadavg()
     for name in args.spaces or list_spaces():
-        space = get_space(name)
-        supernet = space.build_supernet(train.num_classes).eval()
-        cfg = space.resolve(args.subnet)
-        timings = {}
-        for label, qspec in (("int8", spec), ("fp32", None)):
-            scorer = SubnetScorer(supernet, train_batches, val_batches, qspec)
-            scorer.score(cfg)  # warm-up: first-call imports and allocator growth
-            timings[label] = [scorer.score(cfg).seconds for _ in range(args.repeats)]
-        int8 = statistics.median(timings["int8"])
-        fp32 = statistics.median(timings["fp32"])
-        print(json.dumps({
-            "space": name, "arch": cfg.to_str(), "image_size": list(size),
+        row = _space_row(name, args, train_batches, val_batches, train.num_classes)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    if args.out:
+        doc = {
+            "benchmark": "score_subnet", "image_size": list(size), "batch_size": args.batch_size,
             "val_images": sum(int(b[0].shape[0]) for b in val_batches),
-            "bn_calib_batches": len(train_batches), "batch_size": args.batch_size,
-            "threads": args.threads, "seconds_int8": round(int8, 3),
-            "seconds_fp32": round(fp32, 3), "ratio": round(int8 / fp32, 2),
-            "data_load_seconds_once": round(load_s, 3),
-        }), flush=True)
+            "bn_batches": DEFAULT_BN_BATCHES, "calibration_batches": QuantSpec().calibration_batches,
+            "rounds": args.rounds, "threads": 1, "timer": "time.process_time per score",
+            "summary": "median over subnets of each subnet's median over rounds",
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                        "loadavg_before": [round(v, 2) for v in load_before],
+                        "loadavg_after": [round(v, 2) for v in os.getloadavg()]},
+            "torch": torch.__version__, "spaces": rows,
+        }
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
     return 0
 
 
