@@ -276,7 +276,7 @@ def _write_project(result: CompileResult, io_names, quant, source: str, target: 
     (out / "weights.c").write_text(render_weights(plan.constants, prefix, "qanas/platform.h"))
     sources_mk, makefile = render_makefile(
         prefix, [k.filename for k in sources], target.toolchain.cc,
-        target.toolchain.cflags, library=uses_library, kernel_cflags=target.kernel_cflags)
+        target.toolchain.cflags, library=uses_library, kernel_isa=target.kernel_isa)
     (out / "sources.mk").write_text(sources_mk)
     (out / "Makefile").write_text(makefile)
     plan_json = {**plan.to_dict(), "memory": result.memory.to_dict()}

@@ -230,6 +230,7 @@ def render_makefile(target: Target, defines: Sequence[str]) -> str:
         f"CFLAGS := {' '.join(tc.cflags)}",
         f"LDFLAGS := {' '.join(tc.ldflags)}",
         "DEFINES := -DQANAS_PREFIX=$(QANAS_PREFIX) -DQANAS_PREFIX_UPPER=$(QANAS_PREFIX_UPPER) \\",
+        "  $(QANAS_KERNEL_DEFINES) \\",
         f"  {' '.join(defines)}",
         "INCLUDES := -I. -Iport -I$(MODEL_DIR) -I$(MODEL_DIR)/include "
         "-I$(MODEL_DIR)/runtime/include -I$(MODEL_DIR)/runtime/kernels",

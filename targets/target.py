@@ -87,8 +87,8 @@ class Target:
         npu_config: for NPU targets (runner "vela"), how Vela compiles for the NPU.
         kernel_isa: the path of the int8 kernel library (runtime/c/kernels) this target
             compiles: "mve" (Helium), "dsp" (Arm DSP extension), "neon", "avx2" or
-            "portable" (docs/kernels.md); it decides the packed weight layout.
-        kernel_cflags: extra flags for the library's sources only (host AVX2: -mavx2).
+            "portable" (docs/kernels.md); it decides the packed weight layout (Helium
+            blocks for "mve", OHWI for every other).
     """
 
     name: str
@@ -113,7 +113,6 @@ class Target:
     weights_region: MemoryRegion | None = None
     npu_config: NpuConfig | None = None
     kernel_isa: str = "portable"
-    kernel_cflags: tuple[str, ...] = ()
 
     @property
     def weights_memory(self) -> MemoryRegion | None:

@@ -540,7 +540,11 @@ class _Offloader(PyExprMutator):
         args = []
         for var, to_nhwc in zip(found.inputs, found.nhwc_inputs, strict=True):
             new = self.visit_expr(var)
-            args.append(self.nhwc(new) if to_nhwc else new)
+            if to_nhwc:
+                new = self.nhwc(new)
+            elif _key(new) in self.from_nhwc:  # a (1, C, 1, 1) vector: the same bytes
+                new = self.from_nhwc[_key(new)]
+            args.append(new)
         args += [relax.const(c) for c in found.constants]
         out = self.builder_.emit_te(_extern, *args, function=found.call.function,
                                     out_shape=found.out_shape,

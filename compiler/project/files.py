@@ -104,12 +104,14 @@ def library_sources() -> list[str]:
 
 def render_makefile(prefix: str, kernel_files: Sequence[str], cc: str,
                     cflags: Sequence[str], library: bool = False,
-                    kernel_cflags: Sequence[str] = ()) -> tuple[str, str]:
+                    kernel_isa: str = "portable") -> tuple[str, str]:
     """``sources.mk`` (the file lists a firmware build includes) and the host ``Makefile``.
 
     `library`: the model calls the kernel library, so its sources and the step adapters
-    are built too, with `kernel_cflags` (the target's, e.g. ``-mavx2``) for the library's
-    files only (``QANAS_KERNEL_CFLAGS``).
+    are built too. Weights packed for a `kernel_isa` other than ``mve`` are OHWI, which
+    Helium's conv path cannot read: ``QANAS_KERNEL_DEFINES`` then keeps a Helium build of
+    the project (a project compiled for another core) on the DSP path
+    (``-DQANAS_KERNELS_NO_MVE``). Every build of the project passes the defines.
     """
     srcs = ["model.c", "weights.c", *[f"kernels/{k}" for k in kernel_files],
             *[f"runtime/{s}" for s in RUNTIME_SOURCES],
@@ -126,7 +128,8 @@ def render_makefile(prefix: str, kernel_files: Sequence[str], cc: str,
         f"  {srcs[-1]}",
         f"QANAS_MODEL_INCLUDES := {includes}",
         "QANAS_WARNINGS := -Wall -Wextra -Werror",
-        *([f"QANAS_KERNEL_CFLAGS := {' '.join(kernel_cflags)}"] if library else []),
+        "QANAS_KERNEL_DEFINES :=" + (
+            " -DQANAS_KERNELS_NO_MVE" if library and kernel_isa != "mve" else ""),
         "",
     ])
     makefile = "\n".join([
@@ -146,8 +149,8 @@ def render_makefile(prefix: str, kernel_files: Sequence[str], cc: str,
         "",
         "$(BUILD)/%.o: %.c",
         "\t@mkdir -p $(dir $@)",
-        "\t$(CC) $(CFLAGS) $(if $(findstring runtime/kernels/,$<),$(QANAS_KERNEL_CFLAGS)) "
-        "$(QANAS_WARNINGS) $(QANAS_MODEL_INCLUDES) -c $< -o $@",
+        "\t$(CC) $(CFLAGS) $(QANAS_WARNINGS) $(QANAS_KERNEL_DEFINES) $(QANAS_MODEL_INCLUDES) "
+        "-c $< -o $@",
         "",
         "$(BUILD)/libmodel.a: $(OBJS)",
         "\t$(AR) rcs $@ $^",

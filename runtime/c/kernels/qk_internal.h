@@ -7,7 +7,10 @@
 
 #include "qanas_kernels.h"
 
-#if !defined(QANAS_KERNELS_PORTABLE) && defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+/* QANAS_KERNELS_NO_MVE: a Helium core runs the DSP path instead, for weights packed OHWI
+ * (a project compiled for another core; compiler/project/files.py defines it then). */
+#if !defined(QANAS_KERNELS_PORTABLE) && !defined(QANAS_KERNELS_NO_MVE) && \
+    defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
 #define QK_ISA_MVE 1
 #include <arm_mve.h>
 #elif !defined(QANAS_KERNELS_PORTABLE) && defined(__ARM_FEATURE_DSP) && !defined(__aarch64__)
