@@ -32,6 +32,7 @@ import torch
 from onnx import helper, numpy_helper, utils
 
 from compiler import int8
+from tests.space_cases import compiled_space_param
 
 pytestmark = pytest.mark.slow
 
@@ -194,7 +195,7 @@ def _cases():
     cases = [pytest.param(space, "min", marks=pytest.mark.xfail(
                  reason="open bug (session note): fmas-mbv2 min differs from onnxruntime "
                         "after this round's lowering changes", strict=False))
-             if space == "fmas-mbv2" else (space, "min") for space in _spaces()]
+             if space == "fmas-mbv2" else compiled_space_param(space, "min") for space in _spaces()]
     return cases + [("fmas-mbv2", "seed"), ("squeezenas-small", "seed")]
 
 

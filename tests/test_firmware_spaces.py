@@ -53,6 +53,7 @@ from tests.firmware_util import (
     export_subnet,
     inputs_and_reference,
 )
+from tests.space_cases import compiled_space_param
 
 QEMU_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m55")
 TOOLS = ("gcc", "arm-none-eabi-gcc", "qemu-system-arm", "aarch64-linux-gnu-gcc", "qemu-aarch64")
@@ -106,7 +107,7 @@ def plan_refusal(project: Path, target: str) -> FirmwareDoesNotFit | None:
 
 @pytest.mark.slow
 @pytest.mark.toolchain
-@pytest.mark.parametrize("space_name", list_spaces())
+@pytest.mark.parametrize("space_name", [compiled_space_param(s) for s in list_spaces()])
 def test_min_subnet_bit_exact_on_every_emulated_target(space_name, tmp_path):
     require_tools(*TOOLS)
     start = time.perf_counter()

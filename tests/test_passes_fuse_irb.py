@@ -38,6 +38,7 @@ from runtime.runners.qemu import QemuRunner
 from tests.conftest import require_tools
 from tests.firmware_util import assert_bit_exact, export_subnet
 from tests.qdq_models import _export_qcdq
+from tests.space_cases import compiled_space_param
 
 
 class _InvertedResidual(nn.Module):
@@ -192,7 +193,8 @@ def _fused_cases():
     emulated target in `tests/test_firmware_spaces.py`, and `tests/test_compile_spaces.py`
     checks fused subnets against onnxruntime, so this tier keeps the widest blocks."""
     heavy = {"squeezenas-large", "squeezenas-xlarge"}
-    return [(space, "min" if space in heavy else "seed") for space in list_spaces()] + [
+    return [compiled_space_param(space, "min" if space in heavy else "seed")
+            for space in list_spaces()] + [
         ("squeezenas-small", "max")]
 
 

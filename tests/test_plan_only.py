@@ -22,6 +22,7 @@ from compiler.pipeline import CompileOptions
 from compiler.plan_only import plan_model_memory
 from targets import get_target
 from tests.qdq_models import brevitas_block_model
+from tests.space_cases import compiled_space_param
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +187,8 @@ def _space_subnets():
     from qanas.space import list_spaces
 
     heavy = {"squeezenas-large", "squeezenas-xlarge"}
-    cases = [(space, "min" if space in heavy else "seed") for space in list_spaces()]
+    cases = [compiled_space_param(space, "min" if space in heavy else "seed")
+             for space in list_spaces()]
     return cases + [("squeezenas-small", "min"), ("squeezenas-small", "max")]
 
 
