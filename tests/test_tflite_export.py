@@ -35,6 +35,7 @@ from compiler.tflite.verify import (
     verify_tflite,
 )
 from tests.qdq_models import brevitas_block_model, brevitas_conv_model
+from tests.space_cases import compiled_space_param
 
 EXACT = 0.97  # ops with one requantization (TFLite rounds it twice)
 EXACT_TWICE = 0.5  # ops TFLite computes with two roundings (see the module docstring)
@@ -338,7 +339,8 @@ def _space_cases():
     spaces = list_spaces()
     seeds = spaces if os.environ.get("QANAS_TFLITE_ALL_SEEDS") else [
         s for s in ("squeezenas-small",) if s in spaces]
-    return [(s, "min") for s in spaces] + [(s, "seed") for s in seeds]
+    return ([compiled_space_param(s, "min") for s in spaces]
+            + [compiled_space_param(s, "seed") for s in seeds])
 
 
 @pytest.mark.slow
