@@ -6,6 +6,7 @@ Example:
     'host'
 """
 
+import targets.boards  # noqa: F401  (registers the board variants of the built-in cores)
 import targets.npu  # noqa: F401  (registers the Ethos-U NPU targets)
 from targets.builtin import TARGETS, register_target
 from targets.cost import LayerSpec, peak_activation_elements, total_macs, total_params
