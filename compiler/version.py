@@ -14,6 +14,9 @@ Generations:
     2. Zero-point padding read inside conv and pool kernels (borders split from the
        interior, ``-funswitch-loops``); int8-in/int8-out resize kernels; fused inverted
        residuals with a ring buffer of expanded rows (``--optimise size``, the default).
+    3. The int8 kernel library (``runtime/c/kernels``, NHWC, DSP/Helium/NEON/AVX2) runs
+       convolutions, average/global pooling and add/sub/mul
+       (`compiler.passes.offload_kernels`); transposes where TVM kernels meet it.
 """
 
-KERNEL_GENERATION = 2
+KERNEL_GENERATION = 3
