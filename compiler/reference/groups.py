@@ -268,7 +268,8 @@ def _table_values(value, leaf: dict) -> np.ndarray:
     if isinstance(value, Dequant):
         if value.const or not value.per_tensor:
             raise _NotTable
-        if leaf.setdefault("source", value.source) is not value.source:
+        first = leaf.setdefault("dequant", value)  # after data movement: its own integers
+        if first.source is not value.source or first.q.shape != value.q.shape:
             raise _NotTable
         return int8.dequantize(np.arange(-128, 128), value.s, value.zp)
     if not isinstance(value, FloatOp) or value.op_type not in TABLE_OPS:
@@ -289,11 +290,11 @@ def lower_table(value, out: OutQuant) -> np.ndarray | None:
         values = _table_values(value, leaf)
     except _NotTable:
         return None
-    if leaf.get("source") is None:
+    if leaf.get("dequant") is None or leaf["dequant"].source is None:
         return None
     table = int8.quantize(np.broadcast_to(values, (256,)), out.scale, out.zero_point,
                           out.qmin, out.qmax)
-    return table[leaf["source"].q.astype(np.int64) + 128]
+    return table[leaf["dequant"].q.astype(np.int64) + 128]
 
 
 #: The group kinds, in the order the compiler's passes claim them.

@@ -23,6 +23,7 @@ from onnx import numpy_helper
 
 from compiler.errors import UnsupportedOpError
 from compiler.reference import kernels
+from compiler.reference.attention import lower_attention_group
 from compiler.reference.groups import lower_group
 from compiler.reference.qdq_graph import (
     QDQGraphWalker,
@@ -37,10 +38,10 @@ from compiler.reference.values import Dequant, FloatOp, GraphInput, OutQuant, QT
 FLOAT_OPS = frozenset({
     "Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Concat", "Relu", "Clip", "Sigmoid",
     "HardSigmoid", "HardSwish", "AveragePool", "GlobalAveragePool", "MaxPool", "Resize",
-    "Reshape", "Flatten", "Transpose",
+    "Reshape", "Flatten", "Transpose", "Slice", "Softmax",
 })
 #: Ops that only move or select values: applied to the integers of a per-tensor DQ.
-_MOVES = frozenset({"Reshape", "Flatten", "Transpose", "MaxPool", "Identity"})
+_MOVES = frozenset({"Reshape", "Flatten", "Transpose", "MaxPool", "Identity", "Slice"})
 
 
 @dataclass(frozen=True)
@@ -96,12 +97,15 @@ class _Interpreter(QDQGraphWalker):
         out = OutQuant(float(scale.reshape(-1)[0]), int(zp.reshape(-1)[0]) - offset)
         y = lower_group(x, out)
         if y is None:
+            y = lower_attention_group(x, out)
+        if y is None:
             what = x.describe() if isinstance(x, FloatOp) else type(x).__name__
             raise UnsupportedOpError(
                 f"no int8 lowering for the group ending in QuantizeLinear (node {node.name!r}): "
                 f"{what}. Supported groups: conv, gemm/matmul, add/sub/mul, concat, average "
                 "pools, resize, data movement, element-wise tables (see "
-                "compiler.reference.groups)")
+                "compiler.reference.groups), matmul of two activations, softmax "
+                "(compiler.reference.attention)")
         return QTensor(np.asarray(y).astype(np.int8), offset)
 
     def clip_int(self, node: onnx.NodeProto, x: QTensor, a: dict) -> QTensor:
@@ -121,6 +125,9 @@ class _Interpreter(QDQGraphWalker):
             return None
         if op in ("Reshape", "Flatten"):
             return x.with_q(x.q.reshape(self.shapes[node.output[0]]))
+        if op == "Slice" and all(isinstance(self.env.get(n), np.ndarray) for n in node.input[1:]
+                                 if n):
+            return x.with_q(_slice(x.q, [self.env[n] if n else None for n in node.input[1:]]))
         if op == "MaxPool" and not x.const:
             p = pool_attrs(node, a, self.shapes)
             return x.with_q(kernels.max_pool2d(x.q, p["kernel_shape"], p["strides"], p["pads"]))
@@ -189,6 +196,17 @@ class _Interpreter(QDQGraphWalker):
                     f"activation, got {v.describe() if isinstance(v, FloatOp) else type(v)}")
             outputs[out.name] = v.q.astype(np.int8)
         return outputs
+
+
+def _slice(q: np.ndarray, args: list) -> np.ndarray:
+    """ONNX Slice with constant starts, ends and optional axes and steps."""
+    starts, ends = args[0], args[1]
+    axes = args[2] if len(args) > 2 and args[2] is not None else np.arange(len(starts))
+    steps = args[3] if len(args) > 3 and args[3] is not None else np.ones(len(starts), np.int64)
+    index = [slice(None)] * q.ndim
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        index[int(axis)] = slice(int(start), int(min(end, np.iinfo(np.int64).max)), int(step))
+    return q[tuple(index)]
 
 
 def _same_activation_quant(ins: list) -> bool:
