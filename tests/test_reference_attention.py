@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-import torch
 from onnx import TensorProto, helper, numpy_helper
 from test_reference_numpy import agreement, full_range_inputs, onnxruntime_int8
 
 from compiler.reference import boundary, run_int8_reference
 from compiler.reference.softmax import exp_on_negative_values, softmax_probabilities
+from tests.firmware_util import export_subnet
 
 
 def test_fixed_point_exp_and_softmax_match_float():
@@ -83,18 +83,8 @@ def test_activation_matmul_within_one_lsb_of_onnxruntime():
 
 @pytest.mark.slow
 def test_topformer_subnet_reference_matches_onnxruntime(tmp_path):
-    from qanas.quant import QuantSpec, calibrate, quantize_model
-    from qanas.quant.export import export_qdq
-    from qanas.space import get_space
-
-    space = get_space("efficient-topformer")
-    torch.manual_seed(0)
-    subnet = space.build_supernet(4).extract(space.resolve("min")).eval()
-    gen = torch.Generator().manual_seed(0)
-    batches = [torch.randn(2, 3, 64, 64, generator=gen) for _ in range(2)]
-    qmodel = quantize_model(subnet, QuantSpec(calibration_batches=2))
-    calibrate(qmodel, batches)
-    model = onnx.load(str(export_qdq(qmodel, batches[0][:1], tmp_path / "m.onnx")))
+    model = onnx.load(str(export_subnet("efficient-topformer", "min", tmp_path / "m.onnx",
+                                        size=(64, 64), num_classes=4)))
     spec = boundary(model)
     rng = np.random.default_rng(0)
     feeds = {t.name: rng.integers(-128, 128, size=t.shape).astype(np.int8) for t in spec.inputs}

@@ -45,15 +45,6 @@ def lower_softmax(value, out: OutQuant) -> np.ndarray | None:
 
 
 ATTENTION_GROUPS = (lower_activation_matmul, lower_softmax)
+"""The attention group kinds, tried after `compiler.reference.groups.GROUPS`."""
 
-
-def lower_attention_group(value, out: OutQuant) -> np.ndarray | None:
-    """The int8 result of an attention group closed by ``QuantizeLinear``, or None."""
-    for lower in ATTENTION_GROUPS:
-        y = lower(value, out)
-        if y is not None:
-            return y
-    return None
-
-
-__all__ = ["ATTENTION_GROUPS", "lower_activation_matmul", "lower_attention_group", "lower_softmax"]
+__all__ = ["ATTENTION_GROUPS", "lower_activation_matmul", "lower_softmax"]

@@ -302,9 +302,9 @@ GROUPS = (lower_conv, lower_matmul, lower_elementwise, lower_concat, lower_avg_p
           lower_resize, lower_requantize, lower_table)
 
 
-def lower_group(value, out: OutQuant) -> np.ndarray | None:
-    """The int8 result of ``QuantizeLinear(value)``, or None when no group kind applies."""
-    for lower in GROUPS:
+def lower_group(value, out: OutQuant, kinds=GROUPS) -> np.ndarray | None:
+    """The int8 result of ``QuantizeLinear(value)``, or None when none of `kinds` applies."""
+    for lower in kinds:
         y = lower(value, out)
         if y is not None:
             return y

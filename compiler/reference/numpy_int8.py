@@ -23,8 +23,8 @@ from onnx import numpy_helper
 
 from compiler.errors import UnsupportedOpError
 from compiler.reference import kernels
-from compiler.reference.attention import lower_attention_group
-from compiler.reference.groups import lower_group
+from compiler.reference.attention import ATTENTION_GROUPS
+from compiler.reference.groups import GROUPS, lower_group
 from compiler.reference.qdq_graph import (
     QDQGraphWalker,
     canonical_int8,
@@ -95,9 +95,7 @@ class _Interpreter(QDQGraphWalker):
             raise UnsupportedOpError(f"QuantizeLinear (node {node.name!r}): per-axis "
                                      "quantization of activations is not supported")
         out = OutQuant(float(scale.reshape(-1)[0]), int(zp.reshape(-1)[0]) - offset)
-        y = lower_group(x, out)
-        if y is None:
-            y = lower_attention_group(x, out)
+        y = lower_group(x, out, (*GROUPS, *ATTENTION_GROUPS))
         if y is None:
             what = x.describe() if isinstance(x, FloatOp) else type(x).__name__
             raise UnsupportedOpError(
