@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from qanas.search.gumbel import GumbelConfig, learn_distribution
-from qanas.search.gumbel_run import LATENCY_SOURCES, latency_costs, train_loader
+from qanas.search.gumbel.distribution import GumbelConfig, learn_distribution
+from qanas.search.gumbel.phase import LATENCY_SOURCES, latency_costs, train_loader
 from qanas.train.checkpoint import load_supernet
 from targets import get_target
 
@@ -48,7 +48,7 @@ def main() -> None:
         size = tuple(args.image_size or meta["image_size"])
         costs, _ = latency_costs(args.latency_source, args.lut, supernet.space, target, size,
                                  supernet.num_classes)
-        loader, ignore = train_loader(args, meta, size, args.batch_size)
+        loader, ignore = train_loader(meta, args.data_root, args.seed, size, args.batch_size)
         start = time.perf_counter()
         dist = learn_distribution(supernet, loader, costs,
                                   GumbelConfig(steps=args.steps, alpha=alpha, seed=args.seed),

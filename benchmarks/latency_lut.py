@@ -32,7 +32,7 @@ import json
 import sys
 
 from qanas.cli.main import main as qanas
-from qanas.search.lut_registry import lut_dir, lut_filename, validation_path
+from qanas.cost.lut.committed import lut_dir, lut_filename, validation_path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,13 +25,13 @@ import torch
 
 def main(argv: list[str] | None = None) -> int:
     """Measures one block on three inputs and prints the instruction counts as JSON."""
-    from qanas.search.lut import block_contexts, seeded_supernet
-    from qanas.search.lut_measure import (
+    from qanas.cost.lut.measure import (
         CompiledModelMeasurer,
         context_inputs,
         quantize_sample,
         safe_name,
     )
+    from qanas.cost.lut.table import block_contexts, seeded_supernet
     from qanas.space import get_space
     from runtime.runners.base import read_io
     from targets import get_target

@@ -78,7 +78,7 @@ def conv_macs(in_ch, out_ch, kernel, stride, padding, groups, size) -> int:
 def measure(targets: list[str], work: Path, schedule: bool = True) -> list[dict]:
     """Compiles (with or without the default TIR schedule), runs and measures every conv."""
     from compiler.driver import compile_model
-    from qanas.cli.commands.bench import random_inputs
+    from qanas.bench.runners import random_inputs
     from runtime.runners.base import read_io
     from runtime.runners.firmware_base import HostReferenceRunner
     from runtime.runners.qemu import QemuRunner

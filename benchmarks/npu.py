@@ -37,7 +37,7 @@ def _log(msg: str) -> None:
 def m55_instructions(onnx_path: Path, folder: Path, seed: int) -> dict:
     """Compiles `onnx_path` for cortex-m55 and counts one inference's instructions in QEMU."""
     from compiler.driver import compile_model
-    from qanas.cli.commands.bench import make_runner, random_inputs
+    from qanas.bench.runners import make_runner, random_inputs
     from runtime.runners.base import read_io
     from targets import get_target
 
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from compiler.npu import vela_version
-    from qanas.search.npu import SubnetExporter
+    from qanas.search.subnet_export import SubnetExporter
     from qanas.space import get_space
     from qanas.utils.io import atomic_write_json, versions
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
     pruning = None
     if args.pruning:
-        from qanas.search.npu import setup_npu_search
+        from qanas.cost.vela import setup_npu_search
         from targets import get_target
 
         start = time.perf_counter()

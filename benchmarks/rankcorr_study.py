@@ -119,8 +119,8 @@ def train_supernets(args, env: dict) -> dict[str, dict]:
 
 def _checkpoint_protocol(path: str) -> dict:
     """The stored training configuration of a supernet checkpoint and its command line."""
-    from qanas.search.archive import file_sha256
     from qanas.train.checkpoint import load_checkpoint
+    from qanas.utils.io import file_sha256
 
     payload = load_checkpoint(path)
     config = payload.get("config") or {}

@@ -4,9 +4,9 @@ Usage:
     .venv/bin/python benchmarks/search_hv.py --supernet /tmp/studies/fairnas/supernet.pt \\
         --target cortex-m7 --budget 100 --out benchmarks/results/search_hv.json
 
-Both runs score subnets with the real scorer (`qanas search`'s `build_scorer`) on
-the checkpoint's dataset, under the target's hard budgets (SRAM for the arena,
-the weights region for the weights: `qanas.search.hw.target_budgets`, as `qanas
+Both runs score subnets with the real scorer (`qanas.search.scorer_setup.build_scorer`,
+as `qanas search` does) on the checkpoint's dataset, under the target's hard budgets (SRAM for the arena,
+the weights region for the weights: `qanas.cost.hardware.target_budgets`, as `qanas
 search` does), and share one archive in `--work-dir`, so a subnet found by both
 is scored once (`scored` / `cache_hits` say how often). The archive is started
 afresh unless `--resume`. Objectives (quantized mIoU as -mIoU, latency, SRAM)
@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 from pymoo.indicators.hv import HV
 
-from qanas.cli.commands.search import build_scorer
+from qanas.cost.hardware import HardwareCostModel, target_budgets
 from qanas.search.algorithms import run_search
 from qanas.search.archive import ARCHIVE_NAME, EvalArchive, metric_set_key
-from qanas.search.hw import HardwareCostModel, target_budgets
 from qanas.search.problem import Budgets, SubnetEvaluation, parse_objectives
+from qanas.search.scorer_setup import ScorerConfig, build_scorer
 from qanas.utils.io import atomic_write_json, versions
 from targets import get_target
 
@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> dict:
     command = shlex.join([sys.executable, *([sys.argv[0]] if argv is None else []),
                           *(sys.argv[1:] if argv is None else argv)])
     objectives = parse_objectives(args.objectives)
-    setup = build_scorer(args)
+    setup = build_scorer(ScorerConfig(args.supernet, args.image_size and tuple(args.image_size),
+                                      args.data_root, args.seed, args.val_fraction))
     target = get_target(args.target)
     budgets = Budgets(**target_budgets(target))
     hw = HardwareCostModel(setup.space, target, setup.image_size, setup.num_classes)

@@ -132,9 +132,9 @@ def _train_cli(out: Path, batch_size: str) -> int:
 
 def fake_build_scorer(scorer, space, size):
     """A `build_scorer` replacement returning the test scorer (as tests/test_search_cli.py)."""
-    from qanas.cli.commands import search as search_cmd
+    from qanas.search import job as search_job
 
-    return lambda args: search_cmd.ScorerSetup(scorer, space, 4, size, "f" * 64,
+    return lambda args: search_job.ScorerSetup(scorer, space, 4, size, "f" * 64,
                                                {"fake": True, "seed": args.seed})
 
 
@@ -142,12 +142,12 @@ def _search(out: Path) -> None:
     from test_search_algorithms import SIZE, FakeScorer
 
     from qanas.cli import main as cli
-    from qanas.cli.commands import search as search_cmd
+    from qanas.search import job as search_job
     from qanas.space import get_space
 
     space = get_space("squeezenas-small")
     scorer = FakeScorer(space)
-    search_cmd.build_scorer = fake_build_scorer(scorer, space, SIZE)
+    search_job.build_scorer = fake_build_scorer(scorer, space, SIZE)
     for algo, budget in SEARCHES:
         code = cli.main(["search", *SEARCH_ARGS, "--algo", algo, "--budget", str(budget),
                          "--out", str(out / algo)])

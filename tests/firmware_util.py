@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qanas.cli.commands.bench import random_inputs
+from qanas.bench.runners import random_inputs
 from runtime.runners.base import read_io
 from runtime.runners.firmware_base import HostReferenceRunner
 

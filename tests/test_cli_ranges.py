@@ -80,8 +80,8 @@ def test_checkpoint_every_must_not_be_negative(tmp_path, capsys):
 
 
 def test_total_stride_of_the_registered_spaces():
-    from qanas.cli.commands._checks import total_stride
     from qanas.space import list_spaces
+    from qanas.space.geometry import total_stride
 
     for name in list_spaces():
         space = get_space(name)

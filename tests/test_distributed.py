@@ -233,7 +233,7 @@ def test_sharded_search_writes_the_rows_of_one_process(tmp_path, monkeypatch, ca
     from test_search_algorithms import SIZE, FakeScorer
 
     from qanas.cli import main as cli
-    from qanas.cli.commands import search as search_cmd
+    from qanas.search import job as search_job
     from qanas.space import get_space
 
     out = tmp_path / "two"
@@ -242,7 +242,7 @@ def test_sharded_search_writes_the_rows_of_one_process(tmp_path, monkeypatch, ca
 
     space = get_space("squeezenas-small")
     scorer = FakeScorer(space)
-    monkeypatch.setattr(search_cmd, "build_scorer", worker.fake_build_scorer(scorer, space, SIZE))
+    monkeypatch.setattr(search_job, "build_scorer", worker.fake_build_scorer(scorer, space, SIZE))
     for name in ("WORLD_SIZE", "RANK"):
         monkeypatch.delenv(name, raising=False)
     for algo, budget in worker.SEARCHES:

@@ -9,25 +9,25 @@ import pytest
 import torch
 from torch import nn
 
-from qanas.errors import ConfigError
-from qanas.search.hw import HardwareCostModel, LatencyModel
-from qanas.search.lut import (
-    LUT_FORMAT,
-    LatencyLUT,
-    LUTLatencyModel,
+from qanas.cost.hardware import HardwareCostModel, LatencyModel
+from qanas.cost.lut.measure import (
     Measurement,
-    block_contexts,
-    build_lut,
-    required_entries,
-)
-from qanas.search.lut_measure import (
     ModelInputs,
     context_inputs,
     per_model_overhead,
     quantize_sample,
     random_model_inputs,
 )
-from qanas.search.lut_validation import held_out_subnets, validate_lut, validation_stats
+from qanas.cost.lut.table import (
+    LUT_FORMAT,
+    LatencyLUT,
+    LUTLatencyModel,
+    block_contexts,
+    build_lut,
+    required_entries,
+)
+from qanas.cost.lut.validation import held_out_subnets, validate_lut, validation_stats
+from qanas.errors import ConfigError
 from qanas.space import get_space
 from runtime.runners.base import TensorSpec
 from targets import get_target
@@ -152,7 +152,7 @@ def test_prediction_is_exact_on_an_additive_runner(built):
 
 def test_blocks_are_measured_on_their_context(built):
     space, lut, _, fake = built
-    from qanas.search.lut import seeded_supernet
+    from qanas.cost.lut.table import seeded_supernet
 
     net = seeded_supernet(space, 4, 0)
     image, per_block = context_inputs(net, space.seed_config(), SIZE, seed=0)

@@ -12,10 +12,7 @@ import shutil
 
 import pytest
 
-from qanas.errors import ConfigError
-from qanas.search.archive import file_sha256
-from qanas.search.lut import LUT_FORMAT, LatencyLUT, LUTLatencyModel, required_entries
-from qanas.search.lut_registry import (
+from qanas.cost.lut.committed import (
     check_lut_matches,
     committed_luts,
     find_lut,
@@ -23,7 +20,10 @@ from qanas.search.lut_registry import (
     lut_filename,
     validation_path,
 )
+from qanas.cost.lut.table import LUT_FORMAT, LatencyLUT, LUTLatencyModel, required_entries
+from qanas.errors import ConfigError
 from qanas.space import get_space
+from qanas.utils.io import file_sha256
 from targets import get_target
 
 DEMO = ("squeezenas-small", "cortex-m7", (64, 128), 6)  # the demo's default setting
@@ -149,7 +149,7 @@ def _with_generation(tmp_path, generation: int):
 def test_a_table_of_another_kernel_generation_is_not_used(tmp_path, monkeypatch, caplog):
     """Latencies measured on older kernels describe kernels that no longer exist."""
     from compiler.version import KERNEL_GENERATION
-    from qanas.search import lut_registry
+    from qanas.cost.lut import committed as lut_registry
 
     stale = _with_generation(tmp_path, KERNEL_GENERATION + 1)
     assert find_lut(*DEMO, root=tmp_path) is None

@@ -10,15 +10,15 @@ import pytest
 from npu_toy_space import register_npu_toy
 
 from qanas.errors import ConfigError
-from qanas.search.npu_pruning import (
+from qanas.space import get_space
+from qanas.space.npu_pruning import (
     CACHE_NAME,
     NpuPruning,
     ProbeResult,
     cached_pruning,
     prune_for_npu,
 )
-from qanas.search.restricted import RestrictedSpace
-from qanas.space import get_space
+from qanas.space.restricted import RestrictedSpace
 
 RESIZE = ("ResizeBilinear", "t/resize", "scale-factor=4 unsupported")
 
@@ -136,7 +136,7 @@ def test_restricted_space_only_yields_allowed_subnets():
 @pytest.mark.slow
 def test_vela_prunes_the_upsampling_it_cannot_map(tmp_path):
     """Real export + Vela: x4 half-pixel bilinear upsampling is refused, nothing else."""
-    from qanas.search.npu import setup_npu_search
+    from qanas.cost.vela import setup_npu_search
     from targets import get_target
 
     npu = setup_npu_search(get_space("npu-toy"), get_target("ethos-u55-128"), (16, 16), 4,

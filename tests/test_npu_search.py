@@ -10,7 +10,7 @@ import pytest
 from npu_toy_space import register_npu_toy
 
 from qanas.cli import main as cli
-from qanas.cli.commands import search as search_cmd
+from qanas.search import job as search_job
 from qanas.search.archive import EvalArchive
 from qanas.space import get_space
 
@@ -38,10 +38,10 @@ def toy_scorer(monkeypatch):
     scorer = MacsScorer(space)
 
     def build(args):
-        return search_cmd.ScorerSetup(scorer, space, 4, SIZE, "a" * 64,
+        return search_job.ScorerSetup(scorer, space, 4, SIZE, "a" * 64,
                                       {"fake": True, "seed": args.seed})
 
-    monkeypatch.setattr(search_cmd, "build_scorer", build)
+    monkeypatch.setattr(search_job, "build_scorer", build)
     return scorer
 
 

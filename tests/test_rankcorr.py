@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from qanas.errors import ConfigError
-from qanas.search.rankcorr import rank_correlation, top_k_overlap
+from qanas.score.rankcorr import rank_correlation, top_k_overlap
 
 
 def test_perfect_and_reversed_rankings():

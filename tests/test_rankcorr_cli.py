@@ -9,7 +9,7 @@ import pytest
 
 from qanas.cli.main import main
 from qanas.errors import ConfigError
-from qanas.search.rankcorr import spread_selection
+from qanas.score.rankcorr import spread_selection
 
 TINY_DATA = ["--image-size", "16", "32", "--batch-size", "4", "--steps-per-epoch", "2",
              "--train-length", "8", "--val-length", "4"]

@@ -140,11 +140,9 @@ def test_lut_figure_is_drawn_from_the_run():
 
 
 def _validation_stats():
-    """`validation_stats` (moved from qanas.search.lut to qanas.search.lut_validation)."""
-    try:
-        from qanas.search.lut_validation import validation_stats
-    except ImportError:
-        from qanas.search.lut import validation_stats
+    """`qanas.cost.lut.validation.validation_stats`."""
+    from qanas.cost.lut.validation import validation_stats
+
     return validation_stats
 
 
@@ -165,7 +163,7 @@ def _front(rows: list[dict]) -> list[dict]:
 
 
 def _search(rng) -> dict:
-    from qanas.search.hw import HardwareCostModel, target_budgets
+    from qanas.cost.hardware import HardwareCostModel, target_budgets
     from qanas.space import get_space
     from targets import get_target
 
@@ -193,7 +191,7 @@ def _search(rng) -> dict:
 
 def _results(run_dir: Path, compiled, rng) -> dict:
     validation_stats = _validation_stats()
-    from qanas.search.rankcorr import rank_correlation
+    from qanas.score.rankcorr import rank_correlation
     from qanas.utils.io import versions
 
     search = _search(rng)

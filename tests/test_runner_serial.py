@@ -74,7 +74,7 @@ def test_serial_session_against_qemu_uart(tmp_path):
 def test_serial_runner_flashes_with_the_board_command_unless_told_otherwise(tmp_path):
     from pathlib import Path
 
-    from qanas.cli.commands.bench import make_runner
+    from qanas.bench.runners import make_runner
     from runtime.runners.base import RunnerError
     from targets import get_target
 

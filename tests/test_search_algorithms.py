@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from compiler.plan_only import MemoryReport
+from qanas.cost.hardware import HardwareCostModel
 from qanas.errors import ConfigError
 from qanas.search.algorithms import pareto_front, run_search
 from qanas.search.archive import EvalArchive
-from qanas.search.hw import HardwareCostModel
 from qanas.search.problem import (
     Budgets,
     SpaceRepair,

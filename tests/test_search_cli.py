@@ -9,7 +9,7 @@ import pytest
 from test_search_algorithms import SIZE, FakeScorer
 
 from qanas.cli import main as cli
-from qanas.cli.commands import search as search_cmd
+from qanas.search import job as search_job
 from qanas.space import get_space
 
 
@@ -19,10 +19,10 @@ def fake_scorer(monkeypatch):
     scorer = FakeScorer(space)
 
     def build(args):
-        return search_cmd.ScorerSetup(scorer, space, 4, SIZE, "f" * 64,
+        return search_job.ScorerSetup(scorer, space, 4, SIZE, "f" * 64,
                                       {"fake": True, "seed": args.seed})
 
-    monkeypatch.setattr(search_cmd, "build_scorer", build)
+    monkeypatch.setattr(search_job, "build_scorer", build)
     return scorer
 
 
@@ -116,10 +116,10 @@ def test_image_size_below_the_total_stride_is_refused(tmp_path, capsys, monkeypa
 
     def build(args):
         size = tuple(args.image_size or SIZE)
-        return search_cmd.ScorerSetup(FakeScorer(space), space, 4, size, "f" * 64,
+        return search_job.ScorerSetup(FakeScorer(space), space, 4, size, "f" * 64,
                                       {"fake": True})
 
-    monkeypatch.setattr(search_cmd, "build_scorer", build)
+    monkeypatch.setattr(search_job, "build_scorer", build)
     assert _search(tmp_path / "run", "--image-size", "8", "64") == 2
     error = json.loads(capsys.readouterr().out)["error"]
     assert "--image-size 8 64 is smaller than the total stride 16x16" in error

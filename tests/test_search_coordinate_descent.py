@@ -12,11 +12,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from qanas.cost.hardware import HardwareProfile, Latency
 from qanas.errors import ConfigError
 from qanas.search.algorithms import ALGORITHMS, run_search
 from qanas.search.archive import EvalArchive
 from qanas.search.coordinate_descent import Utility, _neighbours, coordinate_descent_search
-from qanas.search.hw import HardwareProfile, Latency
 from qanas.search.problem import Budgets, SubnetEvaluation
 from qanas.space import get_space
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from qanas.cost.hardware import AnalyticLatencyModel
 from qanas.data import build_dataset, make_loader
 from qanas.errors import ConfigError
 from qanas.search.gumbel import (
@@ -19,8 +20,7 @@ from qanas.search.gumbel import (
     prune,
     select_samples,
 )
-from qanas.search.gumbel_gates import GateHooks, gating, relaxable_decisions
-from qanas.search.hw import AnalyticLatencyModel
+from qanas.search.gumbel.gates import GateHooks, gating, relaxable_decisions
 from qanas.space import get_space, list_spaces
 from targets import get_target, total_macs
 
@@ -188,7 +188,7 @@ def test_bad_knobs_are_refused_with_the_flag_name():
 def checkpoint(tmp_path, monkeypatch):
     from test_search_algorithms import FakeScorer
 
-    from qanas.cli.commands import search as search_cmd
+    from qanas.search import job as search_job
     from qanas.train.checkpoint import save_checkpoint
 
     space = get_space(SPACE)
@@ -200,11 +200,11 @@ def checkpoint(tmp_path, monkeypatch):
     scorer = FakeScorer(space)
 
     def build(args):
-        return search_cmd.ScorerSetup(scorer, space, CLASSES, SIZE, "f" * 64,
+        return search_job.ScorerSetup(scorer, space, CLASSES, SIZE, "f" * 64,
                                       {"fake": True, "seed": args.seed,
                                        "checkpoint": str(args.supernet)})
 
-    monkeypatch.setattr(search_cmd, "build_scorer", build)
+    monkeypatch.setattr(search_job, "build_scorer", build)
     return path
 
 
@@ -264,7 +264,7 @@ def test_cli_gumbel_errors_name_the_fix(tmp_path, capsys, checkpoint):
 
 
 def test_a_decision_that_cannot_be_relaxed_stays_at_the_seed(monkeypatch):
-    import qanas.search.gumbel as gumbel_mod
+    import qanas.search.gumbel.distribution as gumbel_mod
 
     space = get_space(SPACE)
     fixed = (False,) + (True,) * (len(space.decisions) - 1)

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from torch import nn
 
-from qanas.errors import ConfigError
-from qanas.search.hw import (
+from qanas.cost.hardware import (
     BIAS_BYTES,
     REQUANT_BYTES_PER_CHANNEL,
     AnalyticLatencyModel,
@@ -17,6 +16,7 @@ from qanas.search.hw import (
     Latency,
     LatencyModel,
 )
+from qanas.errors import ConfigError
 from qanas.search.sram import CompiledSramModel
 from qanas.space import get_space
 from targets import Target, get_target, total_macs

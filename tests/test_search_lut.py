@@ -10,9 +10,9 @@ from test_search_algorithms import SIZE, FakeScorer
 from test_search_cli import fake_scorer  # noqa: F401 - fixture
 
 from qanas.cli import main as cli
-from qanas.cli.commands import search as search_cmd
-from qanas.search.lut import build_lut
-from qanas.search.lut_registry import find_lut
+from qanas.cost.lut.committed import find_lut
+from qanas.cost.lut.table import build_lut
+from qanas.search import job as search_job
 from qanas.space import get_space
 
 DEMO = ("squeezenas-small", "cortex-m7", (64, 128), 6)  # the committed table's setting
@@ -54,10 +54,10 @@ def demo_scorer(monkeypatch):
     space, classes, size = get_space(DEMO[0]), DEMO[3], DEMO[2]
 
     def build(args):
-        return search_cmd.ScorerSetup(FakeScorer(space), space, classes, size, "f" * 64,
+        return search_job.ScorerSetup(FakeScorer(space), space, classes, size, "f" * 64,
                                       {"fake": True, "seed": args.seed})
 
-    monkeypatch.setattr(search_cmd, "build_scorer", build)
+    monkeypatch.setattr(search_job, "build_scorer", build)
 
 
 def test_search_defaults_to_the_committed_table(tmp_path, capsys, demo_scorer):

@@ -282,7 +282,7 @@ def test_interpreter_failure_is_reported_not_crashing_the_caller(tmp_path):
 
 
 def test_verify_command_prints_one_json_report(tmp_path, capsys):
-    from compiler.tflite.verify import main
+    from compiler.tflite.verify_cli import main
 
     src = _qdq_model(tmp_path / "add.onnx", "Add", [X, X])
     export_tflite(src, tmp_path / "add.tflite")

@@ -8,14 +8,13 @@ and the largest difference in LSB. TFLite requantizes with a double rounding
 (``SaturatingRoundingDoublingHighMul`` then a rounding shift) where our arithmetic
 rounds once, half to even, so single elements may differ by 1 LSB per layer.
 
-Run it from the shell::
+Run it from the shell (`compiler.tflite.verify_cli`)::
 
     python -m compiler.tflite.verify model.onnx model.tflite [--seed 0] [--layers]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -244,28 +243,7 @@ def _folds_to_constant(node, graph, consts) -> bool:
     return True
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m compiler.tflite.verify model.onnx model.tflite``: prints the report as JSON."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("onnx")
-    p.add_argument("tflite")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", action="append", choices=ALL_BACKENDS,
-                   help=f"repeatable; default {' and '.join(BACKENDS)}")
-    p.add_argument("--layers", action="store_true",
-                   help="also run every quantized layer alone on the reference's inputs")
-    args = p.parse_args(argv)
-    backends = tuple(args.backend or BACKENDS)
-    report = verify_tflite(args.onnx, args.tflite, seed=args.seed, backends=backends)
-    result = report.to_dict()
-    if args.layers:
-        from compiler.tflite.layers import verify_layers
+if __name__ == "__main__":  # the command lives above `layers`, which imports this module
+    import runpy
 
-        result["layers"] = [asdict(r) for r in verify_layers(args.onnx, seed=args.seed,
-                                                             backends=backends)]
-    print(json.dumps(result))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    runpy.run_module("compiler.tflite.verify_cli", run_name="__main__")

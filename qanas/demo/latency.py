@@ -26,12 +26,12 @@ def validate_latency(records: list[EvalRecord], scorer, hw, target: str, out: Pa
     per-block table when one matches, else the analytic model); the measurement is
     the target's runner (QEMU instruction count for Cortex-M). Returns the
     `lut_validation` section: MAPE, share within ±10 %, Kendall τ and one row per
-    subnet (`qanas.search.lut_validation.validation_stats`).
+    subnet (`qanas.cost.lut.validation.validation_stats`).
     """
-    from qanas.cli.commands.bench import random_inputs
+    from qanas.bench.runners import random_inputs
+    from qanas.cost.lut.validation import validation_stats
     from qanas.demo.deploy import compile_for_target
     from qanas.quant import export_qdq
-    from qanas.search.lut_validation import validation_stats
     from qanas.space import SubnetConfig
     from qanas.utils import progress
     from runtime.runners import get_runner

@@ -78,7 +78,6 @@ def run_demo(config: DemoConfig, out_dir: str | Path, force: bool = False) -> di
     from qanas.quant import QuantSpec, export_qdq
     from qanas.quant.qat import strip_qat
     from qanas.score import SubnetScorer
-    from qanas.search.archive import file_sha256
     from qanas.space import SubnetConfig
     from runtime.runners.base import read_io
 
@@ -102,7 +101,7 @@ def run_demo(config: DemoConfig, out_dir: str | Path, force: bool = False) -> di
     stages.begin()
     scorer = SubnetScorer(final.model, final._calib, tuple(final._val), QuantSpec(),
                           image_size=tuple(config.image_size))
-    search = search_front(scorer, config, out, file_sha256(checkpoint))
+    search = search_front(scorer, config, out, checkpoint, force)
     stages.end("NSGA-II search", evaluated=len(search.result.records),
                scored=search.result.scored, front=len(search.result.front))
 

@@ -1,4 +1,4 @@
-"""Demo stage 2: NSGA-II over the trained supernet for the target, and the knee of its front."""
+"""Demo stage 2: `qanas.search.run` (NSGA-II) over the trained supernet, and its knee."""
 
 from __future__ import annotations
 
@@ -32,72 +32,54 @@ def _row(record: EvalRecord, feasible: bool) -> dict:
             "macs": record.macs, "feasible": bool(feasible)}
 
 
-def search_front(scorer, config: DemoConfig, out: Path, checkpoint_sha256: str) -> DemoSearch:
-    """pymoo NSGA-II (`qanas.search`) with the target's SRAM/flash budgets as hard constraints.
+def search_front(scorer, config: DemoConfig, out: Path, checkpoint: Path,
+                 force: bool = False) -> DemoSearch:
+    """`qanas.search.run` (NSGA-II) over the trained supernet, as `qanas search` runs it.
 
-    Every evaluated subnet is scored on int8 mIoU by `scorer` and stored in
-    ``out/search/archive.sqlite``; ``front.json``, ``front.csv`` and ``pareto.png`` are
-    written beside it. The knee of the feasible front is the chosen subnet.
+    Every evaluated subnet is scored on int8 mIoU by `scorer` (the trained supernet,
+    already in memory) under the target's SRAM/flash budgets and stored in
+    ``out/search/archive.sqlite``; ``front.json``, ``front.csv``, ``pareto.png`` and
+    ``config.json`` are written beside it. The knee of the feasible front is the
+    chosen subnet. `force` discards the archive of an earlier demo in `out`.
+
+    Raises:
+        QanasError: no subnet within the target's budgets was found.
     """
     import numpy as np
 
-    from qanas.cli.commands.search import SupernetEvaluator
-    from qanas.search.algorithms import run_search
-    from qanas.search.archive import EvalArchive, metric_set_key
-    from qanas.search.hw import HardwareCostModel, target_budgets
-    from qanas.search.lut_registry import latency_lut_model
-    from qanas.search.problem import Budgets, SubnetEvaluation
-    from qanas.search.report import write_front
-    from qanas.search.select import knee_point
-    from qanas.utils import progress
-    from targets import get_target
+    from qanas.errors import QanasError
+    from qanas.search.config import SearchConfig
+    from qanas.search.job import run
+    from qanas.search.scorer_setup import ScorerSetup, SupernetEvaluator
+    from qanas.utils.io import file_sha256
 
-    target = get_target(config.target)
-    space = scorer.supernet.space
-    num_classes = scorer.supernet.num_classes
-    model, lut_path = latency_lut_model(space, target.name, tuple(config.image_size),
-                                        num_classes)
-    lut_path = None if lut_path is None else str(lut_path)
-    hw = HardwareCostModel(space, target, tuple(config.image_size), num_classes,
-                           latency_model=model)
-    budgets = Budgets(**target_budgets(target))
-    search_dir = out / "search"
-    search_dir.mkdir(parents=True, exist_ok=True)
-    metric_set = metric_set_key(checkpoint=checkpoint_sha256, dataset=config.dataset,
-                                image_size=list(config.image_size), seed=config.seed,
-                                latency_lut=lut_path)
-    archive = EvalArchive(search_dir / "archive.sqlite")
-    try:
-        evaluation = SubnetEvaluation(space, hw, SupernetEvaluator(scorer), archive, metric_set,
-                                      budgets, checkpoint_sha256, config.seed)
-        bar = progress(total=config.budget, desc="NSGA-II search", unit="subnet")
-
-        def report(done: int, front) -> None:
-            bar.update(max(0, min(done, config.budget) - bar.n))
-            best = max((r.miou for r in front), default=float("nan"))
-            bar.set_postfix(front=len(front), best_miou=f"{best:.4f}")
-
-        result = run_search("nsga2", evaluation, config.budget, config.seed, OBJECTIVES, report)
-        bar.close()
-        summary = {"algorithm": "nsga2", "target": target.name, "space": space.name,
-                   "objectives": list(OBJECTIVES), "budget": config.budget,
-                   "budgets": budgets.__dict__}
-        files = write_front(search_dir, result, summary)
-    finally:
-        archive.close()
-    knee = knee_point(result.front, evaluation, OBJECTIVES)
+    image_size = tuple(config.image_size)
+    sha = file_sha256(checkpoint)
+    settings = {"checkpoint": sha, "dataset": config.dataset, "image_size": list(image_size),
+                "val_images": config.val_images, "seed": config.seed}
+    setup = ScorerSetup(SupernetEvaluator(scorer), scorer.supernet.space,
+                        scorer.supernet.num_classes, image_size, sha, settings)
+    done = run(SearchConfig(supernet=str(checkpoint), target=config.target, algo="nsga2",
+                            budget=config.budget, out=str(out / "search"),
+                            objectives=OBJECTIVES, seed=config.seed, image_size=image_size,
+                            data_root=config.data_root, force=force), scorer=setup)
+    if done.knee is None:
+        raise QanasError(f"the demo search found no subnet of {config.space} within the SRAM "
+                         f"and flash of {config.target}; choose a larger target or a smaller "
+                         "--image-size")
+    result, evaluation, budgets = done.result, done.evaluation, done.evaluation.budgets
     feasible = {r.arch: bool(np.all(evaluation.constraints(r) <= 0)) for r in result.records}
     source = result.records[0].latency_source if result.records else "analytic"
     section = {
-        "algo": "nsga2", "target": target.name, "budget": config.budget,
+        "algo": "nsga2", "target": done.summary["target"], "budget": config.budget,
         "objectives": list(OBJECTIVES),
         "constraints": {"sram_bytes": budgets.sram_bytes, "flash_bytes": budgets.flash_bytes},
-        "latency_model": {"source": source, "table": lut_path},
+        "latency_model": {"source": source, "table": done.summary["latency_lut"]},
         "evaluated": [_row(r, feasible[r.arch]) for r in result.records],
         "front": [_row(r, True) for r in result.front],
-        "chosen_arch": knee.arch,
+        "chosen_arch": done.knee.arch,
         "selection": "knee: minimum equal-weight ASF over objectives normalised on the front",
         "scored": result.scored,
-        "files": {k: str(v) for k, v in files.items()},
+        "files": {k: str(v) for k, v in done.files.items() if k not in ("archive", "config")},
     }
-    return DemoSearch(result, evaluation, hw, knee, source, section)
+    return DemoSearch(result, evaluation, evaluation.hw, done.knee, source, section)

@@ -12,7 +12,7 @@ from qanas.report.plotting import median
 
 def target_capacity(name: str) -> tuple[int | None, int | None]:
     """(SRAM bytes, weights-region bytes) of a registered target; (None, None) if unknown."""
-    from qanas.search.hw import target_budgets
+    from qanas.cost.hardware import target_budgets
     from targets import get_target
     from targets.registry import UnknownNameError
 

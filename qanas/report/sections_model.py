@@ -173,7 +173,7 @@ def lut_section(run: RunData) -> Section:
                 "measurement of the compiled subnet on the target's runner; right: error per "
                 "subnet (green within ±10 %).",
                 f"latency: {item.get('unit', '?')}; error: percent of measured",
-                "results.json lut_validation (qanas.search.lut.validate_lut)",
+                "results.json lut_validation (qanas.cost.lut.table.validate_lut)",
                 "measured vs estimate"))
     return sec
 

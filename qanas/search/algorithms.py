@@ -16,8 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
@@ -26,57 +25,13 @@ from pymoo.operators.crossover.sbx import SBX
 from pymoo.operators.mutation.pm import PM
 from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.optimize import minimize
-from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from qanas.errors import ConfigError
 from qanas.search.archive import EvalRecord
 from qanas.search.problem import DEFAULT_OBJECTIVES, SubnetEvaluation, SubnetProblem
+from qanas.search.result import Progress, SearchResult, pareto_front, search_result
 
 ALGORITHMS = ("nsga2", "random", "gumbel", "coordinate-descent")
-Progress = Callable[[int, list[EvalRecord]], None]
-"""Called after each evaluation with (subnets evaluated so far, current front)."""
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """What a search found.
-
-    Attributes:
-        algorithm: "nsga2", "random" or "gumbel".
-        objectives: objective names (all minimized; miou as -miou).
-        records: every subnet the run evaluated, in evaluation order.
-        front: the feasible non-dominated records, best quantized mIoU first.
-        scored: subnets scored by the evaluator in this run (archive hits excluded).
-        cache_hits: subnets answered by the archive.
-    """
-
-    algorithm: str
-    objectives: tuple[str, ...]
-    records: tuple[EvalRecord, ...]
-    front: tuple[EvalRecord, ...]
-    scored: int
-    cache_hits: int
-
-    def front_matrix(self) -> np.ndarray:
-        """The front's minimized objective vectors, one row per record."""
-        from qanas.search.problem import OBJECTIVES
-
-        return np.array([[OBJECTIVES[n](r) for n in self.objectives] for r in self.front],
-                        dtype=float).reshape(len(self.front), len(self.objectives))
-
-
-def pareto_front(records: Sequence[EvalRecord], evaluation: SubnetEvaluation,
-                 objectives: Sequence[str]) -> list[EvalRecord]:
-    """Feasible, scored, non-dominated records (duplicates of an arch kept once)."""
-    unique = {r.arch: r for r in records}
-    feasible = [r for r in unique.values()
-                if r.miou is not None and np.all(evaluation.constraints(r) <= 0)]
-    if not feasible:
-        return []
-    F = np.stack([evaluation.objectives(r, objectives) for r in feasible])
-    front = NonDominatedSorting().do(F, only_non_dominated_front=True)
-    chosen = [feasible[i] for i in front]
-    return sorted(chosen, key=lambda r: (-(r.miou or 0.0), r.arch))
 
 
 def random_search(evaluation: SubnetEvaluation, budget: int, seed: int,
@@ -101,7 +56,7 @@ def random_search(evaluation: SubnetEvaluation, budget: int, seed: int,
         records.extend(evaluate_many(evaluation, configs[start:start + step]))
         if progress is not None:
             progress(len(records), pareto_front(records, evaluation, objectives))
-    return _result("random", objectives, records, evaluation)
+    return search_result("random", objectives, records, evaluation)
 
 
 class _GenerationCallback(Callback):
@@ -171,14 +126,8 @@ def nsga2_search(evaluation: SubnetEvaluation, budget: int, seed: int,
     evaluation.seen.clear()
     callback = _GenerationCallback(evaluation, problem.objective_names, budget, progress)
     minimize(problem, algorithm, ("n_eval", budget), seed=seed, verbose=False, callback=callback)
-    return _result("nsga2", problem.objective_names, list(evaluation.seen.values()), evaluation)
-
-
-def _result(name: str, objectives, records: list[EvalRecord],
-            evaluation: SubnetEvaluation) -> SearchResult:
-    return SearchResult(name, tuple(objectives), tuple(records),
-                        tuple(pareto_front(records, evaluation, objectives)),
-                        evaluation.scored, evaluation.cache_hits)
+    return search_result("nsga2", problem.objective_names, list(evaluation.seen.values()),
+                         evaluation)
 
 
 def run_search(algorithm: str, evaluation: SubnetEvaluation, budget: int, seed: int,
@@ -199,7 +148,7 @@ def run_search(algorithm: str, evaluation: SubnetEvaluation, budget: int, seed: 
         if distribution is None:
             raise ConfigError("gumbel search samples a learned distribution: run "
                               "qanas.search.gumbel.learn_distribution and pass distribution=")
-        from qanas.search.gumbel_sampling import gumbel_sample_search
+        from qanas.search.gumbel.sampling import gumbel_sample_search
 
         return gumbel_sample_search(evaluation, distribution, int(budget), seed, objectives,
                                     progress)

@@ -134,15 +134,6 @@ def metric_set_key(**settings: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """sha256 hex digest of a file (the provenance of a checkpoint)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class EvalArchive:
     """SQLite store of `EvalRecord`s keyed by (arch, target, metric_set).
 

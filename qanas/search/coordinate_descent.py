@@ -40,6 +40,7 @@ import numpy as np
 from qanas.errors import ConfigError
 from qanas.search.archive import EvalRecord
 from qanas.search.problem import DEFAULT_OBJECTIVES, OBJECTIVES, SubnetEvaluation
+from qanas.search.result import pareto_front, search_result
 from qanas.space.base import SubnetConfig
 
 DEFAULT_TRADEOFFS = (0.0, 0.05, 0.2, 0.5)
@@ -152,8 +153,6 @@ def coordinate_descent_search(evaluation: SubnetEvaluation, budget: int, seed: i
     Raises:
         ConfigError: a budget < 1, no trade-offs, or a negative trade-off.
     """
-    from qanas.search.algorithms import _result, pareto_front
-
     if int(budget) < 1:
         raise ConfigError(f"--budget must be a positive number of subnets, got {budget}")
     if not tradeoffs or any(float(t) < 0 for t in tradeoffs):
@@ -173,7 +172,7 @@ def coordinate_descent_search(evaluation: SubnetEvaluation, budget: int, seed: i
             break
         utility = Utility(evaluation, objectives, reference, tradeoff)
         current, _ = descend(evaluation, current, utility, int(budget), rng, report)
-    return _result("coordinate-descent", objectives, list(evaluation.seen.values()), evaluation)
+    return search_result("coordinate-descent", objectives, list(evaluation.seen.values()), evaluation)
 
 
 __all__ = ["DEFAULT_TRADEOFFS", "Utility", "coordinate_descent_search", "descend"]

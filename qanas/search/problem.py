@@ -23,9 +23,9 @@ import numpy as np
 from pymoo.core.problem import ElementwiseProblem
 from pymoo.core.repair import Repair
 
+from qanas.cost.hardware import CostModel
 from qanas.errors import ConfigError
 from qanas.search.archive import EvalArchive, EvalRecord
-from qanas.search.hw import HardwareCostModel
 from qanas.space.base import SearchSpace, SubnetConfig
 from qanas.utils.io import versions
 
@@ -100,7 +100,7 @@ class SubnetEvaluation:
         checkpoint_sha256, seed: provenance written into every new record.
     """
 
-    def __init__(self, space: SearchSpace, hw: HardwareCostModel, evaluator: Evaluator,
+    def __init__(self, space: SearchSpace, hw: CostModel, evaluator: Evaluator,
                  archive: EvalArchive, metric_set: str, budgets: Budgets = Budgets(),
                  checkpoint_sha256: str = "", seed: int | None = None):
         self.space, self.hw, self.evaluator, self.archive = space, hw, evaluator, archive

@@ -6,8 +6,8 @@ import csv
 import io
 from pathlib import Path
 
-from qanas.search.algorithms import SearchResult
 from qanas.search.archive import EvalRecord
+from qanas.search.result import SearchResult
 from qanas.utils.io import atomic_write_bytes, atomic_write_json
 
 CSV_FIELDS = ("arch", "miou", "miou_fp32", "latency", "latency_unit", "latency_source",

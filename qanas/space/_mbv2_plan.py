@@ -26,6 +26,13 @@ class MobileNetV2PlanSpace(SearchSpace):
     def plan(self, cfg: SubnetConfig):
         """The `MBV2Plan` (active blocks, head, rates) of subnet `cfg`."""
 
+    def gate_units(self, cfg: SubnetConfig) -> dict:
+        """Kept block ``features.<i>`` → its `ActiveBlock`; the head → its rates (ASPP)."""
+        plan = self.plan(cfg)
+        units: dict = {f"features.{ab.index}": ab for ab in plan.blocks}
+        units[f"head.{plan.head}"] = tuple(plan.rates) if plan.head == "aspp" else None
+        return units
+
     def build_supernet(self, num_classes: int | None = None):
         """A `MobileNetV2Supernet` over this space."""
         from qanas.supernet.mbv2 import MobileNetV2Supernet

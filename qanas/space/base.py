@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -75,7 +75,7 @@ class SubnetConfig:
     @property
     def search_space(self) -> SearchSpace:
         """The registered `SearchSpace` this config belongs to."""
-        return get_space(self.space)
+        return SPACES.get(self.space)
 
     def labels(self) -> tuple[str, ...]:
         """The option label chosen for each decision."""
@@ -100,7 +100,7 @@ class SubnetConfig:
                 f"'<space>:<label>_<label>_...', e.g. from `qanas eval --subnet max --json`"
             )
         space_name, body = text.split(SPACE_SEP, 1)
-        space = get_space(space_name)
+        space = SPACES.get(space_name)
         tokens = body.split(TOKEN_SEP) if body else []
         if len(tokens) != len(space.decisions):
             raise ConfigError(
@@ -133,6 +133,23 @@ class SubnetConfig:
 
     def __str__(self) -> str:
         return self.to_str()
+
+
+@dataclass(frozen=True)
+class BlockShape:
+    """Where searchable block `index` sits at one input size, whatever the other choices are.
+
+    Attributes:
+        index: the block's decision index.
+        in_channels, in_hw: its input (channels, (H, W)).
+        out_channels, stride: its output channels and stride.
+    """
+
+    index: int
+    in_channels: int
+    in_hw: tuple[int, int]
+    out_channels: int
+    stride: int
 
 
 class SearchSpace(ABC):
@@ -246,6 +263,18 @@ class SearchSpace(ABC):
         return cfg
 
     # -- models and costs -----------------------------------------------------------------
+    def gate_units(self, cfg: SubnetConfig) -> dict[str, Hashable] | None:
+        """Gateable unit of the supernet (a module name) → what `cfg` configures it to; a unit
+        absent from the dict does not run in `cfg`. What differentiable search gates
+        (`qanas.search.gumbel.gates`); None (the default): the space declares no units."""
+        return None
+
+    def block_shapes(self, image_size: tuple[int, int]) -> list[BlockShape] | None:
+        """Input and output shape of every searchable block at `image_size`, when they do not
+        depend on the other decisions (what a per-block latency table is keyed by); None
+        (the default) for spaces whose block shapes do."""
+        return None
+
     @abstractmethod
     def build_supernet(self, num_classes: int) -> Supernet:
         """A weight-sharing supernet covering every subnet of the space."""
@@ -261,17 +290,3 @@ SPACES: Registry[SearchSpace] = Registry("search space")
 def register_space(space: SearchSpace) -> SearchSpace:
     """Registers a search-space instance under `space.name`."""
     return SPACES.register(space.name, space)
-
-
-def get_space(name: str) -> SearchSpace:
-    """The registered search space `name` (importing the built-in spaces first)."""
-    import qanas.space  # noqa: F401 - registers the built-in spaces
-
-    return SPACES.get(name)
-
-
-def list_spaces() -> list[str]:
-    """Names of all registered search spaces."""
-    import qanas.space  # noqa: F401
-
-    return SPACES.names()

@@ -58,7 +58,7 @@ import re
 from dataclasses import dataclass
 
 from qanas.errors import ConfigError
-from qanas.space.base import Decision, SearchSpace, SubnetConfig, register_space
+from qanas.space.base import BlockShape, Decision, SearchSpace, SubnetConfig, register_space
 from targets.cost import LayerSpec, peak_activation_elements, total_macs, total_params
 
 SKIP = "skip"
@@ -284,6 +284,20 @@ class SqueezeNASSpace(SearchSpace):
     def seed_config(self) -> SubnetConfig:
         """k3e6g1 everywhere: MobileNetV2's inverted residual on this skeleton."""
         return self._uniform("k3e6g1")
+
+    def gate_units(self, cfg: SubnetConfig) -> dict[str, int]:
+        """Superblock ``blocks.<i>`` → the option it runs (every superblock runs)."""
+        return {f"blocks.{i}": c for i, c in enumerate(cfg.choices)}
+
+    def block_shapes(self, image_size: tuple[int, int]) -> list[BlockShape]:
+        """Every superblock's input shape: each candidate keeps its channels and stride."""
+        hw = _out_hw(tuple(image_size), 2)  # after the stride-2 stem
+        shapes = []
+        for plan in self.plans:
+            shapes.append(BlockShape(plan.index, plan.in_channels, hw, plan.out_channels,
+                                     plan.stride))
+            hw = _out_hw(hw, plan.stride)
+        return shapes
 
     def build_supernet(self, num_classes: int | None = None):
         """A `SqueezeNASSupernet` holding all 13 candidates of every superblock.

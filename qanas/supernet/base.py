@@ -23,6 +23,11 @@ class Supernet(nn.Module):
     `forward` and `extract`, and start with `max_config` active.
     """
 
+    def gate_modules(self) -> dict[str, nn.Module] | None:
+        """Unit name of `SearchSpace.gate_units` → the module whose output its gate scales;
+        None (the default): no units."""
+        return None
+
     def __init__(self, space: SearchSpace, num_classes: int):
         super().__init__()
         self.space = space

@@ -155,6 +155,14 @@ class MobileNetV2Supernet(Supernet):
         self._plan: MBV2Plan | None = None
         self.set_active(space.max_config())
 
+    def gate_modules(self) -> dict[str, nn.Module]:
+        """``features.<i>`` (the searchable blocks), ``head.aspp`` and ``head.lraspp``."""
+        units = {f"features.{i}": self.features[i] for i in range(2, len(self.features))}
+        units["head.aspp"] = self.aspp
+        if self.lraspp is not None:
+            units["head.lraspp"] = self.lraspp
+        return units
+
     def _apply_active(self, cfg: SubnetConfig) -> None:
         plan = self.space.plan(cfg)
         for ab in plan.blocks:

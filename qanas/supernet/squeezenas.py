@@ -82,6 +82,10 @@ class SqueezeNASSupernet(Supernet):
         )
         self.set_active(space.max_config())
 
+    def gate_modules(self) -> dict[str, nn.Module]:
+        """``blocks.<i>`` → superblock i."""
+        return {f"blocks.{i}": b for i, b in enumerate(self.choice_blocks)}
+
     @property
     def choice_blocks(self) -> list[ChoiceBlock]:
         """The superblocks in network order."""

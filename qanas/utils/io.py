@@ -7,6 +7,7 @@ flushed, fsynced and renamed over the destination (rename is atomic on POSIX).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -156,3 +157,12 @@ def write_run_metadata(out_dir: str | os.PathLike, config: dict, seed: int | Non
         "argv": sys.argv,
     }
     return atomic_write_json(Path(out_dir) / "config.json", meta)
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """sha256 hex digest of a file (the provenance of a checkpoint)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -43,9 +43,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> dict:
-    from qanas.cli.commands._checks import check_image_size
     from qanas.demo import DemoConfig, run_demo
     from qanas.space import get_space
+    from qanas.space.geometry import check_image_size
     from qanas.utils.io import check_output_dir
     from qanas.utils.runlock import lock_run_dir
 

@@ -35,7 +35,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> dict:
-    from qanas.cli.commands.bench import compile_if_model, random_inputs
+    from qanas.bench.runners import compile_if_model, random_inputs
     from runtime.firmware import build_firmware, check_fits, prepare_firmware
     from runtime.runners.base import read_io
     from targets import get_target

@@ -32,11 +32,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> dict:
-    from qanas.cli.commands._checks import check_image_size
     from qanas.data import build_dataset, make_loader
     from qanas.errors import ConfigError
     from qanas.quant import QuantSpec, export_qdq
     from qanas.score import SubnetScorer, cache_batches, val_subset
+    from qanas.space.geometry import check_image_size
     from qanas.train.checkpoint import load_supernet
 
     if args.export_onnx and args.quant != "int8":

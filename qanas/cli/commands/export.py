@@ -23,9 +23,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> dict:
-    from qanas.cli.commands._checks import check_image_size
     from qanas.errors import ConfigError
     from qanas.space import get_space
+    from qanas.space.geometry import check_image_size
     from qanas.train.export import export_standalone
     from qanas.train.standalone import load_standalone
 

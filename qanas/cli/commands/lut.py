@@ -11,7 +11,7 @@ where `qanas search` finds it by exact match) after every measurement; `--resume
 the measurements of an existing file of the same protocol and measures the rest.
 `validate` measures held-out random subnets (drawn from the table's options, never a
 reference) end to end and reports MAPE, the share within ±10 % and Kendall τ; it writes
-`<table>.validation.json` next to the table. See `qanas.search.lut` for the protocol.
+`<table>.validation.json` next to the table. See `qanas.cost.lut.table` for the protocol.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ DEFAULT_IMAGE_SIZE = (64, 128)  # the synthetic dataset's and the demo's
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    from qanas.cost.lut.table import DEFAULT_REFERENCES
     from qanas.data.synthetic import CLASS_NAMES
-    from qanas.search.lut import DEFAULT_REFERENCES
 
     parser.add_argument("action", choices=("build", "validate"))
     parser.add_argument("--space", help="search space (build)")
@@ -63,9 +63,10 @@ def _shown(path: Path) -> str:
 
 def _build(args: argparse.Namespace, work: Path) -> dict:
     from qanas.cli.commands.train import log_line
+    from qanas.cost.lut.committed import lut_dir, lut_filename
+    from qanas.cost.lut.measure import CompiledModelMeasurer
+    from qanas.cost.lut.table import LatencyLUT, build_lut
     from qanas.errors import ConfigError
-    from qanas.search.lut import CompiledModelMeasurer, LatencyLUT, build_lut
-    from qanas.search.lut_registry import lut_dir, lut_filename
     from qanas.space import get_space
     from qanas.utils.io import OutputExistsError
     from targets import get_target
@@ -104,13 +105,13 @@ def _validate(args: argparse.Namespace, work: Path) -> dict:
     from datetime import datetime, timezone
 
     from qanas.cli.commands.train import log_line
+    from qanas.cost.lut.committed import validation_path
+    from qanas.cost.lut.measure import CompiledModelMeasurer
+    from qanas.cost.lut.table import LatencyLUT
+    from qanas.cost.lut.validation import held_out_subnets, validate_lut
     from qanas.errors import ConfigError
-    from qanas.search.archive import file_sha256
-    from qanas.search.lut import CompiledModelMeasurer, LatencyLUT
-    from qanas.search.lut_registry import validation_path
-    from qanas.search.lut_validation import held_out_subnets, validate_lut
     from qanas.space import get_space
-    from qanas.utils.io import atomic_write_json, versions
+    from qanas.utils.io import atomic_write_json, file_sha256, versions
     from targets import get_target
 
     if not args.lut:

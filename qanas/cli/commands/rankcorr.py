@@ -7,7 +7,7 @@ Example:
 Steps: a seeded pool of `--pool` random subnets plus the seed network is scored with
 the supernet (BN recalibrated, int8 PTQ mIoU: the search's own scorer) and costed
 (latency on `--target`); `--n` subnets spread over the Pareto layers of (mIoU,
-latency) are picked (`qanas.search.rankcorr.spread_selection`, the seed network
+latency) are picked (`qanas.score.rankcorr.spread_selection`, the seed network
 always among them); each is trained standalone from scratch with QAT
 (`qanas.train.standalone`, one folder per subnet, so a rerun skips finished ones);
 Kendall τ, Spearman ρ and top-k overlap compare the supernet's int8 mIoU with the
@@ -60,12 +60,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _scorer(args: argparse.Namespace, checkpoint: str):
-    from qanas.cli.commands.search import build_scorer
+    from qanas.search.scorer_setup import ScorerConfig, build_scorer
 
-    ns = argparse.Namespace(supernet=checkpoint, image_size=args.image_size,
-                            data_root=args.data_root, seed=args.seed,
-                            val_fraction=args.val_fraction)
-    return build_scorer(ns)
+    image_size = None if args.image_size is None else tuple(args.image_size)
+    return build_scorer(ScorerConfig(checkpoint, image_size, args.data_root, args.seed,
+                                     args.val_fraction))
 
 
 def _label(checkpoint: str) -> str:
@@ -186,7 +185,7 @@ def _seed_agreement(rows: list[dict], seeds: list[int], ks) -> dict | None:
     """
     from itertools import combinations
 
-    from qanas.search.rankcorr import rank_correlation
+    from qanas.score.rankcorr import rank_correlation
 
     if len(seeds) < 2:
         return None
@@ -201,11 +200,11 @@ def _seed_agreement(rows: list[dict], seeds: list[int], ks) -> dict | None:
 def _run(args: argparse.Namespace) -> dict:
     import numpy as np
 
-    from qanas.cli.commands._checks import check_image_size
+    from qanas.cost.hardware import HardwareCostModel
     from qanas.errors import ConfigError
-    from qanas.search.hw import HardwareCostModel
-    from qanas.search.rankcorr import plot_rank_scatter, rank_correlation, spread_selection
+    from qanas.score.rankcorr import plot_rank_scatter, rank_correlation, spread_selection
     from qanas.space.base import SubnetConfig
+    from qanas.space.geometry import check_image_size
     from qanas.utils.io import atomic_write_json, check_output_dir, write_run_metadata
     from targets import get_target
 

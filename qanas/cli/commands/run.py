@@ -42,7 +42,7 @@ def _run(args: argparse.Namespace) -> dict:
 
     import numpy as np
 
-    from qanas.cli.commands.bench import make_runner
+    from qanas.bench.runners import make_runner
     from qanas.utils.io import OutputExistsError, atomic_write_bytes
     from runtime.runners import read_io
     from targets import get_target

@@ -61,11 +61,11 @@ def standalone_config(args: argparse.Namespace, arch: str, init: str, supernet: 
 
 
 def check_standalone_image_size(args: argparse.Namespace, arch: str) -> None:
-    """Refuses a `--image-size` below the total stride of `arch`'s space (see `_checks`)."""
+    """Refuses a `--image-size` below the total stride of `arch`'s space (see `qanas.space.geometry`)."""
     if not args.image_size:
         return  # the supernet's size, or the 64x128 default
-    from qanas.cli.commands._checks import check_image_size
     from qanas.space import get_space
+    from qanas.space.geometry import check_image_size
 
     if ":" in arch:
         space = arch.split(":", 1)[0]

@@ -104,9 +104,9 @@ def _run(args: argparse.Namespace) -> dict:
 
 
 def _train(args: argparse.Namespace, dist) -> dict:
-    from qanas.cli.commands._checks import check_image_size
     from qanas.errors import ConfigError
     from qanas.space import get_space
+    from qanas.space.geometry import check_image_size
     from qanas.train import TrainConfig
     from qanas.train.sharding import check_global_batch
     from qanas.utils.io import check_output_dir

@@ -35,47 +35,25 @@ from qanas.space.base import SearchSpace, SubnetConfig
 
 
 # -- space adapters: units and their descriptors -------------------------------------------------
-def _is_squeezenas(space: SearchSpace) -> bool:
-    from qanas.space.squeezenas import SqueezeNASSpace
-
-    return isinstance(space, SqueezeNASSpace)
-
-
-def _is_mbv2(space: SearchSpace) -> bool:
-    from qanas.space._mbv2_plan import MobileNetV2PlanSpace
-
-    return isinstance(space, MobileNetV2PlanSpace)
-
-
-def _check_supported(space: SearchSpace) -> None:
-    if not (_is_squeezenas(space) or _is_mbv2(space)):
-        raise ConfigError(f"gumbel search knows the supernets of the SqueezeNAS and MobileNetV2 "
-                          f"spaces; {space.name!r} has neither. Add a unit adapter to "
-                          f"qanas.search.gumbel_gates or search it with --algo nsga2")
-
-
 def unit_descriptors(space: SearchSpace, cfg: SubnetConfig) -> dict[str, Hashable]:
     """Gateable unit name → what `cfg` configures it to (absent: the unit does not run)."""
-    _check_supported(space)
-    if _is_squeezenas(space):
-        return {f"blocks.{i}": c for i, c in enumerate(cfg.choices)}
-    plan = space.plan(cfg)
-    units: dict[str, Hashable] = {f"features.{ab.index}": ab for ab in plan.blocks}
-    units[f"head.{plan.head}"] = tuple(plan.rates) if plan.head == "aspp" else None
+    units = space.gate_units(cfg)
+    if units is None:
+        raise ConfigError(_UNSUPPORTED.format(name=space.name))
     return units
 
 
 def unit_modules(supernet: nn.Module) -> dict[str, nn.Module]:
     """Unit name → module of `supernet` whose output the unit's gate scales."""
-    space = supernet.space
-    _check_supported(space)
-    if _is_squeezenas(space):
-        return {f"blocks.{i}": b for i, b in enumerate(supernet.choice_blocks)}
-    units = {f"features.{i}": supernet.features[i] for i in range(2, len(supernet.features))}
-    units["head.aspp"] = supernet.aspp
-    if supernet.lraspp is not None:
-        units["head.lraspp"] = supernet.lraspp
-    return units
+    modules = supernet.gate_modules()
+    if modules is None:
+        raise ConfigError(_UNSUPPORTED.format(name=supernet.space.name))
+    return modules
+
+
+_UNSUPPORTED = ("gumbel search gates the units a space declares; {name!r} declares none "
+                "(`SearchSpace.gate_units` and `Supernet.gate_modules`): add them, or search "
+                "it with --algo nsga2")
 
 
 def _is_residual(module: nn.Module) -> bool:

@@ -7,7 +7,7 @@
   parameters (`REQUANT_BYTES_PER_CHANNEL`: int32 multiplier and int32 shift), from
   the same `layer_specs`.
 * **peak SRAM**: the arena the compiler plans for the subnet's int8 QDQ export, from
-  its plan-only mode (`qanas.search.sram.CompiledSramModel`,
+  its plan-only mode (`qanas.search.sram.CompiledSramModel`, wrapped here,
   `compiler.plan_only.plan_model_memory`): the compiled arena byte for byte, with the
   memory techniques of the chosen ``optimise`` mode.
 * **latency**: a `LatencyModel`. `AnalyticLatencyModel` uses the coefficients of
@@ -29,7 +29,6 @@ from typing import Protocol, runtime_checkable
 
 from compiler.plan_only import MemoryReport
 from qanas.errors import ConfigError
-from qanas.search.sram import CompiledSramModel
 from qanas.space.base import SearchSpace, SubnetConfig
 from targets import LayerSpec, Target, total_macs, total_params
 from targets.latency import analytic_cycles, coefficients_for
@@ -115,6 +114,25 @@ class HardwareProfile:
         return asdict(self)
 
 
+@runtime_checkable
+class CostModel(Protocol):
+    """What a search asks of a target about a subnet: its costs, and the target's budgets.
+
+    `HardwareCostModel` (CPU targets) and `qanas.cost.vela.VelaCostModel` (Ethos-U) are
+    the two; `qanas.cost.cost_model_for` chooses between them.
+    """
+
+    target: Target
+
+    def profile(self, cfg: SubnetConfig) -> HardwareProfile:
+        """MACs, params, flash, peak SRAM and latency of `cfg`."""
+        ...
+
+    def budgets(self) -> dict[str, int | None]:
+        """The target's memory budgets in bytes (None when unbounded)."""
+        ...
+
+
 def flash_bytes(specs: list[LayerSpec]) -> int:
     """Constant bytes of an int8 model with these layers (see the module docstring)."""
     total = 0
@@ -152,9 +170,12 @@ class HardwareCostModel:
         self.latency_model = latency_model or AnalyticLatencyModel(
             space, target, self.image_size, self.num_classes)
         self.planner = planner
-        self.sram = sram_model or CompiledSramModel(
-            space, target, self.image_size, self.num_classes, optimise=optimise,
-            planner=planner, seed=seed)
+        if sram_model is None:
+            from qanas.search.sram import CompiledSramModel  # imports the exporter, torch
+
+            sram_model = CompiledSramModel(space, target, self.image_size, self.num_classes,
+                                           optimise=optimise, planner=planner, seed=seed)
+        self.sram = sram_model
         self._profiles: dict[str, HardwareProfile] = {}
 
     def memory(self, cfg: SubnetConfig) -> MemoryReport:

@@ -1,12 +1,12 @@
-"""Range checks of command-line values, shared by the commands that train, score or search.
+"""The geometry of a space's networks that the search and the commands check sizes against.
 
-Each check raises `ConfigError` (exit 2, one line) naming the flag, the bad value
-and what to pass instead, before any work starts.
+`total_stride` is measured on the analytic layer shapes every space exposes
+(`SearchSpace.layer_specs`); `check_image_size` raises `ConfigError` (exit 2 in the
+CLI, one line) naming the option, the bad size and what to pass instead, before
+any work starts.
 """
 
 from __future__ import annotations
-
-import math
 
 from qanas.errors import ConfigError
 
@@ -61,12 +61,3 @@ def check_image_size(space, image_size, flag: str = "--image-size") -> tuple[int
             f"(its deepest features would be padding); pass at least {flag} {sh} {sw}, "
             f"e.g. {flag} {2 * sh} {4 * sw}")
     return h, w
-
-
-def check_positive(value, flag: str, unit: str = "") -> None:
-    """Refuses a budget-like value that is zero, negative or not finite (None passes)."""
-    if value is None:
-        return
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ConfigError(f"{flag} must be a positive number{' of ' + unit if unit else ''}; "
-                          f"got {value!r}. Omit it for no limit")

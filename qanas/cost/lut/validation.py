@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qanas.cost.lut.measure import Measurer, random_model_inputs
+from qanas.cost.lut.table import LatencyLUT, LUTLatencyModel, measure_subnet, seeded_supernet
 from qanas.errors import ConfigError
-from qanas.search.lut import LatencyLUT, LUTLatencyModel, measure_subnet, seeded_supernet
-from qanas.search.lut_measure import Measurer, random_model_inputs
 from qanas.space.base import SearchSpace, SubnetConfig
 
 WITHIN = 10.0  # percent
@@ -70,7 +70,7 @@ def validation_stats(archs: Sequence[str], predicted: Sequence[float],
     ape = np.abs(p - m) / m * 100.0
     tau = None
     if len(p) >= 2:
-        from qanas.search.rankcorr import rank_correlation
+        from qanas.score.rankcorr import rank_correlation
 
         t = rank_correlation(p, m, ks=()).kendall_tau
         tau = None if np.isnan(t) else t

@@ -1,4 +1,4 @@
-"""Sampling the distribution learned by `qanas.search.gumbel` and scoring the samples.
+"""Sampling the distribution learned by `qanas.search.gumbel.distribution` and scoring the samples.
 
 The learned per-decision distribution is pruned (`prune`: options below 0.5 %
 are never drawn), ``samples`` subnets are drawn from it with a seeded
@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qanas.errors import ConfigError
+from qanas.search.result import pareto_front, search_result
 from qanas.space.base import SubnetConfig
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qanas.search.gumbel import GumbelDistribution
+    from qanas.search.gumbel.distribution import GumbelDistribution
 
 
 def prune(probabilities: Sequence[float], below: float) -> tuple[float, ...]:
@@ -81,8 +82,6 @@ def select_samples(dist: GumbelDistribution, budget: int, seed: int) -> SampleSe
 def gumbel_sample_search(evaluation, dist: GumbelDistribution, budget: int, seed: int,
                          objectives: Sequence[str], progress=None):
     """Scores the selected samples through `evaluation` and returns a `SearchResult`."""
-    from qanas.search.algorithms import _result, pareto_front
-
     if dist.space != evaluation.space.name:
         raise ConfigError(f"the distribution was learned on {dist.space!r}, the evaluation is "
                           f"over {evaluation.space.name!r}")
@@ -92,4 +91,4 @@ def gumbel_sample_search(evaluation, dist: GumbelDistribution, budget: int, seed
         records.append(evaluation(cfg))
         if progress is not None:
             progress(len(records), pareto_front(records, evaluation, objectives))
-    return _result("gumbel", objectives, records, evaluation)
+    return search_result("gumbel", objectives, records, evaluation)

@@ -9,7 +9,7 @@ the host. Entries are keyed by the block's *signature* (input C×H×W, output C,
 stride, label), so superblocks of identical shape share one measurement; an
 identity ``skip`` costs 0 (no kernel).
 
-**In context.** Instruction counts depend on the data (see `qanas.search.lut_measure`),
+**In context.** Instruction counts depend on the data (see `qanas.cost.lut.measure`),
 so each block is calibrated and run on the activations that reach it in the
 reference network (`context_inputs`; for a shared signature, those of its first
 superblock), and every end-to-end measurement uses the same seeded images.
@@ -25,8 +25,8 @@ references of (measured - Σ (entry - c))``; the spread of those residuals is ke
 in ``fixed_info`` as a check of additivity.
 
 **Prediction** (`LUTLatencyModel`, a `LatencyModel`): ``fixed + Σ (entry - c)``.
-Validation lives in `qanas.search.lut_validation`; committed tables and their
-lookup in `qanas.search.lut_registry`.
+Validation lives in `qanas.cost.lut.validation`; committed tables and their
+lookup in `qanas.cost.lut.committed`.
 
 The table is a versioned JSON file (``qanas-latency-lut/2``) with its protocol:
 target, runner, unit, image size, classes, quantization spec, tool versions, date and
@@ -50,17 +50,14 @@ import numpy as np
 import torch
 
 from compiler.version import KERNEL_GENERATION
-from qanas.errors import ConfigError
-from qanas.search.hw import Latency
-from qanas.search.lut_measure import (
-    CompiledModelMeasurer,
-    Measurement,
+from qanas.cost.hardware import Latency
+from qanas.cost.lut.measure import (
     Measurer,
     ModelInputs,
     context_inputs,
     per_model_overhead,
 )
-from qanas.search.lut_registry import find_lut
+from qanas.errors import ConfigError
 from qanas.space.base import SearchSpace, SubnetConfig
 
 LUT_FORMAT = "qanas-latency-lut/2"
@@ -70,9 +67,8 @@ DEFAULT_REFERENCES = ("seed", "min", "max")
 RESUME_KEYS = ("target", "runner", "unit", "quant_spec", "space", "image_size", "num_classes",
                "seed", "context_reference", "kernel_generation")
 
-__all__ = ["LUT_FORMAT", "BlockContext", "CompiledModelMeasurer", "LUTLatencyModel",
-           "LatencyLUT", "Measurement", "Measurer", "block_contexts", "blocks_sum", "build_lut",
-           "find_lut", "measure_subnet", "required_entries", "seeded_supernet"]
+__all__ = ["LUT_FORMAT", "BlockContext", "LUTLatencyModel", "LatencyLUT", "block_contexts",
+           "blocks_sum", "build_lut", "measure_subnet", "required_entries", "seeded_supernet"]
 
 
 # -- block contexts ---------------------------------------------------------------------------
@@ -102,19 +98,14 @@ def block_contexts(space: SearchSpace, image_size: tuple[int, int]) -> list[Bloc
 
     Raises:
         ConfigError: a space whose blocks do not have candidate-independent shapes
-            (only the SqueezeNAS spaces are supported so far).
+            (`SearchSpace.block_shapes` is None; only the SqueezeNAS spaces have them).
     """
-    from qanas.space.squeezenas import SqueezeNASSpace, _out_hw
-
-    if not isinstance(space, SqueezeNASSpace):
+    shapes = space.block_shapes(tuple(image_size))
+    if shapes is None:
         raise ConfigError(f"the per-block LUT supports the SqueezeNAS spaces (squeezenas-small, "
                           f"-large, -xlarge); {space.name!r} is not one of them")
-    hw = _out_hw(tuple(image_size), 2)  # after the stride-2 stem
-    out = []
-    for plan in space.plans:
-        out.append(BlockContext(plan.index, plan.in_channels, hw, plan.out_channels, plan.stride))
-        hw = _out_hw(hw, plan.stride)
-    return out
+    return [BlockContext(s.index, s.in_channels, s.in_hw, s.out_channels, s.stride)
+            for s in shapes]
 
 
 def required_entries(space: SearchSpace, image_size: tuple[int, int],
@@ -373,15 +364,3 @@ def arch_id(cfg: SubnetConfig) -> str:
     import hashlib
 
     return hashlib.sha256(cfg.to_str().encode()).hexdigest()[:12]
-
-
-_MOVED = ("LUTValidation", "held_out_subnets", "validate_lut", "validation_stats")
-
-
-def __getattr__(name: str):
-    """The validation names moved to `qanas.search.lut_validation`; the old path still works."""
-    if name in _MOVED:
-        from qanas.search import lut_validation
-
-        return getattr(lut_validation, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

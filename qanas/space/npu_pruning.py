@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qanas.errors import ConfigError
-from qanas.search.restricted import RestrictedSpace
 from qanas.space.base import SearchSpace, SubnetConfig
+from qanas.space.restricted import RestrictedSpace
 
 CACHE_NAME = "npu_pruning.json"
 
@@ -43,7 +43,7 @@ class ProbeResult:
 
 
 Probe = Callable[[SubnetConfig], ProbeResult]
-"""Exports a subnet, runs Vela on it and reports the CPU operators (`vela_probe`)."""
+"""Exports a subnet, runs Vela on it and reports the CPU operators (`qanas.cost.vela.vela_probe`)."""
 
 
 @dataclass(frozen=True)
@@ -136,8 +136,8 @@ def prune_for_npu(space: SearchSpace, probe: Probe, key: dict,
 
     Args:
         space: the base search space.
-        probe: runs one subnet through the NPU toolchain (`vela_probe`, or a fake in
-            unit tests of the grouping logic).
+        probe: runs one subnet through the NPU toolchain (`qanas.cost.vela.vela_probe`,
+            or a fake in unit tests of the grouping logic).
         key: what the result depends on (stored with it).
         log: progress callback.
 
@@ -185,21 +185,6 @@ def prune_for_npu(space: SearchSpace, probe: Probe, key: dict,
     return result
 
 
-def vela_probe(cost_model) -> Probe:
-    """A `Probe` that uses a `qanas.search.npu.VelaCostModel` (export + Vela)."""
-    from compiler.errors import CompilerError
-    from qanas.quant.errors import QuantizationError
-
-    def run(cfg: SubnetConfig) -> ProbeResult:
-        try:
-            report = cost_model.estimate(cfg)
-        except (CompilerError, QuantizationError) as exc:
-            return ProbeResult(error=f"{type(exc).__name__}: {exc}"[:500])
-        return ProbeResult(tuple((c.op, c.tensor, c.reason) for c in report.cpu_fallback))
-
-    return run
-
-
 def cached_pruning(run_dir: str | Path, space: SearchSpace, probe: Probe, key: dict,
                    log: Callable[[str], None] | None = None) -> NpuPruning:
     """`prune_for_npu`, or its result from ``run_dir/npu_pruning.json`` for the same key."""
@@ -218,4 +203,4 @@ def cached_pruning(run_dir: str | Path, space: SearchSpace, probe: Probe, key: d
 
 
 __all__ = ["CACHE_NAME", "NpuPruning", "ProbeResult", "RemovedChoice", "cached_pruning",
-           "prune_for_npu", "vela_probe"]
+           "prune_for_npu"]

@@ -145,7 +145,7 @@ class CompiledModelMeasurer:
     """
 
     def __init__(self, target, work_dir: str | Path, repeats: int = 1, runner: str | None = None):
-        from qanas.cli.commands.bench import make_runner
+        from qanas.bench.runners import make_runner
 
         self.target = target
         self.work_dir = Path(work_dir)

@@ -6,7 +6,7 @@
   (labelled ``estimate:vela-<version>``; seconds = cycles / the NPU clock), SRAM is Vela's
   SRAM use and flash the optimised model's size. `SubnetEvaluation` stores these per
   subnet in the archive, so a resumed search never runs Vela twice for a subnet.
-* `prune_for_npu` (``qanas.search.npu_pruning``) removes, before the search, the choices
+* `prune_for_npu` (``qanas.space.npu_pruning``) removes, before the search, the choices
   that make Vela leave operators on the CPU.
 
 Weights are seeded random, not the trained supernet's: Vela's cycles and memory depend
@@ -20,10 +20,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from qanas.cost.hardware import HardwareProfile, Latency, target_budgets
 from qanas.errors import ConfigError
-from qanas.search.hw import HardwareProfile, Latency, target_budgets
-from qanas.search.subnet_export import SubnetExport, SubnetExporter  # noqa: F401 - re-exported
+from qanas.search.subnet_export import SubnetExporter
 from qanas.space.base import SearchSpace, SubnetConfig
+from qanas.space.npu_pruning import Probe, ProbeResult, cached_pruning
 from targets import Target, total_macs, total_params
 
 
@@ -107,6 +108,21 @@ class VelaCostModel:
         return target_budgets(self.target)
 
 
+def vela_probe(cost_model) -> Probe:
+    """A `Probe` that uses a `VelaCostModel` (export + Vela)."""
+    from compiler.errors import CompilerError
+    from qanas.quant.errors import QuantizationError
+
+    def run(cfg: SubnetConfig) -> ProbeResult:
+        try:
+            report = cost_model.estimate(cfg)
+        except (CompilerError, QuantizationError) as exc:
+            return ProbeResult(error=f"{type(exc).__name__}: {exc}"[:500])
+        return ProbeResult(tuple((c.op, c.tensor, c.reason) for c in report.cpu_fallback))
+
+    return run
+
+
 def require_npu_target(target: Target) -> None:
     """Raises `ConfigError` unless `target` is an Ethos-U target."""
     if target.npu_config is None:
@@ -142,7 +158,6 @@ def setup_npu_search(space: SearchSpace, target: Target, image_size: tuple[int, 
         >>> npu.pruning.removed  # doctest: +SKIP
     """
     from compiler.npu import vela_version
-    from qanas.search.npu_pruning import cached_pruning, vela_probe
 
     require_npu_target(target)
     run_dir = Path(run_dir)

@@ -148,7 +148,7 @@ def latency_lut_model(space, target: str, image_size: tuple[int, int], num_class
     Returns:
         `(model, path)`, or `(None, None)` when no path is given and none is committed.
     """
-    from qanas.search.lut import LatencyLUT, LUTLatencyModel
+    from qanas.cost.lut.table import LatencyLUT, LUTLatencyModel
 
     if path is None:
         path = find_lut(space.name, target, image_size, num_classes)

@@ -8,7 +8,7 @@ per decision, a relaxed sample ``y = softmax((logits + g) / τ)`` with Gumbel no
 `torch.nn.functional.gumbel_softmax`, which only draws from the global RNG); its
 argmax, repaired by the space, is the sampled subnet; the straight-through weight
 ``w = onehot(choice) − y.detach() + y`` (1 forward) scales what that choice
-configures (`qanas.search.gumbel_gates`). Loss
+configures (`qanas.search.gumbel.gates`). Loss
 ``CE + α · E[latency] / latency(seed)``, the expectation taken under
 ``p_j = softmax(logits_j / τ)`` with ``Δcost_jk``, the marginal cost of option
 ``k`` of decision ``j`` with every other decision at the seed (`choice_costs`):
@@ -43,19 +43,12 @@ import torch
 import torch.nn.functional as F
 
 from qanas.errors import ConfigError
-from qanas.search.gumbel_gates import GateHooks, relaxable_decisions
-from qanas.search.gumbel_sampling import (
-    SampleSelection,
-    gumbel_sample_search,
-    log_probability,
-    prune,
-    select_samples,
-)
+from qanas.search.gumbel.gates import GateHooks, relaxable_decisions
+from qanas.search.gumbel.sampling import prune
 from qanas.space.base import SearchSpace, SubnetConfig
 
-__all__ = ["ChoiceCosts", "GumbelConfig", "GumbelDistribution", "SampleSelection",
-           "choice_costs", "gumbel_sample_search", "learn_distribution", "log_probability",
-           "prune", "select_samples"]
+__all__ = ["ChoiceCosts", "GumbelConfig", "GumbelDistribution", "choice_costs",
+           "learn_distribution"]
 
 Progress = Callable[[int, dict], None]
 """Called after each search step with (steps done, that step's history row)."""
