@@ -11,7 +11,7 @@ bounded by bytes alone. The coefficients below are rough sustained int8
 throughputs of CMSIS-NN-style kernels (Cortex-M) and of auto-vectorised C
 (application cores), chosen to rank subnets, not to predict wall time. The
 per-block lookup table measured under QEMU / on boards replaces this model
-where it exists (``qanas.search.hw.LatencyModel``).
+where it exists (``qanas.cost.hardware.LatencyModel``).
 
 Depends on nothing but `targets.cost` (the layer descriptors).
 """
