@@ -165,6 +165,65 @@ def test_fused_kernel_is_bit_exact_and_small(exported, name, tmp_path, caplog):
         assert "not rolled" not in caplog.text
 
 
+#: Blocks over a one-column input, as fmas-mbv2's min subnet has at 64x64 (its last blocks
+#: read 2x1 and 1x1 maps): name → (constructor arguments, input H x W).
+ONE_COLUMN = {
+    # two bands share two expanded rows: the ring (3 rows of 3 padded columns) once shared
+    # its memory with the depthwise output row, which overwrote the shared rows
+    "k3s1_2x1_ring": (dict(ch=8, expand=4, kernel=3, stride=1, dilation=1, groups=1,
+                           expand_conv=True, residual="direct"), (2, 1)),
+    # one band over one pixel, stride 2 (fmas-mbv2 min's last block)
+    "k3s2_1x1": (dict(ch=8, expand=4, kernel=3, stride=2, dilation=1, groups=1,
+                      expand_conv=True, residual="none"), (1, 1)),
+}
+
+
+@pytest.mark.parametrize("name", ONE_COLUMN)
+def test_one_column_block_builds_and_is_bit_exact(name, tmp_path):
+    """The fused kernel of a one-column block builds under -Werror (gcc's
+    -Wmaybe-uninitialized on the one-element expand accumulator failed it) and computes the
+    unfused numbers and the NumPy reference's (the ring's rows outlive their band)."""
+    require_tools("gcc", "make")
+    kwargs, size = ONE_COLUMN[name]
+    torch.manual_seed(0)
+    onnx_path = _export_qcdq(_InvertedResidual(**kwargs), (1, kwargs["ch"], *size),
+                             tmp_path / f"{name}.onnx", seed=0)
+    _, inputs, expected = _run(lower_to_integer(load_model(onnx_path)), tmp_path / "plain")
+    fused_model = lower_to_integer(load_model(onnx_path), fuse_inverted_residuals=True)
+    assert len(fused_blocks(fused_model.mod)) == 1
+    _, _, outputs = _run(fused_model, tmp_path / "fused", inputs)
+    reference = next(iter(run_int8_reference(onnx_path, inputs).values()))
+    for key, ref in expected.items():
+        np.testing.assert_array_equal(outputs[key], ref)
+        np.testing.assert_array_equal(outputs[key], reference)
+
+
+def test_ring_outlives_its_band(exported):
+    """The ring's allocation stays outside the band loop when TVM places allocations.
+
+    Allocated inside it, the ring is a new buffer every band in TIR's semantics, and
+    ``StorageRewrite`` may give its memory to a buffer written later in the band (it gave
+    it to the depthwise output row of `ONE_COLUMN`'s 2x1 block, corrupting the shared rows).
+    """
+    import tvm
+    from tvm import relax, s_tir
+
+    from compiler.codegen.row_bands import roll_expanded_rows, row_bands
+    from compiler.pipeline import normalize_dataflow
+
+    fused = lower_to_integer(load_model(exported["k3s1_e4_direct"]),
+                             fuse_inverted_residuals=True)
+    mod = relax.get_pipeline("zero")(normalize_dataflow(fused.mod))
+    (name,) = fused_blocks(fused.mod)
+    sch = s_tir.Schedule(tvm.IRModule({"main": mod[name]}))
+    rows = row_bands(sch, name)
+    assert rows.overlap > 0
+    rolled = roll_expanded_rows(sch.mod["main"], rows)
+    plan = s_tir.transform.PlanAndUpdateBufferAllocationLocation()
+    root = plan(tvm.IRModule({"main": rolled}))["main"].body.block
+    assert rows.buffer in [b.name for b in root.alloc_buffers]
+
+
 def test_extra_macs_count_the_rows_bands_share(exported):
     lowered = lower_to_integer(load_model(exported["k3s1_e4_direct"]))
     (block,) = find_inverted_residuals(lowered.mod["main"], lowered.mod)

@@ -17,6 +17,10 @@ like `compiler.codegen.schedule.FUSED_KERNEL` to `schedule_inverted_residual`:
    on the function's TVMScript, which TVM parses back (and checks): the buffer's row
    extent becomes the ring size, its row index ``floormod(row, ring)``, and every block
    under the band's row loop gets the predicate ``band == 0 or row >= overlap``.
+3. `split_one_column_rows`: when the block's input is one column wide, the padded
+   expanded row (``pad, value, pad``) is partitioned into its columns, so the C has no
+   symbolic index into the one-element expand accumulator (which gcc's
+   ``-Wmaybe-uninitialized`` cannot follow: an error under ``-Werror``).
 
 When the ring cannot be made the kernel keeps step 1 (correct, with the shared rows
 expanded again) and a warning names it.
@@ -250,11 +254,16 @@ def roll_expanded_rows(func, rows: ExpandedRows, axis: int = 2):
         return func
     predicate = (f"({rows.band_var} < T.int64(1) or "
                  f"T.int64({rows.overlap}) <= {rows.row_var})")
-    lines, pending = [], False
+    lines, pending, anchor = [], False, None
     for line in func.script().splitlines():
         stripped = line.strip()
         if stripped.startswith(("T.reads(", "T.writes(")):
             continue  # access regions are inferred again by the parser
+        loop = re.match(r"\s*for ([\w, ]+) in ", line)
+        if anchor and loop and rows.band_var in [v.strip() for v in loop.group(1).split(",")]:
+            indent = line[:len(line) - len(line.lstrip())]
+            lines += [f"{indent}{text}" for text in anchor]
+            anchor = None
         block = re.match(r'\s*with T\.sblock\("(\w+)"\):', line)
         if block:
             pending = block.group(1) in rows.blocks
@@ -272,9 +281,30 @@ def roll_expanded_rows(func, rows: ExpandedRows, axis: int = 2):
             dims = _split_top(line[start:end - 1])
             dims[axis] = f" T.int64({rows.ring})"
             line = line[:start] + ",".join(dims) + line[end - 1:]
+            anchor = _ring_anchor(rows.buffer, len(dims), line[end:])
         lines.append(_ring_indices(line, rows.buffer, axis, rows.ring))
+    if anchor is not None:
+        raise ValueError(f"no loop over bands ({rows.band_var}) found for the ring's anchor")
     parsed = from_source("\n".join(lines))
     return parsed["main"] if hasattr(parsed, "functions") else parsed
+
+
+def _ring_anchor(buffer: str, rank: int, alloc_tail: str) -> list[str]:
+    """TVMScript of one store into the ring before the band loop (its first element).
+
+    The ring's rows must outlive a band: the next band reads the rows they share. TVM
+    allocates a buffer at the innermost scope holding every access to it
+    (``PlanAndUpdateBufferAllocationLocation``); with all accesses inside the band loop,
+    that is the loop body, a fresh buffer per band, whose memory ``StorageRewrite`` may
+    then give to a buffer written later in the band (it did: the depthwise output row
+    over a one-column ring, corrupting the shared rows). A store outside the loop puts
+    the allocation around it. Band 0 computes every row of the ring, so the stored value
+    is never read.
+    """
+    dtype = re.search(r'"(\w+)"', alloc_tail)
+    zeros = ", ".join(["T.int64(0)"] * rank)
+    return [f'with T.sblock("{buffer}_ring_anchor"):',
+            f'    {buffer}[{zeros}] = T.Cast("{dtype.group(1) if dtype else "int8"}", 0)']
 
 
 def schedule_inverted_residual(func, kernel: str, band_rows: int = BAND_ROWS,
@@ -289,8 +319,9 @@ def schedule_inverted_residual(func, kernel: str, band_rows: int = BAND_ROWS,
             the rows shared by two bands are then expanded again).
 
     Returns:
-        The scheduled PrimFunc, or None when `func` is not a fused inverted residual that
-        `row_bands` can schedule (the default rules then apply to it).
+        The scheduled PrimFunc (one-column rows split, `split_one_column_rows`), or None
+        when `func` is not a fused inverted residual that `row_bands` can schedule (the
+        default rules then apply to it).
     """
     import tvm
     from tvm import s_tir
@@ -305,11 +336,32 @@ def schedule_inverted_residual(func, kernel: str, band_rows: int = BAND_ROWS,
     if rows is None:
         return None
     scheduled = sch.mod["main"]
-    if rows is False or not ring:
+    if rows is False:
         return scheduled
-    try:
-        return roll_expanded_rows(scheduled, rows)
-    except Exception as err:  # noqa: BLE001 - any parse failure keeps the correct bands
-        log.warning("schedule %s: expanded rows not rolled (%s: %s); rows shared by two "
-                    "bands are expanded again", kernel, type(err).__name__, err)
-        return scheduled
+    if ring:
+        try:
+            scheduled = roll_expanded_rows(scheduled, rows)
+        except Exception as err:  # noqa: BLE001 - any parse failure keeps the correct bands
+            log.warning("schedule %s: expanded rows not rolled (%s: %s); rows shared by two "
+                        "bands are expanded again", kernel, type(err).__name__, err)
+    return split_one_column_rows(scheduled, rows, kernel)
+
+
+def split_one_column_rows(func, rows: ExpandedRows, kernel: str = ""):
+    """`func` with a one-column expanded row partitioned (`border_split.split_single_column`).
+
+    A block whose input is one column wide pads each expanded row to ``pad, value, pad``;
+    left whole, the generated C fails gcc's ``-Werror`` (``-Wmaybe-uninitialized`` on
+    the one-element expand accumulator). Wider rows come back unchanged.
+    """
+    import tvm
+    from tvm import s_tir
+
+    from compiler.codegen.border_split import split_single_column
+
+    sch = s_tir.Schedule(tvm.IRModule({"main": func}))
+    for name in rows.blocks:
+        block = sch.get(sch.get_sblock(name))
+        if any(w.source.name == rows.buffer for w in block.writes):
+            return sch.mod["main"] if split_single_column(sch, name, kernel) else func
+    return func

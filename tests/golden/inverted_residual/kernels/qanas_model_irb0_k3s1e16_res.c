@@ -335,6 +335,7 @@ TVM_DLL int32_t __tvm_ffi_qanas_model_irb0_k3s1e16_res(void* self_handle, void* 
   int8_t pad_temp_ptr[480];
   int32_t conv2d_nchw_intermediate_ptr[8];
   int8_t pad_temp_1_ptr[128];
+  pad_temp_ptr[0] = (int8_t)0;
   for (int32_t i2_0 = 0; i2_0 < 8; ++i2_0) {
     int32_t cse_v2 = (i2_0 * 8);
     for (int32_t ax0 = 0; ax0 < 16; ++ax0) {
