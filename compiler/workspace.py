@@ -112,13 +112,14 @@ def kernel_scratch(fused, kernels: list[str], tvm_target: dict,
     if tvm_target.get("kind") != "c":
         raise CompilerError(f"kernel scratch for TVM target {tvm_target} is not implemented; "
                             "the C flow needs target kind 'c'")
-    from compiler.kernels.calls import LIBRARY_SCRATCH_BYTES, library_call
+    from compiler.kernels.calls import library_call, library_scratch_bytes
 
     out = {}
     for i, kernel in enumerate(dict.fromkeys(kernels)):
         func = fused[kernel]
-        if library_call(func) is not None:  # a kernel library call: no TVM scratch
-            out[kernel] = LIBRARY_SCRATCH_BYTES
+        call = library_call(func)
+        if call is not None:  # a kernel library call: its own scratch, no TVM one
+            out[kernel] = library_scratch_bytes(call)
             continue
         cached = cache.get(func, kernel, schedule, tvm_target) if cache is not None else None
         if cached is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.kernels.calls import LIBRARY_SCRATCH_BYTES, LibraryCall, library_calls
+from compiler.kernels.calls import LibraryCall, library_calls, library_scratch_bytes
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,9 @@ class LibraryKernel:
 
     @property
     def workspace_bytes(self) -> int:
-        """Arena scratch: none (`compiler.kernels.calls.LIBRARY_SCRATCH_BYTES`)."""
-        return LIBRARY_SCRATCH_BYTES
+        """Arena scratch (`compiler.kernels.calls.library_scratch_bytes`): the fused
+        inverted residual's ring, none for the others."""
+        return library_scratch_bytes(self.call)
 
     def float_usage(self) -> list[str]:
         """Floating point in the step: none (the library and its adapters compute in

@@ -21,6 +21,11 @@ The arguments of each call, in order (all ``DLTensor``s; constants are in ``weig
 | ``qanas_avg_pool2d_s8`` | input, multiplier table, shift table, output |
 | ``qanas_global_avg_pool_s8`` | input, output |
 | ``qanas_add_s8``, ``qanas_mul_s8`` | a, b, output |
+| ``qanas_inverted_residual_s8`` | input, [expand weights, bias, multiplier, shift], depthwise ..., project ..., [rescale multiplier, shift], output |
+
+The fused inverted residual is the one call with arena scratch (its ring of expanded
+rows, `compiler.kernels.irb.scratch_bytes`), carried in its parameters as
+``scratch_bytes`` and read by `library_scratch_bytes`.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ STEP_TYPES = {
     "qanas_global_avg_pool_s8": "qanas_global_pool_step_t",
     "qanas_add_s8": "qanas_add_step_t",
     "qanas_mul_s8": "qanas_mul_step_t",
+    "qanas_inverted_residual_s8": "qanas_irb_step_t",
 }
 """Library function → the C struct of its step parameters (``qanas/kernel_steps.h``)."""
 
@@ -82,6 +88,13 @@ def _initializer(value) -> str:
         return "{" + ", ".join(f".{k} = {_initializer(v)}" for k, v in value.items()) + "}"
     v = int(value)
     return "(-2147483647 - 1)" if v == -(2**31) else str(v)
+
+
+def library_scratch_bytes(call: LibraryCall) -> int:
+    """Arena scratch of a library call, rounded up to the workspace alignment (16 bytes):
+    ``scratch_bytes`` of its parameters, else `LIBRARY_SCRATCH_BYTES`."""
+    size = int(call.params.get("scratch_bytes", LIBRARY_SCRATCH_BYTES))
+    return -(-size // 16) * 16
 
 
 def library_call(func) -> LibraryCall | None:

@@ -46,6 +46,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 from compiler.kernels import packing
 from compiler.kernels.calls import LIBRARY_ATTR, LibraryCall
 from compiler.passes._common import const_value, dtype_of, is_op, prim_number, shape_of
+from compiler.passes.offload_fused_blocks import fused_block_call
 from compiler.passes.resize_kernels import kernel_tag
 
 TO_NHWC = (0, 2, 3, 1)
@@ -197,6 +198,10 @@ class _Groups:
     # ---- matchers -------------------------------------------------------------------------
     def match(self, final) -> _Match | None:
         """The library call that computes `final`, or None."""
+        block = fused_block_call(self, final)  # a fused inverted residual (size mode)
+        if block is not None:
+            call, x, constants, out_shape = block
+            return _Match(call, [x], [True], constants, out_shape, True, {_key(final)})
         tail = self.tail(final)
         if tail is None:
             return None

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dlpack/dlpack.h"
+#include "qanas/workspace.h"
 #include "tvm/ffi/c_api.h"
 
 /* The data of packed argument `i` (a DLTensor). */
@@ -156,4 +157,77 @@ int32_t qanas_step_mul_s8(void *self, void *args, int32_t num_args, void *result
   return Result(qanas_mul_s8(s->count, (const int8_t *)Data(args, 0),
                              (const int8_t *)Data(args, 1), s->b_channels, &s->mul,
                              (int8_t *)Data(args, 2)));
+}
+
+/* A 1x1 conv of the fused block as OHWI rows (OhwiFromMve) when its weights are in
+ * Helium's blocks and this build does not run Helium; else `weights` itself. Sets *copy to
+ * the buffer to free (NULL when none); NULL when out of memory. */
+static const int8_t *IrbWeights(const qanas_irb_step_t *s, int32_t in_c, int32_t out_c,
+                                int32_t groups, const int8_t *weights, int8_t **copy) {
+  *copy = NULL;
+  if (!s->weights_mve || strcmp(qanas_kernels_isa(), "mve") == 0) {
+    return weights;
+  }
+  qanas_conv_params_t p;
+  memset(&p, 0, sizeof(p));
+  p.in_c = in_c;
+  p.out_c = out_c;
+  p.kernel_h = p.kernel_w = 1;
+  p.groups = groups;
+  *copy = OhwiFromMve(&p, weights);
+  return *copy;
+}
+
+int32_t qanas_step_inverted_residual_s8(void *self, void *args, int32_t num_args,
+                                        void *result) {
+  const qanas_irb_step_t *s = (const qanas_irb_step_t *)self;
+  (void)result;
+  if (s == NULL) {
+    return -1;
+  }
+  const int32_t expected = 10 + (s->has_expand ? 4 : 0) + (s->irb.residual_rescale ? 2 : 0);
+  if (num_args != expected) {
+    return -1;
+  }
+  qanas_irb_params_t p = s->irb;
+  int32_t i = 1;
+  int8_t *expand_copy = NULL, *project_copy = NULL;
+  if (s->has_expand) {
+    p.expand_weights = IrbWeights(s, p.in_c, p.expanded_c, p.expand_groups,
+                                  (const int8_t *)Data(args, i), &expand_copy);
+    p.expand_bias = (const int32_t *)Data(args, i + 1);
+    p.expand_rq.multiplier = (const int32_t *)Data(args, i + 2);
+    p.expand_rq.shift = (const int32_t *)Data(args, i + 3);
+    i += 4;
+  }
+  p.depthwise_weights = (const int8_t *)Data(args, i);
+  p.depthwise_bias = (const int32_t *)Data(args, i + 1);
+  p.depthwise_rq.multiplier = (const int32_t *)Data(args, i + 2);
+  p.depthwise_rq.shift = (const int32_t *)Data(args, i + 3);
+  p.project_weights = IrbWeights(s, p.expanded_c, p.out_c, p.project_groups,
+                                 (const int8_t *)Data(args, i + 4), &project_copy);
+  p.project_bias = (const int32_t *)Data(args, i + 5);
+  p.project_rq.multiplier = (const int32_t *)Data(args, i + 6);
+  p.project_rq.shift = (const int32_t *)Data(args, i + 7);
+  i += 8;
+  if (p.residual_rescale) {
+    p.residual_rq.multiplier = (const int32_t *)Data(args, i);
+    p.residual_rq.shift = (const int32_t *)Data(args, i + 1);
+    i += 2;
+  }
+  int32_t status = -1;
+  const int32_t needed = qanas_inverted_residual_scratch_bytes(&p);
+  void *scratch = NULL;
+  if (needed >= 0 && needed <= s->scratch_bytes && p.project_weights != NULL &&
+      (!s->has_expand || p.expand_weights != NULL)) {
+    scratch = TVMBackendAllocWorkspace(kDLCPU, 0, (uint64_t)s->scratch_bytes, 0, 8);
+  }
+  if (scratch != NULL) {
+    status = Result(qanas_inverted_residual_s8(&p, (const int8_t *)Data(args, 0),
+                                               (int8_t *)scratch, (int8_t *)Data(args, i)));
+    (void)TVMBackendFreeWorkspace(kDLCPU, 0, scratch);
+  }
+  free(expand_copy);
+  free(project_copy);
+  return status;
 }

@@ -52,6 +52,19 @@ typedef struct {
   qanas_mul_params_t mul;
 } qanas_mul_step_t;
 
+/* Fused inverted residual: args input, [expand weights, bias, multiplier, shift] (when
+ * has_expand), depthwise weights, bias, multiplier, shift, project weights, bias,
+ * multiplier, shift, [rescale multiplier, shift] (when irb.residual_rescale), output. The
+ * adapter fills irb's pointers from them; its scratch (scratch_bytes, the step's arena
+ * scratch) comes from the workspace region model.c sets. weights_mve: expand and project
+ * weights in Helium's blocks. */
+typedef struct {
+  qanas_irb_params_t irb;
+  int32_t has_expand;
+  int32_t weights_mve;
+  int32_t scratch_bytes;
+} qanas_irb_step_t;
+
 int32_t qanas_step_conv2d_s8(void *self, void *args, int32_t num_args, void *result);
 int32_t qanas_step_pointwise_conv_s8(void *self, void *args, int32_t num_args, void *result);
 int32_t qanas_step_depthwise_conv2d_s8(void *self, void *args, int32_t num_args, void *result);
@@ -59,6 +72,8 @@ int32_t qanas_step_avg_pool2d_s8(void *self, void *args, int32_t num_args, void 
 int32_t qanas_step_global_avg_pool_s8(void *self, void *args, int32_t num_args, void *result);
 int32_t qanas_step_add_s8(void *self, void *args, int32_t num_args, void *result);
 int32_t qanas_step_mul_s8(void *self, void *args, int32_t num_args, void *result);
+int32_t qanas_step_inverted_residual_s8(void *self, void *args, int32_t num_args,
+                                        void *result);
 
 #ifdef __cplusplus
 }
