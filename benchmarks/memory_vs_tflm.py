@@ -10,6 +10,8 @@ and int8 TFLite (`compiler.tflite.export_tflite`, the same int8 graph), then:
   ``size`` with ``--output argmax``; with the layer-wise bound of the unfused graph, the
   bound of the chosen schedule, the techniques and the extra MACs (also as a share of the
   subnet's MACs, `layer_specs`), and the plan-only time (export excluded);
+* **patches**: where patch-based execution applied in ``size`` mode, its patch count per
+  side, split tensor and extra MACs (``patches`` in the JSON, None where it did not);
 * **TFLite Micro**: the smallest ``arena_size`` with which the TFLite Micro Python
   interpreter (`tflite-micro`, reference kernels) allocates and invokes the model, found
   by binary search to 16 bytes; each probe runs in a subprocess, because TFLite Micro
@@ -90,6 +92,20 @@ def _probe(tflite: str, arena: int) -> int:
     return 0
 
 
+def patch_column(techniques: list[dict], macs: int) -> dict | None:
+    """The ``patches`` technique of a ``size`` plan: its kernel, patch count per side,
+    split tensor (C, H, W) and extra MACs (also as a share of the subnet's); None when
+    patches did not apply."""
+    use = next((t for t in techniques if t["technique"] == "patches"), None)
+    if use is None:
+        return None
+    kernel = use["where"][0]
+    _, n, split = kernel.split("_")[:3]
+    return {"kernel": kernel, "n": int(n[1:]), "split": [int(v) for v in split.split("x")],
+            "extra_macs": use["extra_macs"],
+            "extra_macs_share": use["extra_macs"] / macs if macs else 0.0}
+
+
 def measure(space_name: str, which: str, size: tuple[int, int], work: Path) -> dict:
     """Every figure of one subnet (see the module docstring)."""
     from compiler.npu import run_vela
@@ -117,6 +133,7 @@ def measure(space_name: str, which: str, size: tuple[int, int], work: Path) -> d
                          if k not in ("target", "sram_bytes", "planner")},
                       "plan_only_s": round(time.perf_counter() - start, 2)}
     row["size"]["extra_macs_share"] = row["size"]["extra_macs"] / macs if macs else 0.0
+    row["patches"] = patch_column(row["size"]["techniques"], macs)
     row["tflm_arena_bytes"] = tflm_smallest_arena(tflite, row["speed"]["unfused_bound_bytes"])
     vela = run_vela(tflite, get_target("ethos-u55-128"), folder / "vela", "Size")
     row["vela_size_sram_bytes"] = vela.report.sram_bytes
@@ -136,7 +153,15 @@ def _line(r: dict) -> str:
             f"{r['size']['unfused_bound_bytes']:>9,} TFLM {r['tflm_arena_bytes']:>9,} "
             f"Vela {r['vela_size_sram_bytes']:>9,}  size/TFLM "
             f"{r['ratios']['size_vs_tflm']:.3f}  extra MACs "
-            f"{r['size']['extra_macs_share']:.1%}  plan-only {r['size']['plan_only_s']:.1f} s")
+            f"{r['size']['extra_macs_share']:.1%}  patches {_patches(r.get('patches'))}  "
+            f"plan-only {r['size']['plan_only_s']:.1f} s")
+
+
+def _patches(column: dict | None) -> str:
+    if column is None:
+        return "-"
+    return (f"{column['n']}x{column['n']} to {'x'.join(map(str, column['split']))} "
+            f"({column['extra_macs_share']:+.1%} MACs)")
 
 
 def main(argv: list[str] | None = None) -> int:

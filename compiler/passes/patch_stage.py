@@ -307,14 +307,14 @@ def _conv_macs(graph: _Graph) -> int:
 def step_sizes(func: relax.Function, graph: _Graph) -> dict[int, int]:
     """Per step of `graph`, keyed by its result: the bytes live at it at least.
 
-    Each inverted residual counts as one step (its input and output live together), so
-    does each conv with its epilogue and every other call with an int8/uint8 result
+    Each inverted residual counts as one step (its input and output live together, with
+    the ring of expanded rows its fused kernel keeps), so does each conv with its epilogue and every other call with an int8/uint8 result
     (its int8 inputs and output); elementwise integer units are left out (fusion may
     merge them into the kernel before), so the largest never exceeds the planner's bound.
     """
     blocks = find_inverted_residuals(func, graph.mod)
     inner = {_key(v) for b in blocks for v in b.bindings} - {_key(b.output) for b in blocks}
-    block_inputs = {_key(b.output): b.block_input for b in blocks}
+    by_output = {_key(b.output): b for b in blocks}
     sizes = {}
     for k, value in graph.binds.items():
         var = graph.var[k]
@@ -323,8 +323,13 @@ def step_sizes(func: relax.Function, graph: _Graph) -> dict[int, int]:
             continue  # an alias (``gv = lv``) is no step
         if dtype_of(var) not in ("int8", "uint8"):
             continue
-        if k in block_inputs:
-            leaves = [block_inputs[k]]
+        ring = 0
+        if k in by_output:
+            block = by_output[k]
+            leaves = [block.block_input]
+            if block.has_expand:  # its ring of expanded rows, at least unpadded
+                ring = _aligned(block.expanded * ((block.kernel - 1) * block.dilation + 1)
+                                * block.in_shape[3])
         else:
             unit = graph.unit(var)
             if unit is not None and unit[2] is None:
@@ -334,7 +339,7 @@ def step_sizes(func: relax.Function, graph: _Graph) -> dict[int, int]:
         for v in leaves:
             if isinstance(v.ty, relax.TensorType) and dtype_of(v) in ("int8", "uint8"):
                 tensors[_key(v)] = v
-        sizes[k] = sum(_aligned(_nbytes(v)) for v in tensors.values())
+        sizes[k] = sum(_aligned(_nbytes(v)) for v in tensors.values()) + ring
     return sizes
 
 
