@@ -6,12 +6,17 @@ exported to ONNX (float), quantized to int8 QDQ with onnxruntime's ``quantize_st
 host, and run both ways on the same int8-representable input with one thread.
 
     .venv/bin/python benchmarks/compile_host.py [--spaces a b] [--size 64] [--repeats 20]
-                                                [--no-schedule]
+                                                [--no-schedule] [--which min|seed]
+                                                [--hw H W] [--optimise size|speed]
+                                                [--no-library]
 
 Prints one row per subnet with latency ratio C/onnxruntime, arena/LB and the kernels'
 scratch (total over kernels, and the largest one kernel asks for), and writes the rows as
 JSON to --out (default build/bench/compile_host.json). ``--no-schedule`` builds the
-kernels without the default schedule (`compiler.codegen.schedule`), for comparison.
+kernels without the default schedule (`compiler.codegen.schedule`), for comparison;
+``--no-library`` compiles every kernel with TVM (no kernel library offload,
+`compiler.passes.offload_kernels`). ``--which seed --hw 64 128`` measures the seed subnet
+at 64x128 (issue 12's host goal: <= 1.5x onnxruntime).
 """
 
 from __future__ import annotations
@@ -29,23 +34,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def export_subnet(space_name: str, size: int, work: Path, seed: int) -> Path:
-    """The smallest subnet of `space_name` as a float ONNX file."""
+def export_subnet(space_name: str, size, work: Path, seed: int, which: str = "min") -> Path:
+    """Subnet `which` (``min``, ``seed``, ``max``) of `space_name` as a float ONNX file;
+    `size` is the input height = width, or an (H, W) pair."""
     import torch
 
     from qanas.space import get_space
 
     torch.manual_seed(seed)
     space = get_space(space_name)
-    net = space.build_supernet(num_classes=2).extract(space.min_config()).eval()
-    path = work / f"{space_name}.onnx"
-    torch.onnx.export(net, torch.randn(1, 3, size, size), str(path), input_names=["x"],
+    h, w = (size, size) if isinstance(size, int) else size
+    net = space.build_supernet(num_classes=2).extract(space.resolve(which)).eval()
+    path = work / f"{space_name}_{which}.onnx"
+    torch.onnx.export(net, torch.randn(1, 3, h, w), str(path), input_names=["x"],
                       output_names=["y"], opset_version=17, dynamo=False)
     return path
 
 
-def quantize(float_path: Path, size: int, rng: np.random.Generator) -> Path:
-    """int8 QDQ model calibrated on 8 noise images."""
+def quantize(float_path: Path, size, rng: np.random.Generator) -> Path:
+    """int8 QDQ model calibrated on 8 noise images (`size`: H = W, or (H, W))."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -55,7 +62,8 @@ def quantize(float_path: Path, size: int, rng: np.random.Generator) -> Path:
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.it = iter([{"x": rng.standard_normal((1, 3, size, size)).astype(np.float32)}
+            h, w = (size, size) if isinstance(size, int) else size
+            self.it = iter([{"x": rng.standard_normal((1, 3, h, w)).astype(np.float32)}
                             for _ in range(8)])
 
         def get_next(self):
@@ -84,16 +92,17 @@ def ort_latency(path: Path, feeds: dict, repeats: int) -> list[float]:
     return times
 
 
-def bench_one(space_name: str, size: int, repeats: int, work: Path, seed: int,
-              schedule: bool = True) -> dict:
+def bench_one(space_name: str, size, repeats: int, work: Path, seed: int,
+              schedule: bool = True, which: str = "min", optimise: str = "size",
+              library: bool = True) -> dict:
     """Compiles and times one subnet; returns its row."""
     from compiler.driver import compile_model
     from runtime.runners import get_runner
 
     rng = np.random.default_rng(seed)
-    qdq = quantize(export_subnet(space_name, size, work, seed), size, rng)
-    result = compile_model(qdq, "host", work / f"{space_name}_c", force=True,
-                           schedule=schedule)
+    qdq = quantize(export_subnet(space_name, size, work, seed, which), size, rng)
+    result = compile_model(qdq, "host", work / f"{space_name}_{which}_c", force=True,
+                           schedule=schedule, optimise=optimise, library=library)
     spec = result.io["inputs"][0]
     x_q = rng.integers(-128, 128, size=spec["shape"]).astype(np.int8)
     x_f = (x_q.astype(np.float32) - spec["zero_point"]) * np.float32(spec["scale"])
@@ -101,7 +110,9 @@ def bench_one(space_name: str, size: int, repeats: int, work: Path, seed: int,
     c_s = statistics.median(run.latency_s[1:] or run.latency_s)
     ort_s = statistics.median(ort_latency(qdq, {"x": x_f}, repeats))
     return {
-        "subnet": f"{space_name}:min", "input": [1, 3, size, size],
+        "subnet": f"{space_name}:{which}",
+        "input": [1, 3, *((size, size) if isinstance(size, int) else size)],
+        "optimise": optimise, "library_calls": sum(1 for c in result.plan.calls if c.library),
         "kernels": result.plan.num_steps, "weights_bytes": result.weights_bytes,
         "arena_bytes": result.arena_bytes, "lower_bound_bytes": result.lower_bound_bytes,
         "arena_over_lb": result.memory.ratio, "schedule": schedule,
@@ -124,8 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-schedule", action="store_true",
                         help="build the kernels without the default schedule")
+    parser.add_argument("--which", default="min", help="subnet: min, seed or max")
+    parser.add_argument("--hw", nargs=2, type=int, default=None, metavar=("H", "W"),
+                        help="input height and width (overrides --size)")
+    parser.add_argument("--optimise", choices=("size", "speed"), default="size")
+    parser.add_argument("--no-library", action="store_true",
+                        help="every kernel TVM's (no kernel library offload)")
     parser.add_argument("--out", default=str(ROOT / "build" / "bench" / "compile_host.json"))
     args = parser.parse_args(argv)
+    size = tuple(args.hw) if args.hw else args.size
 
     out = Path(args.out)
     work = out.parent / "compile_host"
@@ -133,10 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.spaces:
         try:
-            rows.append(bench_one(name, args.size, args.repeats, work, args.seed,
-                                  schedule=not args.no_schedule))
+            rows.append(bench_one(name, size, args.repeats, work, args.seed,
+                                  schedule=not args.no_schedule, which=args.which,
+                                  optimise=args.optimise, library=not args.no_library))
         except Exception as exc:  # noqa: BLE001 - one failing subnet must not hide the others
-            rows.append({"subnet": f"{name}:min", "error": f"{type(exc).__name__}: {exc}"[:300]})
+            rows.append({"subnet": f"{name}:{args.which}",
+                         "error": f"{type(exc).__name__}: {exc}"[:300]})
     print(f"{'subnet':24} {'kern':>4} {'arena':>9} {'LB':>9} {'arena/LB':>8} "
           f"{'scratch':>8} {'max k.scr':>9} {'k w/ scr':>8} "
           f"{'C ms':>8} {'ORT ms':>8} {'C/ORT':>6}")

@@ -135,6 +135,7 @@ class CompileResult:
             "quantized": self.quantized,
             "float_kernels": self.float_kernels,
             "kernel_names": [c.kernel for c in self.plan.calls],
+            "kernel_implementations": [c.implementation for c in self.plan.calls],
             "kernel_library": sorted({c.library for c in self.plan.calls if c.library}),
             **self.io,
         }

@@ -134,6 +134,7 @@ def test_every_library_function_is_called_and_bit_exact(zoo, optimise):
     called = {c.library for c in result.plan.calls if c.library}
     assert called == EXPECTED
     assert set(result.to_dict()["kernel_library"]) == EXPECTED
+    assert set(result.to_dict()["kernel_implementations"]) >= EXPECTED
     assert result.float_kernels == {}
     _assert_exact(get_runner("host").run(result.out_dir, feeds).outputs, reference)
     # only the model's input and outputs cross between layouts: every transpose reads the
@@ -176,5 +177,10 @@ def test_helium_packed_weights_on_qemu_and_on_the_host(zoo):
     assert any(c.library == "qanas_conv2d_s8" for c in result.plan.calls)
     assert "-DQANAS_KERNELS_NO_MVE" not in (result.out_dir / "sources.mk").read_text()
     _assert_exact(get_runner("host").run(result.out_dir, feeds).outputs, reference)
-    qemu = QemuRunner(get_target("cortex-m55")).run(result.out_dir, feeds)
+    qemu = QemuRunner(get_target("cortex-m55"), profile_layers=True).run(result.out_dir, feeds)
     _assert_exact(qemu.outputs, reference)
+    # per-layer profile (qanas bench --per-layer) names what each step ran
+    layers = qemu.protocol["layers"]
+    assert [layer["implementation"] for layer in layers] == [
+        c.library or c.kernel for c in result.plan.calls]
+    assert all(layer["value"] > 0 for layer in layers)

@@ -99,9 +99,12 @@ class FirmwareRunner(Runner):
         tick_hz = int(report.header.get("tick_hz", self.target.clock_hz))
         values = [self.ticks_to_unit(t, tick_hz) for t in report.ticks]
         clock = self.target.clock_hz or tick_hz
-        kernels = json.loads((Path(project_dir) / "compile.json").read_text()).get(
-            "kernel_names", [])
+        meta = json.loads((Path(project_dir) / "compile.json").read_text())
+        kernels = meta.get("kernel_names", [])
+        # what each step runs: a kernel library function, else the TVM kernel
+        runs = meta.get("kernel_implementations", kernels)
         layers = [{"index": k, "kernel": kernels[k] if k < len(kernels) else str(k),
+                   "implementation": runs[k] if k < len(runs) else str(k),
                    "value": self.ticks_to_unit(t, tick_hz)}
                   for k, t in sorted(report.layer_ticks.items())]
         protocol = {
