@@ -192,10 +192,7 @@ def _relax_vm(path, x_q: np.ndarray) -> np.ndarray:
 
 def _cases():
     """`min` of every space; `seed` of the two cheapest (the large seeds cost minutes in CI)."""
-    cases = [pytest.param(space, "min", marks=pytest.mark.xfail(
-                 reason="open bug (session note): fmas-mbv2 min differs from onnxruntime "
-                        "after this round's lowering changes", strict=False))
-             if space == "fmas-mbv2" else compiled_space_param(space, "min") for space in _spaces()]
+    cases = [compiled_space_param(space, "min") for space in _spaces()]
     return cases + [("fmas-mbv2", "seed"), ("squeezenas-small", "seed")]
 
 
