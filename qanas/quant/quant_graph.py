@@ -124,6 +124,7 @@ _NONNEG_ACTS = (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Hardsigmoid)
 _FLOAT_INPUT_ACTS = (nn.Sigmoid, nn.Hardsigmoid, nn.Hardswish)
 _PRECISION_PRESERVING = (nn.Identity, nn.MaxPool2d, nn.Dropout, nn.Dropout2d)
 _POOLS = (nn.AvgPool2d, nn.AdaptiveAvgPool2d)
+_IDENTITY = nn.Identity()
 
 
 class QuantGraph:
@@ -254,7 +255,9 @@ def _module_node(fx_node, module, args, users, pending_bn, mapping) -> QNode | N
                            "signed_act": isinstance(module, nn.Hardswish)}
             return node
     if isinstance(module, _PRECISION_PRESERVING):
-        return QNode("pp", fx_node.name, target=module, args=args)
+        # Brevitas removes stochastic modules: a Dropout is an identity in either mode.
+        stateless = _IDENTITY if isinstance(module, (nn.Dropout, nn.Dropout2d)) else module
+        return QNode("pp", fx_node.name, target=stateless, args=args)
     if isinstance(module, _POOLS):
         return QNode("pool", fx_node.name, target=module, args=args)
     raise UnsupportedGraph(f"module {type(module).__name__}")
@@ -434,8 +437,9 @@ def plan_quant_graph(model: nn.Module, spec: QuantSpec | None = None) -> QuantGr
     """The quantized graph `quantize_model(model, spec)` would build, as a `QuantGraph`.
 
     Args:
-        model: a static, traceable float model in eval mode (an extracted subnet);
-            it is not modified (BatchNorm is folded into copies of the weights).
+        model: a static, traceable float model (an extracted subnet); its BatchNorm
+            running statistics are folded into copies of the weights, so neither the
+            model nor its train/eval mode is changed.
         spec: the quantization format (default `QuantSpec()`).
 
     Raises:

@@ -148,7 +148,7 @@ def quantize_fast(model: nn.Module, spec: QuantSpec | None = None) -> QuantGraph
         qanas.quant.quant_graph.UnsupportedGraph: if the subnet has an op the lean
             graph does not model (use `quantize_model` then).
     """
-    return QuantGraphModel(plan_quant_graph(model.eval(), spec or QuantSpec()))
+    return QuantGraphModel(plan_quant_graph(model, spec or QuantSpec()))
 
 
 __all__ = ["QuantGraphModel", "quantize_fast"]
