@@ -1,12 +1,15 @@
 """Peak SRAM of a subnet: the arena the compiler plans for it, from its plan-only mode.
 
-Each subnet is exported as the int8 QDQ ONNX the deploy flow compiles
-(`qanas.search.subnet_export`: seeded weights, Brevitas calibration) and planned by
+Each subnet is built as the int8 QDQ ONNX the deploy flow compiles
+(`qanas.search.subnet_export`: seeded weights, Brevitas calibration; the graph written in
+memory, `SubnetExporter.qdq_model`, equal to Brevitas's export) and planned by
 `compiler.plan_only.plan_model_memory` for the target, with the same `optimise` mode
 and memory planner as `qanas compile`: the figure is the compiled arena byte for byte.
-No C is generated, and kernels met in an earlier subnet are not lowered again
-(`compiler.workspace.ScratchCache`). Reports are cached per architecture (the search archive stores the
-profile, so a resumed search never plans a subnet twice).
+No C is generated, and kernels met in an earlier subnet, in this process or in an
+earlier one, are not lowered again (`compiler.scratch_store.PersistentScratchCache`,
+keyed by the compiler's version: its file is under `default_cache_dir`). Reports are
+cached per architecture (the search archive stores the profile, so a resumed search
+never plans a subnet twice).
 
 Example:
     >>> sram = CompiledSramModel(get_space("squeezenas-small"), get_target("cortex-m7"),
@@ -16,10 +19,10 @@ Example:
 
 from __future__ import annotations
 
-import tempfile
-
 from compiler.pipeline import CompileOptions
 from compiler.plan_only import MemoryReport, plan_model_memory
+from compiler.scratch_store import PersistentScratchCache
+from compiler.version import KERNEL_GENERATION
 from compiler.workspace import ScratchCache
 from qanas.search.subnet_export import SubnetExporter
 from qanas.space.base import SearchSpace, SubnetConfig
@@ -40,31 +43,37 @@ class CompiledSramModel:
         exporter: a `SubnetExporter` to share (its supernet is built once).
         measure_unfused: also measure each subnet's layer-wise bound without techniques
             (a second fusion per subnet; the search needs only the arena).
+        output: the compiler's ``--output`` form (``logits`` or ``argmax``).
+        scratch_cache: kernels' scratch shared across subnets; a
+            `PersistentScratchCache` in `compiler.scratch_store.default_cache_dir` when
+            None (pass a plain `ScratchCache` to keep nothing on disk).
     """
 
     def __init__(self, space: SearchSpace, target: Target, image_size: tuple[int, int],
                  num_classes: int, optimise: str = "size", planner: str = "greedy",
                  seed: int = 0, exporter: SubnetExporter | None = None,
-                 measure_unfused: bool = False):
+                 measure_unfused: bool = False, output: str = "logits",
+                 scratch_cache: ScratchCache | None = None):
         self.space, self.target = space, target
-        self.options = CompileOptions(planner=planner, optimise=optimise)
+        self.options = CompileOptions(planner=planner, optimise=optimise, output=output)
         self.measure_unfused = measure_unfused
         self.exporter = exporter or SubnetExporter(space, image_size, num_classes, seed)
-        self.scratch_cache = ScratchCache()
+        self.scratch_cache = scratch_cache if scratch_cache is not None else PersistentScratchCache()
         self._reports: dict[str, MemoryReport] = {}
 
     def settings(self) -> dict:
-        """What the figures depend on (for an archive's metric-set key)."""
+        """What the figures depend on (for an archive's metric-set key): the options, the
+        seed of the exported weights and the compiler's generation
+        (`compiler.version.KERNEL_GENERATION`, bumped when lowering or kernels change)."""
         return {"sram_model": "compiler-plan-only", "optimise": self.options.optimise,
-                "planner": self.options.planner, "weights_seed": self.exporter.seed}
+                "output": self.options.output, "planner": self.options.planner,
+                "weights_seed": self.exporter.seed, "kernel_generation": KERNEL_GENERATION}
 
     def report(self, cfg: SubnetConfig) -> MemoryReport:
         """The compiler's `MemoryReport` of `cfg` (cached per architecture)."""
         key = cfg.to_str()
         if key not in self._reports:
-            with tempfile.TemporaryDirectory(prefix="qanas-sram-") as tmp:
-                onnx_path = self.exporter.export_onnx(cfg, tmp)
-                self._reports[key] = plan_model_memory(
-                    onnx_path, self.target, self.options, self.scratch_cache,
-                    measure_unfused=self.measure_unfused)
+            self._reports[key] = plan_model_memory(
+                self.exporter.qdq_model(cfg), self.target, self.options, self.scratch_cache,
+                measure_unfused=self.measure_unfused)
         return self._reports[key]

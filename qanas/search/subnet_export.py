@@ -4,10 +4,22 @@ Cost models that need what the compilers make of a subnet (the plan-only arena o
 `compiler.plan_only`, Vela's estimates) build it here. Weights are seeded random, not a
 trained supernet's: memory plans, cycles and operator placement depend on shapes and
 operator types, not on weight values.
+
+Two ways out, from the same quantized and calibrated model:
+
+* `SubnetExporter.export_onnx` writes the file `qanas deploy` would compile, through
+  Brevitas's exporter (`qanas.quant.export_qdq`);
+* `SubnetExporter.qdq_model` builds the same graph in memory without tracing
+  (`qanas.search.subnet_qdq`), several times faster; the search plans its SRAM from it.
+  A subnet outside that writer's scope falls back to the exporter.
+
+Torch runs on one thread inside both (`torch_threads`): the work is many small tensor
+operations, which a shared thread pool slows down instead of speeding up.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +34,19 @@ class SubnetExport:
     tflite: Path
 
 
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """Runs the block with torch's intra-op thread count set to `count`, then restores it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class SubnetExporter:
     """Builds and exports subnets of one space at one image size (one seeded supernet).
 
@@ -30,6 +55,10 @@ class SubnetExporter:
         image_size: input (H, W).
         num_classes: classifier width.
         seed: seeds the supernet weights and the calibration batches.
+
+    Attributes:
+        fallbacks: subnets `qdq_model` exported through Brevitas (outside the writer's
+            scope), by architecture string, with the reason.
     """
 
     def __init__(self, space: SearchSpace, image_size: tuple[int, int], num_classes: int,
@@ -37,23 +66,59 @@ class SubnetExporter:
         self.space, self.image_size = space, (int(image_size[0]), int(image_size[1]))
         self.num_classes, self.seed = int(num_classes), int(seed)
         self._supernet = None
+        self.fallbacks: dict[str, str] = {}
 
-    def export_onnx(self, cfg: SubnetConfig, folder: str | Path) -> Path:
-        """Quantizes `cfg` and exports its QDQ ONNX to ``folder/model.onnx``."""
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        """The NCHW shape of a subnet's input."""
+        return (1, 3, *self.image_size)
+
+    def _calibrated(self, cfg: SubnetConfig):
+        """The quantized, calibrated subnet and the seeded generator, ready for its example."""
         import torch
 
-        from qanas.quant import QuantSpec, calibrate, export_qdq, quantize_model
+        from qanas.quant import QuantSpec, calibrate, quantize_model
 
-        folder = Path(folder)
         if self._supernet is None:
             torch.manual_seed(self.seed)
             self._supernet = self.space.build_supernet(self.num_classes).eval()
         gen = torch.Generator().manual_seed(self.seed)
-        shape = (1, 3, *self.image_size)
         model = self._supernet.extract(cfg).eval()
         qmodel = quantize_model(model, QuantSpec())
-        calibrate(qmodel, [torch.randn(*shape, generator=gen) for _ in range(2)])
-        return export_qdq(qmodel, torch.randn(*shape, generator=gen), folder / "model.onnx")
+        calibrate(qmodel, [torch.randn(*self.input_shape, generator=gen) for _ in range(2)])
+        return qmodel, gen
+
+    def export_onnx(self, cfg: SubnetConfig, folder: str | Path) -> Path:
+        """Quantizes `cfg` and exports its QDQ ONNX to ``folder/model.onnx`` (Brevitas)."""
+        import torch
+
+        from qanas.quant import export_qdq
+
+        with torch_threads(1):
+            qmodel, gen = self._calibrated(cfg)
+            example = torch.randn(*self.input_shape, generator=gen)
+            return export_qdq(qmodel, example, Path(folder) / "model.onnx")
+
+    def qdq_model(self, cfg: SubnetConfig):
+        """The QDQ `onnx.ModelProto` of `cfg`, equal to `export_onnx`'s, built in memory.
+
+        Falls back to `export_onnx` (recorded in `fallbacks`) for a subnet outside the
+        scope of `qanas.search.subnet_qdq`.
+        """
+        import tempfile
+
+        import onnx
+
+        from qanas.search.subnet_qdq import UnsupportedGraph, qcdq_from_graph
+
+        with torch_threads(1):
+            qmodel, _ = self._calibrated(cfg)
+            try:
+                return qcdq_from_graph(qmodel, self.input_shape)
+            except UnsupportedGraph as exc:
+                self.fallbacks[cfg.to_str()] = str(exc)
+        with tempfile.TemporaryDirectory(prefix="qanas-qdq-") as tmp:
+            return onnx.load(str(self.export_onnx(cfg, tmp)))
 
     def export(self, cfg: SubnetConfig, folder: str | Path) -> SubnetExport:
         """Quantizes and exports `cfg` into `folder` (``model.onnx``, ``model.tflite``)."""

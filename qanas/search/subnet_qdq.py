@@ -1,0 +1,343 @@
+"""The QCDQ ONNX of a calibrated Brevitas subnet, written from its graph without tracing.
+
+`qanas.quant.export_qdq` exports through Brevitas's TorchScript exporter, which traces
+the whole fake-quant model (one more forward pass, with every quantizer in export
+mode); that is most of the time of a subnet's export. For a memory plan the compiler
+needs the same graph: the same operators in the same order with the same attributes and
+shapes, and the same quantization parameters (which scales are equal decides whether a
+rescale exists, whether a concat dequantizes once, ...). `qcdq_from_graph` writes that
+graph directly from the `torch.fx` graph `qanas.quant.quantize_model` returns, reading
+every scale from the calibrated quantizers, and every integer weight from Brevitas's own
+weight quantizer, in the node-for-node form Brevitas's exporter writes (input
+QuantizeLinear → DequantizeLinear; weights Clip → DequantizeLinear; int32 bias
+DequantizeLinear; activations op → QuantizeLinear → DequantizeLinear; constant Resize
+sizes, as `qanas.quant.export` folds them).
+
+Scope: the modules and functions the search spaces' subnets use (`SUPPORTED`), 8-bit
+activations and weights with zero points 0. Anything else raises `UnsupportedGraph`,
+and the caller exports through Brevitas instead. `tests/test_subnet_qdq.py` checks,
+on subnets of every space, that the graph equals Brevitas's export operator for
+operator, attribute for attribute and scale for scale, and that the compiler plans the
+same arena from both.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+OPSET = 17
+INT32_BIAS_LIMIT = 2.0 ** 30
+
+
+class UnsupportedGraph(Exception):
+    """A node or quantizer this writer does not cover (export through Brevitas instead)."""
+
+
+def _proxy_params(proxy) -> tuple[np.float32, bool]:
+    """(scale, signed) of a calibrated 8-bit activation quantizer with zero point 0."""
+    if float(proxy.bit_width()) != 8 or float(proxy.zero_point()) != 0:
+        raise UnsupportedGraph("activation quantizer other than 8 bits with zero point 0")
+    scale = proxy.scale()
+    if scale.numel() != 1:
+        raise UnsupportedGraph("per-channel activation scale")
+    return np.float32(scale.detach().reshape(())), bool(proxy.is_signed)
+
+
+class _Writer:
+    """Accumulates ONNX nodes and initializers; tracks each value's shape and scale.
+
+    Like the TorchScript exporter (its common-subexpression pass), it writes one
+    constant per distinct value and one node per distinct (operator, inputs,
+    attributes): a module called twice on the same tensor is computed once.
+    """
+
+    def __init__(self):
+        self.nodes: list = []
+        self.inits: list = []
+        self.shape: dict[str, tuple[int, ...]] = {}
+        self.scale: dict[str, np.float32] = {}  # dequantized tensors → their scale
+        self._n = 0
+        self._consts: dict[tuple, str] = {}
+        self._ops: dict[tuple, str] = {}
+
+    def name(self, hint: str) -> str:
+        self._n += 1
+        return f"{hint}_{self._n}"
+
+    def const(self, value: np.ndarray, hint: str) -> str:
+        from onnx import numpy_helper
+
+        value = np.array(value, order="C")  # keeps 0-d scalars 0-d
+        key = (str(value.dtype), value.shape, value.tobytes())
+        if key not in self._consts:
+            self._consts[key] = name = self.name(hint)
+            self.inits.append(numpy_helper.from_array(value, name))
+        return self._consts[key]
+
+    def node(self, op: str, inputs: list[str], shape, hint: str, **attrs) -> str:
+        from onnx import helper
+
+        key = (op, tuple(inputs), repr(sorted(attrs.items())))
+        if key in self._ops:
+            return self._ops[key]
+        self._ops[key] = out = self.name(hint)
+        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+        self.shape[out] = tuple(int(d) for d in shape)
+        return out
+
+    def quant_dequant(self, x: str, scale: np.float32, signed: bool, hint: str) -> str:
+        s = self.const(np.array(scale, np.float32), f"{hint}_scale")
+        zp = self.const(np.array(0, np.int8 if signed else np.uint8), f"{hint}_zp")
+        q = self.node("QuantizeLinear", [x, s, zp], self.shape[x], f"{hint}_q")
+        dq = self.node("DequantizeLinear", [q, s, zp], self.shape[x], f"{hint}_dq")
+        self.scale[dq] = scale
+        return dq
+
+
+def _conv(w: _Writer, module, x: str, hint: str) -> str:
+    """QuantConv2d: weights Clip → DQ (per channel), int32 bias DQ, Conv."""
+    if module.padding_mode != "zeros" or isinstance(module.padding, str):
+        raise UnsupportedGraph("conv padding mode")
+    if module.input_quant.is_quant_enabled or module.output_quant.is_quant_enabled:
+        raise UnsupportedGraph("conv with its own input or output quantizer")
+    if x not in w.scale:
+        raise UnsupportedGraph("conv of a tensor that is not dequantized")
+    qw = module.quant_weight()
+    if float(qw.bit_width) != 8 or float(qw.zero_point.abs().max()) != 0:
+        raise UnsupportedGraph("weights other than 8 bits with zero point 0")
+    w_int = qw.int().detach().numpy().astype(np.int8)
+    w_scale = qw.scale.detach().reshape(-1).numpy().astype(np.float32)
+    out_ch = w_int.shape[0]
+    if w_scale.size == 1:
+        raise UnsupportedGraph("per-tensor weight scale")
+    narrow = bool(module.weight_quant.is_narrow_range)
+    lo, hi = (-127 if narrow else -128), 127
+    clipped = w.node("Clip", [w.const(w_int, f"{hint}_w"), w.const(np.array(lo, np.int8), "lo"),
+                              w.const(np.array(hi, np.int8), "hi")], w_int.shape, f"{hint}_wclip")
+    wdq = w.node("DequantizeLinear", [clipped, w.const(w_scale, f"{hint}_wscale"),
+                                      w.const(np.zeros(out_ch, np.int8), f"{hint}_wzp")],
+                 w_int.shape, f"{hint}_wdq", axis=0)
+    inputs = [x, wdq]
+    if module.bias is not None:
+        b_scale = (w.scale[x] * w_scale).astype(np.float32)
+        codes = np.round(module.bias.detach().numpy().astype(np.float32) / b_scale)
+        codes = np.clip(codes, -INT32_BIAS_LIMIT, INT32_BIAS_LIMIT).astype(np.int32)
+        inputs.append(w.node("DequantizeLinear", [
+            w.const(codes, f"{hint}_b"), w.const(b_scale, f"{hint}_bscale"),
+            w.const(np.zeros(out_ch, np.int32), f"{hint}_bzp")], (out_ch,), f"{hint}_bdq",
+            axis=0))
+    n, _, h, wd = w.shape[x]
+    kh, kw = module.kernel_size
+    (sh, sw), (dh, dw), (ph, pw) = module.stride, module.dilation, module.padding
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    return w.node("Conv", inputs, (n, out_ch, oh, ow), hint, dilations=[dh, dw],
+                  group=int(module.groups), kernel_shape=[kh, kw], pads=[ph, pw, ph, pw],
+                  strides=[sh, sw])
+
+
+def _interpolate(w: _Writer, x: str, size, scale_factor, mode: str, align_corners,
+                 recompute, hint: str):
+    n, c, h, wd = w.shape[x]
+    if size is not None:
+        oh, ow = (size, size) if isinstance(size, int) else tuple(size)
+    elif scale_factor is not None and not recompute:
+        fh, fw = (scale_factor, scale_factor) if np.isscalar(scale_factor) else scale_factor
+        oh, ow = int(np.floor(h * fh)), int(np.floor(wd * fw))
+        if oh != h * fh or ow != wd * fw:
+            raise UnsupportedGraph("fractional interpolate scale")
+    else:
+        raise UnsupportedGraph("interpolate without size or a fixed scale factor")
+    if mode == "bilinear":
+        attrs = {"mode": "linear",
+                 "coordinate_transformation_mode": "align_corners" if align_corners else "half_pixel"}
+    elif mode == "nearest":
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric"}
+    else:
+        raise UnsupportedGraph(f"interpolate mode {mode}")
+    if size is not None:  # torch passes `size` as Resize sizes, a factor as its scales
+        inputs = [x, "", "", w.const(np.array([n, c, oh, ow], np.int64), f"{hint}_sizes")]
+    else:
+        inputs = [x, "", w.const(np.array([1, 1, fh, fw], np.float32), f"{hint}_scales")]
+    return w.node("Resize", inputs, (n, c, oh, ow), hint, cubic_coeff_a=-0.75,
+                  nearest_mode="floor", **attrs)
+
+
+def graph_signature(model) -> tuple:
+    """What a QDQ ONNX graph computes, independent of tensor names and constant layout.
+
+    One entry per operator in graph order: its type, its attributes and, per input, the
+    operator it reads (by position), the graph input, nothing, or a constant (dtype,
+    shape and a digest of its bytes; ``Constant`` nodes and initializers alike); then the
+    positions of the graph outputs. Two graphs with equal signatures are the same
+    computation on the same constants, so the compiler lowers and plans them alike.
+    """
+    import hashlib
+
+    import onnx
+    from onnx import numpy_helper
+
+    values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    inputs = {i.name for i in model.graph.input if i.name not in values}
+    position: dict[str, tuple[int, int]] = {}
+    ops = []
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            continue
+        refs = []
+        for name in node.input:
+            if not name:
+                refs.append(("none",))
+            elif name in values:
+                v = values[name]
+                refs.append(("const", str(v.dtype), tuple(v.shape),
+                             hashlib.sha256(np.array(v, order="C").tobytes()).hexdigest()[:16]))
+            elif name in inputs:
+                refs.append(("input",))
+            else:
+                refs.append(("op", position[name]))
+        attrs = []
+        for a in node.attribute:
+            v = onnx.helper.get_attribute_value(a)
+            attrs.append((a.name, v.decode() if isinstance(v, bytes) else
+                          tuple(v) if isinstance(v, list) else v))
+        for j, name in enumerate(node.output):
+            position[name] = (len(ops), j)
+        ops.append((node.op_type, tuple(sorted(attrs)), tuple(refs)))
+    return tuple(ops), tuple(position.get(o.name) for o in model.graph.output)
+
+
+def _pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def _avg_pool(w: _Writer, module, x: str, hint: str) -> str:
+    """nn.AvgPool2d as torch exports it: AveragePool with explicit pads."""
+    if module.divisor_override is not None:
+        raise UnsupportedGraph("average pool with a divisor override")
+    (kh, kw), (ph, pw) = _pair(module.kernel_size), _pair(module.padding)
+    sh, sw = _pair(module.stride if module.stride is not None else module.kernel_size)
+    rounding = np.ceil if module.ceil_mode else np.floor
+    n, c, h, wd = w.shape[x]
+    oh = int(rounding((h + 2 * ph - kh) / sh)) + 1
+    ow = int(rounding((wd + 2 * pw - kw) / sw)) + 1
+    if module.ceil_mode and ((oh - 1) * sh >= h + ph or (ow - 1) * sw >= wd + pw):
+        raise UnsupportedGraph("average pool whose last window starts in the padding")
+    return w.node("AveragePool", [x], (n, c, oh, ow), hint, ceil_mode=int(module.ceil_mode),
+                  count_include_pad=int(module.count_include_pad), kernel_shape=[kh, kw],
+                  pads=[ph, pw, ph, pw], strides=[sh, sw])
+
+
+def _nonlinear_act(module) -> tuple[str, dict]:
+    """The ONNX operator (and attributes) of a Brevitas `QuantNonLinearActLayer`."""
+    from torch import nn
+
+    impl = type(module.act_quant.fused_activation_quant_proxy.activation_impl)
+    if impl is nn.Hardswish:
+        return "HardSwish", {}
+    if impl is nn.Hardsigmoid:
+        return "HardSigmoid", {"alpha": float(np.float32(1.0 / 6.0))}
+    raise UnsupportedGraph(f"activation {impl.__name__}")
+
+
+def _broadcast(*shapes) -> tuple[int, ...]:
+    return tuple(int(d) for d in np.broadcast_shapes(*shapes))
+
+
+def qcdq_from_graph(qmodel, input_shape: tuple[int, ...]):
+    """The QCDQ `onnx.ModelProto` of a calibrated `quantize_model` result (see module doc).
+
+    Args:
+        qmodel: the `torch.fx.GraphModule` of `qanas.quant.quantize_model`, calibrated.
+        input_shape: the NCHW shape of its one input.
+
+    Raises:
+        UnsupportedGraph: a node or quantizer outside the supported scope.
+    """
+    import brevitas.nn as qnn
+    import torch.nn.functional as F
+    from brevitas.nn.quant_layer import QuantNonLinearActLayer
+    from onnx import TensorProto, helper
+    from torch import nn
+
+    acts = {qnn.QuantReLU: "Relu", qnn.QuantSigmoid: "Sigmoid"}
+    calls = [(n.target, tuple(map(str, n.args))) for n in qmodel.graph.nodes
+             if n.op == "call_module"]
+    if len(calls) != len(set(calls)):  # the exporter would merge the two calls
+        raise UnsupportedGraph("a module called twice on the same tensor")
+    w = _Writer()
+    env: dict[str, object] = {}
+    output = None
+    for node in qmodel.graph.nodes:
+        arg = [env.get(a.name) if hasattr(a, "name") else a for a in node.args]
+        if node.op == "placeholder":
+            env[node.name] = "input"
+            w.shape["input"] = tuple(input_shape)
+        elif node.op == "output":
+            output = arg[0]
+        elif node.op == "call_module":
+            module = qmodel.get_submodule(node.target)
+            x = arg[0]
+            if isinstance(module, qnn.QuantConv2d):
+                env[node.name] = _conv(w, module, x, node.name)
+            elif type(module) is qnn.QuantIdentity:
+                scale, signed = _proxy_params(module.act_quant)
+                env[node.name] = w.quant_dequant(x, scale, signed, node.name)
+            elif type(module) in acts or isinstance(module, QuantNonLinearActLayer):
+                op, attrs = acts.get(type(module)), {}
+                if op is None:
+                    op, attrs = _nonlinear_act(module)
+                scale, signed = _proxy_params(module.act_quant)
+                y = w.node(op, [x], w.shape[x], f"{node.name}_act", **attrs)
+                env[node.name] = w.quant_dequant(y, scale, signed, node.name)
+            elif type(module) is nn.Identity:
+                env[node.name] = x
+            elif type(module) is nn.AdaptiveAvgPool2d and module.output_size in (1, (1, 1)):
+                n, c = w.shape[x][:2]
+                env[node.name] = w.node("GlobalAveragePool", [x], (n, c, 1, 1), node.name)
+            elif type(module) is nn.AvgPool2d:
+                env[node.name] = _avg_pool(w, module, x, node.name)
+            else:
+                raise UnsupportedGraph(f"module {type(module).__name__} ({node.name})")
+        elif node.op == "call_function":
+            fn = node.target
+            if fn in (operator.add, operator.mul) and all(isinstance(a, str) for a in arg):
+                op = "Add" if fn is operator.add else "Mul"
+                env[node.name] = w.node(op, arg, _broadcast(*(w.shape[a] for a in arg)), node.name)
+            elif fn is getattr and arg[1] == "shape":
+                env[node.name] = w.shape[arg[0]]
+            elif fn is operator.getitem and isinstance(arg[0], tuple):
+                env[node.name] = arg[0][arg[1]]
+            elif fn is F.interpolate and node.kwargs.get("antialias") in (None, False):
+                kw = {k: (env.get(v.name) if hasattr(v, "name") else v)
+                      for k, v in node.kwargs.items()}
+                env[node.name] = _interpolate(w, arg[0], kw.get("size"), kw.get("scale_factor"),
+                                              kw.get("mode", "nearest"), kw.get("align_corners"),
+                                              kw.get("recompute_scale_factor"), node.name)
+            elif fn.__name__ == "cat":
+                parts = [env[t.name] for t in node.kwargs.get("tensors", arg[0] if arg else [])]
+                dim = node.kwargs.get("dim", arg[1] if len(arg) > 1 else 0)
+                shape = list(w.shape[parts[0]])
+                shape[dim] = sum(w.shape[p][dim] for p in parts)
+                env[node.name] = w.node("Concat", parts, shape, node.name, axis=dim)
+                scales = {w.scale.get(p) for p in parts}
+                if len(scales) == 1 and None not in scales:  # Brevitas aligned them: the
+                    w.scale[env[node.name]] = scales.pop()   # concat stays dequantized
+            else:
+                raise UnsupportedGraph(f"function {getattr(fn, '__name__', fn)} ({node.name})")
+        else:
+            raise UnsupportedGraph(f"fx node kind {node.op}")
+    if not isinstance(output, str) or output not in w.scale:
+        raise UnsupportedGraph("the output is not a dequantized tensor")
+    graph = helper.make_graph(
+        w.nodes, "subnet",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(input_shape))],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, list(w.shape[output]))],
+        initializer=w.inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                             producer_name="qanas.search.subnet_qdq", ir_version=8)
