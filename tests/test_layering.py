@@ -50,8 +50,6 @@ KNOWN_EXCEPTIONS = {
     ("qanas.space.squeezenas", "qanas.supernet.squeezenas"),
     ("qanas.space.efficient_topformer", "qanas.supernet.topformer"),
     ("qanas.space.efficient_topformer", "qanas.supernet.topformer_blocks"),
-    ("qanas.space.fmas_mbv2", "qanas.supernet.mbv2"),
-    ("qanas.space.mbv2_deeplab", "qanas.supernet.mbv2"),
 }
 """Imports against the layers that are known and being removed; a listed import that is
 gone fails too (remove it here)."""

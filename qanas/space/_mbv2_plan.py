@@ -1,7 +1,7 @@
 """What the MobileNetV2-based spaces share: a supernet layout and a per-config plan.
 
 A space built on `qanas.supernet.mbv2` only says how its decisions map to a
-layout (`layout`) and to the active blocks and head of one subnet (`plan`);
+layout (`layout`, a `qanas.space.mbv2_layout.MBV2Layout`) and to the active blocks and head of one subnet (`plan`);
 building the supernet and the analytic layer list follow from those two.
 """
 
@@ -11,6 +11,7 @@ from abc import abstractmethod
 from collections.abc import Sequence
 
 from qanas.space.base import SearchSpace, SubnetConfig
+from qanas.space.mbv2_layout import plan_layer_specs
 
 
 class MobileNetV2PlanSpace(SearchSpace):
@@ -43,8 +44,6 @@ class MobileNetV2PlanSpace(SearchSpace):
     def layer_specs(self, cfg: SubnetConfig, image_size: Sequence[int],
                     num_classes: int | None = None):
         """Analytic `LayerSpec`s of `extract(cfg)` for an (H, W) input."""
-        from qanas.supernet.mbv2 import plan_layer_specs
-
         self.validate(cfg)
         return plan_layer_specs(self.layout(), self.plan(cfg), tuple(image_size),
                                 self.num_classes if num_classes is None else num_classes)

@@ -128,7 +128,7 @@ class FMASMobileNetV2Space(MobileNetV2PlanSpace):
     # -- models and costs ------------------------------------------------------------------
     def layout(self):
         """The `MBV2Layout` of this space's supernet (k3e6 blocks, ASPP head only)."""
-        from qanas.supernet.mbv2 import BlockSlot, MBV2Layout
+        from qanas.space.mbv2_layout import BlockSlot, MBV2Layout
 
         slots, in_ch = [], 16
         for width, idxs, _ in GROUPS:
@@ -139,7 +139,7 @@ class FMASMobileNetV2Space(MobileNetV2PlanSpace):
 
     def plan(self, cfg: SubnetConfig):
         """The `MBV2Plan` of `cfg` (kept blocks with their settings, ASPP head)."""
-        from qanas.supernet.mbv2 import ActiveBlock, MBV2Plan
+        from qanas.space.mbv2_layout import ActiveBlock, MBV2Plan
 
         def value(name: str) -> int:
             return int(cfg.label(name)[1:])

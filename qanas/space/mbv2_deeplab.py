@@ -99,7 +99,7 @@ class MBV2DeepLabSpace(MobileNetV2PlanSpace):
     # -- models and costs ------------------------------------------------------------------
     def layout(self):
         """The `MBV2Layout` of this space's supernet."""
-        from qanas.supernet.mbv2 import BlockSlot, MBV2Layout
+        from qanas.space.mbv2_layout import BlockSlot, MBV2Layout
 
         slots = tuple(BlockSlot(in_ch, out_ch, max(KERNELS), max(EXPANSIONS))
                       for _, in_ch, out_ch, _, _, _ in self.layers)
@@ -108,7 +108,7 @@ class MBV2DeepLabSpace(MobileNetV2PlanSpace):
 
     def plan(self, cfg: SubnetConfig):
         """The `MBV2Plan` (kept blocks with settings, head) of `cfg`."""
-        from qanas.supernet.mbv2 import ActiveBlock, MBV2Plan
+        from qanas.space.mbv2_layout import ActiveBlock, MBV2Plan
 
         labels = cfg.labels()
         blocks = []

@@ -9,8 +9,9 @@ and export with `torch.onnx.export(dynamo=False)`.
 Module names follow torchvision's MobileNetV2 (`conv.0.0` is the expansion
 conv, `conv.0.1` its BatchNorm, ...), so torchvision state dicts map 1:1.
 
-Each block has a matching `*_specs` function returning `targets.cost.LayerSpec`s
-whose MAC/parameter totals equal a hook count on the module (a tested invariant).
+Each block has a matching `*_specs` function in `qanas.space.layer_specs` returning
+`targets.cost.LayerSpec`s whose MAC/parameter totals equal a hook count on the module
+(a tested invariant).
 
 Example:
     >>> block = InvertedResidual(24, 24, k=5, expand=6, stride=1, dilation=1)
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from targets.cost import LayerSpec
+from qanas.space.layer_specs import expanded_channels
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -46,17 +47,6 @@ def make_activation(name: str | None) -> nn.Module | None:
         raise ValueError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS)} or None") from None
 
 
-def conv_out_hw(in_hw: tuple[int, int], k: int, stride: int, dilation: int) -> tuple[int, int]:
-    """Output size of a conv with 'same'-style padding `dilation * (k - 1) // 2`."""
-    pad = dilation * (k - 1) // 2
-    return tuple((s + 2 * pad - dilation * (k - 1) - 1) // stride + 1 for s in in_hw)  # type: ignore[return-value]
-
-
-def expanded_channels(in_ch: int, expand: float) -> int:
-    """Hidden width of an inverted residual, rounded as in torchvision's MobileNetV2."""
-    return int(round(in_ch * expand))
-
-
 class ConvBNAct(nn.Sequential):
     """Conv2d (no bias, padding `dilation*(k-1)//2`) → BatchNorm2d → activation (if any).
 
@@ -73,18 +63,6 @@ class ConvBNAct(nn.Sequential):
         if activation is not None:
             layers.append(activation)
         super().__init__(*layers)
-
-
-def conv_bn_act_specs(name: str, in_ch: int, out_ch: int, in_hw: tuple[int, int], k: int,
-                      stride: int = 1, dilation: int = 1, groups: int = 1, act: str | None = "relu6",
-                      bias: bool = False) -> list[LayerSpec]:
-    """Layer specs of a `ConvBNAct` (BatchNorm is folded into the conv, so it has no spec)."""
-    out_hw = conv_out_hw(in_hw, k, stride, dilation)
-    specs = [LayerSpec("conv", name, in_ch, out_ch, in_hw, out_hw, (k, k), (stride, stride),
-                       (dilation, dilation), groups, bias)]
-    if act is not None:
-        specs.append(LayerSpec("act", f"{name}.{act}", out_ch, out_ch, out_hw, out_hw))
-    return specs
 
 
 class InvertedResidual(nn.Module):
@@ -121,22 +99,6 @@ class InvertedResidual(nn.Module):
         if self.use_res:
             return x + self.conv(x)
         return self.conv(x)
-
-
-def inverted_residual_specs(name: str, in_ch: int, out_ch: int, in_hw: tuple[int, int], k: int,
-                            expand: float, stride: int, dilation: int = 1, groups: int = 1,
-                            act: str = "relu6") -> list[LayerSpec]:
-    """Layer specs of an `InvertedResidual` built with the same arguments."""
-    hidden = expanded_channels(in_ch, expand)
-    specs: list[LayerSpec] = []
-    if hidden != in_ch:
-        specs += conv_bn_act_specs(f"{name}.expand", in_ch, hidden, in_hw, 1, groups=groups, act=act)
-    specs += conv_bn_act_specs(f"{name}.dw", hidden, hidden, in_hw, k, stride, dilation, hidden, act)
-    out_hw = conv_out_hw(in_hw, k, stride, dilation)
-    specs += conv_bn_act_specs(f"{name}.project", hidden, out_ch, out_hw, 1, groups=groups, act=None)
-    if stride == 1 and in_ch == out_ch:
-        specs.append(LayerSpec("add", f"{name}.add", out_ch, out_ch, out_hw, out_hw))
-    return specs
 
 
 def upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -208,27 +170,6 @@ class ASPPHead(nn.Module):
         return self.classifier(y)
 
 
-def aspp_specs(name: str, in_ch: int, in_hw: tuple[int, int], rates: Sequence[int], mid_ch: int,
-               num_classes: int, depthwise: bool = False, act: str = "relu") -> list[LayerSpec]:
-    """Layer specs of an `ASPPHead` built with the same arguments."""
-    specs = conv_bn_act_specs(f"{name}.b0", in_ch, mid_ch, in_hw, 1, act=act)
-    for i, rate in enumerate(rates, start=1):
-        if depthwise:
-            specs += conv_bn_act_specs(f"{name}.b{i}.dw", in_ch, in_ch, in_hw, 3, 1, rate, in_ch, act)
-            specs += conv_bn_act_specs(f"{name}.b{i}.pw", in_ch, mid_ch, in_hw, 1, act=act)
-        else:
-            specs += conv_bn_act_specs(f"{name}.b{i}", in_ch, mid_ch, in_hw, 3, 1, rate, act=act)
-    specs.append(LayerSpec("global_pool", f"{name}.pool", in_ch, in_ch, in_hw, (1, 1)))
-    specs += conv_bn_act_specs(f"{name}.pool.conv", in_ch, mid_ch, (1, 1), 1, act=act)
-    specs.append(LayerSpec("resize", f"{name}.pool.resize", mid_ch, mid_ch, (1, 1), in_hw))
-    n_branches = len(rates) + 2
-    specs.append(LayerSpec("concat", f"{name}.cat", mid_ch * n_branches, mid_ch * n_branches, in_hw, in_hw))
-    specs += conv_bn_act_specs(f"{name}.project", mid_ch * n_branches, mid_ch, in_hw, 1, act=act)
-    specs += conv_bn_act_specs(f"{name}.refine", mid_ch, mid_ch, in_hw, 3, act=act)
-    specs += conv_bn_act_specs(f"{name}.classifier", mid_ch, num_classes, in_hw, 1, act=None, bias=True)
-    return specs
-
-
 class LRASPPHead(nn.Module):
     """Lite R-ASPP (MobileNetV3 segmentation head) over a high- and a low-level feature.
 
@@ -251,20 +192,6 @@ class LRASPPHead(nn.Module):
         return self.low_classifier(low) + self.high_classifier(y)
 
 
-def lraspp_specs(name: str, high_ch: int, low_ch: int, mid_ch: int, num_classes: int,
-                 high_hw: tuple[int, int], low_hw: tuple[int, int], act: str = "relu") -> list[LayerSpec]:
-    """Layer specs of an `LRASPPHead` built with the same arguments."""
-    specs = conv_bn_act_specs(f"{name}.cbr", high_ch, mid_ch, high_hw, 1, act=act)
-    specs.append(LayerSpec("global_pool", f"{name}.pool", high_ch, high_ch, high_hw, (1, 1)))
-    specs += conv_bn_act_specs(f"{name}.scale", high_ch, mid_ch, (1, 1), 1, act="sigmoid")
-    specs.append(LayerSpec("mul", f"{name}.mul", mid_ch, mid_ch, high_hw, high_hw))
-    specs.append(LayerSpec("resize", f"{name}.resize", mid_ch, mid_ch, high_hw, low_hw))
-    specs += conv_bn_act_specs(f"{name}.low_classifier", low_ch, num_classes, low_hw, 1, act=None, bias=True)
-    specs += conv_bn_act_specs(f"{name}.high_classifier", mid_ch, num_classes, low_hw, 1, act=None, bias=True)
-    specs.append(LayerSpec("add", f"{name}.add", num_classes, num_classes, low_hw, low_hw))
-    return specs
-
-
 __all__ = [
     "ACTIVATIONS",
     "ASPPHead",
@@ -272,12 +199,6 @@ __all__ = [
     "ConvBNAct",
     "InvertedResidual",
     "LRASPPHead",
-    "aspp_specs",
-    "conv_bn_act_specs",
-    "conv_out_hw",
-    "expanded_channels",
-    "inverted_residual_specs",
-    "lraspp_specs",
     "make_activation",
     "upsample_to",
 ]

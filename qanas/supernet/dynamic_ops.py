@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qanas.supernet.blocks import InvertedResidual, expanded_channels, make_activation
+from qanas.space.layer_specs import expanded_channels
+from qanas.supernet.blocks import InvertedResidual, make_activation
 
 
 def _centre(weight: torch.Tensor, kernel: int) -> torch.Tensor:

@@ -3,9 +3,10 @@
 A space describes its supernet with an `MBV2Layout` (the max size of each of
 MobileNetV2's inverted-residual positions `features.2` … `features.17`, and the
 heads it offers) and maps a `SubnetConfig` to an `MBV2Plan` (the kept blocks
-with their kernel, expansion, input width, stride and dilation, plus the head).
-The same plan drives `set_active`, `extract` and the analytic `plan_layer_specs`,
-so the three cannot disagree.
+with their kernel, expansion, input width, stride and dilation, plus the head);
+both are descriptions, in `qanas.space.mbv2_layout`. The same plan drives
+`set_active`, `extract` and the analytic `plan_layer_specs`, so the three cannot
+disagree.
 
 Fixed parts: the stem (`features.0`, 3×3 stride-2 conv, 32 channels) and
 `features.1` (expansion-1 block, 16 channels), both ReLU6 as in MobileNetV2.
@@ -15,91 +16,26 @@ Heads use ReLU. Logits are resized bilinearly to the input size.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from qanas.space.base import SearchSpace, SubnetConfig
+from qanas.space.mbv2_layout import (
+    FIRST_BLOCK_CH,
+    STEM_CH,
+    MBV2Layout,
+    MBV2Plan,
+)
 from qanas.supernet.base import Supernet
 from qanas.supernet.blocks import (
     ASPPHead,
     ConvBNAct,
     InvertedResidual,
     LRASPPHead,
-    aspp_specs,
-    conv_bn_act_specs,
-    conv_out_hw,
-    inverted_residual_specs,
-    lraspp_specs,
     upsample_to,
 )
 from qanas.supernet.dynamic_ops import DynamicInvertedResidual
-from targets.cost import LayerSpec
-
-STEM_CH = 32
-FIRST_BLOCK_CH = 16
-FIRST_SEARCHABLE = 2  # features index of the first searchable block
-
-
-@dataclass(frozen=True)
-class BlockSlot:
-    """Weights held for one inverted-residual position: max input width, output width, max kernel/expansion."""
-
-    max_in: int
-    out_ch: int
-    max_kernel: int
-    max_expand: float
-
-
-@dataclass(frozen=True)
-class MBV2Layout:
-    """Shape of a MobileNetV2 supernet.
-
-    Attributes:
-        slots: `features.2` … in order.
-        aspp_channels: ASPP width (DeepLabV3 uses 256).
-        aspp_rates: initial atrous rates (a plan may change them).
-        lraspp_channels: LR-ASPP width, or None when the space has no LR-ASPP head.
-        low_after: features index whose output (after all kept blocks up to it) is
-            LR-ASPP's low-level input.
-    """
-
-    slots: tuple[BlockSlot, ...]
-    aspp_channels: int = 256
-    aspp_rates: tuple[int, ...] = (6, 12, 18)
-    lraspp_channels: int | None = None
-    low_after: int = 6
-
-    @property
-    def encoder_channels(self) -> int:
-        """Channels of the encoder output (the last slot's width)."""
-        return self.slots[-1].out_ch
-
-    def channels_after(self, index: int) -> int:
-        """Output width of the features position `index`."""
-        return FIRST_BLOCK_CH if index == 1 else self.slots[index - FIRST_SEARCHABLE].out_ch
-
-
-@dataclass(frozen=True)
-class ActiveBlock:
-    """One kept block of a subnet: features index and its active settings."""
-
-    index: int
-    in_ch: int
-    kernel: int
-    expand: float
-    stride: int
-    dilation: int
-
-
-@dataclass(frozen=True)
-class MBV2Plan:
-    """A subnet of an `MBV2Layout`: kept blocks (in order) and the head ("aspp" or "lraspp")."""
-
-    blocks: tuple[ActiveBlock, ...]
-    head: str
-    rates: tuple[int, ...] = (6, 12, 18)
 
 
 def _stem() -> nn.Module:
@@ -204,38 +140,7 @@ class MobileNetV2Supernet(Supernet):
         return model.train(self.training)
 
 
-def plan_layer_specs(layout: MBV2Layout, plan: MBV2Plan, image_size: tuple[int, int],
-                     num_classes: int) -> list[LayerSpec]:
-    """Analytic layer specs of the network `MobileNetV2Supernet.extract` builds for `plan`."""
-    hw = (int(image_size[0]), int(image_size[1]))
-    specs = conv_bn_act_specs("features.0", 3, STEM_CH, hw, 3, 2, act="relu6")
-    hw = conv_out_hw(hw, 3, 2, 1)
-    specs += inverted_residual_specs("features.1", STEM_CH, FIRST_BLOCK_CH, hw, 3, 1, 1)
-    low_hw, low_ch = hw, FIRST_BLOCK_CH
-    for ab in plan.blocks:
-        out_ch = layout.slots[ab.index - FIRST_SEARCHABLE].out_ch
-        specs += inverted_residual_specs(f"features.{ab.index}", ab.in_ch, out_ch, hw, ab.kernel,
-                                         ab.expand, ab.stride, ab.dilation)
-        hw = conv_out_hw(hw, ab.kernel, ab.stride, ab.dilation)
-        if ab.index <= layout.low_after:
-            low_hw, low_ch = hw, out_ch
-    if plan.head == "lraspp":
-        specs += lraspp_specs("head", layout.encoder_channels, low_ch, layout.lraspp_channels, num_classes,
-                              hw, low_hw)
-        logits_hw = low_hw
-    else:
-        specs += aspp_specs("head", layout.encoder_channels, hw, plan.rates, layout.aspp_channels, num_classes)
-        logits_hw = hw
-    specs.append(LayerSpec("resize", "upsample", num_classes, num_classes, logits_hw, tuple(image_size)))
-    return specs
-
-
 __all__ = [
-    "ActiveBlock",
-    "BlockSlot",
-    "MBV2Layout",
-    "MBV2Plan",
     "MobileNetV2Seg",
     "MobileNetV2Supernet",
-    "plan_layer_specs",
 ]

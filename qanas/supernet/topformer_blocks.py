@@ -25,14 +25,8 @@ from qanas.space.efficient_topformer import (
     TOKEN_STRIDE,
     TopFormerPlan,
 )
-from qanas.supernet.blocks import (
-    ConvBNAct,
-    InvertedResidual,
-    conv_bn_act_specs,
-    conv_out_hw,
-    inverted_residual_specs,
-    upsample_to,
-)
+from qanas.space.layer_specs import conv_bn_act_specs, conv_out_hw, inverted_residual_specs
+from qanas.supernet.blocks import ConvBNAct, InvertedResidual, upsample_to
 from targets.cost import LayerSpec
 
 
