@@ -269,3 +269,29 @@ def test_squeezenas_small_min_patched_at_64x128(tmp_path, without_patches):
                                   next(iter(run_int8_reference(path, inputs).values())))
     without_patches()
     assert patched.arena_bytes < plan_model_memory(path, "host", CompileOptions()).arena_bytes
+
+
+def test_uneven_tiles_overlap_and_stay_one_patch_in_size(exported, tmp_path):
+    """3 x 3 patches of a 6 x 10 split: 10 columns in tiles of 4, the last one overlapping."""
+    import dataclasses
+
+    from compiler.frontend import load_model
+    from compiler.passes import lower_to_integer
+    from compiler.passes.patch_stage import apply_patches, choose_patches
+
+    require_tools("gcc", "make")
+    path = exported["k3_odd"]
+    lowered = lower_to_integer(load_model(path))
+    choice = choose_patches(lowered.mod["main"], lowered.mod, max_extra=10.0)
+    choice = dataclasses.replace(choice, n=3, extra_macs=choice.head.extra_macs(3))
+    assert choice.name == "patch0_n3_16x6x10"
+    once, in_patches = onnx_patch_macs(path, (16, 6, 10), 3)
+    assert choice.extra_macs == in_patches - once
+    result = compile_model(apply_patches(lowered, choice), "host", tmp_path / "p",
+                           optimise="speed")
+    inputs = _inputs(result, seed=2)
+    outputs = get_runner("host").run(result.out_dir, inputs).outputs
+    np.testing.assert_array_equal(next(iter(outputs.values())),
+                                  next(iter(run_int8_reference(path, inputs).values())))
+    # the stem output (24 x 12 x 19) is one patch's region, not the whole tensor
+    assert result.kernels[choice.name].workspace_bytes < 24 * 12 * 19

@@ -52,7 +52,7 @@ def _accumulate(sch, kernel: str, block) -> None:
     _accumulate_row(sch, kernel, block)
 
 
-def _overlap_last_tile(sch, output: str, extents: tuple[int, int]):
+def _overlap_last_tile(sch, output: str, extents: tuple[int, int], uneven: int):
     """A schedule whose last row (column) tile ends at the tensor's edge, overlapping the
     one before, when the tile size does not divide the extent.
 
@@ -61,7 +61,8 @@ def _overlap_last_tile(sch, output: str, extents: tuple[int, int]):
     longer of constant size). The tile origin becomes ``min(tile * size, extent - size)``
     instead: every tile is whole, the last one recomputes (and rewrites, with the same
     values) what it shares with the one before. The output block's bindings are edited
-    on the TVMScript, which TVM parses back.
+    on the TVMScript, which TVM parses back; when fewer than the `uneven` axes are
+    found there, `sch` is returned as it was (correct, with full-size stages).
     """
     import tvm
     from tvm import s_tir
@@ -69,7 +70,7 @@ def _overlap_last_tile(sch, output: str, extents: tuple[int, int]):
 
     lines = sch.mod["main"].script().splitlines()
     start = next(i for i, line in enumerate(lines) if f'T.sblock("{output}")' in line)
-    changed = False
+    changed = 0
     for i in range(start + 1, len(lines)):
         line = lines[i]
         if "T.where(" in line:
@@ -81,10 +82,12 @@ def _overlap_last_tile(sch, output: str, extents: tuple[int, int]):
             extent, var, size = int(match.group(1)), match.group(2), int(match.group(3))
             origin = f"T.min({var} * T.int64({size}), T.int64({extent - size}))"
             lines[i] = line.replace(f"{var} * T.int64({size}) + ", f"{origin} + ", 1)
-            changed = True
+            changed += 1
         if "T.writes(" in line:
             break
-    if not changed:
+    if changed != uneven:
+        log.warning("patch stage %s: uneven tiles not made to overlap; its stages stay "
+                    "full size", output)
         return sch
     parsed = from_source("\n".join(line for line in lines if line))
     func = parsed["main"] if hasattr(parsed, "functions") else parsed
@@ -118,7 +121,10 @@ def tile_patches(sch, kernel: str, n: int):
     row_tile, row_in = sch.split(row, [min(n, rows), None])
     col_tile, col_in = sch.split(col, [min(n, cols), None])
     sch.reorder(row_tile, col_tile, batch, channel, row_in, col_in)
-    sch = _overlap_last_tile(sch, output_name, (rows, cols))
+    uneven = sum(extent % int(sch.get(inner).extent) != 0
+                 for extent, inner in ((rows, row_in), (cols, col_in)))
+    if uneven:
+        sch = _overlap_last_tile(sch, output_name, (rows, cols), uneven)
     row_tile, col_tile = sch.get_loops(sch.get_sblock(output_name))[:2]
     names = [sch.get(b).name_hint for b in _top_level_blocks(sch)][:-1]
     for name in reversed(names):

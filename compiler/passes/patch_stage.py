@@ -431,8 +431,15 @@ def patch_stages(model, max_extra: float | None = None, max_patches: int = MAX_P
     choice = choose_patches(mod["main"], mod, max_extra, max_patches)
     if choice is None:
         return model, (), 0
-    grouper = mutator(_PatchGrouper)(mod)
-    new_main = grouper.group(mod["main"], choice)
+    return apply_patches(model, choice), (choice.name,), choice.extra_macs
+
+
+def apply_patches(model, choice: PatchChoice):
+    """`model` with the head of `choice` grouped into the patch-stage function
+    ``choice.name`` (the bindings of `choice.head` must be those of ``model.mod``'s
+    ``main``)."""
+    grouper = mutator(_PatchGrouper)(model.mod)
+    new_main = grouper.group(model.mod["main"], choice)
     out = grouper.builder_.finalize()
     out["main"] = new_main
-    return model.with_module(out), (choice.name,), choice.extra_macs
+    return model.with_module(out)
