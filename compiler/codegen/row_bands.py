@@ -280,8 +280,8 @@ def roll_expanded_rows(func, rows: ExpandedRows, axis: int = 2):
             end = _closing(line, start, "(", ")")
             dims = _split_top(line[start:end - 1])
             dims[axis] = f" T.int64({rows.ring})"
-            line = line[:start] + ",".join(dims) + line[end - 1:]
             anchor = _ring_anchor(rows.buffer, len(dims), line[end:])
+            line = line[:start] + ",".join(dims) + line[end - 1:]
         lines.append(_ring_indices(line, rows.buffer, axis, rows.ring))
     if anchor is not None:
         raise ValueError(f"no loop over bands ({rows.band_var}) found for the ring's anchor")
