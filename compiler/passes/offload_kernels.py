@@ -46,6 +46,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 from compiler.kernels import packing
 from compiler.kernels.calls import LIBRARY_ATTR, LibraryCall
 from compiler.passes._common import const_value, dtype_of, is_op, prim_number, shape_of
+from compiler.passes.fuse_inverted_residual import _vars_in as _vars
 from compiler.passes.offload_fused_blocks import fused_block_call
 from compiler.passes.resize_kernels import kernel_tag
 
@@ -487,18 +488,6 @@ def _window_counts(g: dict) -> np.ndarray:
 
     return np.outer(axis(g["in_h"], g["kernel_h"], g["stride_h"], g["pad_top"], g["out_h"]),
                     axis(g["in_w"], g["kernel_w"], g["stride_w"], g["pad_left"], g["out_w"]))
-
-
-def _vars(expr) -> list:
-    if isinstance(expr, relax.Var):
-        return [expr]
-    if isinstance(expr, relax.Call):
-        return [v for a in expr.args for v in _vars(a)]
-    if isinstance(expr, relax.Tuple):
-        return [v for f in expr.fields for v in _vars(f)]
-    if isinstance(expr, relax.TupleGetItem):
-        return _vars(expr.tuple_value)
-    return []
 
 
 def _extern(*tensors, function: str, out_shape):
