@@ -3,46 +3,46 @@
 #include "model.h"
 
 #include "dlpack/dlpack.h"
+#include "qanas/kernel_steps.h"
 #include "qanas/workspace.h"
 #include "tvm/ffi/c_api.h"
 
-/* Arena layout in bytes from the arena start (planner 'greedy'; arena 1024 bytes used,
- * lower bound 1024). Buffer: [offset, offset + size), live steps. */
-#define OFFSET_x 0u /* 512 bytes, input, steps 0..0 */
-#define OFFSET_y 512u /* 512 bytes, output, steps 0..0 */
+/* Arena layout in bytes from the arena start (planner 'greedy'; arena 1696 bytes used,
+ * lower bound 1696). Buffer: [offset, offset + size), live steps. */
+#define OFFSET_transpose0_out 0u /* 512 bytes, intermediate, steps 0..1 */
+#define OFFSET_y 0u /* 512 bytes, output, steps 2..2 */
+#define OFFSET_layer0_scratch 512u /* 672 bytes, workspace, steps 1..1 */
+#define OFFSET_layer0_out 1184u /* 512 bytes, intermediate, steps 1..2 */
+#define OFFSET_x 1184u /* 512 bytes, input, steps 0..0 */
 
 /* Weights (weights.c). */
-extern const int8_t qanas_model_block0_expand_weights[128];
-extern const int32_t qanas_model_block0_expand_bias[16];
-extern const int64_t qanas_model_block0_param0[16];
-extern const int64_t qanas_model_block0_param1[16];
-extern const int64_t qanas_model_block0_param2[1];
-extern const int64_t qanas_model_block0_param3[16];
-extern const int8_t qanas_model_block0_dw_weights[144];
-extern const int32_t qanas_model_block0_dw_bias[16];
-extern const int64_t qanas_model_block0_param4[16];
-extern const int64_t qanas_model_block0_param5[16];
-extern const int64_t qanas_model_block0_param6[16];
-extern const int8_t qanas_model_block0_project_weights[128];
-extern const int32_t qanas_model_block0_project_bias[8];
-extern const int64_t qanas_model_block0_param7[8];
-extern const int64_t qanas_model_block0_param8[8];
-extern const int64_t qanas_model_block0_param9[8];
-extern const int64_t qanas_model_block0_param10[1];
-extern const int64_t qanas_model_block0_param11[1];
-extern const int64_t qanas_model_block0_param12[1];
+extern const int8_t qanas_model_layer0_param0[128];
+extern const int32_t qanas_model_layer0_param1[16];
+extern const int32_t qanas_model_layer0_param2[16];
+extern const int32_t qanas_model_layer0_param3[16];
+extern const int8_t qanas_model_layer0_param4[144];
+extern const int32_t qanas_model_layer0_param5[16];
+extern const int32_t qanas_model_layer0_param6[16];
+extern const int32_t qanas_model_layer0_param7[16];
+extern const int8_t qanas_model_layer0_param8[128];
+extern const int32_t qanas_model_layer0_param9[8];
+extern const int32_t qanas_model_layer0_param10[8];
+extern const int32_t qanas_model_layer0_param11[8];
 
 /* Kernels (one file each under kernels/), TVM packed calling convention. */
-int32_t __tvm_ffi_qanas_model_irb0_k3s1e16_res(void *self, void *args, int32_t num_args, void *result);
+int32_t __tvm_ffi_qanas_model_transpose(void *self, void *args, int32_t num_args, void *result);
+int32_t __tvm_ffi_qanas_model_transpose_2(void *self, void *args, int32_t num_args, void *result);
+
+/* Parameters of the kernel library calls (qanas/kernel_steps.h), passed to
+ * their adapters as `self`. */
+static const qanas_irb_step_t kParams_qanas_inverted_residual_s8 = {.has_expand = 1, .irb = {.add = {.a_multiplier = 1342177330, .a_zero_point = 0, .b_multiplier = 1342177330, .b_zero_point = 0, .output_zero_point = 0, .qmax = 127, .qmin = -128, .right_shift = 31, .subtract = 0}, .depthwise_rq = {.output_zero_point = 0, .qmax = 127, .qmin = 0}, .dilation = 1, .expand_groups = 1, .expand_rq = {.output_zero_point = 0, .qmax = 127, .qmin = 0}, .expanded_c = 16, .in_c = 8, .in_h = 8, .in_w = 8, .input_zero_point = 0, .kernel = 3, .out_c = 8, .out_h = 8, .out_w = 8, .pad_left = 1, .pad_top = 1, .project_groups = 1, .project_rq = {.output_zero_point = 0, .qmax = 127, .qmin = -128}, .residual = 1, .residual_rescale = 0, .residual_rq = {.output_zero_point = 0, .qmax = 127, .qmin = -128}, .stride = 1}, .scratch_bytes = 672, .weights_mve = 0};
 
 /* Static shapes, one per distinct shape; kernels only read them. */
 static const int64_t kShape_1x8x8x8[4] = {1, 8, 8, 8};
-static const int64_t kShape_16x8x1x1[4] = {16, 8, 1, 1};
-static const int64_t kShape_1x16x1x1[4] = {1, 16, 1, 1};
-static const int64_t kShape_scalar[1] = {1};
-static const int64_t kShape_16x1x3x3[4] = {16, 1, 3, 3};
-static const int64_t kShape_8x16x1x1[4] = {8, 16, 1, 1};
-static const int64_t kShape_1x8x1x1[4] = {1, 8, 1, 1};
+static const int64_t kShape_128[1] = {128};
+static const int64_t kShape_16[1] = {16};
+static const int64_t kShape_144[1] = {144};
+static const int64_t kShape_8[1] = {8};
 
 /* DLTensor and packed-argument initializers (one line each: model.c has no line
  * continuations). The packed API takes non-const pointers; kernels never write shapes,
@@ -55,81 +55,71 @@ static const int64_t kShape_1x8x1x1[4] = {1, 8, 1, 1};
  * its planned offset. */
 enum {
   kTensor_x,
+  kTensor_transpose0_out,
+  kTensor_layer0_out,
   kTensor_y,
   kNumTensors
 };
 static const uint32_t kOffsets[kNumTensors] = {
   [kTensor_x] = OFFSET_x,
+  [kTensor_transpose0_out] = OFFSET_transpose0_out,
+  [kTensor_layer0_out] = OFFSET_layer0_out,
   [kTensor_y] = OFFSET_y,
 };
 static DLTensor g_tensors[kNumTensors] = {
   [kTensor_x] = ARENA_TENSOR(kShape_1x8x8x8, 4, kDLInt, 8),
+  [kTensor_transpose0_out] = ARENA_TENSOR(kShape_1x8x8x8, 4, kDLInt, 8),
+  [kTensor_layer0_out] = ARENA_TENSOR(kShape_1x8x8x8, 4, kDLInt, 8),
   [kTensor_y] = ARENA_TENSOR(kShape_1x8x8x8, 4, kDLInt, 8),
 };
 static uint8_t *g_arena = NULL;
 
 /* Weight tensors: const, in flash like the arrays they describe. */
 enum {
-  kWeight_block0_expand_weights,
-  kWeight_block0_expand_bias,
-  kWeight_block0_param0,
-  kWeight_block0_param1,
-  kWeight_block0_param2,
-  kWeight_block0_param3,
-  kWeight_block0_dw_weights,
-  kWeight_block0_dw_bias,
-  kWeight_block0_param4,
-  kWeight_block0_param5,
-  kWeight_block0_param6,
-  kWeight_block0_project_weights,
-  kWeight_block0_project_bias,
-  kWeight_block0_param7,
-  kWeight_block0_param8,
-  kWeight_block0_param9,
-  kWeight_block0_param10,
-  kWeight_block0_param11,
-  kWeight_block0_param12,
+  kWeight_layer0_param0,
+  kWeight_layer0_param1,
+  kWeight_layer0_param2,
+  kWeight_layer0_param3,
+  kWeight_layer0_param4,
+  kWeight_layer0_param5,
+  kWeight_layer0_param6,
+  kWeight_layer0_param7,
+  kWeight_layer0_param8,
+  kWeight_layer0_param9,
+  kWeight_layer0_param10,
+  kWeight_layer0_param11,
   kNumWeights
 };
 static const DLTensor kWeights[kNumWeights] = {
-  [kWeight_block0_expand_weights] = WEIGHT_TENSOR(qanas_model_block0_expand_weights, kShape_16x8x1x1, 4, kDLInt, 8),
-  [kWeight_block0_expand_bias] = WEIGHT_TENSOR(qanas_model_block0_expand_bias, kShape_1x16x1x1, 4, kDLInt, 32),
-  [kWeight_block0_param0] = WEIGHT_TENSOR(qanas_model_block0_param0, kShape_1x16x1x1, 4, kDLInt, 64),
-  [kWeight_block0_param1] = WEIGHT_TENSOR(qanas_model_block0_param1, kShape_1x16x1x1, 4, kDLInt, 64),
-  [kWeight_block0_param2] = WEIGHT_TENSOR(qanas_model_block0_param2, kShape_scalar, 0, kDLInt, 64),
-  [kWeight_block0_param3] = WEIGHT_TENSOR(qanas_model_block0_param3, kShape_1x16x1x1, 4, kDLInt, 64),
-  [kWeight_block0_dw_weights] = WEIGHT_TENSOR(qanas_model_block0_dw_weights, kShape_16x1x3x3, 4, kDLInt, 8),
-  [kWeight_block0_dw_bias] = WEIGHT_TENSOR(qanas_model_block0_dw_bias, kShape_1x16x1x1, 4, kDLInt, 32),
-  [kWeight_block0_param4] = WEIGHT_TENSOR(qanas_model_block0_param4, kShape_1x16x1x1, 4, kDLInt, 64),
-  [kWeight_block0_param5] = WEIGHT_TENSOR(qanas_model_block0_param5, kShape_1x16x1x1, 4, kDLInt, 64),
-  [kWeight_block0_param6] = WEIGHT_TENSOR(qanas_model_block0_param6, kShape_1x16x1x1, 4, kDLInt, 64),
-  [kWeight_block0_project_weights] = WEIGHT_TENSOR(qanas_model_block0_project_weights, kShape_8x16x1x1, 4, kDLInt, 8),
-  [kWeight_block0_project_bias] = WEIGHT_TENSOR(qanas_model_block0_project_bias, kShape_1x8x1x1, 4, kDLInt, 32),
-  [kWeight_block0_param7] = WEIGHT_TENSOR(qanas_model_block0_param7, kShape_1x8x1x1, 4, kDLInt, 64),
-  [kWeight_block0_param8] = WEIGHT_TENSOR(qanas_model_block0_param8, kShape_1x8x1x1, 4, kDLInt, 64),
-  [kWeight_block0_param9] = WEIGHT_TENSOR(qanas_model_block0_param9, kShape_1x8x1x1, 4, kDLInt, 64),
-  [kWeight_block0_param10] = WEIGHT_TENSOR(qanas_model_block0_param10, kShape_scalar, 0, kDLInt, 64),
-  [kWeight_block0_param11] = WEIGHT_TENSOR(qanas_model_block0_param11, kShape_scalar, 0, kDLInt, 64),
-  [kWeight_block0_param12] = WEIGHT_TENSOR(qanas_model_block0_param12, kShape_scalar, 0, kDLInt, 64),
+  [kWeight_layer0_param0] = WEIGHT_TENSOR(qanas_model_layer0_param0, kShape_128, 1, kDLInt, 8),
+  [kWeight_layer0_param1] = WEIGHT_TENSOR(qanas_model_layer0_param1, kShape_16, 1, kDLInt, 32),
+  [kWeight_layer0_param2] = WEIGHT_TENSOR(qanas_model_layer0_param2, kShape_16, 1, kDLInt, 32),
+  [kWeight_layer0_param3] = WEIGHT_TENSOR(qanas_model_layer0_param3, kShape_16, 1, kDLInt, 32),
+  [kWeight_layer0_param4] = WEIGHT_TENSOR(qanas_model_layer0_param4, kShape_144, 1, kDLInt, 8),
+  [kWeight_layer0_param5] = WEIGHT_TENSOR(qanas_model_layer0_param5, kShape_16, 1, kDLInt, 32),
+  [kWeight_layer0_param6] = WEIGHT_TENSOR(qanas_model_layer0_param6, kShape_16, 1, kDLInt, 32),
+  [kWeight_layer0_param7] = WEIGHT_TENSOR(qanas_model_layer0_param7, kShape_16, 1, kDLInt, 32),
+  [kWeight_layer0_param8] = WEIGHT_TENSOR(qanas_model_layer0_param8, kShape_128, 1, kDLInt, 8),
+  [kWeight_layer0_param9] = WEIGHT_TENSOR(qanas_model_layer0_param9, kShape_8, 1, kDLInt, 32),
+  [kWeight_layer0_param10] = WEIGHT_TENSOR(qanas_model_layer0_param10, kShape_8, 1, kDLInt, 32),
+  [kWeight_layer0_param11] = WEIGHT_TENSOR(qanas_model_layer0_param11, kShape_8, 1, kDLInt, 32),
 };
 
 /* The packed arguments of every step in calling order (inputs, then outputs). */
-enum { kNumArgs = 25, kNumSteps = 1 };
+enum { kNumArgs = 18, kNumSteps = 3 };
 static const TVMFFIAny kArgs[kNumArgs] = {
-  /* 0: block0 */
-  ARG(&g_tensors[kTensor_x]), ARG(&kWeights[kWeight_block0_expand_weights]),
-  ARG(&kWeights[kWeight_block0_expand_bias]), ARG(&kWeights[kWeight_block0_param0]),
-  ARG(&kWeights[kWeight_block0_param1]), ARG(&kWeights[kWeight_block0_param2]),
-  ARG(&kWeights[kWeight_block0_param3]), ARG(&kWeights[kWeight_block0_dw_weights]),
-  ARG(&kWeights[kWeight_block0_dw_bias]), ARG(&kWeights[kWeight_block0_param4]),
-  ARG(&kWeights[kWeight_block0_param5]), ARG(&kWeights[kWeight_block0_param2]),
-  ARG(&kWeights[kWeight_block0_param6]), ARG(&kWeights[kWeight_block0_project_weights]),
-  ARG(&kWeights[kWeight_block0_project_bias]), ARG(&kWeights[kWeight_block0_param7]),
-  ARG(&kWeights[kWeight_block0_param8]), ARG(&kWeights[kWeight_block0_param2]),
-  ARG(&kWeights[kWeight_block0_param9]), ARG(&kWeights[kWeight_block0_param10]),
-  ARG(&kWeights[kWeight_block0_param10]), ARG(&kWeights[kWeight_block0_param11]),
-  ARG(&kWeights[kWeight_block0_param2]), ARG(&kWeights[kWeight_block0_param12]),
-  ARG(&g_tensors[kTensor_y]),
+  /* 0: transpose0 */
+  ARG(&g_tensors[kTensor_x]), ARG(&g_tensors[kTensor_transpose0_out]),
+  /* 1: layer0 */
+  ARG(&g_tensors[kTensor_transpose0_out]), ARG(&kWeights[kWeight_layer0_param0]),
+  ARG(&kWeights[kWeight_layer0_param1]), ARG(&kWeights[kWeight_layer0_param2]),
+  ARG(&kWeights[kWeight_layer0_param3]), ARG(&kWeights[kWeight_layer0_param4]),
+  ARG(&kWeights[kWeight_layer0_param5]), ARG(&kWeights[kWeight_layer0_param6]),
+  ARG(&kWeights[kWeight_layer0_param7]), ARG(&kWeights[kWeight_layer0_param8]),
+  ARG(&kWeights[kWeight_layer0_param9]), ARG(&kWeights[kWeight_layer0_param10]),
+  ARG(&kWeights[kWeight_layer0_param11]), ARG(&g_tensors[kTensor_layer0_out]),
+  /* 2: transpose1 */
+  ARG(&g_tensors[kTensor_layer0_out]), ARG(&g_tensors[kTensor_y]),
 };
 
 typedef int32_t (*KernelFn)(void *self, void *args, int32_t num_args, void *result);
@@ -146,8 +136,12 @@ typedef struct {
 } Step;
 
 static const Step kSteps[kNumSteps] = {
-  /* 0: block0(x) -> y */
-  {__tvm_ffi_qanas_model_irb0_k3s1e16_res, "irb0_k3s1e16_res", 0u, 25u, 0u, 0u, NULL},
+  /* 0: transpose0(x) -> transpose0_out */
+  {__tvm_ffi_qanas_model_transpose, "transpose", 0u, 2u, 0u, 0u, NULL},
+  /* 1: layer0(transpose0_out) -> layer0_out */
+  {qanas_step_inverted_residual_s8, "qanas_inverted_residual_s8", 2u, 14u, OFFSET_layer0_scratch, 672u, &kParams_qanas_inverted_residual_s8},
+  /* 2: transpose1(layer0_out) -> y */
+  {__tvm_ffi_qanas_model_transpose_2, "transpose_2", 16u, 2u, 0u, 0u, NULL},
 };
 
 /* Runs one step with its scratch region; a failing kernel reports scratch exhaustion as

@@ -23,13 +23,13 @@ extern "C" {
  * qanas_model_input_name / qanas_model_output_name). */
 #define QANAS_MODEL_SOURCE "onnx.ModelProto"
 /* Bytes of the caller's arena: inputs, outputs, intermediates and kernel scratch. */
-#define QANAS_MODEL_ARENA_BYTES 1024u
+#define QANAS_MODEL_ARENA_BYTES 1696u
 /* Bytes of the const weights (in flash). */
-#define QANAS_MODEL_WEIGHTS_BYTES 1552u
+#define QANAS_MODEL_WEIGHTS_BYTES 880u
 #define QANAS_MODEL_ARENA_ALIGNMENT 16u
 #define QANAS_MODEL_NUM_INPUTS 1u
 #define QANAS_MODEL_NUM_OUTPUTS 1u
-#define QANAS_MODEL_NUM_KERNELS 1u
+#define QANAS_MODEL_NUM_KERNELS 3u
 
 /* input 0 (x): int8[1, 8, 8, 8]; its model name: qanas_model_input_name(0) */
 #define QANAS_MODEL_INPUT_0_BYTES 512u

@@ -10,8 +10,8 @@
 #define QANAS_WEIGHTS_SECTION
 #endif
 
-/* block0_expand_weights: int8[16, 8, 1, 1], 128 bytes */
-const int8_t qanas_model_block0_expand_weights[128] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
+/* layer0_param0: int8[128], 128 bytes */
+const int8_t qanas_model_layer0_param0[128] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
   89, 35, 3, -59, -49, -117, -108, -123, -83, 80, 38, 105, 1, 27, 120, 59,
   34, 11, 15, 111, -57, 81, 44, -127, -27, 91, 14, -119, 68, 59, 88, -83,
   -105, 93, -122, 11, -107, -51, -5, -20, -25, -120, -126, -96, -125, 44, 7, 38,
@@ -22,66 +22,51 @@ const int8_t qanas_model_block0_expand_weights[128] QANAS_ALIGNED(16) QANAS_WEIG
   92, -13, 101, 76, 52, -69, 68, -114, 18, -24, 127, -77, 114, -104, 31, 20,
 };
 
-/* block0_expand_bias: int32[1, 16, 1, 1], 64 bytes */
-const int32_t qanas_model_block0_expand_bias[16] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
+/* layer0_param1: int32[16], 64 bytes */
+const int32_t qanas_model_layer0_param1[16] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
   200, 154, -56, -2, -48, 17, -162, 171, -254, -52, -131, 140, 149, 126, 254, 259,
 };
 
-/* block0_param0: int64[1, 16, 1, 1], 128 bytes */
-const int64_t qanas_model_block0_param0[16] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
-  1784914466LL, 1148986203LL, 1648601501LL, 1334610050LL, 1876193190LL, 1519381177LL, 1119514602LL, 1324330609LL, 1979639434LL, 1343184370LL, 2061441197LL, 1958819433LL, 1113402281LL, 1371019891LL, 1339303970LL, 2006670795LL,
+/* layer0_param2: int32[16], 64 bytes */
+const int32_t qanas_model_layer0_param2[16] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
+  1784914466, 1148986203, 1648601501, 1334610050, 1876193190, 1519381177, 1119514602, 1324330609, 1979639434, 1343184370, 2061441197, 1958819433, 1113402281, 1371019891, 1339303970, 2006670795,
 };
 
-/* block0_param1: int64[1, 16, 1, 1], 128 bytes */
-const int64_t qanas_model_block0_param1[16] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
-  38LL, 37LL, 38LL, 37LL, 38LL, 38LL, 37LL, 37LL, 38LL, 37LL, 38LL, 38LL, 37LL, 37LL, 37LL, 38LL,
+/* layer0_param3: int32[16], 64 bytes */
+const int32_t qanas_model_layer0_param3[16] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
+  -7, -6, -7, -6, -7, -7, -6, -6, -7, -6, -7, -7, -6, -6, -6, -7,
 };
 
-/* block0_param2: int64[], 8 bytes */
-const int64_t qanas_model_block0_param2[1] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
-  1LL,
+/* layer0_param4: int8[144], 144 bytes */
+const int8_t qanas_model_layer0_param4[144] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
+  -80, -124, 4, -68, 40, 29, -89, -110, 67, -96, -112, 32, -121, -117, -101, 52,
+  -98, -97, 121, 100, -15, 0, 3, 38, -61, 71, 15, 54, 89, 24, -34, 34,
+  -94, 93, -34, 77, -90, -120, 102, -40, -58, -54, -12, 117, 113, 82, -100, 113,
+  58, -106, 99, -92, 110, 109, 109, -70, -66, 77, -54, 35, -90, 74, -107, 73,
+  120, 123, -30, 108, 49, 56, -59, -18, -74, 22, -12, -33, 81, -22, -62, -95,
+  109, 83, 82, 120, -117, -48, -111, 95, 99, 91, -22, -107, -24, 92, 39, -118,
+  43, 117, -69, -60, 80, -123, -1, 119, -72, 14, -2, 13, -117, 84, 6, 93,
+  119, -36, -5, -19, 59, -104, 87, -92, -70, 67, 81, -68, 105, -99, -58, -24,
+  95, -90, -44, 10, -81, 66, 32, 16, -96, 79, 83, 24, 112, -125, 115, -112,
 };
 
-/* block0_param3: int64[1, 16, 1, 1], 128 bytes */
-const int64_t qanas_model_block0_param3[16] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
-  137438953471LL, 68719476735LL, 137438953471LL, 68719476735LL, 137438953471LL, 137438953471LL, 68719476735LL, 68719476735LL, 137438953471LL, 68719476735LL, 137438953471LL, 137438953471LL, 68719476735LL, 68719476735LL, 68719476735LL, 137438953471LL,
-};
-
-/* block0_dw_weights: int8[16, 1, 3, 3], 144 bytes */
-const int8_t qanas_model_block0_dw_weights[144] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
-  -80, -98, -94, 58, 120, 109, 43, 119, 95, -124, -97, 93, -106, 123, 83, 117,
-  -36, -90, 4, 121, -34, 99, -30, 82, -69, -5, -44, -68, 100, 77, -92, 108,
-  120, -60, -19, 10, 40, -15, -90, 110, 49, -117, 80, 59, -81, 29, 0, -120,
-  109, 56, -48, -123, -104, 66, -89, 3, 102, 109, -59, -111, -1, 87, 32, -110,
-  38, -40, -70, -18, 95, 119, -92, 16, 67, -61, -58, -66, -74, 99, -72, -70,
-  -96, -96, 71, -54, 77, 22, 91, 14, 67, 79, -112, 15, -12, -54, -12, -22,
-  -2, 81, 83, 32, 54, 117, 35, -33, -107, 13, -68, 24, -121, 89, 113, -90,
-  81, -24, -117, 105, 112, -117, 24, 82, 74, -22, 92, 84, -99, -125, -101, -34,
-  -100, -107, -62, 39, 6, -58, 115, 52, 34, 113, 73, -95, -118, 93, -24, -112,
-};
-
-/* block0_dw_bias: int32[1, 16, 1, 1], 64 bytes */
-const int32_t qanas_model_block0_dw_bias[16] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
+/* layer0_param5: int32[16], 64 bytes */
+const int32_t qanas_model_layer0_param5[16] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
   -136, 100, 16, 275, 39, 255, 277, 148, 77, 216, 297, -152, 37, -216, -238, 102,
 };
 
-/* block0_param4: int64[1, 16, 1, 1], 128 bytes */
-const int64_t qanas_model_block0_param4[16] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
-  1518173184LL, 1572053248LL, 1637007360LL, 1086571648LL, 1952393088LL, 1439103872LL, 1396200320LL, 2048522368LL, 2068519168LL, 1661039360LL, 1478068736LL, 1096717440LL, 1446895232LL, 1300406016LL, 2067189760LL, 1992683904LL,
+/* layer0_param6: int32[16], 64 bytes */
+const int32_t qanas_model_layer0_param6[16] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
+  1518173184, 1572053248, 1637007360, 1086571648, 1952393088, 1439103872, 1396200320, 2048522368, 2068519168, 1661039360, 1478068736, 1096717440, 1446895232, 1300406016, 2067189760, 1992683904,
 };
 
-/* block0_param5: int64[1, 16, 1, 1], 128 bytes */
-const int64_t qanas_model_block0_param5[16] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
-  38LL, 38LL, 38LL, 37LL, 38LL, 38LL, 38LL, 38LL, 38LL, 38LL, 38LL, 37LL, 38LL, 38LL, 38LL, 38LL,
+/* layer0_param7: int32[16], 64 bytes */
+const int32_t qanas_model_layer0_param7[16] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
+  -7, -7, -7, -6, -7, -7, -7, -7, -7, -7, -7, -6, -7, -7, -7, -7,
 };
 
-/* block0_param6: int64[1, 16, 1, 1], 128 bytes */
-const int64_t qanas_model_block0_param6[16] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
-  137438953471LL, 137438953471LL, 137438953471LL, 68719476735LL, 137438953471LL, 137438953471LL, 137438953471LL, 137438953471LL, 137438953471LL, 137438953471LL, 137438953471LL, 68719476735LL, 137438953471LL, 137438953471LL, 137438953471LL, 137438953471LL,
-};
-
-/* block0_project_weights: int8[8, 16, 1, 1], 128 bytes */
-const int8_t qanas_model_block0_project_weights[128] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
+/* layer0_param8: int8[128], 128 bytes */
+const int8_t qanas_model_layer0_param8[128] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
   -115, 55, 82, -85, 46, -27, 100, 105, 20, 16, 54, 20, 63, -78, 72, 7,
   64, 6, -49, -105, 6, 123, -118, 18, -13, -126, 11, 70, 62, 122, 7, 23,
   119, -46, 76, -80, -35, 44, 20, -78, 41, 20, 107, 26, 98, 118, -105, -109,
@@ -92,37 +77,17 @@ const int8_t qanas_model_block0_project_weights[128] QANAS_ALIGNED(16) QANAS_WEI
   1, -81, -62, 118, -116, 77, 38, -5, 85, 80, -15, 26, 67, 40, -4, 105,
 };
 
-/* block0_project_bias: int32[1, 8, 1, 1], 32 bytes */
-const int32_t qanas_model_block0_project_bias[8] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
+/* layer0_param9: int32[8], 32 bytes */
+const int32_t qanas_model_layer0_param9[8] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
   -292, 226, 281, -248, 190, 125, -120, 173,
 };
 
-/* block0_param7: int64[1, 8, 1, 1], 64 bytes */
-const int64_t qanas_model_block0_param7[8] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
-  1874043425LL, 1614072669LL, 1215457132LL, 1165962197LL, 1753964479LL, 1566751686LL, 1306690511LL, 1251357137LL,
+/* layer0_param10: int32[8], 32 bytes */
+const int32_t qanas_model_layer0_param10[8] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
+  1874043425, 1614072669, 1215457132, 1165962197, 1753964479, 1566751686, 1306690511, 1251357137,
 };
 
-/* block0_param8: int64[1, 8, 1, 1], 64 bytes */
-const int64_t qanas_model_block0_param8[8] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
-  39LL, 38LL, 38LL, 38LL, 38LL, 38LL, 38LL, 38LL,
-};
-
-/* block0_param9: int64[1, 8, 1, 1], 64 bytes */
-const int64_t qanas_model_block0_param9[8] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
-  274877906943LL, 137438953471LL, 137438953471LL, 137438953471LL, 137438953471LL, 137438953471LL, 137438953471LL, 137438953471LL,
-};
-
-/* block0_param10: int64[], 8 bytes */
-const int64_t qanas_model_block0_param10[1] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
-  1342177330LL,
-};
-
-/* block0_param11: int64[], 8 bytes */
-const int64_t qanas_model_block0_param11[1] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
-  31LL,
-};
-
-/* block0_param12: int64[], 8 bytes */
-const int64_t qanas_model_block0_param12[1] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
-  1073741823LL,
+/* layer0_param11: int32[8], 32 bytes */
+const int32_t qanas_model_layer0_param11[8] QANAS_ALIGNED(16) QANAS_WEIGHTS_SECTION = {
+  -8, -7, -7, -7, -7, -7, -7, -7,
 };
