@@ -30,6 +30,7 @@ from torch import nn
 
 from qanas.errors import ConfigError
 from qanas.space.base import SubnetConfig
+from qanas.utils.seeding import seeded
 
 CALIBRATION_BATCHES = 2
 
@@ -198,9 +199,9 @@ def overhead_models(channels: int = 8) -> tuple[nn.Module, nn.Module]:
     def layer() -> list[nn.Module]:
         return [nn.Conv2d(channels, channels, 1), nn.ReLU()]
 
-    torch.manual_seed(0)
-    one = nn.Sequential(*layer())
-    two = nn.Sequential(*layer(), *layer())
+    with seeded(0):
+        one = nn.Sequential(*layer())
+        two = nn.Sequential(*layer(), *layer())
     two[0].load_state_dict(one[0].state_dict())
     two[2].load_state_dict(one[0].state_dict())
     return one, two

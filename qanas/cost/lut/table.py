@@ -47,7 +47,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from compiler.version import KERNEL_GENERATION
 from qanas.cost.hardware import Latency
@@ -59,6 +58,7 @@ from qanas.cost.lut.measure import (
 )
 from qanas.errors import ConfigError
 from qanas.space.base import SearchSpace, SubnetConfig
+from qanas.utils.seeding import seeded
 
 LUT_FORMAT = "qanas-latency-lut/2"
 SKIP = "skip"
@@ -219,8 +219,8 @@ class LUTLatencyModel:
 # -- building -----------------------------------------------------------------------------------
 def seeded_supernet(space: SearchSpace, num_classes: int, seed: int):
     """The supernet whose weights every measurement of a table uses (seeded init, eval mode)."""
-    torch.manual_seed(seed)
-    return space.build_supernet(num_classes).eval()
+    with seeded(seed):
+        return space.build_supernet(num_classes).eval()
 
 
 def _check_resume(lut: LatencyLUT, expected: dict) -> None:
