@@ -256,10 +256,11 @@ def _module_node(fx_node, module, args, users, pending_bn, mapping) -> QNode | N
             return node
     if isinstance(module, _PRECISION_PRESERVING):
         # Brevitas removes stochastic modules: a Dropout is an identity in either mode.
+        # `forward`, not the module: hooks (QAT's observers) are not part of the int8 graph.
         stateless = _IDENTITY if isinstance(module, (nn.Dropout, nn.Dropout2d)) else module
-        return QNode("pp", fx_node.name, target=stateless, args=args)
+        return QNode("pp", fx_node.name, target=stateless.forward, args=args)
     if isinstance(module, _POOLS):
-        return QNode("pool", fx_node.name, target=module, args=args)
+        return QNode("pool", fx_node.name, target=module.forward, args=args)
     raise UnsupportedGraph(f"module {type(module).__name__}")
 
 
