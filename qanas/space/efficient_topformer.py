@@ -276,6 +276,20 @@ class EfficientTopFormerSpace(SearchSpace):
         return SubnetConfig(self.name, tuple(
             c if self.is_active(cfg, i) else 0 for i, c in enumerate(cfg.choices)))
 
+    def gate_units(self, cfg: SubnetConfig) -> dict:
+        """Supernet unit → what `cfg` runs there: the stem's width, each kept MBConv block and
+        transformer block slot (absent when beyond its depth), each injection's width."""
+        plan = self.plan(cfg)
+        units: dict = {"stem": plan.stem}
+        for s, blocks in enumerate(plan.stages):
+            units.update({f"stages.{s}.blocks.{b}": block for b, block in enumerate(blocks)})
+        blocks = iter(plan.vit)
+        for group, depth in plan.vit_groups:
+            for j in range(depth):
+                units[f"transformer.slots.{group * max(VIT_DEPTHS) + j}"] = next(blocks)
+        units.update({f"injections.{n}": plan.widths[i] for n, i in enumerate(INJECT_STAGES)})
+        return units
+
     # -- landmarks ---------------------------------------------------------------------
     def _extreme(self, pick) -> SubnetConfig:
         return SubnetConfig(self.name, tuple(pick(d.size) for d in self.decisions))

@@ -145,6 +145,16 @@ class EfficientTopFormerSupernet(Supernet):
         self._plan: TopFormerPlan | None = None
         self.set_active(space.max_config())
 
+    def gate_modules(self) -> dict[str, nn.Module]:
+        """The modules of `EfficientTopFormerSpace.gate_units`' units (every slot, run or not)."""
+        net = self.net
+        units: dict[str, nn.Module] = {"stem": net.stem}
+        for s, stage in enumerate(net.stages):
+            units.update({f"stages.{s}.blocks.{b}": block for b, block in enumerate(stage.blocks)})
+        units.update({f"transformer.slots.{i}": slot for i, slot in enumerate(net.transformer.slots)})
+        units.update({f"injections.{n}": inj for n, inj in enumerate(net.injections)})
+        return units
+
     def _apply_active(self, cfg: SubnetConfig) -> None:
         plan = self.space.plan(cfg)
         self.net.stem.configure(plan.stem)

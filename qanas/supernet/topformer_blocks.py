@@ -95,7 +95,13 @@ class Mlp(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """x + attention(x), then + mlp(.)."""
+    """x + attention(x), then + mlp(.).
+
+    A residual block (`use_residual`): differentiable search scales its change of the
+    token stream, and zero-initialised residuals start it as the identity.
+    """
+
+    use_residual = True
 
     def __init__(self, attn: nn.Module, mlp: nn.Module):
         super().__init__()
