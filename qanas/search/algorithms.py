@@ -1,4 +1,8 @@
-"""Search algorithms over a `SubnetProblem`: random sampling, pymoo NSGA-II, Gumbel sampling.
+"""Search algorithms by name (`ALGORITHMS`) and `run_search`, the driver that runs one.
+
+Registered: ``nsga2`` (pymoo NSGA-II over a `SubnetProblem`), ``random``, ``gumbel``
+(`qanas.search.gumbel.sampling`) and ``coordinate-descent``
+(`qanas.search.coordinate_descent`); each is a `SearchAlgorithm` function.
 
 Random and NSGA-II spend a budget of *distinct subnets evaluated* and return a
 `SearchResult` whose front is the feasible non-dominated set (pymoo's
@@ -16,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
@@ -28,10 +32,18 @@ from pymoo.optimize import minimize
 
 from qanas.errors import ConfigError
 from qanas.search.archive import EvalRecord
+from qanas.search.coordinate_descent import coordinate_descent_search
+from qanas.search.gumbel.sampling import gumbel_sample_search
 from qanas.search.problem import DEFAULT_OBJECTIVES, SubnetEvaluation, SubnetProblem
 from qanas.search.result import Progress, SearchResult, pareto_front, search_result
+from targets.registry import Registry
 
-ALGORITHMS = ("nsga2", "random", "gumbel", "coordinate-descent")
+SearchAlgorithm = Callable[..., SearchResult]
+"""``(evaluation, budget, seed, objectives, progress, **options) -> SearchResult``: spends at
+most `budget` distinct subnets of `evaluation` (pymoo's `minimize(problem, algorithm)` shape:
+the evaluation is the problem, the registered function the algorithm)."""
+
+ALGORITHMS: Registry[SearchAlgorithm] = Registry("search algorithm")
 
 
 def random_search(evaluation: SubnetEvaluation, budget: int, seed: int,
@@ -130,13 +142,32 @@ def nsga2_search(evaluation: SubnetEvaluation, budget: int, seed: int,
                          evaluation)
 
 
+def _gumbel(evaluation: SubnetEvaluation, budget: int, seed: int, objectives: Sequence[str],
+            progress: Progress | None = None, distribution=None) -> SearchResult:
+    if distribution is None:
+        raise ConfigError("gumbel search samples a learned distribution: run "
+                          "qanas.search.gumbel.learn_distribution and pass distribution=")
+    return gumbel_sample_search(evaluation, distribution, budget, seed, objectives, progress)
+
+
+def _nsga2(evaluation: SubnetEvaluation, budget: int, seed: int, objectives: Sequence[str],
+           progress: Progress | None = None) -> SearchResult:
+    return nsga2_search(evaluation, budget, seed, objectives, progress=progress)
+
+
+for _name, _search in (("nsga2", _nsga2), ("random", random_search), ("gumbel", _gumbel),
+                       ("coordinate-descent", coordinate_descent_search)):
+    ALGORITHMS.register(_name, _search)
+
+
 def run_search(algorithm: str, evaluation: SubnetEvaluation, budget: int, seed: int,
                objectives: Sequence[str] = DEFAULT_OBJECTIVES,
-               progress: Progress | None = None, distribution=None) -> SearchResult:
-    """Runs the algorithm named `algorithm` ("nsga2", "random" or "gumbel").
+               progress: Progress | None = None, **options) -> SearchResult:
+    """Runs the algorithm registered as `algorithm` in `ALGORITHMS` (nsga2, random, gumbel,
+    coordinate-descent); `options` that are not None go to it.
 
     ``gumbel`` scores samples of a distribution learned beforehand
-    (`qanas.search.gumbel.learn_distribution`), passed as `distribution`.
+    (`qanas.search.gumbel.learn_distribution`), passed as ``distribution=``.
 
     Raises:
         ConfigError: an unknown algorithm, a budget < 1, or gumbel without a distribution.
@@ -144,25 +175,12 @@ def run_search(algorithm: str, evaluation: SubnetEvaluation, budget: int, seed: 
     check_algorithm(algorithm)
     if int(budget) < 1:
         raise ConfigError(f"--budget must be a positive number of subnets, got {budget}")
-    if algorithm == "gumbel":
-        if distribution is None:
-            raise ConfigError("gumbel search samples a learned distribution: run "
-                              "qanas.search.gumbel.learn_distribution and pass distribution=")
-        from qanas.search.gumbel.sampling import gumbel_sample_search
-
-        return gumbel_sample_search(evaluation, distribution, int(budget), seed, objectives,
-                                    progress)
-    if algorithm == "random":
-        return random_search(evaluation, int(budget), seed, objectives, progress)
-    if algorithm == "coordinate-descent":
-        from qanas.search.coordinate_descent import coordinate_descent_search
-
-        return coordinate_descent_search(evaluation, int(budget), seed, objectives, progress)
-    return nsga2_search(evaluation, int(budget), seed, objectives, progress=progress)
+    given = {k: v for k, v in options.items() if v is not None}
+    return ALGORITHMS.get(algorithm)(evaluation, int(budget), seed, objectives, progress, **given)
 
 
 def check_algorithm(algorithm: str) -> None:
-    """Raises `ConfigError` unless `algorithm` is one of `ALGORITHMS`."""
+    """Raises `ConfigError` unless `algorithm` is registered in `ALGORITHMS`."""
     if algorithm not in ALGORITHMS:
         raise ConfigError(f"unknown search algorithm {algorithm!r}; choose one of "
                           f"{', '.join(ALGORITHMS)}")
