@@ -1,9 +1,10 @@
 """The search's in-memory QDQ graph (`qanas.search.subnet_qdq`) equals Brevitas's export.
 
-`SubnetExporter.qdq_model` writes the graph of a calibrated subnet directly instead of
-tracing it through Brevitas's exporter; the compiler must see the same graph, so the
-tests compare `graph_signature`s (operators, attributes, constants and scales) with
-`SubnetExporter.export_onnx`, and the compiler's plans of the two.
+`SubnetExporter.qdq_model` writes the graph of a calibrated subnet directly (from the lean
+quantized model of `quantize_fast`, else from the Brevitas model) instead of tracing it
+through Brevitas's exporter; the compiler must see the same graph, so the tests compare
+`graph_signature`s (operators, attributes, constants and scales) with Brevitas's export,
+and the compiler's plans of the two.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from torch import nn
 from qanas.quant import QuantSpec, calibrate, export_qdq, quantize_model
 from qanas.quant.toy import ToySegNet, _conv_bn_act, _InvertedResidual
 from qanas.search.subnet_export import SubnetExporter
-from qanas.search.subnet_qdq import UnsupportedGraph, graph_signature, qcdq_from_graph
+from qanas.search.subnet_qdq import (
+    UnsupportedGraph,
+    graph_signature,
+    qcdq_from_graph,
+    qcdq_from_lean,
+)
 
 
 class _EveryOp(nn.Module):
@@ -43,21 +49,33 @@ class _EveryOp(nn.Module):
 
 
 def _calibrated(model: nn.Module, shape):
-    torch.manual_seed(0)
     qmodel = quantize_model(model.eval(), QuantSpec())
     gen = torch.Generator().manual_seed(0)
     calibrate(qmodel, [torch.randn(*shape, generator=gen) for _ in range(2)])
     return qmodel, torch.randn(*shape, generator=gen)
 
 
+def _lean(model: nn.Module, shape):
+    from qanas.quant.quant_model import quantize_fast
+
+    lean = quantize_fast(model.eval(), QuantSpec())
+    gen = torch.Generator().manual_seed(0)
+    lean.calibrate([torch.randn(*shape, generator=gen) for _ in range(2)])
+    return lean
+
+
 def test_every_supported_op_is_written_as_brevitas_exports_it(tmp_path):
+    """From the Brevitas model and from the lean one: Brevitas's export, op for op."""
     shape = (1, 3, 32, 32)
-    qmodel, example = _calibrated(_EveryOp(), shape)
+    torch.manual_seed(0)
+    model = _EveryOp()
+    qmodel, example = _calibrated(model, shape)
     ours = qcdq_from_graph(qmodel, shape)
     onnx.checker.check_model(ours)
-    theirs = onnx.load(str(export_qdq(qmodel, example, tmp_path / "m.onnx")))
-    assert graph_signature(ours) == graph_signature(theirs)
-    ops = {op for op, _, _ in graph_signature(ours)[0]}
+    theirs = graph_signature(onnx.load(str(export_qdq(qmodel, example, tmp_path / "m.onnx"))))
+    assert graph_signature(ours) == theirs
+    assert graph_signature(qcdq_from_lean(_lean(model, shape), shape)) == theirs
+    ops = {op for op, _, _ in theirs[0]}
     assert {"HardSwish", "HardSigmoid", "GlobalAveragePool", "AveragePool", "Resize", "Concat",
             "Mul", "Add"} <= ops
 
@@ -68,6 +86,8 @@ def test_a_module_called_twice_is_left_to_brevitas():
     qmodel, _ = _calibrated(ToySegNet(), shape)
     with pytest.raises(UnsupportedGraph, match="twice on the same tensor"):
         qcdq_from_graph(qmodel, shape)
+    with pytest.raises(UnsupportedGraph, match="twice on the same tensor"):
+        qcdq_from_lean(_lean(ToySegNet(), shape), shape)
 
 
 def test_signature_tells_scales_and_scalar_shapes_apart():
@@ -94,8 +114,8 @@ def test_signature_tells_scales_and_scalar_shapes_apart():
 @pytest.mark.parametrize("space_name, which", [("squeezenas-small", "min"),
                                                ("mbv2-deeplab", "min")])
 def test_subnet_graph_and_plan_equal_brevitas_export(space_name, which, tmp_path):
-    """A subnet at 64x128: same graph as Brevitas's export, same plan-only report, and
-    the compiled arena of the export."""
+    """A subnet at 64x128: the search's graph (from the lean model) is Brevitas's export,
+    and its plan-only report is the compiled one's."""
     from compiler.driver import compile_model
     from compiler.pipeline import CompileOptions
     from compiler.plan_only import plan_model_memory

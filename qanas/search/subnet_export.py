@@ -9,9 +9,10 @@ Two ways out, from the same quantized and calibrated model:
 
 * `SubnetExporter.export_onnx` writes the file `qanas deploy` would compile, through
   Brevitas's exporter (`qanas.quant.export_qdq`);
-* `SubnetExporter.qdq_model` builds the same graph in memory without tracing
-  (`qanas.search.subnet_qdq`), several times faster; the search plans its SRAM from it.
-  A subnet outside that writer's scope falls back to the exporter.
+* `SubnetExporter.qdq_model` builds the same graph in memory (`qanas.search.subnet_qdq`)
+  from the lean quantized model of `qanas.quant.quantize_fast` (same quantizers, same
+  calibrated scales, no Brevitas module), far faster; the search plans its SRAM from it.
+  A subnet outside its scope falls back to the Brevitas model, then to the exporter.
 
 Torch runs on one thread inside both (`torch_threads`): the work is many small tensor
 operations, which a shared thread pool slows down instead of speeding up.
@@ -57,8 +58,8 @@ class SubnetExporter:
         seed: seeds the supernet weights and the calibration batches.
 
     Attributes:
-        fallbacks: subnets `qdq_model` exported through Brevitas (outside the writer's
-            scope), by architecture string, with the reason.
+        fallbacks: subnets `qdq_model` could not write from the lean model, by
+            architecture string, with the reasons.
     """
 
     def __init__(self, space: SearchSpace, image_size: tuple[int, int], num_classes: int,
@@ -73,15 +74,21 @@ class SubnetExporter:
         """The NCHW shape of a subnet's input."""
         return (1, 3, *self.image_size)
 
+    def _supernet_built(self) -> None:
+        """Builds the seeded supernet once."""
+        import torch
+
+        if self._supernet is None:
+            torch.manual_seed(self.seed)
+            self._supernet = self.space.build_supernet(self.num_classes).eval()
+
     def _calibrated(self, cfg: SubnetConfig):
         """The quantized, calibrated subnet and the seeded generator, ready for its example."""
         import torch
 
         from qanas.quant import QuantSpec, calibrate, quantize_model
 
-        if self._supernet is None:
-            torch.manual_seed(self.seed)
-            self._supernet = self.space.build_supernet(self.num_classes).eval()
+        self._supernet_built()
         gen = torch.Generator().manual_seed(self.seed)
         model = self._supernet.extract(cfg).eval()
         qmodel = quantize_model(model, QuantSpec())
@@ -99,24 +106,45 @@ class SubnetExporter:
             example = torch.randn(*self.input_shape, generator=gen)
             return export_qdq(qmodel, example, Path(folder) / "model.onnx")
 
+    def _lean_graph(self, cfg: SubnetConfig):
+        """`cfg`'s graph from the lean quantized model (`qanas.quant.quantize_fast`),
+        calibrated on the batches `_calibrated` uses."""
+        import torch
+
+        from qanas.quant import QuantSpec
+        from qanas.quant.quant_model import quantize_fast
+        from qanas.search.subnet_qdq import qcdq_from_lean
+
+        self._supernet_built()
+        gen = torch.Generator().manual_seed(self.seed)
+        lean = quantize_fast(self._supernet.extract(cfg).eval(), QuantSpec())
+        lean.calibrate([torch.randn(*self.input_shape, generator=gen) for _ in range(2)])
+        return qcdq_from_lean(lean, self.input_shape)
+
     def qdq_model(self, cfg: SubnetConfig):
         """The QDQ `onnx.ModelProto` of `cfg`, equal to `export_onnx`'s, built in memory.
 
-        Falls back to `export_onnx` (recorded in `fallbacks`) for a subnet outside the
-        scope of `qanas.search.subnet_qdq`.
+        Written from the lean quantized model (no Brevitas at all); a subnet outside its
+        scope from the Brevitas model without its exporter; one outside that too from
+        `export_onnx` (each fallback recorded in `fallbacks`).
         """
         import tempfile
 
         import onnx
 
+        from qanas.quant.quant_graph import UnsupportedGraph as LeanUnsupported
         from qanas.search.subnet_qdq import UnsupportedGraph, qcdq_from_graph
 
         with torch_threads(1):
+            try:
+                return self._lean_graph(cfg)
+            except (LeanUnsupported, UnsupportedGraph) as exc:
+                self.fallbacks[cfg.to_str()] = f"lean: {exc}"
             qmodel, _ = self._calibrated(cfg)
             try:
                 return qcdq_from_graph(qmodel, self.input_shape)
             except UnsupportedGraph as exc:
-                self.fallbacks[cfg.to_str()] = str(exc)
+                self.fallbacks[cfg.to_str()] += f"; brevitas graph: {exc}"
         with tempfile.TemporaryDirectory(prefix="qanas-qdq-") as tmp:
             return onnx.load(str(self.export_onnx(cfg, tmp)))
 

@@ -48,9 +48,10 @@ def _proxy_params(proxy) -> tuple[np.float32, bool]:
 class _Writer:
     """Accumulates ONNX nodes and initializers; tracks each value's shape and scale.
 
-    Like the TorchScript exporter (its common-subexpression pass), it writes one
-    constant per distinct value and one node per distinct (operator, inputs,
-    attributes): a module called twice on the same tensor is computed once.
+    It writes one constant per distinct value. A second node with the same operator,
+    inputs and attributes (a module called twice on one tensor) is refused: the
+    TorchScript exporter's common-subexpression pass merges such calls and what
+    follows them in ways not modelled here.
     """
 
     def __init__(self):
@@ -80,8 +81,9 @@ class _Writer:
         from onnx import helper
 
         key = (op, tuple(inputs), repr(sorted(attrs.items())))
-        if key in self._ops:
-            return self._ops[key]
+        if key in self._ops:  # a module called twice on one tensor: the exporter's common-
+            raise UnsupportedGraph(  # subexpression pass merges what follows unpredictably
+                f"{op} computed twice on the same tensor (a module called twice on it)")
         self._ops[key] = out = self.name(hint)
         self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
         self.shape[out] = tuple(int(d) for d in shape)
@@ -97,22 +99,30 @@ class _Writer:
 
 
 def _conv(w: _Writer, module, x: str, hint: str) -> str:
-    """QuantConv2d: weights Clip → DQ (per channel), int32 bias DQ, Conv."""
+    """A Brevitas QuantConv2d (see `_write_conv`)."""
     if module.padding_mode != "zeros" or isinstance(module.padding, str):
         raise UnsupportedGraph("conv padding mode")
     if module.input_quant.is_quant_enabled or module.output_quant.is_quant_enabled:
         raise UnsupportedGraph("conv with its own input or output quantizer")
-    if x not in w.scale:
-        raise UnsupportedGraph("conv of a tensor that is not dequantized")
     qw = module.quant_weight()
     if float(qw.bit_width) != 8 or float(qw.zero_point.abs().max()) != 0:
         raise UnsupportedGraph("weights other than 8 bits with zero point 0")
-    w_int = qw.int().detach().numpy().astype(np.int8)
-    w_scale = qw.scale.detach().reshape(-1).numpy().astype(np.float32)
+    bias = None if module.bias is None else module.bias.detach().numpy()
+    return _write_conv(w, x, qw.int().detach().numpy(), qw.scale.detach().reshape(-1).numpy(),
+                       bool(module.weight_quant.is_narrow_range), bias, module.stride,
+                       module.padding, module.dilation, module.groups, hint)
+
+
+def _write_conv(w: _Writer, x: str, codes, w_scale, narrow: bool, bias, stride, padding,
+                dilation, groups: int, hint: str) -> str:
+    """Weights Clip → DQ (per channel), int32 bias DQ (scale input x weight), Conv."""
+    if x not in w.scale:
+        raise UnsupportedGraph("conv of a tensor that is not dequantized")
+    w_int = np.asarray(codes).astype(np.int8)
+    w_scale = np.asarray(w_scale, np.float32).reshape(-1)
     out_ch = w_int.shape[0]
-    if w_scale.size == 1:
+    if w_scale.size != out_ch or out_ch == 1:
         raise UnsupportedGraph("per-tensor weight scale")
-    narrow = bool(module.weight_quant.is_narrow_range)
     lo, hi = (-127 if narrow else -128), 127
     clipped = w.node("Clip", [w.const(w_int, f"{hint}_w"), w.const(np.array(lo, np.int8), "lo"),
                               w.const(np.array(hi, np.int8), "hi")], w_int.shape, f"{hint}_wclip")
@@ -120,21 +130,21 @@ def _conv(w: _Writer, module, x: str, hint: str) -> str:
                                       w.const(np.zeros(out_ch, np.int8), f"{hint}_wzp")],
                  w_int.shape, f"{hint}_wdq", axis=0)
     inputs = [x, wdq]
-    if module.bias is not None:
+    if bias is not None:
         b_scale = (w.scale[x] * w_scale).astype(np.float32)
-        codes = np.round(module.bias.detach().numpy().astype(np.float32) / b_scale)
-        codes = np.clip(codes, -INT32_BIAS_LIMIT, INT32_BIAS_LIMIT).astype(np.int32)
+        b_codes = np.round(np.asarray(bias, np.float32) / b_scale)
+        b_codes = np.clip(b_codes, -INT32_BIAS_LIMIT, INT32_BIAS_LIMIT).astype(np.int32)
         inputs.append(w.node("DequantizeLinear", [
-            w.const(codes, f"{hint}_b"), w.const(b_scale, f"{hint}_bscale"),
+            w.const(b_codes, f"{hint}_b"), w.const(b_scale, f"{hint}_bscale"),
             w.const(np.zeros(out_ch, np.int32), f"{hint}_bzp")], (out_ch,), f"{hint}_bdq",
             axis=0))
     n, _, h, wd = w.shape[x]
-    kh, kw = module.kernel_size
-    (sh, sw), (dh, dw), (ph, pw) = module.stride, module.dilation, module.padding
+    kh, kw = w_int.shape[2:]
+    (sh, sw), (dh, dw), (ph, pw) = _pair(stride), _pair(dilation), _pair(padding)
     oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     ow = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     return w.node("Conv", inputs, (n, out_ch, oh, ow), hint, dilations=[dh, dw],
-                  group=int(module.groups), kernel_shape=[kh, kw], pads=[ph, pw, ph, pw],
+                  group=int(groups), kernel_shape=[int(kh), int(kw)], pads=[ph, pw, ph, pw],
                   strides=[sh, sw])
 
 
@@ -233,6 +243,18 @@ def _avg_pool(w: _Writer, module, x: str, hint: str) -> str:
                   pads=[ph, pw, ph, pw], strides=[sh, sw])
 
 
+def _pool(w: _Writer, module, x: str, hint: str) -> str:
+    """nn.AdaptiveAvgPool2d(1) as GlobalAveragePool, nn.AvgPool2d as AveragePool."""
+    from torch import nn
+
+    if type(module) is nn.AdaptiveAvgPool2d and module.output_size in (1, (1, 1)):
+        n, c = w.shape[x][:2]
+        return w.node("GlobalAveragePool", [x], (n, c, 1, 1), hint)
+    if type(module) is nn.AvgPool2d:
+        return _avg_pool(w, module, x, hint)
+    raise UnsupportedGraph(f"module {type(module).__name__} ({hint})")
+
+
 def _nonlinear_act(module) -> tuple[str, dict]:
     """The ONNX operator (and attributes) of a Brevitas `QuantNonLinearActLayer`."""
     from torch import nn
@@ -249,6 +271,50 @@ def _broadcast(*shapes) -> tuple[int, ...]:
     return tuple(int(d) for d in np.broadcast_shapes(*shapes))
 
 
+def _function(w: _Writer, fn, args: tuple, kwargs: dict, name: str):
+    """A traced function call, its tensor arguments already the writer's names."""
+    import torch
+    import torch.nn.functional as F
+
+    if fn in (operator.add, operator.iadd, torch.add, operator.mul, torch.mul) and \
+            len(args) == 2 and not kwargs and all(isinstance(a, str) for a in args):
+        op = "Mul" if fn in (operator.mul, torch.mul) else "Add"
+        return w.node(op, list(args), _broadcast(*(w.shape[a] for a in args)), name)
+    if fn is getattr and args[1] == "shape":
+        return w.shape[args[0]]
+    if fn is operator.getitem and isinstance(args[0], tuple):
+        return args[0][args[1]]
+    if fn is F.interpolate and not kwargs.get("antialias"):
+        return _interpolate(w, args[0], kwargs.get("size"), kwargs.get("scale_factor"),
+                            kwargs.get("mode", "nearest"), kwargs.get("align_corners"),
+                            kwargs.get("recompute_scale_factor"), name)
+    if fn is torch.cat:
+        parts = list(kwargs.get("tensors", args[0] if args else []))
+        dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
+        shape = list(w.shape[parts[0]])
+        shape[dim] = sum(w.shape[p][dim] for p in parts)
+        out = w.node("Concat", parts, shape, name, axis=dim)
+        scales = {w.scale.get(p) for p in parts}
+        if len(scales) == 1 and None not in scales:  # aligned inputs: the concat stays
+            w.scale[out] = scales.pop()               # dequantized with their scale
+        return out
+    raise UnsupportedGraph(f"function {getattr(fn, '__name__', fn)} ({name})")
+
+
+def _model(w: _Writer, output, input_shape):
+    from onnx import TensorProto, helper
+
+    if not isinstance(output, str) or output not in w.scale:
+        raise UnsupportedGraph("the output is not a dequantized tensor")
+    graph = helper.make_graph(
+        w.nodes, "subnet",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(input_shape))],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, list(w.shape[output]))],
+        initializer=w.inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                             producer_name="qanas.search.subnet_qdq", ir_version=8)
+
+
 def qcdq_from_graph(qmodel, input_shape: tuple[int, ...]):
     """The QCDQ `onnx.ModelProto` of a calibrated `quantize_model` result (see module doc).
 
@@ -260,21 +326,20 @@ def qcdq_from_graph(qmodel, input_shape: tuple[int, ...]):
         UnsupportedGraph: a node or quantizer outside the supported scope.
     """
     import brevitas.nn as qnn
-    import torch.nn.functional as F
     from brevitas.nn.quant_layer import QuantNonLinearActLayer
-    from onnx import TensorProto, helper
     from torch import nn
+    from torch.fx.node import map_aggregate
 
     acts = {qnn.QuantReLU: "Relu", qnn.QuantSigmoid: "Sigmoid"}
-    calls = [(n.target, tuple(map(str, n.args))) for n in qmodel.graph.nodes
-             if n.op == "call_module"]
-    if len(calls) != len(set(calls)):  # the exporter would merge the two calls
-        raise UnsupportedGraph("a module called twice on the same tensor")
     w = _Writer()
     env: dict[str, object] = {}
     output = None
+
+    def resolve(a):
+        return env[a.name] if hasattr(a, "name") and hasattr(a, "op") else a
+
     for node in qmodel.graph.nodes:
-        arg = [env.get(a.name) if hasattr(a, "name") else a for a in node.args]
+        arg = list(map_aggregate(node.args, resolve))
         if node.op == "placeholder":
             env[node.name] = "input"
             w.shape["input"] = tuple(input_shape)
@@ -297,47 +362,114 @@ def qcdq_from_graph(qmodel, input_shape: tuple[int, ...]):
                 env[node.name] = w.quant_dequant(y, scale, signed, node.name)
             elif type(module) is nn.Identity:
                 env[node.name] = x
-            elif type(module) is nn.AdaptiveAvgPool2d and module.output_size in (1, (1, 1)):
-                n, c = w.shape[x][:2]
-                env[node.name] = w.node("GlobalAveragePool", [x], (n, c, 1, 1), node.name)
-            elif type(module) is nn.AvgPool2d:
-                env[node.name] = _avg_pool(w, module, x, node.name)
             else:
-                raise UnsupportedGraph(f"module {type(module).__name__} ({node.name})")
+                env[node.name] = _pool(w, module, x, node.name)
         elif node.op == "call_function":
-            fn = node.target
-            if fn in (operator.add, operator.mul) and all(isinstance(a, str) for a in arg):
-                op = "Add" if fn is operator.add else "Mul"
-                env[node.name] = w.node(op, arg, _broadcast(*(w.shape[a] for a in arg)), node.name)
-            elif fn is getattr and arg[1] == "shape":
-                env[node.name] = w.shape[arg[0]]
-            elif fn is operator.getitem and isinstance(arg[0], tuple):
-                env[node.name] = arg[0][arg[1]]
-            elif fn is F.interpolate and node.kwargs.get("antialias") in (None, False):
-                kw = {k: (env.get(v.name) if hasattr(v, "name") else v)
-                      for k, v in node.kwargs.items()}
-                env[node.name] = _interpolate(w, arg[0], kw.get("size"), kw.get("scale_factor"),
-                                              kw.get("mode", "nearest"), kw.get("align_corners"),
-                                              kw.get("recompute_scale_factor"), node.name)
-            elif fn.__name__ == "cat":
-                parts = [env[t.name] for t in node.kwargs.get("tensors", arg[0] if arg else [])]
-                dim = node.kwargs.get("dim", arg[1] if len(arg) > 1 else 0)
-                shape = list(w.shape[parts[0]])
-                shape[dim] = sum(w.shape[p][dim] for p in parts)
-                env[node.name] = w.node("Concat", parts, shape, node.name, axis=dim)
-                scales = {w.scale.get(p) for p in parts}
-                if len(scales) == 1 and None not in scales:  # Brevitas aligned them: the
-                    w.scale[env[node.name]] = scales.pop()   # concat stays dequantized
-            else:
-                raise UnsupportedGraph(f"function {getattr(fn, '__name__', fn)} ({node.name})")
+            env[node.name] = _function(w, node.target, tuple(arg),
+                                       dict(map_aggregate(node.kwargs, resolve)), node.name)
         else:
             raise UnsupportedGraph(f"fx node kind {node.op}")
-    if not isinstance(output, str) or output not in w.scale:
-        raise UnsupportedGraph("the output is not a dequantized tensor")
-    graph = helper.make_graph(
-        w.nodes, "subnet",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(input_shape))],
-        [helper.make_tensor_value_info(output, TensorProto.FLOAT, list(w.shape[output]))],
-        initializer=w.inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                             producer_name="qanas.search.subnet_qdq", ir_version=8)
+    return _model(w, output, input_shape)
+
+
+def _module_of(target):
+    """The module a lean node calls (its bound method's owner, or the module itself)."""
+    return getattr(target, "__self__", target)
+
+
+def _brevitas_scale(group):
+    """A lean `ScaleGroup`'s scale as Brevitas computes it: the averaged statistic over
+    the threshold, floored at `scaling_min_val` (1e-10) before *and after* the division.
+
+    `ScaleGroup.scale` leaves out the second floor, so a tensor whose values vanish
+    (deep in an untrained, seeded subnet) gets 1e-10 / threshold instead of Brevitas's
+    1e-10; equal for every other statistic.
+    """
+    import torch
+
+    from qanas.quant.fake_quant import SCALING_MIN_VAL
+
+    if group.value is None:
+        raise UnsupportedGraph("a scale group that was never calibrated")
+    stat = torch.clamp(group.value, min=SCALING_MIN_VAL)
+    return torch.clamp(stat / group.threshold, min=SCALING_MIN_VAL).detach()
+
+
+_LEAN_ACTS = {"relu": ("Relu", {}), "sigmoid": ("Sigmoid", {}), "hardswish": ("HardSwish", {}),
+              "hardsigmoid": ("HardSigmoid", {"alpha": float(np.float32(1.0 / 6.0))})}
+
+
+def qcdq_from_lean(lean, input_shape: tuple[int, ...]):
+    """The same graph as `qcdq_from_graph`, from `qanas.quant.quantize_fast`'s model.
+
+    `QuantGraphModel` places the same quantizers as `quantize_model`, shares the same
+    scales and calibrates them bit for bit alike (`tests/test_quant_graph.py`), without
+    building a Brevitas module: no Brevitas time at all.
+
+    Args:
+        lean: a calibrated `qanas.quant.quant_model.QuantGraphModel`.
+        input_shape: the NCHW shape of its one input.
+
+    Raises:
+        UnsupportedGraph: a node or quantizer outside the supported scope.
+    """
+    from torch.fx.node import map_aggregate
+
+    from qanas.quant.fake_quant import weight_scale
+    from qanas.quant.quant_graph import QNode
+
+    spec = lean.spec
+    if (spec.act_bits, spec.weight_bits, spec.bias_bits) != (8, 8, 32) or \
+            not spec.weight_per_channel:
+        raise UnsupportedGraph("a quantization spec other than int8 per channel, int32 bias")
+    nodes = lean.graph.nodes
+    w = _Writer()
+    env: dict[int, object] = {}
+    output = None
+
+    def resolve(a):
+        return env[id(a)] if isinstance(a, QNode) else a
+
+    for node in nodes:
+        args = tuple(map_aggregate(node.args, resolve))
+        kind = node.kind
+        if kind == "input":
+            out = "input"
+            w.shape[out] = tuple(input_shape)
+        elif kind == "output":
+            output = args[0]
+            continue
+        elif kind == "conv":
+            conv = node.conv
+            scale = weight_scale(conv.weight, 8, True, spec.narrow_range_weights)
+            high = 127
+            low = -high if spec.narrow_range_weights else -128
+            codes = (conv.weight / scale).round().clamp(low, high)
+            bias = None if conv.bias is None else conv.bias.detach().numpy()
+            out = _write_conv(w, args[0], codes.detach().numpy(), scale.detach().numpy(),
+                              spec.narrow_range_weights, bias, conv.stride, conv.padding,
+                              conv.dilation, conv.groups, node.name)
+        elif kind in ("act", "q"):
+            quant = node.quant
+            x = args[0]
+            if quant.act is not None:
+                op, attrs = _LEAN_ACTS.get(getattr(quant.act, "__name__", ""), (None, None))
+                if op is None:
+                    raise UnsupportedGraph(f"activation {quant.act}")
+                x = w.node(op, [x], w.shape[x], f"{node.name}_act", **attrs)
+            quantizer = quant.quantizer
+            if quantizer.bits != 8:
+                raise UnsupportedGraph("activation quantizer other than 8 bits")
+            scale = np.float32(_brevitas_scale(quantizer.group).reshape(()))
+            out = w.quant_dequant(x, scale, quantizer.signed, node.name)
+        elif kind == "pp":
+            if type(_module_of(node.target)).__name__ != "Identity":
+                raise UnsupportedGraph(f"module {type(_module_of(node.target)).__name__}")
+            out = args[0]
+        elif kind == "pool":
+            out = _pool(w, _module_of(node.target), args[0], node.name)
+        else:
+            out = _function(w, node.target, args, dict(map_aggregate(node.kwargs, resolve)),
+                            node.name)
+        env[id(node)] = out
+    return _model(w, output, input_shape)
