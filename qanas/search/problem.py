@@ -120,12 +120,19 @@ class SubnetEvaluation:
         """The record of `cfg` (from the archive, or evaluated and stored)."""
         arch = cfg.to_str()
         record = self.archive.get(arch, self.target, self.metric_set)
-        if record is not None:
+        if record is not None and not self.needs_score(record):
             self.cache_hits += 1
         else:
             record = self.archive.put(self.compute(cfg))
         self.seen[arch] = record
         return record
+
+    def needs_score(self, record: EvalRecord) -> bool:
+        """An archived row left unscored (over an earlier, tighter budget) that fits the
+        budgets of this evaluation: it is evaluated again rather than counted as mIoU 0."""
+        return record.miou is None and self.budgets.fits(
+            {"sram_bytes": record.sram_bytes, "flash_bytes": record.flash_bytes,
+             "latency": record.latency})
 
     def compute(self, cfg: SubnetConfig) -> EvalRecord:
         """Evaluates `cfg` without touching the archive (profile; scores if within budget).

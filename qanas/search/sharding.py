@@ -80,7 +80,7 @@ def evaluate_many(evaluation, configs: Sequence[SubnetConfig],
 def _lookup(evaluation, by_arch: dict[str, SubnetConfig]) -> dict[str, EvalRecord]:
     found = {a: evaluation.archive.get(a, evaluation.target, evaluation.metric_set)
              for a in by_arch}
-    return {a: r for a, r in found.items() if r is not None}
+    return {a: r for a, r in found.items() if r is not None and not evaluation.needs_score(r)}
 
 
 class ShardedRunner:
