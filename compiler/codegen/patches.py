@@ -143,6 +143,65 @@ def tile_patches(sch, kernel: str, n: int):
     return sch
 
 
+def stage_rings(sch) -> list[tuple[str, int, int]]:
+    """Per stage of a `tile_patches` schedule: its buffer and the rows and columns one
+    patch computes (the extents of its two inner loops, at most the tensor's)."""
+    rings = []
+    for block in _stage_blocks(sch):
+        buffer = sch.get(block).writes[0].source
+        loops = sch.get_loops(block)
+        rows, cols = (int(sch.get(loop).extent) for loop in loops[-2:])
+        rings.append((buffer.name, min(rows, int(buffer.shape[2])),
+                      min(cols, int(buffer.shape[3]))))
+    return rings
+
+
+def _stage_blocks(sch) -> list:
+    root = sch.get_sblock(sch.mod["main"].body.block.name_hint)
+    temps = {b.name for b in sch.get(root).alloc_buffers}
+    out = []
+    for block in _top_level_blocks(sch):  # every block of the root's scope, loops or not
+        if _is_stage(sch, block) and sch.get(block).writes[0].source.name in temps:
+            out.append(block)
+    return out
+
+
+def ring_stages(func, rings: list[tuple[str, int, int]]):
+    """`func` with each stage buffer one patch in size: ``rows x cols`` of `rings`, its
+    row and column indices taken modulo those.
+
+    TVM's buffer compaction shrinks a stage to one patch only when its region has a
+    constant size; where a patch's region is clipped at both ends of the tensor (a
+    padded conv reading past the last row) it keeps the whole tensor. Within one patch a
+    stage's rows and columns are a window of at most `rings` extents, so the modulo maps
+    them one to one; the next patch overwrites the buffer after this one has read it.
+    The rewrite is made on the TVMScript (`compiler.codegen.row_bands` rolls its rows
+    the same way), which TVM parses back.
+    """
+    from tvm.script import from_source
+
+    from compiler.codegen.row_bands import _closing, _ring_indices, _split_top
+
+    lines = []
+    for line in func.script().splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("T.reads(", "T.writes(")):
+            continue  # access regions are inferred again by the parser
+        for buffer, rows, cols in rings:
+            alloc = f"{buffer} = T.sblock_alloc_buffer(("
+            if stripped.startswith(alloc):
+                start = line.index(alloc) + len(alloc)
+                end = _closing(line, start, "(", ")")
+                dims = _split_top(line[start:end - 1])
+                dims[2], dims[3] = f" T.int64({rows})", f" T.int64({cols})"
+                line = line[:start] + ",".join(dims) + line[end - 1:]
+            else:
+                line = _ring_indices(_ring_indices(line, buffer, 2, rows), buffer, 3, cols)
+        lines.append(line)
+    parsed = from_source("\n".join(lines))
+    return parsed["main"] if hasattr(parsed, "functions") else parsed
+
+
 def schedule_patch_stage(func, kernel: str):
     """`func` (a patch-stage PrimFunc named like `PATCH_KERNEL`) scheduled in patches.
 
@@ -166,4 +225,4 @@ def schedule_patch_stage(func, kernel: str):
     if scheduled is None:
         log.warning("schedule %s: not a chain of convolutions, default rules instead", kernel)
         return None
-    return scheduled.mod["main"]
+    return ring_stages(scheduled.mod["main"], stage_rings(scheduled))

@@ -73,13 +73,13 @@ class ConvGeometry:
     pad: tuple[int, int]
     macs_per_pixel: int
 
-    def input_range(self, axis: int, lo: int, hi: int, size: int) -> tuple[int, int]:
+    def input_range(self, axis: int, lo: int, hi: int, size: int | None) -> tuple[int, int]:
         """Input rows (axis 0) or columns (1) the output range ``[lo, hi)`` reads, within
-        ``[0, size)`` (the rest is padding, read as the zero point)."""
+        ``[0, size)`` (the rest is padding, read as the zero point; None: unclipped)."""
         start = lo * self.stride[axis] - self.pad[axis]
         stop = (hi - 1) * self.stride[axis] - self.pad[axis] + \
             (self.kernel[axis] - 1) * self.dilation[axis] + 1
-        return max(0, start), min(size, stop)
+        return (start, stop) if size is None else (max(0, start), min(size, stop))
 
 
 def conv_geometry(graph: _Graph, var: relax.Var) -> ConvGeometry:
@@ -180,11 +180,13 @@ class HeadGeometry:
         """The kernel's output (`_grouped_function` reads this name)."""
         return self.split
 
-    def ranges(self, axis: int, lo: int, hi: int) -> dict[int, tuple[int, int]]:
+    def ranges(self, axis: int, lo: int, hi: int,
+               clip: bool = True) -> dict[int, tuple[int, int]]:
         """Per binding key: the rows (`axis` 0) or columns (1) of it one patch computes,
         when the patch covers ``[lo, hi)`` of the split tensor (the hull over its
         readers). Rows and columns are independent, so a patch's region is the product
-        of its row and column ranges."""
+        of its row and column ranges. ``clip=False``: the ranges as TVM's schedule
+        loops cover them, reaching into the padding (the patch buffers' extents)."""
         need: dict[int, tuple[int, int]] = {self.steps[-1].key: (lo, hi)}
         for step in reversed(self.steps):
             rng = need.get(step.key)
@@ -192,19 +194,21 @@ class HeadGeometry:
                 continue
             for key, how, size in step.reads:
                 if isinstance(how, ConvGeometry):
-                    a, b = how.input_range(axis, *rng, size[axis])
+                    a, b = how.input_range(axis, *rng, size[axis] if clip else None)
                 elif how is not None:  # a pad: (top, left)
-                    a, b = max(0, rng[0] - how[axis]), min(size[axis], rng[1] - how[axis])
+                    a, b = rng[0] - how[axis], rng[1] - how[axis]
+                    if clip:
+                        a, b = max(0, a), min(size[axis], b)
                 else:
                     a, b = rng
                 old = need.get(key)
                 need[key] = (a, b) if old is None else (min(old[0], a), max(old[1], b))
         return need
 
-    def _tile_ranges(self, n: int) -> tuple[list[dict], list[dict]]:
+    def _tile_ranges(self, n: int, clip: bool = True) -> tuple[list[dict], list[dict]]:
         _, _, h, w = self.steps[-1].shape
-        return ([self.ranges(0, *t) for t in tiles(h, n)],
-                [self.ranges(1, *t) for t in tiles(w, n)])
+        return ([self.ranges(0, *t, clip) for t in tiles(h, n)],
+                [self.ranges(1, *t, clip) for t in tiles(w, n)])
 
     def macs(self) -> int:
         """MACs of the head's convolutions computed once (layer by layer)."""
@@ -224,15 +228,17 @@ class HeadGeometry:
 
     def scratch_bytes(self, n: int) -> int:
         """Estimated kernel scratch of `n` x `n` patches: each int8 tensor a patch keeps
-        (every int8 binding but pads and the split), of the largest patch region,
-        16-byte aligned."""
-        rows, cols = self._tile_ranges(n)
+        (every int8 binding but pads and the split) as one patch's rows and columns
+        (`compiler.codegen.patches.ring_stages`: the schedule's unclipped extents, at
+        most the tensor's), 16-byte aligned."""
+        rows, cols = self._tile_ranges(n, clip=False)
         total = 0
         for step in self.steps[:-1]:
             if step.stage:
                 k = step.key
-                total += _aligned(step.shape[1] * max(r[k][1] - r[k][0] for r in rows)
-                                  * max(c[k][1] - c[k][0] for c in cols))
+                _, c, h, w = step.shape
+                total += _aligned(c * min(h, max(r[k][1] - r[k][0] for r in rows))
+                                  * min(w, max(x[k][1] - x[k][0] for x in cols)))
         return total
 
     def live_bytes(self, n: int) -> int:
