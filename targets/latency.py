@@ -7,19 +7,23 @@ This is a *model*, not a measurement. Each layer costs
 where the class is ``conv`` (dense k×k), ``pointwise`` (1×1), ``depthwise``
 (groups == channels) or ``linear``; bytes are the int8 input and output
 activations plus int8 weights; elementwise, pooling, resize and concat layers are
-bounded by bytes alone. The coefficients below are rough sustained int8
-throughputs of CMSIS-NN-style kernels (Cortex-M) and of auto-vectorised C
-(application cores), chosen to rank subnets, not to predict wall time. The
-per-block lookup table measured under QEMU / on boards replaces this model
-where it exists (``qanas.cost.hardware.LatencyModel``).
+bounded by bytes alone. Where ``targets/latency_coefficients.json`` holds a fit for a
+CPU (``benchmarks/fit_latency_coefficients.py``: our kernels' retired instructions per
+layer under QEMU ``-icount``, fitted by non-negative least squares, with its kernel
+generation, command, date and fit quality), those coefficients are used; the others below
+are hand-picked estimates (said so in their rationale), chosen to rank subnets, not to
+predict wall time. The per-block lookup table measured under QEMU / on boards replaces
+this model where it exists (``qanas.cost.hardware.LatencyModel``).
 
-Depends on nothing but `targets.cost` (the layer descriptors).
+Depends on nothing but `targets.cost` (the layer descriptors) and the JSON file.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from targets.cost import LayerSpec
 from targets.registry import Registry
@@ -56,9 +60,42 @@ class LatencyCoefficients:
 
 COEFFICIENTS: Registry[LatencyCoefficients] = Registry("latency coefficient set")
 
+COEFFICIENTS_PATH = Path(__file__).with_name("latency_coefficients.json")
+"""The fitted coefficients (written by ``benchmarks/fit_latency_coefficients.py``)."""
+
+
+def load_fitted(path: Path = COEFFICIENTS_PATH) -> dict[str, LatencyCoefficients]:
+    """The fitted coefficient sets of `path` by CPU name (empty when the file is absent)."""
+    if not path.is_file():
+        return {}
+    document = json.loads(path.read_text())
+    protocol = document.get("protocol", {})
+    fitted = {}
+    for name, fit in document.get("coefficients", {}).items():
+        quality = fit.get("quality", {})
+        fitted[name] = LatencyCoefficients(
+            name, dict(fit["macs_per_cycle"]), float(fit["bytes_per_cycle"]),
+            float(fit["cycles_per_layer"]),
+            f"fitted to our kernels' QEMU instruction counts (kernel generation "
+            f"{protocol.get('kernel_generation')}, {protocol.get('date')}; held-out whole-model "
+            f"MAPE {quality.get('heldout_mape')}); {fit.get('note', '')}".rstrip("; "))
+    return fitted
+
+
+_FITTED = load_fitted()
+HAND_PICKED: dict[str, LatencyCoefficients] = {}
+"""The hand-picked estimates by CPU name, fitted or not (a fit's fallback and its baseline)."""
+
 
 def _register(c: LatencyCoefficients) -> LatencyCoefficients:
-    return COEFFICIENTS.register(c.name, c)
+    """Registers the fitted set of `c.name` when there is one, else the hand-picked `c`."""
+    HAND_PICKED[c.name] = c
+    if c.name in _FITTED:
+        return COEFFICIENTS.register(c.name, _FITTED[c.name])
+    hand_picked = LatencyCoefficients(
+        c.name, c.macs_per_cycle, c.bytes_per_cycle, c.cycles_per_layer,
+        f"hand-picked, not fitted: {c.rationale}", c.extra)
+    return COEFFICIENTS.register(c.name, hand_picked)
 
 
 _register(LatencyCoefficients(

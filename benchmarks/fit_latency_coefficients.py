@@ -1,0 +1,144 @@
+"""Re-fit the analytic latency coefficients (`targets.latency`) per target from QEMU counts.
+
+For squeezenas-small subnets at 64x128 (6 classes, the demo's export,
+`tests.firmware_util.export_subnet`) and each MCU target in `--targets`, each subnet is
+compiled (the default ``--optimise size``: fused inverted residuals, the kernel library)
+and run once per layer in QEMU ``-icount shift=0`` through the runner `qanas bench
+--per-layer` uses (`qanas.bench.runners.make_runner`, ``per_layer=True``): retired
+instructions of every plan step, deterministic, so machine load does not change them.
+Each profiled step is matched to the subnet's layer descriptors (`SearchSpace.layer_specs`,
+what the analytic model prices) by `qanas.cost.latency_fit.step_rows`, and the model's
+coefficients are fitted per target by non-negative least squares
+(`qanas.cost.latency_fit.fit_target`), with leave-one-subnet-out R^2 / MAPE on whole models.
+
+    .venv/bin/python benchmarks/fit_latency_coefficients.py \\
+        --which seed min max --targets cortex-m4 cortex-m7 cortex-m55
+
+Raw runs are kept in ``--runs`` (resumable: a (target, subnet) already there is not run
+again); the fit is written to ``--out`` (default: the committed
+``targets/latency_coefficients.json``, which `targets.latency` loads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SPACE = "squeezenas-small"
+SIZE = (64, 128)
+NUM_CLASSES = 6
+RUNS = Path(__file__).parent / "results" / "latency_fit_runs.json"
+
+
+def profile_subnet(onnx_path: Path, target_name: str, optimise: str, work: Path) -> dict:
+    """Compiles `onnx_path` for the target, runs it once with per-layer profiling in QEMU."""
+    from compiler.driver import compile_model
+    from qanas.bench.runners import make_runner
+    from targets import get_target
+    from tests.firmware_util import inputs_and_reference
+
+    target = get_target(target_name)
+    result = compile_model(str(onnx_path), target_name, work, optimise=optimise, force=True)
+    inputs, _ = inputs_and_reference(result.out_dir)
+    run = make_runner("qemu", target, warmup=0, per_layer=True).run(result.out_dir, inputs)
+    return {"instructions": int(run.protocol["latency"][0]),
+            "layers": [{"implementation": layer["implementation"], "kernel": layer["kernel"],
+                        "instructions": int(layer["value"])}
+                       for layer in run.protocol["layers"]],
+            "toolchain": run.protocol.get("toolchain")}
+
+
+def qemu_version() -> str:
+    """First line of ``qemu-system-arm --version``."""
+    from runtime.runners.qemu import QEMU_SYSTEM_ARM
+
+    out = subprocess.run([QEMU_SYSTEM_ARM, "--version"], capture_output=True, text=True)
+    return out.stdout.splitlines()[0] if out.stdout else "unknown"
+
+
+def collect(which: list[str], targets: list[str], optimise: str, runs_path: Path) -> dict:
+    """Profiles every (target, subnet) missing from `runs_path`, saving after each one."""
+    from compiler.version import KERNEL_GENERATION
+    from qanas.space import get_space
+    from tests.firmware_util import export_subnet
+
+    runs = json.loads(runs_path.read_text()) if runs_path.is_file() else {}
+    if runs and runs.get("kernel_generation") != KERNEL_GENERATION:
+        runs = {}
+    runs.setdefault("kernel_generation", KERNEL_GENERATION)
+    runs.setdefault("runs", [])
+    space = get_space(SPACE)
+    done = {(r["target"], r["subnet"], r["optimise"]) for r in runs["runs"]}
+    with tempfile.TemporaryDirectory(prefix="qanas-latfit-") as tmp:
+        for name in which:
+            config = str(space.resolve(name))
+            todo = [t for t in targets if (t, config, optimise) not in done]
+            if not todo:
+                continue
+            onnx_path = export_subnet(SPACE, name, Path(tmp) / "subnet.onnx")
+            for target in todo:
+                start = time.time()
+                row = profile_subnet(onnx_path, target, optimise, Path(tmp) / target)
+                runs["runs"].append({"target": target, "which": name, "subnet": config,
+                                     "optimise": optimise,
+                                     "seconds": round(time.time() - start, 1), **row})
+                runs_path.write_text(json.dumps(runs, indent=1) + "\n")
+                print(f"{target} {name}: {row['instructions']} instructions, "
+                      f"{len(row['layers'])} steps", file=sys.stderr)
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Collects the runs, fits every target and writes the coefficient file."""
+    from compiler.version import KERNEL_GENERATION
+    from qanas.cost.latency_fit import fit_target
+    from targets.latency import COEFFICIENTS_PATH
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--which", nargs="+", default=["seed", "min", "max"])
+    parser.add_argument("--targets", nargs="+",
+                        default=["cortex-m4", "cortex-m7", "cortex-m55"])
+    parser.add_argument("--optimise", default="size", choices=("size", "speed"))
+    parser.add_argument("--runs", type=Path, default=RUNS)
+    parser.add_argument("--out", type=Path, default=COEFFICIENTS_PATH)
+    parser.add_argument("--fit-only", action="store_true", help="fit the runs already saved")
+    args = parser.parse_args(argv)
+    if args.fit_only:
+        runs = json.loads(args.runs.read_text())
+    else:
+        runs = collect(args.which, args.targets, args.optimise, args.runs)
+    fits, toolchains = {}, {}
+    for target in args.targets:
+        rows = [r for r in runs["runs"] if r["target"] == target]
+        if not rows:
+            continue
+        fits[target] = fit_target(target, rows, SPACE, SIZE, NUM_CLASSES)
+        toolchains[target] = rows[0].get("toolchain")
+        print(json.dumps({target: fits[target]["quality"]}), file=sys.stderr)
+    document = {
+        "protocol": {
+            "command": "python benchmarks/fit_latency_coefficients.py " + " ".join(
+                ["--which", *args.which, "--targets", *args.targets,
+                 "--optimise", args.optimise]),
+            "kernel_generation": KERNEL_GENERATION,
+            "date": datetime.date.today().isoformat(),
+            "space": SPACE, "image_size": list(SIZE), "num_classes": NUM_CLASSES,
+            "unit": "instructions (QEMU -icount shift=0, read as cycles)",
+            "qemu": qemu_version(), "toolchains": toolchains,
+        },
+        "coefficients": fits,
+    }
+    args.out.write_text(json.dumps(document, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Fitting `targets.latency`'s analytic coefficients to per-layer QEMU instruction counts.
+
+A profiled run gives the retired instructions of every plan step. The analytic model
+prices the subnet's layer descriptors (`SearchSpace.layer_specs`), so steps are matched
+to descriptors in groups (`step_rows`): each fused inverted residual step
+(``qanas_inverted_residual_s8``) is one block of the space (the descriptors named
+``blocks.N.*`` of a block with a depthwise layer, in order), and every other step (stem,
+head, transposes, resizes) together is one row with every other descriptor. Where the
+counts do not line up the subnet gives one whole-model row.
+
+On a row the model, linearised with MAC-bearing layers bound by MACs and the others by
+bytes, is
+
+    instructions = sum_class MACs_class / macs_per_cycle[class]
+                   + bytes_of_byte_bound_layers / bytes_per_cycle + layers * cycles_per_layer
+
+which is linear in the reciprocals: `fit_target` solves it by non-negative least squares
+with rows weighted by 1 / measured (relative error), and scores the fitted model — the
+model's own form, `targets.latency.analytic_cycles` — on whole subnets held out one at a
+time (R^2 and MAPE).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from targets.cost import LayerSpec
+from targets.latency import (
+    HAND_PICKED,
+    LAYER_CLASSES,
+    LatencyCoefficients,
+    analytic_cycles,
+    layer_class,
+)
+
+FUSED_BLOCK = "qanas_inverted_residual_s8"
+FEATURES = (*LAYER_CLASSES, "bytes", "layers")
+"""Columns of a row: MACs per class, bytes of byte-bound layers, priced layers."""
+
+
+def row_features(layers: list[LayerSpec]) -> np.ndarray:
+    """The linearised model's columns (`FEATURES`) for a group of descriptors."""
+    row = np.zeros(len(FEATURES))
+    for layer in layers:
+        if layer.op == "act":
+            continue
+        cls = layer_class(layer)
+        if cls is None:
+            row[FEATURES.index("bytes")] += (layer.input_elements + layer.output_elements
+                                             + layer.params)
+        else:
+            row[FEATURES.index(cls)] += layer.macs
+        row[FEATURES.index("layers")] += 1
+    return row
+
+
+def _block_of(layer: LayerSpec) -> str | None:
+    parts = layer.name.split(".")
+    return ".".join(parts[:2]) if parts[0] == "blocks" and len(parts) > 2 else None
+
+
+def step_rows(layers: list[LayerSpec], steps: list[dict]) -> list[tuple[np.ndarray, float]]:
+    """(features, measured instructions) rows of one profiled subnet (module docstring).
+
+    Args:
+        layers: the subnet's descriptors (`SearchSpace.layer_specs`).
+        steps: the profiled plan steps, ``{"implementation", "instructions"}`` in order.
+    """
+    blocks: dict[str, list[LayerSpec]] = {}
+    for layer in layers:
+        block = _block_of(layer)
+        if block is not None:
+            blocks.setdefault(block, []).append(layer)
+    fused = [b for b, group in blocks.items() if any(layer_class(x) == "depthwise"
+                                                       for x in group)]
+    fused_steps = [s["instructions"] for s in steps if s["implementation"] == FUSED_BLOCK]
+    total = float(sum(s["instructions"] for s in steps))
+    if len(fused_steps) != len(fused):
+        return [(row_features(layers), total)]
+    rows = [(row_features(blocks[b]), float(n)) for b, n in zip(fused, fused_steps,
+                                                                 strict=True)]
+    rest = [x for x in layers if _block_of(x) not in fused]
+    rows.append((row_features(rest), total - sum(fused_steps)))
+    return rows
+
+
+def solve(rows: list[tuple[np.ndarray, float]]) -> np.ndarray:
+    """Non-negative least squares of the rows, weighted by 1 / measured: the cost per
+    unit of each `FEATURES` column (instructions per MAC, per byte, per layer)."""
+    from scipy.optimize import nnls
+
+    a = np.array([f for f, _ in rows], dtype=float)
+    y = np.array([m for _, m in rows], dtype=float)
+    scale = np.where(a.max(axis=0) > 0, a.max(axis=0), 1.0)
+    w = 1.0 / y
+    x, _ = nnls(a / scale * w[:, None], y * w)
+    return x / scale
+
+
+def coefficients(name: str, cost: np.ndarray, seen: np.ndarray) -> tuple[
+        LatencyCoefficients, list[str]]:
+    """Coefficients from per-unit costs; a term that is absent from the data (`seen`
+    false) or fitted to zero keeps the hand-picked value, and is listed."""
+    base = HAND_PICKED[name]
+    kept = []
+
+    def throughput(column: str, fallback: float) -> float:
+        k = FEATURES.index(column)
+        if not seen[k] or cost[k] <= 0:
+            kept.append(column)
+            return fallback
+        return float(1.0 / cost[k])
+
+    macs = {c: throughput(c, base.macs_per_cycle[c]) for c in LAYER_CLASSES}
+    bytes_per_cycle = throughput("bytes", base.bytes_per_cycle)
+    per_layer = float(cost[FEATURES.index("layers")])
+    return LatencyCoefficients(name, macs, bytes_per_cycle, per_layer), kept
+
+
+def quality(predicted: list[float], measured: list[float]) -> dict:
+    """R^2 and MAPE (%) of predictions against measurements."""
+    p, m = np.asarray(predicted, float), np.asarray(measured, float)
+    ss_res = float(((m - p) ** 2).sum())
+    ss_tot = float(((m - m.mean()) ** 2).sum())
+    return {"r2": round(1.0 - ss_res / ss_tot, 4) if ss_tot > 0 else None,
+            "mape": round(float((abs(p - m) / m).mean() * 100), 2),
+            "max_ape": round(float((abs(p - m) / m).max() * 100), 2)}
+
+
+def fit_target(name: str, runs: list[dict], space_name: str, image_size: tuple[int, int],
+               num_classes: int) -> dict:
+    """The fitted coefficients of CPU `name` and their quality, JSON-ready.
+
+    Args:
+        runs: profiled subnets of this target: ``{"subnet": config string, "instructions",
+            "layers": [{"implementation", "instructions"}, ...]}``.
+    """
+    from qanas.space import get_space
+
+    space = get_space(space_name)
+    specs = [space.layer_specs(space.resolve(r["subnet"]), image_size, num_classes)
+             for r in runs]
+    rows = [step_rows(s, r["layers"]) for s, r in zip(specs, runs, strict=True)]
+    measured = [float(r["instructions"]) for r in runs]
+    everything = [row for subnet in rows for row in subnet]
+    seen = np.array([f for f, _ in everything]).max(axis=0) > 0
+    fitted, kept = coefficients(name, solve(everything), seen)
+    heldout = []
+    for k in range(len(runs)):
+        others = [row for j, subnet in enumerate(rows) if j != k for row in subnet]
+        model, _ = coefficients(name, solve(others), seen)
+        heldout.append(analytic_cycles(specs[k], model))
+    in_sample = [analytic_cycles(s, fitted) for s in specs]
+    old = [analytic_cycles(s, HAND_PICKED[name]) for s in specs]
+    held = quality(heldout, measured) if len(runs) > 1 else {}
+    return {
+        "macs_per_cycle": {c: round(v, 4) for c, v in fitted.macs_per_cycle.items()},
+        "bytes_per_cycle": round(fitted.bytes_per_cycle, 4),
+        "cycles_per_layer": round(fitted.cycles_per_layer, 1),
+        "note": (f"hand-picked (absent from the data or fitted to zero): {', '.join(kept)}"
+                 if kept else ""),
+        "quality": {"rows": len(everything), "subnets": len(runs),
+                    "heldout_r2": held.get("r2"), "heldout_mape": held.get("mape"),
+                    "heldout_max_ape": held.get("max_ape"),
+                    "in_sample_mape": quality(in_sample, measured)["mape"],
+                    "hand_picked_mape": quality(old, measured)["mape"]},
+        "subnets": [{"which": r.get("which"), "measured": int(m), "heldout_predicted":
+                     int(h), "hand_picked_predicted": int(o)}
+                    for r, m, h, o in zip(runs, measured, heldout, old, strict=True)],
+    }
