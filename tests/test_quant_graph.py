@@ -121,6 +121,17 @@ def test_lean_model_matches_onnxruntime_on_the_brevitas_export(tmp_path):
     assert report["max_int_diff"] <= 1 and report["equal_share"] >= 0.999, report
 
 
+def test_dead_activation_scale_is_floored_like_brevitas():
+    """An activation that is all zeros during calibration (here the input) gets the scale
+    floor 1e-10 after the division by the threshold, which the next conv's bias scale
+    (input x weight scale, codes saturated at 2^30) makes visible in the logits."""
+    torch.manual_seed(0)
+    model = ToySegNet(num_classes=3, image_size=(32, 32))
+    recalibrate_bn(model, _batches(2, 7, size=(32, 32)))
+    zeros = [torch.zeros(2, 3, 32, 32)] * 2
+    _assert_same_as_brevitas(model.eval(), QuantSpec(), zeros, _batches(1, 8, size=(32, 32))[0])
+
+
 def test_lean_model_leaves_the_subnet_unchanged():
     torch.manual_seed(0)
     model = ToySegNet(num_classes=3, image_size=(32, 32)).eval()

@@ -96,7 +96,10 @@ class ScaleGroup:
         if self._scale is None:
             if self.value is None:
                 raise RuntimeError("scale group used before calibration; call calibrate() first")
-            self._scale = torch.clamp(self.value, min=SCALING_MIN_VAL) / self.threshold
+            # floored before (each statistic) and after the division, as Brevitas does:
+            # a dead activation (all zeros) gets 1e-10, not 1e-10 / threshold
+            self._scale = torch.clamp(torch.clamp(self.value, min=SCALING_MIN_VAL) / self.threshold,
+                                      min=SCALING_MIN_VAL)
         return self._scale
 
 
