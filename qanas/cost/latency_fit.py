@@ -4,9 +4,11 @@ A profiled run gives the retired instructions of every plan step. The analytic m
 prices the subnet's layer descriptors (`SearchSpace.layer_specs`), so steps are matched
 to descriptors in groups (`step_rows`): each fused inverted residual step
 (``qanas_inverted_residual_s8``) is one block of the space (the descriptors named
-``blocks.N.*`` of a block with a depthwise layer, in order), and every other step (stem,
-head, transposes, resizes) together is one row with every other descriptor. Where the
-counts do not line up the subnet gives one whole-model row.
+``blocks.N.*`` of a block with a depthwise layer, in order; the last ones when there are
+fewer fused steps than such blocks, since the patch stage of ``--optimise size`` runs the
+first blocks inside the stem's step), and every other step (stem patch, head, transposes,
+resizes) together is one row with every other descriptor. A subnet without fused steps
+(``--optimise speed``), or with more than blocks, gives one whole-model row.
 
 On a row the model, linearised with MAC-bearing layers bound by MACs and the others by
 bytes, is
@@ -75,8 +77,10 @@ def step_rows(layers: list[LayerSpec], steps: list[dict]) -> list[tuple[np.ndarr
                                                        for x in group)]
     fused_steps = [s["instructions"] for s in steps if s["implementation"] == FUSED_BLOCK]
     total = float(sum(s["instructions"] for s in steps))
-    if len(fused_steps) != len(fused):
+    if not fused_steps or len(fused_steps) > len(fused):
         return [(row_features(layers), total)]
+    # the patch stage (``--optimise size``) runs the first blocks inside the stem's step
+    fused = fused[len(fused) - len(fused_steps):]
     rows = [(row_features(blocks[b]), float(n)) for b, n in zip(fused, fused_steps,
                                                                  strict=True)]
     rest = [x for x in layers if _block_of(x) not in fused]
@@ -146,7 +150,7 @@ def fit_target(name: str, runs: list[dict], space_name: str, image_size: tuple[i
     seen = np.array([f for f, _ in everything]).max(axis=0) > 0
     fitted, kept = coefficients(name, solve(everything), seen)
     heldout = []
-    for k in range(len(runs)):
+    for k in range(len(runs) if len(runs) > 1 else 0):
         others = [row for j, subnet in enumerate(rows) if j != k for row in subnet]
         model, _ = coefficients(name, solve(others), seen)
         heldout.append(analytic_cycles(specs[k], model))
@@ -164,7 +168,9 @@ def fit_target(name: str, runs: list[dict], space_name: str, image_size: tuple[i
                     "heldout_max_ape": held.get("max_ape"),
                     "in_sample_mape": quality(in_sample, measured)["mape"],
                     "hand_picked_mape": quality(old, measured)["mape"]},
-        "subnets": [{"which": r.get("which"), "measured": int(m), "heldout_predicted":
-                     int(h), "hand_picked_predicted": int(o)}
-                    for r, m, h, o in zip(runs, measured, heldout, old, strict=True)],
+        "subnets": [{"which": r.get("which"), "measured": int(m),
+                     "heldout_predicted": int(h) if heldout else None,
+                     "fitted_predicted": int(f), "hand_picked_predicted": int(o)}
+                    for r, m, h, f, o in zip(runs, measured, heldout or measured, in_sample,
+                                             old, strict=True)],
     }
