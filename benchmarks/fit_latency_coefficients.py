@@ -12,7 +12,8 @@ coefficients are fitted per target by non-negative least squares
 (`qanas.cost.latency_fit.fit_target`), with leave-one-subnet-out R^2 / MAPE on whole models.
 
     .venv/bin/python benchmarks/fit_latency_coefficients.py \\
-        --which seed min max --targets cortex-m4 cortex-m7 cortex-m55
+        --which seed min max --random 2 --random-seed 1 \\
+        --targets cortex-m4 cortex-m7 cortex-m55
 
 Raw runs are kept in ``--runs`` (resumable: a (target, subnet) already there is not run
 again); the fit is written to ``--out`` (default: the committed
@@ -64,6 +65,16 @@ def qemu_version() -> str:
     return out.stdout.splitlines()[0] if out.stdout else "unknown"
 
 
+def random_subnets(count: int, seed: int) -> list[str]:
+    """`count` subnets of the space drawn with `seed`, as config strings."""
+    import numpy as np
+
+    from qanas.space import get_space
+
+    space, rng = get_space(SPACE), np.random.default_rng(seed)
+    return [str(space.sample(rng)) for _ in range(count)]
+
+
 def collect(which: list[str], targets: list[str], optimise: str, runs_path: Path) -> dict:
     """Profiles every (target, subnet) missing from `runs_path`, saving after each one."""
     from compiler.version import KERNEL_GENERATION
@@ -106,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--which", nargs="+", default=["seed", "min", "max"])
     parser.add_argument("--targets", nargs="+",
                         default=["cortex-m4", "cortex-m7", "cortex-m55"])
+    parser.add_argument("--random", type=int, default=2,
+                        help="random subnets drawn besides --which")
+    parser.add_argument("--random-seed", type=int, default=1)
     parser.add_argument("--optimise", default="size", choices=("size", "speed"))
     parser.add_argument("--runs", type=Path, default=RUNS)
     parser.add_argument("--out", type=Path, default=COEFFICIENTS_PATH)
@@ -114,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.fit_only:
         runs = json.loads(args.runs.read_text())
     else:
-        runs = collect(args.which, args.targets, args.optimise, args.runs)
+        which = args.which + random_subnets(args.random, args.random_seed)
+        runs = collect(which, args.targets, args.optimise, args.runs)
     fits, toolchains = {}, {}
     for target in args.targets:
         rows = [r for r in runs["runs"] if r["target"] == target]
@@ -126,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     document = {
         "protocol": {
             "command": "python benchmarks/fit_latency_coefficients.py " + " ".join(
-                ["--which", *args.which, "--targets", *args.targets,
-                 "--optimise", args.optimise]),
+                ["--which", *args.which, "--random", str(args.random), "--random-seed",
+                 str(args.random_seed), "--targets", *args.targets, "--optimise",
+                 args.optimise]),
             "kernel_generation": KERNEL_GENERATION,
             "date": datetime.date.today().isoformat(),
             "space": SPACE, "image_size": list(SIZE), "num_classes": NUM_CLASSES,

@@ -4,6 +4,8 @@ This is a *model*, not a measurement. Each layer costs
 
     cycles(layer) = max(MACs / macs_per_cycle[class], bytes / bytes_per_cycle) + cycles_per_layer
 
+(a fitted set, ``roofline=False``, takes the MAC term alone for MAC-bearing layers)
+
 where the class is ``conv`` (dense k×k), ``pointwise`` (1×1), ``depthwise``
 (groups == channels) or ``linear``; bytes are the int8 input and output
 activations plus int8 weights; elementwise, pooling, resize and concat layers are
@@ -41,6 +43,9 @@ class LatencyCoefficients:
         bytes_per_cycle: sustained activation/weight bytes moved per cycle.
         cycles_per_layer: fixed cost of one kernel call (loop setup, requant tables).
         rationale: where the numbers come from.
+        roofline: a MAC-bearing layer costs the larger of its MAC and byte times; when
+            False (the fitted sets: their bytes_per_cycle is the rate of the byte-bound
+            layers, resize and elementwise kernels), its MAC time alone.
     """
 
     name: str
@@ -49,6 +54,7 @@ class LatencyCoefficients:
     cycles_per_layer: float
     rationale: str = ""
     extra: Mapping[str, float] = field(default_factory=dict)
+    roofline: bool = True
 
     def __post_init__(self):
         missing = set(LAYER_CLASSES) - set(self.macs_per_cycle)
@@ -78,7 +84,8 @@ def load_fitted(path: Path = COEFFICIENTS_PATH) -> dict[str, LatencyCoefficients
             float(fit["cycles_per_layer"]),
             f"fitted to our kernels' QEMU instruction counts (kernel generation "
             f"{protocol.get('kernel_generation')}, {protocol.get('date')}; held-out whole-model "
-            f"MAPE {quality.get('heldout_mape')}); {fit.get('note', '')}".rstrip("; "))
+            f"MAPE {quality.get('heldout_mape')} %); {fit.get('note', '')}".rstrip("; "),
+            roofline=bool(fit.get("roofline", True)))
     return fitted
 
 
@@ -155,7 +162,8 @@ def layer_cycles(layer: LayerSpec, coeffs: LatencyCoefficients) -> float:
     cycles = moved / coeffs.bytes_per_cycle
     cls = layer_class(layer)
     if cls is not None:
-        cycles = max(cycles, layer.macs / coeffs.macs_per_cycle[cls])
+        compute = layer.macs / coeffs.macs_per_cycle[cls]
+        cycles = max(cycles, compute) if coeffs.roofline else compute
     return cycles + coeffs.cycles_per_layer
 
 

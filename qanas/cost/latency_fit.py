@@ -4,20 +4,24 @@ A profiled run gives the retired instructions of every plan step. The analytic m
 prices the subnet's layer descriptors (`SearchSpace.layer_specs`), so steps are matched
 to descriptors in groups (`step_rows`): each fused inverted residual step
 (``qanas_inverted_residual_s8``) is one block of the space (the descriptors named
-``blocks.N.*`` of a block with a depthwise layer, in order; the last ones when there are
+``blocks.N.*`` of a block with an expansion and a depthwise layer, in order (a block
+without expansion runs as separate library steps); the last ones when there are
 fewer fused steps than such blocks, since the patch stage of ``--optimise size`` runs the
 first blocks inside the stem's step), and every other step (stem patch, head, transposes,
-resizes) together is one row with every other descriptor. A subnet without fused steps
+resizes) form two rows: the steps before the first fused step with the descriptors
+before its block (stem, patch stage), and the steps after with every other descriptor. A subnet without fused steps
 (``--optimise speed``), or with more than blocks, gives one whole-model row.
 
-On a row the model, linearised with MAC-bearing layers bound by MACs and the others by
-bytes, is
+On a row the model (``roofline=False``: MAC-bearing layers bound by MACs, the others by
+bytes) is
 
     instructions = sum_class MACs_class / macs_per_cycle[class]
                    + bytes_of_byte_bound_layers / bytes_per_cycle + layers * cycles_per_layer
 
 which is linear in the reciprocals: `fit_target` solves it by non-negative least squares
-with rows weighted by 1 / measured (relative error), and scores the fitted model — the
+with rows weighted by 1 / measured (relative error) over the block and head rows (the stem
+row is left out: its patch stage runs TVM kernels at a cost per MAC no class coefficient
+represents; its share of each subnet is reported), and scores the fitted model — the
 model's own form, `targets.latency.analytic_cycles` — on whole subnets held out one at a
 time (R^2 and MAPE).
 """
@@ -61,8 +65,10 @@ def _block_of(layer: LayerSpec) -> str | None:
     return ".".join(parts[:2]) if parts[0] == "blocks" and len(parts) > 2 else None
 
 
-def step_rows(layers: list[LayerSpec], steps: list[dict]) -> list[tuple[np.ndarray, float]]:
-    """(features, measured instructions) rows of one profiled subnet (module docstring).
+def step_rows(layers: list[LayerSpec], steps: list[dict]) -> list[tuple[np.ndarray, float,
+                                                                        str]]:
+    """(features, measured instructions, group) rows of one profiled subnet (module
+    docstring); the group is ``block``, ``stem``, ``head`` or ``model`` (a whole subnet).
 
     Args:
         layers: the subnet's descriptors (`SearchSpace.layer_specs`).
@@ -73,28 +79,33 @@ def step_rows(layers: list[LayerSpec], steps: list[dict]) -> list[tuple[np.ndarr
         block = _block_of(layer)
         if block is not None:
             blocks.setdefault(block, []).append(layer)
-    fused = [b for b, group in blocks.items() if any(layer_class(x) == "depthwise"
-                                                       for x in group)]
+    fused = [b for b, group in blocks.items()
+             if any(layer_class(x) == "depthwise" for x in group)
+             and any(x.name.endswith(".expand") for x in group)]
     fused_steps = [s["instructions"] for s in steps if s["implementation"] == FUSED_BLOCK]
     total = float(sum(s["instructions"] for s in steps))
     if not fused_steps or len(fused_steps) > len(fused):
-        return [(row_features(layers), total)]
+        return [(row_features(layers), total, "model")]
     # the patch stage (``--optimise size``) runs the first blocks inside the stem's step
     fused = fused[len(fused) - len(fused_steps):]
-    rows = [(row_features(blocks[b]), float(n)) for b, n in zip(fused, fused_steps,
-                                                                 strict=True)]
-    rest = [x for x in layers if _block_of(x) not in fused]
-    rows.append((row_features(rest), total - sum(fused_steps)))
+    rows = [(row_features(blocks[b]), float(n), "block")
+            for b, n in zip(fused, fused_steps, strict=True)]
+    first = next(k for k, s in enumerate(steps) if s["implementation"] == FUSED_BLOCK)
+    start = next(k for k, x in enumerate(layers) if _block_of(x) == fused[0])
+    before = float(sum(s["instructions"] for s in steps[:first]))
+    rows.append((row_features(layers[:start]), before, "stem"))
+    after = [x for x in layers[start:] if _block_of(x) not in fused]
+    rows.append((row_features(after), total - sum(fused_steps) - before, "head"))
     return rows
 
 
-def solve(rows: list[tuple[np.ndarray, float]]) -> np.ndarray:
+def solve(rows: list[tuple[np.ndarray, float, str]]) -> np.ndarray:
     """Non-negative least squares of the rows, weighted by 1 / measured: the cost per
     unit of each `FEATURES` column (instructions per MAC, per byte, per layer)."""
     from scipy.optimize import nnls
 
-    a = np.array([f for f, _ in rows], dtype=float)
-    y = np.array([m for _, m in rows], dtype=float)
+    a = np.array([r[0] for r in rows], dtype=float)
+    y = np.array([r[1] for r in rows], dtype=float)
     scale = np.where(a.max(axis=0) > 0, a.max(axis=0), 1.0)
     w = 1.0 / y
     x, _ = nnls(a / scale * w[:, None], y * w)
@@ -118,7 +129,13 @@ def coefficients(name: str, cost: np.ndarray, seen: np.ndarray) -> tuple[
     macs = {c: throughput(c, base.macs_per_cycle[c]) for c in LAYER_CLASSES}
     bytes_per_cycle = throughput("bytes", base.bytes_per_cycle)
     per_layer = float(cost[FEATURES.index("layers")])
-    return LatencyCoefficients(name, macs, bytes_per_cycle, per_layer), kept
+    return LatencyCoefficients(name, macs, bytes_per_cycle, per_layer, roofline=False), kept
+
+
+def _throughputs(c: LatencyCoefficients) -> np.ndarray:
+    """`FEATURES` units per cycle of `c` (per-layer cost as its reciprocal)."""
+    return np.array([*(c.macs_per_cycle[k] for k in LAYER_CLASSES), c.bytes_per_cycle,
+                     1.0 / c.cycles_per_layer if c.cycles_per_layer > 0 else np.inf])
 
 
 def quality(predicted: list[float], measured: list[float]) -> dict:
@@ -146,24 +163,33 @@ def fit_target(name: str, runs: list[dict], space_name: str, image_size: tuple[i
              for r in runs]
     rows = [step_rows(s, r["layers"]) for s, r in zip(specs, runs, strict=True)]
     measured = [float(r["instructions"]) for r in runs]
-    everything = [row for subnet in rows for row in subnet]
-    seen = np.array([f for f, _ in everything]).max(axis=0) > 0
+    everything = [row for subnet in rows for row in subnet if row[2] != "stem"]
+    seen = np.array([r[0] for r in everything]).max(axis=0) > 0
     fitted, kept = coefficients(name, solve(everything), seen)
     heldout = []
     for k in range(len(runs) if len(runs) > 1 else 0):
-        others = [row for j, subnet in enumerate(rows) if j != k for row in subnet]
+        others = [row for j, subnet in enumerate(rows) if j != k for row in subnet
+                  if row[2] != "stem"]
         model, _ = coefficients(name, solve(others), seen)
         heldout.append(analytic_cycles(specs[k], model))
     in_sample = [analytic_cycles(s, fitted) for s in specs]
+    stem_share = [sum(r[1] for r in subnet if r[2] == "stem") / m
+                  for subnet, m in zip(rows, [float(r["instructions"]) for r in runs],
+                                       strict=True)]
+    row_fit = quality([float(r[0] @ (1.0 / _throughputs(fitted))) for r in everything],
+                      [r[1] for r in everything])
     old = [analytic_cycles(s, HAND_PICKED[name]) for s in specs]
     held = quality(heldout, measured) if len(runs) > 1 else {}
     return {
         "macs_per_cycle": {c: round(v, 4) for c, v in fitted.macs_per_cycle.items()},
         "bytes_per_cycle": round(fitted.bytes_per_cycle, 4),
         "cycles_per_layer": round(fitted.cycles_per_layer, 1),
+        "roofline": False,
         "note": (f"hand-picked (absent from the data or fitted to zero): {', '.join(kept)}"
                  if kept else ""),
         "quality": {"rows": len(everything), "subnets": len(runs),
+                    "row_r2": row_fit["r2"], "row_mape": row_fit["mape"],
+                    "stem_stage_share": [round(x, 3) for x in stem_share],
                     "heldout_r2": held.get("r2"), "heldout_mape": held.get("mape"),
                     "heldout_max_ape": held.get("max_ape"),
                     "in_sample_mape": quality(in_sample, measured)["mape"],

@@ -1,0 +1,111 @@
+"""The analytic latency coefficients: the committed fit, its loader and the fitting itself.
+
+The committed ``targets/latency_coefficients.json`` is measured on the compiler's kernels,
+so like the latency tables (`tests/test_kernel_generation.py`) it must be of the current
+`compiler.version.KERNEL_GENERATION`; it is rebuilt with the command in its protocol.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from compiler.version import KERNEL_GENERATION
+from qanas.cost.latency_fit import FUSED_BLOCK, fit_target, step_rows
+from qanas.space import get_space
+from targets.latency import (
+    COEFFICIENTS_PATH,
+    HAND_PICKED,
+    LAYER_CLASSES,
+    LatencyCoefficients,
+    coefficients_for,
+    layer_class,
+    load_fitted,
+)
+
+SPACE, SIZE, CLASSES = "squeezenas-small", (64, 128), 6
+
+
+def test_committed_fit_is_of_the_current_kernel_generation():
+    protocol = json.loads(COEFFICIENTS_PATH.read_text())["protocol"]
+    assert protocol["kernel_generation"] == KERNEL_GENERATION, (
+        f"targets/latency_coefficients.json was fitted on kernel generation "
+        f"{protocol['kernel_generation']}, the compiler's is {KERNEL_GENERATION}: refit with "
+        f"{protocol['command']}")
+
+
+def test_loader_uses_the_committed_fit_and_marks_the_rest_hand_picked():
+    fitted = load_fitted()
+    assert {"cortex-m4", "cortex-m7", "cortex-m55"} <= set(fitted)
+    document = json.loads(COEFFICIENTS_PATH.read_text())["coefficients"]
+    for name, fit in document.items():
+        used = coefficients_for(name)
+        assert dict(used.macs_per_cycle) == fit["macs_per_cycle"]
+        assert used.bytes_per_cycle == fit["bytes_per_cycle"]
+        assert used.cycles_per_layer == fit["cycles_per_layer"]
+        assert used.rationale.startswith("fitted"), used.rationale
+    for name in set(HAND_PICKED) - set(document):
+        assert coefficients_for(name).rationale.startswith("hand-picked"), name
+
+
+def _linear_cost(layers, truth: LatencyCoefficients) -> float:
+    """The linearised model (MAC layers MAC-bound) that the fit assumes."""
+    total = 0.0
+    for layer in layers:
+        if layer.op == "act":
+            continue
+        cls = layer_class(layer)
+        if cls is None:
+            moved = layer.input_elements + layer.output_elements + layer.params
+            total += moved / truth.bytes_per_cycle
+        else:
+            total += layer.macs / truth.macs_per_cycle[cls]
+        total += truth.cycles_per_layer
+    return total
+
+
+def _synthetic_run(which: str, truth: LatencyCoefficients) -> dict:
+    """A profiled run whose steps cost exactly the linearised model of `truth`: one fused
+    step per block with an expansion and a depthwise layer, the rest as one step."""
+    space = get_space(SPACE)
+    config = space.resolve(which)
+    layers = space.layer_specs(config, SIZE, CLASSES)
+    blocks: dict[str, list] = {}
+    for layer in layers:
+        if layer.name.startswith("blocks.") and layer.name.count(".") >= 2:
+            blocks.setdefault(".".join(layer.name.split(".")[:2]), []).append(layer)
+    fused = {b for b, group in blocks.items()
+             if any(layer_class(x) == "depthwise" for x in group)
+             and any(x.name.endswith(".expand") for x in group)}
+    start = next(k for k, x in enumerate(layers) if ".".join(x.name.split(".")[:2]) in fused)
+    steps = [{"implementation": "patch0", "instructions": _linear_cost(layers[:start], truth)}]
+    steps += [{"implementation": FUSED_BLOCK, "instructions": _linear_cost(blocks[b], truth)}
+              for b in blocks if b in fused]
+    rest = [x for x in layers[start:] if ".".join(x.name.split(".")[:2]) not in fused]
+    steps.append({"implementation": "head", "instructions": _linear_cost(rest, truth)})
+    return {"which": which, "subnet": str(config), "layers": steps,
+            "instructions": sum(s["instructions"] for s in steps)}
+
+
+def test_fit_recovers_known_coefficients_from_per_step_counts():
+    truth = LatencyCoefficients("cortex-m4", {"conv": 0.3, "pointwise": 0.55,
+                                              "depthwise": 0.2, "linear": 1.0}, 1.5, 900.0)
+    random_subnet = str(get_space(SPACE).sample(__import__("numpy").random.default_rng(1)))
+    runs = [_synthetic_run(w, truth) for w in ("seed", "min", "max", random_subnet)]
+    assert len(step_rows(get_space(SPACE).layer_specs(get_space(SPACE).resolve("seed"), SIZE,
+                                                      CLASSES), runs[0]["layers"])) > 2
+    fit = fit_target("cortex-m4", runs, SPACE, SIZE, CLASSES)
+    for cls in ("pointwise", "depthwise"):
+        assert fit["macs_per_cycle"][cls] == pytest.approx(truth.macs_per_cycle[cls], rel=1e-3)
+    assert fit["bytes_per_cycle"] == pytest.approx(truth.bytes_per_cycle, rel=1e-3)
+    assert fit["cycles_per_layer"] == pytest.approx(truth.cycles_per_layer, rel=1e-2)
+    # squeezenas has no linear layer, and its one dense k x k conv (the stem) is in the
+    # stem row the fit leaves out: those classes keep the hand-picked values, said so
+    for cls in ("conv", "linear"):
+        assert fit["macs_per_cycle"][cls] == HAND_PICKED["cortex-m4"].macs_per_cycle[cls]
+        assert cls in fit["note"]
+    # the linearised truth is the fitted model's own form: whole subnets are predicted
+    assert fit["quality"]["row_mape"] < 0.1
+    assert fit["quality"]["stem_stage_share"][0] > 0
+    assert set(fit["macs_per_cycle"]) == set(LAYER_CLASSES)
