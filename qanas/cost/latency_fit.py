@@ -139,13 +139,16 @@ def _throughputs(c: LatencyCoefficients) -> np.ndarray:
 
 
 def quality(predicted: list[float], measured: list[float]) -> dict:
-    """R^2 and MAPE (%) of predictions against measurements."""
+    """R^2, MAPE (%) and Kendall's tau (the ranking a search sees) of predictions."""
+    from scipy.stats import kendalltau
+
     p, m = np.asarray(predicted, float), np.asarray(measured, float)
     ss_res = float(((m - p) ** 2).sum())
     ss_tot = float(((m - m.mean()) ** 2).sum())
     return {"r2": round(1.0 - ss_res / ss_tot, 4) if ss_tot > 0 else None,
             "mape": round(float((abs(p - m) / m).mean() * 100), 2),
-            "max_ape": round(float((abs(p - m) / m).max() * 100), 2)}
+            "max_ape": round(float((abs(p - m) / m).max() * 100), 2),
+            "kendall_tau": round(float(kendalltau(p, m).statistic), 3) if len(m) > 1 else None}
 
 
 def fit_target(name: str, runs: list[dict], space_name: str, image_size: tuple[int, int],
@@ -166,12 +169,16 @@ def fit_target(name: str, runs: list[dict], space_name: str, image_size: tuple[i
     everything = [row for subnet in rows for row in subnet if row[2] != "stem"]
     seen = np.array([r[0] for r in everything]).max(axis=0) > 0
     fitted, kept = coefficients(name, solve(everything), seen)
-    heldout = []
+    heldout, heldout_library, measured_library = [], [], []
     for k in range(len(runs) if len(runs) > 1 else 0):
         others = [row for j, subnet in enumerate(rows) if j != k for row in subnet
                   if row[2] != "stem"]
         model, _ = coefficients(name, solve(others), seen)
         heldout.append(analytic_cycles(specs[k], model))
+        library = [row for row in rows[k] if row[2] != "stem"]
+        heldout_library.append(sum(float(r[0] @ (1.0 / _throughputs(model)))
+                                   for r in library))
+        measured_library.append(sum(r[1] for r in library))
     in_sample = [analytic_cycles(s, fitted) for s in specs]
     stem_share = [sum(r[1] for r in subnet if r[2] == "stem") / m
                   for subnet, m in zip(rows, [float(r["instructions"]) for r in runs],
@@ -192,6 +199,10 @@ def fit_target(name: str, runs: list[dict], space_name: str, image_size: tuple[i
                     "stem_stage_share": [round(x, 3) for x in stem_share],
                     "heldout_r2": held.get("r2"), "heldout_mape": held.get("mape"),
                     "heldout_max_ape": held.get("max_ape"),
+                    "heldout_kendall_tau": held.get("kendall_tau"),
+                    "heldout_mape_without_stem_stage": (quality(
+                        heldout_library, measured_library)["mape"] if heldout else None),
+                    "hand_picked_kendall_tau": quality(old, measured)["kendall_tau"],
                     "in_sample_mape": quality(in_sample, measured)["mape"],
                     "hand_picked_mape": quality(old, measured)["mape"]},
         "subnets": [{"which": r.get("which"), "measured": int(m),
