@@ -89,7 +89,7 @@ def collect(which: list[str], targets: list[str], optimise: str, runs_path: Path
     space = get_space(SPACE)
     done = {(r["target"], r["subnet"], r["optimise"]) for r in runs["runs"]}
     with tempfile.TemporaryDirectory(prefix="qanas-latfit-") as tmp:
-        for name in which:
+        for index, name in enumerate(which):
             config = str(space.resolve(name))
             todo = [t for t in targets if (t, config, optimise) not in done]
             if not todo:
@@ -97,7 +97,10 @@ def collect(which: list[str], targets: list[str], optimise: str, runs_path: Path
             onnx_path = export_subnet(SPACE, name, Path(tmp) / "subnet.onnx")
             for target in todo:
                 start = time.time()
-                row = profile_subnet(onnx_path, target, optimise, Path(tmp) / target)
+                # a fresh project and firmware directory per run: the firmware build
+                # does not notice a recompiled model.h in a reused one (stale harness)
+                row = profile_subnet(onnx_path, target, optimise,
+                                     Path(tmp) / f"{index}_{target}")
                 runs["runs"].append({"target": target, "which": name, "subnet": config,
                                      "optimise": optimise,
                                      "seconds": round(time.time() - start, 1), **row})
