@@ -47,14 +47,19 @@ class CostModelChoice:
 
     def metric_settings(self) -> dict:
         """What archived costs depend on beyond the scorer's settings (part of the metric set):
-        the table's sha256, or Vela's settings."""
+        Vela's settings, or the latency table's sha256 and the SRAM model's settings (the
+        compiler's optimise mode, output form, planner and kernel generation)."""
         if self.npu is not None:
             return self.npu.metric_settings()
+        settings = {}
         if self.latency_table is not None:
             from qanas.utils.io import file_sha256
 
-            return {"latency_lut": file_sha256(self.latency_table)}
-        return {}
+            settings["latency_lut"] = file_sha256(self.latency_table)
+        sram = getattr(self.model, "sram", None)
+        if callable(getattr(sram, "settings", None)):
+            settings["sram"] = sram.settings()
+        return settings
 
 
 def latency_model_for(space: SearchSpace, target: Target, image_size: tuple[int, int],

@@ -38,7 +38,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--supernet", required=True, help="checkpoint from `qanas train-supernet`")
     parser.add_argument("--target", required=True, help="target name (see `qanas targets`)")
     parser.add_argument("--algo", default="nsga2",
-                        help="nsga2 (default), random, or gumbel (differentiable, see below)")
+                        help="nsga2 (default), random, coordinate-descent (one decision at a "
+                             "time), or gumbel (differentiable, see below)")
     parser.add_argument("--budget", type=int, required=True, help="subnets to evaluate")
     parser.add_argument("--out", required=True, help="run directory")
     parser.add_argument("--objectives", default="miou,latency,sram",
