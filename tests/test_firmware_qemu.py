@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -110,3 +112,17 @@ def test_bench_refuses_a_board_that_is_too_small(project, capsys):
 
     with pytest.raises(FirmwareDoesNotFit, match="FLASH is 64 bytes"):
         check_fits(project, tiny)
+
+
+def test_objects_depend_on_the_model_headers(project, reference):
+    # A model recompiled into the same project rewrites its headers: every object that
+    # includes them (the harness's firmware_main.o too) must be rebuilt, not linked stale.
+    inputs, _ = reference
+    target = get_target("cortex-m4")
+    fw = prepare_firmware(project, target, list(inputs.values()))
+    build_firmware(fw, target)
+    assert subprocess.run(["make", "-q", "-C", str(fw)]).returncode == 0  # up to date
+    for header in project.rglob("*.h"):
+        os.utime(header, (header.stat().st_atime, header.stat().st_mtime + 10))
+    assert subprocess.run(["make", "-q", "-C", str(fw)]).returncode == 1  # stale
+    build_firmware(fw, target)
