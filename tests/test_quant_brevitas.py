@@ -158,16 +158,10 @@ def _space_names():
 @pytest.mark.parametrize("which", ["seed", "min"])
 @pytest.mark.parametrize("space_name", _space_names())
 def test_real_space_subnet_exports_and_matches_onnxruntime(tmp_path, space_name, which):
-    from qanas.space import get_space
+    from tests.quant_subnet import export_quantized_subnet
 
-    space = get_space(space_name)
-    torch.manual_seed(0)
-    subnet = space.build_supernet(4).extract(space.resolve(which)).eval()
-    gen = torch.Generator().manual_seed(0)
-    batches = [torch.randn(2, 3, 64, 64, generator=gen) for _ in range(2)]
-    qmodel = quantize_model(subnet, QuantSpec(calibration_batches=2))
-    calibrate(qmodel, batches)
-    path = export_qdq(qmodel, batches[0][:1], tmp_path / f"{space_name}.onnx")
+    qmodel, path, batches = export_quantized_subnet(space_name, which,
+                                                    tmp_path / f"{space_name}.onnx")
     report = compare_with_onnx(qmodel, path, batches[1])
     print(f"{space_name}:{which} fake-quant vs ORT {report}")
     assert report["max_int_diff"] <= 1

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import onnx
 import pytest
-import torch
 from onnx import numpy_helper
 
-from qanas.quant import QuantSpec, calibrate, quantize_model
-from qanas.quant.export import compare_with_onnx, export_qdq, float_compute_edges
+from qanas.quant.export import compare_with_onnx, float_compute_edges
 from qanas.space import get_space
+from tests.quant_subnet import export_quantized_subnet
 
 SPACE = "efficient-topformer"
 LAYOUT_OPS = ("Reshape", "Transpose")
@@ -30,14 +29,7 @@ def _producer_through_layout(name: str, producers: dict) -> onnx.NodeProto | Non
 
 @pytest.mark.parametrize("which", ["min", pytest.param("seed", marks=pytest.mark.slow)])
 def test_subnet_exports_int8_attention_matching_onnxruntime(tmp_path, which):
-    space = get_space(SPACE)
-    torch.manual_seed(0)
-    subnet = space.build_supernet(4).extract(space.resolve(which)).eval()
-    gen = torch.Generator().manual_seed(0)
-    batches = [torch.randn(2, 3, 64, 64, generator=gen) for _ in range(2)]
-    qmodel = quantize_model(subnet, QuantSpec(calibration_batches=2))
-    calibrate(qmodel, batches)
-    path = export_qdq(qmodel, batches[0][:1], tmp_path / "m.onnx")
+    qmodel, path, batches = export_quantized_subnet(SPACE, which, tmp_path / "m.onnx")
     model = onnx.load(str(path))
     assert float_compute_edges(model) == []
 
@@ -48,6 +40,7 @@ def test_subnet_exports_int8_attention_matching_onnxruntime(tmp_path, which):
             consumers.setdefault(name, []).append(node)
     constants = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     ops = [n.op_type for n in model.graph.node]
+    space = get_space(SPACE)
     plan = space.plan(space.resolve(which))
     assert ops.count("MatMul") == 2 * len(plan.vit) and ops.count("Softmax") == len(plan.vit)
     assert "Shape" not in ops and "Gather" not in ops  # reshape targets folded to constants
