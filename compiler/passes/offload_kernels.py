@@ -118,15 +118,23 @@ class _Groups:
         """Every member but `final` is read only inside the group."""
         return all(self.users.get(k, set()) <= members for k in members - {_key(final)})
 
+    def minus_scalar(self, expr, members: set):
+        """``e [- c]`` with a scalar constant c → (e, c) (c = 0 without a subtraction), or
+        None when the subtrahend is not a scalar constant."""
+        sub = self.op(expr, "relax.subtract", members)
+        if sub is None:
+            return expr, 0
+        c = const_value(sub.args[1])
+        if c is None or c.size != 1:
+            return None
+        return sub.args[0], int(c.reshape(-1)[0])
+
     def minus_zp(self, expr, dtype: str, members: set):
         """``astype(x, dtype) [- zp]`` → (x, zp), else None."""
-        zp = 0
-        sub = self.op(expr, "relax.subtract", members)
-        if sub is not None:
-            c = const_value(sub.args[1])
-            if c is None or c.size != 1:
-                return None
-            zp, expr = int(c.reshape(-1)[0]), sub.args[0]
+        got = self.minus_scalar(expr, members)
+        if got is None:
+            return None
+        expr, zp = got
         cast = self.op(expr, "relax.astype", members)
         if cast is None or dtype_of(cast) != dtype:
             return None
@@ -375,13 +383,10 @@ class _Groups:
 
     def match_global_pool(self, final, tail: _Tail, acc, m) -> _Match | None:
         members = set(tail.members)
-        zp_x = 0
-        s = self.op(acc, "relax.subtract", members)
-        if s is not None:
-            c = const_value(s.args[1])
-            if c is None or c.size != 1:
-                return None
-            zp_x, acc = int(c.reshape(-1)[0]), s.args[0]
+        got = self.minus_scalar(acc, members)
+        if got is None:
+            return None
+        acc, zp_x = got
         total = self.op(acc, "relax.sum", members)
         if total is None:
             return None
