@@ -4,7 +4,10 @@ Two sets of kernels:
 
 * **The kernel library** (`runtime/c/kernels`, docs/kernels.md), the default: the four
   shapes of issue 12 (1×1 pointwise 24×24×64→64, 3×3 conv 24×24×32→32, 3×3 depthwise
-  48×48×64, 3×3 stride-2 stem 96×96×3→16, NHWC, padding 1 where k = 3) are run by a
+  48×48×64, 3×3 stride-2 stem 96×96×3→16, NHWC, padding 1 where k = 3), and the small
+  maps of squeezenas-small's seed subnet at 64×128 (depthwise 3×3 on 4×8×96, 3×3
+  dilation 2 on 8×16×96, 5×5 on 8×16×144, 3×3 stride 2 on 16×32×96, "same" padding;
+  pointwise 4×8×96→16 and 8×16×16→96; no CMSIS-NN anchor: null) are run by a
   bare-metal driver (tests/kernel_library_util.py) on cortex-m4 / cortex-m7 (DSP path)
   and cortex-m55 (Helium path); each kernel call is bracketed by SysTick reads, so its
   instruction count excludes everything else. Outputs are checked bit-exact against the
@@ -52,6 +55,19 @@ LIBRARY_SHAPES = {  # issue 12's shapes: name → (description, case factory arg
     "dw3x3": ("3x3 depthwise 48x48x64", dict(kind="depthwise", h=48, w=48, cin=64)),
     "stem3x3s2": ("3x3 s2 stem 96x96x3->16",
                   dict(kind="conv", h=96, w=96, cin=3, cout=16, stride=2)),
+    # whole-model shapes (squeezenas-small seed at 64x128): small maps, where most
+    # depthwise windows touch the padding; no CMSIS-NN anchor
+    "dw3x3_4x8": ("3x3 depthwise 4x8x96", dict(kind="depthwise", h=4, w=8, cin=96)),
+    "dw3x3d2_8x16": ("3x3 d2 depthwise 8x16x96",
+                     dict(kind="depthwise", h=8, w=16, cin=96, dilation=2, pads=(2, 2, 2, 2))),
+    "dw5x5_8x16": ("5x5 depthwise 8x16x144",
+                   dict(kind="depthwise", h=8, w=16, cin=144, k=5, pads=(2, 2, 2, 2))),
+    "dw3x3s2_16x32": ("3x3 s2 depthwise 16x32x96",
+                      dict(kind="depthwise", h=16, w=32, cin=96, stride=2)),
+    "pointwise_4x8": ("1x1 pointwise 4x8x96->16",
+                      dict(kind="pointwise", pixels=4 * 8, cin=96, cout=16)),
+    "pointwise_8x16": ("1x1 pointwise 8x16x16->96",
+                       dict(kind="pointwise", pixels=8 * 16, cin=16, cout=96)),
 }
 
 CMSIS_NN_ANCHORS = {  # MAC/instr of CMSIS-NN on the same shapes and QEMU machines (issue 12)
