@@ -8,7 +8,8 @@ calibrated input scale). Two checks, which together pin every int8 value:
 
 * **layer by layer vs onnxruntime**: each quantized tensor (each activation
   ``QuantizeLinear``) is recomputed by our lowering from onnxruntime's own int8
-  inputs to that layer; ≥ 99.8 % bit-exact and never more than 1 LSB off;
+  inputs to that layer; bit-exact except where onnxruntime's float32 value lies within a
+  few ulps of a rounding boundary (`NEAR_TIE`), and never more than 1 LSB off;
 * **the host C vs the lowered Relax module** on TVM's VM: bit-identical;
 * **the host C vs the NumPy integer reference** (`compiler.reference.run_int8_reference`,
   no TVM): bit-identical, end to end.
@@ -37,11 +38,12 @@ from tests.space_cases import compiled_space_param
 pytestmark = pytest.mark.slow
 
 SIZE = 64
-EXACT_MIN = 0.998
-# Per-layer floor vs onnxruntime's float32 QDQ path; the contract is max 1 LSB (asserted
-# separately). 0.999 held until this round's seeded-weights changes; squeezenas-small seed's
-# residual add /add_9_quant then measured 99.87 % exact, max 1 LSB, while the C equals the
-# NumPy reference and the Relax VM bit for bit (open: confirm those are float32 near-ties).
+NEAR_TIE = 2.0 ** -14
+# A layer output that differs from onnxruntime's is explained when onnxruntime's own float32
+# value, divided by the output scale, lies within NEAR_TIE * max(1, |v|) of a rounding
+# boundary k + 1/2: float32 accumulation (and our 31-bit multiplier) can round either way
+# there. Measured on squeezenas-small seed: such values sit 1e-7..8e-6 from the boundary,
+# i.e. a few float32 ulps; every other element must match exactly (max 1 LSB in any case).
 
 
 def _spaces():
@@ -135,8 +137,10 @@ def _layer_model(graph: _Graph, q_node, dq_out: str):
     return helper.make_model(g, opset_imports=graph.model.opset_import)
 
 
-def _layerwise(path, x_float: np.ndarray) -> list[tuple[str, float, int]]:
-    """``(tensor, exact fraction, max LSB)`` of every quantized layer given onnxruntime's inputs."""
+def _layerwise(path, x_float: np.ndarray) -> list[tuple[str, float, int, int]]:
+    """``(tensor, exact fraction, max LSB, unexplained)`` of every quantized layer given
+    onnxruntime's inputs; `unexplained` counts differing elements that are not float32
+    near-ties (see NEAR_TIE)."""
     import onnxruntime as ort
     import tvm
     from tvm import relax
@@ -147,7 +151,9 @@ def _layerwise(path, x_float: np.ndarray) -> list[tuple[str, float, int]]:
     graph = _Graph(onnx.load(path))
     quantizers = graph.activation_quantizers()
     probe = onnx.load(path)
-    probe.graph.output.extend(graph.info[q.output[0]] for q in quantizers)
+    wanted = [q.output[0] for q in quantizers] + [q.input[0] for q in quantizers]
+    probe.graph.output.extend(graph.info[name] for name in dict.fromkeys(wanted)
+                              if name in graph.info)
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(probe.SerializeToString(), opts)
@@ -169,8 +175,16 @@ def _layerwise(path, x_float: np.ndarray) -> list[tuple[str, float, int]]:
         ours = vm["main"](*(tvm.runtime.tensor(f) for f in feeds)).numpy().astype(np.int64)
         ref = values[q.output[0]].astype(np.int64) - int(graph.const(q.input[2]))
         diff = np.abs(ours.reshape(ref.shape) - lowered.outputs[0].zero_point - ref)
-        stats.append((q.output[0], float((diff == 0).mean()), int(diff.max())))
+        stats.append((q.output[0], float((diff == 0).mean()), int(diff.max()),
+                      _unexplained(diff, values[q.input[0]], graph.const(q.input[1]))))
     return stats
+
+
+def _unexplained(diff: np.ndarray, float_value: np.ndarray, scale) -> int:
+    """How many differing elements are not float32 near-ties of onnxruntime's rounding."""
+    v = float_value.astype(np.float64)[diff != 0] / float(np.asarray(scale).reshape(-1)[0])
+    distance = np.abs(np.abs(v - np.floor(v)) - 0.5)
+    return int((distance > NEAR_TIE * np.maximum(1.0, np.abs(v))).sum())
 
 
 def _ort_end_to_end(path, x_float: np.ndarray) -> np.ndarray:
@@ -230,8 +244,8 @@ def test_subnet_compiles_and_is_int8_exact_against_onnxruntime(space, which, tmp
     # 2. every quantized layer agrees with onnxruntime given onnxruntime's own inputs
     stats = _layerwise(path, x_deq)
     assert stats, "no quantized layer found"
-    bad = [s for s in stats if s[1] < EXACT_MIN or s[2] > 1]
-    assert not bad, f"layers off vs onnxruntime (tensor, exact, max LSB): {bad}"
+    bad = [s for s in stats if s[2] > 1 or s[3]]
+    assert not bad, f"layers off vs onnxruntime (tensor, exact, max LSB, not near-ties): {bad}"
 
     # 3. end to end vs onnxruntime: measured, printed (see the module docstring)
     ref = int8.quantize(_ort_end_to_end(path, x_deq), outs["scale"], outs["zero_point"])
