@@ -96,6 +96,7 @@ def quant_maps(spec: QuantSpec) -> dict:
     weight_base = Int8WeightPerChannelFloat if spec.weight_per_channel else Int8WeightPerTensorFloat
     weight_quant = weight_base.let(bit_width=spec.weight_bits,
                                    narrow_range=spec.narrow_range_weights)
+    layer_bits = {bits for _, bits in spec.layer_weight_bits if bits != spec.weight_bits}
     # 32-bit codes saturate at +-2^30, not 2^31 - 1 (which float32 rounds up to 2^31 and
     # the exporter's int32 cast wraps to -2^31): see `qanas.quant.bias`.
     bias_quant = {16: Int16Bias, 24: Int24Bias, 32: Int32BiasHeadroom}[spec.bias_bits]
@@ -126,6 +127,10 @@ def quant_maps(spec: QuantSpec) -> dict:
             nn.AvgPool2d: None,
             nn.Conv2d: (qnn.QuantConv2d, conv),
             nn.Linear: (qnn.QuantLinear, conv),
+            # the convs `_mark_layer_bits` retypes get weights of their own bit width
+            **{_bits_conv_class(bits): (qnn.QuantConv2d, {**conv, "weight_quant": weight_base.let(
+                bit_width=bits, narrow_range=spec.narrow_range_weights)})
+               for bits in sorted(layer_bits)},
         },
         "quant_act_map": {
             nn.ReLU: (qnn.QuantReLU, {"act_quant": unsigned, "return_quant_tensor": True}),
@@ -135,6 +140,38 @@ def quant_maps(spec: QuantSpec) -> dict:
         },
         "unsigned_act_tuple": () if spec.act_signed else _NONNEG_ACTS,
     }
+
+
+_BITS_CONV_CLASSES: dict[int, type] = {}
+
+
+def _bits_conv_class(bits: int) -> type:
+    """The `nn.Conv2d` subclass that stands for "a conv with `bits`-bit weights".
+
+    Brevitas's `compute_layer_map` dispatches on the exact module type, so a per-layer
+    weight bit width is a map entry for a type of its own.
+    """
+    if bits not in _BITS_CONV_CLASSES:
+        _BITS_CONV_CLASSES[bits] = type(f"Conv2dWeight{bits}Bit", (nn.Conv2d,), {})
+    return _BITS_CONV_CLASSES[bits]
+
+
+def _mark_layer_bits(graph_model: GraphModule, spec: QuantSpec) -> None:
+    """Retypes each conv of `spec.layer_weight_bits` (other than `spec.weight_bits`) in place.
+
+    Raises:
+        QuantizationError: a named layer that is not a plain `nn.Conv2d` of the model.
+    """
+    modules = dict(graph_model.named_modules())
+    for name, bits in spec.layer_weight_bits:
+        module = modules.get(name)
+        if type(module) is not nn.Conv2d and type(module) is not _BITS_CONV_CLASSES.get(bits):
+            raise QuantizationError(
+                f"QuantSpec.layer_weight_bits names {name!r}, which is not a Conv2d of this "
+                f"model; its convs are: {[n for n, m in modules.items() if isinstance(m, nn.Conv2d)][:8]}...")
+        if bits != spec.weight_bits:
+            # fx calls the module by name, so the traced graph is unchanged by the new type
+            module.__class__ = _bits_conv_class(bits)
 
 
 def fold_batchnorm(model: nn.Module, copy_model: bool = True) -> GraphModule:
@@ -304,6 +341,7 @@ def quantize_model(model: nn.Module, spec: QuantSpec | None = None,
                                               relu6_to_relu=True, merge_bn=True)
         _check_supported(graph_model)
         graph_model = _insert_requantizers(graph_model, spec, maps)
+        _mark_layer_bits(graph_model, spec)
         qmodel = quantize(graph_model,
                           **{k: v for k, v in maps.items() if k != "requant_identity_map"})
     qmodel.eval()

@@ -237,6 +237,7 @@ def _module_node(fx_node, module, args, users, pending_bn, mapping) -> QNode | N
     if isinstance(module, nn.Conv2d):
         node = QNode("conv", fx_node.name, args=args)
         node.conv = _fold(module, None)
+        node.meta = {"module": fx_node.target}  # the name per-layer weight bits are keyed by
         pending_bn[fx_node] = (node, module)
         return node
     if isinstance(module, nn.BatchNorm2d):

@@ -87,10 +87,10 @@ class QuantGraphModel(nn.Module):
             if node.kind != "conv":
                 continue
             conv = node.conv
-            w_scale = weight_scale(conv.weight, spec.weight_bits, spec.weight_per_channel,
+            bits = spec.weight_bits_of(node.meta["module"])
+            w_scale = weight_scale(conv.weight, bits, spec.weight_per_channel,
                                    spec.narrow_range_weights)
-            weight = quantize_weight(conv.weight, w_scale, spec.weight_bits,
-                                     spec.narrow_range_weights)
+            weight = quantize_weight(conv.weight, w_scale, bits, spec.narrow_range_weights)
             bias = None
             if conv.bias is not None:
                 in_scale = input_quantizer(node).group.scale

@@ -43,6 +43,9 @@ class QuantSpec:
         calibration_batches: batches used to calibrate activation ranges.
         act_percentile: percentile of |activation| (signed) or of the activation
             (unsigned) taken as the range during calibration; 100 means the max.
+        layer_weight_bits: per-layer exceptions to `weight_bits`, as (conv module name
+            in the extracted subnet, bits) pairs (mixed precision, see
+            docs/mixed-precision.md); empty: every layer uses `weight_bits`.
     """
 
     weight_bits: int = 8
@@ -53,6 +56,7 @@ class QuantSpec:
     narrow_range_weights: bool = True
     calibration_batches: int = 2
     act_percentile: float = 99.999
+    layer_weight_bits: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self):
         for name in ("weight_bits", "act_bits"):
@@ -70,13 +74,29 @@ class QuantSpec:
         if not isinstance(self.calibration_batches, int) or self.calibration_batches < 1:
             raise ConfigError(f"QuantSpec.calibration_batches must be a positive integer; "
                               f"got {self.calibration_batches!r}")
+        layers = tuple((str(name), bits) for name, bits in self.layer_weight_bits)
+        object.__setattr__(self, "layer_weight_bits", layers)
+        for name, bits in layers:
+            if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 8:
+                raise ConfigError(f"QuantSpec.layer_weight_bits: layer {name!r} has {bits!r} "
+                                  "bits; use an integer in 2..8")
         if not 50.0 < float(self.act_percentile) <= 100.0:
             raise ConfigError(f"QuantSpec.act_percentile must be in (50, 100]; "
                               f"got {self.act_percentile!r}")
 
+    def weight_bits_of(self, layer: str) -> int:
+        """The weight bit width of the conv module called `layer` (its exception, else the default)."""
+        return dict(self.layer_weight_bits).get(layer, self.weight_bits)
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form (every field)."""
-        return asdict(self)
+        """JSON-friendly form (every field; `layer_weight_bits` only when it has entries, so
+        the dict, and the metric sets keyed by it, of a uniform spec are unchanged)."""
+        data = asdict(self)
+        if self.layer_weight_bits:
+            data["layer_weight_bits"] = [list(pair) for pair in self.layer_weight_bits]
+        else:
+            del data["layer_weight_bits"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> QuantSpec:
@@ -89,14 +109,19 @@ class QuantSpec:
         if isinstance(data, QuantSpec):
             return data
         reject_unknown_keys(cls, data)
+        data = dict(data)
+        if "layer_weight_bits" in data:
+            data["layer_weight_bits"] = tuple(tuple(pair) for pair in data["layer_weight_bits"])
         return cls(**data)
 
     def to_str(self) -> str:
         """Compact form for logs, e.g. `w8c-a8u-b32` (c: per channel, t: per tensor;
-        u: unsigned where non-negative, s: all signed)."""
+        m: some layers have other weight bits; u: unsigned where non-negative, s: all
+        signed)."""
         w = f"w{self.weight_bits}{'c' if self.weight_per_channel else 't'}"
         a = f"a{self.act_bits}{'s' if self.act_signed else 'u'}"
-        return f"{w}-{a}-b{self.bias_bits}"
+        mixed = "m" if self.layer_weight_bits else ""
+        return f"{w}{mixed}-{a}-b{self.bias_bits}"
 
     def __str__(self) -> str:
         return self.to_str()
