@@ -2,9 +2,12 @@
 
 A technique takes the integer-lowered model and returns it rewritten, with one
 `TechniqueUse` per place it applied (e.g. the inverted-residual blocks it fused). Each is
-registered in `TECHNIQUES` with the `OPTIMISE` modes it runs in: ``size`` runs every
-technique; ``speed`` leaves out those that recompute MACs (patches) or trade kernel speed
-for SRAM. The `--output argmax` rewrite is not a mode choice: it runs when asked for.
+registered in `TECHNIQUES` with the `OPTIMISE` modes it runs in, and the modes it runs in
+only when the kernel library takes its kernels (`compiler.passes.offload_kernels`):
+``size`` runs every technique; ``speed`` leaves out those that recompute MACs (patches)
+or make the kernels slower, so it runs a technique whose kernel is faster than the
+layers it replaces. The `--output argmax` rewrite is not a mode choice: it runs when
+asked for.
 
 Lowering improvements that cost nothing (int8 resize, padding folded into its consumer,
 TVM's operator fusion) are not techniques: they apply in every mode.
@@ -13,10 +16,19 @@ Registered, in the order they run: ``patches`` (``size`` only: the high-resoluti
 head, input to a split tensor, as one kernel in n x n spatial patches, the split and n
 chosen to minimise the arena within 10 % extra MACs, `compiler.passes.patch_stage`; it
 runs first so that inverted residuals in the head join the patches), then
-``fused-inverted-residual`` (``size`` only: one row-band kernel per block
-instead of three layer kernels; expanded rows two bands share sit in a ring buffer, and
-when the ring cannot be made they are expanded again, counted in ``extra_macs``). The output rewrite is ``argmax-output``
-(`compiler.passes.append_argmax`: the final resize and the argmax as one kernel).
+``fused-inverted-residual`` (one row-band kernel per block instead of three layer kernels;
+expanded rows two bands share sit in a ring buffer, and when the ring cannot be made they
+are expanded again, counted in ``extra_macs``). It runs in ``size`` mode, and in
+``speed`` mode when the library takes the blocks (``library=True``, the default): there
+every fused block becomes one `qanas_inverted_residual_s8` call
+(`compiler.passes.offload_fused_blocks`), which computes each expanded row once and
+retires fewer instructions than the unfused library kernels (0.89x on cortex-m4, 0.64x
+on cortex-m55, `benchmarks/mcu_irb.py`) with a ring instead of the expanded tensor.
+With TVM's kernels (``library=False``) speed mode keeps the blocks unfused: TVM's
+row-band kernel is the slower one (squeezenas-small seed at 64x128 on cortex-m4: 321.6 M
+instructions fused against 313.6 M unfused, arena 62,752 B against 245,760 B). The
+output rewrite is ``argmax-output`` (`compiler.passes.append_argmax`: the final resize
+and the argmax as one kernel).
 """
 
 from __future__ import annotations
@@ -54,12 +66,27 @@ Rewrite = Callable[[object], tuple[object, tuple[str, ...], int]]
 
 @dataclass(frozen=True)
 class Technique:
-    """A registered technique: its rewrite and the `OPTIMISE` modes it runs in."""
+    """A registered technique: its rewrite and the `OPTIMISE` modes it runs in.
+
+    Attributes:
+        name: registered name.
+        modes: the modes it always runs in.
+        rewrite: the graph rewrite.
+        description: one line for reports and docs.
+        library_modes: further modes it runs in when the kernel library takes its
+            kernels (its library kernel is faster than the layers it replaces, TVM's
+            is not).
+    """
 
     name: str
     modes: tuple[str, ...]
     rewrite: Rewrite
     description: str = ""
+    library_modes: tuple[str, ...] = ()
+
+    def runs_in(self, optimise: str, library: bool) -> bool:
+        """Whether it runs in mode `optimise`, with the library offload on (`library`)."""
+        return optimise in self.modes or (library and optimise in self.library_modes)
 
 
 TECHNIQUES: dict[str, Technique] = {}
@@ -94,7 +121,8 @@ def _fuse_inverted_residuals(model):
 register_technique(Technique(
     "fused-inverted-residual", ("size",), _fuse_inverted_residuals,
     "expand -> depthwise -> project (+ residual) as one kernel in row bands; the expanded "
-    "tensor never exists in full (compiler.passes.fuse_inverted_residual)"))
+    "tensor never exists in full (compiler.passes.fuse_inverted_residual)",
+    library_modes=("speed",)))
 
 
 def _append_argmax(model):
@@ -116,15 +144,18 @@ def apply_output(model, output: str):
     return model, (TechniqueUse("argmax-output", tuple(where), int(extra)),)
 
 
-def apply_techniques(model, optimise: str, output: str = "logits"):
+def apply_techniques(model, optimise: str, output: str = "logits", library: bool = True):
     """Runs the registered techniques of mode `optimise`, then the `output` rewrite.
+
+    `library`: the kernel library takes the int8 groups it has (`CompileOptions.library`);
+    a technique of `Technique.library_modes` runs only then.
 
     Returns:
         (rewritten model, the `TechniqueUse`s that applied somewhere).
     """
     uses: list[TechniqueUse] = []
     for technique in TECHNIQUES.values():
-        if optimise not in technique.modes:
+        if not technique.runs_in(optimise, library):
             continue
         model, where, extra = technique.rewrite(model)
         if where:

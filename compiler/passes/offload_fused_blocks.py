@@ -1,12 +1,13 @@
 """Fused inverted residuals → calls of the kernel library's ``qanas_inverted_residual_s8``.
 
-In ``--optimise size`` `compiler.passes.fuse_inverted_residual` groups each inverted
-residual into one Relax function (``irb<i>_<label>``: expand 1×1 → depthwise k×k →
-project 1×1 (+ residual add), the lowering's own bindings, its constants lifted to
-parameters). `OffloadKernels` (`compiler.passes.offload_kernels`) asks
-`fused_block_call` about every binding of ``main``; for a call of such a function it reads
-the block's integers back from the grouped bindings (the call's constants bound to the
-parameters) with the same group matchers it uses for single convolutions, packs them with
+In ``--optimise size``, and in ``speed`` when the library is on (`compiler.techniques`),
+`compiler.passes.fuse_inverted_residual` groups each inverted residual into one Relax
+function (``irb<i>_<label>``: expand 1×1 → depthwise k×k → project 1×1 (+ residual
+add), the lowering's own bindings, its constants lifted to parameters).
+`OffloadKernels` (`compiler.passes.offload_kernels`) asks `fused_block_call` about every
+binding of ``main``; for a call of such a function it reads the block's integers back
+from the grouped bindings (the call's constants bound to the parameters) with the same
+group matchers it uses for single convolutions, packs them with
 `compiler.kernels.irb.pack_inverted_residual` for the target's ``kernel_isa`` and returns
 the library call. The block then runs as one ``call_extern`` like every other library op
 (NHWC, transposes only at the edges of library runs), its scratch
