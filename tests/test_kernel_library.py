@@ -146,8 +146,36 @@ def library_cases(seed: int = SEED, isa: str = "portable") -> list[KernelCase]:
         elementwise_case("mul", rng, op="mul", count=37),
         add_shift_case("add_shifts", rng, [1, 16, 17, 24, 31, 32, 46, 47, 62], False),
         add_shift_case("sub_shifts", rng, [17, 30, 31, 33, 46, 50], True),
+        *small_map_depthwise_cases(rng),
     ]
     return cases
+
+
+def small_map_depthwise_cases(rng: np.random.Generator) -> list[KernelCase]:
+    """Depthwise convs on small feature maps, where most windows touch the padding (the
+    border path: one pointer per tap, padding taps reading the zero point): every border,
+    stride 1/2, dilation 1/2, kernels 3 and 5, odd channel counts (the SIMD paths' tails),
+    windows wholly in the padding, more channels than one border pass (256), and the
+    channel multiplier."""
+    dw = dict(cout=0, depthwise=True)
+    return [
+        conv_case("dw_small_4x8", rng, h=4, w=8, cin=19, **dw),
+        conv_case("dw_small_1x1_map", rng, h=1, w=1, cin=24, **dw),
+        conv_case("dw_small_d2", rng, h=5, w=6, cin=13, dilation=2, pads=(2, 2, 2, 2), **dw),
+        conv_case("dw_small_s2_asym", rng, h=7, w=6, cin=9, stride=2, pads=(1, 0, 1, 1),
+                  **dw),
+        conv_case("dw_small_s2_d2", rng, h=6, w=7, cin=16, stride=2, dilation=2,
+                  pads=(2, 2, 2, 2), ties=True, **dw),
+        conv_case("dw_small_5x5", rng, h=3, w=4, cin=11, k=5, pads=(2, 2, 2, 2), **dw),
+        conv_case("dw_small_5x5_s2_d2", rng, h=8, w=9, cin=20, k=5, stride=2, dilation=2,
+                  pads=(4, 4, 4, 4), wide=0, **dw),
+        conv_case("dw_small_all_padding", rng, h=2, w=2, cin=7, pads=(3, 3, 3, 3), **dw),
+        conv_case("dw_small_3x5", rng, h=4, w=5, cin=6, k=5, kh=3, pads=(1, 2, 1, 2), **dw),
+        conv_case("dw_small_260ch", rng, h=2, w=3, cin=260, **dw),
+        conv_case("dw_small_mult2_d2", rng, h=5, w=6, cin=3, multiplier=2, dilation=2,
+                  pads=(2, 2, 2, 2), **dw),
+        conv_case("dw_small_mult3_s2", rng, h=4, w=5, cin=5, multiplier=3, stride=2, **dw),
+    ]
 
 
 def _assert_exact(text: str, cases: list[KernelCase], isa: str) -> None:
@@ -176,6 +204,20 @@ def test_host_avx2_bit_exact(tmp_path: Path):
     exe = build_native(cases, tmp_path, cflags=("-O2", "-std=c99", "-mavx2"))
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
     _assert_exact(out, cases, isa_for_cpu("native", avx2=True))
+
+
+def test_depthwise_small_maps_sanitizers(tmp_path: Path):
+    """AddressSanitizer and UBSan find no access outside any array on the depthwise border
+    path (tap pointers are formed for inside taps only), on the host's default path."""
+    cases = small_map_depthwise_cases(np.random.default_rng(SEED))
+    flags = ["-O1", "-g", "-std=c99", "-fsanitize=address,undefined",
+             "-fno-sanitize-recover=all"]
+    if host_has_avx2():
+        flags.append("-mavx2")
+    exe = build_native(cases, tmp_path, cflags=tuple(flags),
+                       ldflags=("-fsanitize=address,undefined",))
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    _assert_exact(out, cases, re.search(r"@ISA (\w+)", out).group(1))
 
 
 @pytest.mark.toolchain

@@ -1,6 +1,9 @@
 /* Depthwise convolution over NHWC int8. Channels are contiguous in NHWC, so the fast path
- * (multiplier 1, window inside the input) vectorizes across channels: each tap is one
- * load of consecutive channels at a precomputed offset. Border pixels and channel
+ * (multiplier 1) vectorizes across channels: each tap is one load of consecutive
+ * channels. Inside windows run the row micro-kernels (qk_depthwise_row); a border window
+ * runs the same channel loop over one pointer per tap, a tap in the padding pointing at
+ * a row of the input zero point (what the folded bias expects it to read), so small
+ * feature maps, where most windows touch the padding, stay on the SIMD path. Channel
  * multipliers above 1 take the per-element path. */
 #include "qk_internal.h"
 
@@ -83,12 +86,14 @@ QK_INLINE void qk_mve_dw3x3_taps(const int8_t *x, int32_t row_a, int32_t row_b, 
   *even = e, *odd = o;
 }
 
-/* row_a != 0: an inside 3x3 window, taps as in qk_mve_dw3x3_taps (row_a, row_b: the
- * increments from kernel row 0 to 1 and 1 to 2; col_step between columns), the offset
- * table then not read for the 8-channel passes. */
-QK_INLINE void qk_dw_pixel3(const int8_t *x, const int32_t *offsets, int32_t taps,
-                            int32_t row_a, int32_t row_b, int32_t col_step,
-                            const int8_t *w, int32_t channels, const int32_t *bias,
+/* One output pixel over `channels` channels: tap t reads xs[t][c] and weight
+ * w[t * w_stride + c]. row_a != 0: an inside 3x3 window at xs[0], taps as in
+ * qk_mve_dw3x3_taps (row_a, row_b: the increments from kernel row 0 to 1 and 1 to 2;
+ * col_step between columns, w_stride == channels), xs then read only by the 4-channel
+ * pass of the last channels % 8. */
+QK_INLINE void qk_dw_pixel3(const int8_t *const *xs, int32_t taps, int32_t row_a,
+                            int32_t row_b, int32_t col_step, const int8_t *w,
+                            int32_t w_stride, int32_t channels, const int32_t *bias,
                             const qanas_requant_t *rq, int32_t vector_requant, int8_t *out) {
   int32_t c = 0;
   const int32_t all_taps = taps;
@@ -100,13 +105,12 @@ QK_INLINE void qk_dw_pixel3(const int8_t *x, const int32_t *offsets, int32_t tap
     const int32x4x2_t b = vld2q_s32(bias + c);
     int32x4_t even = b.val[0], odd = b.val[1];
     const int8_t *wt = w + c;
-    const int8_t *xc = x + c;
     if (row_a != 0) { /* an inside 3x3 window: the taps written out (below) */
-      qk_mve_dw3x3_taps(xc, row_a, row_b, col_step, wt, channels, &even, &odd);
+      qk_mve_dw3x3_taps(xs[0] + c, row_a, row_b, col_step, wt, w_stride, &even, &odd);
       taps = 0;
     }
-    for (int32_t t = 0; t < taps; ++t, wt += channels) {
-      const int16x8_t vx = vldrbq_s16(xc + offsets[t]);
+    for (int32_t t = 0; t < taps; ++t, wt += w_stride) {
+      const int16x8_t vx = vldrbq_s16(xs[t] + c);
       const int16x8_t vw = vldrbq_s16(wt);
       even = vaddq_s32(even, vmullbq_int_s16(vx, vw));
       odd = vaddq_s32(odd, vmulltq_int_s16(vx, vw));
@@ -135,17 +139,17 @@ QK_INLINE void qk_dw_pixel3(const int8_t *x, const int32_t *offsets, int32_t tap
     const mve_pred16_t p = vctp32q((uint32_t)n);
     int32x4_t a = vldrwq_z_s32(bias + c, p);
     for (int32_t t = 0; t < taps; ++t) {
-      a = vaddq_s32(a, vmulq_s32(vldrbq_z_s32(x + offsets[t] + c, p),
-                                 vldrbq_z_s32(w + t * channels + c, p)));
+      a = vaddq_s32(a, vmulq_s32(vldrbq_z_s32(xs[t] + c, p),
+                                 vldrbq_z_s32(w + t * w_stride + c, p)));
     }
     qk_dw_store4(a, rq, c, n, vector_requant, out);
   }
 }
 
-QK_INLINE void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps,
-                            const int8_t *w, int32_t channels, const int32_t *bias,
-                            const qanas_requant_t *rq, int32_t vector_requant, int8_t *out) {
-  qk_dw_pixel3(x, offsets, taps, 0, 0, 0, w, channels, bias, rq, vector_requant, out);
+QK_INLINE void qk_dw_pixel(const int8_t *const *xs, int32_t taps, const int8_t *w,
+                           int32_t w_stride, int32_t channels, const int32_t *bias,
+                           const qanas_requant_t *rq, int32_t vector_requant, int8_t *out) {
+  qk_dw_pixel3(xs, taps, 0, 0, 0, w, w_stride, channels, bias, rq, vector_requant, out);
 }
 
 #elif defined(QK_ISA_DSP)
@@ -170,19 +174,19 @@ QK_INLINE void qk_dw_store4(int32_t a0, int32_t a1, int32_t a2, int32_t a3, int3
 }
 
 /* DSP extension: 4 channels per word; SXTB16 splits (c0 c1 c2 c3) into (c0, c2) and
- * (c1, c3), SMLABB/SMLATT multiply-accumulate the matching halfwords. */
-QK_INLINE void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps,
-                        const int8_t *w, int32_t channels, const int32_t *bias,
-                        const qanas_requant_t *rq, int32_t vector_requant, int8_t *out) {
+ * (c1, c3), SMLABB/SMLATT multiply-accumulate the matching halfwords. Tap t reads
+ * xs[t][c] and weight w[t * w_stride + c]. */
+QK_INLINE void qk_dw_pixel(const int8_t *const *xs, int32_t taps, const int8_t *w,
+                           int32_t w_stride, int32_t channels, const int32_t *bias,
+                           const qanas_requant_t *rq, int32_t vector_requant, int8_t *out) {
   (void)vector_requant;
   int32_t c = 0;
   for (; c + 4 <= channels; c += 4) {
     int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
     const int8_t *wt = w + c;
-    const int8_t *xc = x + c;
 QK_UNROLL_TAPS
-    for (int32_t t = 0; t < taps; ++t, wt += channels) {
-      const int32_t xw = qk_read_word(xc + offsets[t]), ww = qk_read_word(wt);
+    for (int32_t t = 0; t < taps; ++t, wt += w_stride) {
+      const int32_t xw = qk_read_word(xs[t] + c), ww = qk_read_word(wt);
       const int32_t xe = (int32_t)__sxtb16(xw), xo = qk_sxtb16_ror8(xw);
       const int32_t we = (int32_t)__sxtb16(ww), wo = qk_sxtb16_ror8(ww);
       a0 = __smlabb(xe, we, a0);
@@ -195,7 +199,7 @@ QK_UNROLL_TAPS
   for (; c < channels; ++c) {
     int32_t acc = bias[c];
     for (int32_t t = 0; t < taps; ++t) {
-      acc += x[offsets[t] + c] * w[t * channels + c];
+      acc += xs[t][c] * w[t * w_stride + c];
     }
     qk_requant_run(&acc, 1, c, rq, out + c);
   }
@@ -252,9 +256,9 @@ static QK_NOINLINE void qk_dw3x3_pixel(const int8_t *x, int32_t row_a, int32_t r
 #else
 /* Portable (and host SIMD through the compiler): runs of 16 channels accumulated in an
  * array the compiler keeps in vector registers. */
-QK_INLINE void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps,
-                        const int8_t *w, int32_t channels, const int32_t *bias,
-                        const qanas_requant_t *rq, int32_t vector_requant, int8_t *out) {
+QK_INLINE void qk_dw_pixel(const int8_t *const *xs, int32_t taps, const int8_t *w,
+                           int32_t w_stride, int32_t channels, const int32_t *bias,
+                           const qanas_requant_t *rq, int32_t vector_requant, int8_t *out) {
   (void)vector_requant;
   for (int32_t c = 0; c < channels; c += 16) {
     const int32_t n = channels - c < 16 ? channels - c : 16;
@@ -263,8 +267,8 @@ QK_INLINE void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps
       acc[j] = bias[c + j];
     }
     for (int32_t t = 0; t < taps; ++t) {
-      const int8_t *xt = x + offsets[t] + c;
-      const int8_t *wt = w + t * channels + c;
+      const int8_t *xt = xs[t] + c;
+      const int8_t *wt = w + t * w_stride + c;
       for (int32_t j = 0; j < n; ++j) {
         acc[j] += xt[j] * wt[j];
       }
@@ -274,46 +278,93 @@ QK_INLINE void qk_dw_pixel(const int8_t *x, const int32_t *offsets, int32_t taps
 }
 #endif
 
-/* Bytes of a gathered border window (taps x channels), on the stack. */
-#define QK_DW_PATCH_MAX 576
+/* The pixel micro-kernel out of line, for any tap count and unrolled for 3x3: one copy
+ * each, shared by the border windows and the row kernels. */
+static QK_NOINLINE void qk_dw_pixel_any(const int8_t *const *xs, int32_t taps,
+                                        const int8_t *w, int32_t w_stride, int32_t channels,
+                                        const int32_t *bias, const qanas_requant_t *rq,
+                                        int32_t vector_requant, int8_t *out) {
+  qk_dw_pixel(xs, taps, w, w_stride, channels, bias, rq, vector_requant, out);
+}
 
-/* Copies the window of output (oy, ox) tap by tap (channels contiguous), taps in the
- * padding set to the input zero point. */
-static void qk_dw_gather(const qanas_conv_params_t *c, const int8_t *input, int32_t oy,
-                         int32_t ox, int8_t *patch) {
-  for (int32_t ky = 0; ky < c->kernel_h; ++ky) {
-    const int32_t iy = oy * c->stride_h - c->pad_top + ky * c->dilation_h;
-    for (int32_t kx = 0; kx < c->kernel_w; ++kx, patch += c->in_c) {
-      const int32_t ix = ox * c->stride_w - c->pad_left + kx * c->dilation_w;
-      if (iy >= 0 && iy < c->in_h && ix >= 0 && ix < c->in_w) {
-        const int8_t *x = input + (iy * c->in_w + ix) * c->in_c;
-        for (int32_t i = 0; i < c->in_c; ++i) {
-          patch[i] = x[i];
-        }
-      } else {
-        for (int32_t i = 0; i < c->in_c; ++i) {
-          patch[i] = (int8_t)c->input_zero_point;
-        }
+static QK_NOINLINE void qk_dw_pixel_3x3(const int8_t *const *xs, const int8_t *w,
+                                        int32_t w_stride, int32_t channels,
+                                        const int32_t *bias, const qanas_requant_t *rq,
+                                        int32_t vector_requant, int8_t *out) {
+  qk_dw_pixel(xs, 9, w, w_stride, channels, bias, rq, vector_requant, out);
+}
+
+/* Channels per pass of a border window: the length of the zero-point row its padding
+ * taps read (on the stack). */
+#define QK_DW_ZP_CHANNELS 256
+
+/* The first and one-past-last kernel index k (0 .. kernel) whose input coordinate
+ * origin + k * dilation lies in [0, size): the window's valid taps along one axis. */
+static void qk_dw_valid_range(int32_t origin, int32_t dilation, int32_t kernel, int32_t size,
+                              int32_t *first, int32_t *last) {
+  int32_t lo = origin < 0 ? (-origin + dilation - 1) / dilation : 0;
+  int32_t hi = size - origin <= 0 ? 0 : (size - origin + dilation - 1) / dilation;
+  lo = lo < kernel ? lo : kernel;
+  hi = hi < kernel ? hi : kernel;
+  *first = lo;
+  *last = hi > lo ? hi : lo;
+}
+
+/* A window that touches the padding (multiplier 1): the pixel micro-kernel over one
+ * pointer per tap, channels c0 .. c0 + n at a time; taps in the padding read `zp_row`
+ * (the input zero point; the folded bias expects zero_point * w from them). Kernel rows
+ * [ky0, ky1) and columns [kx0, kx1) are inside the input, from input pixel (y0, x0). */
+static void qk_dw_border_pixel(const qanas_conv_params_t *c, const int8_t *input,
+                               int32_t y0, int32_t x0, int32_t ky0, int32_t ky1, int32_t kx0,
+                               int32_t kx1, const int8_t *zp_row, const int8_t *weights,
+                               const int32_t *bias, const qanas_requant_t *rq,
+                               int32_t vector_requant, int8_t *out) {
+  const int8_t *xs[QK_MAX_TAPS];
+  const int32_t taps = c->kernel_h * c->kernel_w;
+  for (int32_t c0 = 0; c0 < c->in_c; c0 += QK_DW_ZP_CHANNELS) {
+    const int32_t n = c->in_c - c0 < QK_DW_ZP_CHANNELS ? c->in_c - c0 : QK_DW_ZP_CHANNELS;
+    for (int32_t t = 0; t < taps; ++t) {
+      xs[t] = zp_row;
+    }
+    for (int32_t ky = ky0; ky < ky1; ++ky) {
+      const int32_t iy = y0 + ky * c->dilation_h;
+      for (int32_t kx = kx0; kx < kx1; ++kx) {
+        const int32_t ix = x0 + kx * c->dilation_w;
+        xs[ky * c->kernel_w + kx] = input + (iy * c->in_w + ix) * c->in_c + c0;
       }
+    }
+    qanas_requant_t part = *rq;
+    part.multiplier += c0, part.shift += c0;
+    if (taps == 9) {
+      qk_dw_pixel_3x3(xs, weights + c0, c->in_c, n, bias + c0, &part, vector_requant,
+                      out + c0);
+    } else {
+      qk_dw_pixel_any(xs, taps, weights + c0, c->in_c, n, bias + c0, &part,
+                      vector_requant, out + c0);
     }
   }
 }
 
-/* One output element of any depthwise conv (border, multiplier > 1, big kernels). */
+/* One output element of any depthwise conv (multiplier > 1, big kernels): valid taps
+ * only, the padding's zero_point * w added as one sum. */
 static int32_t qk_dw_element(const qanas_conv_params_t *c, const int8_t *input,
-                             const int8_t *weights, int32_t oy, int32_t ox, int32_t o,
-                             int32_t acc) {
+                             const int8_t *weights, int32_t y0, int32_t x0, int32_t ky0,
+                             int32_t ky1, int32_t kx0, int32_t kx1, int32_t o, int32_t acc) {
   const int32_t ch = o / c->depth_multiplier;
+  int32_t padding = 0;
   for (int32_t ky = 0; ky < c->kernel_h; ++ky) {
-    const int32_t iy = oy * c->stride_h - c->pad_top + ky * c->dilation_h;
+    const int32_t iy = y0 + ky * c->dilation_h;
+    const int8_t *w = weights + ky * c->kernel_w * c->out_c + o;
     for (int32_t kx = 0; kx < c->kernel_w; ++kx) {
-      const int32_t ix = ox * c->stride_w - c->pad_left + kx * c->dilation_w;
-      const int32_t wv = weights[(ky * c->kernel_w + kx) * c->out_c + o];
-      const int32_t inside = iy >= 0 && iy < c->in_h && ix >= 0 && ix < c->in_w;
-      acc += wv * (inside ? input[(iy * c->in_w + ix) * c->in_c + ch] : c->input_zero_point);
+      const int32_t wv = w[kx * c->out_c];
+      if (ky >= ky0 && ky < ky1 && kx >= kx0 && kx < kx1) {
+        acc += wv * input[(iy * c->in_w + x0 + kx * c->dilation_w) * c->in_c + ch];
+      } else {
+        padding += wv;
+      }
     }
   }
-  return acc;
+  return acc + padding * c->input_zero_point;
 }
 
 qanas_status_t qanas_depthwise_conv2d_s8(const qanas_conv_params_t *c, const int8_t *input,
@@ -328,35 +379,35 @@ qanas_status_t qanas_depthwise_conv2d_s8(const qanas_conv_params_t *c, const int
   }
   const int32_t taps = c->kernel_h * c->kernel_w;
   const int32_t fast = c->depth_multiplier == 1 && taps <= QK_MAX_TAPS;
-  /* A border window that fits is gathered (padding = input zero point) and runs the
-   * fast path with the gathered offsets t * channels. */
-  const int32_t gather = fast && taps * c->in_c <= QK_DW_PATCH_MAX;
-  int32_t patch_offsets[QK_MAX_TAPS];
-  int8_t patch[QK_DW_PATCH_MAX];
+  int8_t zp_row[QK_DW_ZP_CHANNELS];
   int32_t vector_requant = 0;
   if (fast) {
-    for (int32_t t = 0; t < taps; ++t) {
-      patch_offsets[t] = t * c->in_c;
+    const int32_t n = c->in_c < QK_DW_ZP_CHANNELS ? c->in_c : QK_DW_ZP_CHANNELS;
+    for (int32_t i = 0; i < n; ++i) {
+      zp_row[i] = (int8_t)c->input_zero_point;
     }
     vector_requant = qk_all_narrow_shifts(rq->shift, c->out_c);
   }
-  /* Output columns [inside_first, inside_last] have their windows inside along w. */
-  const int32_t inside_first = (c->pad_left + c->stride_w - 1) / c->stride_w;
-  const int32_t reach = c->in_w - 1 - (c->kernel_w - 1) * c->dilation_w + c->pad_left;
-  const int32_t inside_last = reach < 0 ? -1 : reach / c->stride_w;
   const int32_t row_bytes = c->in_w * c->in_c;
   for (int32_t oy = 0; oy < c->out_h; ++oy) {
     const int32_t y0 = oy * c->stride_h - c->pad_top;
-    const int32_t rows_inside = y0 >= 0 && y0 + (c->kernel_h - 1) * c->dilation_h < c->in_h;
+    int32_t ky0, ky1;
+    qk_dw_valid_range(y0, c->dilation_h, c->kernel_h, c->in_h, &ky0, &ky1);
+    const int32_t rows_inside = ky0 == 0 && ky1 == c->kernel_h;
     for (int32_t ox = 0; ox < c->out_w; ++ox) {
       int8_t *out = output + (oy * c->out_w + ox) * c->out_c;
-      if (fast && rows_inside && ox == inside_first && ox <= inside_last) {
-        /* the run of inside windows: the row micro-kernels, rows one image row apart */
-        const int32_t last = inside_last < c->out_w - 1 ? inside_last : c->out_w - 1;
+      const int32_t x0 = ox * c->stride_w - c->pad_left;
+      int32_t kx0, kx1;
+      qk_dw_valid_range(x0, c->dilation_w, c->kernel_w, c->in_w, &kx0, &kx1);
+      if (fast && rows_inside && kx0 == 0 && kx1 == c->kernel_w) {
+        /* the run of inside windows from here: the row micro-kernels, rows one image
+         * row apart */
+        const int32_t reach = c->in_w - 1 - (c->kernel_w - 1) * c->dilation_w + c->pad_left;
+        const int32_t last = reach / c->stride_w < c->out_w - 1 ? reach / c->stride_w
+                                                                 : c->out_w - 1;
         const int8_t *rows[QK_MAX_TAPS];
         for (int32_t ky = 0; ky < c->kernel_h; ++ky) {
-          rows[ky] = input + (y0 + ky * c->dilation_h) * row_bytes +
-                     (ox * c->stride_w - c->pad_left) * c->in_c;
+          rows[ky] = input + (y0 + ky * c->dilation_h) * row_bytes + x0 * c->in_c;
         }
         qk_depthwise_row(rows, c->kernel_h, c->kernel_w, last - ox + 1, c->stride_w * c->in_c,
                          c->dilation_w * c->in_c, c->in_c, weights, bias, rq, vector_requant,
@@ -364,21 +415,14 @@ qanas_status_t qanas_depthwise_conv2d_s8(const qanas_conv_params_t *c, const int
         ox = last;
         continue;
       }
-      if (gather) {
-        qk_dw_gather(c, input, oy, ox, patch);
-#if defined(QK_ISA_MVE)
-        if (c->kernel_h == 3 && c->kernel_w == 3) { /* the gathered window is 3x3 too */
-          qk_dw_pixel3(patch, patch_offsets, 9, 3 * c->in_c, 3 * c->in_c, c->in_c, weights,
-                       c->out_c, bias, rq, vector_requant, out);
-          continue;
-        }
-#endif
-        qk_dw_pixel(patch, patch_offsets, taps, weights, c->out_c, bias, rq, vector_requant,
-                    out);
+      if (fast) {
+        qk_dw_border_pixel(c, input, y0, x0, ky0, ky1, kx0, kx1, zp_row, weights, bias, rq,
+                           vector_requant, out);
         continue;
       }
       for (int32_t o = 0; o < c->out_c; ++o) {
-        const int32_t acc = qk_dw_element(c, input, weights, oy, ox, o, bias[o]);
+        const int32_t acc = qk_dw_element(c, input, weights, y0, x0, ky0, ky1, kx0, kx1, o,
+                                          bias[o]);
         out[o] = (int8_t)qk_requantize(acc, rq->multiplier[o], rq->shift[o],
                                        rq->output_zero_point, rq->qmin, rq->qmax);
       }
@@ -412,13 +456,18 @@ void qk_depthwise_row(const int8_t *const *rows, int32_t kernel_h, int32_t kerne
     offsets[t] = (int32_t)(rows[t / kernel_w] - rows[0]) + (t % kernel_w) * col;
   }
   const int32_t is3x3 = kernel_h == 3 && kernel_w == 3;
+  const int8_t *xs[QK_MAX_TAPS];
   for (int32_t ox = 0; ox < out_w; ++ox, out += channels) {
     const int8_t *x = rows[0] + ox * step;
 #if defined(QK_ISA_MVE) || defined(QK_ISA_DSP)
     if (is3x3) {
       const int32_t row_a = (int32_t)(rows[1] - rows[0]), row_b = (int32_t)(rows[2] - rows[1]);
 #if defined(QK_ISA_MVE)
-      qk_dw_pixel3(x, offsets, 9, row_a, row_b, col, weights, channels, bias, rq,
+      xs[0] = x;
+      for (int32_t t = 1; (channels & 7) != 0 && t < 9; ++t) { /* the 4-channel pass */
+        xs[t] = x + offsets[t];
+      }
+      qk_dw_pixel3(xs, 9, row_a, row_b, col, weights, channels, channels, bias, rq,
                    vector_requant, out);
 #else
       qk_dw3x3_pixel(x, row_a, row_b, col, weights, channels, bias, rq, vector_requant, out);
@@ -426,10 +475,13 @@ void qk_depthwise_row(const int8_t *const *rows, int32_t kernel_h, int32_t kerne
       continue;
     }
 #endif
-    if (is3x3) { /* a constant tap count, unrolled */
-      qk_dw_pixel(x, offsets, 9, weights, channels, bias, rq, vector_requant, out);
+    for (int32_t t = 0; t < taps; ++t) {
+      xs[t] = x + offsets[t];
+    }
+    if (is3x3) {
+      qk_dw_pixel_3x3(xs, weights, channels, channels, bias, rq, vector_requant, out);
     } else {
-      qk_dw_pixel(x, offsets, taps, weights, channels, bias, rq, vector_requant, out);
+      qk_dw_pixel_any(xs, taps, weights, channels, channels, bias, rq, vector_requant, out);
     }
   }
 }
