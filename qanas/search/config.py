@@ -44,6 +44,8 @@ class SearchConfig:
         algo: a name of `qanas.search.ALGORITHMS` (nsga2, random, gumbel).
         objectives: names from `qanas.search.problem.OBJECTIVES`.
         latency_budget: hard latency limit in the latency model's unit (None: none).
+        flash_budget: hard weights-memory limit in bytes, below the target's (None: the
+            target's weights region).
         seed: seed of the search and the scoring.
         image_size: deployment resolution (None: the checkpoint's).
         val_fraction: share of the validation set used for mIoU.
@@ -58,6 +60,8 @@ class SearchConfig:
         latency_source: per-choice costs of the Gumbel latency term (lut, analytic, macs;
             None: the search's latency model).
         gumbel_batch_size: images per Gumbel step (None: the checkpoint's batch size).
+        bits: weight bit widths searched: ``w8`` (int8 only) or ``w4w8`` (4 or 8 bits per
+            conv, `qanas.search.bits`).
     """
 
     supernet: str
@@ -67,6 +71,7 @@ class SearchConfig:
     out: str
     objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
     latency_budget: float | None = None
+    flash_budget: int | None = None
     seed: int = 0
     image_size: tuple[int, int] | None = None
     val_fraction: float = DEFAULT_VAL_FRACTION
@@ -85,6 +90,7 @@ class SearchConfig:
     latency_source: str | None = None
     train_weights: bool = False
     gumbel_batch_size: int | None = None
+    bits: str = "w8"
 
     def gumbel(self) -> GumbelConfig:
         """The `GumbelConfig` of the gumbel fields (validated: `ConfigError` names the flag)."""

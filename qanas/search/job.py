@@ -95,6 +95,10 @@ def _check(config: SearchConfig, dist) -> tuple[str, ...]:
     if config.budget < 1:
         raise ConfigError(f"--budget must be a positive number of subnets, got {config.budget}")
     check_positive(config.latency_budget, "--latency-budget", "latency units (cycles)")
+    check_positive(config.flash_budget, "--flash-budget", "bytes")
+    if config.bits != "w8" and config.algo == "gumbel":
+        raise ConfigError(f"--bits {config.bits} is searched by nsga2 and random; --algo gumbel "
+                          "has no bit decisions (its gates are per block)")
     if config.allow_new_metric_set and not config.resume:
         raise ConfigError("--allow-new-metric-set only applies with --resume; drop it")
     if dist.is_distributed and config.algo not in SHARDED_ALGORITHMS:
@@ -104,10 +108,14 @@ def _check(config: SearchConfig, dist) -> tuple[str, ...]:
     return objectives
 
 
-def _budgets(target, latency: float | None) -> Budgets:
+def _budgets(target, latency: float | None, flash: int | None = None) -> Budgets:
     from qanas.cost import target_budgets
 
-    budgets = Budgets(**target_budgets(target), latency=latency)
+    limits = target_budgets(target)
+    if flash is not None:  # --flash-budget tightens the target's weights region
+        region = limits["flash_bytes"]
+        limits["flash_bytes"] = int(flash) if region is None else min(int(flash), region)
+    budgets = Budgets(**limits, latency=latency)
     for name, unit in (("sram_bytes", "SRAM"), ("flash_bytes", "weights memory")):
         value = getattr(budgets, name)
         if value is not None and value <= 0:
@@ -118,6 +126,7 @@ def _budgets(target, latency: float | None) -> Budgets:
 
 def _search(config: SearchConfig, dist, scorer: ScorerSetup | None) -> SearchRun:
     from qanas.search.algorithms import run_search
+    from qanas.search.bits import check_bits, mixed_precision
     from qanas.search.report import write_front
     from qanas.search.resume import check_resume_settings, open_archive, run_settings
     from qanas.space.geometry import check_image_size
@@ -128,6 +137,7 @@ def _search(config: SearchConfig, dist, scorer: ScorerSetup | None) -> SearchRun
 
     objectives = _check(config, dist)
     target = get_target(config.target)
+    check_bits(config.bits, target)
     out = check_output_dir(config.out)
     lock = dist.on_main(lambda: lock_run_dir(out, "search"))
     archive = None
@@ -142,12 +152,13 @@ def _search(config: SearchConfig, dist, scorer: ScorerSetup | None) -> SearchRun
         setup = scorer if scorer is not None else build_scorer(config.scorer_config())
         check_image_size(setup.space, setup.image_size,
                          "--image-size" if config.image_size else "the checkpoint's image size")
-        budgets = _budgets(target, config.latency_budget)
+        budgets = _budgets(target, config.latency_budget, config.flash_budget)
         from qanas.cost import cost_model_for
 
         costs = cost_model_for(target, setup.space, setup.image_size, setup.num_classes,
                                lut=config.lut, no_lut=config.no_lut, run_dir=out,
                                seed=config.seed, log=lambda m: print(m, file=sys.stderr))
+        mixed_precision(setup, costs, config.bits, target)
         # archived costs come from this model: another table or Vela setting is another metric set
         hw, setup.space = costs.model, costs.space
         setup.metric_settings = {**setup.metric_settings, **costs.metric_settings()}

@@ -75,7 +75,9 @@ class PathSampler(ABC):
         """The subnets to train at the next optimizer step (decoded; counts updated)."""
         configs = [self.space.decode(vec) for vec in self._draw()]
         for cfg in configs:
-            for i, choice in enumerate(cfg.choices):
+            # the space's own indices: a wrapped space (restricted options, weight bits)
+            # counts every decision it samples, not only the architecture's
+            for i, choice in enumerate(self.space.encode(cfg)):
                 self.counts[i][choice] += 1
         self.step += 1
         return configs

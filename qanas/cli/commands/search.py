@@ -46,6 +46,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated: miou, latency, sram, flash (default miou,latency,sram)")
     parser.add_argument("--latency-budget", type=float,
                         help="hard latency limit, in the latency model's unit (cycles)")
+    parser.add_argument("--flash-budget", type=int,
+                        help="hard weights-memory limit in bytes, below the target's own "
+                             "(default: the target's weights region)")
+    parser.add_argument("--bits", default="w8", choices=("w8", "w4w8"),
+                        help="weight bit widths searched: w8 (int8, default) or w4w8 (4 or 8 "
+                             "bits per conv, stem and classifiers int8; CPU targets only)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the search and scoring")
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"),
                         help="deployment resolution (default: the checkpoint's)")

@@ -1,0 +1,131 @@
+"""Searching weight bit widths with the architecture (`qanas search --bits w4w8`).
+
+`mixed_precision(setup, costs, target)` turns a search's space, scorer and cost
+model into their (architecture, bits) versions:
+
+* the space becomes a `qanas.space.bits.WeightBitsSpace` (a 4/8 decision per
+  searchable conv), which NSGA-II and random search explore like any decision;
+* `BitsEvaluator` scores a mixed config with the scorer's `QuantSpec` plus the
+  config's per-layer weight bits (`QuantSpec.layer_weight_bits`);
+* `BitsCostModel` takes the architecture's profile and lowers its flash by the
+  bytes the 4-bit layers save (two weights per byte). SRAM is unchanged
+  (activations stay int8); latency is the int8 architecture's (the int4 kernels
+  are not in the latency tables yet).
+
+Ethos-U targets are refused: Vela compiles int8 weights only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+
+from qanas.errors import ConfigError
+from qanas.quant.layer_bits import conv_module_names, layer_bit_widths, weight_flash_saving
+from qanas.space.bits import WeightBitsSpace, arch_of, searched_bits
+
+BITS_CHOICES = ("w8", "w4w8")
+"""`--bits` values: int8 weights only (the default), or 4 or 8 bits per searchable conv."""
+
+
+def check_bits(bits: str, target) -> None:
+    """Raises `ConfigError` for an unknown `--bits` or w4w8 on an Ethos-U target."""
+    if bits not in BITS_CHOICES:
+        raise ConfigError(f"--bits {bits!r}: choose one of {', '.join(BITS_CHOICES)}")
+    if bits != "w8" and target.npu_config is not None:
+        raise ConfigError(f"--bits {bits} cannot deploy on {target.name}: Vela compiles int8 "
+                          "weights only (no int4). Search this target with --bits w8, or choose "
+                          "a CPU target for mixed precision")
+
+
+class BitsCostModel:
+    """A cost model's profile of the architecture, with the flash of the config's bits."""
+
+    def __init__(self, inner, space: WeightBitsSpace):
+        self.inner, self.space = inner, space
+        self.target = inner.target
+
+    def profile(self, cfg):
+        """The architecture's profile; flash lowered by what the 4-bit layers save."""
+        arch = arch_of(cfg)
+        prof = self.inner.profile(arch)
+        bits = searched_bits(cfg)
+        if bits is None:
+            return prof
+        specs = self.space.layer_specs(arch, self.space.image_size, self.space.num_classes)
+        saved = weight_flash_saving(specs, layer_bit_widths(specs, self.space.num_classes, bits))
+        return dataclasses.replace(prof, flash_bytes=prof.flash_bytes - saved)
+
+    def budgets(self) -> dict:
+        """The inner model's budgets."""
+        return self.inner.budgets()
+
+    def __getattr__(self, name: str):
+        # memory reports, latency models and settings are the architecture's
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def layer_weight_bits(cfg, subnet, space: WeightBitsSpace) -> tuple[tuple[str, int], ...]:
+    """(conv module name, bits) of the 4-bit convs of `cfg` in its extracted `subnet`."""
+    bits = searched_bits(cfg)
+    if bits is None:
+        return ()
+    specs = space.layer_specs(arch_of(cfg), space.image_size, space.num_classes)
+    widths = layer_bit_widths(specs, space.num_classes, bits)
+    names = conv_module_names(subnet)
+    if len(names) != len(widths):
+        raise ConfigError(f"{cfg.to_str()}: the subnet has {len(names)} convs, its layer "
+                          f"descriptors {len(widths)}; the space's layer_specs must list every "
+                          "conv of the extracted subnet, in definition order")
+    return tuple((n, b) for n, b in zip(names, widths, strict=True) if b != 8)
+
+
+@contextlib.contextmanager
+def _spec_of(scorer, spec):
+    """The scorer's `QuantSpec` is `spec` inside the block (restored after)."""
+    saved = scorer.spec
+    scorer.spec = spec
+    try:
+        yield scorer
+    finally:
+        scorer.spec = saved
+
+
+class BitsEvaluator:
+    """Scores (architecture, bits) configs with a `SubnetScorer` (see the module docstring)."""
+
+    def __init__(self, scorer, space: WeightBitsSpace):
+        self.scorer, self.space = scorer, space
+        self._names: dict[str, tuple[tuple[str, int], ...]] = {}
+
+    def score(self, cfg) -> dict:
+        """Quantized (with `cfg`'s bits) and float mIoU, per-class IoU and seconds."""
+        keep = ("miou", "miou_fp32", "per_class", "seconds")
+        if searched_bits(cfg) is None:
+            result = self.scorer.score(cfg).to_dict()
+            return {k: result[k] for k in keep}
+        layers = layer_weight_bits(cfg, self.scorer.supernet.extract(arch_of(cfg)), self.space)
+        spec = dataclasses.replace(self.scorer.spec, layer_weight_bits=layers)
+        with _spec_of(self.scorer, spec) as scorer:
+            result = scorer.score(arch_of(cfg)).to_dict()
+        return {**{k: result[k] for k in keep}, "weight_bits": list(searched_bits(cfg))}
+
+
+def mixed_precision(setup, costs, bits: str, target) -> None:
+    """Switches a search's `ScorerSetup` and `CostModelChoice` to `bits` in place (w8: no-op)."""
+    check_bits(bits, target)
+    if bits == "w8":
+        return
+    space = WeightBitsSpace(costs.space, setup.image_size, setup.num_classes)
+    costs.space = space
+    costs.model = BitsCostModel(costs.model, space)
+    setup.space = space
+    scorer = getattr(setup.evaluator, "scorer", None)
+    if scorer is not None:  # else the evaluator is given the mixed configs themselves
+        setup.evaluator = BitsEvaluator(scorer, space)
+
+
+__all__ = ["BITS_CHOICES", "BitsCostModel", "BitsEvaluator", "check_bits", "layer_weight_bits",
+           "mixed_precision"]
