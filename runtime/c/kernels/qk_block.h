@@ -160,39 +160,124 @@ static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const i
 }
 
 #elif defined(QK_ISA_AVX2)
-QK_INLINE int32_t qk_hsum256(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-  return _mm_cvtsi128_si32(s);
+/* Lane sums of eight vectors a[0..7] as one vector (a 3-level VPHADDD tree, then the two
+ * 128-bit halves added): lane j is the sum of a[j]'s eight lanes. */
+QK_INLINE __m256i qk_avx2_sum8(const __m256i *a) {
+  const __m256i lo = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]),
+                                       _mm256_hadd_epi32(a[2], a[3]));
+  const __m256i hi = _mm256_hadd_epi32(_mm256_hadd_epi32(a[4], a[5]),
+                                       _mm256_hadd_epi32(a[6], a[7]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20),
+                          _mm256_permute2x128_si256(lo, hi, 0x31));
 }
+
+/* 16 (or, from an 8-byte load, 8 then 8 zero) int8 values as int16 lanes. */
+#define QK_AVX2_LOAD16(p) _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p)))
+#define QK_AVX2_LOAD8(p) _mm256_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(p)))
+/* One step: x0, x1 against the four rows at offset i (LOAD: 16 or 8 bytes). */
+#define QK_AVX2_STEP(LOAD, i)                                            \
+  do {                                                                   \
+    const __m256i vx0 = LOAD(x0 + (i)), vx1 = LOAD(x1 + (i));            \
+    __m256i vw = LOAD(w0 + (i));                                         \
+    a00 = _mm256_add_epi32(a00, _mm256_madd_epi16(vx0, vw));             \
+    a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(vx1, vw));             \
+    vw = LOAD(w1 + (i));                                                 \
+    a01 = _mm256_add_epi32(a01, _mm256_madd_epi16(vx0, vw));             \
+    a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(vx1, vw));             \
+    vw = LOAD(w2 + (i));                                                 \
+    a02 = _mm256_add_epi32(a02, _mm256_madd_epi16(vx0, vw));             \
+    a12 = _mm256_add_epi32(a12, _mm256_madd_epi16(vx1, vw));             \
+    vw = LOAD(w3 + (i));                                                 \
+    a03 = _mm256_add_epi32(a03, _mm256_madd_epi16(vx0, vw));             \
+    a13 = _mm256_add_epi32(a13, _mm256_madd_epi16(vx1, vw));             \
+  } while (0)
+
+/* The 2 pixels x 4 rows dot products of x0, x1 with w0 + j * w_stride (j < 4; rows past
+ * `rows` repeat the last) over len bytes, as lanes (p0: rows 0..3, p1: rows 0..3).
+ * int8 is widened to int16 (VPMOVSXBW) and VPMADDWD adds adjacent exact products into
+ * int32 lanes; 16 bytes per step, then 8, then len % 8 in scalar code. The eight
+ * accumulators are named, not an array: GCC kept an array in memory. */
+QK_INLINE __m256i qk_avx2_dot_2x4(const int8_t *x0, const int8_t *x1, const int8_t *w0,
+                                  int32_t w_stride, int32_t rows, int32_t len) {
+  const int8_t *w1 = rows > 1 ? w0 + w_stride : w0;
+  const int8_t *w2 = rows > 2 ? w1 + w_stride : w1;
+  const int8_t *w3 = rows > 3 ? w2 + w_stride : w2;
+  __m256i a00 = _mm256_setzero_si256(), a01 = a00, a02 = a00, a03 = a00;
+  __m256i a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+  int32_t i = 0;
+  for (; i + 16 <= len; i += 16) {
+    QK_AVX2_STEP(QK_AVX2_LOAD16, i);
+  }
+  if (i + 8 <= len) {
+    QK_AVX2_STEP(QK_AVX2_LOAD8, i);
+    i += 8;
+  }
+  const __m256i a[8] = {a00, a01, a02, a03, a10, a11, a12, a13};
+  __m256i sums = qk_avx2_sum8(a);
+  if (__builtin_expect(i < len, 0)) {
+    int32_t rest[8] = {0};
+    for (; i < len; ++i) {
+      rest[0] += x0[i] * w0[i], rest[1] += x0[i] * w1[i];
+      rest[2] += x0[i] * w2[i], rest[3] += x0[i] * w3[i];
+      rest[4] += x1[i] * w0[i], rest[5] += x1[i] * w1[i];
+      rest[6] += x1[i] * w2[i], rest[7] += x1[i] * w3[i];
+    }
+    sums = _mm256_add_epi32(sums, _mm256_loadu_si256((const __m256i *)rest));
+  }
+  return sums;
+}
+#undef QK_AVX2_STEP
+#undef QK_AVX2_LOAD16
+#undef QK_AVX2_LOAD8
 
 static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const int8_t *w0,
                                       int32_t w_stride, int32_t rows, int32_t len,
                                       int32_t *acc) {
-  const int8_t *w1 = rows > 1 ? w0 + w_stride : w0;
-  __m256i v00 = _mm256_setzero_si256(), v01 = v00, v10 = v00, v11 = v00;
-  int32_t i = 0;
-  /* 16 int8 widened to int16; VPMADDWD adds adjacent int16 products into int32. */
-  for (; i + 16 <= len; i += 16) {
-    const __m256i vx0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x0 + i)));
-    const __m256i vx1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x1 + i)));
-    const __m256i vw0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w0 + i)));
-    const __m256i vw1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w1 + i)));
-    v00 = _mm256_add_epi32(v00, _mm256_madd_epi16(vx0, vw0));
-    v01 = _mm256_add_epi32(v01, _mm256_madd_epi16(vx0, vw1));
-    v10 = _mm256_add_epi32(v10, _mm256_madd_epi16(vx1, vw0));
-    v11 = _mm256_add_epi32(v11, _mm256_madd_epi16(vx1, vw1));
+  const __m256i sums = qk_avx2_dot_2x4(x0, x1, w0, w_stride, rows, len);
+  _mm256_storeu_si256((__m256i *)acc,
+                      _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)acc), sums));
+}
+
+/* Eight lanes of qk_requantize (all shifts <= -2): the high word h and the sticky low
+ * word of the 64-bit products (VPMULDQ on even and odd lanes), then the 32-bit
+ * half-to-even shift of qk_requantize with variable shifts (VPSRAVD). */
+QK_INLINE __m256i qk_avx2_requantize(__m256i acc, __m256i multiplier, __m256i shift,
+                                     int32_t zero_point, int32_t qmin, int32_t qmax) {
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256i even = _mm256_mul_epi32(acc, multiplier);
+  const __m256i odd = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32),
+                                       _mm256_srli_epi64(multiplier, 32));
+  const __m256i high = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xaa);
+  const __m256i low = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xaa);
+  const __m256i s = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_add_epi32(shift, one));
+  const __m256i low_zero = _mm256_cmpeq_epi32(low, _mm256_setzero_si256());
+  const __m256i up = _mm256_or_si256(_mm256_and_si256(_mm256_srlv_epi32(high, s), one),
+                                     _mm256_andnot_si256(low_zero, one));
+  __m256i q = _mm256_srav_epi32(_mm256_sub_epi32(_mm256_add_epi32(high, up), one),
+                                _mm256_sub_epi32(s, one));
+  q = _mm256_srai_epi32(_mm256_add_epi32(q, one), 1);
+  q = _mm256_add_epi32(q, _mm256_set1_epi32(zero_point));
+  q = _mm256_max_epi32(q, _mm256_set1_epi32(qmin));
+  return _mm256_min_epi32(q, _mm256_set1_epi32(qmax));
+}
+
+/* Requantizes a full 2 x 4 block of sums (bias included; lanes p0: o .. o + 3, p1: the
+ * same channels) and stores its bytes to out0 + o and, unless NULL, out1 + o. */
+QK_INLINE void qk_avx2_store_2x4(__m256i acc, const qanas_requant_t *rq, int32_t o,
+                                 int8_t *out0, int8_t *out1) {
+  const __m256i m = _mm256_broadcastsi128_si256(
+      _mm_loadu_si128((const __m128i *)(rq->multiplier + o)));
+  const __m256i s = _mm256_broadcastsi128_si256(
+      _mm_loadu_si128((const __m128i *)(rq->shift + o)));
+  const __m256i q = qk_avx2_requantize(acc, m, s, rq->output_zero_point, rq->qmin, rq->qmax);
+  const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q),
+                                      _mm256_extracti128_si256(q, 1));
+  const __m128i q8 = _mm_packs_epi16(q16, q16);
+  const int32_t b0 = _mm_cvtsi128_si32(q8), b1 = _mm_extract_epi32(q8, 1);
+  __builtin_memcpy(out0 + o, &b0, sizeof(b0));
+  if (out1 != 0) {
+    __builtin_memcpy(out1 + o, &b1, sizeof(b1));
   }
-  int32_t a00 = acc[0] + qk_hsum256(v00), a01 = acc[1] + qk_hsum256(v01);
-  int32_t a10 = acc[2] + qk_hsum256(v10), a11 = acc[3] + qk_hsum256(v11);
-  for (; i < len; ++i) {
-    a00 += x0[i] * w0[i];
-    a01 += x0[i] * w1[i];
-    a10 += x1[i] * w0[i];
-    a11 += x1[i] * w1[i];
-  }
-  acc[0] = a00, acc[1] = a01, acc[2] = a10, acc[3] = a11;
 }
 
 #else /* portable C */
@@ -226,6 +311,11 @@ QK_INLINE void qk_store_block(const int32_t *acc, const qanas_requant_t *rq, int
     a = vsetq_lane_s32(acc[3], a, 3);
     vstrbq_p_s32(out0 + o, qk_mve_requantize(a, m, s, rq->output_zero_point, rq->qmin,
                                               rq->qmax), p);
+    return;
+  }
+#elif defined(QK_ISA_AVX2)
+  if (vector_rq && rows == QK_BLOCK_CH) {
+    qk_avx2_store_2x4(_mm256_loadu_si256((const __m256i *)acc), rq, o, out0, out1);
     return;
   }
 #else

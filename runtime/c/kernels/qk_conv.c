@@ -15,20 +15,126 @@ QK_INLINE void qk_init_block(int32_t *acc, const int32_t *bias, int32_t o, int32
 }
 
 #if defined(QK_ISA_DSP)
-/* Every output channel of two pixels (x0, x1; out1 NULL for one): the channel loop and
- * the requantization around the inlined 2 x 2 dot product, one call per pixel pair. */
+/* Output channels per pass of qk_dsp_pointwise_pair (its int32 sums live on the stack). */
+#define QK_DSP_PASS 64
+
+/* out0[j] = requant(sums[2 j]) and out1[j] = requant(sums[2 j + 1]) for j < n (n >= 1),
+ * every shift <= -2: qk_requantize's rounding with the channel's constants made once for
+ * both pixels. With s = -shift - 1, round_half_even(acc * m / 2^(32 + s)) is
+ * (h + 2^(s-1) - 1 + (odd | l != 0)) >> s for the product's words h, l and odd = bit s of
+ * h: qk_requantize's (((h - 1 + up) >> (s-1)) + 1) >> 1 in one shift (|h| < 2^30, no
+ * overflow); the carry of CMP (l | odd), #1 is the rounding bit, so ADC adds it.
+ * Written out: GCC 12 kept the clamp bounds and the output pointers on the stack
+ * (31 instructions per output); here 20. */
+static QK_NOINLINE void qk_dsp_requant_pair(const int32_t *sums, int32_t n,
+                                            const int32_t *multiplier,
+                                            const int32_t *shift, const qanas_requant_t *rq,
+                                            int8_t *out0, int8_t *out1) {
+  const int32_t *const end = sums + 2 * n;
+  const int32_t zp = rq->output_zero_point, lo = rq->qmin, hi = rq->qmax;
+  const int32_t off = (int32_t)(out1 - out0);
+  int32_t m, s, bit, half_m1, a, h;
+#define QK_DSP_RQ_PIXEL(store)                    \
+  "ldr %[a], [%[ps]], #4\n\t"                    \
+  "smull %[a], %[h], %[a], %[m]\n\t"             \
+  "tst %[h], %[bit]\n\t"                         \
+  "it ne\n\t"                                    \
+  "movne %[a], #1\n\t"                           \
+  "cmp %[a], #1\n\t"                             \
+  "adc %[h], %[h], %[half_m1]\n\t"               \
+  "asr %[h], %[h], %[s]\n\t"                     \
+  "add %[h], %[h], %[zp]\n\t"                    \
+  "cmp %[h], %[lo]\n\t"                          \
+  "it lt\n\t"                                    \
+  "movlt %[h], %[lo]\n\t"                        \
+  "cmp %[h], %[hi]\n\t"                          \
+  "it gt\n\t"                                    \
+  "movgt %[h], %[hi]\n\t"                        \
+  store "\n\t"
+  __asm__ volatile(
+      "1:\n\t"
+      "ldr %[m], [%[pm]], #4\n\t"
+      "ldr %[s], [%[psh]], #4\n\t"
+      "mvn %[s], %[s]\n\t"
+      "mov %[bit], #1\n\t"
+      "lsl %[bit], %[bit], %[s]\n\t"
+      "lsr %[half_m1], %[bit], #1\n\t"
+      "sub %[half_m1], %[half_m1], #1\n\t"
+      QK_DSP_RQ_PIXEL("strb %[h], [%[po]]")
+      QK_DSP_RQ_PIXEL("strb %[h], [%[po], %[off]]")
+      "add %[po], %[po], #1\n\t"
+      "ldr %[a], %[end]\n\t"
+      "cmp %[ps], %[a]\n\t"
+      "bne 1b\n\t"
+      : [ps] "+r"(sums), [pm] "+r"(multiplier), [psh] "+r"(shift), [po] "+r"(out0),
+        [m] "=&r"(m), [s] "=&r"(s), [bit] "=&r"(bit), [half_m1] "=&r"(half_m1),
+        [a] "=&r"(a), [h] "=&r"(h)
+      : [off] "r"(off), [zp] "r"(zp), [lo] "r"(lo), [hi] "r"(hi), [end] "m"(end)
+      : "cc", "memory");
+#undef QK_DSP_RQ_PIXEL
+}
+
+/* Every output channel of two pixels (x0, x1; out1 NULL for one): channel pairs of the
+ * inlined 2 x 2 dot product write their sums (bias included) to the stack, and a second
+ * loop requantizes QK_DSP_PASS channels at a time (a 2 x 2 block's requantization inline
+ * reloaded the constants from the stack for every output). */
 static QK_NOINLINE void qk_dsp_pointwise_pair(const int8_t *x0, const int8_t *x1,
                                               const int8_t *weights, int32_t in_c,
                                               int32_t out_c, const int32_t *bias,
                                               const qanas_requant_t *rq, int32_t vector_rq,
                                               int8_t *out0, int8_t *out1) {
-  for (int32_t o = 0; o < out_c; o += QK_BLOCK_CH) {
+  int32_t sums[2 * QK_DSP_PASS]; /* pixel-interleaved: sums[2 j + p] */
+  for (int32_t o0 = 0; o0 < out_c; o0 += QK_DSP_PASS) {
+    const int32_t n = out_c - o0 < QK_DSP_PASS ? out_c - o0 : QK_DSP_PASS;
+    for (int32_t j = 0; j < n; j += 2) {
+      const int32_t o = o0 + j, second = j + 1 < n; /* an odd last channel: row o twice */
+      const int8_t *w0 = weights + o * in_c;
+      int32_t acc[4] = {bias[o], bias[o + second], bias[o], bias[o + second]};
+      qk_dsp_dot_2x2(x0, x1, w0, w0 + second * in_c, in_c, acc);
+      sums[2 * j] = acc[0], sums[2 * j + 1] = acc[2];
+      sums[2 * j + 2] = acc[1], sums[2 * j + 3] = acc[3];
+    }
+    if (vector_rq && out1 != 0) {
+      qk_dsp_requant_pair(sums, n, rq->multiplier + o0, rq->shift + o0, rq, out0 + o0,
+                          out1 + o0);
+      continue;
+    }
+    for (int32_t j = 0; j < n; ++j) { /* one pixel, or a shift > -2 (scales >= 0.25) */
+      const int32_t o = o0 + j, m = rq->multiplier[o], sh = rq->shift[o];
+      const int32_t zp = rq->output_zero_point, lo = rq->qmin, hi = rq->qmax;
+      out0[o] = (int8_t)qk_requantize(sums[2 * j], m, sh, zp, lo, hi);
+      if (out1 != 0) {
+        out1[o] = (int8_t)qk_requantize(sums[2 * j + 1], m, sh, zp, lo, hi);
+      }
+    }
+  }
+}
+#endif
+
+#if defined(QK_ISA_AVX2)
+/* Every output channel of two pixels (x0, x1; out1 NULL for one), 4 channels at a time:
+ * the dot products, the bias and the 8-lane requantization stay in vector registers. */
+static QK_NOINLINE void qk_avx2_pointwise_pair(const int8_t *x0, const int8_t *x1,
+                                               const int8_t *weights, int32_t in_c,
+                                               int32_t out_c, const int32_t *bias,
+                                               const qanas_requant_t *rq, int32_t vector_rq,
+                                               int8_t *out0, int8_t *out1) {
+  int32_t o = 0;
+  if (vector_rq) {
+    for (; o + QK_BLOCK_CH <= out_c; o += QK_BLOCK_CH) {
+      const __m256i b = _mm256_broadcastsi128_si256(
+          _mm_loadu_si128((const __m128i *)(bias + o)));
+      const __m256i sums = qk_avx2_dot_2x4(x0, x1, weights + o * in_c, in_c, QK_BLOCK_CH,
+                                           in_c);
+      qk_avx2_store_2x4(_mm256_add_epi32(sums, b), rq, o, out0, out1);
+    }
+  }
+  for (; o < out_c; o += QK_BLOCK_CH) {
     const int32_t rows = out_c - o < QK_BLOCK_CH ? out_c - o : QK_BLOCK_CH;
-    const int8_t *w0 = weights + o * in_c;
     int32_t acc[QK_BLOCK_PX * QK_BLOCK_CH];
     qk_init_block(acc, bias, o, rows);
-    qk_dsp_dot_2x2(x0, x1, w0, rows > 1 ? w0 + in_c : w0, in_c, acc);
-    qk_store_block(acc, rq, o, rows, vector_rq, out0, out1);
+    qk_dot_block(x0, x1, weights + o * in_c, in_c, rows, in_c, acc);
+    qk_store_block(acc, rq, o, rows, 0, out0, out1);
   }
 }
 #endif
@@ -57,6 +163,9 @@ qanas_status_t qanas_pointwise_conv_s8(int32_t pixels, int32_t in_c, int32_t out
     int8_t *out1 = two_pixels ? out0 + out_c : 0;
 #if defined(QK_ISA_DSP)
     qk_dsp_pointwise_pair(x0, x1, weights, in_c, out_c, bias, rq, vector_rq, out0, out1);
+    continue;
+#elif defined(QK_ISA_AVX2)
+    qk_avx2_pointwise_pair(x0, x1, weights, in_c, out_c, bias, rq, vector_rq, out0, out1);
     continue;
 #endif
     for (int32_t o = 0; o < out_c; o += QK_BLOCK_CH) {
