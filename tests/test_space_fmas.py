@@ -1,4 +1,5 @@
-"""`fmas-mbv2`: keep rule, exact cardinality, group transitions, stride-3 sizes, pretrained init.
+"""`fmas-mbv2`: keep rule, exact cardinality, group transitions, stride-3 sizes, pretrained init,
+the paper's seed costs and the refusal of checkpoints of the earlier space.
 
 The generic supernet/extract/cost/ONNX checks run over this space in
 `test_space_mbv2.py`; the reference MobileNetV2 in torchvision's layout lives there too.
@@ -13,10 +14,15 @@ import pytest
 import torch
 from test_space_mbv2 import randomize_bn, reference_state_dict
 
+from qanas.errors import CheckpointError
 from qanas.space import SubnetConfig, get_space
 from qanas.space.fmas_mbv2 import GROUPS
+from qanas.space.mbv2_layout import MBV2Layout
 from qanas.supernet.blocks import InvertedResidual
+from qanas.supernet.mbv2 import MobileNetV2Supernet
 from qanas.supernet.pretrained import load_mobilenet_v2_state_dict
+from qanas.train.checkpoint import load_supernet, save_checkpoint
+from targets.cost import total_macs, total_params
 
 SPACE = get_space("fmas-mbv2")
 
@@ -76,7 +82,7 @@ def test_stride_three_sizes_and_smallest_inputs(size):
     specs = SPACE.layer_specs(cfg, size)
     encoder_out = [s for s in specs if s.name.startswith("features.17.project")][0].out_hw
     h, w = size
-    for stride in (2, 3, 3, 2, 2, 2):  # stem, s2, s4, features.7, s14, s17
+    for stride in (2, 3, 3, 2, 2):  # stem, s2, s4, s7, s14
         h, w = -(-h // stride), -(-w // stride)
     assert encoder_out == (h, w) and min(encoder_out) >= 1
     net = SPACE.build_supernet(3).eval()
@@ -87,10 +93,12 @@ def test_stride_three_sizes_and_smallest_inputs(size):
 def test_seed_and_plain_mobilenet_v2_reproduce_reference_encoders():
     net = SPACE.build_supernet(3).eval()
     x = torch.randn(1, 3, 64, 64)
-    # Plain MobileNetV2 (output stride 32) and the DeepLabV3 output-stride-16 seed.
+    # Plain MobileNetV2 (output stride 32) and the paper's output-stride-8 seed.
+    plain = {f"d{i}": "d1" for i in range(12, 18)}
+    seed_overrides = {7: (1, 1), 12: (1, 2), 13: (1, 2), 14: (1, 2), 15: (1, 4), 16: (1, 4), 17: (1, 4)}
     cases = [
-        (with_labels(SPACE.seed_config(), s14="s2", d15="d1", d16="d1", d17="d1"), None),
-        (SPACE.seed_config(), {14: (1, 1), 15: (1, 2), 16: (1, 2), 17: (1, 2)}),
+        (with_labels(SPACE.seed_config(), s7="s2", s14="s2", **plain), None),
+        (SPACE.seed_config(), seed_overrides),
     ]
     for cfg, overrides in cases:
         ref, state = reference_state_dict(overrides)
@@ -102,8 +110,37 @@ def test_seed_and_plain_mobilenet_v2_reproduce_reference_encoders():
 def test_decisions_follow_the_fmas_description():
     sizes = {d.name: d.options for d in SPACE.decisions}
     assert sizes["s2"] == sizes["s4"] == ("s2", "s3")
-    assert sizes["s14"] == sizes["s17"] == ("s1", "s2")
+    assert sizes["s7"] == sizes["s14"] == ("s1", "s2")
     assert all(sizes[f"d{i}"] == ("d1", "d2") for i in (12, 13, 14))
     assert all(sizes[f"d{i}"] == ("d1", "d2", "d3", "d4") for i in (15, 16, 17))
     assert [w for w, _, _ in GROUPS] == [24, 32, 64, 96, 160]
     assert sum(name.startswith("k") for name in sizes) == sum(len(idxs) for _, idxs, _ in GROUPS)
+
+
+def test_seed_reaches_output_stride_eight_with_the_papers_strides_and_dilations():
+    plan = SPACE.plan(SPACE.seed_config())
+    first = {b.index: (b.stride, b.dilation) for b in plan.blocks}
+    assert [first[i][0] for i in (2, 4, 7, 14)] == [2, 2, 1, 1]
+    assert [first[i][1] for i in range(12, 18)] == [2, 2, 2, 4, 4, 4]
+    specs = SPACE.layer_specs(SPACE.seed_config(), (64, 64))
+    assert [s for s in specs if s.name == "features.17.project"][0].out_hw == (8, 8)
+
+
+@pytest.mark.parametrize(("arch", "gmacs", "mparams"), [("seed", 9.73, 2.14)])
+def test_published_costs_within_ten_percent(arch, gmacs, mparams):
+    """FMAS reports FLOPs that are MACs, at 513x513 on PASCAL VOC (21 classes)."""
+    specs = SPACE.layer_specs(SPACE.resolve(arch), (513, 513), num_classes=21)
+    assert total_macs(specs) / 1e9 == pytest.approx(gmacs, rel=0.10)
+    assert total_params(specs) / 1e6 == pytest.approx(mparams, rel=0.10)
+
+
+def test_checkpoint_of_the_earlier_space_is_refused_with_the_fix(tmp_path):
+    """The earlier fmas-mbv2 had a DeepLabV3 ASPP head: its weights do not fit this supernet."""
+    current = SPACE.layout()
+    earlier = MBV2Layout(current.slots, aspp_channels=256, lraspp_channels=None)
+    old = MobileNetV2Supernet(SPACE, 21, earlier)
+    path = save_checkpoint(tmp_path / "supernet.pt", {
+        "space": SPACE.name, "num_classes": 21, "image_size": [64, 64], "dataset": "voc",
+        "model": old.state_dict(), "epoch": 1, "config": {}, "history": []})
+    with pytest.raises(CheckpointError, match="space definition changed.*retrain with `qanas train-supernet`"):
+        load_supernet(path)

@@ -1,4 +1,5 @@
-"""Analytic layer specs of the standard blocks (conv-BN-act, inverted residual, ASPP, LR-ASPP).
+"""Analytic layer specs of the standard blocks (conv-BN-act, inverted residual, ASPP, LR-ASPP,
+the light DeepLabV3+ head).
 
 A space describes its subnets' layers with these (`SearchSpace.layer_specs`), for the
 analytic cost models, without building a module: each function returns the
@@ -74,6 +75,25 @@ def aspp_specs(name: str, in_ch: int, in_hw: tuple[int, int], rates: Sequence[in
     return specs
 
 
+def lite_plus_specs(name: str, high_ch: int, low_ch: int, mid_ch: int, low_out: int, num_classes: int,
+                    high_hw: tuple[int, int], low_hw: tuple[int, int], act: str = "relu") -> list[LayerSpec]:
+    """Layer specs of a `LiteDeepLabV3PlusHead` built with the same arguments."""
+    specs = conv_bn_act_specs(f"{name}.b0", high_ch, mid_ch, high_hw, 1, act=act)
+    specs.append(LayerSpec("global_pool", f"{name}.pool", high_ch, high_ch, high_hw, (1, 1)))
+    specs += conv_bn_act_specs(f"{name}.pool.conv", high_ch, mid_ch, (1, 1), 1, act=act)
+    specs.append(LayerSpec("resize", f"{name}.pool.resize", mid_ch, mid_ch, (1, 1), high_hw))
+    specs.append(LayerSpec("concat", f"{name}.cat", 2 * mid_ch, 2 * mid_ch, high_hw, high_hw))
+    specs += conv_bn_act_specs(f"{name}.project", 2 * mid_ch, mid_ch, high_hw, 1, act=act)
+    specs.append(LayerSpec("resize", f"{name}.resize", mid_ch, mid_ch, high_hw, low_hw))
+    specs += conv_bn_act_specs(f"{name}.low", low_ch, low_out, low_hw, 1, act=act)
+    fused = mid_ch + low_out
+    specs.append(LayerSpec("concat", f"{name}.fuse_cat", fused, fused, low_hw, low_hw))
+    specs += conv_bn_act_specs(f"{name}.fuse.dw", fused, fused, low_hw, 3, groups=fused, act=act)
+    specs += conv_bn_act_specs(f"{name}.fuse.pw", fused, mid_ch, low_hw, 1, act=act)
+    specs += conv_bn_act_specs(f"{name}.classifier", mid_ch, num_classes, low_hw, 1, act=None, bias=True)
+    return specs
+
+
 def lraspp_specs(name: str, high_ch: int, low_ch: int, mid_ch: int, num_classes: int,
                  high_hw: tuple[int, int], low_hw: tuple[int, int], act: str = "relu") -> list[LayerSpec]:
     """Layer specs of an `LRASPPHead` built with the same arguments."""
@@ -89,4 +109,4 @@ def lraspp_specs(name: str, high_ch: int, low_ch: int, mid_ch: int, num_classes:
 
 
 __all__ = ["aspp_specs", "conv_bn_act_specs", "conv_out_hw", "expanded_channels",
-           "inverted_residual_specs", "lraspp_specs"]
+           "inverted_residual_specs", "lite_plus_specs", "lraspp_specs"]

@@ -19,6 +19,7 @@ from qanas.space.layer_specs import (
     conv_bn_act_specs,
     conv_out_hw,
     inverted_residual_specs,
+    lite_plus_specs,
     lraspp_specs,
 )
 from targets.cost import LayerSpec
@@ -44,18 +45,21 @@ class MBV2Layout:
 
     Attributes:
         slots: `features.2` … in order.
-        aspp_channels: ASPP width (DeepLabV3 uses 256).
+        aspp_channels: ASPP width (DeepLabV3 uses 256), or None when the space has no ASPP head.
         aspp_rates: initial atrous rates (a plan may change them).
         lraspp_channels: LR-ASPP width, or None when the space has no LR-ASPP head.
         low_after: features index whose output (after all kept blocks up to it) is
-            LR-ASPP's low-level input.
+            the low-level input of LR-ASPP and of the light DeepLabV3+ head.
+        lite_plus_channels: (width, low-level 1x1 width) of the light DeepLabV3+ head
+            (`qanas.supernet.blocks.LiteDeepLabV3PlusHead`), or None when the space has none.
     """
 
     slots: tuple[BlockSlot, ...]
-    aspp_channels: int = 256
+    aspp_channels: int | None = 256
     aspp_rates: tuple[int, ...] = (6, 12, 18)
     lraspp_channels: int | None = None
     low_after: int = 6
+    lite_plus_channels: tuple[int, int] | None = None
 
     @property
     def encoder_channels(self) -> int:
@@ -81,7 +85,8 @@ class ActiveBlock:
 
 @dataclass(frozen=True)
 class MBV2Plan:
-    """A subnet of an `MBV2Layout`: kept blocks (in order) and the head ("aspp" or "lraspp")."""
+    """A subnet of an `MBV2Layout`: kept blocks (in order) and the head ("aspp", "lraspp" or
+    "lite_plus"; `rates` only matter to "aspp")."""
 
     blocks: tuple[ActiveBlock, ...]
     head: str
@@ -106,6 +111,11 @@ def plan_layer_specs(layout: MBV2Layout, plan: MBV2Plan, image_size: tuple[int, 
     if plan.head == "lraspp":
         specs += lraspp_specs("head", layout.encoder_channels, low_ch, layout.lraspp_channels, num_classes,
                               hw, low_hw)
+        logits_hw = low_hw
+    elif plan.head == "lite_plus":
+        mid_ch, low_out = layout.lite_plus_channels
+        specs += lite_plus_specs("head", layout.encoder_channels, low_ch, mid_ch, low_out, num_classes,
+                                 hw, low_hw)
         logits_hw = low_hw
     else:
         specs += aspp_specs("head", layout.encoder_channels, hw, plan.rates, layout.aspp_channels, num_classes)

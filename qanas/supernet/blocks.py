@@ -170,6 +170,36 @@ class ASPPHead(nn.Module):
         return self.classifier(y)
 
 
+class LiteDeepLabV3PlusHead(nn.Module):
+    """Light DeepLabV3+ head: ASPP without atrous branches, then the DeepLabV3+ decoder.
+
+    The encoder feature goes through a 1x1 conv and the image-pooling branch (the
+    ASPP of DeepLab's MobileNetV2 models, which drop the atrous 3x3 branches), a
+    1x1 projection, and is resized to the low-level feature; the low-level feature's
+    1x1 conv (`low_out` channels) is concatenated with it and one depthwise-separable
+    3x3 conv fuses them before the 1x1 classifier. `forward(low, high)` returns
+    logits at the low-level feature's resolution.
+    """
+
+    def __init__(self, high_ch: int, low_ch: int, mid_ch: int, low_out: int, num_classes: int,
+                 act: str = "relu"):
+        super().__init__()
+        self.b0 = ConvBNAct(high_ch, mid_ch, 1, act=act)
+        self.pooling = ASPPPooling(high_ch, mid_ch, act)
+        self.project = ConvBNAct(2 * mid_ch, mid_ch, 1, act=act)
+        self.low = ConvBNAct(low_ch, low_out, 1, act=act)
+        fused = mid_ch + low_out
+        self.fuse = nn.Sequential(ConvBNAct(fused, fused, 3, groups=fused, act=act),
+                                  ConvBNAct(fused, mid_ch, 1, act=act))
+        self.classifier = nn.Conv2d(mid_ch, num_classes, 1, bias=True)
+
+    def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        """Logits at the resolution of `low`."""
+        y = self.project(torch.cat([self.b0(high), self.pooling(high)], dim=1))
+        y = torch.cat([upsample_to(y, low), self.low(low)], dim=1)
+        return self.classifier(self.fuse(y))
+
+
 class LRASPPHead(nn.Module):
     """Lite R-ASPP (MobileNetV3 segmentation head) over a high- and a low-level feature.
 
@@ -199,6 +229,7 @@ __all__ = [
     "ConvBNAct",
     "InvertedResidual",
     "LRASPPHead",
+    "LiteDeepLabV3PlusHead",
     "make_activation",
     "upsample_to",
 ]

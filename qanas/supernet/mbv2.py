@@ -1,4 +1,4 @@
-"""MobileNetV2 encoder + DeepLabV3 / LR-ASPP supernet shared by `mbv2-deeplab` and `fmas-mbv2`.
+"""MobileNetV2 encoder + DeepLabV3 / LR-ASPP / light DeepLabV3+ supernet of `mbv2-deeplab` and `fmas-mbv2`.
 
 A space describes its supernet with an `MBV2Layout` (the max size of each of
 MobileNetV2's inverted-residual positions `features.2` … `features.17`, and the
@@ -32,6 +32,7 @@ from qanas.supernet.blocks import (
     ASPPHead,
     ConvBNAct,
     InvertedResidual,
+    LiteDeepLabV3PlusHead,
     LRASPPHead,
     upsample_to,
 )
@@ -83,20 +84,24 @@ class MobileNetV2Supernet(Supernet):
         features: list[nn.Module] = [_stem(), _first_block()]
         features += [DynamicInvertedResidual(s.max_in, s.out_ch, s.max_kernel, s.max_expand) for s in layout.slots]
         self.features = nn.ModuleList(features)
-        self.aspp = ASPPHead(layout.encoder_channels, layout.aspp_rates, layout.aspp_channels, num_classes)
-        self.lraspp = None
+        self.aspp = self.lraspp = self.lite_plus = None
+        low_ch = layout.channels_after(layout.low_after)
+        if layout.aspp_channels is not None:
+            self.aspp = ASPPHead(layout.encoder_channels, layout.aspp_rates, layout.aspp_channels, num_classes)
         if layout.lraspp_channels is not None:
-            self.lraspp = LRASPPHead(layout.encoder_channels, layout.channels_after(layout.low_after),
-                                     layout.lraspp_channels, num_classes)
+            self.lraspp = LRASPPHead(layout.encoder_channels, low_ch, layout.lraspp_channels, num_classes)
+        if layout.lite_plus_channels is not None:
+            self.lite_plus = LiteDeepLabV3PlusHead(layout.encoder_channels, low_ch, *layout.lite_plus_channels,
+                                                   num_classes)
         self._plan: MBV2Plan | None = None
         self.set_active(space.max_config())
 
     def gate_modules(self) -> dict[str, nn.Module]:
-        """``features.<i>`` (the searchable blocks), ``head.aspp`` and ``head.lraspp``."""
+        """``features.<i>`` (the searchable blocks) and ``head.<name>`` of each head the layout has."""
         units = {f"features.{i}": self.features[i] for i in range(2, len(self.features))}
-        units["head.aspp"] = self.aspp
-        if self.lraspp is not None:
-            units["head.lraspp"] = self.lraspp
+        for name in ("aspp", "lraspp", "lite_plus"):
+            if getattr(self, name) is not None:
+                units[f"head.{name}"] = getattr(self, name)
         return units
 
     def _apply_active(self, cfg: SubnetConfig) -> None:
@@ -116,7 +121,8 @@ class MobileNetV2Supernet(Supernet):
             y = self.features[ab.index](y)
             if ab.index <= self.layout.low_after:
                 low = y
-        logits = self.lraspp(low, y) if plan.head == "lraspp" else self.aspp(y)
+        head = getattr(self, plan.head)
+        logits = head(y) if plan.head == "aspp" else head(low, y)
         return upsample_to(logits, x)
 
     def extract(self, cfg: SubnetConfig) -> MobileNetV2Seg:
@@ -131,12 +137,10 @@ class MobileNetV2Supernet(Supernet):
             block.configure(ab.in_ch, ab.kernel, ab.expand, ab.stride, ab.dilation)
             (low if ab.index <= self.layout.low_after else high).append(block.to_static())
             block.configure(*saved)
-        if plan.head == "lraspp":
-            head = copy.deepcopy(self.lraspp)
-        else:
-            head = copy.deepcopy(self.aspp)
+        head = copy.deepcopy(getattr(self, plan.head))
+        if plan.head == "aspp":
             head.set_rates(plan.rates)
-        model = MobileNetV2Seg(nn.Sequential(*low), nn.Sequential(*high), head, plan.head == "lraspp")
+        model = MobileNetV2Seg(nn.Sequential(*low), nn.Sequential(*high), head, plan.head != "aspp")
         return model.train(self.training)
 
 
