@@ -5,7 +5,9 @@ every quantized tensor) with opset 17, so that HardSwish stays one op. The
 exporter computes the output size of every `F.interpolate` from `Shape` ops;
 since our models have static shapes, those size computations are evaluated once
 and replaced by constants, leaving the compiler a graph whose only Concat ops are
-real tensor concats.
+real tensor concats. Weights quantized to 4 bits (mixed precision) are stored as
+ONNX INT4 initializers, which moves that model to opset 21
+(`qanas.quant.int4_export`); an all-int8 model is unchanged by that step.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 
 from qanas.quant.errors import ExportError
+from qanas.quant.int4_export import pack_int4_weights
 
 __all__ = ["compare_with_onnx", "export_qdq", "float_compute_edges", "output_quant_params",
            "run_onnx"]
@@ -71,6 +74,7 @@ def export_qdq(qmodel: nn.Module, example: torch.Tensor, path: str | os.PathLike
             f"cannot lower them): " + "; ".join(f"{p} -> {c} ({op})" for p, op, c in bad)
             + ". quantize_model requantizes convs feeding Sigmoid/Hardsigmoid/Hardswish; a "
             "model not built by it needs the same")
+    model, _ = pack_int4_weights(model)  # 4-bit layers: INT4 initializers at opset 21
     onnx.save(model, str(path))
     return path
 
