@@ -84,6 +84,8 @@ def test_bad_layer_bits_are_refused(subnet):
         QuantSpec(layer_weight_bits=(("x", 9),))
     with pytest.raises(QuantizationError, match="not a Conv2d"):
         quantize_model(subnet, QuantSpec(layer_weight_bits=(("nope", 4),)))
+    with pytest.raises(QuantizationError, match="not convs of this model"):
+        quantize_fast(subnet, QuantSpec(layer_weight_bits=(("nope", 4),)))
     spec = QuantSpec(layer_weight_bits=(("a.b", 4),))
     assert QuantSpec.from_dict(spec.to_dict()) == spec
     assert spec.to_str() == "w8cm-a8u-b32"

@@ -32,12 +32,20 @@ class QuantGraphModel(nn.Module):
 
     Args:
         graph: the planned graph (see `plan_quant_graph`).
+
+    Raises:
+        QuantizationError: `spec.layer_weight_bits` names a layer that is not a conv of it.
     """
 
     def __init__(self, graph: QuantGraph):
         super().__init__()
         self.graph = graph
         self.spec = graph.spec
+        convs = [n.meta["module"] for n in graph.nodes if n.kind == "conv"]
+        unknown = sorted({name for name, _ in self.spec.layer_weight_bits} - set(convs))
+        if unknown:
+            raise QuantizationError(f"QuantSpec.layer_weight_bits names {unknown}, not convs of "
+                                    f"this model; its convs are: {convs[:8]}...")
         self._observing = False
         self._weights: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
         self._groups = {id(n.quant.quantizer.group): n.quant.quantizer.group
