@@ -7,7 +7,7 @@ attributes and graph structure).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -26,12 +26,14 @@ def node_attrs(node: onnx.NodeProto) -> dict:
 
 @dataclass(frozen=True)
 class ModelFacts:
-    """What the checks read: folded constants, static shapes, element types, producers."""
+    """What the checks read: folded constants, static shapes, element types, producers and
+    consumers (tensor name → the (node, input index) pairs reading it)."""
 
     consts: dict[str, np.ndarray]
     shapes: dict[str, tuple[int, ...]]
     dtypes: dict[str, int]
     producers: dict[str, onnx.NodeProto]
+    consumers: dict[str, list[tuple[onnx.NodeProto, int]]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, model: onnx.ModelProto, consts: dict[str, np.ndarray],
@@ -45,7 +47,12 @@ class ModelFacts:
             if name not in dtypes and value.dtype != object:
                 dtypes[name] = helper.np_dtype_to_tensor_dtype(value.dtype)
         producers = {o: n for n in g.node for o in n.output if o}
-        return cls(consts, shapes, dtypes, producers)
+        consumers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
+        for n in g.node:
+            for i, name in enumerate(n.input):
+                if name:
+                    consumers.setdefault(name, []).append((n, i))
+        return cls(consts, shapes, dtypes, producers, consumers)
 
     def dq_source(self, name: str) -> onnx.NodeProto | None:
         """The ``DequantizeLinear`` node producing ``name``, or None."""

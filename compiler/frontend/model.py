@@ -34,6 +34,9 @@ class ImportedModel:
         outputs: ``main``'s results in order (a tuple result when there are several).
         quantized: the source model carries int8 quantization (QDQ or QLinear ops).
         source: where the model came from (a path, ``"onnx.ModelProto"`` or ``"torch.export"``).
+        int4_weights: `compiler.int4.weight_digest` of each INT4 weight of the source (their
+            int8 values in the module): convolutions whose weights the kernel library may
+            store packed two per byte.
     """
 
     mod: tvm.IRModule
@@ -41,6 +44,7 @@ class ImportedModel:
     outputs: tuple[TensorInfo, ...]
     quantized: bool
     source: str
+    int4_weights: frozenset[str] = frozenset()
 
     def with_module(self, mod: tvm.IRModule, **changes) -> ImportedModel:
         """Returns a copy with ``mod`` replaced (and any other field given by keyword)."""

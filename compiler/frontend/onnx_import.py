@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 import tvm
-from onnx import helper, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 from tvm import relax
 
@@ -27,6 +27,7 @@ from compiler.frontend import onnx_ops
 from compiler.frontend.model import ImportedModel, TensorInfo
 from compiler.frontend.support import GraphFacts, check_node
 from compiler.frontend.validate import check_model_values, check_versions
+from compiler.int4 import as_int8, weight_digest
 
 #: Ops that carry quantization; a model with any of them is "quantized".
 QUANT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger"})
@@ -147,7 +148,8 @@ def fold_constants(model: onnx.ModelProto, shapes, opset: int) -> dict[str, np.n
     A fold that fails (a node ONNX's reference evaluator cannot compute on these
     values) raises `InvalidModelError` naming the node.
     """
-    consts = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    consts = {init.name: as_int8(numpy_helper.to_array(init))  # INT4: int8 values
+              for init in model.graph.initializer}
     names = set(consts)
     for node in model.graph.node:
         if not _foldable(node, names, shapes):
@@ -270,8 +272,11 @@ def import_onnx(model: onnx.ModelProto, source: str) -> ImportedModel:
     mod = relax.transform.Normalize()(bb.get())
     outputs = tuple(TensorInfo(o.name, shapes[o.name], dtypes[o.name]) for o in graph.output)
     quantized = any(n.op_type in QUANT_OPS for n in graph.node)
+    dequantized = {n.input[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    int4 = frozenset(weight_digest(consts[t.name]) for t in graph.initializer
+                     if t.data_type == TensorProto.INT4 and t.name in dequantized)
     return ImportedModel(mod=mod, inputs=tuple(inputs), outputs=outputs, quantized=quantized,
-                         source=source)
+                         source=source, int4_weights=int4)
 
 
 __all__ = ["DQConst", "QUANT_OPS", "check_onnx", "import_onnx"]

@@ -16,8 +16,10 @@ The limits and why:
   but has no ``QuantizeLinear``-28 kernel; a test checks both ends).
 * every required input present (an empty name where the op's schema needs a tensor).
 * ``QuantizeLinear`` outputs and activation ``DequantizeLinear`` inputs: int8 or uint8.
-  int32 is accepted only for a constant (a bias). int16, int4, float8 ... are refused
-  by name until the kernels support them.
+  int32 is accepted only for a constant (a bias), signed int4 only for a constant Conv
+  weight (`check_int4_weight`: symmetric, read by Conv weights alone; docs/int4-weights.md).
+  int16, int4 activations, uint4, float8 ... are refused by name until the kernels
+  support them.
 * scales: finite, > 0 and float32-normal (`MIN_SCALE`); every requantization factor
   (input scale · weight scale / output scale) below `MAX_REQUANT_FACTOR`, the largest
   a Q31 multiplier represents (`compiler.int8.quantize_multiplier`).
@@ -46,6 +48,7 @@ from compiler.frontend.validate_attrs import (
     check_inputs_present,
     check_pool,
 )
+from compiler.frontend.validate_int4 import check_int4_weight, refuse_four_bit
 
 #: Oldest default-domain opset accepted (``QuantizeLinear`` appeared in opset 10).
 MIN_OPSET = 10
@@ -154,6 +157,7 @@ def _check_axis(node: onnx.NodeProto, facts: ModelFacts, scale: np.ndarray,
 
 def _check_qdq(node: onnx.NodeProto, facts: ModelFacts) -> None:
     where = node_name(node)
+    refuse_four_bit(node, facts)
     if node.op_type == "QuantizeLinear":
         tensor, elem = node.output[0], facts.dtypes.get(node.output[0])
         if elem is not None and elem not in QUANT_DTYPES:
@@ -164,7 +168,9 @@ def _check_qdq(node: onnx.NodeProto, facts: ModelFacts) -> None:
     else:
         tensor, elem = node.input[0], facts.dtypes.get(node.input[0])
         is_const = node.input[0] in facts.consts
-        if elem is not None and elem not in QUANT_DTYPES and not (
+        if elem == TensorProto.INT4 and is_const:
+            check_int4_weight(node, facts)
+        elif elem is not None and elem not in QUANT_DTYPES and not (
                 elem == TensorProto.INT32 and is_const):
             what = "constant" if is_const else "activation"
             raise UnsupportedOpError(

@@ -22,6 +22,10 @@ The arguments of each call, in order (all ``DLTensor``s; constants are in ``weig
 | ``qanas_global_avg_pool_s8`` | input, output |
 | ``qanas_add_s8``, ``qanas_mul_s8`` | a, b, output |
 | ``qanas_inverted_residual_s8`` | input, [expand weights, bias, multiplier, shift], depthwise ..., project ..., [rescale multiplier, shift], output |
+| ``qanas_conv2d_s4``, ``qanas_pointwise_conv_s4`` | input, int4 weights packed two per byte (`compiler.kernels.packing_s4`), bias, multiplier, shift, output |
+
+The int4-weight calls' adapters are in ``runtime/c/src/kernel_steps_s4.c``
+(``qanas/kernel_steps_s4.h``, `STEP_TYPES_S4`).
 
 The fused inverted residual is the one call with arena scratch (its ring of expanded
 rows, `compiler.kernels.irb.scratch_bytes`), carried in its parameters as
@@ -51,13 +55,22 @@ STEP_TYPES = {
 }
 """Library function → the C struct of its step parameters (``qanas/kernel_steps.h``)."""
 
+STEP_TYPES_S4 = {
+    "qanas_conv2d_s4": "qanas_conv_step_t",
+    "qanas_pointwise_conv_s4": "qanas_conv_step_t",
+}
+"""The int4-weight convolutions → their step struct (adapters in ``qanas/kernel_steps_s4.h``)."""
+
+ALL_STEP_TYPES = {**STEP_TYPES, **STEP_TYPES_S4}
+"""Every library function a graph may call."""
+
 
 @dataclass(frozen=True)
 class LibraryCall:
     """One library call of the graph (the tag of its PrimFunc).
 
     Attributes:
-        function: the library function (a key of `STEP_TYPES`).
+        function: the library function (a key of `ALL_STEP_TYPES`).
         params: its step parameters, nested as the C struct is (ints only).
     """
 
@@ -72,7 +85,12 @@ class LibraryCall:
     @property
     def step_type(self) -> str:
         """The C struct type of the parameters."""
-        return STEP_TYPES[self.function]
+        return ALL_STEP_TYPES[self.function]
+
+    @property
+    def int4_weights(self) -> bool:
+        """The call reads int4 weights (its adapter is in ``qanas/kernel_steps_s4.h``)."""
+        return self.function in STEP_TYPES_S4
 
     def to_json(self) -> str:
         """The tag text (`LIBRARY_ATTR`)."""
@@ -103,9 +121,9 @@ def library_call(func) -> LibraryCall | None:
     if attrs is None or LIBRARY_ATTR not in attrs:
         return None
     tag = json.loads(str(attrs[LIBRARY_ATTR]))
-    if tag.get("function") not in STEP_TYPES:
+    if tag.get("function") not in ALL_STEP_TYPES:
         raise ValueError(f"PrimFunc tagged {LIBRARY_ATTR} with unknown function "
-                         f"{tag.get('function')!r}; known: {sorted(STEP_TYPES)}")
+                         f"{tag.get('function')!r}; known: {sorted(ALL_STEP_TYPES)}")
     return LibraryCall(tag["function"], tag["params"])
 
 

@@ -9,9 +9,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compiler.errors import CompilerError
+from compiler.errors import CompilerError, UnsupportedOpError
 from compiler.npu.vela import VelaResult, run_vela
 from targets import Target
+
+
+def refuse_int4(model: str | Path) -> None:
+    """Refuses a QDQ ONNX model with 4-bit weights: Vela compiles int8 (and int16)
+    tensors only, so an Ethos-U target takes all-int8 models.
+
+    Raises:
+        UnsupportedOpError: naming the 4-bit weights and the fix.
+    """
+    from compiler.int4 import four_bit_initializers
+    from compiler.onnx_file import read_onnx
+
+    four_bit = four_bit_initializers(read_onnx(model))
+    if four_bit:
+        raise UnsupportedOpError(
+            f"{model}: Ethos-U targets run int8 weights only (Vela has no int4), but "
+            f"{len(four_bit)} weight(s) are 4-bit ({', '.join(repr(n) for n in four_bit[:3])}"
+            f"{' ...' if len(four_bit) > 3 else ''}); search and export this target with "
+            "8-bit weights only (--bits int8, the default), or pick a CPU target for int4")
 
 
 def as_tflite(model: str | Path, work_dir: str | Path) -> Path:
@@ -20,6 +39,7 @@ def as_tflite(model: str | Path, work_dir: str | Path) -> Path:
     Raises:
         FileNotFoundError: `model` does not exist.
         CompilerError: `model` is neither a ``.tflite`` nor an ``.onnx`` file.
+        UnsupportedOpError: the ONNX model has 4-bit weights (`refuse_int4`).
     """
     model = Path(model)
     if not model.is_file():
@@ -29,6 +49,7 @@ def as_tflite(model: str | Path, work_dir: str | Path) -> Path:
     if model.suffix != ".onnx":
         raise CompilerError(f"{model}: an NPU target takes a QDQ .onnx model (qanas eval "
                             "--export) or an int8 .tflite; got a {model.suffix or 'no'} file")
+    refuse_int4(model)
     from compiler.tflite import export_tflite
 
     out = Path(work_dir) / f"{model.stem}.tflite"

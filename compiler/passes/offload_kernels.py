@@ -16,7 +16,9 @@ A matched group becomes one ``R.call_tir`` of a PrimFunc whose body is the
 packed by `compiler.kernels.packing` for the target's `kernel_isa`:
 
 * conv2d (pointwise, k×k, grouped, stems): ``qanas_pointwise_conv_s8`` /
-  ``qanas_conv2d_s8``; depthwise (stride, dilation, multiplier):
+  ``qanas_conv2d_s8``; with int4 weights (the source's INT4 initializers,
+  `compiler.int4`) ``qanas_pointwise_conv_s4`` / ``qanas_conv2d_s4``, the weights packed
+  two per byte by `compiler.kernels.packing_s4`; depthwise (stride, dilation, multiplier):
   ``qanas_depthwise_conv2d_s8``;
 * average pooling (all-ones depthwise sums): ``qanas_avg_pool2d_s8``; global average
   pooling (``sum`` over H, W): ``qanas_global_avg_pool_s8``;
@@ -43,7 +45,8 @@ import tvm
 from tvm import relax, te, tirx
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from compiler.kernels import packing
+from compiler.int4 import weight_digest
+from compiler.kernels import packing, packing_s4
 from compiler.kernels.calls import LIBRARY_ATTR, LibraryCall
 from compiler.passes._common import const_value, dtype_of, is_op, prim_number, shape_of
 from compiler.passes.fuse_inverted_residual import _vars_in as _vars
@@ -89,8 +92,9 @@ def _key(var) -> int:
 class _Groups:
     """Bindings of ``main`` with their users, and the group matchers."""
 
-    def __init__(self, func: relax.Function, mod: tvm.IRModule, isa: str):
-        self.mod, self.isa = mod, isa
+    def __init__(self, func: relax.Function, mod: tvm.IRModule, isa: str,
+                 int4_weights: frozenset = frozenset()):
+        self.mod, self.isa, self.int4_weights = mod, isa, int4_weights
         self.binds: dict[int, relax.Expr] = {}
         self.users: dict[int, set] = {}
         for block in func.body.blocks:
@@ -304,15 +308,19 @@ class _Groups:
         rq = self.per_channel(m, tail.n, c_out)
         if rq is None:
             return None
+        int4 = not depthwise and self.int4_conv(w, groups, c_in)
+        pointwise = ((kh, kw) == (1, 1) and geometry["stride_h"] == geometry["stride_w"] == 1
+                     and not any(attrs["padding"]) and groups == 1)
         if depthwise:
             function = "qanas_depthwise_conv2d_s8"
             weights = np.ascontiguousarray(w[:, 0].transpose(1, 2, 0)).reshape(kh, kw, 1, c_out)
+        elif int4:
+            function = "qanas_pointwise_conv_s4" if pointwise else "qanas_conv2d_s4"
+            weights = packing_s4.pack_conv(w).view(np.int8)
         else:
             if c_in % groups or c_out % groups or c_per_group * groups != c_in:
                 return None
             packed = packing.pack_conv(w, None, 0, groups, self.isa).weights
-            pointwise = ((kh, kw) == (1, 1) and geometry["stride_h"] == geometry["stride_w"] == 1
-                         and not any(attrs["padding"]) and groups == 1)
             function = "qanas_pointwise_conv_s8" if pointwise else "qanas_conv2d_s8"
             rows = -(-(c_out // groups) // packing.MVE_ROWS) * packing.MVE_ROWS * groups
             weights = (packed.reshape(rows, -1) if self.isa == "mve"
@@ -321,9 +329,16 @@ class _Groups:
                            "depth_multiplier": c_out // c_in if depthwise else 1,
                            "input_zero_point": zp_x},
                   "output_zero_point": tail.zero_point, "qmin": tail.qmin, "qmax": tail.qmax,
-                  "weights_mve": int(self.isa == "mve" and not depthwise)}
+                  "weights_mve": int(self.isa == "mve" and not depthwise and not int4)}
         return _Match(LibraryCall(function, params), [x], [True],
                       [weights, bias.astype(np.int32), *rq], (1, ho, wo, c_out), True, members)
+
+    def int4_conv(self, w: np.ndarray, groups: int, c_in: int) -> bool:
+        """The conv's weights are an INT4 weight of the source that the int4 kernels take
+        (its window fits `packing_s4.PATCH_MAX`, its channels divide into the groups)."""
+        depth = w[0].size
+        return (weight_digest(w) in self.int4_weights and c_in % groups == 0
+                and w.shape[0] % groups == 0 and depth <= packing_s4.PATCH_MAX)
 
     @staticmethod
     def per_channel(m: np.ndarray, n: np.ndarray, channels: int):
@@ -504,16 +519,16 @@ def _extern(*tensors, function: str, out_shape):
 
 
 class _Offloader(PyExprMutator):
-    def __init__(self, mod=None, isa: str = "portable"):
+    def __init__(self, mod=None, isa: str = "portable", int4_weights: frozenset = frozenset()):
         super().__init__(mod)
-        self.isa = isa
+        self.isa, self.int4_weights = isa, int4_weights
         self.matches: dict[int, _Match] = {}
         self.to_nhwc: dict[int, relax.Var] = {}    # NCHW var → its NHWC transpose
         self.from_nhwc: dict[int, relax.Var] = {}  # NCHW var made from → the NHWC var
         self.count = 0
 
     def offload(self, func: relax.Function) -> relax.Function:
-        groups = _Groups(func, self.builder_.get(), self.isa)
+        groups = _Groups(func, self.builder_.get(), self.isa, self.int4_weights)
         for block in func.body.blocks:
             for b in block.bindings:
                 if isinstance(b, relax.VarBinding):
@@ -559,18 +574,21 @@ class _Offloader(PyExprMutator):
         self.set_var_remap(binding.var, out)
 
 
-def OffloadKernels(isa: str = "portable"):  # noqa: N802 - TVM pass naming
+def OffloadKernels(isa: str = "portable",  # noqa: N802 - TVM pass naming
+                   int4_weights: frozenset = frozenset()):
     """The pass: matched int8 groups of ``main`` become kernel library calls.
 
     Args:
         isa: the target's kernel path (`compiler.kernels.isa_for_cpu`); it decides the
             conv weight layout (``"mve"``: Helium blocks; every other: OHWI).
+        int4_weights: `compiler.int4.weight_digest` of the source's INT4 weights: a conv
+            with one of them calls the int4 kernels, its weights packed two per byte.
     """
 
     def transform(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         if "main" not in [gv.name_hint for gv in mod.get_global_vars()]:
             return mod
-        offloader = mutator(_Offloader)(mod, isa)
+        offloader = mutator(_Offloader)(mod, isa, int4_weights)
         new_main = offloader.offload(mod["main"])
         if not offloader.count:
             return mod
@@ -585,4 +603,5 @@ def offload_kernels(model, isa: str = "portable"):
     """`OffloadKernels` on an integer-lowered `ImportedModel` (a float model: unchanged)."""
     if not getattr(model, "quantized", False):
         return model
-    return model.with_module(OffloadKernels(isa)(model.mod))
+    int4 = getattr(model, "int4_weights", frozenset())
+    return model.with_module(OffloadKernels(isa, int4)(model.mod))

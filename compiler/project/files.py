@@ -19,8 +19,9 @@ _INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
 RUNTIME_SOURCES = ("src/workspace.c", "src/status.c")
 """Runtime files every model links (paths under runtime/c)."""
 
-LIBRARY_SOURCES = ("src/kernel_steps.c",)
-"""Runtime files a model that calls the kernel library links (its step adapters)."""
+LIBRARY_SOURCES = ("src/kernel_steps.c", "src/kernel_steps_s4.c")
+"""Runtime files a model that calls the kernel library links (its step adapters; those of
+the int4-weight convolutions in their own file)."""
 
 KERNELS_SUBDIR = "kernels"
 """Where the kernel library (`compiler.kernels.KERNELS_DIR`) goes under the project's

@@ -182,6 +182,8 @@ def render_model_c(plan: ExecutionPlan, prefix: str, offsets: Mapping[str, int],
         "",
         '#include "dlpack/dlpack.h"',
         *(['#include "qanas/kernel_steps.h"'] if library else []),
+        *(['#include "qanas/kernel_steps_s4.h"']
+          if any(k.call.int4_weights for k in library.values()) else []),
         '#include "qanas/workspace.h"',
         '#include "tvm/ffi/c_api.h"',
         "",

@@ -22,6 +22,7 @@ import onnx
 from onnx import numpy_helper
 
 from compiler.errors import UnsupportedOpError
+from compiler.int4 import as_int8
 from compiler.reference import kernels
 from compiler.reference.attention import ATTENTION_GROUPS
 from compiler.reference.groups import GROUPS, lower_group
@@ -174,7 +175,8 @@ class _Interpreter(QDQGraphWalker):
         return [self.float_op(node, ins, a)]
 
     def run(self, feeds: dict) -> dict[str, np.ndarray]:
-        self.env = {i.name: numpy_helper.to_array(i) for i in self.graph.initializer}
+        # INT4 weights are the integers -8..7: computed as int8 (compiler.int4)
+        self.env = {i.name: as_int8(numpy_helper.to_array(i)) for i in self.graph.initializer}
         for inp in self.graph.input:
             if inp.name not in self.env:
                 if inp.name not in feeds:

@@ -21,6 +21,7 @@ from onnx import numpy_helper
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 from compiler.errors import UnsupportedOpError
+from compiler.int4 import four_bit_initializers
 from compiler.reference.qdq_graph import (
     QDQGraphWalker,
     canonical_int8,
@@ -270,7 +271,16 @@ def build_graph(model) -> Graph:
             equivalent; the message names the op, the node and what to change.
         InvalidModelError: the model fails ONNX shape inference.
     """
-    return _Walker(load_model(model)).run()
+    proto = load_model(model)
+    four_bit = four_bit_initializers(proto)
+    if four_bit:
+        raise UnsupportedOpError(
+            f"the model has 4-bit weights ({', '.join(repr(n) for n in four_bit[:4])}"
+            f"{' ...' if len(four_bit) > 4 else ''}); the TFLite exporter writes int8 weights "
+            "only (TFLite Micro's INT4 filters are not emitted yet). Compile the model with "
+            "qanas compile (the C compiler keeps int4 weights packed), or quantize the "
+            "weights to 8 bits for TFLite")
+    return _Walker(proto).run()
 
 
 __all__ = ["build_graph", "unsupported_ops"]

@@ -1,0 +1,298 @@
+/* Pointwise and k x k convolutions with int4 weights packed two per byte
+ * (qanas_kernels_s4.h), as blocks of 2 pixels x 2 output channels. The nibbles are
+ * unpacked in registers, never into a buffer: DSP (any Arm core with the DSP extension,
+ * Helium cores included) masks and SXTB16s them into halfword pairs for SMLAD; AVX2
+ * widens 32 of them to int16 lanes for VPMADDWD; the portable path sign-extends one at a
+ * time. */
+#include "qanas_kernels_s4.h"
+
+#include "qk_internal.h"
+
+#if !defined(QANAS_KERNELS_PORTABLE) && defined(__ARM_FEATURE_DSP) && !defined(__aarch64__)
+#define QK_S4_DSP 1
+#elif !defined(QANAS_KERNELS_PORTABLE) && defined(__AVX2__)
+#define QK_S4_AVX2 1
+#include <immintrin.h>
+#endif
+
+/* Weight t (0-based) of a packed row: byte t / 8 * 4 + t % 4, high nibble when t % 8 >= 4. */
+QK_INLINE int32_t qk_s4_weight(const uint8_t *row, int32_t t) {
+  const uint32_t byte = row[t / 8 * 4 + t % 4];
+  const uint32_t nibble = (t % 8 >= 4 ? byte >> 4 : byte) & 0xFu;
+  return (int32_t)(nibble ^ 8u) - 8;
+}
+
+#if defined(QK_S4_DSP)
+/* One packed group (8 weights of rows w0 and w1 against 8 inputs of pixels x0 and x1),
+ * pointers advanced: per half (low nibbles against inputs 0..3, high nibbles against
+ * 4..7) the two weight words are loaded, masked to nibble-times-16 bytes and split by
+ * SXTB16 into halfword pairs; each pixel's input word is split the same way and four
+ * SMLADs add its products. The weight words are loaded again for the high half rather
+ * than kept: four pointers, four sums and six split words take all 14 registers (the
+ * same budget as the int8 kernel's qk_dsp_dot_2x2). 46 instructions per 32 MACs. */
+#define QK_S4_PIXELS                               \
+  "ldr %[xe], [%[x0]], #4\n\t"                   \
+  "sxtb16 %[xo], %[xe], ror #8\n\t"              \
+  "sxtb16 %[xe], %[xe]\n\t"                      \
+  "smlad %[s00], %[xe], %[pa], %[s00]\n\t"       \
+  "smlad %[s01], %[xe], %[pb], %[s01]\n\t"       \
+  "smlad %[s00], %[xo], %[qa], %[s00]\n\t"       \
+  "smlad %[s01], %[xo], %[qb], %[s01]\n\t"       \
+  "ldr %[xe], [%[x1]], #4\n\t"                   \
+  "sxtb16 %[xo], %[xe], ror #8\n\t"              \
+  "sxtb16 %[xe], %[xe]\n\t"                      \
+  "smlad %[s10], %[xe], %[pa], %[s10]\n\t"       \
+  "smlad %[s11], %[xe], %[pb], %[s11]\n\t"       \
+  "smlad %[s10], %[xo], %[qa], %[s10]\n\t"       \
+  "smlad %[s11], %[xo], %[qb], %[s11]\n\t"
+#define QK_S4_SPLIT_WEIGHTS                        \
+  "sxtb16 %[qa], %[pa], ror #8\n\t"              \
+  "sxtb16 %[pa], %[pa]\n\t"                      \
+  "sxtb16 %[qb], %[pb], ror #8\n\t"              \
+  "sxtb16 %[pb], %[pb]\n\t"
+#define QK_S4_GROUP                                \
+  "ldr %[pa], [%[w0]]\n\t"                       \
+  "ldr %[pb], [%[w1]]\n\t"                       \
+  "lsl %[pa], %[pa], #4\n\t"                     \
+  "lsl %[pb], %[pb], #4\n\t"                     \
+  "and %[pa], %[pa], #0xF0F0F0F0\n\t"            \
+  "and %[pb], %[pb], #0xF0F0F0F0\n\t"            \
+  QK_S4_SPLIT_WEIGHTS QK_S4_PIXELS                 \
+  "ldr %[pa], [%[w0]], #4\n\t"                   \
+  "ldr %[pb], [%[w1]], #4\n\t"                   \
+  "and %[pa], %[pa], #0xF0F0F0F0\n\t"            \
+  "and %[pb], %[pb], #0xF0F0F0F0\n\t"            \
+  QK_S4_SPLIT_WEIGHTS QK_S4_PIXELS
+#define QK_S4_OPERANDS                                                                    \
+  : [x0] "+r"(x0), [x1] "+r"(x1), [w0] "+r"(w0), [w1] "+r"(w1), [s00] "+r"(s00),          \
+    [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [pa] "=&r"(pa), [qa] "=&r"(qa),    \
+    [pb] "=&r"(pb), [qb] "=&r"(qb), [xe] "=&r"(xe), [xo] "=&r"(xo)
+
+/* acc[p * 2 + j] += sum over `depth` / 8 whole groups (see QK_S4_GROUP); returns the
+ * number of weights done. Two groups per pass (the end pointer lives on the stack). */
+static int32_t qk_s4_dsp_groups(const int8_t *x0, const int8_t *x1, const uint8_t *w0,
+                                const uint8_t *w1, int32_t depth, int32_t *acc) {
+  int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0; /* sums of 16 x products */
+  int32_t pa, qa, pb, qb, xe, xo;
+  const int32_t pairs = depth & ~15, done = depth & ~7;
+  if (pairs != 0) {
+    const int8_t *const x0_end = x0 + pairs;
+    __asm__ volatile("1:\n\t" QK_S4_GROUP QK_S4_GROUP
+                     "ldr %[pa], %[end]\n\t"
+                     "cmp %[x0], %[pa]\n\t"
+                     "bne 1b\n\t"
+                     QK_S4_OPERANDS
+                     : [end] "m"(x0_end)
+                     : "cc");
+  }
+  if (done != pairs) {
+    __asm__ volatile(QK_S4_GROUP QK_S4_OPERANDS : : "cc");
+  }
+  acc[0] += s00 >> 4;
+  acc[1] += s01 >> 4;
+  acc[2] += s10 >> 4;
+  acc[3] += s11 >> 4;
+  return done;
+}
+#endif
+
+#if defined(QK_S4_AVX2)
+/* 32 weights of a packed row (16 bytes) as two vectors of 16 int16 in row order. */
+QK_INLINE void qk_s4_avx2_unpack32(const uint8_t *row, __m256i *w_lo, __m256i *w_hi) {
+  const __m128i packed = _mm_loadu_si128((const __m128i *)row);
+  const __m128i mask = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+  const __m128i lo = _mm_sub_epi8(_mm_xor_si128(_mm_and_si128(packed, mask), eight), eight);
+  const __m128i hi = _mm_sub_epi8(
+      _mm_xor_si128(_mm_and_si128(_mm_srli_epi16(packed, 4), mask), eight), eight);
+  /* per group of 8: low nibbles are w0..w3, high ones w4..w7 */
+  *w_lo = _mm256_cvtepi8_epi16(_mm_unpacklo_epi32(lo, hi));
+  *w_hi = _mm256_cvtepi8_epi16(_mm_unpackhi_epi32(lo, hi));
+}
+
+/* The horizontal sum of eight int32 lanes. */
+QK_INLINE int32_t qk_s4_avx2_sum(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+#endif
+
+/* acc[p * 2 + j] += sum_t x_p[t] * w_j[t] over `depth` int8 inputs for pixels x0, x1 and
+ * packed rows w0, w1 (a block of one pixel or one row passes the same pointer twice). */
+static QK_NOINLINE void qk_s4_dot_2x2(const int8_t *x0, const int8_t *x1, const uint8_t *w0,
+                                      const uint8_t *w1, int32_t depth, int32_t *acc) {
+  int32_t t = 0;
+#if defined(QK_S4_DSP)
+  t = qk_s4_dsp_groups(x0, x1, w0, w1, depth, acc);
+#elif defined(QK_S4_AVX2)
+  __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00;
+  for (; t + 32 <= depth; t += 32) {
+    __m256i a_lo, a_hi, b_lo, b_hi;
+    qk_s4_avx2_unpack32(w0 + t / 2, &a_lo, &a_hi);
+    qk_s4_avx2_unpack32(w1 + t / 2, &b_lo, &b_hi);
+    const __m256i x0_lo = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x0 + t)));
+    const __m256i x0_hi = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x0 + t + 16)));
+    const __m256i x1_lo = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x1 + t)));
+    const __m256i x1_hi = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x1 + t + 16)));
+    s00 = _mm256_add_epi32(s00, _mm256_add_epi32(_mm256_madd_epi16(x0_lo, a_lo),
+                                                 _mm256_madd_epi16(x0_hi, a_hi)));
+    s01 = _mm256_add_epi32(s01, _mm256_add_epi32(_mm256_madd_epi16(x0_lo, b_lo),
+                                                 _mm256_madd_epi16(x0_hi, b_hi)));
+    s10 = _mm256_add_epi32(s10, _mm256_add_epi32(_mm256_madd_epi16(x1_lo, a_lo),
+                                                 _mm256_madd_epi16(x1_hi, a_hi)));
+    s11 = _mm256_add_epi32(s11, _mm256_add_epi32(_mm256_madd_epi16(x1_lo, b_lo),
+                                                 _mm256_madd_epi16(x1_hi, b_hi)));
+  }
+  acc[0] += qk_s4_avx2_sum(s00);
+  acc[1] += qk_s4_avx2_sum(s01);
+  acc[2] += qk_s4_avx2_sum(s10);
+  acc[3] += qk_s4_avx2_sum(s11);
+#endif
+  for (; t < depth; ++t) {
+    const int32_t a = qk_s4_weight(w0, t), b = qk_s4_weight(w1, t);
+    acc[0] += x0[t] * a;
+    acc[1] += x0[t] * b;
+    acc[2] += x1[t] * a;
+    acc[3] += x1[t] * b;
+  }
+}
+
+/* Requantizes a block's accumulators into out0 (and out1 unless NULL) at channel o. */
+QK_INLINE void qk_s4_store(const int32_t *acc, const qanas_requant_t *rq, int32_t o,
+                           int32_t rows, int8_t *out0, int8_t *out1) {
+  for (int32_t j = 0; j < rows; ++j) {
+    const int32_t m = rq->multiplier[o + j], s = rq->shift[o + j];
+    out0[o + j] = (int8_t)qk_requantize(acc[j], m, s, rq->output_zero_point, rq->qmin,
+                                        rq->qmax);
+    if (out1 != 0) {
+      out1[o + j] = (int8_t)qk_requantize(acc[2 + j], m, s, rq->output_zero_point, rq->qmin,
+                                          rq->qmax);
+    }
+  }
+}
+
+/* Output channels o0 .. o0 + count of one or two pixels (x1 == x0, out1 NULL for one).
+ * A window is `runs` runs of `run` inputs, `x_step` bytes apart (one run: a pointwise
+ * pixel or a gathered window; kernel_h runs: an inside window read in place), against
+ * rows of `row_bytes` starting at `rows` whose run r starts at weight r * run (a multiple
+ * of QANAS_S4_GROUP when runs > 1, so each run starts on a packed word). */
+static void qk_s4_channels(const int8_t *x0, const int8_t *x1, int32_t x_step, int32_t runs,
+                           int32_t run, const uint8_t *rows, int32_t row_bytes, int32_t o0,
+                           int32_t count, const int32_t *bias, const qanas_requant_t *rq,
+                           int8_t *out0, int8_t *out1) {
+  for (int32_t j = 0; j < count; j += 2) {
+    const int32_t o = o0 + j, two = j + 1 < count;
+    const uint8_t *w0 = rows + j * row_bytes, *w1 = two ? w0 + row_bytes : w0;
+    int32_t acc[4] = {bias[o], two ? bias[o + 1] : 0, bias[o], two ? bias[o + 1] : 0};
+    for (int32_t r = 0; r < runs; ++r) {
+      qk_s4_dot_2x2(x0 + r * x_step, x1 + r * x_step, w0 + r * run / 2, w1 + r * run / 2, run,
+                    acc);
+    }
+    qk_s4_store(acc, rq, o, 1 + two, out0, out1);
+  }
+}
+
+qanas_status_t qanas_pointwise_conv_s4(int32_t pixels, int32_t in_c, int32_t out_c,
+                                       const int8_t *input, const uint8_t *weights,
+                                       const int32_t *bias, const qanas_requant_t *rq,
+                                       int8_t *output) {
+  if (input == 0 || weights == 0 || bias == 0 || rq == 0 || output == 0 || pixels < 0 ||
+      in_c <= 0 || out_c <= 0 || in_c > QANAS_S4_MAX_DEPTH) {
+    return QANAS_ERROR_BAD_ARGUMENT;
+  }
+  const int32_t row_bytes = qanas_s4_row_bytes(in_c);
+  for (int32_t p = 0; p < pixels; p += 2) {
+    const int32_t two = p + 1 < pixels;
+    const int8_t *x0 = input + p * in_c;
+    int8_t *out0 = output + p * out_c;
+    qk_s4_channels(x0, two ? x0 + in_c : x0, 0, 1, in_c, weights, row_bytes, 0, out_c, bias,
+                   rq, out0, two ? out0 + out_c : 0);
+  }
+  return QANAS_OK;
+}
+
+/* Copies the window of output (oy, ox), group g, into `patch` in weight order (ky, kx,
+ * channel); taps in the padding read the input zero point. */
+static void qk_s4_gather(const qanas_conv_params_t *c, const int8_t *input, int32_t g,
+                         int32_t oy, int32_t ox, int8_t *patch) {
+  const int32_t cin_g = c->in_c / c->groups;
+  const int8_t zp = (int8_t)c->input_zero_point;
+  for (int32_t ky = 0; ky < c->kernel_h; ++ky) {
+    const int32_t iy = oy * c->stride_h - c->pad_top + ky * c->dilation_h;
+    for (int32_t kx = 0; kx < c->kernel_w; ++kx, patch += cin_g) {
+      const int32_t ix = ox * c->stride_w - c->pad_left + kx * c->dilation_w;
+      if (iy < 0 || iy >= c->in_h || ix < 0 || ix >= c->in_w) {
+        for (int32_t i = 0; i < cin_g; ++i) {
+          patch[i] = zp;
+        }
+        continue;
+      }
+      __builtin_memcpy(patch, input + (iy * c->in_w + ix) * c->in_c + g * cin_g,
+                       (uint32_t)cin_g);
+    }
+  }
+}
+
+/* Non-zero when every tap of the window at output (oy, ox) lies inside the input. */
+static int32_t qk_s4_inside(const qanas_conv_params_t *c, int32_t oy, int32_t ox) {
+  const int32_t y0 = oy * c->stride_h - c->pad_top, x0 = ox * c->stride_w - c->pad_left;
+  return y0 >= 0 && x0 >= 0 && y0 + (c->kernel_h - 1) * c->dilation_h < c->in_h &&
+         x0 + (c->kernel_w - 1) * c->dilation_w < c->in_w;
+}
+
+static int32_t qk_s4_params_valid(const qanas_conv_params_t *c) {
+  return c->in_h > 0 && c->in_w > 0 && c->in_c > 0 && c->out_h > 0 && c->out_w > 0 &&
+         c->out_c > 0 && c->kernel_h > 0 && c->kernel_w > 0 && c->stride_h > 0 &&
+         c->stride_w > 0 && c->dilation_h > 0 && c->dilation_w > 0 && c->pad_top >= 0 &&
+         c->pad_left >= 0 && c->groups > 0 && c->in_c % c->groups == 0 &&
+         c->out_c % c->groups == 0 &&
+         c->kernel_h * c->kernel_w * (c->in_c / c->groups) <= QANAS_S4_PATCH_MAX;
+}
+
+qanas_status_t qanas_conv2d_s4(const qanas_conv_params_t *c, const int8_t *input,
+                               const uint8_t *weights, const int32_t *bias,
+                               const qanas_requant_t *rq, int8_t *output) {
+  if (c == 0 || input == 0 || weights == 0 || bias == 0 || rq == 0 || output == 0 ||
+      !qk_s4_params_valid(c)) {
+    return QANAS_ERROR_BAD_ARGUMENT;
+  }
+  if (c->kernel_h == 1 && c->kernel_w == 1 && c->stride_h == 1 && c->stride_w == 1 &&
+      c->pad_top == 0 && c->pad_left == 0 && c->groups == 1 && c->out_h == c->in_h &&
+      c->out_w == c->in_w) {
+    return qanas_pointwise_conv_s4(c->in_h * c->in_w, c->in_c, c->out_c, input, weights,
+                                   bias, rq, output);
+  }
+  const int32_t cout_g = c->out_c / c->groups;
+  const int32_t depth = c->kernel_h * c->kernel_w * (c->in_c / c->groups);
+  const int32_t row_bytes = qanas_s4_row_bytes(depth);
+  /* Ungrouped, undilated along w, kernel rows of whole packed words: an inside window is
+   * kernel_h runs of the input read in place; every other window is gathered. */
+  const int32_t run = c->kernel_w * c->in_c;
+  const int32_t in_place = c->groups == 1 && c->dilation_w == 1 && run % QANAS_S4_GROUP == 0;
+  const int32_t row_step = c->dilation_h * c->in_w * c->in_c;
+  int8_t patch[2][QANAS_S4_PATCH_MAX];
+  for (int32_t oy = 0; oy < c->out_h; ++oy) {
+    for (int32_t ox = 0; ox < c->out_w; ox += 2) {
+      const int32_t two = ox + 1 < c->out_w;
+      int8_t *out0 = output + (oy * c->out_w + ox) * c->out_c;
+      int8_t *out1 = two ? out0 + c->out_c : 0;
+      if (in_place && qk_s4_inside(c, oy, ox) && (!two || qk_s4_inside(c, oy, ox + 1))) {
+        const int8_t *x0 = input + ((oy * c->stride_h - c->pad_top) * c->in_w +
+                                    (ox * c->stride_w - c->pad_left)) * c->in_c;
+        qk_s4_channels(x0, two ? x0 + c->stride_w * c->in_c : x0, row_step, c->kernel_h, run,
+                       weights, row_bytes, 0, c->out_c, bias, rq, out0, out1);
+        continue;
+      }
+      for (int32_t g = 0; g < c->groups; ++g) {
+        qk_s4_gather(c, input, g, oy, ox, patch[0]);
+        if (two) {
+          qk_s4_gather(c, input, g, oy, ox + 1, patch[1]);
+        }
+        qk_s4_channels(patch[0], patch[two], 0, 1, depth, weights + g * cout_g * row_bytes,
+                       row_bytes, g * cout_g, cout_g, bias, rq, out0, out1);
+      }
+    }
+  }
+  return QANAS_OK;
+}
