@@ -130,3 +130,18 @@ def test_memory_planner_refuses_a_subnet_too_big_for_the_mcu_with_the_numbers(tm
     arena = int(str(err.value).split("planned arena of ")[1].split(" ")[0])
     assert arena > sram and f"{arena - sram} bytes over" in str(err.value)
     assert not (tmp_path / "project" / "model.c").exists()
+
+
+@pytest.mark.slow
+def test_lean_quant_engine_is_bit_identical_to_brevitas_on_a_subnet(supernet):
+    """Scoring int8: the lean engine (`quantize_fast`) builds the Brevitas model exactly."""
+    from test_quant_graph import _assert_same_as_brevitas, _batches
+
+    from qanas.quant import QuantSpec
+    from qanas.score import recalibrate_bn
+
+    cfg = with_labels(SPACE.min_config(), m3="keep", entry="s3", exit="r2r4")
+    subnet = supernet.extract(cfg)
+    calib = _batches(2, 1)
+    recalibrate_bn(subnet, calib)
+    _assert_same_as_brevitas(subnet.eval(), QuantSpec(), calib, _batches(1, 2)[0])
