@@ -1,12 +1,13 @@
 """The register-blocked pointwise / k×k conv micro-kernels at every tail of their blocks.
 
-The DSP path runs pixel pairs × channel pairs and requantizes ``QK_DSP_PASS`` (64)
-channels per pass; AVX2 runs 2 pixels × 4 channels with an 8-lane requantization; Helium
-8 rows per pass. These cases put odd pixel counts, channel counts that are not a multiple
-of the blocks (1, 3, 5, 7, 65, 130), input lengths with every remainder of the 16- and
-8-byte steps (1, 3, 8, 16, 24, 25, 40), the 3-channel stem, the 16/24-channel maps of the
-squeezenas-small seed, and a mix of narrow and wide (>= 0.25) scales through each path,
-and require the NumPy reference's bytes (tests/kernel_library_util.py).
+The DSP path runs 4-pixel blocks (inputs up to 128 channels, 32 output channels per
+requantization pass) and pixel pairs × channel pairs (64 per pass) for the rest; AVX2
+runs 2 pixels × 4 channels with an 8-lane requantization; Helium 8 rows per pass. These
+cases put odd pixel counts, channel counts that are not a multiple of the blocks (1, 3,
+5, 7, 65, 70, 130), input lengths with every remainder of the 16-, 8- and 4-byte steps
+(1, 3, 8, 16, 24, 25, 40, 136), the 3-channel stem, the 16/24-channel maps of the
+squeezenas-small seed, and a mix of narrow and wide (>= 0.25) scales and of clamps
+through each path, and require the NumPy reference's bytes (tests/kernel_library_util.py).
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ def blocking_cases(isa: str) -> list[KernelCase]:
              for p, i, o in POINTWISE_SHAPES]
     cases.append(pointwise_case("pw_ties", rng, pixels=5, cin=24, cout=9, ties=True, isa=isa))
     cases.append(pointwise_case("pw_narrow", rng, pixels=7, cin=16, cout=12, wide=0, isa=isa))
+    cases.append(pointwise_case("pw_narrow_passes", rng, pixels=8, cin=36, cout=70, wide=0,
+                                isa=isa))
+    cases.append(pointwise_case("pw_long_input", rng, pixels=5, cin=136, cout=6, wide=0,
+                                isa=isa))
     cases += [
         conv_case("conv3x3_out5", rng, h=5, w=7, cin=8, cout=5, isa=isa),
         conv_case("conv3x3_out7_cin16", rng, h=4, w=5, cin=16, cout=7, wide=0, isa=isa),
@@ -93,8 +98,9 @@ def test_aarch64_blocking_bit_exact(tmp_path: Path):
 @pytest.mark.toolchain
 @pytest.mark.parametrize("target", ["cortex-m4", "cortex-m55"])
 def test_cortex_m_blocking_bit_exact(tmp_path: Path, target: str):
-    """The DSP pixel-pair kernel with its written-out requantization (M4) and the Helium
-    GEMM (M55) equal the reference at every tail, under qemu-system-arm."""
+    """The DSP 4-pixel and pixel-pair kernels with their written-out requantization (M4;
+    the int8-only clamp's SSAT form too) and the Helium GEMM (M55) equal the reference at
+    every tail, under qemu-system-arm."""
     if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None:
         pytest.skip("arm-none-eabi-gcc / qemu-system-arm not installed")
     isa = isa_for_cpu(target)

@@ -102,6 +102,73 @@ static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const i
   qk_dsp_dot_2x2(x0, x1, w0, rows > 1 ? w0 + w_stride : w0, len, acc);
 }
 
+/* The DSP pointwise's 4-pixel block: each input word of the four pixels is split by
+ * SXTB16 once per call into halfword pairs (xq, on the stack), so that the inner loop
+ * splits only the weight word: per 4 input channels of one output channel, 1 LDR + 2
+ * SXTB16 of weights, 4 LDRD of split inputs and 8 SMLAD, 15 instructions per 16 MACs
+ * (the 2 x 2 block splits both: 20). */
+#define QK_DSP_QUAD 4
+/* Longest input the 4-pixel block takes (xq is 4 x in_c int16: 1 KB); longer inputs run
+ * pixel pairs. */
+#define QK_DSP_QUAD_MAX_IN 128
+
+/* xq[8 i + 2 p] and xq[8 i + 2 p + 1] = SXTB16 halves (b0, b2) and (b1, b3) of word i of
+ * pixel p (x + p * in_c), for the in_c / 4 full words. */
+static void qk_dsp_expand_quad(const int8_t *x, int32_t in_c, int32_t *xq) {
+  const int32_t words = in_c >> 2;
+  for (int32_t i = 0; i < words; ++i, xq += 2 * QK_DSP_QUAD) {
+    const int32_t v0 = qk_read_word(x + 4 * i), v1 = qk_read_word(x + in_c + 4 * i);
+    const int32_t v2 = qk_read_word(x + 2 * in_c + 4 * i);
+    const int32_t v3 = qk_read_word(x + 3 * in_c + 4 * i);
+    xq[0] = (int32_t)__sxtb16(v0), xq[1] = qk_sxtb16_ror8(v0);
+    xq[2] = (int32_t)__sxtb16(v1), xq[3] = qk_sxtb16_ror8(v1);
+    xq[4] = (int32_t)__sxtb16(v2), xq[5] = qk_sxtb16_ror8(v2);
+    xq[6] = (int32_t)__sxtb16(v3), xq[7] = qk_sxtb16_ror8(v3);
+  }
+}
+
+/* acc[p] += sum over the `words` full words (>= 1) of the split quad xq and weight row w
+ * of x_p * w: one weight word against the four pixels, two words per loop pass. */
+QK_INLINE void qk_dsp_dot_quad(const int32_t *xq, const int8_t *w, int32_t words,
+                               int32_t *acc) {
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  int32_t t, te, xe, xo;
+#define QK_DSP_QUAD_WORD                           \
+  "ldr %[t], [%[w]], #4\n\t"                     \
+  "sxtb16 %[te], %[t]\n\t"                       \
+  "sxtb16 %[t], %[t], ror #8\n\t"                \
+  "ldrd %[xe], %[xo], [%[xq]], #8\n\t"           \
+  "smlad %[a0], %[xe], %[te], %[a0]\n\t"         \
+  "smlad %[a0], %[xo], %[t], %[a0]\n\t"          \
+  "ldrd %[xe], %[xo], [%[xq]], #8\n\t"           \
+  "smlad %[a1], %[xe], %[te], %[a1]\n\t"         \
+  "smlad %[a1], %[xo], %[t], %[a1]\n\t"          \
+  "ldrd %[xe], %[xo], [%[xq]], #8\n\t"           \
+  "smlad %[a2], %[xe], %[te], %[a2]\n\t"         \
+  "smlad %[a2], %[xo], %[t], %[a2]\n\t"          \
+  "ldrd %[xe], %[xo], [%[xq]], #8\n\t"           \
+  "smlad %[a3], %[xe], %[te], %[a3]\n\t"         \
+  "smlad %[a3], %[xo], %[t], %[a3]\n\t"
+#define QK_DSP_QUAD_OPERANDS                                                             \
+  [xq] "+r"(xq), [w] "+r"(w), [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2),              \
+      [a3] "+r"(a3), [t] "=&r"(t), [te] "=&r"(te), [xe] "=&r"(xe), [xo] "=&r"(xo)
+  if (words & 1) {
+    __asm__ volatile(QK_DSP_QUAD_WORD : QK_DSP_QUAD_OPERANDS : : "memory");
+  }
+  int32_t pairs = words >> 1;
+  if (pairs != 0) {
+    __asm__ volatile("1:\n\t" QK_DSP_QUAD_WORD QK_DSP_QUAD_WORD
+                     "subs %[n], %[n], #1\n\t"
+                     "bne 1b\n\t"
+                     : QK_DSP_QUAD_OPERANDS, [n] "+r"(pairs)
+                     :
+                     : "cc", "memory");
+  }
+#undef QK_DSP_QUAD_OPERANDS
+#undef QK_DSP_QUAD_WORD
+  acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+}
+
 #elif defined(QK_ISA_MVE)
 static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const int8_t *w0,
                                       int32_t w_stride, int32_t rows, int32_t len,
