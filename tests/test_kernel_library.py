@@ -71,6 +71,46 @@ def requant_edge_case(name: str, rng: np.random.Generator, narrow_only: bool,
         structs=[f"const qanas_requant_t {p}rq = {{{p}mult, {p}shift, {zy}, {qmin}, {qmax}}};"])
 
 
+def depthwise_requant_edge_case(name: str, rng: np.random.Generator) -> KernelCase:
+    """A 3x3 depthwise conv on a 3x3 map (one inside window, eight border windows) whose
+    accumulators are dominated by the bias: int32 values near ±2^31 and small ones, every
+    narrow shift -31 .. -2 (the DSP's and Helium's vector requantization), multipliers at
+    both ends of [2^30, 2^31), powers of two and zero inputs (exact ties)."""
+    shifts = np.tile(np.arange(-31, -1), 2)
+    channels = len(shifts)
+    mult = rng.integers(1 << 30, 1 << 31, channels)
+    mult[::3] = 1 << 30
+    mult[1::7] = (1 << 31) - 1
+    x = rng.integers(-3, 4, (1, channels, 3, 3)).astype(np.int8)
+    x[0, ::4] = 0  # accumulators equal to the bias: ties wherever the bias has them
+    w = rng.choice([-1, 1], (channels, 1, 3, 3)).astype(np.int8)
+    bias = rng.integers(-(2**31) + 4096, 2**31 - 4096, channels)
+    bias[::2] = rng.integers(-4096, 4096, channels // 2) * 4
+    # zero-input channels whose bias is an exact tie: acc * 2^30 / 2^(32 + s) = f / 2 for
+    # an odd f of either sign (rounded to the even neighbour)
+    for c in range(0, channels, 4):
+        f = int(rng.choice([-5, -3, -1, 1, 3, 5]))
+        tie = 4 * f * 2 ** int(-shifts[c] - 2)
+        if abs(tie) < 2**31 - 4096:
+            mult[c], bias[c] = 1 << 30, tie
+    zx, zy, qmin, qmax = 0, -3, -128, 120
+    acc = ref.conv2d(x.astype(np.int64) - zx, w, (1, 1), (1, 1, 1, 1), (1, 1),
+                     channels) + bias.reshape(1, -1, 1, 1)
+    y = int8.requantize(acc, mult.reshape(1, -1, 1, 1).astype(np.int64),
+                        shifts.reshape(1, -1, 1, 1).astype(np.int64), zy, qmin, qmax)
+    packed = packing.pack_depthwise(w, bias.astype(np.int32), zx)
+    rq = packing.Requant(mult.astype(np.int32), shifts.astype(np.int32), zy, qmin, qmax)
+    p = "{p}"
+    return KernelCase(
+        name, f"qanas_depthwise_conv2d_s8(&{p}cp, {p}input, {p}weights, {p}bias, &{p}rq, "
+              f"{p}output)",
+        {"input": x.transpose(0, 2, 3, 1), "weights": packed.weights, "bias": packed.bias,
+         "mult": rq.multiplier, "shift": rq.shift}, y.transpose(0, 2, 3, 1),
+        structs=[f"const qanas_conv_params_t {p}cp = {{3, 3, {channels}, 3, 3, {channels}, "
+                 f"3, 3, 1, 1, 1, 1, 1, 1, {channels}, 1, {zx}}};",
+                 f"const qanas_requant_t {p}rq = {{{p}mult, {p}shift, {zy}, {qmin}, {qmax}}};"])
+
+
 def add_shift_case(name: str, rng: np.random.Generator, right_shifts: list[int],
                    subtract: bool) -> KernelCase:
     """Adds (or subs) over every operand difference extreme and random ones, one call per
@@ -147,6 +187,7 @@ def library_cases(seed: int = SEED, isa: str = "portable") -> list[KernelCase]:
         add_shift_case("add_shifts", rng, [1, 16, 17, 24, 31, 32, 46, 47, 62], False),
         add_shift_case("sub_shifts", rng, [17, 30, 31, 33, 46, 50], True),
         *small_map_depthwise_cases(rng),
+        depthwise_requant_edge_case("dw_requant_edges", rng),
     ]
     return cases
 

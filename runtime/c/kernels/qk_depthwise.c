@@ -153,12 +153,73 @@ QK_INLINE void qk_dw_pixel(const int8_t *const *xs, int32_t taps, const int8_t *
 }
 
 #elif defined(QK_ISA_DSP)
+/* `rounded` >> s (rounded half up) made even when the s dropped bits are zero: the tie
+ * case of qk_dw_scale_narrow, out of line so that GCC keeps it off the common path (it
+ * if-converted an inline test into six instructions a channel). */
+static QK_NOINLINE int32_t qk_dw_round_tie(int32_t rounded, int32_t s) {
+  const int32_t q = rounded >> s;
+  return ((uint32_t)rounded & ((1u << s) - 1u)) == 0u ? q & ~1 : q;
+}
+
+/* qk_requantize's narrow case (shift <= -2) without zero point and clamp, in fewer
+ * instructions: with s = -shift - 1 (1 .. 30) and the 64-bit product p = high 2^32 + low,
+ * round_half_even(p / 2^(32 + s)) is round-half-up (high + 2^(s-1)) >> s, except at an
+ * exact tie (low == 0 and the s dropped bits of high + 2^(s-1) zero), where it is that
+ * rounded down to even. low == 0 is rare, so the tie test is off the common path. */
+QK_INLINE int32_t qk_dw_scale_narrow(int32_t acc, int32_t multiplier, int32_t shift) {
+  const int64_t product = (int64_t)acc * multiplier;
+  const int32_t s = -shift - 1;
+  const int32_t high = (int32_t)(product >> 32); /* |high| < 2^30: no overflow below */
+  const int32_t rounded = high + (int32_t)((1u << s) >> 1);
+  if (__builtin_expect((uint32_t)product == 0u, 0)) {
+    return qk_dw_round_tie(rounded, s);
+  }
+  return rounded >> s;
+}
+
+/* A byte in all four bytes of a word (the SIMD clamp's bounds). */
+QK_INLINE uint32_t qk_dw_splat4(int32_t v) {
+  return (uint32_t)(uint8_t)v * 0x01010101u;
+}
+
 /* Requantizes channels c .. c + 3 from registers (through an array, GCC stored and
- * reloaded them) and stores them as one word. */
+ * reloaded them) and stores them as one word. With every shift <= -2 (vector_requant)
+ * the clamp and packing run on four bytes at once: SSAT to int8, PKHBT/UXTB16/ORR into
+ * one word, SSUB8/SEL against the qmin and qmax splats lo4 and hi4 in every byte. */
 QK_INLINE void qk_dw_store4(int32_t a0, int32_t a1, int32_t a2, int32_t a3, int32_t c,
-                            const qanas_requant_t *rq, int8_t *out) {
+                            const qanas_requant_t *rq, int32_t vector_requant, uint32_t lo4,
+                            uint32_t hi4, int8_t *out) {
   const int32_t *const m = rq->multiplier + c, *const sh = rq->shift + c;
   const int32_t zp = rq->output_zero_point, lo = rq->qmin, hi = rq->qmax;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  if (vector_requant) {
+    int32_t q0 = qk_dw_scale_narrow(a0, m[0], sh[0]) + zp;
+    int32_t q1 = qk_dw_scale_narrow(a1, m[1], sh[1]) + zp;
+    int32_t q2 = qk_dw_scale_narrow(a2, m[2], sh[2]) + zp;
+    int32_t q3 = qk_dw_scale_narrow(a3, m[3], sh[3]) + zp;
+    int32_t ge;
+    __asm__("ssat %[q0], #8, %[q0]\n\t"
+            "ssat %[q1], #8, %[q1]\n\t"
+            "ssat %[q2], #8, %[q2]\n\t"
+            "ssat %[q3], #8, %[q3]\n\t"
+            "pkhbt %[q0], %[q0], %[q2], lsl #16\n\t"
+            "pkhbt %[q1], %[q1], %[q3], lsl #16\n\t"
+            "uxtb16 %[q0], %[q0]\n\t"
+            "uxtb16 %[q1], %[q1]\n\t"
+            "orr %[q0], %[q0], %[q1], lsl #8\n\t"
+            "ssub8 %[ge], %[q0], %[lo]\n\t"
+            "sel %[q0], %[q0], %[lo]\n\t"
+            "ssub8 %[ge], %[q0], %[hi]\n\t"
+            "sel %[q0], %[hi], %[q0]"
+            : [q0] "+r"(q0), [q1] "+r"(q1), [q2] "+r"(q2), [q3] "+r"(q3), [ge] "=&r"(ge)
+            : [lo] "r"(lo4), [hi] "r"(hi4)
+            : "cc");
+    __builtin_memcpy(out + c, &q0, sizeof(q0));
+    return;
+  }
+#else
+  (void)vector_requant, (void)lo4, (void)hi4;
+#endif
   const int32_t q0 = qk_requantize(a0, m[0], sh[0], zp, lo, hi);
   const int32_t q1 = qk_requantize(a1, m[1], sh[1], zp, lo, hi);
   const int32_t q2 = qk_requantize(a2, m[2], sh[2], zp, lo, hi);
@@ -179,7 +240,7 @@ QK_INLINE void qk_dw_store4(int32_t a0, int32_t a1, int32_t a2, int32_t a3, int3
 QK_INLINE void qk_dw_pixel(const int8_t *const *xs, int32_t taps, const int8_t *w,
                            int32_t w_stride, int32_t channels, const int32_t *bias,
                            const qanas_requant_t *rq, int32_t vector_requant, int8_t *out) {
-  (void)vector_requant;
+  const uint32_t lo4 = qk_dw_splat4(rq->qmin), hi4 = qk_dw_splat4(rq->qmax);
   int32_t c = 0;
   for (; c + 4 <= channels; c += 4) {
     int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
@@ -194,7 +255,7 @@ QK_UNROLL_TAPS
       a1 = __smlabb(xo, wo, a1);
       a3 = __smlatt(xo, wo, a3);
     }
-    qk_dw_store4(a0, a1, a2, a3, c, rq, out);
+    qk_dw_store4(a0, a1, a2, a3, c, rq, vector_requant, lo4, hi4, out);
   }
   for (; c < channels; ++c) {
     int32_t acc = bias[c];
@@ -206,42 +267,61 @@ QK_UNROLL_TAPS
 }
 
 
-/* An inside 3x3 window of a multiplier-1 depthwise conv: taps at row_k + kx * col with
- * row_0 = x, row_1 = x + row_a, row_2 = row_1 + row_b (byte offsets, dilation included;
- * equal in a tensor, anything in the fused inverted residual's ring of rows). The tap
- * addresses are three row pointers plus register offsets, instead of a table read per
- * tap. */
+/* a0 .. a3 += the nine taps of an inside 3x3 window for 4 channels: taps at row_k + kx
+ * * col with row_0 = x, row_1 = x + row_a, row_2 = row_1 + row_b (byte offsets,
+ * dilation included; equal in a tensor, anything in the fused inverted residual's ring of
+ * rows), weights at w + t * channels. Written out: every address is a base register plus
+ * a register offset (LSL #1 for the third column), 10 instructions a tap and 8 per
+ * window to move the bases, where GCC 12 kept the nine tap pointers on the stack. The
+ * row increments are read from memory: with them in registers, GCC (M7 flags) found no
+ * allocation for the operands. */
+QK_INLINE void qk_dsp_dw3x3_taps(const int8_t *x, int32_t row_a, int32_t row_b, int32_t col,
+                                 const int8_t *w, int32_t channels, int32_t *a0, int32_t *a1,
+                                 int32_t *a2, int32_t *a3) {
+  int32_t xw, ww, xe, we;
+#define QK_DW_TAP(XADDR, WADDR)                  \
+  "ldr %[xw], " XADDR "\n\t"                    \
+  "ldr %[ww], " WADDR "\n\t"                    \
+  "sxtb16 %[xe], %[xw]\n\t"                     \
+  "sxtb16 %[xw], %[xw], ror #8\n\t"             \
+  "sxtb16 %[we], %[ww]\n\t"                     \
+  "sxtb16 %[ww], %[ww], ror #8\n\t"             \
+  "smlabb %[a0], %[xe], %[we], %[a0]\n\t"       \
+  "smlatt %[a2], %[xe], %[we], %[a2]\n\t"       \
+  "smlabb %[a1], %[xw], %[ww], %[a1]\n\t"       \
+  "smlatt %[a3], %[xw], %[ww], %[a3]\n\t"
+#define QK_DW_ROW                                          \
+  QK_DW_TAP("[%[x]]", "[%[w]]")                            \
+  QK_DW_TAP("[%[x], %[col]]", "[%[w], %[ch]]")             \
+  QK_DW_TAP("[%[x], %[col], lsl #1]", "[%[w], %[ch], lsl #1]")
+#define QK_DW_NEXT_W                        \
+  "add %[w], %[w], %[ch], lsl #1\n\t"      \
+  "add %[w], %[w], %[ch]\n\t"
+  __asm__(QK_DW_ROW "ldr %[xe], %[ra]\n\t" "add %[x], %[x], %[xe]\n\t" QK_DW_NEXT_W
+          QK_DW_ROW "ldr %[xe], %[rb]\n\t" "add %[x], %[x], %[xe]\n\t" QK_DW_NEXT_W
+          QK_DW_ROW
+          : [a0] "+r"(*a0), [a1] "+r"(*a1), [a2] "+r"(*a2), [a3] "+r"(*a3),
+            [xw] "=&r"(xw), [ww] "=&r"(ww), [xe] "=&r"(xe), [we] "=&r"(we), [x] "+r"(x),
+            [w] "+r"(w)
+          : [ra] "m"(row_a), [rb] "m"(row_b), [col] "r"(col), [ch] "r"(channels)
+          : "memory");
+#undef QK_DW_NEXT_W
+#undef QK_DW_ROW
+#undef QK_DW_TAP
+}
+
+/* An inside 3x3 window of a multiplier-1 depthwise conv (taps as in qk_dsp_dw3x3_taps),
+ * 4 channels at a time, the last channels % 4 one by one. */
 static QK_NOINLINE void qk_dw3x3_pixel(const int8_t *x, int32_t row_a, int32_t row_b,
-                                       int32_t col,
-                                       const int8_t *w, int32_t channels,
+                                       int32_t col, const int8_t *w, int32_t channels,
                                        const int32_t *bias, const qanas_requant_t *rq,
                                        int32_t vector_requant, int8_t *out) {
-  (void)vector_requant;
-  const int32_t col2 = 2 * col;
+  const uint32_t lo4 = qk_dw_splat4(rq->qmin), hi4 = qk_dw_splat4(rq->qmax);
   int32_t c = 0;
   for (; c + 4 <= channels; c += 4) {
     int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
-    const int8_t *wt = w + c;
-    const int8_t *xr = x + c;
-#if defined(__GNUC__)
-#pragma GCC unroll 3
-#endif
-    for (int32_t ky = 0; ky < 3; ++ky, xr += ky == 1 ? row_a : row_b) {
-#if defined(__GNUC__)
-#pragma GCC unroll 3
-#endif
-      for (int32_t kx = 0; kx < 3; ++kx, wt += channels) {
-        const int32_t xw = qk_read_word(xr + (kx == 0 ? 0 : kx == 1 ? col : col2));
-        const int32_t ww = qk_read_word(wt);
-        const int32_t xe = (int32_t)__sxtb16(xw), xo = qk_sxtb16_ror8(xw);
-        const int32_t we = (int32_t)__sxtb16(ww), wo = qk_sxtb16_ror8(ww);
-        a0 = __smlabb(xe, we, a0);
-        a2 = __smlatt(xe, we, a2);
-        a1 = __smlabb(xo, wo, a1);
-        a3 = __smlatt(xo, wo, a3);
-      }
-    }
-    qk_dw_store4(a0, a1, a2, a3, c, rq, out);
+    qk_dsp_dw3x3_taps(x + c, row_a, row_b, col, w + c, channels, &a0, &a1, &a2, &a3);
+    qk_dw_store4(a0, a1, a2, a3, c, rq, vector_requant, lo4, hi4, out);
   }
   for (; c < channels; ++c) {
     int32_t acc = bias[c];
