@@ -10,7 +10,7 @@ against the NumPy reference. Printed: MAC per instruction of both, their ratio (
 of issue 16: int4 ≥ 0.8× int8) and the weight bytes of both. JSON to
 benchmarks/results/mcu_int4.json.
 
-Usage: .venv/bin/python benchmarks/mcu_int4.py [--targets cortex-m4] [--json]
+Usage: .venv/bin/python benchmarks/mcu_int4.py [--targets cortex-m4] [--out FILE]
 """
 
 from __future__ import annotations
@@ -73,34 +73,35 @@ def measure(targets: list[str], work: Path, seed: int = 0) -> list[dict]:
     return rows
 
 
+def _table(rows: list[dict]) -> str:
+    head = (f"{'layer':<17} {'target':<10} {'isa':<4} {'MACs':>8} {'int4 MAC/i':>10} "
+            f"{'int8 MAC/i':>10} {'ratio':>6} {'w4 B':>6} {'w8 B':>6} exact")
+    return "\n".join([head, *(
+        f"{r['layer']:<17} {r['target']:<10} {r['isa']:<4} {r['macs']:>8} "
+        f"{r['int4_macs_per_instr']:>10.3f} {r['int8_macs_per_instr']:>10.3f} "
+        f"{r['int4_over_int8_macs_per_instr']:>6.2f} {r['int4_weight_bytes']:>6} "
+        f"{r['int8_weight_bytes']:>6} {r['bit_exact_with_reference']}" for r in rows)])
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Prints the table (or JSON) and writes the JSON."""
+    """Prints the table and writes the JSON; exit 1 when an output is not bit-exact."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", nargs="+", default=["cortex-m4"])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     from benchmarks.mcu_kernels import _provenance
 
     with tempfile.TemporaryDirectory(prefix="qanas-mcu-int4-") as tmp:
         rows = measure(args.targets, Path(tmp), args.seed)
-    provenance = _provenance(args.targets, args.seed)
-    provenance["command"] = "benchmarks/mcu_int4.py --targets " + " ".join(args.targets)
-    report = {"provenance": provenance, "rows": rows}
+    report = {"provenance": {**_provenance(args.targets, args.seed),
+                             "command": "benchmarks/mcu_int4.py --targets "
+                                        + " ".join(args.targets)},
+              "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
-    print(f"{'layer':<17} {'target':<10} {'isa':<4} {'MACs':>8} {'int4 MAC/i':>10} "
-          f"{'int8 MAC/i':>10} {'ratio':>6} {'w4 B':>6} {'w8 B':>6} exact")
-    for r in rows:
-        print(f"{r['layer']:<17} {r['target']:<10} {r['isa']:<4} {r['macs']:>8} "
-              f"{r['int4_macs_per_instr']:>10.3f} {r['int8_macs_per_instr']:>10.3f} "
-              f"{r['int4_over_int8_macs_per_instr']:>6.2f} {r['int4_weight_bytes']:>6} "
-              f"{r['int8_weight_bytes']:>6} {r['bit_exact_with_reference']}")
-    return 0
+    print(_table(rows))
+    return 0 if all(r["bit_exact_with_reference"] for r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -320,6 +320,15 @@ def build_native(cases: list[KernelCase], work: Path, cc: str = "gcc",
     return exe
 
 
+def build_sanitized(cases: list[KernelCase], work: Path) -> Path:
+    """The host driver under AddressSanitizer and UBSan (-O1, the host's AVX2 path where
+    the CPU has it): any read or write outside an array aborts it."""
+    flags = ["-O1", "-g", "-std=c99", "-fsanitize=address,undefined",
+             "-fno-sanitize-recover=all", *(["-mavx2"] if host_has_avx2() else [])]
+    return build_native(cases, work, cflags=tuple(flags),
+                        ldflags=("-fsanitize=address,undefined",))
+
+
 def build_firmware(cases: list[KernelCase], work: Path, target_name: str,
                    extra_cflags: tuple[str, ...] = (), cpu: str | None = None,
                    dump: bool = True) -> Path:

@@ -4,8 +4,8 @@ One driver of seeded cases (tests/kernel_s4_util.py): pointwise rows shorter tha
 to and longer than a packed group (and than AVX2's 32-weight step), odd pixel and channel
 counts, k x k convolutions strided, dilated, grouped, asymmetrically padded, 3-channel
 stems, the largest window, full [-8, 7] and narrow [-7, 7] weights. Built for the host
-(default path, forced portable C, AVX2, and under AddressSanitizer + UBSan), the DSP path
-(cortex-m4 in QEMU), the Helium core's DSP path (cortex-m55) and the portable fallback of
+(default path, forced portable C, AVX2, and under AddressSanitizer + UBSan), aarch64
+(qemu-aarch64), the DSP path (cortex-m4 in QEMU), the Helium core's DSP path (cortex-m55) and the portable fallback of
 a core without DSP (cortex-m3). Also: the packing layout and its inverse.
 """
 
@@ -22,9 +22,11 @@ import pytest
 from compiler.kernels import packing_s4
 from tests.kernel_library_util import (
     build_native,
+    build_sanitized,
     check_results,
     host_has_avx2,
     parse_driver_output,
+    run_aarch64,
     run_cortex_m,
 )
 from tests.kernel_s4_util import int8_twin, s4_conv_case
@@ -81,14 +83,20 @@ def test_host_sanitizers(tmp_path: Path):
     """AddressSanitizer and UBSan find no read or write outside any array, on the host's
     vector path (the nibble reads never pass a row's packed bytes)."""
     cases = s4_cases()
-    flags = ["-O1", "-g", "-std=c99", "-fsanitize=address,undefined",
-             "-fno-sanitize-recover=all"]
-    if host_has_avx2():
-        flags.append("-mavx2")
-    exe = build_native(cases, tmp_path, cflags=tuple(flags),
-                       ldflags=("-fsanitize=address,undefined",))
+    exe = build_sanitized(cases, tmp_path)
     _assert_exact(subprocess.run([str(exe)], capture_output=True, text=True,
                                  check=True).stdout, cases)
+
+
+@pytest.mark.toolchain
+def test_aarch64_bit_exact(tmp_path: Path):
+    """An aarch64 build (qemu-aarch64: the int8 library's NEON build, the int4 kernels'
+    portable path) equals the reference."""
+    missing = [t for t in ("aarch64-linux-gnu-gcc", "qemu-aarch64") if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed")
+    cases = s4_cases()
+    _assert_exact(run_aarch64(cases, tmp_path), cases, "neon")
 
 
 @pytest.mark.toolchain

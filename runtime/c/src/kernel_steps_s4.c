@@ -11,43 +11,37 @@ static void *ArgData(void *args, int32_t i) {
   return (uint8_t *)tensor->data + tensor->byte_offset;
 }
 
-/* The step's parameters and requantization, or NULL for a malformed call. */
-static const qanas_conv_step_t *ConvStepS4(void *self, int32_t num_args, void *args,
-                                           qanas_requant_t *rq) {
+typedef qanas_status_t (*ConvS4Fn)(const qanas_conv_params_t *conv, const int8_t *input,
+                                   const uint8_t *weights, const int32_t *bias,
+                                   const qanas_requant_t *rq, int8_t *output);
+
+static qanas_status_t PointwiseS4(const qanas_conv_params_t *conv, const int8_t *input,
+                                  const uint8_t *weights, const int32_t *bias,
+                                  const qanas_requant_t *rq, int8_t *output) {
+  return qanas_pointwise_conv_s4(conv->in_h * conv->in_w, conv->in_c, conv->out_c, input,
+                                 weights, bias, rq, output);
+}
+
+/* Runs `fn` on a conv step's arguments (input, weights, bias, multiplier, shift, output). */
+static int32_t ConvStepS4(ConvS4Fn fn, void *self, void *args, int32_t num_args) {
   const qanas_conv_step_t *s = (const qanas_conv_step_t *)self;
   if (s == NULL || num_args != 6 || s->weights_mve) {
-    return NULL;
+    return -1;
   }
-  rq->multiplier = (const int32_t *)ArgData(args, 3);
-  rq->shift = (const int32_t *)ArgData(args, 4);
-  rq->output_zero_point = s->output_zero_point;
-  rq->qmin = s->qmin;
-  rq->qmax = s->qmax;
-  return s;
+  const qanas_requant_t rq = {(const int32_t *)ArgData(args, 3), (const int32_t *)ArgData(args, 4),
+                              s->output_zero_point, s->qmin, s->qmax};
+  return fn(&s->conv, (const int8_t *)ArgData(args, 0), (const uint8_t *)ArgData(args, 1),
+            (const int32_t *)ArgData(args, 2), &rq, (int8_t *)ArgData(args, 5)) == QANAS_OK
+             ? 0
+             : -1;
 }
 
 int32_t qanas_step_conv2d_s4(void *self, void *args, int32_t num_args, void *result) {
-  qanas_requant_t rq;
-  const qanas_conv_step_t *s = ConvStepS4(self, num_args, args, &rq);
   (void)result;
-  if (s == NULL) {
-    return -1;
-  }
-  return qanas_conv2d_s4(&s->conv, (const int8_t *)ArgData(args, 0),
-                         (const uint8_t *)ArgData(args, 1), (const int32_t *)ArgData(args, 2),
-                         &rq, (int8_t *)ArgData(args, 5)) == QANAS_OK ? 0 : -1;
+  return ConvStepS4(qanas_conv2d_s4, self, args, num_args);
 }
 
 int32_t qanas_step_pointwise_conv_s4(void *self, void *args, int32_t num_args, void *result) {
-  qanas_requant_t rq;
-  const qanas_conv_step_t *s = ConvStepS4(self, num_args, args, &rq);
   (void)result;
-  if (s == NULL) {
-    return -1;
-  }
-  return qanas_pointwise_conv_s4(s->conv.in_h * s->conv.in_w, s->conv.in_c, s->conv.out_c,
-                                 (const int8_t *)ArgData(args, 0),
-                                 (const uint8_t *)ArgData(args, 1),
-                                 (const int32_t *)ArgData(args, 2), &rq,
-                                 (int8_t *)ArgData(args, 5)) == QANAS_OK ? 0 : -1;
+  return ConvStepS4(PointwiseS4, self, args, num_args);
 }
