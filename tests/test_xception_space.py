@@ -145,3 +145,21 @@ def test_lean_quant_engine_is_bit_identical_to_brevitas_on_a_subnet(supernet):
     calib = _batches(2, 1)
     recalibrate_bn(subnet, calib)
     _assert_same_as_brevitas(subnet.eval(), QuantSpec(), calib, _batches(1, 2)[0])
+
+
+@pytest.mark.slow
+def test_fairnas_training_step_runs_and_counts_fairly(tmp_path):
+    """One FairNAS epoch of two steps at 32x32: every option of every decision is trained
+    equally often, and the checkpoint reloads into the same supernet."""
+    from qanas.train import SupernetTrainer, TrainConfig, load_supernet
+
+    config = TrainConfig(space=SPACE.name, image_size=(32, 32), epochs=1, batch_size=2,
+                         train_length=4, val_length=2, val_batches=1, calib_batches=1)
+    trainer = SupernetTrainer(config, tmp_path / "run")
+    trainer.fit()
+    m = trainer.sampler.paths_per_step
+    for decision, counts in zip(SPACE.decisions, trainer.sampler.counts, strict=True):
+        assert counts.tolist() == [trainer.step * m // decision.size] * decision.size, decision.name
+    assert trainer.step == 2
+    supernet, meta = load_supernet(tmp_path / "run" / "supernet.pt")
+    assert meta["space"] == SPACE.name
