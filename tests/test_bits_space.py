@@ -67,6 +67,7 @@ def test_wrong_digit_count_names_the_fix(space):
 
 
 def test_flash_counts_packed_int4_weights(space):
+    from compiler.kernels.packing_s4 import row_bytes
     from qanas.cost.hardware import flash_bytes
     from qanas.search.bits import BitsCostModel
 
@@ -88,10 +89,11 @@ def test_flash_counts_packed_int4_weights(space):
     slots = searchable_layers(specs, CLASSES)
     convs = conv_layers(specs)
     first = convs[slots[0]]
-    weights = first.kernel[0] * first.kernel[1] * first.in_channels // first.groups * first.out_channels
+    depth = first.kernel[0] * first.kernel[1] * first.in_channels // first.groups
     bits = [4] + [8] * (len(slots) - 1)
     saved = model.profile(arch).flash_bytes - model.profile(with_bits(arch, bits)).flash_bytes
-    assert saved == weights - (weights + 1) // 2
+    assert saved == first.out_channels * (depth - row_bytes(depth))  # the compiler's packed rows
+    assert not any(c.groups == c.in_channels > 1 for c in (convs[i] for i in slots))  # no depthwise
     all4 = model.profile(with_bits(arch, [4] * len(slots))).flash_bytes
     assert all4 < model.profile(arch).flash_bytes
 

@@ -1,19 +1,27 @@
 """Which weight layers of a subnet may take fewer weight bits, and what their weights cost.
 
 Mixed precision (docs/mixed-precision.md) chooses 4 or 8 weight bits per conv layer.
-The first conv (the stem, which sees the raw image) and the classifiers (the convs
-that write the class logits: ``out_channels == num_classes``) stay int8: they hold
-few weights and carry most of the quantization error. Every other conv is
-*searchable*.
+These convs stay int8:
+
+* the first conv (the stem, which sees the raw image) and the classifiers (the convs
+  that write the class logits: ``out_channels == num_classes``): they hold few weights
+  and carry much of the quantization error;
+* the convs the compiler keeps in int8 bytes whatever their values
+  (docs/int4-weights.md): depthwise convs (the int8 depthwise kernel) and windows of
+  more than `compiler.kernels.packing_s4.PATCH_MAX` weights. 4 bits there would cost
+  accuracy and save no flash.
+
+Every other conv is *searchable*.
 
 Conv layers are taken in definition order, which `SearchSpace.layer_specs` and the
 extracted subnet's ``named_modules()`` share (`tests/test_bits_space.py` checks it on
 every space), so a bit width chosen from the layer descriptors names the same layer
 of the model.
 
-Flash follows the compiler's storage: 4-bit weights packed two per byte (a layer's
-last byte half-used when its weight count is odd), an int32 bias and the
-per-channel requantization parameters as for int8.
+Flash follows the compiler's storage (`compiler.kernels.packing_s4`): a 4-bit conv's
+weights are one row per output channel, two per byte, each row padded to a multiple
+of 8 weights; the int32 bias and the per-channel requantization parameters are as
+for int8.
 
 Example:
     >>> from targets.cost import LayerSpec
@@ -24,6 +32,8 @@ Example:
     [1]
     >>> weight_bytes(body, 4), weight_bytes(body, 8)
     (256, 512)
+    >>> weight_bytes(LayerSpec("conv", "c", 12, 2, (4, 4), (4, 4)), 4)  # rows of 16 nibbles
+    16
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from compiler.kernels.packing_s4 import PATCH_MAX, row_bytes
 from targets.cost import LayerSpec
 
 WEIGHT_BIT_CHOICES = (8, 4)
@@ -43,10 +54,23 @@ def conv_layers(specs: Sequence[LayerSpec]) -> list[LayerSpec]:
     return [s for s in specs if s.op == "conv"]
 
 
+def _depth(spec: LayerSpec) -> int:
+    """Weights per output channel (the length of a packed row)."""
+    return spec.kernel[0] * spec.kernel[1] * (spec.in_channels // spec.groups)
+
+
+def packs_int4(spec: LayerSpec) -> bool:
+    """True when the compiler stores this conv's 4-bit weights packed (not depthwise, and a
+    window of at most `PATCH_MAX` weights)."""
+    depthwise = spec.groups > 1 and spec.groups == spec.in_channels
+    return not depthwise and _depth(spec) <= PATCH_MAX
+
+
 def searchable_layers(specs: Sequence[LayerSpec], num_classes: int) -> list[int]:
     """Indices (into `conv_layers(specs)`) of the convs whose weight bits are searched."""
     convs = conv_layers(specs)
-    return [i for i, s in enumerate(convs) if i > 0 and s.out_channels != num_classes]
+    return [i for i, s in enumerate(convs)
+            if i > 0 and s.out_channels != num_classes and packs_int4(s)]
 
 
 def conv_module_names(model: nn.Module) -> list[str]:
@@ -55,10 +79,17 @@ def conv_module_names(model: nn.Module) -> list[str]:
 
 
 def weight_bytes(spec: LayerSpec, bits: int) -> int:
-    """Bytes of the weights of one conv at `bits` (4: two per byte, rounded up; 8: one)."""
-    kh, kw = spec.kernel
-    count = kh * kw * (spec.in_channels // spec.groups) * spec.out_channels
-    return -(-count * bits // 8)
+    """Bytes of the weights of one conv: 8 bits one per weight, 4 bits packed rows.
+
+    Raises:
+        ValueError: `bits` other than 4 or 8, or 4 for a conv the compiler does not pack.
+    """
+    if bits == 8:
+        return _depth(spec) * spec.out_channels
+    if bits == 4 and packs_int4(spec):
+        return row_bytes(_depth(spec)) * spec.out_channels
+    raise ValueError(f"no int{bits} storage for conv {spec.name} (depth {_depth(spec)}, "
+                     f"groups {spec.groups}); weights are 8 bits, or 4 for packable convs")
 
 
 def layer_bit_widths(specs: Sequence[LayerSpec], num_classes: int,
@@ -84,4 +115,4 @@ def weight_flash_saving(specs: Sequence[LayerSpec], bits: Sequence[int]) -> int:
 
 
 __all__ = ["WEIGHT_BIT_CHOICES", "conv_layers", "conv_module_names", "layer_bit_widths",
-           "searchable_layers", "weight_bytes", "weight_flash_saving"]
+           "packs_int4", "searchable_layers", "weight_bytes", "weight_flash_saving"]
