@@ -52,7 +52,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from qanas.space._mbv2_plan import MobileNetV2PlanSpace
-from qanas.space.base import Decision, SubnetConfig, register_space
+from qanas.space.base import Decision, SearchSpace, SubnetConfig, register_space
 
 # (width, features indices, stride decision or fixed stride)
 GROUPS: tuple[tuple[int, tuple[int, ...], str | int], ...] = (
@@ -65,6 +65,13 @@ GROUPS: tuple[tuple[int, tuple[int, ...], str | int], ...] = (
 LAST = (320, 17, 1)
 DILATIONS = {12: (1, 2), 13: (1, 2), 14: (1, 2), 15: (1, 2, 3, 4), 16: (1, 2, 3, 4), 17: (1, 2, 3, 4)}
 KERNEL, EXPAND = 3, 6
+
+
+def labelled_config(space: SearchSpace, labels: dict[str, str]) -> SubnetConfig:
+    """The subnet of `space` with the option `labels` (decision name → label) and every other
+    decision at its first option."""
+    return SubnetConfig(space.name, tuple(d.options.index(labels.get(d.name, d.options[0]))
+                                          for d in space.decisions))
 
 
 class FMASMobileNetV2Space(MobileNetV2PlanSpace):
@@ -123,8 +130,7 @@ class FMASMobileNetV2Space(MobileNetV2PlanSpace):
 
     # -- landmarks ----------------------------------------------------------------------
     def _config(self, labels: dict[str, str]) -> SubnetConfig:
-        return SubnetConfig(self.name, tuple(d.options.index(labels.get(d.name, d.options[0]))
-                                             for d in self.decisions))
+        return labelled_config(self, labels)
 
     def max_config(self) -> SubnetConfig:
         """Every layer kept, smallest strides (2, 2, 1, 1), dilation 1 (output stride 8)."""

@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qanas.space.base import Decision, SearchSpace, SubnetConfig, register_space
+from qanas.space.fmas_mbv2 import labelled_config
 from qanas.space.layer_specs import conv_bn_act_specs, conv_out_hw
 from targets.cost import LayerSpec
 
@@ -139,8 +140,7 @@ class FMASXceptionSpace(SearchSpace):
         ) + tuple(Decision(f"m{i}", ("keep", "drop")) for i in range(1, MIDDLE_BLOCKS + 1))
 
     def _config(self, labels: dict[str, str]) -> SubnetConfig:
-        return SubnetConfig(self.name, tuple(d.options.index(labels.get(d.name, d.options[0]))
-                                             for d in self.decisions))
+        return labelled_config(self, labels)
 
     def max_config(self) -> SubnetConfig:
         """Entry stride 1 (output stride 8), every middle block kept, the smallest rates."""
