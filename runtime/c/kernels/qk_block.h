@@ -108,18 +108,18 @@ static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const i
  * SXTB16 of weights, 4 LDRD of split inputs and 8 SMLAD, 15 instructions per 16 MACs
  * (the 2 x 2 block splits both: 20). */
 #define QK_DSP_QUAD 4
-/* Longest input the 4-pixel block takes (xq is 4 x in_c int16: 1 KB); longer inputs run
- * pixel pairs. */
+/* Longest input the 4-pixel pointwise block takes (xq is 4 x in_c int16: 1 KB); longer
+ * inputs run pixel pairs. */
 #define QK_DSP_QUAD_MAX_IN 128
 
 /* xq[8 i + 2 p] and xq[8 i + 2 p + 1] = SXTB16 halves (b0, b2) and (b1, b3) of word i of
- * pixel p (x + p * in_c), for the in_c / 4 full words. */
-static void qk_dsp_expand_quad(const int8_t *x, int32_t in_c, int32_t *xq) {
-  const int32_t words = in_c >> 2;
+ * pixel p (x + p * stride), for the len / 4 full words. */
+static void qk_dsp_expand_quad(const int8_t *x, int32_t stride, int32_t len, int32_t *xq) {
+  const int32_t words = len >> 2;
   for (int32_t i = 0; i < words; ++i, xq += 2 * QK_DSP_QUAD) {
-    const int32_t v0 = qk_read_word(x + 4 * i), v1 = qk_read_word(x + in_c + 4 * i);
-    const int32_t v2 = qk_read_word(x + 2 * in_c + 4 * i);
-    const int32_t v3 = qk_read_word(x + 3 * in_c + 4 * i);
+    const int32_t v0 = qk_read_word(x + 4 * i), v1 = qk_read_word(x + stride + 4 * i);
+    const int32_t v2 = qk_read_word(x + 2 * stride + 4 * i);
+    const int32_t v3 = qk_read_word(x + 3 * stride + 4 * i);
     xq[0] = (int32_t)__sxtb16(v0), xq[1] = qk_sxtb16_ror8(v0);
     xq[2] = (int32_t)__sxtb16(v1), xq[3] = qk_sxtb16_ror8(v1);
     xq[4] = (int32_t)__sxtb16(v2), xq[5] = qk_sxtb16_ror8(v2);

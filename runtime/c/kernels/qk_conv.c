@@ -122,49 +122,62 @@ static QK_NOINLINE void qk_dsp_requant_quad(const int32_t *sums, int32_t n,
                    : "cc", "memory");
 }
 
-/* Output channels per pass of qk_dsp_pointwise_quad (its int32 sums live on the stack). */
+/* Output channels per pass of qk_dsp_quad_gemm (its int32 sums live on the stack). */
 #define QK_DSP_QUAD_PASS 32
 
-/* Every output channel of 4 consecutive pixels x (in_c <= QK_DSP_QUAD_MAX_IN) into out
- * (4 rows of out_c): the split input once, then per channel the 4-pixel dot product
- * (qk_dsp_dot_quad; in_c % 4 trailing channels in C), QK_DSP_QUAD_PASS channels'
+/* The 4-pixel GEMM: out[p * out_stride + o_first + j] = requant(bias[o_first + j] +
+ * sum_i x_p[i] * w[j * len + i]) for j < rows and the pixels x_p = x + p * stride, whose
+ * first len & ~3 bytes are split in xq (qk_dsp_expand_quad). Per channel the 4-pixel dot
+ * product (qk_dsp_dot_quad; the len % 4 trailing bytes in C), QK_DSP_QUAD_PASS channels'
  * sums at a time requantized by qk_dsp_requant_quad. */
+static void qk_dsp_quad_gemm(const int32_t *xq, const int8_t *x, int32_t stride,
+                             int32_t len, const int8_t *w, int32_t rows,
+                             const int32_t *bias, const qanas_requant_t *rq,
+                             int32_t vector_rq, int32_t o_first, int32_t out_stride,
+                             int8_t *out) {
+  int32_t sums[QK_DSP_QUAD * QK_DSP_QUAD_PASS];
+  const int32_t words = len >> 2;
+  for (int32_t o0 = 0; o0 < rows; o0 += QK_DSP_QUAD_PASS) {
+    const int32_t n = rows - o0 < QK_DSP_QUAD_PASS ? rows - o0 : QK_DSP_QUAD_PASS;
+    const int32_t o1 = o_first + o0;
+    for (int32_t j = 0; j < n; ++j) {
+      const int8_t *wj = w + (o0 + j) * len;
+      int32_t *acc = sums + QK_DSP_QUAD * j;
+      acc[0] = acc[1] = acc[2] = acc[3] = bias[o1 + j];
+      if (words != 0) {
+        qk_dsp_dot_quad(xq, wj, words, acc);
+      }
+      for (int32_t i = 4 * words; i < len; ++i) {
+        for (int32_t p = 0; p < QK_DSP_QUAD; ++p) {
+          acc[p] += x[p * stride + i] * wj[i];
+        }
+      }
+    }
+    if (vector_rq) {
+      qk_dsp_requant_quad(sums, n, rq->multiplier + o1, rq->shift + o1, rq, out_stride,
+                          out + o1);
+      continue;
+    }
+    for (int32_t j = 0; j < n; ++j) { /* a shift > -2 somewhere (scales >= 0.25) */
+      const int32_t o = o1 + j;
+      for (int32_t p = 0; p < QK_DSP_QUAD; ++p) {
+        out[p * out_stride + o] = (int8_t)qk_requantize(
+            sums[QK_DSP_QUAD * j + p], rq->multiplier[o], rq->shift[o],
+            rq->output_zero_point, rq->qmin, rq->qmax);
+      }
+    }
+  }
+}
+
+/* Every output channel of 4 consecutive pixels x (in_c <= QK_DSP_QUAD_MAX_IN) into out
+ * (4 rows of out_c): the input split once, then the 4-pixel GEMM. */
 static QK_NOINLINE void qk_dsp_pointwise_quad(const int8_t *x, const int8_t *weights,
                                               int32_t in_c, int32_t out_c,
                                               const int32_t *bias, const qanas_requant_t *rq,
                                               int32_t vector_rq, int8_t *out) {
   int32_t xq[2 * QK_DSP_QUAD_MAX_IN];
-  int32_t sums[QK_DSP_QUAD * QK_DSP_QUAD_PASS];
-  const int32_t words = in_c >> 2;
-  qk_dsp_expand_quad(x, in_c, xq);
-  for (int32_t o0 = 0; o0 < out_c; o0 += QK_DSP_QUAD_PASS) {
-    const int32_t n = out_c - o0 < QK_DSP_QUAD_PASS ? out_c - o0 : QK_DSP_QUAD_PASS;
-    for (int32_t j = 0; j < n; ++j) {
-      const int8_t *w = weights + (o0 + j) * in_c;
-      int32_t *acc = sums + QK_DSP_QUAD * j;
-      acc[0] = acc[1] = acc[2] = acc[3] = bias[o0 + j];
-      if (words != 0) {
-        qk_dsp_dot_quad(xq, w, words, acc);
-      }
-      for (int32_t i = 4 * words; i < in_c; ++i) {
-        for (int32_t p = 0; p < QK_DSP_QUAD; ++p) {
-          acc[p] += x[p * in_c + i] * w[i];
-        }
-      }
-    }
-    if (vector_rq) {
-      qk_dsp_requant_quad(sums, n, rq->multiplier + o0, rq->shift + o0, rq, out_c, out + o0);
-      continue;
-    }
-    for (int32_t j = 0; j < n; ++j) { /* a shift > -2 somewhere (scales >= 0.25) */
-      const int32_t o = o0 + j;
-      for (int32_t p = 0; p < QK_DSP_QUAD; ++p) {
-        out[p * out_c + o] = (int8_t)qk_requantize(sums[QK_DSP_QUAD * j + p],
-                                                   rq->multiplier[o], rq->shift[o],
-                                                   rq->output_zero_point, rq->qmin, rq->qmax);
-      }
-    }
-  }
+  qk_dsp_expand_quad(x, in_c, in_c, xq);
+  qk_dsp_quad_gemm(xq, x, in_c, in_c, weights, out_c, bias, rq, vector_rq, 0, out_c, out);
 }
 
 /* Every output channel of two pixels (x0, x1; out1 NULL for one): channel pairs of the
@@ -414,6 +427,33 @@ static void qk_gather_patch(const qanas_conv_params_t *c, const int8_t *input, i
   }
 }
 
+#if defined(QK_ISA_DSP)
+/* Longest window (kernel_h * kernel_w * in_c / groups) of the DSP 4-pixel conv: 3 x 3 x 32
+ * (its 4 gathered windows and their split copy take 3.4 KB of stack). */
+#define QK_DSP_QUAD_MAX_WINDOW 288
+
+/* Output pixels (oy, ox .. ox + 3) of a DSP conv2d, every group: each pixel's window
+ * gathered (qk_gather_patch: padding = input zero point), the four split once, then the
+ * 4-pixel GEMM against the group's OHWI rows. */
+static QK_NOINLINE void qk_dsp_conv_quad(const qanas_conv_params_t *c, const int8_t *input,
+                                         const int8_t *weights, const int32_t *bias,
+                                         const qanas_requant_t *rq, int32_t vector_rq,
+                                         int32_t oy, int32_t ox, int8_t *out) {
+  const int32_t cin_g = c->in_c / c->groups, cout_g = c->out_c / c->groups;
+  const int32_t wsize = c->kernel_h * c->kernel_w * cin_g;
+  int8_t patch[QK_DSP_QUAD * QK_DSP_QUAD_MAX_WINDOW];
+  int32_t xq[2 * QK_DSP_QUAD_MAX_WINDOW];
+  for (int32_t g = 0; g < c->groups; ++g) {
+    for (int32_t p = 0; p < QK_DSP_QUAD; ++p) {
+      qk_gather_patch(c, input, g, oy, ox + p, patch + p * QK_DSP_QUAD_MAX_WINDOW);
+    }
+    qk_dsp_expand_quad(patch, QK_DSP_QUAD_MAX_WINDOW, wsize, xq);
+    qk_dsp_quad_gemm(xq, patch, QK_DSP_QUAD_MAX_WINDOW, wsize, weights + g * cout_g * wsize,
+                     cout_g, bias, rq, vector_rq, g * cout_g, c->out_c, out);
+  }
+}
+#endif
+
 #if defined(QK_ISA_MVE)
 /* Bytes of a gathered window on Helium (3 x 3 x 256); larger windows take the per-element
  * path (correct, not fast). */
@@ -509,6 +549,14 @@ qanas_status_t qanas_conv2d_s8(const qanas_conv_params_t *c, const int8_t *input
   int8_t patch[QK_BLOCK_PX][QK_PATCH_MAX];
   for (int32_t oy = 0; oy < c->out_h; ++oy) {
     for (int32_t ox = 0; ox < c->out_w; ox += QK_BLOCK_PX) {
+#if defined(QK_ISA_DSP)
+      if (wsize <= QK_DSP_QUAD_MAX_WINDOW && ox + QK_DSP_QUAD <= c->out_w) {
+        qk_dsp_conv_quad(c, input, weights, bias, rq, vector_rq, oy, ox,
+                         output + (oy * c->out_w + ox) * c->out_c);
+        ox += QK_DSP_QUAD - QK_BLOCK_PX; /* the loop adds the other QK_BLOCK_PX */
+        continue;
+      }
+#endif
       const int32_t two = QK_BLOCK_PX == 2 && ox + 1 < c->out_w;
       const int32_t inside = qk_window_inside(c, oy, ox) &&
                              (!two || qk_window_inside(c, oy, ox + 1));
