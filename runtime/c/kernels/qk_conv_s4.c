@@ -1,5 +1,6 @@
 /* Pointwise and k x k convolutions with int4 weights packed two per byte
- * (qanas_kernels_s4.h), as blocks of 2 pixels x 2 output channels. The nibbles are
+ * (qanas_kernels_s4.h), as blocks of 2 pixels x 2 output channels (DSP: 4 pixels x 1
+ * channel against inputs split once per pixel, for windows up to 288 inputs). The nibbles are
  * unpacked in registers, never into a buffer: DSP (any Arm core with the DSP extension,
  * Helium cores included) masks and SXTB16s them into halfword pairs for SMLAD; AVX2
  * widens 32 of them to int16 lanes for VPMADDWD; the portable path sign-extends one at a
@@ -10,6 +11,7 @@
 
 #if !defined(QANAS_KERNELS_PORTABLE) && defined(__ARM_FEATURE_DSP) && !defined(__aarch64__)
 #define QK_S4_DSP 1
+#include <arm_acle.h>
 #elif !defined(QANAS_KERNELS_PORTABLE) && defined(__AVX2__)
 #define QK_S4_AVX2 1
 #include <immintrin.h>
@@ -23,6 +25,13 @@ QK_INLINE int32_t qk_s4_weight(const uint8_t *row, int32_t t) {
 }
 
 #if defined(QK_S4_DSP)
+/* SXTB16 of a word rotated right by 8: halfwords (b1, b3) (GCC 12 has no __sxtb16_ror). */
+QK_INLINE int32_t qk_s4_sxtb16_ror8(int32_t v) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+  return r;
+}
+
 /* One packed group (8 weights of rows w0 and w1 against 8 inputs of pixels x0 and x1),
  * pointers advanced: per half (low nibbles against inputs 0..3, high nibbles against
  * 4..7) the two weight words are loaded, masked to nibble-times-16 bytes and split by
@@ -93,6 +102,93 @@ static int32_t qk_s4_dsp_groups(const int8_t *x0, const int8_t *x1, const uint8_
   acc[2] += s10 >> 4;
   acc[3] += s11 >> 4;
   return done;
+}
+
+/* Two split input words with one LDRD (GCC 12 splits a 64-bit read into two LDRs). */
+typedef int64_t __attribute__((may_alias)) qk_s4_pair_t; /* reads int32 words */
+QK_INLINE void qk_s4_ldrd(const int32_t *p, int32_t *even, int32_t *odd) {
+  __asm__("ldrd %0, %1, %2" : "=r"(*even), "=r"(*odd) : "m"(*(const qk_s4_pair_t *)p));
+}
+
+/* Pixels per quad block, and the longest window it takes (its split inputs, xq, are
+ * 4 x 2 bytes per input on the stack: 2.3 KB). Longer windows run pixel pairs. */
+#define QK_S4_QUAD 4
+#define QK_S4_QUAD_MAX 288
+
+/* xq[8 i + 2 p] and xq[8 i + 2 p + 1]: the SXTB16 pairs (b0, b2) and (b1, b3) of input
+ * word i of pixel p, for the first `depth` & ~7 inputs of each pixel's window (`runs`
+ * runs of `run` inputs, `x_step` bytes apart, from px[p]). Split once per pixel, they
+ * serve every output channel. */
+static void qk_s4_dsp_split_quad(const int8_t *const px[QK_S4_QUAD], int32_t x_step,
+                                 int32_t runs, int32_t run, int32_t depth, int32_t *xq) {
+  const int32_t words = (depth & ~7) / 4, run_words = run / 4;
+  for (int32_t i = 0; i < words; ++i, xq += 2 * QK_S4_QUAD) {
+    const int32_t offset = (i / run_words) * x_step + (i % run_words) * 4;
+    for (int32_t p = 0; p < QK_S4_QUAD; ++p) {
+      int32_t v;
+      __builtin_memcpy(&v, px[p] + (runs > 1 ? offset : 4 * i), sizeof(v));
+      xq[2 * p] = __sxtb16(v);
+      xq[2 * p + 1] = qk_s4_sxtb16_ror8(v);
+    }
+  }
+}
+
+/* acc[p] += sum over the whole groups of one packed row `w` against the split inputs of
+ * the quad: per group one weight word, masked and split into four pairs (8 instructions),
+ * then 16 SMLADs against 8 LDRDs of split inputs: 32 instructions per 32 MACs. */
+static QK_NOINLINE void qk_s4_dsp_quad_row(const int32_t *xq, const uint8_t *w,
+                                           int32_t groups, int32_t *acc) {
+  int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0; /* sums of 16 x products */
+  for (int32_t g = 0; g < groups; ++g, xq += 4 * QK_S4_QUAD) {
+    uint32_t word;
+    __builtin_memcpy(&word, w + 4 * g, sizeof(word));
+    const int32_t lo = (int32_t)((word << 4) & 0xF0F0F0F0u);
+    const int32_t hi = (int32_t)(word & 0xF0F0F0F0u);
+    const int32_t l0 = __sxtb16(lo), l1 = qk_s4_sxtb16_ror8(lo);
+    const int32_t h0 = __sxtb16(hi), h1 = qk_s4_sxtb16_ror8(hi);
+    int32_t e, o;
+    qk_s4_ldrd(xq, &e, &o), a0 = __smlad(l0, e, a0), a0 = __smlad(l1, o, a0);
+    qk_s4_ldrd(xq + 2, &e, &o), a1 = __smlad(l0, e, a1), a1 = __smlad(l1, o, a1);
+    qk_s4_ldrd(xq + 4, &e, &o), a2 = __smlad(l0, e, a2), a2 = __smlad(l1, o, a2);
+    qk_s4_ldrd(xq + 6, &e, &o), a3 = __smlad(l0, e, a3), a3 = __smlad(l1, o, a3);
+    qk_s4_ldrd(xq + 8, &e, &o), a0 = __smlad(h0, e, a0), a0 = __smlad(h1, o, a0);
+    qk_s4_ldrd(xq + 10, &e, &o), a1 = __smlad(h0, e, a1), a1 = __smlad(h1, o, a1);
+    qk_s4_ldrd(xq + 12, &e, &o), a2 = __smlad(h0, e, a2), a2 = __smlad(h1, o, a2);
+    qk_s4_ldrd(xq + 14, &e, &o), a3 = __smlad(h0, e, a3), a3 = __smlad(h1, o, a3);
+  }
+  acc[0] += a0 >> 4;
+  acc[1] += a1 >> 4;
+  acc[2] += a2 >> 4;
+  acc[3] += a3 >> 4;
+}
+
+/* Output channels o0 .. o0 + count of 4 pixels (windows as in qk_s4_channels, from
+ * px[p], depth <= QK_S4_QUAD_MAX) into out[p]. */
+static QK_NOINLINE void qk_s4_dsp_quad(const int8_t *const px[QK_S4_QUAD], int32_t x_step,
+                                       int32_t runs, int32_t run, int32_t depth,
+                                       const uint8_t *rows, int32_t row_bytes, int32_t o0,
+                                       int32_t count, const int32_t *bias,
+                                       const qanas_requant_t *rq,
+                                       int8_t *const out[QK_S4_QUAD]) {
+  int32_t xq[2 * QK_S4_QUAD_MAX];
+  const int32_t whole = depth & ~7;
+  qk_s4_dsp_split_quad(px, x_step, runs, run, depth, xq);
+  for (int32_t j = 0; j < count; ++j) {
+    const int32_t o = o0 + j;
+    const uint8_t *w = rows + j * row_bytes;
+    int32_t acc[QK_S4_QUAD] = {bias[o], bias[o], bias[o], bias[o]};
+    qk_s4_dsp_quad_row(xq, w, whole / QANAS_S4_GROUP, acc);
+    for (int32_t t = whole; t < depth; ++t) { /* one window (runs == 1): contiguous */
+      const int32_t wt = qk_s4_weight(w, t);
+      for (int32_t p = 0; p < QK_S4_QUAD; ++p) {
+        acc[p] += px[p][t] * wt;
+      }
+    }
+    for (int32_t p = 0; p < QK_S4_QUAD; ++p) {
+      out[p][o] = (int8_t)qk_requantize(acc[p], rq->multiplier[o], rq->shift[o],
+                                        rq->output_zero_point, rq->qmin, rq->qmax);
+    }
+  }
 }
 #endif
 
@@ -202,7 +298,17 @@ qanas_status_t qanas_pointwise_conv_s4(int32_t pixels, int32_t in_c, int32_t out
     return QANAS_ERROR_BAD_ARGUMENT;
   }
   const int32_t row_bytes = qanas_s4_row_bytes(in_c);
-  for (int32_t p = 0; p < pixels; p += 2) {
+  int32_t p = 0;
+#if defined(QK_S4_DSP)
+  for (; in_c <= QK_S4_QUAD_MAX && p + QK_S4_QUAD <= pixels; p += QK_S4_QUAD) {
+    const int8_t *const px[QK_S4_QUAD] = {input + p * in_c, input + (p + 1) * in_c,
+                                          input + (p + 2) * in_c, input + (p + 3) * in_c};
+    int8_t *const out[QK_S4_QUAD] = {output + p * out_c, output + (p + 1) * out_c,
+                                     output + (p + 2) * out_c, output + (p + 3) * out_c};
+    qk_s4_dsp_quad(px, 0, 1, in_c, in_c, weights, row_bytes, 0, out_c, bias, rq, out);
+  }
+#endif
+  for (; p < pixels; p += 2) {
     const int32_t two = p + 1 < pixels;
     const int8_t *x0 = input + p * in_c;
     int8_t *out0 = output + p * out_c;
@@ -250,6 +356,47 @@ static int32_t qk_s4_params_valid(const qanas_conv_params_t *c) {
          c->kernel_h * c->kernel_w * (c->in_c / c->groups) <= QANAS_S4_PATCH_MAX;
 }
 
+#if defined(QK_S4_DSP)
+/* The output pixels of row oy in blocks of 4 (windows up to QK_S4_QUAD_MAX inputs): inside
+ * windows of whole-word kernel rows read in place, the others gathered. Returns the first
+ * output column left for the pixel pairs. */
+static int32_t qk_s4_dsp_conv_quads(const qanas_conv_params_t *c, const int8_t *input,
+                                    const uint8_t *weights, int32_t row_bytes,
+                                    const int32_t *bias, const qanas_requant_t *rq, int32_t oy,
+                                    int8_t *output) {
+  const int32_t cout_g = c->out_c / c->groups;
+  const int32_t depth = c->kernel_h * c->kernel_w * (c->in_c / c->groups);
+  const int32_t run = c->kernel_w * c->in_c;
+  const int32_t in_place = c->groups == 1 && c->dilation_w == 1 && run % QANAS_S4_GROUP == 0;
+  int8_t patch[QK_S4_QUAD][QK_S4_QUAD_MAX];
+  int32_t ox = 0;
+  for (; ox + QK_S4_QUAD <= c->out_w; ox += QK_S4_QUAD) {
+    int8_t *const out[QK_S4_QUAD] = {output + (oy * c->out_w + ox) * c->out_c,
+                                     output + (oy * c->out_w + ox + 1) * c->out_c,
+                                     output + (oy * c->out_w + ox + 2) * c->out_c,
+                                     output + (oy * c->out_w + ox + 3) * c->out_c};
+    if (in_place && qk_s4_inside(c, oy, ox) && qk_s4_inside(c, oy, ox + QK_S4_QUAD - 1)) {
+      const int8_t *x = input + ((oy * c->stride_h - c->pad_top) * c->in_w +
+                                 (ox * c->stride_w - c->pad_left)) * c->in_c;
+      const int32_t step = c->stride_w * c->in_c;
+      const int8_t *const px[QK_S4_QUAD] = {x, x + step, x + 2 * step, x + 3 * step};
+      qk_s4_dsp_quad(px, c->dilation_h * c->in_w * c->in_c, c->kernel_h, run, depth, weights,
+                     row_bytes, 0, c->out_c, bias, rq, out);
+      continue;
+    }
+    for (int32_t g = 0; g < c->groups; ++g) {
+      for (int32_t p = 0; p < QK_S4_QUAD; ++p) {
+        qk_s4_gather(c, input, g, oy, ox + p, patch[p]);
+      }
+      const int8_t *const px[QK_S4_QUAD] = {patch[0], patch[1], patch[2], patch[3]};
+      qk_s4_dsp_quad(px, 0, 1, depth, depth, weights + g * cout_g * row_bytes, row_bytes,
+                     g * cout_g, cout_g, bias, rq, out);
+    }
+  }
+  return ox;
+}
+#endif
+
 qanas_status_t qanas_conv2d_s4(const qanas_conv_params_t *c, const int8_t *input,
                                const uint8_t *weights, const int32_t *bias,
                                const qanas_requant_t *rq, int8_t *output) {
@@ -273,7 +420,13 @@ qanas_status_t qanas_conv2d_s4(const qanas_conv_params_t *c, const int8_t *input
   const int32_t row_step = c->dilation_h * c->in_w * c->in_c;
   int8_t patch[2][QANAS_S4_PATCH_MAX];
   for (int32_t oy = 0; oy < c->out_h; ++oy) {
-    for (int32_t ox = 0; ox < c->out_w; ox += 2) {
+    int32_t ox = 0;
+#if defined(QK_S4_DSP)
+    if (depth <= QK_S4_QUAD_MAX) {
+      ox = qk_s4_dsp_conv_quads(c, input, weights, row_bytes, bias, rq, oy, output);
+    }
+#endif
+    for (; ox < c->out_w; ox += 2) {
       const int32_t two = ox + 1 < c->out_w;
       int8_t *out0 = output + (oy * c->out_w + ox) * c->out_c;
       int8_t *out1 = two ? out0 + c->out_c : 0;
