@@ -5,28 +5,16 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-import torch
+from test_bits_quant import _batches, seeded_subnet
 
 from qanas.quant import QuantSpec, calibrate, compare_with_onnx, export_qdq, quantize_model
 from qanas.quant.int4_export import INT4_OPSET, pack_int4_weights
 from qanas.quant.layer_bits import conv_module_names
-from qanas.score import recalibrate_bn
-
-
-def _batches(n: int, seed: int, size=(32, 64)) -> list[torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    return [torch.randn(2, 3, *size, generator=gen) * 1.5 + 0.2 for _ in range(n)]
 
 
 @pytest.fixture(scope="module")
 def subnet():
-    from qanas.space import get_space
-
-    space = get_space("squeezenas-small")
-    torch.manual_seed(0)
-    model = space.build_supernet(5).extract(space.sample(np.random.default_rng(3)))
-    recalibrate_bn(model, _batches(2, 1))
-    return model.eval()
+    return seeded_subnet()
 
 
 def _export(subnet, spec, path):

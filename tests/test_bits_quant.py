@@ -24,8 +24,8 @@ def _batches(n: int, seed: int, size=(32, 64)) -> list[torch.Tensor]:
     return [torch.randn(2, 3, *size, generator=gen) * 1.5 + 0.2 for _ in range(n)]
 
 
-@pytest.fixture(scope="module")
-def subnet():
+def seeded_subnet():
+    """A seeded squeezenas-small subnet (5 classes) with BatchNorm recalibrated, in eval mode."""
     from qanas.space import get_space
 
     space = get_space("squeezenas-small")
@@ -33,6 +33,11 @@ def subnet():
     model = space.build_supernet(5).extract(space.sample(np.random.default_rng(3)))
     recalibrate_bn(model, _batches(2, 1))
     return model.eval()
+
+
+@pytest.fixture(scope="module")
+def subnet():
+    return seeded_subnet()
 
 
 def _lean(model, spec):
