@@ -45,3 +45,20 @@ def test_w4w8_is_refused_on_ethos_u_and_with_gumbel(tmp_path):
                              out=str(tmp_path / "x"), bits="w4w8"),
                 scorer=_setup(space, FakeScorer(space)))
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_flags_map_to_the_config():
+    import argparse
+
+    from qanas.cli.commands.search import COMMAND, search_config
+
+    parser = argparse.ArgumentParser()
+    COMMAND.add_arguments(parser)
+    args = parser.parse_args(["--supernet", "s.pt", "--target", "host", "--budget", "3",
+                              "--out", "o", "--bits", "w4w8", "--flash-budget", "65536",
+                              "--objectives", "miou,flash"])
+    config = search_config(args)
+    assert (config.bits, config.flash_budget, config.objectives) == ("w4w8", 65536,
+                                                                     ("miou", "flash"))
+    assert search_config(parser.parse_args(["--supernet", "s.pt", "--target", "host",
+                                            "--budget", "3", "--out", "o"])).bits == "w8"

@@ -141,7 +141,11 @@ def test_evaluator_scores_with_the_configs_bits(space):
     arch = small.base.seed_config()
     int8 = evaluator.score(arch)
     assert int8["miou"] == scorer.score(arch).miou
-    mixed = evaluator.score(with_bits(arch, [4] * small.slot_count(arch)))
-    assert mixed["weight_bits"] == [4] * small.slot_count(arch)
+    cfg = with_bits(arch, [4, 8] * (small.slot_count(arch) // 2) + [4] * (small.slot_count(arch) % 2))
+    mixed = evaluator.score(cfg)
+    assert mixed["weight_bits"] == list(cfg.weight_bits)
     assert mixed["miou_fp32"] == int8["miou_fp32"]
     assert scorer.spec == QuantSpec()  # restored after the mixed score
+    brevitas = SubnetScorer(supernet, batches, batches, QuantSpec(), image_size=(32, 64),
+                            engine="brevitas")
+    assert BitsEvaluator(brevitas, small).score(cfg)["miou"] == mixed["miou"]
