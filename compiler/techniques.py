@@ -21,9 +21,10 @@ expanded rows two bands share sit in a ring buffer, and when the ring cannot be 
 are expanded again, counted in ``extra_macs``). It runs in ``size`` mode, and in
 ``speed`` mode when the library takes the blocks (``library=True``, the default): there
 every fused block becomes one `qanas_inverted_residual_s8` call
-(`compiler.passes.offload_fused_blocks`), which computes each expanded row once and
-retires fewer instructions than the unfused library kernels (0.89x on cortex-m4, 0.64x
-on cortex-m55, `benchmarks/mcu_irb.py`) with a ring instead of the expanded tensor.
+(`compiler.passes.offload_fused_blocks`), which computes each expanded row once, keeps a
+ring of expanded rows instead of the expanded tensor, and has no border windows to gather
+(squeezenas-small seed at 64x128, `benchmarks/mcu_whole_model.py`: 132.1 M -> 104.2 M
+instructions on cortex-m4, 56.7 M -> 25.0 M on cortex-m55, arena 245,760 -> 60,448 B).
 With TVM's kernels (``library=False``) speed mode keeps the blocks unfused: TVM's
 row-band kernel is the slower one (squeezenas-small seed at 64x128 on cortex-m4: 321.6 M
 instructions fused against 313.6 M unfused, arena 62,752 B against 245,760 B). The
