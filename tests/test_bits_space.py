@@ -149,3 +149,14 @@ def test_evaluator_scores_with_the_configs_bits(space):
     brevitas = SubnetScorer(supernet, batches, batches, QuantSpec(), image_size=(32, 64),
                             engine="brevitas")
     assert BitsEvaluator(brevitas, small).score(cfg)["miou"] == mixed["miou"]
+
+
+def test_coordinate_descent_moves_bit_decisions(space):
+    from qanas.search.coordinate_descent import _neighbours
+
+    arch = space.base.seed_config()
+    first_slot = len(space.base.decisions)
+    (flipped,) = _neighbours(space, arch, first_slot)
+    assert flipped.weight_bits == (4,) + (8,) * (space.slot_count(arch) - 1)
+    back = _neighbours(space, flipped, first_slot)
+    assert back == [arch]

@@ -84,10 +84,11 @@ def _neighbours(space, current: SubnetConfig, decision: int) -> list[SubnetConfi
     """`current` with decision `decision` set to each other option (valid, distinct networks)."""
     seen = {_canonical(space, current).to_str()}
     out = []
+    vector = space.encode(current)  # the space's own indices (a wrapped space has more)
     for option in range(space.decisions[decision].size):
-        if option == current.choices[decision]:
+        if option == vector[decision]:
             continue
-        choices = list(current.choices)
+        choices = vector.copy()
         choices[decision] = option
         cfg = _canonical(space, space.decode(choices))
         if cfg.to_str() not in seen:
