@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from compiler import int8
-from compiler.kernels import KERNEL_SOURCES, KERNELS_DIR, packing
+from compiler.kernels import ALL_KERNEL_SOURCES, KERNELS_DIR, packing
 from compiler.reference import kernels as ref
 
 REPO = Path(__file__).resolve().parents[1]
@@ -316,7 +316,7 @@ def build_native(cases: list[KernelCase], work: Path, cc: str = "gcc",
     (work / "driver.c").write_text(render_driver(cases, firmware=False))
     exe = work / "driver"
     _run([cc, *cflags, *WARNINGS, f"-I{KERNELS_DIR}", f"-I{C_INCLUDE}", str(work / "driver.c"),
-          *[str(KERNELS_DIR / s) for s in KERNEL_SOURCES], *ldflags, "-o", str(exe)])
+          *[str(KERNELS_DIR / s) for s in ALL_KERNEL_SOURCES], *ldflags, "-o", str(exe)])
     return exe
 
 
@@ -355,7 +355,7 @@ def build_firmware(cases: list[KernelCase], work: Path, target_name: str,
         defines.append("-DQANAS_PORT_CORTEX_M7")
     sources = [COMMON_PORT / n for n in ("startup.S", "vectors.c", "stack.c", "semihosting.c")]
     sources += [PORTS_DIR / target.port / "port.c", work / "driver.c"]
-    sources += [KERNELS_DIR / s for s in KERNEL_SOURCES]
+    sources += [KERNELS_DIR / s for s in ALL_KERNEL_SOURCES]
     elf = work / "driver.elf"
     _run([target.toolchain.cc, *cflags, *extra_cflags, *WARNINGS, *defines, f"-I{COMMON_PORT}",
           f"-I{KERNELS_DIR}", f"-I{C_INCLUDE}", *ldflags, "-T", str(work / "link.ld"),

@@ -4,7 +4,13 @@
 read them; `isa` says which instruction-set path a core compiles to. See docs/kernels.md.
 """
 
-from compiler.kernels.isa import KERNEL_SOURCES, KERNELS_DIR, isa_for_cpu
+from compiler.kernels.isa import (
+    ALL_KERNEL_SOURCES,
+    KERNEL_SOURCES,
+    KERNELS_DIR,
+    S4_KERNEL_SOURCES,
+    isa_for_cpu,
+)
 from compiler.kernels.packing import (
     AddParams,
     PackedConv,
@@ -16,6 +22,7 @@ from compiler.kernels.packing import (
     requant,
 )
 
-__all__ = ["KERNELS_DIR", "KERNEL_SOURCES", "AddParams", "PackedConv", "Requant",
+__all__ = ["ALL_KERNEL_SOURCES", "KERNELS_DIR", "KERNEL_SOURCES", "S4_KERNEL_SOURCES",
+           "AddParams", "PackedConv", "Requant",
            "add_params", "isa_for_cpu", "pack_conv", "pack_depthwise", "pool_requant",
            "requant"]

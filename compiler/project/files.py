@@ -97,10 +97,10 @@ def copy_kernel_library(dest: Path) -> list[str]:
 
 def library_sources() -> list[str]:
     """Project paths of the C files a model calling the kernel library adds."""
-    from compiler.kernels.isa import KERNEL_SOURCES
+    from compiler.kernels.isa import ALL_KERNEL_SOURCES
 
     return [*[f"runtime/{s}" for s in LIBRARY_SOURCES],
-            *[f"runtime/{KERNELS_SUBDIR}/{s}" for s in KERNEL_SOURCES]]
+            *[f"runtime/{KERNELS_SUBDIR}/{s}" for s in ALL_KERNEL_SOURCES]]
 
 
 def render_makefile(prefix: str, kernel_files: Sequence[str], cc: str,
