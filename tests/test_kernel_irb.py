@@ -25,6 +25,7 @@ from tests.kernel_irb_util import irb_case, packed_case, qdq_block
 from tests.kernel_library_util import (
     KernelCase,
     build_native,
+    build_sanitized,
     check_results,
     host_has_avx2,
     parse_driver_output,
@@ -108,12 +109,7 @@ def test_host_sanitizers(tmp_path: Path):
     """AddressSanitizer and UBSan find no read or write outside any array (the scratch
     canary only sees writes past the scratch), on the host's vector path."""
     cases = irb_cases()
-    flags = ["-O1", "-g", "-std=c99", "-fsanitize=address,undefined",
-             "-fno-sanitize-recover=all"]
-    if host_has_avx2():
-        flags.append("-mavx2")
-    exe = build_native(cases, tmp_path, cflags=tuple(flags),
-                       ldflags=("-fsanitize=address,undefined",))
+    exe = build_sanitized(cases, tmp_path)
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
     _assert_exact(out, cases, re.search(r"@ISA (\w+)", out).group(1))
 

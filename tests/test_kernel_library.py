@@ -28,6 +28,7 @@ from tests.kernel_library_util import (
     avg_pool_case,
     build_firmware,
     build_native,
+    build_sanitized,
     check_results,
     conv_case,
     elementwise_case,
@@ -251,12 +252,7 @@ def test_depthwise_small_maps_sanitizers(tmp_path: Path):
     """AddressSanitizer and UBSan find no access outside any array on the depthwise border
     path (tap pointers are formed for inside taps only), on the host's default path."""
     cases = small_map_depthwise_cases(np.random.default_rng(SEED))
-    flags = ["-O1", "-g", "-std=c99", "-fsanitize=address,undefined",
-             "-fno-sanitize-recover=all"]
-    if host_has_avx2():
-        flags.append("-mavx2")
-    exe = build_native(cases, tmp_path, cflags=tuple(flags),
-                       ldflags=("-fsanitize=address,undefined",))
+    exe = build_sanitized(cases, tmp_path)
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
     _assert_exact(out, cases, re.search(r"@ISA (\w+)", out).group(1))
 
