@@ -120,6 +120,7 @@ class _Graph:
         self.binds: dict[int, relax.Expr] = {}
         self.order: dict[int, int] = {}
         self.users: dict[int, set[int | None]] = {}
+        self._units: dict[int, tuple | None] = {}
         for block in func.body.blocks:
             for b in block.bindings:
                 if not isinstance(b, relax.VarBinding):
@@ -140,8 +141,15 @@ class _Graph:
 
         Members are the bindings reachable backwards from `final` through non-int8
         tensors; leaves are the int8 variables where that walk stops. None when the walk
-        meets anything but integer arithmetic and at most one conv2d.
+        meets anything but integer arithmetic and at most one conv2d. Computed once per
+        variable (the matchers ask again for the same units); callers must not modify it.
         """
+        k = _key(final)
+        if k not in self._units:
+            self._units[k] = self._unit(final)
+        return self._units[k]
+
+    def _unit(self, final: relax.Var):
         if (_key(final) not in self.binds or not isinstance(final.ty, relax.TensorType)
                 or dtype_of(final) != "int8"):
             return None
@@ -295,14 +303,15 @@ def match_inverted_residual(graph: _Graph, end: relax.Var) -> InvertedResidual |
         expand_groups=_conv(graph, expand[2]).groups if has_expand else 1)
 
 
-def find_inverted_residuals(func: relax.Function,
-                            mod: tvm.IRModule | None = None) -> list[InvertedResidual]:
+def find_inverted_residuals(func: relax.Function, mod: tvm.IRModule | None = None,
+                            graph: _Graph | None = None) -> list[InvertedResidual]:
     """Every non-overlapping inverted residual of `func`, in program order.
 
     `mod` (the module holding `func`) lets the zero-point-padded conv kernels of
-    `compiler.passes.lower_conv` be recognised by their tag.
+    `compiler.passes.lower_conv` be recognised by their tag; `graph`: `func`'s `_Graph`
+    when the caller has built it already.
     """
-    graph = _Graph(func, mod)
+    graph = graph if graph is not None else _Graph(func, mod)
     found: list[InvertedResidual] = []
     taken: set[int] = set()
     for k in reversed(list(graph.order)):  # from the end: a block's longest match first
@@ -364,9 +373,11 @@ class _Fuser(PyExprMutator):
         self.skip: set[int] = set()
         self.calls: dict[int, tuple] = {}
 
-    def fuse(self, func: relax.Function, names: list[str]) -> relax.Function:
-        graph = _Graph(func, self.builder_.get())
-        blocks = find_inverted_residuals(func, self.builder_.get())
+    def fuse(self, func: relax.Function, names: list[str], graph: _Graph | None = None,
+             blocks: list[InvertedResidual] | None = None) -> relax.Function:
+        graph = graph if graph is not None else _Graph(func, self.builder_.get())
+        if blocks is None:
+            blocks = find_inverted_residuals(func, graph=graph)
         for block in blocks:
             name = f"{FUSED_PREFIX}{len(names)}_{block.label}"
             names.append(name)
@@ -402,17 +413,23 @@ def FuseInvertedResiduals():  # noqa: N802 - TVM pass naming
     def transform(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         if "main" not in [gv.name_hint for gv in mod.get_global_vars()]:
             return mod
-        names: list[str] = []
-        fuser = mutator(_Fuser)(mod)
-        new_main = fuser.fuse(mod["main"], names)
-        if not names:
-            return mod
-        out = fuser.builder_.finalize()
-        new_main = new_main.with_attr("qanas.fused_blocks", names)
-        out["main"] = new_main
-        return out
+        return _fuse_main(mod)
 
     return tvm.transform.module_pass(transform, opt_level=0, name="FuseInvertedResiduals")
+
+
+def _fuse_main(mod: tvm.IRModule, graph: _Graph | None = None,
+               blocks: list[InvertedResidual] | None = None) -> tvm.IRModule:
+    """`mod` with the inverted residuals of ``main`` fused (`blocks`, found in `graph`,
+    when the caller has them already)."""
+    names: list[str] = []
+    fuser = mutator(_Fuser)(mod)
+    new_main = fuser.fuse(mod["main"], names, graph, blocks)
+    if not names:
+        return mod
+    out = fuser.builder_.finalize()
+    out["main"] = new_main.with_attr("qanas.fused_blocks", names)
+    return out
 
 
 def fused_blocks(mod: tvm.IRModule) -> list[str]:
@@ -457,8 +474,9 @@ def fuse_inverted_residuals(model):
     Returns:
         ``(model with the blocks fused, names of the fused blocks, extra MACs)``.
     """
-    blocks = find_inverted_residuals(model.mod["main"], model.mod)
+    graph = _Graph(model.mod["main"], model.mod)
+    blocks = find_inverted_residuals(model.mod["main"], graph=graph)
     if not blocks:
         return model, (), 0
-    fused = model.with_module(FuseInvertedResiduals()(model.mod))
+    fused = model.with_module(_fuse_main(model.mod, graph, blocks))
     return fused, tuple(fused_blocks(fused.mod)), sum(extra_macs(b) for b in blocks)
