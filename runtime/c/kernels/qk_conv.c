@@ -297,58 +297,6 @@ static int32_t qk_window_inside(const qanas_conv_params_t *c, int32_t oy, int32_
          x0 + (c->kernel_w - 1) * c->dilation_w < c->in_w;
 }
 
-/* Accumulates two output pixels (both windows inside the input) for `rows` channels
- * from weight row w0: per kernel row one contiguous run when the row's taps are adjacent
- * (ungrouped, no dilation along w), else one run of in_c / groups per tap. */
-static void qk_conv_interior(const qanas_conv_params_t *c, const int8_t *x0, const int8_t *x1,
-                             const int8_t *w0, int32_t w_stride, int32_t rows, int32_t *acc) {
-  const int32_t cin_g = c->in_c / c->groups;
-  const int32_t row = c->in_w * c->in_c;
-  if (c->groups == 1 && c->dilation_w == 1) {
-    const int32_t run = c->kernel_w * c->in_c;
-    for (int32_t ky = 0; ky < c->kernel_h; ++ky) {
-      const int32_t dy = ky * c->dilation_h * row;
-      qk_dot_block(x0 + dy, x1 + dy, w0 + ky * run, w_stride, rows, run, acc);
-    }
-    return;
-  }
-  for (int32_t ky = 0; ky < c->kernel_h; ++ky) {
-    for (int32_t kx = 0; kx < c->kernel_w; ++kx) {
-      const int32_t d = ky * c->dilation_h * row + kx * c->dilation_w * c->in_c;
-      const int32_t t = (ky * c->kernel_w + kx) * cin_g;
-      qk_dot_block(x0 + d, x1 + d, w0 + t, w_stride, rows, cin_g, acc);
-    }
-  }
-}
-
-/* One output pixel whose window crosses the border (accumulators acc[0 .. rows)): taps
- * in the padding read the input zero point (the bias has -zero_point * sum(w) folded
- * in, so they add zero_point * w). */
-static void qk_conv_border(const qanas_conv_params_t *c, const int8_t *x_group, int32_t oy,
-                           int32_t ox, const int8_t *w0, int32_t w_stride, int32_t rows,
-                           int32_t *acc) {
-  const int32_t cin_g = c->in_c / c->groups;
-  for (int32_t ky = 0; ky < c->kernel_h; ++ky) {
-    const int32_t iy = oy * c->stride_h - c->pad_top + ky * c->dilation_h;
-    for (int32_t kx = 0; kx < c->kernel_w; ++kx) {
-      const int32_t ix = ox * c->stride_w - c->pad_left + kx * c->dilation_w;
-      const int32_t t = (ky * c->kernel_w + kx) * cin_g;
-      if (iy >= 0 && iy < c->in_h && ix >= 0 && ix < c->in_w) {
-        const int8_t *x = x_group + (iy * c->in_w + ix) * c->in_c;
-        qk_dot_block(x, x, w0 + t, w_stride, rows, cin_g, acc);
-        continue;
-      }
-      for (int32_t j = 0; j < rows; ++j) {
-        int32_t sum = 0;
-        for (int32_t i = 0; i < cin_g; ++i) {
-          sum += w0[j * w_stride + t + i];
-        }
-        acc[j] += c->input_zero_point * sum;
-      }
-    }
-  }
-}
-
 static int32_t qk_conv_params_valid(const qanas_conv_params_t *c) {
   return c->in_h > 0 && c->in_w > 0 && c->in_c > 0 && c->out_h > 0 && c->out_w > 0 &&
          c->out_c > 0 && c->kernel_h > 0 && c->kernel_w > 0 && c->stride_h > 0 &&
@@ -518,6 +466,117 @@ static qanas_status_t qk_mve_conv2d(const qanas_conv_params_t *c, const int8_t *
 }
 #endif
 
+#if !defined(QK_ISA_MVE)
+/* Accumulates two output pixels (both windows inside the input) for `rows` channels
+ * from weight row w0: per kernel row one contiguous run when the row's taps are adjacent
+ * (ungrouped, no dilation along w), else one run of in_c / groups per tap. */
+static void qk_conv_interior(const qanas_conv_params_t *c, const int8_t *x0, const int8_t *x1,
+                             const int8_t *w0, int32_t w_stride, int32_t rows, int32_t *acc) {
+  const int32_t cin_g = c->in_c / c->groups;
+  const int32_t row = c->in_w * c->in_c;
+  if (c->groups == 1 && c->dilation_w == 1) {
+    const int32_t run = c->kernel_w * c->in_c;
+    for (int32_t ky = 0; ky < c->kernel_h; ++ky) {
+      const int32_t dy = ky * c->dilation_h * row;
+      qk_dot_block(x0 + dy, x1 + dy, w0 + ky * run, w_stride, rows, run, acc);
+    }
+    return;
+  }
+  for (int32_t ky = 0; ky < c->kernel_h; ++ky) {
+    for (int32_t kx = 0; kx < c->kernel_w; ++kx) {
+      const int32_t d = ky * c->dilation_h * row + kx * c->dilation_w * c->in_c;
+      const int32_t t = (ky * c->kernel_w + kx) * cin_g;
+      qk_dot_block(x0 + d, x1 + d, w0 + t, w_stride, rows, cin_g, acc);
+    }
+  }
+}
+
+/* One output pixel whose window crosses the border (accumulators acc[0 .. rows)): taps
+ * in the padding read the input zero point (the bias has -zero_point * sum(w) folded
+ * in, so they add zero_point * w). */
+static void qk_conv_border(const qanas_conv_params_t *c, const int8_t *x_group, int32_t oy,
+                           int32_t ox, const int8_t *w0, int32_t w_stride, int32_t rows,
+                           int32_t *acc) {
+  const int32_t cin_g = c->in_c / c->groups;
+  for (int32_t ky = 0; ky < c->kernel_h; ++ky) {
+    const int32_t iy = oy * c->stride_h - c->pad_top + ky * c->dilation_h;
+    for (int32_t kx = 0; kx < c->kernel_w; ++kx) {
+      const int32_t ix = ox * c->stride_w - c->pad_left + kx * c->dilation_w;
+      const int32_t t = (ky * c->kernel_w + kx) * cin_g;
+      if (iy >= 0 && iy < c->in_h && ix >= 0 && ix < c->in_w) {
+        const int8_t *x = x_group + (iy * c->in_w + ix) * c->in_c;
+        qk_dot_block(x, x, w0 + t, w_stride, rows, cin_g, acc);
+        continue;
+      }
+      for (int32_t j = 0; j < rows; ++j) {
+        int32_t sum = 0;
+        for (int32_t i = 0; i < cin_g; ++i) {
+          sum += w0[j * w_stride + t + i];
+        }
+        acc[j] += c->input_zero_point * sum;
+      }
+    }
+  }
+}
+
+/* Output pixels (oy, ox) and, when it exists, (oy, ox + 1) of a conv2d, every group, as
+ * blocks of QK_BLOCK_CH channels: a gathered window (short runs or the border, up to
+ * QK_PATCH_MAX bytes), the window read in place, or the per-tap border path. Its own
+ * function, so that its window buffers and the 4-pixel block's are not on the stack at
+ * the same time. */
+static QK_NOINLINE void qk_conv_pair(const qanas_conv_params_t *c, const int8_t *input,
+                                     const int8_t *weights, const int32_t *bias,
+                                     const qanas_requant_t *rq, int32_t vector_rq,
+                                     int32_t oy, int32_t ox, int8_t *output) {
+  const int32_t cin_g = c->in_c / c->groups, cout_g = c->out_c / c->groups;
+  const int32_t wsize = c->kernel_h * c->kernel_w * cin_g;
+  const int32_t fits = wsize <= QK_PATCH_MAX;
+  const int32_t short_runs = fits && (c->groups > 1 || c->dilation_w > 1 ||
+                                      c->kernel_w * c->in_c < QK_LONG_RUN);
+  int8_t patch[QK_BLOCK_PX][QK_PATCH_MAX];
+  const int32_t two = QK_BLOCK_PX == 2 && ox + 1 < c->out_w;
+  const int32_t inside = qk_window_inside(c, oy, ox) &&
+                         (!two || qk_window_inside(c, oy, ox + 1));
+  const int32_t gather = fits && (short_runs || !inside);
+  int8_t *out0 = output + (oy * c->out_w + ox) * c->out_c;
+  int8_t *out1 = two ? out0 + c->out_c : 0;
+  const int8_t *x0 = inside ? input + ((oy * c->stride_h - c->pad_top) * c->in_w +
+                                       (ox * c->stride_w - c->pad_left)) * c->in_c
+                            : input;
+  const int8_t *x1 = two ? x0 + c->stride_w * c->in_c : x0;
+  for (int32_t g = 0; g < c->groups; ++g) {
+    if (gather) {
+      qk_gather_patch(c, input, g, oy, ox, patch[0]);
+      if (two) {
+        qk_gather_patch(c, input, g, oy, ox + 1, patch[QK_BLOCK_PX - 1]);
+      }
+    }
+    for (int32_t j = 0; j < cout_g; j += QK_BLOCK_CH) {
+      const int32_t o = g * cout_g + j;
+      const int32_t rows = cout_g - j < QK_BLOCK_CH ? cout_g - j : QK_BLOCK_CH;
+      const int8_t *w0 = weights + o * wsize;
+      int32_t acc[QK_BLOCK_PX * QK_BLOCK_CH];
+      if (gather) {
+        qk_init_block(acc, bias, o, rows);
+        qk_dot_block(patch[0], patch[two ? QK_BLOCK_PX - 1 : 0], w0, wsize, rows, wsize,
+                     acc);
+        qk_store_block(acc, rq, o, rows, vector_rq, out0, out1);
+      } else if (inside) {
+        qk_init_block(acc, bias, o, rows);
+        qk_conv_interior(c, x0 + g * cin_g, x1 + g * cin_g, w0, wsize, rows, acc);
+        qk_store_block(acc, rq, o, rows, vector_rq, out0, out1);
+      } else {
+        for (int32_t k = 0; k < 1 + two; ++k) {
+          qk_init_block(acc, bias, o, rows);
+          qk_conv_border(c, input + g * cin_g, oy, ox + k, w0, wsize, rows, acc);
+          qk_store_block(acc, rq, o, rows, vector_rq, k == 0 ? out0 : out1, 0);
+        }
+      }
+    }
+  }
+}
+#endif
+
 qanas_status_t qanas_conv2d_s8(const qanas_conv_params_t *c, const int8_t *input,
                                const int8_t *weights, const int32_t *bias,
                                const qanas_requant_t *rq, int8_t *output) {
@@ -531,25 +590,14 @@ qanas_status_t qanas_conv2d_s8(const qanas_conv_params_t *c, const int8_t *input
     return qanas_pointwise_conv_s8(c->in_h * c->in_w, c->in_c, c->out_c, input, weights,
                                    bias, rq, output);
   }
-  const int32_t cin_g = c->in_c / c->groups, cout_g = c->out_c / c->groups;
-  const int32_t wsize = c->kernel_h * c->kernel_w * cin_g;
   const int32_t vector_rq = qk_all_narrow_shifts(rq->shift, c->out_c);
-  const int32_t fits = wsize <= QK_PATCH_MAX;
-#if defined(QK_ISA_MVE)
-  /* Helium: gathering is a few vector copies and the gathered GEMM row runs in one
-   * function, so every window that fits is gathered. */
-  const int32_t short_runs = fits;
-#else
-  const int32_t short_runs = fits && (c->groups > 1 || c->dilation_w > 1 ||
-                                      c->kernel_w * c->in_c < QK_LONG_RUN);
-#endif
 #if defined(QK_ISA_MVE)
   return qk_mve_conv2d(c, input, weights, bias, rq, vector_rq, output);
-#endif
-  int8_t patch[QK_BLOCK_PX][QK_PATCH_MAX];
+#else
   for (int32_t oy = 0; oy < c->out_h; ++oy) {
     for (int32_t ox = 0; ox < c->out_w; ox += QK_BLOCK_PX) {
 #if defined(QK_ISA_DSP)
+      const int32_t wsize = c->kernel_h * c->kernel_w * (c->in_c / c->groups);
       if (wsize <= QK_DSP_QUAD_MAX_WINDOW && ox + QK_DSP_QUAD <= c->out_w) {
         qk_dsp_conv_quad(c, input, weights, bias, rq, vector_rq, oy, ox,
                          output + (oy * c->out_w + ox) * c->out_c);
@@ -557,48 +605,9 @@ qanas_status_t qanas_conv2d_s8(const qanas_conv_params_t *c, const int8_t *input
         continue;
       }
 #endif
-      const int32_t two = QK_BLOCK_PX == 2 && ox + 1 < c->out_w;
-      const int32_t inside = qk_window_inside(c, oy, ox) &&
-                             (!two || qk_window_inside(c, oy, ox + 1));
-      const int32_t gather = fits && (short_runs || !inside);
-      int8_t *out0 = output + (oy * c->out_w + ox) * c->out_c;
-      int8_t *out1 = two ? out0 + c->out_c : 0;
-      const int8_t *x0 = inside ? input + ((oy * c->stride_h - c->pad_top) * c->in_w +
-                                           (ox * c->stride_w - c->pad_left)) * c->in_c
-                                : input;
-      const int8_t *x1 = two ? x0 + c->stride_w * c->in_c : x0;
-      for (int32_t g = 0; g < c->groups; ++g) {
-
-        if (gather) {
-          qk_gather_patch(c, input, g, oy, ox, patch[0]);
-          if (two) {
-            qk_gather_patch(c, input, g, oy, ox + 1, patch[QK_BLOCK_PX - 1]);
-          }
-        }
-        for (int32_t j = 0; j < cout_g; j += QK_BLOCK_CH) {
-          const int32_t o = g * cout_g + j;
-          const int32_t rows = cout_g - j < QK_BLOCK_CH ? cout_g - j : QK_BLOCK_CH;
-          const int8_t *w0 = weights + o * wsize;
-          int32_t acc[QK_BLOCK_PX * QK_BLOCK_CH];
-          if (gather) {
-            qk_init_block(acc, bias, o, rows);
-            qk_dot_block(patch[0], patch[two ? QK_BLOCK_PX - 1 : 0], w0, wsize, rows, wsize,
-                         acc);
-            qk_store_block(acc, rq, o, rows, vector_rq, out0, out1);
-          } else if (inside) {
-            qk_init_block(acc, bias, o, rows);
-            qk_conv_interior(c, x0 + g * cin_g, x1 + g * cin_g, w0, wsize, rows, acc);
-            qk_store_block(acc, rq, o, rows, vector_rq, out0, out1);
-          } else {
-            for (int32_t k = 0; k < 1 + two; ++k) {
-              qk_init_block(acc, bias, o, rows);
-              qk_conv_border(c, input + g * cin_g, oy, ox + k, w0, wsize, rows, acc);
-              qk_store_block(acc, rq, o, rows, vector_rq, k == 0 ? out0 : out1, 0);
-            }
-          }
-        }
-      }
+      qk_conv_pair(c, input, weights, bias, rq, vector_rq, oy, ox, output);
     }
   }
   return QANAS_OK;
+#endif
 }
