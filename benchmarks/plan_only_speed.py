@@ -8,9 +8,11 @@ cache) is timed per subnet, split into building the graph and planning it:
 * ``cold``: the first subnet of a fresh process with an empty scratch cache (imports
   excluded, reported apart);
 * ``warm``: the median of the following subnets in the same process (the in-process
-  scratch cache has met the first ones' kernels);
+  scratch cache and legalization memo, `compiler.legalize_memo`, have met the first
+  ones' kernels and calls);
 * ``warm disk``: the median of the same subnets again in a new `CompiledSramModel` whose
-  only cache is the file the first pass wrote (a resumed search or a new process).
+  only cache is the file the first pass wrote (a resumed search or a new process: its
+  legalization memo starts empty).
 
 The path it replaces (Brevitas's exporter to a file, then plan-only) is timed on the
 first `--check` subnets, and for those the arena, the whole `MemoryReport` and the graph
@@ -39,6 +41,7 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 
 from compiler.driver import compile_model  # noqa: E402
+from compiler.legalize_memo import LegalizeMemo  # noqa: E402
 from compiler.plan_only import plan_model_memory  # noqa: E402
 from compiler.scratch_store import PersistentScratchCache  # noqa: E402
 from qanas.search.sram import CompiledSramModel  # noqa: E402
@@ -50,13 +53,13 @@ from targets import get_target  # noqa: E402
 IMPORT_SECONDS = time.perf_counter() - _T0
 
 
-def _timed_report(sram: CompiledSramModel, cfg) -> tuple[float, float, object]:
+def _timed_report(sram: CompiledSramModel, cfg, memo: LegalizeMemo) -> tuple[float, float, object]:
     """(graph seconds, plan seconds, report) of one subnet, outside the model's own cache."""
     t0 = time.perf_counter()
     graph = sram.exporter.qdq_model(cfg)
     t1 = time.perf_counter()
     report = plan_model_memory(graph, sram.target, sram.options, sram.scratch_cache,
-                               measure_unfused=False)
+                               measure_unfused=False, legalize_memo=memo)
     return t1 - t0, time.perf_counter() - t1, report
 
 
@@ -95,8 +98,9 @@ def bench_space(name: str, count: int, size, classes: int, target, check: int,
     sram = CompiledSramModel(space, target, size, classes, exporter=exporter,
                              scratch_cache=PersistentScratchCache(cache_dir / name))
     rows = []
+    memo = LegalizeMemo()  # this pass's process memory, empty at the first subnet
     for i, cfg in enumerate(configs):
-        graph_s, plan_s, report = _timed_report(sram, cfg)
+        graph_s, plan_s, report = _timed_report(sram, cfg, memo)
         row = {"arch": cfg.to_str(), "graph_s": round(graph_s, 3), "plan_s": round(plan_s, 3),
                "total_s": round(graph_s + plan_s, 3), "arena_bytes": report.arena_bytes,
                "fallback": exporter.fallbacks.get(cfg.to_str())}
@@ -109,7 +113,8 @@ def bench_space(name: str, count: int, size, classes: int, target, check: int,
                                                    if i < check else ""), file=sys.stderr)
     disk = CompiledSramModel(space, target, size, classes, exporter=exporter,
                              scratch_cache=PersistentScratchCache(cache_dir / name))
-    again = [_timed_report(disk, cfg) for cfg in configs]
+    disk_memo = LegalizeMemo()  # a new process: only the scratch file is warm
+    again = [_timed_report(disk, cfg, disk_memo) for cfg in configs]
     warm = [r["total_s"] for r in rows[1:]] or [rows[0]["total_s"]]
     return {
         "space": name, "subnets": len(rows),
@@ -118,6 +123,7 @@ def bench_space(name: str, count: int, size, classes: int, target, check: int,
         "warm_median_graph_s": round(statistics.median(r["graph_s"] for r in rows[1:] or rows), 3),
         "warm_median_plan_s": round(statistics.median(r["plan_s"] for r in rows[1:] or rows), 3),
         "warm_disk_median_s": round(statistics.median(g + p for g, p, _ in again), 3),
+        "legalize_memo_hits": memo.hits, "legalize_memo_misses": memo.misses,
         "distinct_arenas": len({r["arena_bytes"] for r in rows}),
         "all_checked_equal": all(r.get("arena_equal", True) and r.get("report_equal", True)
                                  and r.get("graph_equal", True) for r in rows),

@@ -6,7 +6,9 @@ each kernel's scratch size comes from:
 1. `lower_model`: import (`compiler.frontend.load_model`), integer lowering
    (`compiler.passes.lower_to_integer`), the memory techniques of the `optimise` mode
    (`compiler.techniques`), legalize and fuse with ``relax.get_pipeline("zero")`` and
-   read the AOT execution plan (`compiler.plan.build_plan`);
+   read the AOT execution plan (`compiler.plan.build_plan`); the plan-only mode
+   remembers legalized calls across models (`compiler.legalize_memo`: a structurally
+   equal module, faster);
 2. kernel scratch: `compile_model` builds the C kernels and reads their
    ``TVMBackendAllocWorkspace`` sizes from the source (`compiler.codegen.build_kernels`);
    the plan-only mode lowers the same scheduled PrimFuncs to TIR and reads the same
@@ -149,14 +151,26 @@ def normalize_dataflow(mod):
     ])(mod)
 
 
-def fuse_and_plan(model) -> tuple[object, ExecutionPlan]:
-    """Legalizes and fuses `model.mod` (``relax.get_pipeline("zero")``) and reads its plan."""
+def zero_pipeline(legalize_memo=None):
+    """``relax.get_pipeline("zero")`` (legalize, annotate, fold constants, fuse), with its
+    LegalizeOps memoised by `legalize_memo` (a `compiler.legalize_memo.LegalizeMemo`)
+    when given."""
+    import tvm
     from tvm import relax
 
+    if legalize_memo is None:
+        return relax.get_pipeline("zero")
+    t = relax.transform
+    return tvm.transform.Sequential([legalize_memo.legalize(), t.AnnotateTIROpPattern(),
+                                     t.FoldConstant(), t.FuseOps(), t.FuseTIR()])
+
+
+def fuse_and_plan(model, legalize_memo=None) -> tuple[object, ExecutionPlan]:
+    """Legalizes and fuses `model.mod` (`zero_pipeline`) and reads its plan."""
     from compiler.passes.copy_outputs import copy_passthrough_outputs
 
     mod = copy_passthrough_outputs(normalize_dataflow(model.mod))
-    fused = relax.get_pipeline("zero")(mod)
+    fused = zero_pipeline(legalize_memo)(mod)
     in_names = [t.name for t in model.inputs] or None
     out_names = [t.name for t in model.outputs] or None
     return fused, build_plan(fused, out_names, in_names)
@@ -174,11 +188,13 @@ def offload(model, options: CompileOptions):
         return offload_kernels(model, options.kernel_isa)
 
 
-def lower_model(model, options: CompileOptions, measure_unfused: bool = True) -> LoweredModel:
+def lower_model(model, options: CompileOptions, measure_unfused: bool = True,
+                legalize_memo=None) -> LoweredModel:
     """Step 1: import, integer lowering, the techniques of `options`, fusion, the plan.
 
     `measure_unfused`: also fuse and plan the model without the techniques, for its
     layer-wise bound (a second fusion when a technique changed the graph).
+    `legalize_memo`: a `compiler.legalize_memo.LegalizeMemo` (plan-only) or None.
 
     Raises:
         UnsupportedOpError: an operator without a kernel.
@@ -191,11 +207,11 @@ def lower_model(model, options: CompileOptions, measure_unfused: bool = True) ->
     with stage_errors("memory techniques", repr(getattr(model, "source", "the model"))):
         techniqued, uses = apply_techniques(model, options.optimise, options.output)
     techniqued = offload(techniqued, options)
-    fused, plan = fuse_and_plan(techniqued)
+    fused, plan = fuse_and_plan(techniqued, legalize_memo)
     bound = None
     if measure_unfused:
         changed = any(u.changes_graph for u in uses)
-        unfused = fuse_and_plan(offload(model, options))[1] if changed else plan
+        unfused = fuse_and_plan(offload(model, options), legalize_memo)[1] if changed else plan
         bound = lower_bound(unfused.lifetimes())
     return LoweredModel(techniqued, fused, plan, uses, bound)
 

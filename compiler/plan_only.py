@@ -3,7 +3,8 @@
 `plan_model_memory` runs the steps of `compiler.pipeline` that `compile_model` runs
 (import → lower → techniques → fuse → plan → kernel scratch → memory plan), with the
 kernel scratch read from the lowered TIR (`compiler.workspace`) instead of built C, and
-returns a `MemoryReport`. Its arena equals the compiled arena byte for byte; the search
+returns a `MemoryReport`. Operator legalizations are remembered across calls
+(`compiler.legalize_memo`; the fused module is structurally equal to the compiler's). Its arena equals the compiled arena byte for byte; the search
 uses it as its SRAM objective.
 
 Example:
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from compiler.legalize_memo import LegalizeMemo
 from compiler.memory import MemoryPlan
 from compiler.pipeline import CompileOptions, LoweredModel, lower_model, plan_lowered
 from compiler.plan import ExecutionPlan
@@ -88,10 +90,15 @@ def memory_report(lowered: LoweredModel, plan: ExecutionPlan, memory: MemoryPlan
         sram_bytes=target.sram.size if target.sram is not None else None)
 
 
+PROCESS_LEGALIZE_MEMO = LegalizeMemo()
+"""The legalizations `plan_model_memory` remembers across calls in this process."""
+
+
 def plan_model_memory(model, target: str | Target = "host",
                       options: CompileOptions | None = None,
                       scratch_cache: ScratchCache | None = None,
-                      measure_unfused: bool = True) -> MemoryReport:
+                      measure_unfused: bool = True,
+                      legalize_memo: LegalizeMemo | None = None) -> MemoryReport:
     """The memory plan `compile_model` would make for `model` on `target`, without C.
 
     Args:
@@ -102,6 +109,8 @@ def plan_model_memory(model, target: str | Target = "host",
             callers that plan many related models (the search).
         measure_unfused: also measure the layer-wise bound without techniques (a second
             fusion of the graph); False leaves ``unfused_bound_bytes`` None.
+        legalize_memo: operator legalizations remembered across calls
+            (`compiler.legalize_memo`); `PROCESS_LEGALIZE_MEMO` when None.
 
     Returns:
         The `MemoryReport`. A plan larger than the target's SRAM is reported
@@ -112,7 +121,8 @@ def plan_model_memory(model, target: str | Target = "host",
     """
     target = get_target(target) if isinstance(target, str) else target
     options = (options or CompileOptions()).for_target(target)
-    lowered = lower_model(model, options, measure_unfused)
+    lowered = lower_model(model, options, measure_unfused,
+                          legalize_memo if legalize_memo is not None else PROCESS_LEGALIZE_MEMO)
     scratch = kernel_scratch(lowered.fused, lowered.kernels, dict(target.tvm_target),
                              schedule=options.schedule, cache=scratch_cache)
     plan, memory = plan_lowered(lowered, scratch, options.planner)
