@@ -45,6 +45,14 @@ def four_bit_initializers(model: onnx.ModelProto) -> list[str]:
     return [t.name for t in model.graph.initializer if t.data_type in FOUR_BIT_TYPES]
 
 
+def int4_weight_digests(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> frozenset:
+    """`weight_digest` of each INT4 initializer of `model` that a ``DequantizeLinear``
+    dequantizes (its weights; zero points aside), from its int8 `values`."""
+    dequantized = {n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    return frozenset(weight_digest(values[t.name]) for t in model.graph.initializer
+                     if t.data_type == TensorProto.INT4 and t.name in dequantized)
+
+
 def weight_digest(weights: np.ndarray) -> str:
     """A digest of an int8 weight array's shape and values (the int4 weight's identity)."""
     w = np.ascontiguousarray(weights, dtype=np.int8)
@@ -54,4 +62,4 @@ def weight_digest(weights: np.ndarray) -> str:
 
 
 __all__ = ["FOUR_BIT_TYPES", "INT4_MAX", "INT4_MIN", "as_int8", "four_bit_initializers",
-           "is_four_bit", "weight_digest"]
+           "int4_weight_digests", "is_four_bit", "weight_digest"]

@@ -6,8 +6,9 @@ stack compiles end to end (`compile_model`): its int4 convolutions call the int4
 (weights packed two per byte, fewer weight bytes than the same model with int8 weights)
 and its outputs equal the NumPy reference on the host (both --optimise modes, and without
 the kernel library, where int4 weights are stored as int8) and in QEMU (cortex-m4 DSP
-path, cortex-m55). Refusals: int4 activations, UINT4 weights, int4 outside Conv weights,
-non-zero int4 zero points, the TFLite export and Ethos-U targets.
+path, cortex-m55). The TFLite export writes INT4 CONV_2D filters that TFLite Micro runs.
+Refusals: int4 activations, UINT4 weights, int4 outside Conv weights, non-zero int4 zero
+points, Ethos-U targets.
 """
 
 from __future__ import annotations
@@ -162,13 +163,35 @@ def test_mixed_model_qemu_bit_exact(mixed, target):
     _assert_exact(QemuRunner(get_target(target)).run(result.out_dir, feeds).outputs, reference)
 
 
-def test_tflite_export_and_ethos_u_refuse_int4(mixed):
-    """The TFLite exporter and the NPU flow name the 4-bit weights and the fix."""
-    from compiler.npu.flow import as_tflite
+def test_tflite_export_writes_int4_filters(mixed):
+    """CONV_2D filters of INT4 weights are written INT4 (packed two per byte; the
+    depthwise and int8 ones int8), the file is smaller than the all-int8 model's, and
+    TFLite Micro runs it within 1 LSB of the reference (TFLite's double rounding)."""
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
     from compiler.tflite import export_tflite
+    from compiler.tflite.verify import verify_tflite
+
+    path, feeds, _, tmp = mixed
+    info = export_tflite(path, tmp / "mixed.tflite")
+    model = schema.ModelT.InitFromPackedBuf(info.path.read_bytes(), 0)
+    types = {t.name.decode().split("/")[0]: t.type for t in model.subgraphs[0].tensors
+             if t.name.endswith(b"/weights")}
+    int4 = [f"a{i}_q" for i, s in enumerate(MIXED) if s.bits == 4 and s.kind != "dw"]
+    assert {k for k, v in types.items() if v == schema.TensorType.INT4} == set(int4)
+    int8_layers = tuple(ConvSpec(s.kind, s.out_c, s.kernel, s.stride, bits=8, relu=s.relu)
+                        for s in MIXED)
+    plain = export_tflite(int4_conv_model(tmp, int8_layers, size=12, seed=3,
+                                          name="tfl_int8.onnx"), tmp / "int8.tflite")
+    assert info.bytes < plain.bytes
+    report = verify_tflite(path, info.path, inputs=feeds, backends=("tflm",))
+    assert all(a.max_lsb <= 1 and a.exact > 0.5 for a in report.agreements), report
+
+
+def test_ethos_u_refuses_int4(mixed):
+    """The NPU flow names the 4-bit weights and the fix (Vela has no int4)."""
+    from compiler.npu.flow import as_tflite
 
     path, _, _, tmp = mixed
-    with pytest.raises(UnsupportedOpError, match="4-bit weights.*'w1'.*int8 weights only"):
-        export_tflite(path, tmp / "m.tflite")
     with pytest.raises(UnsupportedOpError, match="Vela has no int4.*--bits int8"):
         as_tflite(path, tmp / "npu")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 import tvm
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 from tvm import relax
 
@@ -27,7 +27,7 @@ from compiler.frontend import onnx_ops
 from compiler.frontend.model import ImportedModel, TensorInfo
 from compiler.frontend.support import GraphFacts, check_node
 from compiler.frontend.validate import check_model_values, check_versions
-from compiler.int4 import as_int8, weight_digest
+from compiler.int4 import as_int8, int4_weight_digests
 
 #: Ops that carry quantization; a model with any of them is "quantized".
 QUANT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger"})
@@ -272,11 +272,8 @@ def import_onnx(model: onnx.ModelProto, source: str) -> ImportedModel:
     mod = relax.transform.Normalize()(bb.get())
     outputs = tuple(TensorInfo(o.name, shapes[o.name], dtypes[o.name]) for o in graph.output)
     quantized = any(n.op_type in QUANT_OPS for n in graph.node)
-    dequantized = {n.input[0] for n in graph.node if n.op_type == "DequantizeLinear"}
-    int4 = frozenset(weight_digest(consts[t.name]) for t in graph.initializer
-                     if t.data_type == TensorProto.INT4 and t.name in dequantized)
     return ImportedModel(mod=mod, inputs=tuple(inputs), outputs=outputs, quantized=quantized,
-                         source=source, int4_weights=int4)
+                         source=source, int4_weights=int4_weight_digests(model, consts))
 
 
 __all__ = ["DQConst", "QUANT_OPS", "check_onnx", "import_onnx"]

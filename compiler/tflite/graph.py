@@ -21,7 +21,7 @@ from onnx import numpy_helper
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 from compiler.errors import UnsupportedOpError
-from compiler.int4 import four_bit_initializers
+from compiler.int4 import as_int8, int4_weight_digests
 from compiler.reference.qdq_graph import (
     QDQGraphWalker,
     canonical_int8,
@@ -216,7 +216,9 @@ class _Walker(QDQGraphWalker):
         return [self.float_op(node, ins, a)]
 
     def run(self) -> Graph:
-        self.env = {i.name: numpy_helper.to_array(i) for i in self.graph.initializer}
+        # INT4 weights are the integers -8..7 (compiler.int4); conv filters of them are
+        # written INT4 (compiler.tflite.ops.conv)
+        self.env = {i.name: as_int8(numpy_helper.to_array(i)) for i in self.graph.initializer}
         for inp in self.graph.input:
             if inp.name not in self.env:
                 self.env[inp.name] = GraphInput(inp.name, self.shapes[inp.name])
@@ -272,15 +274,10 @@ def build_graph(model) -> Graph:
         InvalidModelError: the model fails ONNX shape inference.
     """
     proto = load_model(model)
-    four_bit = four_bit_initializers(proto)
-    if four_bit:
-        raise UnsupportedOpError(
-            f"the model has 4-bit weights ({', '.join(repr(n) for n in four_bit[:4])}"
-            f"{' ...' if len(four_bit) > 4 else ''}); the TFLite exporter writes int8 weights "
-            "only (TFLite Micro's INT4 filters are not emitted yet). Compile the model with "
-            "qanas compile (the C compiler keeps int4 weights packed), or quantize the "
-            "weights to 8 bits for TFLite")
-    return _Walker(proto).run()
+    walker = _Walker(proto)
+    values = {i.name: as_int8(numpy_helper.to_array(i)) for i in proto.graph.initializer}
+    walker.g.int4_weights = int4_weight_digests(proto, values)
+    return walker.run()
 
 
 __all__ = ["build_graph", "unsupported_ops"]

@@ -67,6 +67,8 @@ class Graph:
     inputs: list[int] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)
     _names: set[str] = field(default_factory=set, repr=False)
+    int4_weights: frozenset = frozenset()
+    """`compiler.int4.weight_digest` of the source's INT4 weights (written as INT4 filters)."""
 
     def _unique(self, name: str) -> str:
         unique, k = name, 1
@@ -83,8 +85,9 @@ class Graph:
     def tensor(self, name: str, shape, dtype: str = "int8", quant: Quant | None = None,
                data: np.ndarray | None = None) -> int:
         """Adds a tensor and returns its index; names are made unique."""
-        if data is not None:
-            data = np.array(data, dtype=np.dtype(dtype), order="C")
+        if data is not None:  # int4 values are held as int8 and packed by the writer
+            data = np.array(data, dtype=np.int8 if dtype == "int4" else np.dtype(dtype),
+                            order="C")
             if tuple(data.shape) != tuple(shape):
                 raise AssertionError(f"constant {name}: data {data.shape} != shape {shape}")
         self.tensors.append(Tensor(self._unique(name), tuple(int(d) for d in shape), dtype, quant, data))

@@ -28,6 +28,7 @@ import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 from compiler.errors import UnsupportedOpError
+from compiler.int4 import weight_digest
 from compiler.reference.groups import _activation, _split_bias, int_bias
 from compiler.reference.values import Dequant, OutQuant, is_op
 from compiler.tflite.model import Act, Graph, Quant, nhwc, tflite_axis
@@ -158,7 +159,9 @@ def emit_conv(g: Graph, value, out: OutQuant, name: str) -> int | None:
         # each group's input channels, and TFLite takes the group count from the input and
         # filter depths (cin / filter depth), as TFLite Micro's and LiteRT's kernels do.
         wq = Quant(tuple(w_scale), (0,) * channels, 0)
-        wt = g.const(f"{name}/weights", w.q.transpose(0, 2, 3, 1), "int8", wq)
+        int4 = weight_digest(w.q) in g.int4_weights  # TFLite Micro's INT4 filters
+        wt = g.const(f"{name}/weights", w.q.transpose(0, 2, 3, 1), "int4" if int4 else "int8",
+                     wq)
         opts = schema.Conv2DOptionsT()
         opcode = "CONV_2D"
     bt = g.const(f"{name}/bias", b_q.astype(np.int32), "int32", bias_quant)

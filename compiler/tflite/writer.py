@@ -20,7 +20,8 @@ from compiler.tflite.model import Graph
 
 #: Our dtype names → `schema.TensorType`.
 TENSOR_TYPES = {"int8": schema.TensorType.INT8, "int32": schema.TensorType.INT32,
-                "float32": schema.TensorType.FLOAT32, "int64": schema.TensorType.INT64}
+                "float32": schema.TensorType.FLOAT32, "int64": schema.TensorType.INT64,
+                "int4": schema.TensorType.INT4}
 #: The highest builtin code the deprecated int8 field can hold (PLACEHOLDER_FOR_GREATER_OP_CODES).
 _DEPRECATED_MAX = 127
 
@@ -48,6 +49,14 @@ def _quantization(tensor) -> schema.QuantizationParametersT | None:
     return q
 
 
+def _packed_int4(values: np.ndarray) -> np.ndarray:
+    """int4 values (held as int8) packed as TFLite reads INT4 buffers: two per byte in
+    row-major order, the first in the low nibble (an odd count ends with a zero nibble)."""
+    flat = np.asarray(values, np.int64).reshape(-1) & 0xF
+    flat = np.concatenate([flat, np.zeros(flat.size % 2, np.int64)])
+    return (flat[0::2] | (flat[1::2] << 4)).astype(np.uint8)
+
+
 def to_model(graph: Graph, description: str = "qanas int8") -> schema.ModelT:
     """The schema object tree (``ModelT``) of ``graph``: one subgraph, one buffer per constant."""
     buffers = [schema.BufferT()]
@@ -60,8 +69,8 @@ def to_model(graph: Graph, description: str = "qanas int8") -> schema.ModelT:
         tt.quantization = _quantization(t)
         if t.data is not None:
             buf = schema.BufferT()
-            buf.data = np.frombuffer(t.data.astype(t.data.dtype.newbyteorder("<")).tobytes(),
-                                     dtype=np.uint8)
+            buf.data = (_packed_int4(t.data) if t.dtype == "int4" else np.frombuffer(
+                t.data.astype(t.data.dtype.newbyteorder("<")).tobytes(), dtype=np.uint8))
             buffers.append(buf)
             tt.buffer = len(buffers) - 1
         tensors.append(tt)
