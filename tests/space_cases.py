@@ -3,7 +3,9 @@
 `compiled_space_param` wraps one parametrized case of a test that compiles a subnet of
 every registered space; a space listed in `NOT_COMPILED_YET` becomes a strict expected
 failure, so its case turns into an error (XPASS) the moment the compiler supports it
-and the entry must go.
+and the entry must go. A subnet listed in `OVER_EMULATED_MEMORY` is an expected failure
+only through `FirmwareDoesNotFit` (the firmware runner's refusal with the numbers): it
+passes in the host-only suites and must fail that way, and no other, on a QEMU board.
 """
 
 from __future__ import annotations
@@ -17,9 +19,23 @@ NOT_COMPILED_YET = {
 }
 
 
+OVER_EMULATED_MEMORY = {
+    ("fmas-xception", "seed"): "DeepLabV3+ Xception's 41 MB of int8 weights exceed the 16 MiB "
+                               "PSRAM of the MPS2 boards QEMU emulates for cortex-m4/m7: the "
+                               "firmware runner refuses it with the numbers",
+}
+
+
 def compiled_space_param(space: str, *rest):
-    """`(space, *rest)` as a pytest param; an expected failure for spaces not compiled yet."""
+    """`(space, *rest)` as a pytest param; an expected failure for spaces not compiled yet,
+    and for subnets too big for the emulated boards (see the module docstring)."""
     if space in NOT_COMPILED_YET:
         return pytest.param(space, *rest, marks=pytest.mark.xfail(
             reason=NOT_COMPILED_YET[space], strict=True))
+    if (space, *rest[:1]) in OVER_EMULATED_MEMORY:
+        from runtime.firmware import FirmwareDoesNotFit
+
+        return pytest.param(space, *rest, marks=pytest.mark.xfail(
+            reason=OVER_EMULATED_MEMORY[(space, *rest[:1])], raises=FirmwareDoesNotFit,
+            strict=False))
     return pytest.param(space, *rest)
