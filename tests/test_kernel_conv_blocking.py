@@ -2,12 +2,13 @@
 
 The DSP path runs 4-pixel blocks (inputs up to 128 channels, 32 output channels per
 requantization pass) and pixel pairs × channel pairs (64 per pass) for the rest; AVX2
-runs 2 pixels × 4 channels with an 8-lane requantization; Helium 8 rows per pass. These
-cases put odd pixel counts, channel counts that are not a multiple of the blocks (1, 3,
-5, 7, 65, 70, 130), input lengths with every remainder of the 16-, 8- and 4-byte steps
-(1, 3, 8, 16, 24, 25, 40, 136), the 3-channel stem, the 16/24-channel maps of the
-squeezenas-small seed, and a mix of narrow and wide (>= 0.25) scales and of clamps
-through each path, and require the NumPy reference's bytes (tests/kernel_library_util.py).
+and NEON run 2 pixels × 4 channels with a vector requantization; Helium 8 rows per
+pass. These cases put odd pixel counts, channel counts that are not a multiple of the
+blocks (1, 3, 5, 7, 65, 70, 130), input lengths with every remainder of the 16-, 8- and
+4-byte steps (1, 3, 8, 16, 24, 25, 40, 136), the 3-channel stem, the 16/24-channel maps
+of the squeezenas-small seed, and a mix of narrow and wide (>= 0.25) scales and of
+clamps through each path, and require the NumPy reference's bytes
+(tests/kernel_library_util.py).
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def test_host_blocking_bit_exact(tmp_path: Path, flags, isa):
 
 @pytest.mark.toolchain
 def test_aarch64_blocking_bit_exact(tmp_path: Path):
-    """The NEON block equals the reference at every tail (qemu-aarch64)."""
+    """The NEON 2 x 4 block and its 64-bit-lane requantization equal the reference at
+    every tail (qemu-aarch64)."""
     if shutil.which("aarch64-linux-gnu-gcc") is None or shutil.which("qemu-aarch64") is None:
         pytest.skip("aarch64-linux-gnu-gcc / qemu-aarch64 not installed")
     cases = blocking_cases("neon")

@@ -12,6 +12,23 @@
 
 #include "qk_internal.h"
 
+#if defined(QK_ISA_NEON) || defined(QK_ISA_AVX2)
+/* rest[4 p + j] = sum over i in [i, len) of x_p[i] * w[j][i]: the bytes past the last
+ * 8-byte step of the 2 x 4 vector dot products (rare), in scalar code. */
+QK_INLINE void qk_dot_tail_2x4(const int8_t *x0, const int8_t *x1, const int8_t *const *w,
+                               int32_t i, int32_t len, int32_t *rest) {
+  for (int32_t j = 0; j < 8; ++j) {
+    rest[j] = 0;
+  }
+  for (; i < len; ++i) {
+    for (int32_t j = 0; j < 4; ++j) {
+      rest[j] += x0[i] * w[j][i];
+      rest[4 + j] += x1[i] * w[j][i];
+    }
+  }
+}
+#endif
+
 #if defined(QK_ISA_DSP)
 /* acc[0..3] += the 2 pixels x 2 rows dot products of x0, x1 with w0, w1 over len bytes. */
 QK_INLINE void qk_dsp_dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0,
@@ -200,30 +217,115 @@ static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const i
 }
 
 #elif defined(QK_ISA_NEON)
+/* One step of qk_neon_dot_2x4: x0, x1 against the four rows at offset i, 8 bytes; int8 x
+ * int8 -> int16 products (exact: |x w| <= 2^14) pairwise-added into int32 lanes. */
+#define QK_NEON_STEP(i)                                                  \
+  do {                                                                   \
+    const int8x8_t vx0 = vld1_s8(x0 + (i)), vx1 = vld1_s8(x1 + (i));     \
+    int8x8_t vw = vld1_s8(w0 + (i));                                     \
+    a00 = vpadalq_s16(a00, vmull_s8(vx0, vw));                           \
+    a10 = vpadalq_s16(a10, vmull_s8(vx1, vw));                           \
+    vw = vld1_s8(w1 + (i));                                              \
+    a01 = vpadalq_s16(a01, vmull_s8(vx0, vw));                           \
+    a11 = vpadalq_s16(a11, vmull_s8(vx1, vw));                           \
+    vw = vld1_s8(w2 + (i));                                              \
+    a02 = vpadalq_s16(a02, vmull_s8(vx0, vw));                           \
+    a12 = vpadalq_s16(a12, vmull_s8(vx1, vw));                           \
+    vw = vld1_s8(w3 + (i));                                              \
+    a03 = vpadalq_s16(a03, vmull_s8(vx0, vw));                           \
+    a13 = vpadalq_s16(a13, vmull_s8(vx1, vw));                           \
+  } while (0)
+
+/* The 2 pixels x 4 rows dot products of x0, x1 with w0 + j * w_stride (j < 4; rows past
+ * `rows` repeat the last) over len bytes: sums.val[p] lane j is pixel p, row j. 8 bytes
+ * per step, len % 8 in scalar code; the eight accumulators reduced by two levels of
+ * ADDP. */
+QK_INLINE int32x4x2_t qk_neon_dot_2x4(const int8_t *x0, const int8_t *x1, const int8_t *w0,
+                                      int32_t w_stride, int32_t rows, int32_t len) {
+  const int8_t *w1 = rows > 1 ? w0 + w_stride : w0;
+  const int8_t *w2 = rows > 2 ? w1 + w_stride : w1;
+  const int8_t *w3 = rows > 3 ? w2 + w_stride : w2;
+  int32x4_t a00 = vdupq_n_s32(0), a01 = a00, a02 = a00, a03 = a00;
+  int32x4_t a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+  int32_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    QK_NEON_STEP(i);
+  }
+  int32x4x2_t sums;
+  sums.val[0] = vpaddq_s32(vpaddq_s32(a00, a01), vpaddq_s32(a02, a03));
+  sums.val[1] = vpaddq_s32(vpaddq_s32(a10, a11), vpaddq_s32(a12, a13));
+  if (__builtin_expect(i < len, 0)) {
+    const int8_t *const w[4] = {w0, w1, w2, w3};
+    int32_t rest[8];
+    qk_dot_tail_2x4(x0, x1, w, i, len, rest);
+    sums.val[0] = vaddq_s32(sums.val[0], vld1q_s32(rest));
+    sums.val[1] = vaddq_s32(sums.val[1], vld1q_s32(rest + 4));
+  }
+  return sums;
+}
+#undef QK_NEON_STEP
+
 static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const int8_t *w0,
                                       int32_t w_stride, int32_t rows, int32_t len,
                                       int32_t *acc) {
-  const int8_t *w1 = rows > 1 ? w0 + w_stride : w0;
-  int32x4_t v00 = vdupq_n_s32(0), v01 = v00, v10 = v00, v11 = v00;
-  int32_t i = 0;
-  /* 8 int8 x int8 → int16 products (exact: |x w| <= 2^14), pairwise-added into int32. */
-  for (; i + 8 <= len; i += 8) {
-    const int8x8_t vx0 = vld1_s8(x0 + i), vx1 = vld1_s8(x1 + i);
-    const int8x8_t vw0 = vld1_s8(w0 + i), vw1 = vld1_s8(w1 + i);
-    v00 = vpadalq_s16(v00, vmull_s8(vx0, vw0));
-    v01 = vpadalq_s16(v01, vmull_s8(vx0, vw1));
-    v10 = vpadalq_s16(v10, vmull_s8(vx1, vw0));
-    v11 = vpadalq_s16(v11, vmull_s8(vx1, vw1));
+  const int32x4x2_t sums = qk_neon_dot_2x4(x0, x1, w0, w_stride, rows, len);
+  vst1q_s32(acc, vaddq_s32(vld1q_s32(acc), sums.val[0]));
+  vst1q_s32(acc + 4, vaddq_s32(vld1q_s32(acc + 4), sums.val[1]));
+}
+
+/* round_half_even(p / 2^n) of two 64-bit products, n = 31 - shift (1 .. 62): the formula
+ * of compiler.int8.rounding_right_shift, (p + 2^(n-1) - 1 + odd) >> n with odd = bit n
+ * of p, in 64-bit lanes (SSHL by -n shifts right arithmetically). */
+QK_INLINE int64x2_t qk_neon_round64(int64x2_t p, int64x2_t minus_n, int64x2_t half_m1) {
+  const int64x2_t odd = vandq_s64(vshlq_s64(p, minus_n), vdupq_n_s64(1));
+  return vshlq_s64(vaddq_s64(vaddq_s64(p, half_m1), odd), minus_n);
+}
+
+/* Four lanes of qk_requantize (every shift <= -2) as int32. */
+QK_INLINE int32x4_t qk_neon_requantize(int32x4_t acc, int32x4_t multiplier, int32x4_t shift,
+                                       int32_t zero_point, int32_t qmin, int32_t qmax) {
+  const int32x4_t n = vsubq_s32(vdupq_n_s32(31), shift);
+  const int64x2_t n_lo = vmovl_s32(vget_low_s32(n)), n_hi = vmovl_s32(vget_high_s32(n));
+  const int64x2_t one = vdupq_n_s64(1);
+  const int64x2_t half_lo = vsubq_s64(vshlq_s64(one, vsubq_s64(n_lo, one)), one);
+  const int64x2_t half_hi = vsubq_s64(vshlq_s64(one, vsubq_s64(n_hi, one)), one);
+  const int64x2_t lo = qk_neon_round64(vmull_s32(vget_low_s32(acc), vget_low_s32(multiplier)),
+                                       vnegq_s64(n_lo), half_lo);
+  const int64x2_t hi = qk_neon_round64(vmull_high_s32(acc, multiplier), vnegq_s64(n_hi),
+                                       half_hi);
+  int32x4_t q = vcombine_s32(vmovn_s64(lo), vmovn_s64(hi));
+  q = vaddq_s32(q, vdupq_n_s32(zero_point));
+  q = vmaxq_s32(q, vdupq_n_s32(qmin));
+  return vminq_s32(q, vdupq_n_s32(qmax));
+}
+
+/* A 2 x 4 block's sums: sums.val[p] lane j is pixel p, channel j. */
+typedef int32x4x2_t qk_sums_2x4_t;
+
+/* bias[0..3] + the 2 x 4 dot products of x0, x1 with the four rows from w0 (len bytes
+ * each, consecutive). */
+QK_INLINE qk_sums_2x4_t qk_sums_2x4(const int8_t *x0, const int8_t *x1, const int8_t *w0,
+                                    int32_t len, const int32_t *bias) {
+  const int32x4_t b = vld1q_s32(bias);
+  int32x4x2_t sums = qk_neon_dot_2x4(x0, x1, w0, len, 4, len);
+  sums.val[0] = vaddq_s32(sums.val[0], b);
+  sums.val[1] = vaddq_s32(sums.val[1], b);
+  return sums;
+}
+
+/* Requantizes a full 2 x 4 block of sums (bias included) and stores its bytes to
+ * out0 + o and, unless NULL, out1 + o. */
+QK_INLINE void qk_store_sums_2x4(qk_sums_2x4_t acc, const qanas_requant_t *rq, int32_t o,
+                                 int8_t *out0, int8_t *out1) {
+  const int32x4_t m = vld1q_s32(rq->multiplier + o), s = vld1q_s32(rq->shift + o);
+  const int32_t zp = rq->output_zero_point, lo = rq->qmin, hi = rq->qmax;
+  const int32x4_t q0 = qk_neon_requantize(acc.val[0], m, s, zp, lo, hi);
+  const int32x4_t q1 = qk_neon_requantize(acc.val[1], m, s, zp, lo, hi);
+  const int8x8_t b = vmovn_s16(vcombine_s16(vmovn_s32(q0), vmovn_s32(q1)));
+  vst1_lane_s32((int32_t *)(void *)(out0 + o), vreinterpret_s32_s8(b), 0);
+  if (out1 != 0) {
+    vst1_lane_s32((int32_t *)(void *)(out1 + o), vreinterpret_s32_s8(b), 1);
   }
-  int32_t a00 = acc[0] + vaddvq_s32(v00), a01 = acc[1] + vaddvq_s32(v01);
-  int32_t a10 = acc[2] + vaddvq_s32(v10), a11 = acc[3] + vaddvq_s32(v11);
-  for (; i < len; ++i) {
-    a00 += x0[i] * w0[i];
-    a01 += x0[i] * w1[i];
-    a10 += x1[i] * w0[i];
-    a11 += x1[i] * w1[i];
-  }
-  acc[0] = a00, acc[1] = a01, acc[2] = a10, acc[3] = a11;
 }
 
 #elif defined(QK_ISA_AVX2)
@@ -282,13 +384,9 @@ QK_INLINE __m256i qk_avx2_dot_2x4(const int8_t *x0, const int8_t *x1, const int8
   const __m256i a[8] = {a00, a01, a02, a03, a10, a11, a12, a13};
   __m256i sums = qk_avx2_sum8(a);
   if (__builtin_expect(i < len, 0)) {
-    int32_t rest[8] = {0};
-    for (; i < len; ++i) {
-      rest[0] += x0[i] * w0[i], rest[1] += x0[i] * w1[i];
-      rest[2] += x0[i] * w2[i], rest[3] += x0[i] * w3[i];
-      rest[4] += x1[i] * w0[i], rest[5] += x1[i] * w1[i];
-      rest[6] += x1[i] * w2[i], rest[7] += x1[i] * w3[i];
-    }
+    const int8_t *const w[4] = {w0, w1, w2, w3};
+    int32_t rest[8];
+    qk_dot_tail_2x4(x0, x1, w, i, len, rest);
     sums = _mm256_add_epi32(sums, _mm256_loadu_si256((const __m256i *)rest));
   }
   return sums;
@@ -328,9 +426,20 @@ QK_INLINE __m256i qk_avx2_requantize(__m256i acc, __m256i multiplier, __m256i sh
   return _mm256_min_epi32(q, _mm256_set1_epi32(qmax));
 }
 
+/* A 2 x 4 block's sums: lanes 0..3 pixel 0's channels, 4..7 pixel 1's. */
+typedef __m256i qk_sums_2x4_t;
+
+/* bias[0..3] + the 2 x 4 dot products of x0, x1 with the four rows from w0 (len bytes
+ * each, consecutive). */
+QK_INLINE qk_sums_2x4_t qk_sums_2x4(const int8_t *x0, const int8_t *x1, const int8_t *w0,
+                                    int32_t len, const int32_t *bias) {
+  const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)bias));
+  return _mm256_add_epi32(qk_avx2_dot_2x4(x0, x1, w0, len, 4, len), b);
+}
+
 /* Requantizes a full 2 x 4 block of sums (bias included; lanes p0: o .. o + 3, p1: the
  * same channels) and stores its bytes to out0 + o and, unless NULL, out1 + o. */
-QK_INLINE void qk_avx2_store_2x4(__m256i acc, const qanas_requant_t *rq, int32_t o,
+QK_INLINE void qk_store_sums_2x4(qk_sums_2x4_t acc, const qanas_requant_t *rq, int32_t o,
                                  int8_t *out0, int8_t *out1) {
   const __m256i m = _mm256_broadcastsi128_si256(
       _mm_loadu_si128((const __m128i *)(rq->multiplier + o)));
@@ -382,7 +491,15 @@ QK_INLINE void qk_store_block(const int32_t *acc, const qanas_requant_t *rq, int
   }
 #elif defined(QK_ISA_AVX2)
   if (vector_rq && rows == QK_BLOCK_CH) {
-    qk_avx2_store_2x4(_mm256_loadu_si256((const __m256i *)acc), rq, o, out0, out1);
+    qk_store_sums_2x4(_mm256_loadu_si256((const __m256i *)acc), rq, o, out0, out1);
+    return;
+  }
+#elif defined(QK_ISA_NEON)
+  if (vector_rq && rows == QK_BLOCK_CH) {
+    int32x4x2_t sums;
+    sums.val[0] = vld1q_s32(acc);
+    sums.val[1] = vld1q_s32(acc + QK_BLOCK_CH);
+    qk_store_sums_2x4(sums, rq, o, out0, out1);
     return;
   }
 #else

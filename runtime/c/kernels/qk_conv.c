@@ -217,10 +217,10 @@ static QK_NOINLINE void qk_dsp_pointwise_pair(const int8_t *x0, const int8_t *x1
 }
 #endif
 
-#if defined(QK_ISA_AVX2)
+#if defined(QK_ISA_AVX2) || defined(QK_ISA_NEON)
 /* Every output channel of two pixels (x0, x1; out1 NULL for one), 4 channels at a time:
- * the dot products, the bias and the 8-lane requantization stay in vector registers. */
-static QK_NOINLINE void qk_avx2_pointwise_pair(const int8_t *x0, const int8_t *x1,
+ * the dot products, the bias and the requantization stay in vector registers. */
+static QK_NOINLINE void qk_simd_pointwise_pair(const int8_t *x0, const int8_t *x1,
                                                const int8_t *weights, int32_t in_c,
                                                int32_t out_c, const int32_t *bias,
                                                const qanas_requant_t *rq, int32_t vector_rq,
@@ -228,11 +228,8 @@ static QK_NOINLINE void qk_avx2_pointwise_pair(const int8_t *x0, const int8_t *x
   int32_t o = 0;
   if (vector_rq) {
     for (; o + QK_BLOCK_CH <= out_c; o += QK_BLOCK_CH) {
-      const __m256i b = _mm256_broadcastsi128_si256(
-          _mm_loadu_si128((const __m128i *)(bias + o)));
-      const __m256i sums = qk_avx2_dot_2x4(x0, x1, weights + o * in_c, in_c, QK_BLOCK_CH,
-                                           in_c);
-      qk_avx2_store_2x4(_mm256_add_epi32(sums, b), rq, o, out0, out1);
+      qk_store_sums_2x4(qk_sums_2x4(x0, x1, weights + o * in_c, in_c, bias + o), rq, o,
+                        out0, out1);
     }
   }
   for (; o < out_c; o += QK_BLOCK_CH) {
@@ -275,8 +272,8 @@ qanas_status_t qanas_pointwise_conv_s8(int32_t pixels, int32_t in_c, int32_t out
     }
     qk_dsp_pointwise_pair(x0, x1, weights, in_c, out_c, bias, rq, vector_rq, out0, out1);
     continue;
-#elif defined(QK_ISA_AVX2)
-    qk_avx2_pointwise_pair(x0, x1, weights, in_c, out_c, bias, rq, vector_rq, out0, out1);
+#elif defined(QK_ISA_AVX2) || defined(QK_ISA_NEON)
+    qk_simd_pointwise_pair(x0, x1, weights, in_c, out_c, bias, rq, vector_rq, out0, out1);
     continue;
 #endif
     for (int32_t o = 0; o < out_c; o += QK_BLOCK_CH) {

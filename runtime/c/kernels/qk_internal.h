@@ -129,14 +129,14 @@ void qk_depthwise_row(const int8_t *const *rows, int32_t kernel_h, int32_t kerne
 
 /* The micro-kernel's block: QK_BLOCK_PX output pixels x QK_BLOCK_CH output channels.
  * Helium: 1 x 4 (one input vector against four weight rows, four VMLADAV accumulators;
- * two pixels would need more core registers than there are and GCC spills); AVX2 2 x 4
- * (eight 8-lane accumulators reduced by one VPHADDD tree into one vector of the block's
- * sums, requantized as 8 lanes); else 2 x 2 (the DSP block: each SXTB16-split word serves
+ * two pixels would need more core registers than there are and GCC spills); AVX2 and
+ * NEON 2 x 4 (eight vector accumulators reduced by a VPHADDD / ADDP tree into the block's
+ * sums, requantized as vectors); else 2 x 2 (the DSP block: each SXTB16-split word serves
  * two products). */
 #if defined(QK_ISA_MVE)
 #define QK_BLOCK_PX 1
 #define QK_BLOCK_CH 4
-#elif defined(QK_ISA_AVX2)
+#elif defined(QK_ISA_AVX2) || defined(QK_ISA_NEON)
 #define QK_BLOCK_PX 2
 #define QK_BLOCK_CH 4
 #else
