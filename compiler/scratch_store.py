@@ -8,8 +8,10 @@ lowering a fused inverted residual is the most expensive step of the plan-only m
 JSON-lines file and reads the file back when it starts.
 
 Keys. A kernel is keyed by its TVM structural hash (stable across processes: it hashes
-structure and names, never addresses), whether it is a fused inverted residual, whether
-it is scheduled and the TVM target. The file itself is named after `compiler_digest`:
+structure and names, never addresses), the part of its name the schedule reads (whether
+it is a fused inverted residual; a patch stage's whole name, which alone carries its
+patch count), whether it is scheduled and the TVM target: the in-memory key of
+`ScratchCache`. The file itself is named after `compiler_digest`:
 the kernel generation, the TVM version and the source of every module whose output the
 scratch depends on (the schedules, the TIR lowering, the workspace rounding). Any change
 to one of them starts a new file, so a stale size is never served.
@@ -30,7 +32,7 @@ from compiler.workspace import ScratchCache
 
 _COMPILER_DIR = Path(__file__).resolve().parent
 SCRATCH_SOURCES = ("codegen", "workspace.py", "memory/buffer.py", "kernels/calls.py",
-                   "version.py")
+                   "version.py", "scratch_store.py")
 """Paths under ``compiler/`` whose source decides a kernel's scratch (`compiler_digest`)."""
 
 CACHE_ENV = "QANAS_CACHE_DIR"
@@ -94,8 +96,11 @@ class PersistentScratchCache(ScratchCache):
 
         from compiler.codegen.schedule import FUSED_KERNEL
 
-        text = json.dumps([str(tvm_ffi.structural_hash(func)), bool(FUSED_KERNEL.match(kernel)),
-                           bool(schedule), sorted((str(k), str(v)) for k, v in tvm_target.items())])
+        # the name picks the schedule, as in ScratchCache._key: a fused block's row bands,
+        # a patch stage's tiles (its patch count is in the name only)
+        variant = kernel if kernel.startswith("patch") else bool(FUSED_KERNEL.match(kernel))
+        text = json.dumps([str(tvm_ffi.structural_hash(func)), variant, bool(schedule),
+                           sorted((str(k), str(v)) for k, v in tvm_target.items())])
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def get(self, func, kernel: str, schedule: bool, tvm_target: dict) -> int | None:
