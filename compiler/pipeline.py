@@ -205,7 +205,8 @@ def lower_model(model, options: CompileOptions, measure_unfused: bool = True,
 
     model = resolve_model(model, options.integer)
     with stage_errors("memory techniques", repr(getattr(model, "source", "the model"))):
-        techniqued, uses = apply_techniques(model, options.optimise, options.output)
+        techniqued, uses = apply_techniques(model, options.optimise, options.output,
+                                            library=options.library)
     techniqued = offload(techniqued, options)
     fused, plan = fuse_and_plan(techniqued, legalize_memo)
     bound = None
