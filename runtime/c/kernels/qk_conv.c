@@ -63,6 +63,13 @@ QK_INLINE void qk_init_block(int32_t *acc, const int32_t *bias, int32_t o, int32
   "cmp %[ps], %[a]\n\t"                                                                 \
   "bne 1b\n\t"
 
+/* The output operands of those loops: the pointers they walk (sums, multiplier, shift,
+ * the output `out_ptr`) and the registers of the arithmetic. */
+#define QK_DSP_RQ_OUTPUTS(out_ptr)                                                       \
+  [ps] "+r"(sums), [pm] "+r"(multiplier), [psh] "+r"(shift), [po] "+r"(out_ptr),        \
+      [m] "=&r"(m), [s] "=&r"(s), [bit] "=&r"(bit), [half_m1] "=&r"(half_m1),           \
+      [a] "=&r"(a), [h] "=&r"(h)
+
 /* out0[j] = requant(sums[2 j]) and out1[j] = requant(sums[2 j + 1]) for j < n (n >= 1),
  * every shift <= -2: qk_requantize's rounding with the channel's constants made once for
  * both pixels. With s = -shift - 1, round_half_even(acc * m / 2^(32 + s)) is
@@ -86,9 +93,7 @@ static QK_NOINLINE void qk_dsp_requant_pair(const int32_t *sums, int32_t n,
                    "ldr %[a], %[end]\n\t"
                    "cmp %[ps], %[a]\n\t"
                    "bne 1b\n\t"
-                   : [ps] "+r"(sums), [pm] "+r"(multiplier), [psh] "+r"(shift),
-                     [po] "+r"(out0), [m] "=&r"(m), [s] "=&r"(s), [bit] "=&r"(bit),
-                     [half_m1] "=&r"(half_m1), [a] "=&r"(a), [h] "=&r"(h)
+                   : QK_DSP_RQ_OUTPUTS(out0)
                    : [off] "r"(off), [zp] "r"(zp), [lo] "r"(lo), [hi] "r"(hi),
                      [end] "m"(end)
                    : "cc", "memory");
@@ -106,17 +111,13 @@ static QK_NOINLINE void qk_dsp_requant_quad(const int32_t *sums, int32_t n,
   int32_t m, s, bit, half_m1, a, h;
   if (lo == -128 && hi == 127) {
     __asm__ volatile(QK_DSP_RQ_QUAD(QK_DSP_RQ_SSAT)
-                     : [ps] "+r"(sums), [pm] "+r"(multiplier), [psh] "+r"(shift),
-                       [po] "+r"(out), [m] "=&r"(m), [s] "=&r"(s), [bit] "=&r"(bit),
-                       [half_m1] "=&r"(half_m1), [a] "=&r"(a), [h] "=&r"(h)
+                     : QK_DSP_RQ_OUTPUTS(out)
                      : [oc] "r"(out_c), [zp] "r"(zp), [end] "m"(end)
                      : "cc", "memory");
     return;
   }
   __asm__ volatile(QK_DSP_RQ_QUAD(QK_DSP_RQ_CLAMP)
-                   : [ps] "+r"(sums), [pm] "+r"(multiplier), [psh] "+r"(shift),
-                     [po] "+r"(out), [m] "=&r"(m), [s] "=&r"(s), [bit] "=&r"(bit),
-                     [half_m1] "=&r"(half_m1), [a] "=&r"(a), [h] "=&r"(h)
+                   : QK_DSP_RQ_OUTPUTS(out)
                    : [oc] "r"(out_c), [zp] "r"(zp), [lo] "r"(lo), [hi] "r"(hi),
                      [end] "m"(end)
                    : "cc", "memory");
