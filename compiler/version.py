@@ -17,6 +17,9 @@ Generations:
     3. The int8 kernel library (``runtime/c/kernels``, NHWC, DSP/Helium/NEON/AVX2) runs
        convolutions, average/global pooling and add/sub/mul
        (`compiler.passes.offload_kernels`); transposes where TVM kernels meet it.
+    4. Library kernels in blocks: DSP pointwise/conv in 4-pixel blocks, depthwise border
+       windows on the SIMD path; ``--optimise speed`` fuses inverted residuals into
+       ``qanas_inverted_residual_s8`` when the library is on; int4-weight convolutions.
 """
 
-KERNEL_GENERATION = 3
+KERNEL_GENERATION = 4
