@@ -1,6 +1,6 @@
 # qanas: two commands on a fresh machine.
 #   make demo   run the whole pipeline on the synthetic default
-#   make test   run the test suite (all tiers; FAST=1 for the fast tier only)
+#   make test   run the test suite (all tiers but heavy; FAST=1 fast tier only, HEAVY=1 adds heavy)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -26,9 +26,13 @@ demo: $(STAMP)
 	bash scripts/install_toolchains.sh
 	$(VENV)/bin/qanas demo --force $(DEMO_ARGS)
 
+# FAST=1: the fast tier only; HEAVY=1: also the cases of very large spaces (pytest -m heavy).
+TEST_MARKS = $(strip $(if $(FAST),not slow and not toolchain,) \
+	$(if $(HEAVY),,$(if $(FAST),and )not heavy))
+
 test: $(STAMP)
 	bash scripts/install_toolchains.sh
-	$(PY) -m pytest -n 2 $(if $(FAST),-m "not slow and not toolchain",) $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 -m "$(TEST_MARKS)" $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not toolchain" -x -q

@@ -6,6 +6,8 @@ failure, so its case turns into an error (XPASS) the moment the compiler support
 and the entry must go. A subnet listed in `OVER_EMULATED_MEMORY` is an expected failure
 only through `FirmwareDoesNotFit` (the firmware runner's refusal with the numbers): it
 passes in the host-only suites and must fail that way, and no other, on a QEMU board.
+A space in `HEAVY_SPACES` is marked ``heavy``: its compile and QEMU cases take many
+minutes each on 2 cores, so `.ci/run` leaves them out (``make test HEAVY=1`` runs them).
 """
 
 from __future__ import annotations
@@ -26,16 +28,25 @@ OVER_EMULATED_MEMORY = {
 }
 
 
+HEAVY_SPACES = {
+    "fmas-xception": "DeepLabV3+ Xception: its min subnet holds 15 MB of int8 weights; one "
+                     "host compile took 501 s and the QEMU run on every emulated target "
+                     "1147 s on the shared 2-core machine",
+}
+
+
 def compiled_space_param(space: str, *rest):
     """`(space, *rest)` as a pytest param; an expected failure for spaces not compiled yet,
-    and for subnets too big for the emulated boards (see the module docstring)."""
+    and for subnets too big for the emulated boards; ``heavy`` for `HEAVY_SPACES` (see the
+    module docstring)."""
+    heavy = [pytest.mark.heavy] if space in HEAVY_SPACES else []
     if space in NOT_COMPILED_YET:
-        return pytest.param(space, *rest, marks=pytest.mark.xfail(
-            reason=NOT_COMPILED_YET[space], strict=True))
+        return pytest.param(space, *rest, marks=[pytest.mark.xfail(
+            reason=NOT_COMPILED_YET[space], strict=True), *heavy])
     if (space, *rest[:1]) in OVER_EMULATED_MEMORY:
         from runtime.firmware import FirmwareDoesNotFit
 
-        return pytest.param(space, *rest, marks=pytest.mark.xfail(
+        return pytest.param(space, *rest, marks=[pytest.mark.xfail(
             reason=OVER_EMULATED_MEMORY[(space, *rest[:1])], raises=FirmwareDoesNotFit,
-            strict=False))
-    return pytest.param(space, *rest)
+            strict=False), *heavy])
+    return pytest.param(space, *rest, marks=heavy)
