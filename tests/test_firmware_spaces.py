@@ -11,10 +11,9 @@ that ``pytest -n 2`` cannot compile a space twice on two workers).
 
 Every QEMU target links the weights into its external RAM (`Target.weights_region`: the
 16 MiB PSRAM of MPS2 AN386/AN500, the DDR of MPS3 AN547), so the min subnet of every
-registered space runs as it is, ``fmas-mbv2`` included: its fixed DeepLabV3 ASPP head
-(256 channels on a 320-channel input) gives its min subnet 4,208,644 B of int8 weights,
-more than the 4 MiB code memory of MPS2 or the 2 MiB of MPS3, but well inside the PSRAM
-and the DDR. The test checks that the weights really sit in that region and the code in
+registered space runs as it is, including those whose weights exceed the 4 MiB code
+memory of MPS2 or the 2 MiB of MPS3 (``fmas-xception``'s min subnet holds about 15 MB;
+it is a ``heavy`` case, `tests/space_cases.py`) but fit the PSRAM and the DDR. The test checks that the weights really sit in that region and the code in
 the code memory.
 """
 

@@ -21,9 +21,10 @@ def total_stride(space) -> tuple[int, int]:
 
     Measured on the analytic layer shapes (`space.layer_specs`) of the space's
     max, min and seed subnets; the smallest of the three is returned, the stride
-    every subnet reaches at least (16 for every registered space; strides are
-    search decisions in `fmas-mbv2`, whose min subnet reaches 144, and whose
-    deepest maps stay one pixel at smaller sizes because convolutions pad).
+    every subnet reaches at least (16 for the SqueezeNAS spaces and mbv2-deeplab, 8 for
+    fmas-mbv2 and fmas-xception, whose strides are search decisions, 64 for
+    efficient-topformer's pooled tokens; a deeper subnet's maps stay one pixel at
+    smaller sizes because convolutions pad).
     Global pooling, and the 1x1 layers after it, are left out: they reduce to one
     pixel at any size.
     """
