@@ -197,8 +197,8 @@ def small_map_depthwise_cases(rng: np.random.Generator) -> list[KernelCase]:
     """Depthwise convs on small feature maps, where most windows touch the padding (the
     border path: one pointer per tap, padding taps reading the zero point): every border,
     stride 1/2, dilation 1/2, kernels 3 and 5, odd channel counts (the SIMD paths' tails),
-    windows wholly in the padding, more channels than one border pass (256), and the
-    channel multiplier."""
+    windows wholly in the padding, more channels than one border pass (256), the channel
+    multiplier, and channel counts and tap counts that reach every SIMD block and rest."""
     dw = dict(cout=0, depthwise=True)
     return [
         conv_case("dw_small_4x8", rng, h=4, w=8, cin=19, **dw),
@@ -217,6 +217,11 @@ def small_map_depthwise_cases(rng: np.random.Generator) -> list[KernelCase]:
         conv_case("dw_small_mult2_d2", rng, h=5, w=6, cin=3, multiplier=2, dilation=2,
                   pads=(2, 2, 2, 2), **dw),
         conv_case("dw_small_mult3_s2", rng, h=4, w=5, cin=5, multiplier=3, stride=2, **dw),
+        # 16 + 8 + 5 channels (the AVX2 and NEON blocks and their scalar rest), an even
+        # tap count (AVX2 pairs taps), with and without wide shifts (vector requantization)
+        conv_case("dw_small_2x4_29ch", rng, h=5, w=7, cin=29, k=4, kh=2, pads=(1, 2, 0, 1),
+                  **dw),
+        conv_case("dw_small_29ch_narrow", rng, h=4, w=6, cin=29, wide=0, **dw),
     ]
 
 

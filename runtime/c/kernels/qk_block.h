@@ -273,32 +273,6 @@ static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const i
   vst1q_s32(acc + 4, vaddq_s32(vld1q_s32(acc + 4), sums.val[1]));
 }
 
-/* round_half_even(p / 2^n) of two 64-bit products, n = 31 - shift (1 .. 62): the formula
- * of compiler.int8.rounding_right_shift, (p + 2^(n-1) - 1 + odd) >> n with odd = bit n
- * of p, in 64-bit lanes (SSHL by -n shifts right arithmetically). */
-QK_INLINE int64x2_t qk_neon_round64(int64x2_t p, int64x2_t minus_n, int64x2_t half_m1) {
-  const int64x2_t odd = vandq_s64(vshlq_s64(p, minus_n), vdupq_n_s64(1));
-  return vshlq_s64(vaddq_s64(vaddq_s64(p, half_m1), odd), minus_n);
-}
-
-/* Four lanes of qk_requantize (every shift <= -2) as int32. */
-QK_INLINE int32x4_t qk_neon_requantize(int32x4_t acc, int32x4_t multiplier, int32x4_t shift,
-                                       int32_t zero_point, int32_t qmin, int32_t qmax) {
-  const int32x4_t n = vsubq_s32(vdupq_n_s32(31), shift);
-  const int64x2_t n_lo = vmovl_s32(vget_low_s32(n)), n_hi = vmovl_s32(vget_high_s32(n));
-  const int64x2_t one = vdupq_n_s64(1);
-  const int64x2_t half_lo = vsubq_s64(vshlq_s64(one, vsubq_s64(n_lo, one)), one);
-  const int64x2_t half_hi = vsubq_s64(vshlq_s64(one, vsubq_s64(n_hi, one)), one);
-  const int64x2_t lo = qk_neon_round64(vmull_s32(vget_low_s32(acc), vget_low_s32(multiplier)),
-                                       vnegq_s64(n_lo), half_lo);
-  const int64x2_t hi = qk_neon_round64(vmull_high_s32(acc, multiplier), vnegq_s64(n_hi),
-                                       half_hi);
-  int32x4_t q = vcombine_s32(vmovn_s64(lo), vmovn_s64(hi));
-  q = vaddq_s32(q, vdupq_n_s32(zero_point));
-  q = vmaxq_s32(q, vdupq_n_s32(qmin));
-  return vminq_s32(q, vdupq_n_s32(qmax));
-}
-
 /* A 2 x 4 block's sums: sums.val[p] lane j is pixel p, channel j. */
 typedef int32x4x2_t qk_sums_2x4_t;
 
@@ -401,29 +375,6 @@ static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const i
   const __m256i sums = qk_avx2_dot_2x4(x0, x1, w0, w_stride, rows, len);
   _mm256_storeu_si256((__m256i *)acc,
                       _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)acc), sums));
-}
-
-/* Eight lanes of qk_requantize (all shifts <= -2): the high word h and the sticky low
- * word of the 64-bit products (VPMULDQ on even and odd lanes), then the 32-bit
- * half-to-even shift of qk_requantize with variable shifts (VPSRAVD). */
-QK_INLINE __m256i qk_avx2_requantize(__m256i acc, __m256i multiplier, __m256i shift,
-                                     int32_t zero_point, int32_t qmin, int32_t qmax) {
-  const __m256i one = _mm256_set1_epi32(1);
-  const __m256i even = _mm256_mul_epi32(acc, multiplier);
-  const __m256i odd = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32),
-                                       _mm256_srli_epi64(multiplier, 32));
-  const __m256i high = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xaa);
-  const __m256i low = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xaa);
-  const __m256i s = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_add_epi32(shift, one));
-  const __m256i low_zero = _mm256_cmpeq_epi32(low, _mm256_setzero_si256());
-  const __m256i up = _mm256_or_si256(_mm256_and_si256(_mm256_srlv_epi32(high, s), one),
-                                     _mm256_andnot_si256(low_zero, one));
-  __m256i q = _mm256_srav_epi32(_mm256_sub_epi32(_mm256_add_epi32(high, up), one),
-                                _mm256_sub_epi32(s, one));
-  q = _mm256_srai_epi32(_mm256_add_epi32(q, one), 1);
-  q = _mm256_add_epi32(q, _mm256_set1_epi32(zero_point));
-  q = _mm256_max_epi32(q, _mm256_set1_epi32(qmin));
-  return _mm256_min_epi32(q, _mm256_set1_epi32(qmax));
 }
 
 /* A 2 x 4 block's sums: lanes 0..3 pixel 0's channels, 4..7 pixel 1's. */

@@ -30,6 +30,22 @@ QK_INLINE void qk_requant_run(const int32_t *acc, int32_t count, int32_t o0,
   }
 }
 
+#if defined(QK_ISA_AVX2) || defined(QK_ISA_NEON)
+/* Channels c .. channels - 1 of one output pixel one at a time (the SIMD blocks' rest):
+ * tap t reads xs[t][c] and weight w[t * w_stride + c]. */
+QK_INLINE void qk_dw_channels(const int8_t *const *xs, int32_t taps, const int8_t *w,
+                              int32_t w_stride, int32_t c, int32_t channels,
+                              const int32_t *bias, const qanas_requant_t *rq, int8_t *out) {
+  for (; c < channels; ++c) {
+    int32_t acc = bias[c];
+    for (int32_t t = 0; t < taps; ++t) {
+      acc += xs[t][c] * w[t * w_stride + c];
+    }
+    qk_requant_run(&acc, 1, c, rq, out + c);
+  }
+}
+#endif
+
 #if defined(QK_ISA_MVE)
 /* Helium: 8 channels per pass (below), a predicated 4-channel int32 pass for the rest
  * (MVE has no vector-by-vector integer VMLA: VMUL + VADD); requantized in vector
@@ -333,8 +349,160 @@ static QK_NOINLINE void qk_dw3x3_pixel(const int8_t *x, int32_t row_a, int32_t r
   }
 }
 
+#elif defined(QK_ISA_AVX2)
+/* Bytes c .. c + 15 (wide) or c .. c + 7 of p as int16 lanes (VPMOVSXBW). */
+QK_INLINE __m256i qk_avx2_dw_load(const int8_t *p, int32_t wide) {
+  return _mm256_cvtepi8_epi16(wide ? _mm_loadu_si128((const __m128i *)(const void *)p)
+                                   : _mm_loadl_epi64((const __m128i *)(const void *)p));
+}
+
+/* int32 values v[0 .. 3] and v[8 .. 11] (lo) or v[4 .. 7] and v[12 .. 15] (hi) as one
+ * vector: the channel order of the accumulators below. 8 channels (!wide): v[0 .. 3] or
+ * v[4 .. 7], upper half zero. */
+QK_INLINE __m256i qk_avx2_dw_split(const int32_t *v, int32_t hi, int32_t wide) {
+  const __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(v + 4 * hi));
+  const __m128i b = wide ? _mm_loadu_si128((const __m128i *)(const void *)(v + 8 + 4 * hi))
+                         : _mm_setzero_si128();
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1);
+}
+
+/* 16 (wide) or 8 channels from c of one output pixel. Two taps share a VPMADDWD: their
+ * int16 inputs and weights interleaved (VPUNPCKLWD/HWD), each int32 lane is one
+ * channel's x_t w_t + x_t+1 w_t+1 (exact: int8 products fit in int16). The unpacks work
+ * within 128-bit halves, so `lo` holds channels 0-3 and 8-11, `hi` 4-7 and 12-15; the
+ * bias and requantization constants are split the same way and VPACKSSDW restores the
+ * order. An odd tap count pairs the last tap with zeros. */
+QK_INLINE void qk_avx2_dw_block(const int8_t *const *xs, int32_t taps, const int8_t *w,
+                                 int32_t w_stride, int32_t c, const int32_t *bias,
+                                 const qanas_requant_t *rq, int32_t vector_requant,
+                                 int32_t wide, int8_t *out) {
+  __m256i lo = qk_avx2_dw_split(bias + c, 0, wide), hi = qk_avx2_dw_split(bias + c, 1, wide);
+  const int8_t *wt = w + c;
+  int32_t t = 0;
+QK_UNROLL_TAPS
+  for (; t + 2 <= taps; t += 2, wt += 2 * w_stride) {
+    const __m256i x0 = qk_avx2_dw_load(xs[t] + c, wide);
+    const __m256i x1 = qk_avx2_dw_load(xs[t + 1] + c, wide);
+    const __m256i w0 = qk_avx2_dw_load(wt, wide), w1 = qk_avx2_dw_load(wt + w_stride, wide);
+    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(x0, x1),
+                                                _mm256_unpacklo_epi16(w0, w1)));
+    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(x0, x1),
+                                                _mm256_unpackhi_epi16(w0, w1)));
+  }
+  if (t < taps) {
+    const __m256i x0 = qk_avx2_dw_load(xs[t] + c, wide), w0 = qk_avx2_dw_load(wt, wide);
+    const __m256i zero = _mm256_setzero_si256();
+    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(x0, zero),
+                                                _mm256_unpacklo_epi16(w0, zero)));
+    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(x0, zero),
+                                                _mm256_unpackhi_epi16(w0, zero)));
+  }
+  if (vector_requant) {
+    const int32_t zp = rq->output_zero_point, qmin = rq->qmin, qmax = rq->qmax;
+    const int32_t *m = rq->multiplier + c, *s = rq->shift + c;
+    lo = qk_avx2_requantize(lo, qk_avx2_dw_split(m, 0, wide), qk_avx2_dw_split(s, 0, wide),
+                            zp, qmin, qmax);
+    hi = qk_avx2_requantize(hi, qk_avx2_dw_split(m, 1, wide), qk_avx2_dw_split(s, 1, wide),
+                            zp, qmin, qmax);
+    const __m256i q16 = _mm256_packs_epi32(lo, hi); /* channels 0-7 | 8-15 */
+    const __m128i q8 = _mm_packs_epi16(_mm256_castsi256_si128(q16),
+                                       _mm256_extracti128_si256(q16, 1));
+    if (wide) {
+      _mm_storeu_si128((__m128i *)(void *)(out + c), q8);
+    } else {
+      _mm_storel_epi64((__m128i *)(void *)(out + c), q8);
+    }
+    return;
+  }
+  int32_t acc[16];
+  _mm256_storeu_si256((__m256i *)(void *)acc, _mm256_permute2x128_si256(lo, hi, 0x20));
+  _mm256_storeu_si256((__m256i *)(void *)(acc + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
+  qk_requant_run(acc, wide ? 16 : 8, c, rq, out + c);
+}
+
+/* AVX2: blocks of 16 channels, one of 8, the last channels % 8 in scalar code. Tap t
+ * reads xs[t][c] and weight w[t * w_stride + c]. */
+QK_INLINE void qk_dw_pixel(const int8_t *const *xs, int32_t taps, const int8_t *w,
+                           int32_t w_stride, int32_t channels, const int32_t *bias,
+                           const qanas_requant_t *rq, int32_t vector_requant, int8_t *out) {
+  int32_t c = 0;
+  for (; c + 16 <= channels; c += 16) {
+    qk_avx2_dw_block(xs, taps, w, w_stride, c, bias, rq, vector_requant, 1, out);
+  }
+  if (c + 8 <= channels) {
+    qk_avx2_dw_block(xs, taps, w, w_stride, c, bias, rq, vector_requant, 0, out);
+    c += 8;
+  }
+  qk_dw_channels(xs, taps, w, w_stride, c, channels, bias, rq, out);
+}
+
+#elif defined(QK_ISA_NEON)
+/* acc[0 .. 3] += the exact int16 products p as int32 (SADDW, SADDW2), channels 4k ..
+ * 4k + 7 being acc[k], acc[k + 1]. */
+QK_INLINE void qk_neon_dw_add8(int32x4_t *acc, int16x8_t p) {
+  acc[0] = vaddw_s16(acc[0], vget_low_s16(p));
+  acc[1] = vaddw_high_s16(acc[1], p);
+}
+
+/* Requantizes `lanes` (4 to 16) channels from acc[0 .. lanes / 4 - 1] to out + c. */
+QK_INLINE void qk_neon_dw_store(const int32x4_t *acc, int32_t lanes, int32_t c,
+                                const qanas_requant_t *rq, int32_t vector_requant,
+                                int8_t *out) {
+  if (vector_requant) {
+    const int32_t zp = rq->output_zero_point, qmin = rq->qmin, qmax = rq->qmax;
+    int16x4_t q[4];
+    for (int32_t k = 0; k < lanes / 4; ++k) {
+      const int32x4_t m = vld1q_s32(rq->multiplier + c + 4 * k);
+      const int32x4_t s = vld1q_s32(rq->shift + c + 4 * k);
+      q[k] = vmovn_s32(qk_neon_requantize(acc[k], m, s, zp, qmin, qmax));
+    }
+    const int8x8_t b0 = vmovn_s16(vcombine_s16(q[0], q[1]));
+    if (lanes == 16) {
+      vst1q_s8(out + c, vcombine_s8(b0, vmovn_s16(vcombine_s16(q[2], q[3]))));
+    } else {
+      vst1_s8(out + c, b0);
+    }
+    return;
+  }
+  int32_t lane[16];
+  for (int32_t k = 0; k < lanes / 4; ++k) {
+    vst1q_s32(lane + 4 * k, acc[k]);
+  }
+  qk_requant_run(lane, lanes, c, rq, out + c);
+}
+
+/* NEON: 16 channels per pass (SMULL/SMULL2 give exact int16 products, SADDW/SADDW2
+ * accumulate them in four int32 vectors), one pass of 8, the last channels % 8 in scalar
+ * code. Tap t reads xs[t][c] and weight w[t * w_stride + c]. */
+QK_INLINE void qk_dw_pixel(const int8_t *const *xs, int32_t taps, const int8_t *w,
+                           int32_t w_stride, int32_t channels, const int32_t *bias,
+                           const qanas_requant_t *rq, int32_t vector_requant, int8_t *out) {
+  int32_t c = 0;
+  for (; c + 16 <= channels; c += 16) {
+    int32x4_t acc[4] = {vld1q_s32(bias + c), vld1q_s32(bias + c + 4),
+                        vld1q_s32(bias + c + 8), vld1q_s32(bias + c + 12)};
+    const int8_t *wt = w + c;
+QK_UNROLL_TAPS
+    for (int32_t t = 0; t < taps; ++t, wt += w_stride) {
+      const int8x16_t x = vld1q_s8(xs[t] + c), wv = vld1q_s8(wt);
+      qk_neon_dw_add8(acc, vmull_s8(vget_low_s8(x), vget_low_s8(wv)));
+      qk_neon_dw_add8(acc + 2, vmull_high_s8(x, wv));
+    }
+    qk_neon_dw_store(acc, 16, c, rq, vector_requant, out);
+  }
+  if (c + 8 <= channels) {
+    int32x4_t acc[2] = {vld1q_s32(bias + c), vld1q_s32(bias + c + 4)};
+    for (int32_t t = 0; t < taps; ++t) {
+      qk_neon_dw_add8(acc, vmull_s8(vld1_s8(xs[t] + c), vld1_s8(w + t * w_stride + c)));
+    }
+    qk_neon_dw_store(acc, 8, c, rq, vector_requant, out);
+    c += 8;
+  }
+  qk_dw_channels(xs, taps, w, w_stride, c, channels, bias, rq, out);
+}
+
 #else
-/* Portable (and host SIMD through the compiler): runs of 16 channels accumulated in an
+/* Portable: runs of 16 channels accumulated in an
  * array the compiler keeps in vector registers. */
 QK_INLINE void qk_dw_pixel(const int8_t *const *xs, int32_t taps, const int8_t *w,
                            int32_t w_stride, int32_t channels, const int32_t *bias,
