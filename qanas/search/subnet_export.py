@@ -75,12 +75,12 @@ class SubnetExporter:
         return (1, 3, *self.image_size)
 
     def _supernet_built(self) -> None:
-        """Builds the seeded supernet once."""
-        import torch
+        """Builds the seeded supernet once (the caller's global RNG left as it was)."""
+        from qanas.utils.seeding import seeded
 
         if self._supernet is None:
-            torch.manual_seed(self.seed)
-            self._supernet = self.space.build_supernet(self.num_classes).eval()
+            with seeded(self.seed):
+                self._supernet = self.space.build_supernet(self.num_classes).eval()
 
     def _calibrated(self, cfg: SubnetConfig):
         """The quantized, calibrated subnet and the seeded generator, ready for its example."""
