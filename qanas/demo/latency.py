@@ -32,7 +32,7 @@ def validate_latency(records: list[EvalRecord], scorer, hw, target: str, out: Pa
     from qanas.cost.lut.validation import validation_stats
     from qanas.demo.deploy import compile_for_target
     from qanas.quant import export_qdq
-    from qanas.space import SubnetConfig
+    from qanas.space.bits import parse_config
     from qanas.utils import progress
     from runtime.runners import get_runner
     from runtime.runners.base import read_io
@@ -41,7 +41,7 @@ def validate_latency(records: list[EvalRecord], scorer, hw, target: str, out: Pa
     archs, predicted, measured = [], [], []
     unit = source = measured_unit = None
     for i, record in enumerate(progress(records, desc="latency check on the target")):
-        cfg = SubnetConfig.from_str(record.arch)
+        cfg = parse_config(record.arch)
         latency = hw.profile(cfg).latency
         unit, source = latency.unit, latency.source
         qmodel = scorer.quantize(scorer.prepare(cfg))

@@ -78,7 +78,7 @@ def run_demo(config: DemoConfig, out_dir: str | Path, force: bool = False) -> di
     from qanas.quant import QuantSpec, export_qdq
     from qanas.quant.qat import strip_qat
     from qanas.score import SubnetScorer
-    from qanas.space import SubnetConfig
+    from qanas.space.bits import parse_config
     from runtime.runners.base import read_io
 
     out = prepare_output_dir(out_dir, force)
@@ -117,7 +117,7 @@ def run_demo(config: DemoConfig, out_dir: str | Path, force: bool = False) -> di
     tuned: dict = {}
 
     def export(arch: str, path: Path):
-        qmodel, section = qat_finetune(final, scorer, SubnetConfig.from_str(arch), config)
+        qmodel, section = qat_finetune(final, scorer, parse_config(arch), config)
         tuned.update(section)
         export_qdq(qmodel, example, path)
         return qmodel

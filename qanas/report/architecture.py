@@ -1,11 +1,13 @@
 """The chosen subnet drawn block by block, from its architecture string.
 
 The blocks are not copied from results.json: the arch string is parsed by its search
-space (`SubnetConfig.from_str`) and expanded into layers by `space.layer_specs` at the
+space (`qanas.space.bits.parse_config`, which also reads the per-conv weight bits of a
+mixed-precision ``...@w84...`` string) and expanded into layers by `space.layer_specs` at the
 run's image size and class count, exactly as the cost models see it. Layers are grouped
 by name (``stem``, ``blocks.3``, ``features.5``, ``decoder``...); a block's kernel,
 expansion, groups, dilation and stride are read off its layers. A SqueezeNAS superblock
 whose choice is an identity ``skip`` has no layers and is drawn as an identity block.
+A mixed-precision subnet's blocks also carry the weight bits of their convs.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Block:
         in_channels, out_channels, in_hw, out_hw: tensor shapes around the block.
         macs, params: analytic counts of its layers.
         layers: number of layer specs in the block.
+        weight_bits: weight bits of its convs in order (empty for an all-int8 subnet).
     """
 
     name: str
@@ -42,6 +45,7 @@ class Block:
     macs: int
     params: int
     layers: int
+    weight_bits: tuple[int, ...] = ()
 
 
 def _group_key(name: str) -> str:
@@ -77,26 +81,28 @@ def _describe(specs) -> tuple[str, str]:
 
 
 def subnet_blocks(arch: str, image_size, num_classes: int | None = None) -> list[Block]:
-    """The blocks of `arch` (a `SubnetConfig` string) at `image_size` (H, W).
+    """The blocks of `arch` (an architecture string, plain or ``...@w84...``) at `image_size`.
 
     Raises:
-        ReportError: the arch string does not parse in its space.
+        ReportError: the arch string does not parse in its space, or its weight bits do
+            not give one digit per searchable conv.
     """
-    from qanas.errors import ConfigError
-    from qanas.space import SubnetConfig
+    from qanas.space.bits import arch_of
 
-    try:
-        cfg = SubnetConfig.from_str(arch)
-    except (ConfigError, KeyError, LookupError) as exc:
-        raise ReportError(f"chosen arch {arch!r} does not parse: {exc}") from exc
+    cfg = _parse(arch)
     space = cfg.search_space
     kwargs = {}
     if num_classes is not None and "num_classes" in inspect.signature(space.layer_specs).parameters:
         kwargs["num_classes"] = int(num_classes)
-    specs = space.layer_specs(cfg, tuple(int(v) for v in image_size), **kwargs)
+    specs = space.layer_specs(arch_of(cfg), tuple(int(v) for v in image_size), **kwargs)
+    widths = iter(_conv_bits(cfg, specs, num_classes))
     groups: dict[str, list] = {}
+    conv_bits: dict[str, list[int]] = {}
     for s in specs:
         groups.setdefault(_group_key(s.name), []).append(s)
+        width = next(widths, None) if s.op == "conv" else None
+        if width is not None:
+            conv_bits.setdefault(_group_key(s.name), []).append(width)
     plans = {p.index: p for p in getattr(space, "plans", ())}
     labels = cfg.labels()
     blocks = []
@@ -109,8 +115,52 @@ def subnet_blocks(arch: str, image_size, num_classes: int | None = None) -> list
         blocks.append(Block(key, kind, summary, choice, members[0].in_channels,
                             members[-1].out_channels, tuple(members[0].in_hw),
                             tuple(members[-1].out_hw), sum(s.macs for s in members),
-                            sum(s.params for s in members), len(members)))
+                            sum(s.params for s in members), len(members),
+                            tuple(conv_bits.get(key, ()))))
     return _with_identities(blocks, plans, labels)
+
+
+def _parse(arch: str):
+    from qanas.errors import ConfigError
+    from qanas.space.bits import parse_config
+
+    try:
+        return parse_config(arch)
+    except (ConfigError, KeyError, LookupError) as exc:
+        raise ReportError(f"chosen arch {arch!r} does not parse: {exc}") from exc
+
+
+def _conv_bits(cfg, specs, num_classes: int | None) -> list[int]:
+    """Weight bits of every conv of `specs` for a mixed-precision config; [] for a plain one."""
+    from qanas.space.bits import searched_bits
+
+    searched = searched_bits(cfg)
+    if searched is None:
+        return []
+    from qanas.quant.layer_bits import conv_layers, layer_bit_widths
+
+    convs = conv_layers(specs)
+    # Without a class count the space's default classifier is the last conv.
+    classes = num_classes if num_classes is not None else convs[-1].out_channels
+    try:
+        return layer_bit_widths(specs, classes, searched)
+    except ValueError as exc:
+        raise ReportError(f"{cfg.to_str()!r}: {exc}; a mixed-precision string has one digit "
+                          "per searchable conv at the run's class count") from exc
+
+
+def weight_bits_of(arch: str) -> str | None:
+    """``"k of n searchable convs 4-bit"`` for a mixed-precision string, None for int8.
+
+    Raises:
+        ReportError: the arch string does not parse.
+    """
+    from qanas.space.bits import searched_bits
+
+    bits = searched_bits(_parse(arch))
+    if bits is None:
+        return None
+    return f"{sum(b == 4 for b in bits)} of {len(bits)} searchable convs 4-bit"
 
 
 def _with_identities(blocks: list[Block], plans: dict, labels) -> list[Block]:
@@ -154,7 +204,8 @@ def draw_blocks(blocks: list[Block], title: str) -> str:
         text_color = "white" if b.kind == "inverted residual" else "black"
         label = f"{b.name}" + (f"  [{b.choice}]" if b.choice else "")
         ax.text(0.1, y + 0.4, label, va="center", fontsize=7.5, color=text_color)
-        ax.text(2.7, y + 0.4, b.summary, va="center", fontsize=7.5, color=text_color,
+        summary = b.summary + (f"  w{''.join(map(str, b.weight_bits))}" if b.weight_bits else "")
+        ax.text(2.7, y + 0.4, summary, va="center", fontsize=7.5, color=text_color,
                 weight="bold")
         ax.text(5.25, y + 0.4, f"{b.in_channels}→{b.out_channels} ch, "
                 f"{b.out_hw[0]}×{b.out_hw[1]}", va="center", fontsize=7.5, color=text_color)

@@ -4,12 +4,13 @@ validation, rank correlation and (older runs) the scored candidates."""
 from __future__ import annotations
 
 from qanas.report import search_figures as sf
-from qanas.report.architecture import draw_blocks, subnet_blocks
+from qanas.report.architecture import draw_blocks, subnet_blocks, weight_bits_of
 from qanas.report.deploy_figures import qat_figure
 from qanas.report.fmt import nbytes, num, pct, text
 from qanas.report.load import RunData
 from qanas.report.model import Figure, Section, Table, absent
 from qanas.report.plotting import short_arch
+from qanas.space.bits import BITS_SEP
 
 
 def training_section(run: RunData) -> Section:
@@ -79,14 +80,24 @@ def search_section(run: RunData) -> Section:
                 f"results.json search (target {target})", kind))
         front = sorted(s.get("front") or [], key=lambda r: -(r.get("miou") or 0))
         if front:
-            sec.tables.append(Table(
-                ("arch", "int8 mIoU", "latency", "unit", "source", "SRAM", "flash"),
-                tuple((("★ " if r.get("arch") == star else "") + r.get("arch", ""),
-                       num(r.get("miou")), num(sf.latency_of(r)[0]), sf.latency_of(r)[1],
-                       sf.latency_of(r)[2], nbytes(r.get("sram_bytes")),
-                       nbytes(r.get("flash_bytes"))) for r in front),
-                f"Pareto front on {target} (★ = chosen)"))
+            sec.tables.append(_front_table(front, star, target))
     return sec
+
+
+def _front_table(front: list[dict], star: str | None, target: str) -> Table:
+    """One row per front subnet; a weight-bits column when some subnet is mixed precision."""
+    # Plain rows are not parsed, so a front of an older space still renders.
+    bits = [weight_bits_of(r["arch"]) if BITS_SEP in r.get("arch", "") else None for r in front]
+    mixed = any(b is not None for b in bits)
+    rows = []
+    for r, b in zip(front, bits, strict=True):
+        row = (("★ " if r.get("arch") == star else "") + r.get("arch", ""),
+               num(r.get("miou")), num(sf.latency_of(r)[0]), sf.latency_of(r)[1],
+               sf.latency_of(r)[2], nbytes(r.get("sram_bytes")), nbytes(r.get("flash_bytes")))
+        rows.append(row + ((b or "all int8",) if mixed else ()))
+    header = ("arch", "int8 mIoU", "latency", "unit", "source", "SRAM", "flash")
+    return Table(header + (("weight bits",) if mixed else ()), tuple(rows),
+                 f"Pareto front on {target} (★ = chosen)")
 
 
 def chosen_section(run: RunData) -> Section:
@@ -102,6 +113,9 @@ def chosen_section(run: RunData) -> Section:
             ("arena lower bound", nbytes(c.get("lower_bound_bytes"))),
             ("kernels", num(c.get("kernels"))), ("project", text(c.get("project"))),
             ("ONNX", text(c.get("onnx"))), ("TFLite", text(c.get("tflite")))]
+    bits = weight_bits_of(c["arch"])
+    if bits is not None:
+        rows.insert(1, ("weight bits", bits))
     sec.tables.append(Table(("quantity", "value"), tuple(rows)))
     proto = run.protocol()
     size = proto.get("image_size")

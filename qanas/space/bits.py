@@ -86,8 +86,14 @@ def with_bits(arch: SubnetConfig, bits: Sequence[int]) -> SubnetConfig:
     return MixedPrecisionConfig(arch.space, arch.choices, bits)
 
 
-def parse_config(text: str) -> SubnetConfig:
+def parse_config(text: str, space: SearchSpace | None = None) -> SubnetConfig:
     """Parses a plain or mixed-precision architecture string (``...@w8448``).
+
+    The one parser of user-supplied and archived architecture strings (CLI, reports,
+    checkpoints, demo). Without `space` the architecture part is a full
+    ``space:label_...`` string; with `space` it is whatever `space.resolve` takes
+    (``max``, ``seed``, ``random:N``, labels without the prefix), so ``seed@w84...``
+    names the seed network with those bits.
 
     The number of digits is checked against the subnet's searchable convs when a
     `WeightBitsSpace` evaluates it (that needs the class count); here only the digits.
@@ -96,7 +102,7 @@ def parse_config(text: str) -> SubnetConfig:
         ConfigError: a malformed architecture, or a digit other than 4 or 8.
     """
     arch_text, sep, digits = text.partition(BITS_SEP)
-    arch = SubnetConfig.from_str(arch_text)
+    arch = SubnetConfig.from_str(arch_text) if space is None else space.resolve(arch_text)
     if not sep:
         return arch
     if not digits or any(d not in BIT_OPTIONS for d in digits):
@@ -194,7 +200,7 @@ class WeightBitsSpace(SearchSpace):
         """The base's landmarks and strings, plus mixed-precision strings (``...@w84...``)."""
         if BITS_SEP not in text:
             return self.base.resolve(text, rng)
-        cfg = parse_config(text if text.startswith(self.name + ":") else f"{self.name}:{text}")
+        cfg = parse_config(text, self.base)
         self.validate(cfg)
         return cfg
 

@@ -15,8 +15,13 @@ or from the weights it inherits from a trained supernet (`load_supernet` +
    post-training quantized float model (`quantize_model` + `calibrate`), which is
    what the supernet scorer measures.
 
+A mixed-precision architecture (``space:...@w8448...``, from `qanas search --bits
+w4w8`) is quantized in both phases with its per-conv weight bits
+(`subnet_quant_spec`), and exports with INT4 weights.
+
 After every epoch the state is written atomically to ``DIR/standalone.pt``
-(format ``qanas-standalone/1``: arch, config, float weights, QAT weights, history),
+(format ``qanas-standalone/1``: arch, config, the QuantSpec trained with, float weights,
+QAT weights, history),
 so a crash never leaves a half-written file. An interrupted run restarts from
 the beginning (no mid-run resume).
 
@@ -53,7 +58,8 @@ class StandaloneConfig:
     """Every knob of `qanas train`, resolved.
 
     Attributes:
-        arch: architecture string ``space:label_label_...`` (or max/min/seed with `space`).
+        arch: architecture string ``space:label_label_...`` (or max/min/seed with a
+            supernet), optionally with per-conv weight bits (``...@w8448...``).
         init: "scratch" (fresh weights, seeded) or "supernet" (inherited from `supernet`).
         supernet: checkpoint of `qanas train-supernet` (required for init="supernet";
             also supplies dataset, image size and classes when they are not given).
@@ -151,12 +157,13 @@ def build_subnet(cfg: StandaloneConfig, num_classes: int | None = None):
     """The static subnet of `cfg` (inherited or fresh) and what it was built from.
 
     Returns:
-        (subnet, SubnetConfig, meta) where meta holds the supernet's dataset, image size and
+        (subnet, config, meta): the config is a `MixedPrecisionConfig` for an
+        ``...@w84...`` architecture (see `subnet_quant_spec`); meta holds the supernet's dataset, image size and
         classes (empty for scratch without a supernet).
     """
     from qanas.quant.qat import strip_qat
     from qanas.space import get_space
-    from qanas.space.base import SubnetConfig
+    from qanas.space.bits import arch_of, parse_config
 
     meta: dict[str, Any] = {}
     supernet = None
@@ -167,10 +174,10 @@ def build_subnet(cfg: StandaloneConfig, num_classes: int | None = None):
             supernet, meta = load_supernet(cfg.supernet)
         else:
             meta = _supernet_meta(cfg.supernet)
-    if ":" in cfg.arch:
-        arch = SubnetConfig.from_str(cfg.arch)
-    elif meta.get("space"):
-        arch = get_space(meta["space"]).resolve(cfg.arch)
+    if meta.get("space") and not cfg.arch.startswith(f"{meta['space']}:"):
+        arch = parse_config(cfg.arch, get_space(meta["space"]))  # max, seed, random:N...
+    elif ":" in cfg.arch:
+        arch = parse_config(cfg.arch)
     else:
         raise ConfigError(f"architecture {cfg.arch!r} has no space prefix; pass "
                           "'space:label_..._label' (or max/min/seed with --supernet)")
@@ -181,13 +188,36 @@ def build_subnet(cfg: StandaloneConfig, num_classes: int | None = None):
     if supernet is not None:
         if classes is not None and int(classes) != supernet.num_classes:
             raise ConfigError(f"the dataset has {classes} classes, the supernet {supernet.num_classes}")
-        subnet = strip_qat(supernet.extract(arch))
+        subnet = strip_qat(supernet.extract(arch_of(arch)))
     else:
         if classes is None:
             raise ConfigError("the number of classes is unknown; build the datasets first")
         torch.manual_seed(cfg.seed)
-        subnet = get_space(arch.space).build_supernet(int(classes)).extract(arch)
+        subnet = get_space(arch.space).build_supernet(int(classes)).extract(arch_of(arch))
     return subnet, arch, meta
+
+
+def subnet_quant_spec(spec, arch, subnet: nn.Module, image_size, num_classes: int):
+    """`spec` with the per-layer weight bits of `arch` (`QuantSpec.layer_weight_bits`).
+
+    An all-int8 architecture returns `spec` itself; a ``...@w84...`` one is checked
+    against its subnet (one digit per searchable conv, `qanas.space.bits`) and its
+    4-bit convs are named in `subnet`'s module names.
+
+    Raises:
+        ConfigError: the bit string does not have one digit per searchable conv.
+    """
+    import dataclasses
+
+    from qanas.search.bits import layer_weight_bits
+    from qanas.space import get_space
+    from qanas.space.bits import WeightBitsSpace, searched_bits
+
+    if searched_bits(arch) is None:
+        return spec
+    space = WeightBitsSpace(get_space(arch.space), image_size, num_classes)
+    space.validate(arch)
+    return dataclasses.replace(spec, layer_weight_bits=layer_weight_bits(arch, subnet, space))
 
 
 def _supernet_meta(path: str | None) -> dict[str, Any]:
@@ -294,7 +324,8 @@ def train_standalone(cfg: StandaloneConfig, out_dir: str | Path, datasets=None,
     steps = min(steps, cfg.steps_per_epoch or steps)
     calib = list(islice(iter(loader(calib_set, False, 0)), max(1, cfg.calib_batches)))
     val = list(islice(iter(loader(val_set, False, 0)), cfg.val_batches))
-    spec = QuantSpec.from_dict(cfg.quant_spec) if cfg.quant_spec else QuantSpec()
+    spec = subnet_quant_spec(QuantSpec.from_dict(cfg.quant_spec) if cfg.quant_spec else
+                             QuantSpec(), arch, subnet, image_size, num_classes)
     history: list[dict] = []
     ckpt = out_dir / CHECKPOINT_NAME
 
@@ -303,6 +334,7 @@ def train_standalone(cfg: StandaloneConfig, out_dir: str | Path, datasets=None,
 
         payload = {"format": FORMAT, "arch": arch.to_str(), "num_classes": num_classes,
                    "image_size": list(image_size), "config": cfg.to_dict(),
+                   "quant_spec": spec.to_dict(),
                    "model": float_model.state_dict(),
                    "qat_model": None if qat_model is None else qat_model.state_dict(),
                    "history": history}

@@ -67,15 +67,15 @@ def load_standalone_model(path: str | Path) -> StandaloneModel:
     from qanas.quant import QuantSpec, calibrate, quantize_model
     from qanas.quant.qat import prepare_qat
     from qanas.space import get_space
-    from qanas.space.base import SubnetConfig
-    from qanas.train.standalone import StandaloneConfig, load_standalone
+    from qanas.space.bits import arch_of, parse_config
+    from qanas.train.standalone import StandaloneConfig, load_standalone, subnet_quant_spec
 
     payload: dict[str, Any] = load_standalone(path)
     config = StandaloneConfig.from_dict(payload["config"])
-    arch = SubnetConfig.from_str(payload["arch"])
+    arch = parse_config(payload["arch"])
     num_classes = int(payload["num_classes"])
     image_size = (int(payload["image_size"][0]), int(payload["image_size"][1]))
-    model = get_space(arch.space).build_supernet(num_classes).extract(arch)
+    model = get_space(arch.space).build_supernet(num_classes).extract(arch_of(arch))
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as err:
@@ -83,7 +83,8 @@ def load_standalone_model(path: str | Path) -> StandaloneModel:
             f"the weights in {path} do not fit {arch.space}'s {arch} ({str(err).splitlines()[0]}). "
             f"The space definition changed since training; retrain with `qanas train`") from err
     model.eval()
-    spec = QuantSpec.from_dict(config.quant_spec) if config.quant_spec else QuantSpec()
+    spec = subnet_quant_spec(QuantSpec.from_dict(config.quant_spec) if config.quant_spec else
+                             QuantSpec(), arch, model, image_size, num_classes)
     calib = _calibration_batches(config, image_size, config.calib_batches)
     if payload.get("qat_model") is not None:
         int8_model = prepare_qat(model, spec, calib)
@@ -134,7 +135,7 @@ def evaluate_standalone(path: str | Path, quant: str = "int8", val_fraction: flo
     from qanas.score import val_subset
     from qanas.score.miou import evaluate_miou
     from qanas.space import get_space
-    from qanas.space.base import SubnetConfig
+    from qanas.space.bits import arch_of, parse_config
 
     if quant not in ("int8", "fp32"):
         raise ConfigError(f"quant must be 'int8' or 'fp32', got {quant!r}")
@@ -149,7 +150,7 @@ def evaluate_standalone(path: str | Path, quant: str = "int8", val_fraction: flo
                              class_names=names)
         int8 = (evaluate_miou(loaded.int8_model, val, loaded.num_classes, ignore,
                               class_names=names) if quant == "int8" else fp32)
-    arch = SubnetConfig.from_str(loaded.arch)
+    arch = arch_of(parse_config(loaded.arch))
     costs = get_space(arch.space).costs(arch, loaded.image_size, loaded.num_classes)
     return {"arch": loaded.arch, "miou": _num(int8["miou"]), "miou_fp32": _num(fp32["miou"]),
             "macs": int(costs["macs"]), "params": int(costs["params"]),

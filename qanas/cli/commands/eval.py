@@ -16,7 +16,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--checkpoint", help="standalone.pt from `qanas train`: scores that "
                         "model (its QAT weights, or post-training int8) on its own val split")
     parser.add_argument("--subnet", default="seed",
-                        help="architecture string, or max | min | seed | random:SEED")
+                        help="architecture string, or max | min | seed | random:SEED; a "
+                             "mixed-precision one (...@w8448..., from `qanas search --bits "
+                             "w4w8`) is scored with its per-conv weight bits")
     parser.add_argument("--quant", choices=("int8", "fp32"), default="int8",
                         help="score the Brevitas int8 fake-quant model or the float one")
     parser.add_argument("--val-fraction", type=float, default=0.2,
@@ -36,15 +38,18 @@ def _run(args: argparse.Namespace) -> dict:
     from qanas.errors import ConfigError
     from qanas.quant import QuantSpec, export_qdq
     from qanas.score import SubnetScorer, cache_batches, val_subset
+    from qanas.space.bits import arch_of, parse_config, searched_bits
     from qanas.space.geometry import check_image_size
     from qanas.train.checkpoint import load_supernet
+    from qanas.train.standalone import subnet_quant_spec
 
     if args.export_onnx and args.quant != "int8":
         raise ConfigError("--export-onnx writes the int8 model; use it with --quant int8")
     if args.checkpoint:
         return _run_standalone(args)
     supernet, meta = load_supernet(args.supernet)
-    cfg = supernet.space.resolve(args.subnet)
+    named = parse_config(args.subnet, supernet.space)
+    cfg = arch_of(named)  # the scorer sees the architecture; the bits go into the QuantSpec
     image_size = check_image_size(supernet.space, meta["image_size"],
                                   "the checkpoint's image size")
     dataset = meta.get("dataset") or {}
@@ -57,7 +62,8 @@ def _run(args: argparse.Namespace) -> dict:
         if args.calib_batches is not None:
             stored = QuantSpec.from_dict({**stored.to_dict(),
                                           "calibration_batches": args.calib_batches})
-        spec = stored
+        spec = stored if searched_bits(named) is None else subnet_quant_spec(
+            stored, named, supernet.extract(cfg), image_size, supernet.num_classes)
     start = time.perf_counter()
     train = build_dataset(name, "train", image_size=image_size, root=root, seed=args.seed)
     val = build_dataset(name, "val", image_size=image_size, root=root, seed=args.seed)
@@ -66,14 +72,14 @@ def _run(args: argparse.Namespace) -> dict:
                                               seed=args.seed), need)
     val_batches = val_subset(make_loader(val, args.batch_size, shuffle=False, seed=0),
                              args.val_fraction)
-    print(f"eval {cfg.to_str()} ({args.quant}) on {len(val_batches)} val batches",
+    print(f"eval {named.to_str()} ({args.quant}) on {len(val_batches)} val batches",
           file=sys.stderr)
     scorer = SubnetScorer(supernet, train_batches, val_batches, spec,
                           bn_batches=args.bn_batches, ignore_index=val.ignore_index,
                           image_size=image_size)
     score = scorer.score(cfg)
     result = {
-        "arch": score.arch,
+        "arch": named.to_str(),
         "miou": score.miou,
         "miou_fp32": score.miou_fp32,
         "macs": score.macs,

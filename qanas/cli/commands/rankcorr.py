@@ -204,6 +204,7 @@ def _run(args: argparse.Namespace) -> dict:
     from qanas.errors import ConfigError
     from qanas.score.rankcorr import plot_rank_scatter, rank_correlation, spread_selection
     from qanas.space.base import SubnetConfig
+    from qanas.space.bits import parse_config
     from qanas.space.geometry import check_image_size
     from qanas.utils.io import atomic_write_json, check_output_dir, write_run_metadata
     from targets import get_target
@@ -262,7 +263,7 @@ def _run(args: argparse.Namespace) -> dict:
         label2 = _label(args.compare)
         if label2 == label:
             label2 += " [compare]"
-        values = [other.evaluator.score(SubnetConfig.from_str(r["arch"]))["miou"] for r in rows]
+        values = [other.evaluator.score(parse_config(r["arch"]))["miou"] for r in rows]
         for r, v in zip(rows, values, strict=True):
             r["compare_miou"] = v
         proxies[label2] = as_float(values)

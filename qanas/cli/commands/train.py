@@ -89,7 +89,9 @@ def log_line(text: str) -> None:
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", required=True,
-                        help="'space:label_..._label', or max/min/seed/random:N with --supernet")
+                        help="'space:label_..._label', or max/min/seed/random:N with "
+                             "--supernet; a mixed-precision '...@w8448...' (qanas search "
+                             "--bits w4w8) trains and exports with its per-conv weight bits")
     parser.add_argument("--supernet", help="checkpoint of `qanas train-supernet`")
     parser.add_argument("--init", choices=("scratch", "supernet"), default=None,
                         help="scratch (default without --supernet) or supernet (inherit "
