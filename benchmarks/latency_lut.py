@@ -13,13 +13,13 @@ which runs, and can be run by hand:
     qanas lut validate --lut targets/luts/squeezenas-small_cortex-m7_64x128_c6.json \\
         --n 20 --seed 1 --json
 
-Measured (2026-11-21, 2 shared CPU cores; see the table's `protocol` and
-`squeezenas-small_cortex-m7_64x128_c6.validation.json` for every figure):
+Measured (2026-12-02, kernel generation 4, 2 shared CPU cores; see the table's `protocol`
+and `squeezenas-small_cortex-m7_64x128_c6.validation.json` for every figure):
   build: 125 entries (10 superblock shapes x 13 options, minus 5 identity skips) + the
-  per-model overhead (80 instructions) + 3 references end to end, 653 s; fixed part
-  31.28 M instructions (residual spread over seed/min/max 3.6 % of it);
-  validation: 20 held-out subnets, MAPE 0.32 %, 100 % within +-10 % (worst 0.48 %),
-  Kendall tau 0.968, 1126 s (about 56 s per subnet end to end).
+  per-model overhead (200 instructions) + 3 references end to end, 1020 s; fixed part
+  8.73 M instructions;
+  validation (`--n 10`): 10 held-out subnets, MAPE 0.31 %, 100 % within +-10 % (worst
+  0.59 %), Kendall tau 0.956.
 
 Prints the validation summary (MAPE, share within ±10 %, Kendall τ). The build resumes
 from an existing --out, so an interrupted run continues where it stopped.
