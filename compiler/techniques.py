@@ -23,8 +23,11 @@ are expanded again, counted in ``extra_macs``). It runs in ``size`` mode, and in
 every fused block becomes one `qanas_inverted_residual_s8` call
 (`compiler.passes.offload_fused_blocks`), which computes each expanded row once, keeps a
 ring of expanded rows instead of the expanded tensor, and has no border windows to gather
-(squeezenas-small seed at 64x128, `benchmarks/mcu_whole_model.py`: 132.1 M -> 104.2 M
-instructions on cortex-m4, 56.7 M -> 25.0 M on cortex-m55, arena 245,760 -> 60,448 B).
+(squeezenas-small seed at 64x128, `benchmarks/mcu_whole_model.py` at commit f3aa8d9:
+132.1 M -> 104.2 M instructions on cortex-m4, 56.7 M -> 25.0 M on cortex-m55, arena
+245,760 -> 60,448 B; since the unfused depthwise runs its border windows on the SIMD path
+the two retire about the same instructions, `benchmarks/mcu_irb.py`, and the fusion keeps
+the arena four times smaller at no cost).
 With TVM's kernels (``library=False``) speed mode keeps the blocks unfused: TVM's
 row-band kernel is the slower one (squeezenas-small seed at 64x128 on cortex-m4: 321.6 M
 instructions fused against 313.6 M unfused, arena 62,752 B against 245,760 B). The
