@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from qanas.errors import ConfigError
-from qanas.quant.layer_bits import conv_layers, searchable_layers
 from qanas.space import get_space
 from qanas.space.base import SubnetConfig
 from qanas.space.bits import MixedPrecisionConfig, WeightBitsSpace, parse_config, with_bits
+from qanas.space.layer_bits import conv_layers, searchable_layers
 
 SIZE, CLASSES = (64, 128), 4
 

@@ -193,7 +193,8 @@ _ROWS = [
     OpSupport("Identity", ""),
     OpSupport("QuantizeLinear", "int8/uint8, constant scale/zero point, per-tensor "
               "(per-axis for constants only)", _quant),
-    OpSupport("DequantizeLinear", "int8/uint8 (int32 for a constant bias), constant "
+    OpSupport("DequantizeLinear", "int8/uint8 (int32 for a constant bias, signed INT4 for a "
+              "symmetric Conv weight: [docs/int4-weights.md](docs/int4-weights.md)), constant "
               "scale/zero point, per-tensor (per-axis for constants only)", _quant),
 ]
 

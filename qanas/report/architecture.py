@@ -137,7 +137,7 @@ def _conv_bits(cfg, specs, num_classes: int | None) -> list[int]:
     searched = searched_bits(cfg)
     if searched is None:
         return []
-    from qanas.quant.layer_bits import conv_layers, layer_bit_widths
+    from qanas.space.layer_bits import conv_layers, layer_bit_widths
 
     convs = conv_layers(specs)
     # Without a class count the space's default classifier is the last conv.

@@ -21,8 +21,9 @@ import contextlib
 import dataclasses
 
 from qanas.errors import ConfigError
-from qanas.quant.layer_bits import conv_module_names, layer_bit_widths, weight_flash_saving
+from qanas.quant.layer_bits import layer_weight_bits
 from qanas.space.bits import WeightBitsSpace, arch_of, searched_bits
+from qanas.space.layer_bits import layer_bit_widths, weight_flash_saving
 
 BITS_CHOICES = ("w8", "w4w8")
 """`--bits` values: int8 weights only (the default), or 4 or 8 bits per searchable conv."""
@@ -65,21 +66,6 @@ class BitsCostModel:
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)
-
-
-def layer_weight_bits(cfg, subnet, space: WeightBitsSpace) -> tuple[tuple[str, int], ...]:
-    """(conv module name, bits) of the 4-bit convs of `cfg` in its extracted `subnet`."""
-    bits = searched_bits(cfg)
-    if bits is None:
-        return ()
-    specs = space.layer_specs(arch_of(cfg), space.image_size, space.num_classes)
-    widths = layer_bit_widths(specs, space.num_classes, bits)
-    names = conv_module_names(subnet)
-    if len(names) != len(widths):
-        raise ConfigError(f"{cfg.to_str()}: the subnet has {len(names)} convs, its layer "
-                          f"descriptors {len(widths)}; the space's layer_specs must list every "
-                          "conv of the extracted subnet, in definition order")
-    return tuple((n, b) for n, b in zip(names, widths, strict=True) if b != 8)
 
 
 @contextlib.contextmanager

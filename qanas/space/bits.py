@@ -3,7 +3,7 @@
 `WeightBitsSpace(base, image_size, num_classes)` searches (architecture, weight bits)
 together: its decisions are the base space's, then one ``w<i>`` decision per slot
 with options ``8`` and ``4``. Slot ``i`` is the i-th *searchable* conv of the subnet
-(`qanas.quant.layer_bits.searchable_layers`: every conv but the stem and the
+(`qanas.space.layer_bits.searchable_layers`: every conv but the stem and the
 classifiers); there are as many slots as the space's largest subnet has searchable
 convs, and a subnet with fewer ignores the rest (they are set back to 8, so two
 vectors that build the same network decode to the same config).
@@ -121,7 +121,7 @@ class WeightBitsSpace(SearchSpace):
     """
 
     def __init__(self, base: SearchSpace, image_size: tuple[int, int], num_classes: int):
-        from qanas.quant.layer_bits import searchable_layers
+        from qanas.space.layer_bits import searchable_layers
 
         self.base = base
         self.name = base.name

@@ -209,7 +209,7 @@ def subnet_quant_spec(spec, arch, subnet: nn.Module, image_size, num_classes: in
     """
     import dataclasses
 
-    from qanas.search.bits import layer_weight_bits
+    from qanas.quant.layer_bits import layer_weight_bits
     from qanas.space import get_space
     from qanas.space.bits import WeightBitsSpace, searched_bits
 
