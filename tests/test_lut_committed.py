@@ -163,6 +163,26 @@ def test_a_table_of_another_kernel_generation_is_not_used(tmp_path, monkeypatch,
     assert "older kernels" in caplog.text and "qanas lut build" in caplog.text
 
 
+def test_a_table_is_used_only_for_the_mode_it_measured(tmp_path, monkeypatch, caplog):
+    """Tables measure ``--optimise speed`` builds; a ``size`` build runs a patch stage."""
+    from compiler.version import KERNEL_GENERATION
+    from qanas.cost.lut import committed as lut_registry
+
+    current = _with_generation(tmp_path, KERNEL_GENERATION)
+    assert LatencyLUT.load(current).protocol["optimise"] == lut_registry.TABLE_OPTIMISE == "speed"
+    assert find_lut(*DEMO, root=tmp_path, optimise="size") is None
+    assert lut_registry.other_mode_luts(*DEMO, "size", root=tmp_path) == [current]
+    with pytest.raises(ConfigError, match="measures --optimise speed builds.*--optimise size"):
+        check_lut_matches(LatencyLUT.load(current), *DEMO, optimise="size")
+    monkeypatch.setattr(lut_registry, "lut_dir", lambda: tmp_path)
+    with caplog.at_level("WARNING"):
+        assert lut_registry.latency_lut_model(get_space(DEMO[0]), *DEMO[1:],
+                                              optimise="size") == (None, None)
+    assert "not used for --optimise size" in caplog.text
+    model, path = lut_registry.latency_lut_model(get_space(DEMO[0]), *DEMO[1:], optimise="speed")
+    assert path == current and model is not None
+
+
 def test_a_table_of_the_current_generation_is_found(tmp_path):
     from compiler.version import KERNEL_GENERATION
 

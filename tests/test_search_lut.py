@@ -12,7 +12,9 @@ from test_search_cli import fake_scorer  # noqa: F401 - fixture
 from qanas.cli import main as cli
 from qanas.cost.lut.committed import find_lut
 from qanas.cost.lut.table import build_lut
+from qanas.errors import ConfigError
 from qanas.search import job as search_job
+from qanas.search.config import SearchConfig
 from qanas.space import get_space
 
 DEMO = ("squeezenas-small", "cortex-m7", (64, 128), 6)  # the committed table's setting
@@ -60,17 +62,41 @@ def demo_scorer(monkeypatch):
     monkeypatch.setattr(search_job, "build_scorer", build)
 
 
-def test_search_defaults_to_the_committed_table(tmp_path, capsys, demo_scorer):
-    committed = find_lut(*DEMO)
+def test_search_defaults_to_the_committed_table_of_its_mode(tmp_path, capsys, caplog,
+                                                            demo_scorer):
+    committed = find_lut(*DEMO, optimise="speed")
     assert committed is not None
     base = ["search", "--supernet", "unused.pt", "--target", DEMO[1], "--budget", "2",
             "--algo", "random", "--json"]
-    assert cli.main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert cli.main([*base, "--out", str(tmp_path / "a"), "--optimise", "speed"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["latency_lut"] == str(committed)
+    assert result["latency_lut"] == str(committed) and result["optimise"] == "speed"
     assert all(r["latency_source"] == "lut:cortex-m7" and r["latency_unit"] == "instructions"
                for r in result["front"])
-    assert cli.main([*base, "--out", str(tmp_path / "b"), "--no-lut"]) == 0
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["config"]["optimise"] == "speed"
+    assert config["config"]["metric_settings"]["sram"]["optimise"] == "speed"
+    assert cli.main([*base, "--out", str(tmp_path / "b"), "--no-lut", "--optimise", "speed"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["latency_lut"] is None
     assert all(r["latency_source"].startswith("analytic:") for r in result["front"])
+    # the default mode is compile's (size): the speed table describes other builds
+    with caplog.at_level("WARNING"):
+        assert cli.main([*base, "--out", str(tmp_path / "c")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["latency_lut"] is None and result["optimise"] == "size"
+    assert all(r["latency_source"].startswith("analytic:") for r in result["front"])
+    assert str(committed) in caplog.text and "--optimise speed" in caplog.text
+
+
+def test_search_refuses_a_table_of_another_mode(tmp_path, capsys, demo_scorer):
+    committed = find_lut(*DEMO, optimise="speed")
+    code = cli.main(["search", "--supernet", "unused.pt", "--target", DEMO[1], "--budget", "2",
+                     "--algo", "random", "--json", "--out", str(tmp_path / "a"),
+                     "--lut", str(committed)])
+    assert code == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert "measures --optimise speed builds" in error and "--optimise size" in error
+    with pytest.raises(ConfigError, match="'fast' is not a compiler mode; choose one of size"):
+        search_job.run(SearchConfig(supernet="unused.pt", target=DEMO[1], budget=2,
+                                    out=str(tmp_path / "b"), optimise="fast"))

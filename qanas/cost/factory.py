@@ -10,6 +10,11 @@
     committed for exactly this space, target, input size and class count;
   * else the target's **analytic** cycle model (`AnalyticLatencyModel`).
 
+  Both describe one compiler mode, `optimise` (``qanas compile --optimise``), the one the
+  chosen subnets are deployed with: the SRAM is planned in it, and a latency table is used
+  only if it measured that mode (tables measure ``speed`` builds: a ``size`` search
+  predicts latency analytically, with a warning naming the table it leaves out).
+
 Example:
     >>> choice = cost_model_for(get_target("cortex-m7"), get_space("squeezenas-small"),
     ...                         (64, 128), 6)  # doctest: +SKIP
@@ -64,22 +69,24 @@ class CostModelChoice:
 
 def latency_model_for(space: SearchSpace, target: Target, image_size: tuple[int, int],
                       num_classes: int, lut: str | Path | None = None,
-                      no_lut: bool = False) -> tuple[LatencyModel | None, Path | None]:
+                      no_lut: bool = False, optimise: str = "size",
+                      ) -> tuple[LatencyModel | None, Path | None]:
     """The measured-table latency model where one applies, else (None, None) (analytic).
 
-    `lut` is used when given (checked to match); otherwise the committed table of
-    exactly this setting, unless `no_lut` or the target is an NPU (Vela estimates).
+    `lut` is used when given (checked to match, `optimise` included); otherwise the
+    committed table of exactly this setting and mode, unless `no_lut` or the target is
+    an NPU (Vela estimates).
     """
     if lut or (target.npu_config is None and not no_lut):
         from qanas.cost.lut.committed import latency_lut_model
 
-        return latency_lut_model(space, target.name, image_size, num_classes, lut)
+        return latency_lut_model(space, target.name, image_size, num_classes, lut, optimise)
     return None, None
 
 
 def cost_model_for(target: Target, space: SearchSpace, image_size: tuple[int, int],
                    num_classes: int, *, lut: str | Path | None = None, no_lut: bool = False,
-                   run_dir: str | Path = ".", seed: int = 0,
+                   run_dir: str | Path = ".", seed: int = 0, optimise: str = "size",
                    log: Callable[[str], None] | None = None) -> CostModelChoice:
     """Chooses and builds the cost model of subnets of `space` on `target` (module docstring).
 
@@ -89,15 +96,18 @@ def cost_model_for(target: Target, space: SearchSpace, image_size: tuple[int, in
         no_lut: the analytic latency model even where a table is committed.
         run_dir: an Ethos-U search's folder (Vela's files, the cached pruning).
         seed: seeds the weights of the subnets exported for the SRAM plan or Vela.
+        optimise: the compiler mode the subnets are deployed with (``size`` or ``speed``).
         log: progress lines of the NPU pruning.
 
     Raises:
         ConfigError: `lut` for an NPU target (its latency is Vela's), or a table that
             does not match the setting.
     """
-    latency, table = latency_model_for(space, target, image_size, num_classes, lut, no_lut)
+    latency, table = latency_model_for(space, target, image_size, num_classes, lut, no_lut,
+                                       optimise)
     if target.npu_config is None:
-        model = HardwareCostModel(space, target, image_size, num_classes, latency_model=latency)
+        model = HardwareCostModel(space, target, image_size, num_classes, latency_model=latency,
+                                  optimise=optimise)
         return CostModelChoice(model, space, table)
     if latency is not None:
         raise ConfigError(f"--lut does not apply to {target.name}: its latency is "

@@ -27,6 +27,9 @@ class DemoConfig:
         fidelity_images: validation images run through the compiled C on the host.
         firmware_targets: QEMU targets the firmware runs on.
         npu_target: Ethos-U target compiled with Vela (None skips the NPU stage).
+        optimise: the compiler mode (``qanas compile --optimise``) the subnets are deployed
+            with; the search plans SRAM and predicts latency for it. ``speed``: the mode the
+            committed latency tables measure, so the latency check compares like with like.
         seed: seeds data, training, search and calibration.
     """
 
@@ -46,6 +49,7 @@ class DemoConfig:
     fidelity_images: int = 8
     firmware_targets: tuple[str, ...] = QEMU_TARGETS
     npu_target: str | None = "ethos-u55-128"
+    optimise: str = "speed"
     seed: int = 0
     extra: dict = field(default_factory=dict)
 

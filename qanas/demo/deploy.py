@@ -18,11 +18,12 @@ def quantize_input(image: torch.Tensor, scale: float, zero_point: int) -> np.nda
     return np.clip(q, -128, 127).astype(np.int8)
 
 
-def compile_for_target(onnx_path: Path, target: str, out_dir: Path):
-    """`compiler.compile_model` for `target` (raises `MemoryBudgetExceeded` when it does not fit)."""
+def compile_for_target(onnx_path: Path, target: str, out_dir: Path, optimise: str):
+    """`compiler.compile_model` for `target` in ``--optimise`` mode `optimise` (raises
+    `MemoryBudgetExceeded` when it does not fit)."""
     from compiler.driver import compile_model
 
-    return compile_model(str(onnx_path), target, out_dir, force=True)
+    return compile_model(str(onnx_path), target, out_dir, force=True, optimise=optimise)
 
 
 def check_project_folders(out: Path, latency_subnets: int) -> None:
@@ -41,7 +42,7 @@ def check_project_folders(out: Path, latency_subnets: int) -> None:
 
 
 def compile_first_fitting(candidates: Sequence[EvalRecord], export, target: str,
-                          out: Path) -> dict:
+                          out: Path, optimise: str) -> dict:
     """Exports and compiles `candidates` in order until one fits the target's memory.
 
     Args:
@@ -49,6 +50,7 @@ def compile_first_fitting(candidates: Sequence[EvalRecord], export, target: str,
         export: callable(arch, onnx_path) → the fake-quant model it exported.
         target: target name.
         out: run directory (``chosen.onnx`` and ``project/`` are written there).
+        optimise: the compiler mode (the search's).
     """
     from compiler.errors import MemoryBudgetExceeded
 
@@ -57,7 +59,7 @@ def compile_first_fitting(candidates: Sequence[EvalRecord], export, target: str,
         onnx_path = out / "chosen.onnx"
         qmodel = export(record.arch, onnx_path)
         try:
-            compiled = compile_for_target(onnx_path, target, out / "project")
+            compiled = compile_for_target(onnx_path, target, out / "project", optimise)
         except MemoryBudgetExceeded as exc:
             rejected.append({"arch": record.arch, "reason": str(exc)})
             continue

@@ -19,8 +19,9 @@ def spread_over_latency(front: list[EvalRecord], first: EvalRecord, n: int) -> l
 
 
 def validate_latency(records: list[EvalRecord], scorer, hw, target: str, out: Path,
-                     example) -> dict:
-    """Compiles each subnet, runs it on the target's runner, compares with the search's figure.
+                     example, optimise: str) -> dict:
+    """Compiles each subnet in the search's ``--optimise`` mode, runs it on the target's
+    runner, compares with the search's figure.
 
     The prediction is the latency the search used (`hw.profile`: the committed
     per-block table when one matches, else the analytic model); the measurement is
@@ -46,7 +47,7 @@ def validate_latency(records: list[EvalRecord], scorer, hw, target: str, out: Pa
         unit, source = latency.unit, latency.source
         qmodel = scorer.quantize(scorer.prepare(cfg))
         onnx_path = export_qdq(qmodel, example, out / f"subnet{i}.onnx")
-        compiled = compile_for_target(onnx_path, target, out / f"subnet{i}")
+        compiled = compile_for_target(onnx_path, target, out / f"subnet{i}", optimise)
         in_specs, _ = read_io(compiled.out_dir)
         inputs = dict(zip((s.name for s in in_specs), random_inputs(in_specs, seed=i),
                           strict=True))
@@ -57,5 +58,5 @@ def validate_latency(records: list[EvalRecord], scorer, hw, target: str, out: Pa
         measured_unit = result.protocol["unit"]
     stats = validation_stats(archs, predicted, measured, unit or "").to_dict()
     return {**stats, "source": source, "measured_unit": measured_unit, "target": target,
-            "runner": runner.name,
+            "runner": runner.name, "optimise": optimise,
             "comparable": unit == measured_unit}

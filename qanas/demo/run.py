@@ -110,7 +110,7 @@ def run_demo(config: DemoConfig, out_dir: str | Path, force: bool = False) -> di
     checked = spread_over_latency(list(search.result.front), search.knee,
                                   config.latency_subnets)
     latency_check = validate_latency(checked, scorer, search.hw, config.target,
-                                     out / "latency", example)
+                                     out / "latency", example, config.optimise)
     stages.end("latency check on the target", subnets=len(checked))
 
     stages.begin()
@@ -123,7 +123,7 @@ def run_demo(config: DemoConfig, out_dir: str | Path, force: bool = False) -> di
         return qmodel
 
     order = [search.knee] + [r for r in search.result.front if r.arch != search.knee.arch]
-    chosen = compile_first_fitting(order, export, config.target, out)
+    chosen = compile_first_fitting(order, export, config.target, out, config.optimise)
     compiled = chosen["compiled"]
     stages.end("QAT fine-tune + export QDQ + compile", target=config.target,
                qat_steps=config.qat_steps)
@@ -204,7 +204,8 @@ def format_table(results: dict) -> str:
         f"supernet          {results['space']}, {results['training']['epochs']} float epochs "
         f"+ {results['training']['qat_steps']} QAT steps, majority-class baseline mIoU "
         f"{results['training']['baseline_miou']:.3f}",
-        f"search            NSGA-II for {search['target']}: {len(search['evaluated'])} subnets, "
+        f"search            NSGA-II for {search['target']} (--optimise "
+        f"{search.get('optimise', 'size')}): {len(search['evaluated'])} subnets, "
         f"front {len(search['front'])}",
         f"latency check     {lat['source']} vs measured {lat['measured_unit']} on "
         f"{lat['n']} subnets: MAPE {lat['mape']:.2f}%, within ±10% {100 * lat['within_10']:.0f}%",

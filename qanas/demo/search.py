@@ -62,7 +62,8 @@ def search_front(scorer, config: DemoConfig, out: Path, checkpoint: Path,
     done = run(SearchConfig(supernet=str(checkpoint), target=config.target, algo="nsga2",
                             budget=config.budget, out=str(out / "search"),
                             objectives=OBJECTIVES, seed=config.seed, image_size=image_size,
-                            data_root=config.data_root, force=force), scorer=setup)
+                            data_root=config.data_root, force=force,
+                            optimise=config.optimise), scorer=setup)
     if done.knee is None:
         raise QanasError(f"the demo search found no subnet of {config.space} within the SRAM "
                          f"and flash of {config.target}; choose a larger target or a smaller "
@@ -72,6 +73,7 @@ def search_front(scorer, config: DemoConfig, out: Path, checkpoint: Path,
     source = result.records[0].latency_source if result.records else "analytic"
     section = {
         "algo": "nsga2", "target": done.summary["target"], "budget": config.budget,
+        "optimise": config.optimise,
         "objectives": list(OBJECTIVES),
         "constraints": {"sram_bytes": budgets.sram_bytes, "flash_bytes": budgets.flash_bytes},
         "latency_model": {"source": source, "table": done.summary["latency_lut"]},

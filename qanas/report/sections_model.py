@@ -175,8 +175,9 @@ def lut_section(run: RunData) -> Section:
     for item in v if isinstance(v, list) else [v]:
         target = item.get("target", "?")
         sec.tables.append(Table(
-            ("target", "subnets", "MAPE", "within ±10 %", "worst error", "Kendall τ", "unit"),
-            ((target, num(item.get("n")), f"{num(item.get('mape'))} %",
+            ("target", "--optimise", "subnets", "MAPE", "within ±10 %", "worst error",
+             "Kendall τ", "unit"),
+            ((target, text(item.get("optimise")), num(item.get("n")), f"{num(item.get('mape'))} %",
               pct(item.get("within_10"), 1), f"{num(item.get('max_ape'))} %",
               num(item.get("kendall_tau")), text(item.get("unit"))),)))
         if item.get("rows"):

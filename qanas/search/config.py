@@ -28,6 +28,10 @@ from qanas.search.scorer_setup import ScorerConfig
 DEFAULT_VAL_FRACTION = ScorerConfig.val_fraction
 _GUMBEL = GumbelConfig()
 
+OPTIMISE_MODES = ("size", "speed")
+"""``qanas compile --optimise`` modes a search deploys (`compiler.pipeline.OPTIMISE`, not
+imported here: it loads TVM)."""
+
 RESOLVED_KEYS = ("command", "metric_set", "budgets", "space", "metric_settings")
 """Keys a run adds beside the fields in its config.json: read back, they are skipped."""
 
@@ -62,6 +66,8 @@ class SearchConfig:
         gumbel_batch_size: images per Gumbel step (None: the checkpoint's batch size).
         bits: weight bit widths searched: ``w8`` (int8 only) or ``w4w8`` (4 or 8 bits per
             conv, `qanas.search.bits`).
+        optimise: the compiler mode (``qanas compile --optimise``) the subnets are deployed
+            with: their SRAM is planned, and their latency predicted, for it.
     """
 
     supernet: str
@@ -91,6 +97,7 @@ class SearchConfig:
     train_weights: bool = False
     gumbel_batch_size: int | None = None
     bits: str = "w8"
+    optimise: str = "size"
 
     def gumbel(self) -> GumbelConfig:
         """The `GumbelConfig` of the gumbel fields (validated: `ConfigError` names the flag)."""

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from qanas.errors import ConfigError
 from qanas.search.archive import ARCHIVE_NAME, EvalRecord, metric_set_key
-from qanas.search.config import SearchConfig
+from qanas.search.config import OPTIMISE_MODES, SearchConfig
 from qanas.search.problem import Budgets, SubnetEvaluation
 from qanas.search.result import SearchResult
 from qanas.search.scorer_setup import ScorerConfig, ScorerSetup, build_scorer
@@ -101,6 +101,9 @@ def _check(config: SearchConfig, dist) -> tuple[str, ...]:
                           "has no bit decisions (its gates are per block)")
     if config.allow_new_metric_set and not config.resume:
         raise ConfigError("--allow-new-metric-set only applies with --resume; drop it")
+    if config.optimise not in OPTIMISE_MODES:
+        raise ConfigError(f"--optimise {config.optimise!r} is not a compiler mode; choose one "
+                          f"of {', '.join(OPTIMISE_MODES)}")
     if dist.is_distributed and config.algo not in SHARDED_ALGORITHMS:
         raise ConfigError(f"--algo {config.algo} runs in one process; launch it without "
                           f"torchrun, or use one of {', '.join(SHARDED_ALGORITHMS)} under "
@@ -157,7 +160,8 @@ def _search(config: SearchConfig, dist, scorer: ScorerSetup | None) -> SearchRun
 
         costs = cost_model_for(target, setup.space, setup.image_size, setup.num_classes,
                                lut=config.lut, no_lut=config.no_lut, run_dir=out,
-                               seed=config.seed, log=lambda m: print(m, file=sys.stderr))
+                               seed=config.seed, optimise=config.optimise,
+                               log=lambda m: print(m, file=sys.stderr))
         mixed_precision(setup, costs, config.bits, target)
         # archived costs come from this model: another table or Vela setting is another metric set
         hw, setup.space = costs.model, costs.space
@@ -190,7 +194,8 @@ def _search(config: SearchConfig, dist, scorer: ScorerSetup | None) -> SearchRun
                    "evaluated": len(result.records), "scored": result.scored,
                    "cache_hits": result.cache_hits, "metric_set": metric_set,
                    "budgets": budgets.__dict__, "checkpoint_sha256": setup.checkpoint_sha256,
-                   "latency_lut": None if costs.latency_table is None else str(costs.latency_table)}
+                   "latency_lut": None if costs.latency_table is None else str(costs.latency_table),
+                   "optimise": config.optimise}
         knee = None
         if result.front:
             from qanas.search.select import knee_point

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from qanas.cli.command import Command
+from qanas.search.config import OPTIMISE_MODES
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +38,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="QEMU targets the firmware runs on")
     parser.add_argument("--npu-target", default="ethos-u55-128",
                         help="Ethos-U target compiled with Vela ('none' skips it)")
+    parser.add_argument("--optimise", choices=OPTIMISE_MODES, default="speed",
+                        help="compiler mode the chosen subnet is deployed with, and the "
+                             "search plans SRAM and predicts latency for (default speed: the "
+                             "mode the committed latency tables measure)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/demo", help="run directory")
     parser.add_argument("--force", action="store_true", help="overwrite an earlier run")
@@ -60,7 +65,7 @@ def _run(args: argparse.Namespace) -> dict:
                         fidelity_images=args.fidelity_images,
                         firmware_targets=tuple(args.firmware_targets),
                         npu_target=None if args.npu_target in ("", "none") else args.npu_target,
-                        seed=args.seed)
+                        optimise=args.optimise, seed=args.seed)
     with lock_run_dir(out, "demo"):  # one demo per run folder
         return run_demo(config, out, force=args.force)
 

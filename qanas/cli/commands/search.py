@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 
 from qanas.cli.command import Command
-from qanas.search.config import DEFAULT_VAL_FRACTION, SearchConfig
+from qanas.search.config import DEFAULT_VAL_FRACTION, OPTIMISE_MODES, SearchConfig
 from qanas.search.gumbel.distribution import GumbelConfig
 from qanas.search.gumbel.phase import LATENCY_SOURCES
 
@@ -69,6 +69,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                                       "committed table of this space, target, size and classes)")
     parser.add_argument("--no-lut", action="store_true",
                         help="use the analytic latency model even where a table is committed")
+    parser.add_argument("--optimise", choices=OPTIMISE_MODES, default="size",
+                        help="the `qanas compile --optimise` mode the chosen subnets are "
+                             "deployed with (default size, as compile's): SRAM is planned in "
+                             "it and latency predicted for it; the committed latency tables "
+                             "measure speed builds, so a size search predicts latency "
+                             "analytically")
     _add_gumbel_arguments(parser)
 
 

@@ -6,6 +6,10 @@ classifier width are other numbers. It must also have been measured with the
 compiler's current kernels (`compiler.version.KERNEL_GENERATION`): a table of an
 older generation describes kernels that no longer exist, so it is skipped (with a
 warning naming the rebuild command) and the search falls back to the analytic model.
+And it must describe the compiler mode the search deploys (``--optimise``, the
+protocol's ``optimise``): tables measure ``speed`` builds (`TABLE_OPTIMISE`), whose
+latency is a sum of block costs; a ``size`` build runs the high-resolution head as one
+patch kernel, another cost, so a ``size`` search does not use them.
 File names follow `lut_filename`; the match is made on the file's content, not its name.
 
 Example:
@@ -25,6 +29,11 @@ from qanas.errors import ConfigError
 log = logging.getLogger(__name__)
 
 LUT_SUFFIX = ".json"
+
+TABLE_OPTIMISE = "speed"
+"""The compiler mode latency tables measure: ``speed`` (layer kernels of the library, no
+patches) is block-additive. ``size`` runs the high-resolution head as one patch kernel that
+absorbs a subnet-dependent number of blocks, so its latency is not a sum of block costs."""
 VALIDATION_SUFFIX = ".validation.json"
 
 
@@ -68,6 +77,12 @@ def table_generation(protocol: dict) -> int:
     return int(protocol.get("kernel_generation", 1))
 
 
+def table_optimise(protocol: dict) -> str:
+    """The ``--optimise`` mode a table's models were compiled with (tables before the
+    field: ``size``, the compiler's default then)."""
+    return str(protocol.get("optimise", "size"))
+
+
 def _matching_tables(space, target, image_size, num_classes, root) -> list[tuple[Path, dict]]:
     want = (getattr(space, "name", space), getattr(target, "name", target),
             [int(image_size[0]), int(image_size[1])], int(num_classes))
@@ -84,25 +99,39 @@ def _matching_tables(space, target, image_size, num_classes, root) -> list[tuple
 
 
 def find_lut(space, target, image_size: tuple[int, int], num_classes: int,
-             root: str | Path | None = None) -> Path | None:
-    """The committed table measured for exactly this space, target, size and class count.
+             root: str | Path | None = None, optimise: str = TABLE_OPTIMISE) -> Path | None:
+    """The committed table measured for exactly this space, target, size, class count
+    and compiler mode.
 
     Args:
         space, target: names, or a `SearchSpace` / `Target` (their names are used).
         image_size: input (H, W).
         num_classes: classifier width.
         root: folder to look in (default `lut_dir()`).
+        optimise: the ``--optimise`` mode the latencies must describe.
 
     A table without its fixed part (an unfinished build) is not a match, and neither is
-    one measured with another `KERNEL_GENERATION` (see `stale_luts`).
+    one measured with another `KERNEL_GENERATION` (see `stale_luts`) or in another mode
+    (see `other_mode_luts`).
 
     Returns:
         Its path, or None when no committed table matches.
     """
     for path, protocol in _matching_tables(space, target, image_size, num_classes, root):
-        if table_generation(protocol) == KERNEL_GENERATION:
+        if (table_generation(protocol) == KERNEL_GENERATION
+                and table_optimise(protocol) == optimise):
             return path
     return None
+
+
+def other_mode_luts(space, target, image_size: tuple[int, int], num_classes: int,
+                    optimise: str, root: str | Path | None = None) -> list[Path]:
+    """Current-generation committed tables for this setting measured in a mode other than
+    `optimise`."""
+    return [path for path, protocol in _matching_tables(space, target, image_size,
+                                                         num_classes, root)
+            if table_generation(protocol) == KERNEL_GENERATION
+            and table_optimise(protocol) != optimise]
 
 
 def stale_luts(space, target, image_size: tuple[int, int], num_classes: int,
@@ -121,8 +150,10 @@ def rebuild_command(space: str, target: str, image_size: tuple[int, int],
 
 
 def check_lut_matches(lut, space: str, target: str, image_size: tuple[int, int],
-                      num_classes: int, name: str = "--lut") -> None:
-    """Raises `ConfigError` unless the `LatencyLUT` was measured for exactly this setting."""
+                      num_classes: int, name: str = "--lut",
+                      optimise: str | None = None) -> None:
+    """Raises `ConfigError` unless the `LatencyLUT` was measured for exactly this setting
+    (and, when `optimise` is given, compiled in that ``--optimise`` mode)."""
     have = {"space": lut.space, "target": lut.protocol.get("target"),
             "image_size": list(lut.image_size), "num_classes": lut.num_classes}
     want = {"space": space, "target": target, "image_size": [int(v) for v in image_size],
@@ -139,20 +170,36 @@ def check_lut_matches(lut, space: str, target: str, image_size: tuple[int, int],
             f"kernels are generation {KERNEL_GENERATION} (compiler/version.py): its latencies "
             f"describe kernels that no longer exist. Rebuild it with "
             f"`{rebuild_command(space, target, image_size, num_classes)}`")
+    mode = table_optimise(lut.protocol)
+    if optimise is not None and mode != optimise:
+        raise ConfigError(
+            f"{name} measures --optimise {mode} builds, and this search plans for "
+            f"--optimise {optimise}: its latencies describe other kernels. Search with "
+            f"--optimise {mode} (and compile the chosen subnets with it), or drop --lut "
+            "for the analytic latency model")
 
 
 def latency_lut_model(space, target: str, image_size: tuple[int, int], num_classes: int,
-                      path: str | Path | None = None):
-    """The `LUTLatencyModel` for a search: `path` checked to match, else a committed match.
+                      path: str | Path | None = None, optimise: str = TABLE_OPTIMISE):
+    """The `LUTLatencyModel` for a search deploying `--optimise optimise` builds: `path`
+    checked to match, else a committed match.
 
     Returns:
-        `(model, path)`, or `(None, None)` when no path is given and none is committed.
+        `(model, path)`, or `(None, None)` when no path is given and none is committed
+        (a committed table of another mode is named in a warning).
     """
     from qanas.cost.lut.table import LatencyLUT, LUTLatencyModel
 
     if path is None:
-        path = find_lut(space.name, target, image_size, num_classes)
+        path = find_lut(space.name, target, image_size, num_classes, optimise=optimise)
         if path is None:
+            for other in other_mode_luts(space.name, target, image_size, num_classes, optimise):
+                log.warning("latency table %s measures --optimise %s builds and is not used "
+                            "for --optimise %s (its patch stage is not a sum of block "
+                            "costs); latency is the analytic model's. Search with "
+                            "--optimise %s to use the table", other,
+                            table_optimise((_header(other) or {}).get("protocol") or {}),
+                            optimise, TABLE_OPTIMISE)
             for stale in stale_luts(space.name, target, image_size, num_classes):
                 log.warning("latency table %s was measured with older kernels (generation "
                             "%d, now %d) and is not used; rebuild it with `%s`", stale,
@@ -162,5 +209,5 @@ def latency_lut_model(space, target: str, image_size: tuple[int, int], num_class
             return None, None
     lut = LatencyLUT.load(path)
     check_lut_matches(lut, space.name, target, image_size, num_classes,
-                      name=f"latency table {path}")
+                      name=f"latency table {path}", optimise=optimise)
     return LUTLatencyModel(lut, space), Path(path)

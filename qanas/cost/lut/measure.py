@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from qanas.cost.lut.committed import TABLE_OPTIMISE
 from qanas.errors import ConfigError
 from qanas.space.base import SubnetConfig
 from qanas.utils.seeding import seeded
@@ -133,12 +134,6 @@ def quantize_sample(sample: torch.Tensor, spec) -> np.ndarray:
     info = np.iinfo(dtype)
     q = np.round(x / float(spec.scale)) + int(spec.zero_point or 0)
     return np.clip(q, info.min, info.max).astype(dtype)
-
-
-TABLE_OPTIMISE = "speed"
-"""The compiler mode latency tables measure: ``speed`` (layer kernels of the library, no
-patches) is block-additive. ``size`` runs the high-resolution head as one patch kernel that
-absorbs a subnet-dependent number of blocks, so its latency is not a sum of block costs."""
 
 
 class CompiledModelMeasurer:

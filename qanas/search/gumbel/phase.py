@@ -46,13 +46,14 @@ class GumbelPhase:
 
 
 def latency_costs(source: str | None, lut_path: str | None, space, target, image_size,
-                  num_classes: int, no_lut: bool = False) -> tuple[ChoiceCosts, str | None]:
+                  num_classes: int, no_lut: bool = False,
+                  optimise: str = "size") -> tuple[ChoiceCosts, str | None]:
     """Per-choice costs from `source` ("lut", "analytic", "macs"); returns (costs, LUT file used).
 
     With no `source`, the search's own latency model is followed
     (`qanas.cost.latency_model_for`): the table given as `lut_path`, else the committed
-    table measured for exactly this space, target, size and class count (skipped with
-    `no_lut`), else the target's analytic cycle model.
+    table measured for exactly this space, target, size, class count and ``--optimise``
+    mode (skipped with `no_lut`), else the target's analytic cycle model.
 
     Raises:
         ConfigError: an unknown source, or "lut" with no table for this setting.
@@ -61,7 +62,8 @@ def latency_costs(source: str | None, lut_path: str | None, space, target, image
 
     model = path = None
     if source is None:
-        model, path = latency_model_for(space, target, image_size, num_classes, lut_path, no_lut)
+        model, path = latency_model_for(space, target, image_size, num_classes, lut_path, no_lut,
+                                        optimise)
         source = "lut" if model is not None else "analytic"
     if source not in LATENCY_SOURCES:
         raise ConfigError(f"--latency-source {source!r}: choose one of {', '.join(LATENCY_SOURCES)}")
@@ -78,12 +80,14 @@ def latency_costs(source: str | None, lut_path: str | None, space, target, image
     if model is None:
         from qanas.cost.lut.committed import latency_lut_model
 
-        model, path = latency_lut_model(space, target.name, image_size, num_classes, lut_path)
+        model, path = latency_lut_model(space, target.name, image_size, num_classes, lut_path,
+                                        optimise)
     if model is None:
         raise ConfigError(f"--latency-source lut needs a table for {space.name} on {target.name} "
-                          f"at {list(image_size)} with {num_classes} classes and none is "
-                          "committed: pass --lut FILE (`qanas lut build`), or use "
-                          "--latency-source analytic")
+                          f"at {list(image_size)} with {num_classes} classes, --optimise "
+                          f"{optimise}, and none is committed: pass --lut FILE (`qanas lut "
+                          "build`), search with --optimise speed (the mode tables measure), "
+                          "or use --latency-source analytic")
     return choice_costs(space, lambda c: model.predict(c).value, model.source,
                         model.lut.unit), str(path)
 
@@ -131,7 +135,8 @@ def learn_for_search(config, target, out: Path) -> GumbelPhase:
     space = supernet.space
     image_size = tuple(int(v) for v in (config.image_size or meta["image_size"]))
     costs, lut_used = latency_costs(config.latency_source, config.lut, space, target,
-                                    image_size, supernet.num_classes, no_lut=config.no_lut)
+                                    image_size, supernet.num_classes, no_lut=config.no_lut,
+                                    optimise=config.optimise)
     loader, ignore_index = train_loader(meta, config.data_root, config.seed, image_size,
                                         config.gumbel_batch_size)
     bar = progress(total=gumbel.steps, desc=f"gumbel a={gumbel.alpha:g}", unit="step")
