@@ -1,8 +1,16 @@
-"""NSGA-II vs random search with the same budget: hypervolume of their fronts.
+"""Search algorithms with the same budget (NSGA-II, random, coordinate descent): the
+hypervolume of their fronts.
 
 Usage:
     .venv/bin/python benchmarks/search_hv.py --supernet /tmp/studies/fairnas/supernet.pt \\
         --target cortex-m7 --budget 100 --out benchmarks/results/search_hv.json
+    .venv/bin/python benchmarks/search_hv.py --supernet ... --algorithms random nsga2 \\
+        coordinate-descent --optimise speed --out ...
+
+The costs are `qanas search`'s (`qanas.cost.cost_model_for` with ``--optimise``: SRAM
+planned by the compiler in that mode, latency from the committed table measured in that
+mode where one exists, else the analytic model; the default ``size`` keeps the earlier
+studies' setting).
 
 Both runs score subnets with the real scorer (`qanas.search.scorer_setup.build_scorer`,
 as `qanas search` does) on the checkpoint's dataset, under the target's hard budgets (SRAM for the arena,
@@ -33,7 +41,8 @@ from pathlib import Path
 import numpy as np
 from pymoo.indicators.hv import HV
 
-from qanas.cost.hardware import HardwareCostModel, target_budgets
+from qanas.cost import cost_model_for
+from qanas.cost.hardware import target_budgets
 from qanas.search.algorithms import run_search
 from qanas.search.archive import ARCHIVE_NAME, EvalArchive, metric_set_key
 from qanas.search.problem import Budgets, SubnetEvaluation, parse_objectives
@@ -42,6 +51,8 @@ from qanas.utils.io import atomic_write_json, versions
 from targets import get_target
 
 ALGORITHMS = ("random", "nsga2")
+"""The algorithms run by default."""
+CHOICES = ("random", "nsga2", "coordinate-descent")
 
 
 def normalized_hypervolumes(fronts: dict[str, np.ndarray], everything: np.ndarray,
@@ -75,6 +86,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--work-dir", default="runs/search_hv", help="archive folder")
     p.add_argument("--resume", action="store_true", help="keep the archive of --work-dir")
     p.add_argument("--out", help="also write the JSON here (atomically)")
+    p.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=CHOICES,
+                   help="algorithms to run, in order (default: random nsga2)")
+    p.add_argument("--optimise", choices=("size", "speed"), default="size",
+                   help="compiler mode the costs describe (as `qanas search --optimise`)")
     return p
 
 
@@ -88,17 +103,20 @@ def main(argv: list[str] | None = None) -> dict:
                                       args.data_root, args.seed, args.val_fraction))
     target = get_target(args.target)
     budgets = Budgets(**target_budgets(target))
-    hw = HardwareCostModel(setup.space, target, setup.image_size, setup.num_classes)
+    costs = cost_model_for(target, setup.space, setup.image_size, setup.num_classes,
+                           optimise=args.optimise, seed=args.seed)
+    hw = costs.model
+    metric_settings = {**setup.metric_settings, **costs.metric_settings()}
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     if not args.resume:
         for suffix in ("", "-wal", "-shm"):
             Path(str(work / ARCHIVE_NAME) + suffix).unlink(missing_ok=True)
     archive = EvalArchive(work / ARCHIVE_NAME)
-    metric_set = metric_set_key(**setup.metric_settings)
+    metric_set = metric_set_key(**metric_settings)
     results, walls = {}, {}
     try:
-        for algo in ALGORITHMS:
+        for algo in args.algorithms:
             evaluation = SubnetEvaluation(setup.space, hw, setup.evaluator, archive, metric_set,
                                           budgets, setup.checkpoint_sha256, args.seed)
             start = time.perf_counter()
@@ -122,11 +140,16 @@ def main(argv: list[str] | None = None) -> dict:
                         "best_miou": max((r.miou for r in res.front), default=None),
                         "scored": res.scored, "cache_hits": res.cache_hits,
                         "wall_s": round(walls[algo], 1)}
-    rnd = report["random"]["hv"]
-    report["ratio_nsga2_over_random"] = report["nsga2"]["hv"] / rnd if rnd else None
+    for algo in results:
+        for base in ("random", "nsga2"):
+            if algo != base and base in results and report[base]["hv"]:
+                key = f"ratio_{algo.replace('-', '_')}_over_{base}"
+                report[key] = report[algo]["hv"] / report[base]["hv"]
     report["protocol"] = {
         "command": command, "supernet": str(args.supernet),
-        "checkpoint_sha256": setup.checkpoint_sha256, "metric_settings": setup.metric_settings,
+        "checkpoint_sha256": setup.checkpoint_sha256, "metric_settings": metric_settings,
+        "optimise": args.optimise,
+        "latency_table": None if costs.latency_table is None else str(costs.latency_table),
         "normalization": "min/max over every subnet either run evaluated", "ref_point": 1.1,
         "indicator": "pymoo.indicators.hv.HV", "seed": args.seed,
         "threads": int(os.environ.get("QANAS_THREADS", "1")), "versions": versions()}
