@@ -24,16 +24,14 @@ import logging
 from pathlib import Path
 
 from compiler.version import KERNEL_GENERATION
+from qanas.cost.lut.mode import TABLE_OPTIMISE, table_optimise
 from qanas.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 LUT_SUFFIX = ".json"
 
-TABLE_OPTIMISE = "speed"
-"""The compiler mode latency tables measure: ``speed`` (layer kernels of the library, no
-patches) is block-additive. ``size`` runs the high-resolution head as one patch kernel that
-absorbs a subnet-dependent number of blocks, so its latency is not a sum of block costs."""
+
 VALIDATION_SUFFIX = ".validation.json"
 
 
@@ -75,12 +73,6 @@ def _header(path: Path) -> dict | None:
 def table_generation(protocol: dict) -> int:
     """The kernel generation a table was measured with (tables before the field: 1)."""
     return int(protocol.get("kernel_generation", 1))
-
-
-def table_optimise(protocol: dict) -> str:
-    """The ``--optimise`` mode a table's models were compiled with (tables before the
-    field: ``size``, the compiler's default then)."""
-    return str(protocol.get("optimise", "size"))
 
 
 def _matching_tables(space, target, image_size, num_classes, root) -> list[tuple[Path, dict]]:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from qanas.cost.lut.committed import TABLE_OPTIMISE
+from qanas.cost.lut.mode import TABLE_OPTIMISE
 from qanas.errors import ConfigError
 from qanas.space.base import SubnetConfig
 from qanas.utils.seeding import seeded
