@@ -202,7 +202,9 @@ def test_patched_head_is_bit_exact_smaller_and_counted(exported, name, tmp_path,
     outputs = get_runner("host").run(patched.out_dir, inputs).outputs
     reference = run_int8_reference(path, inputs)
     np.testing.assert_array_equal(next(iter(outputs.values())), next(iter(reference.values())))
-    assert patched.plan.calls[0].kernel == kernel
+    # the head runs first: the library's patch stage where it is a chain of convolutions
+    first = patched.plan.calls[0]
+    assert first.kernel == kernel or first.library == "qanas_patch_stage_s8"
 
     n, shape = kernel.split("_")[1:3]
     once, in_patches = onnx_patch_macs(path, tuple(int(v) for v in shape.split("x")),
@@ -288,7 +290,7 @@ def test_uneven_tiles_overlap_and_stay_one_patch_in_size(exported, tmp_path):
     once, in_patches = onnx_patch_macs(path, (16, 6, 10), 3)
     assert choice.extra_macs == in_patches - once
     result = compile_model(apply_patches(lowered, choice), "host", tmp_path / "p",
-                           optimise="speed")
+                           optimise="speed", library=False)  # TVM's patch kernel
     inputs = _inputs(result, seed=2)
     outputs = get_runner("host").run(result.out_dir, inputs).outputs
     np.testing.assert_array_equal(next(iter(outputs.values())),

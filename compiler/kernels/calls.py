@@ -23,13 +23,15 @@ The arguments of each call, in order (all ``DLTensor``s; constants are in ``weig
 | ``qanas_add_s8``, ``qanas_mul_s8`` | a, b, output |
 | ``qanas_inverted_residual_s8`` | input, [expand weights, bias, multiplier, shift], depthwise ..., project ..., [rescale multiplier, shift], output |
 | ``qanas_conv2d_s4``, ``qanas_pointwise_conv_s4`` | input, int4 weights packed two per byte (`compiler.kernels.packing_s4`), bias, multiplier, shift, output |
+| ``qanas_patch_stage_s8`` | model input (NCHW), then per layer weights, bias, multiplier, shift, output (NHWC) |
 
 The int4-weight calls' adapters are in ``runtime/c/src/kernel_steps_s4.c``
 (``qanas/kernel_steps_s4.h``, `STEP_TYPES_S4`).
 
-The fused inverted residual is the one call with arena scratch (its ring of expanded
-rows, `compiler.kernels.irb.scratch_bytes`), carried in its parameters as
-``scratch_bytes`` and read by `library_scratch_bytes`.
+The fused inverted residual (its ring of expanded rows, `compiler.kernels.irb.scratch_bytes`)
+and the patch stage (two tile buffers, `compiler.passes.offload_patch_stage.scratch_bytes`)
+are the calls with arena scratch, carried in their parameters as ``scratch_bytes`` and
+read by `library_scratch_bytes`.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ STEP_TYPES = {
     "qanas_add_s8": "qanas_add_step_t",
     "qanas_mul_s8": "qanas_mul_step_t",
     "qanas_inverted_residual_s8": "qanas_irb_step_t",
+    "qanas_patch_stage_s8": "qanas_patch_step_t",
 }
 """Library function → the C struct of its step parameters (``qanas/kernel_steps.h``)."""
 
@@ -104,6 +107,8 @@ class LibraryCall:
 def _initializer(value) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f".{k} = {_initializer(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):  # a C array; elements not given are zero
+        return "{" + ", ".join(_initializer(v) for v in value) + "}"
     v = int(value)
     return "(-2147483647 - 1)" if v == -(2**31) else str(v)
 

@@ -23,7 +23,9 @@ packed by `compiler.kernels.packing` for the target's `kernel_isa`:
 * average pooling (all-ones depthwise sums): ``qanas_avg_pool2d_s8``; global average
   pooling (``sum`` over H, W): ``qanas_global_avg_pool_s8``;
 * add / sub / mul of two tensors (``b`` may be a per-channel vector):
-  ``qanas_add_s8`` / ``qanas_mul_s8``.
+  ``qanas_add_s8`` / ``qanas_mul_s8``;
+* fused inverted residuals (`compiler.passes.offload_fused_blocks`) and patch stages that
+  are chains of convolutions (`compiler.passes.offload_patch_stage`).
 
 The library is NHWC; the graph stays NCHW in meaning. Each call reads and writes NHWC
 tensors, with ``permute_dims`` to and from NCHW around it, and a transpose that would undo
@@ -51,6 +53,7 @@ from compiler.kernels.calls import LIBRARY_ATTR, LibraryCall
 from compiler.passes._common import const_value, dtype_of, is_op, prim_number, shape_of
 from compiler.passes.fuse_inverted_residual import _vars_in as _vars
 from compiler.passes.offload_fused_blocks import fused_block_call
+from compiler.passes.offload_patch_stage import patch_stage_call
 from compiler.passes.resize_kernels import kernel_tag
 
 TO_NHWC = (0, 2, 3, 1)
@@ -215,6 +218,10 @@ class _Groups:
         if block is not None:
             call, x, constants, out_shape = block
             return _Match(call, [x], [True], constants, out_shape, True, {_key(final)})
+        stage = patch_stage_call(self, final)  # a patch stage (size mode): NCHW input
+        if stage is not None:
+            call, x, constants, out_shape = stage
+            return _Match(call, [x], [False], constants, out_shape, True, {_key(final)})
         tail = self.tail(final)
         if tail is None:
             return None

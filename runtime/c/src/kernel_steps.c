@@ -231,3 +231,182 @@ int32_t qanas_step_inverted_residual_s8(void *self, void *args, int32_t num_args
   free(project_copy);
   return status;
 }
+
+/* One axis of a patch stage's tile: the range [lo, hi) of every layer's input, then of the
+ * tile itself (ranges[layer_count]). */
+typedef struct {
+  int32_t lo[QANAS_PATCH_MAX_LAYERS + 1];
+  int32_t hi[QANAS_PATCH_MAX_LAYERS + 1];
+} PatchRanges;
+
+/* Tile `t` of `n` over `extent`: ceil(extent / n) each, the last ones ending at the edge
+ * and overlapping the one before (compiler/passes/patch_stage.py tiles). */
+static void PatchTile(int32_t extent, int32_t n, int32_t t, int32_t *lo, int32_t *hi) {
+  const int32_t count = n < extent ? n : extent;
+  const int32_t size = (extent + count - 1) / count;
+  const int32_t start = t * size < extent - size ? t * size : extent - size;
+  *lo = start;
+  *hi = start + size;
+}
+
+/* From the tile inwards, the input range of each layer along rows (axis 0) or columns:
+ * the taps of its output range, clipped to the tensor (the rest is padding). */
+static void PatchRangesOf(const qanas_patch_step_t *s, int32_t axis, int32_t lo, int32_t hi,
+                          PatchRanges *r) {
+  const int32_t n = s->layer_count;
+  r->lo[n] = lo;
+  r->hi[n] = hi;
+  for (int32_t l = n - 1; l >= 0; --l) {
+    const qanas_conv_params_t *c = &s->layers[l].conv;
+    const int32_t stride = axis == 0 ? c->stride_h : c->stride_w;
+    const int32_t dilation = axis == 0 ? c->dilation_h : c->dilation_w;
+    const int32_t kernel = axis == 0 ? c->kernel_h : c->kernel_w;
+    const int32_t pad = axis == 0 ? c->pad_top : c->pad_left;
+    const int32_t size = axis == 0 ? c->in_h : c->in_w;
+    const int32_t start = r->lo[l + 1] * stride - pad;
+    const int32_t stop = (r->hi[l + 1] - 1) * stride - pad + (kernel - 1) * dilation + 1;
+    r->lo[l] = start > 0 ? start : 0;
+    r->hi[l] = stop < size ? stop : size;
+  }
+}
+
+/* Layer `l` on the tile's regions: its input region in `input`, output region to `output`. */
+static qanas_status_t PatchLayer(const qanas_patch_step_t *s, int32_t l, const PatchRanges *rows,
+                                 const PatchRanges *cols, const int8_t *weights,
+                                 const int32_t *bias, const qanas_requant_t *rq,
+                                 const int8_t *input, int8_t *output) {
+  const qanas_conv_params_t *whole = &s->layers[l].conv;
+  qanas_conv_params_t p = *whole;
+  p.in_h = rows->hi[l] - rows->lo[l];
+  p.in_w = cols->hi[l] - cols->lo[l];
+  p.out_h = rows->hi[l + 1] - rows->lo[l + 1];
+  p.out_w = cols->hi[l + 1] - cols->lo[l + 1];
+  /* the first tap of the region's first output, relative to the input region */
+  p.pad_top = rows->lo[l] - (rows->lo[l + 1] * whole->stride_h - whole->pad_top);
+  p.pad_left = cols->lo[l] - (cols->lo[l + 1] * whole->stride_w - whole->pad_left);
+  switch (s->kinds[l]) {
+    case QANAS_PATCH_POINTWISE:
+      return qanas_pointwise_conv_s8(p.out_h * p.out_w, p.in_c, p.out_c, input, weights, bias,
+                                     rq, output);
+    case QANAS_PATCH_DEPTHWISE:
+      return qanas_depthwise_conv2d_s8(&p, input, weights, bias, rq, output);
+    default:
+      return qanas_conv2d_s8(&p, input, weights, bias, rq, output);
+  }
+}
+
+/* One tile: gather the model input's region channels-last, run the layers on two buffers
+ * in turn, copy the last region into the output. */
+static qanas_status_t PatchTileRun(const qanas_patch_step_t *s, void *args,
+                                   const int8_t *const *weights, const PatchRanges *rows,
+                                   const PatchRanges *cols, int8_t *const buffers[2]) {
+  const DLTensor *in = (const DLTensor *)((const TVMFFIAny *)args)[0].v_ptr;
+  const int32_t in_c = (int32_t)in->shape[1], in_h = (int32_t)in->shape[2];
+  const int32_t in_w = (int32_t)in->shape[3];
+  const int8_t *x = (const int8_t *)Data(args, 0);
+  const int32_t w0 = cols->hi[0] - cols->lo[0];
+  int8_t *gathered = buffers[0];
+  for (int32_t y = rows->lo[0]; y < rows->hi[0]; ++y) {
+    for (int32_t c = 0; c < in_c; ++c) {
+      const int8_t *src = x + ((size_t)c * (size_t)in_h + (size_t)y) * (size_t)in_w;
+      int8_t *dst = gathered + (size_t)(y - rows->lo[0]) * (size_t)w0 * (size_t)in_c + c;
+      for (int32_t i = cols->lo[0]; i < cols->hi[0]; ++i) {
+        dst[(size_t)(i - cols->lo[0]) * (size_t)in_c] = src[i];
+      }
+    }
+  }
+  const int32_t n = s->layer_count;
+  for (int32_t l = 0; l < n; ++l) {
+    const qanas_conv_step_t *layer = &s->layers[l];
+    const qanas_requant_t rq = {(const int32_t *)Data(args, 3 + 4 * l),
+                                (const int32_t *)Data(args, 4 + 4 * l),
+                                layer->output_zero_point, layer->qmin, layer->qmax};
+    const qanas_status_t status =
+        PatchLayer(s, l, rows, cols, weights[l], (const int32_t *)Data(args, 2 + 4 * l), &rq,
+                   buffers[l % 2], buffers[(l + 1) % 2]);
+    if (status != QANAS_OK) {
+      return status;
+    }
+  }
+  const qanas_conv_params_t *last = &s->layers[n - 1].conv;
+  const int32_t w = cols->hi[n] - cols->lo[n];
+  const size_t row_bytes = (size_t)w * (size_t)last->out_c;
+  int8_t *out = (int8_t *)Data(args, 1 + 4 * n);
+  for (int32_t y = rows->lo[n]; y < rows->hi[n]; ++y) {
+    memcpy(out + ((size_t)y * (size_t)last->out_w + (size_t)cols->lo[n]) * (size_t)last->out_c,
+           buffers[n % 2] + (size_t)(y - rows->lo[n]) * row_bytes, row_bytes);
+  }
+  return QANAS_OK;
+}
+
+/* Whether every region of every tile fits one buffer of `half` bytes. */
+static int32_t PatchRegionsFit(const qanas_patch_step_t *s, int32_t in_c, int32_t half) {
+  const qanas_conv_params_t *last = &s->layers[s->layer_count - 1].conv;
+  for (int32_t ty = 0; ty < s->patches && ty < last->out_h; ++ty) {
+    for (int32_t tx = 0; tx < s->patches && tx < last->out_w; ++tx) {
+      PatchRanges rows, cols;
+      int32_t lo, hi;
+      PatchTile(last->out_h, s->patches, ty, &lo, &hi);
+      PatchRangesOf(s, 0, lo, hi, &rows);
+      PatchTile(last->out_w, s->patches, tx, &lo, &hi);
+      PatchRangesOf(s, 1, lo, hi, &cols);
+      for (int32_t l = 0; l <= s->layer_count; ++l) {
+        const int32_t channels = l == 0 ? in_c : s->layers[l - 1].conv.out_c;
+        if ((int64_t)(rows.hi[l] - rows.lo[l]) * (cols.hi[l] - cols.lo[l]) * channels > half) {
+          return 0;
+        }
+      }
+    }
+  }
+  return 1;
+}
+
+int32_t qanas_step_patch_stage_s8(void *self, void *args, int32_t num_args, void *result) {
+  const qanas_patch_step_t *s = (const qanas_patch_step_t *)self;
+  (void)result;
+  if (s == NULL || s->layer_count < 1 || s->layer_count > QANAS_PATCH_MAX_LAYERS ||
+      s->patches < 1 || num_args != 2 + 4 * s->layer_count) {
+    return -1;
+  }
+  const DLTensor *in = (const DLTensor *)((const TVMFFIAny *)args)[0].v_ptr;
+  const int32_t half = s->scratch_bytes / 32 * 16;
+  if (in->ndim != 4 || !PatchRegionsFit(s, (int32_t)in->shape[1], half)) {
+    return -1;
+  }
+  const int8_t *weights[QANAS_PATCH_MAX_LAYERS];
+  int8_t *copies[QANAS_PATCH_MAX_LAYERS] = {NULL};
+  int32_t status = 0;
+  for (int32_t l = 0; l < s->layer_count; ++l) {
+    weights[l] = (const int8_t *)Data(args, 1 + 4 * l);
+    if (s->layers[l].weights_mve && strcmp(qanas_kernels_isa(), "mve") != 0) {
+      copies[l] = OhwiFromMve(&s->layers[l].conv, weights[l]);
+      weights[l] = copies[l];
+      status = copies[l] == NULL ? -1 : status;
+    }
+  }
+  int8_t *scratch = NULL;
+  if (status == 0) {
+    scratch = (int8_t *)TVMBackendAllocWorkspace(kDLCPU, 0, (uint64_t)s->scratch_bytes, 0, 8);
+    status = scratch == NULL ? -1 : 0;
+  }
+  const qanas_conv_params_t *last = &s->layers[s->layer_count - 1].conv;
+  int8_t *const buffers[2] = {scratch, scratch + half};
+  for (int32_t ty = 0; status == 0 && ty < s->patches && ty < last->out_h; ++ty) {
+    for (int32_t tx = 0; status == 0 && tx < s->patches && tx < last->out_w; ++tx) {
+      PatchRanges rows, cols;
+      int32_t lo, hi;
+      PatchTile(last->out_h, s->patches, ty, &lo, &hi);
+      PatchRangesOf(s, 0, lo, hi, &rows);
+      PatchTile(last->out_w, s->patches, tx, &lo, &hi);
+      PatchRangesOf(s, 1, lo, hi, &cols);
+      status = Result(PatchTileRun(s, args, weights, &rows, &cols, buffers));
+    }
+  }
+  if (scratch != NULL) {
+    (void)TVMBackendFreeWorkspace(kDLCPU, 0, scratch);
+  }
+  for (int32_t l = 0; l < s->layer_count; ++l) {
+    free(copies[l]);
+  }
+  return status;
+}

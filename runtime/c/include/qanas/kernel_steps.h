@@ -65,6 +65,28 @@ typedef struct {
   int32_t scratch_bytes;
 } qanas_irb_step_t;
 
+/* Patch stage (MCUNetV2): the high-resolution head of a network, a chain of up to
+ * QANAS_PATCH_MAX_LAYERS convolutions, computed in patches x patches tiles of its output
+ * (compiler/passes/offload_patch_stage.py). args: the model input (NCHW, read in place),
+ * then per layer weights, bias, multiplier, shift, then the output (NHWC). Each layer's
+ * `conv` holds its whole-tensor geometry; the adapter runs it on the region one tile
+ * needs. Its scratch (scratch_bytes: two tile buffers) comes from the workspace region. */
+#define QANAS_PATCH_MAX_LAYERS 8
+
+typedef enum {
+  QANAS_PATCH_CONV = 0,      /* qanas_conv2d_s8 */
+  QANAS_PATCH_POINTWISE = 1, /* qanas_pointwise_conv_s8 */
+  QANAS_PATCH_DEPTHWISE = 2  /* qanas_depthwise_conv2d_s8 */
+} qanas_patch_layer_kind_t;
+
+typedef struct {
+  int32_t patches;
+  int32_t layer_count;
+  int32_t kinds[QANAS_PATCH_MAX_LAYERS]; /* qanas_patch_layer_kind_t */
+  qanas_conv_step_t layers[QANAS_PATCH_MAX_LAYERS];
+  int32_t scratch_bytes;
+} qanas_patch_step_t;
+
 int32_t qanas_step_conv2d_s8(void *self, void *args, int32_t num_args, void *result);
 int32_t qanas_step_pointwise_conv_s8(void *self, void *args, int32_t num_args, void *result);
 int32_t qanas_step_depthwise_conv2d_s8(void *self, void *args, int32_t num_args, void *result);
@@ -74,6 +96,7 @@ int32_t qanas_step_add_s8(void *self, void *args, int32_t num_args, void *result
 int32_t qanas_step_mul_s8(void *self, void *args, int32_t num_args, void *result);
 int32_t qanas_step_inverted_residual_s8(void *self, void *args, int32_t num_args,
                                         void *result);
+int32_t qanas_step_patch_stage_s8(void *self, void *args, int32_t num_args, void *result);
 
 #ifdef __cplusplus
 }
