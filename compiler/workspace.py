@@ -22,6 +22,7 @@ import re
 from compiler.codegen.schedule import FUSED_KERNEL, schedule_kernel
 from compiler.errors import CompilerError
 from compiler.memory.buffer import DEFAULT_ALIGNMENT, workspace_bytes
+from compiler.stage_times import stage
 
 _ALLOC_TIR = re.compile(r"TVMBackendAllocWorkspace\(([^()]*(?:\([^()]*\)[^()]*)*)\)")
 _ALLOC_TIR_SIZE = re.compile(r"^\s*[\w.]+\s*,\s*[\w.]+\s*,\s*T\.uint64\((\d+)\)")
@@ -125,7 +126,8 @@ def kernel_scratch(fused, kernels: list[str], tvm_target: dict,
         if cached is not None:
             out[kernel] = cached
             continue
-        scheduled = schedule_kernel(func, kernel) if schedule else func
+        with stage("schedule"):
+            scheduled = schedule_kernel(func, kernel) if schedule else func
         host = lower_kernel_tir(scheduled, f"kernel_{i}", tvm_target)
         out[kernel] = workspace_bytes(lowered_workspace_requests(host.script()),
                                       DEFAULT_ALIGNMENT)
