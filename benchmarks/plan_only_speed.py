@@ -112,7 +112,7 @@ def _median(rows: list[dict], column: str) -> float:
 
 
 def bench_space(name: str, count: int, size, classes: int, target, check: int,
-                seed: int, cache_dir: Path) -> dict:
+                seed: int, cache_dir: Path, optimise: str = "size") -> dict:
     """Times `count` subnets of space `name` (min, max, then random) and checks `check`."""
     space = get_space(name)
     rng = np.random.default_rng(seed)
@@ -120,7 +120,8 @@ def bench_space(name: str, count: int, size, classes: int, target, check: int,
     configs += [space.sample(rng) for _ in range(max(0, count - 2))]
     configs = configs[:count]
     exporter = SubnetExporter(space, size, classes, seed)
-    sram = CompiledSramModel(space, target, size, classes, exporter=exporter,
+    sram = CompiledSramModel(space, target, size, classes, optimise=optimise,
+                             exporter=exporter,
                              scratch_cache=PersistentScratchCache(cache_dir / name))
     rows = []
     memo = LegalizeMemo()  # this pass's process memory, empty at the first subnet
@@ -136,7 +137,8 @@ def bench_space(name: str, count: int, size, classes: int, target, check: int,
               + (f" compiled {row['compiled_arena_bytes']:,} B equal={row['arena_equal']}"
                  if i < check else ""), file=sys.stderr)
     steady = [_timed_report(sram, cfg, memo)[0] for cfg in configs]
-    disk = CompiledSramModel(space, target, size, classes, exporter=exporter,
+    disk = CompiledSramModel(space, target, size, classes, optimise=optimise,
+                             exporter=exporter,
                              scratch_cache=PersistentScratchCache(cache_dir / name))
     disk_memo = LegalizeMemo()  # a new process: only the scratch file is warm
     again = [_timed_report(disk, cfg, disk_memo)[0] for cfg in configs]
@@ -183,19 +185,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", type=int, default=1,
                         help="subnets per space also exported by Brevitas and compiled")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--optimise", default="size", choices=("size", "speed"),
+                        help="the compiler mode planned (the search's --optimise)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x"))
     target = get_target(args.target)
     results = {"command": " ".join(["benchmarks/plan_only_speed.py", *(argv or sys.argv[1:])]),
-               "clock": "thread CPU seconds (time.thread_time)",
+               "clock": "thread CPU seconds (time.thread_time)", "optimise": args.optimise,
                "import_cpu_s": round(IMPORT_CPU_SECONDS, 2), "load_average": os.getloadavg(),
                "cpus": os.cpu_count(), "spaces": []}
     with tempfile.TemporaryDirectory(prefix="qanas-scratch-") as cache_dir:
         for item in args.spaces.split(","):
             name, _, count = item.partition(":")
             results["spaces"].append(bench_space(name, int(count or 6), size, args.classes,
-                                                 target, args.check, args.seed, Path(cache_dir)))
+                                                 target, args.check, args.seed, Path(cache_dir),
+                                                 args.optimise))
     results["load_average_end"] = os.getloadavg()
     print(f"imports {results['import_cpu_s']} CPU-s; load average "
           f"{results['load_average'][0]:.1f} -> {results['load_average_end'][0]:.1f} "
