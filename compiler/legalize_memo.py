@@ -168,7 +168,7 @@ def _entry(call, added, result) -> _Entry | None:
         index = next((i for i, leaf in enumerate(leaves) if leaf.same_as(item)), None)
         if index is not None:
             items.append(("arg", index))
-        elif isinstance(item, relax.Constant):
+        elif isinstance(item, tvm.ir.GenericConst):
             items.append(("const", item))
         else:
             return None  # a value the legalization emitted on the side

@@ -27,6 +27,7 @@ from compiler.errors import CompilerError
 from compiler.memory import MemoryPlan, get_planner
 from compiler.memory.planner import lower_bound
 from compiler.plan import ExecutionPlan, build_plan
+from compiler.stage_times import stage
 from compiler.techniques import TechniqueUse, apply_techniques
 
 OPTIMISE = ("size", "speed")
@@ -118,7 +119,8 @@ def resolve_model(model, integer: bool | None):
     if isinstance(model, (str, Path)) or type(model).__name__ == "ModelProto":
         from compiler.frontend import load_model
 
-        model = load_model(model)
+        with stage("import"):
+            model = load_model(model)
     if not hasattr(model, "mod"):
         raise CompilerError(f"the compiler needs an ONNX path, a ModelProto or an "
                             f"ImportedModel, got {type(model).__name__}")
@@ -129,7 +131,8 @@ def resolve_model(model, integer: bool | None):
         from compiler.frontend.guard import stage_errors
         from compiler.passes import lower_to_integer
 
-        with stage_errors("integer lowering", repr(getattr(model, "source", "the model"))):
+        with stage("integer lowering"), stage_errors("integer lowering",
+                                                     repr(getattr(model, "source", "the model"))):
             model = lower_to_integer(model)
     return model
 
@@ -204,15 +207,19 @@ def lower_model(model, options: CompileOptions, measure_unfused: bool = True,
     from compiler.frontend.guard import stage_errors
 
     model = resolve_model(model, options.integer)
-    with stage_errors("memory techniques", repr(getattr(model, "source", "the model"))):
+    with stage("techniques"), stage_errors("memory techniques",
+                                           repr(getattr(model, "source", "the model"))):
         techniqued, uses = apply_techniques(model, options.optimise, options.output,
                                             library=options.library)
-    techniqued = offload(techniqued, options)
-    fused, plan = fuse_and_plan(techniqued, legalize_memo)
+    with stage("offload"):
+        techniqued = offload(techniqued, options)
+    with stage("legalize/fuse"):
+        fused, plan = fuse_and_plan(techniqued, legalize_memo)
     bound = None
     if measure_unfused:
         changed = any(u.changes_graph for u in uses)
-        unfused = fuse_and_plan(offload(model, options), legalize_memo)[1] if changed else plan
+        with stage("unfused bound"):
+            unfused = fuse_and_plan(offload(model, options), legalize_memo)[1] if changed else plan
         bound = lower_bound(unfused.lifetimes())
     return LoweredModel(techniqued, fused, plan, uses, bound)
 

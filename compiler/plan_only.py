@@ -20,6 +20,7 @@ from compiler.legalize_memo import LegalizeMemo
 from compiler.memory import MemoryPlan
 from compiler.pipeline import CompileOptions, LoweredModel, lower_model, plan_lowered
 from compiler.plan import ExecutionPlan
+from compiler.stage_times import stage
 from compiler.techniques import TechniqueUse
 from compiler.workspace import ScratchCache, kernel_scratch
 from targets import Target, get_target
@@ -123,7 +124,9 @@ def plan_model_memory(model, target: str | Target = "host",
     options = (options or CompileOptions()).for_target(target)
     lowered = lower_model(model, options, measure_unfused,
                           legalize_memo if legalize_memo is not None else PROCESS_LEGALIZE_MEMO)
-    scratch = kernel_scratch(lowered.fused, lowered.kernels, dict(target.tvm_target),
-                             schedule=options.schedule, cache=scratch_cache)
-    plan, memory = plan_lowered(lowered, scratch, options.planner)
-    return memory_report(lowered, plan, memory, target, options)
+    with stage("kernel scratch"):  # its kernels' schedules are a stage of their own
+        scratch = kernel_scratch(lowered.fused, lowered.kernels, dict(target.tvm_target),
+                                 schedule=options.schedule, cache=scratch_cache)
+    with stage("plan"):
+        plan, memory = plan_lowered(lowered, scratch, options.planner)
+        return memory_report(lowered, plan, memory, target, options)

@@ -56,3 +56,23 @@ def test_memoised_fusion_equals_the_zero_pipeline(lowered_block):
             g.name_hint for g in plain.get_global_vars())
         assert plan.to_dict() == plain_plan.to_dict()
     assert memo.hits >= memo.misses > 0
+
+
+def test_a_constant_the_legalization_adds_is_replayed():
+    """A ``call_tir`` argument that is a new constant, not one of the call's, is kept."""
+    import numpy as np
+    from tvm import tirx
+
+    from compiler.legalize_memo import _entry, _replay
+
+    x = relax.Var("x", relax.TensorType((1, 4), "int8"))
+    call = relax.op.negative(x)
+    func = tirx.PrimFunc([], tirx.Evaluate(0))
+    gvar = relax.GlobalVar("negative")
+    const = relax.const(np.int8(3))
+    result = relax.call_tir(gvar, relax.Tuple([x, const]), relax.TensorType((1, 4), "int8"))
+    entry = _entry(call, [(func, "negative", gvar)], result)
+    assert entry is not None and entry.items == (("arg", 0), ("const", const))
+    y = relax.Var("y", relax.TensorType((1, 4), "int8"))
+    replayed = _replay(entry, relax.op.negative(y), gvar)
+    assert replayed.args[1].fields[0].same_as(y) and replayed.args[1].fields[1].same_as(const)

@@ -51,6 +51,19 @@ def test_plan_only_equals_the_compiled_arena(block_model, tmp_path, schedule):
         assert report.unfused_bound_bytes >= report.lower_bound_bytes
 
 
+def test_tvm_fused_blocks_plan_their_compiled_scratch_without_the_ring(block_model, tmp_path):
+    """With TVM's kernels the fused inverted residuals are row-band kernels; plan-only
+    schedules them without the ring of expanded rows (same buffer sizes, no TVMScript round
+    trip), and their scratch is still the compiled one."""
+    from compiler.codegen.schedule import FUSED_KERNEL
+
+    report = plan_model_memory(block_model, "host", CompileOptions(library=False))
+    compiled = compile_model(block_model, "host", tmp_path / "p", library=False)
+    assert any(FUSED_KERNEL.match(c.kernel) for c in compiled.plan.calls)
+    assert compiled.report == report
+    assert report.workspace_bytes == compiled.to_dict()["workspace_bytes"]
+
+
 def test_compile_json_carries_the_memory_report(block_model, tmp_path):
     import json
 
