@@ -127,7 +127,7 @@ qanas_status_t qanas_global_avg_pool_s8(int32_t height, int32_t width, int32_t c
  * (compiler/passes/resize_spec.py, every ONNX coordinate and nearest mode):
  *   QANAS_RESIZE_BILINEAR: rows is int32 [4][out_h] (i0, i1, w0, w1 per output row),
  *     cols [4][out_w] the same per output column; the weights of each axis share one
- *     denominator (D_h = w0 + w1, D_w), 255 D_h D_w < 2^31, in_w <= QANAS_RESIZE_MAX_IN_W.
+ *     denominator (D_h = w0 + w1, D_w), 255 D_h D_w < 2^31.
  *     y = requant(sum over the 2 x 2 taps of (x - input_zero_point) W V), with multiplier
  *     and shift for s_x / (s_y D_h D_w);
  *   QANAS_RESIZE_NEAREST: rows [out_h] and cols [out_w] are source indices; y = x, or
@@ -136,7 +136,6 @@ qanas_status_t qanas_global_avg_pool_s8(int32_t height, int32_t width, int32_t c
  * writes the output NCHW (a model output) instead of NHWC. */
 #define QANAS_RESIZE_NEAREST 0
 #define QANAS_RESIZE_BILINEAR 1
-#define QANAS_RESIZE_MAX_IN_W 512
 typedef struct {
   int32_t in_h, in_w, channels, out_h, out_w;
   int32_t method;    /* QANAS_RESIZE_NEAREST or QANAS_RESIZE_BILINEAR */

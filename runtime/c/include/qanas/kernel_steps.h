@@ -65,6 +65,11 @@ typedef struct {
   int32_t scratch_bytes;
 } qanas_irb_step_t;
 
+/* Int8 resize: args input, rows table, cols table, output. */
+typedef struct {
+  qanas_resize_params_t resize;
+} qanas_resize_step_t;
+
 int32_t qanas_step_conv2d_s8(void *self, void *args, int32_t num_args, void *result);
 int32_t qanas_step_pointwise_conv_s8(void *self, void *args, int32_t num_args, void *result);
 int32_t qanas_step_depthwise_conv2d_s8(void *self, void *args, int32_t num_args, void *result);
@@ -74,6 +79,7 @@ int32_t qanas_step_add_s8(void *self, void *args, int32_t num_args, void *result
 int32_t qanas_step_mul_s8(void *self, void *args, int32_t num_args, void *result);
 int32_t qanas_step_inverted_residual_s8(void *self, void *args, int32_t num_args,
                                         void *result);
+int32_t qanas_step_resize_s8(void *self, void *args, int32_t num_args, void *result);
 
 #ifdef __cplusplus
 }
