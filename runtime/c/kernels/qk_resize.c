@@ -112,7 +112,7 @@ QK_INLINE int8_t *qk_resize_out(const qanas_resize_params_t *p, int8_t *output, 
 /* The band (columns x0 .. x0 + bw, channels c0 .. c0 + cb) of output row y: copied from
  * row `from` (copy), else the runs of `a` and `b` (band rows, [x][c] for NHWC, [c][x] for
  * NCHW) with weights wa, wb requantized. */
-static void qk_resize_band_row(const qanas_resize_params_t *p, const int32_t *a,
+static QK_NOINLINE void qk_resize_band_row(const qanas_resize_params_t *p, const int32_t *a,
                                const int32_t *b, int32_t wa, int32_t wb, int32_t from,
                                const qk_resize_rq_t *rq, int32_t y, int32_t x0, int32_t bw,
                                int32_t c0, int32_t cb, int8_t *output) {
@@ -130,7 +130,7 @@ static void qk_resize_band_row(const qanas_resize_params_t *p, const int32_t *a,
 }
 
 /* Band row h of source row `row` (see qk_resize_band_row for its layout). */
-static void qk_resize_horizontal(const qanas_resize_params_t *p, const int32_t *cols,
+static QK_NOINLINE void qk_resize_horizontal(const qanas_resize_params_t *p, const int32_t *cols,
                                  const int8_t *input, int32_t row, int32_t x0, int32_t bw,
                                  int32_t c0, int32_t cb, int32_t *h) {
   const int32_t ow = p->out_w, ch = p->channels;
