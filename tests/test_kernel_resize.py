@@ -14,7 +14,6 @@ forced portable C, AVX2), sanitizers, NEON (qemu-aarch64), DSP (cortex-m4), Heli
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from compiler import int8
 from compiler.kernels import isa_for_cpu
 from compiler.passes.resize_spec import ResizeSpec
 from compiler.reference import kernels as ref
+from tests.conftest import require_tools
 from tests.kernel_library_util import (
     KernelCase,
     build_native,
@@ -125,12 +125,6 @@ def _assert_exact(text: str, cases: list[KernelCase], isa: str) -> None:
     assert check_results(cases, results) == []
 
 
-def _require(*tools: str) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed")
-
-
 def test_cases_are_nontrivial():
     """The reference outputs span many values (not one clamp) in every case."""
     for case in resize_cases():
@@ -163,7 +157,7 @@ def test_host_sanitizers(tmp_path: Path):
 @pytest.mark.toolchain
 def test_aarch64_neon_bit_exact(tmp_path: Path):
     """The aarch64 build (qemu-aarch64) equals the reference."""
-    _require("aarch64-linux-gnu-gcc", "qemu-aarch64")
+    require_tools("aarch64-linux-gnu-gcc", "qemu-aarch64")
     cases = resize_cases()
     _assert_exact(run_aarch64(cases, tmp_path), cases, isa_for_cpu("native", aarch64=True))
 
@@ -176,7 +170,7 @@ def test_aarch64_neon_bit_exact(tmp_path: Path):
 ])
 def test_cortex_m_bit_exact(tmp_path: Path, target: str, cpu: str | None):
     """Each Cortex-M path, under qemu-system-arm, equals the reference."""
-    _require("arm-none-eabi-gcc", "qemu-system-arm")
+    require_tools("arm-none-eabi-gcc", "qemu-system-arm")
     cases = resize_cases()
     _assert_exact(run_cortex_m(cases, tmp_path, target, cpu), cases, isa_for_cpu(cpu or target))
 

@@ -146,9 +146,11 @@ QK_INLINE void qk_dsp_split(int32_t v, int32_t p, int32_t *xq) {
 static void qk_dsp_expand_quad(const int8_t *x, int32_t stride, int32_t len, int32_t *xq) {
   const int32_t words = len >> 2;
   for (int32_t i = 0; i < words; ++i, xq += 2 * QK_DSP_QUAD) {
-    for (int32_t p = 0; p < QK_DSP_QUAD; ++p) {
-      qk_dsp_split(qk_read_word(x + p * stride + 4 * i), p, xq);
-    }
+    const int32_t v0 = qk_read_word(x + 4 * i), v1 = qk_read_word(x + stride + 4 * i);
+    const int32_t v2 = qk_read_word(x + 2 * stride + 4 * i);
+    const int32_t v3 = qk_read_word(x + 3 * stride + 4 * i);
+    qk_dsp_split(v0, 0, xq), qk_dsp_split(v1, 1, xq);
+    qk_dsp_split(v2, 2, xq), qk_dsp_split(v3, 3, xq);
   }
   if (qk_dsp_quad_words(len) > words) {
     const uint32_t keep = 0xffffffffu << (8 * (4 - (len & 3)));

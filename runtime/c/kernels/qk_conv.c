@@ -139,6 +139,7 @@ static void qk_dsp_quad_gemm(const int32_t *xq, const int8_t *x, int32_t stride,
                              int8_t *out) {
   int32_t sums[QK_DSP_QUAD * QK_DSP_QUAD_PASS];
   const int32_t words = len >> 2, tail = qk_dsp_quad_words(len) > words;
+  const int32_t scalar_end = tail ? 4 * words : len; /* a row shorter than a word */
   for (int32_t o0 = 0; o0 < rows; o0 += QK_DSP_QUAD_PASS) {
     const int32_t n = rows - o0 < QK_DSP_QUAD_PASS ? rows - o0 : QK_DSP_QUAD_PASS;
     const int32_t o1 = o_first + o0;
@@ -149,14 +150,16 @@ static void qk_dsp_quad_gemm(const int32_t *xq, const int8_t *x, int32_t stride,
       if (words != 0) {
         qk_dsp_dot_quad(xq, wj, words, acc);
       }
-      if (tail) {
-        qk_dsp_dot_quad(xq + 2 * QK_DSP_QUAD * words, wj + len - 4, 1, acc);
-      }
-      for (int32_t i = tail ? len : 4 * words; i < len; ++i) { /* len < 4 */
+      for (int32_t i = 4 * words; i < scalar_end; ++i) {
         for (int32_t p = 0; p < QK_DSP_QUAD; ++p) {
           acc[p] += x[p * stride + i] * wj[i];
         }
       }
+    }
+    /* the tail words in a loop of their own: the loop above keeps its registers */
+    for (int32_t j = 0; tail && j < n; ++j) {
+      qk_dsp_dot_quad(xq + 2 * QK_DSP_QUAD * words, w + (o0 + j + 1) * len - 4, 1,
+                      sums + QK_DSP_QUAD * j);
     }
     if (vector_rq) {
       qk_dsp_requant_quad(sums, n, rq->multiplier + o1, rq->shift + o1, rq, out_stride,
