@@ -18,6 +18,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from compiler.driver import compile_model
+from compiler.pipeline import CompileOptions
+from compiler.plan_only import plan_model_memory
 from compiler.reference import run_int8_reference
 from runtime.runners import get_runner
 from tests.conftest import require_tools
@@ -110,6 +112,9 @@ def test_every_resize_is_a_library_call_and_bit_exact(resize_model, tmp_path):
     assert _resize_fields(result.out_dir, "out_nchw") == [0, 1, 1]
     assert _resize_fields(result.out_dir, "method") == [0, 1, 1]
     _assert_exact(get_runner("host").run(result.out_dir, feeds).outputs, reference)
+    # the plan-only estimate sees the same library calls and arena
+    report = plan_model_memory(model, "host", CompileOptions(optimise="speed"))
+    assert report.arena_bytes == result.arena_bytes
 
 
 @pytest.mark.toolchain
