@@ -131,48 +131,37 @@ def test_cases_are_nontrivial():
         assert len(np.unique(case.expected)) > 3, case.name
 
 
-@pytest.mark.parametrize("flags,isa", [
-    (("-O2", "-std=c99"), None),
-    (("-O2", "-std=c99", "-DQANAS_KERNELS_PORTABLE"), "portable"),
-    (("-O2", "-std=c99", "-mavx2"), "avx2"),
-])
-def test_host_bit_exact(tmp_path: Path, flags, isa):
-    """Host builds (default path, forced portable C, AVX2) equal the reference."""
-    if isa == "avx2" and not host_has_avx2():
+def _driver_output(path: str, cases: list[KernelCase], work: Path) -> tuple[str, str]:
+    """(stdout, expected ISA) of the driver built for ``path`` and run."""
+    if path.startswith("cortex-m"):
+        require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+        target, cpu = ("cortex-m4", "cortex-m3") if path == "cortex-m3" else (path, None)
+        return run_cortex_m(cases, work, target, cpu), isa_for_cpu(path)
+    if path == "aarch64":
+        require_tools("aarch64-linux-gnu-gcc", "qemu-aarch64")
+        return run_aarch64(cases, work), isa_for_cpu("native", aarch64=True)
+    if path == "avx2" and not host_has_avx2():
         pytest.skip("this CPU has no AVX2")
-    cases = resize_cases()
-    exe = build_native(cases, tmp_path, cflags=flags)
+    flags = {"portable": ("-DQANAS_KERNELS_PORTABLE",), "avx2": ("-mavx2",)}.get(path, ())
+    exe = (build_sanitized(cases, work) if path == "sanitizers"
+           else build_native(cases, work, cflags=("-O2", "-std=c99", *flags)))
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
-    _assert_exact(out, cases, isa or re.search(r"@ISA (\w+)", out).group(1))
+    return out, path if path in flags else re.search(r"@ISA (\w+)", out).group(1)
 
 
-def test_host_sanitizers(tmp_path: Path):
-    """AddressSanitizer and UBSan find no access outside any array and no overflow."""
-    cases = resize_cases()
-    exe = build_sanitized(cases, tmp_path)
-    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
-    _assert_exact(out, cases, re.search(r"@ISA (\w+)", out).group(1))
-
-
-@pytest.mark.toolchain
-def test_aarch64_neon_bit_exact(tmp_path: Path):
-    """The aarch64 build (qemu-aarch64) equals the reference."""
-    require_tools("aarch64-linux-gnu-gcc", "qemu-aarch64")
-    cases = resize_cases()
-    _assert_exact(run_aarch64(cases, tmp_path), cases, isa_for_cpu("native", aarch64=True))
-
-
-@pytest.mark.toolchain
-@pytest.mark.parametrize("target,cpu", [
-    ("cortex-m4", None),         # DSP
-    ("cortex-m55", None),        # Helium
-    ("cortex-m4", "cortex-m3"),  # no DSP: portable C
+@pytest.mark.parametrize("path", [
+    "host", "portable", "avx2",
+    "sanitizers",  # AddressSanitizer + UBSan: no access outside an array, no overflow
+    pytest.param("aarch64", marks=pytest.mark.toolchain),
+    pytest.param("cortex-m4", marks=pytest.mark.toolchain),   # DSP
+    pytest.param("cortex-m55", marks=pytest.mark.toolchain),  # Helium
+    pytest.param("cortex-m3", marks=pytest.mark.toolchain),   # no DSP: portable C
 ])
-def test_cortex_m_bit_exact(tmp_path: Path, target: str, cpu: str | None):
-    """Each Cortex-M path, under qemu-system-arm, equals the reference."""
-    require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+def test_bit_exact_on_every_path(tmp_path: Path, path: str):
+    """Every instruction-set path's build gives the reference's bytes."""
     cases = resize_cases()
-    _assert_exact(run_cortex_m(cases, tmp_path, target, cpu), cases, isa_for_cpu(cpu or target))
+    out, isa = _driver_output(path, cases, tmp_path)
+    _assert_exact(out, cases, isa)
 
 
 def test_bad_arguments_are_refused(tmp_path: Path):
