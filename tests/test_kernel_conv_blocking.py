@@ -5,9 +5,10 @@ requantization pass) and pixel pairs × channel pairs (64 per pass) for the rest
 and NEON run 2 pixels × 4 channels with a vector requantization; Helium 8 rows per
 pass. These cases put odd pixel counts, channel counts that are not a multiple of the
 blocks (1, 3, 5, 7, 65, 70, 130), input lengths with every remainder of the 16-, 8- and
-4-byte steps (1, 3, 8, 16, 24, 25, 40, 136), the 3-channel stem, the 16/24-channel maps
-of the squeezenas-small seed, and a mix of narrow and wide (>= 0.25) scales and of
-clamps through each path, and require the NumPy reference's bytes
+4-byte steps (1, 3, 8, 16, 24, 25, 40, 136; windows of 27, 45 and 75 bytes end in the DSP
+tail word), the 3-channel stem (inside and border windows, stride 1 and 2), strided 1×1
+convs, the 16/24-channel maps of the squeezenas-small seed, and a mix of narrow and wide
+(>= 0.25) scales and of clamps through each path, and require the NumPy reference's bytes
 (tests/kernel_library_util.py).
 """
 
@@ -60,6 +61,15 @@ def blocking_cases(isa: str) -> list[KernelCase]:
                   pads=(0, 0, 1, 1), isa=isa),
         conv_case("conv1x1_grouped", rng, h=3, w=5, cin=8, cout=12, k=1, pads=(0, 0, 0, 0),
                   groups=4, isa=isa),
+        conv_case("stem3x3s2_same_wide", rng, h=7, w=21, cin=3, cout=40, stride=2, isa=isa),
+        conv_case("stem3x3s1", rng, h=5, w=13, cin=3, cout=6, isa=isa),
+        conv_case("conv5x5_cin3_tail", rng, h=7, w=9, cin=3, cout=5, k=5, pads=(2, 2, 2, 2),
+                  isa=isa),
+        conv_case("conv3x3_cin5_tail", rng, h=5, w=9, cin=5, cout=7, isa=isa),
+        conv_case("conv1x1_s2", rng, h=6, w=17, cin=16, cout=9, k=1, stride=2,
+                  pads=(0, 0, 0, 0), isa=isa),
+        conv_case("conv1x1_s2_cin5", rng, h=5, w=19, cin=5, cout=4, k=1, stride=2,
+                  pads=(0, 0, 0, 0), isa=isa),
     ]
     return cases
 

@@ -25,7 +25,9 @@ packed by `compiler.kernels.packing` for the target's `kernel_isa`:
 * add / sub / mul of two tensors (``b`` may be a per-channel vector):
   ``qanas_add_s8`` / ``qanas_mul_s8``;
 * fused inverted residuals (`compiler.passes.offload_fused_blocks`) and patch stages that
-  are chains of convolutions (`compiler.passes.offload_patch_stage`).
+  are chains of convolutions (`compiler.passes.offload_patch_stage`);
+* int8 nearest / bilinear resize (`compiler.passes.offload_resize`): ``qanas_resize_s8``,
+  writing NCHW when no library call reads its output.
 
 The library is NHWC; the graph stays NCHW in meaning. Each call reads and writes NHWC
 tensors, with ``permute_dims`` to and from NCHW around it, and a transpose that would undo
@@ -54,6 +56,8 @@ from compiler.passes._common import const_value, dtype_of, is_op, prim_number, s
 from compiler.passes.fuse_inverted_residual import _vars_in as _vars
 from compiler.passes.offload_fused_blocks import fused_block_call
 from compiler.passes.offload_patch_stage import patch_stage_call
+from compiler.passes.offload_resize import FUNCTION as RESIZE_FUNCTION
+from compiler.passes.offload_resize import nchw_output, resize_call
 from compiler.passes.resize_kernels import kernel_tag
 
 TO_NHWC = (0, 2, 3, 1)
@@ -222,6 +226,10 @@ class _Groups:
         if stage is not None:
             call, x, constants, out_shape = stage
             return _Match(call, [x], [False], constants, out_shape, True, {_key(final)})
+        resize = resize_call(self, final)  # an int8 resize kernel
+        if resize is not None:
+            call, x, constants, out_shape = resize
+            return _Match(call, [x], [True], constants, out_shape, True, {_key(final)})
         tail = self.tail(final)
         if tail is None:
             return None
@@ -542,6 +550,13 @@ class _Offloader(PyExprMutator):
                     found = groups.match(b.var)
                     if found is not None:
                         self.matches[_key(b.var)] = found
+        in_library = set().union(*(m.members for m in self.matches.values()))
+        for key, found in self.matches.items():  # a resize no library call reads: NCHW
+            if found.call.function == RESIZE_FUNCTION and not (
+                    groups.users.get(key, set()) & in_library):
+                n, h, w, c = found.out_shape
+                found.call, found.out_shape = nchw_output(found.call), (n, c, h, w)
+                found.out_nhwc = False
         if not self.matches:
             return func
         return relax.analysis.remove_all_unused(self.visit_expr(func))

@@ -123,6 +123,32 @@ qanas_status_t qanas_global_avg_pool_s8(int32_t height, int32_t width, int32_t c
                                         int32_t input_zero_point, const int8_t *input,
                                         const qanas_requant_t *rq, int8_t *output);
 
+/* Int8 resize of an NHWC tensor (batch 1) through the compiler's exact source tables
+ * (compiler/passes/resize_spec.py, every ONNX coordinate and nearest mode):
+ *   QANAS_RESIZE_BILINEAR: rows is int32 [4][out_h] (i0, i1, w0, w1 per output row),
+ *     cols [4][out_w] the same per output column; the weights of each axis share one
+ *     denominator (D_h = w0 + w1, D_w), 255 D_h D_w < 2^31.
+ *     y = requant(sum over the 2 x 2 taps of (x - input_zero_point) W V), with multiplier
+ *     and shift for s_x / (s_y D_h D_w);
+ *   QANAS_RESIZE_NEAREST: rows [out_h] and cols [out_w] are source indices; y = x, or
+ *     requant(x - input_zero_point) when `rescale`.
+ * Every index is inside the input (the tables are trusted, like weights). `out_nchw`
+ * writes the output NCHW (a model output) instead of NHWC. */
+#define QANAS_RESIZE_NEAREST 0
+#define QANAS_RESIZE_BILINEAR 1
+typedef struct {
+  int32_t in_h, in_w, channels, out_h, out_w;
+  int32_t method;    /* QANAS_RESIZE_NEAREST or QANAS_RESIZE_BILINEAR */
+  int32_t rescale;   /* nearest: requantize (else a copy) */
+  int32_t out_nchw;
+  int32_t input_zero_point;
+  int32_t multiplier, shift; /* compiler.int8.quantize_multiplier */
+  int32_t output_zero_point, qmin, qmax;
+} qanas_resize_params_t;
+
+qanas_status_t qanas_resize_s8(const qanas_resize_params_t *params, const int32_t *rows,
+                               const int32_t *cols, const int8_t *input, int8_t *output);
+
 /* Element-wise a +/- b over `count` elements; with b_channels > 0, b is one vector of
  * b_channels values broadcast over the pixels of a (NHWC: index i % b_channels). */
 qanas_status_t qanas_add_s8(int32_t count, const int8_t *a, const int8_t *b,

@@ -129,18 +129,34 @@ static QK_NOINLINE void qk_dot_block(const int8_t *x0, const int8_t *x1, const i
  * inputs run pixel pairs. */
 #define QK_DSP_QUAD_MAX_IN 128
 
-/* xq[8 i + 2 p] and xq[8 i + 2 p + 1] = SXTB16 halves (b0, b2) and (b1, b3) of word i of
- * pixel p (x + p * stride), for the len / 4 full words. */
+/* Words of a quad row of len bytes: the full words and, when len is not a multiple of 4
+ * (and at least 4), a tail word, the row's last 4 bytes with those already in the last
+ * full word zeroed (its weights are read in place at w + len - 4: no padding). */
+QK_INLINE int32_t qk_dsp_quad_words(int32_t len) {
+  return (len >> 2) + ((len & 3) != 0 && len >= 4);
+}
+
+/* Pixel p's split word: xq[2 p] and xq[2 p + 1] = SXTB16 halves (b0, b2), (b1, b3). */
+QK_INLINE void qk_dsp_split(int32_t v, int32_t p, int32_t *xq) {
+  xq[2 * p] = (int32_t)__sxtb16(v), xq[2 * p + 1] = qk_sxtb16_ror8(v);
+}
+
+/* xq[8 i + 2 p] and xq[8 i + 2 p + 1]: qk_dsp_split of word i of pixel p (x + p * stride),
+ * for the qk_dsp_quad_words(len) words. */
 static void qk_dsp_expand_quad(const int8_t *x, int32_t stride, int32_t len, int32_t *xq) {
   const int32_t words = len >> 2;
   for (int32_t i = 0; i < words; ++i, xq += 2 * QK_DSP_QUAD) {
     const int32_t v0 = qk_read_word(x + 4 * i), v1 = qk_read_word(x + stride + 4 * i);
     const int32_t v2 = qk_read_word(x + 2 * stride + 4 * i);
     const int32_t v3 = qk_read_word(x + 3 * stride + 4 * i);
-    xq[0] = (int32_t)__sxtb16(v0), xq[1] = qk_sxtb16_ror8(v0);
-    xq[2] = (int32_t)__sxtb16(v1), xq[3] = qk_sxtb16_ror8(v1);
-    xq[4] = (int32_t)__sxtb16(v2), xq[5] = qk_sxtb16_ror8(v2);
-    xq[6] = (int32_t)__sxtb16(v3), xq[7] = qk_sxtb16_ror8(v3);
+    qk_dsp_split(v0, 0, xq), qk_dsp_split(v1, 1, xq);
+    qk_dsp_split(v2, 2, xq), qk_dsp_split(v3, 3, xq);
+  }
+  if (qk_dsp_quad_words(len) > words) {
+    const uint32_t keep = 0xffffffffu << (8 * (4 - (len & 3)));
+    for (int32_t p = 0; p < QK_DSP_QUAD; ++p) {
+      qk_dsp_split((int32_t)((uint32_t)qk_read_word(x + p * stride + len - 4) & keep), p, xq);
+    }
   }
 }
 

@@ -127,17 +127,19 @@ static QK_NOINLINE void qk_dsp_requant_quad(const int32_t *sums, int32_t n,
 #define QK_DSP_QUAD_PASS 32
 
 /* The 4-pixel GEMM: out[p * out_stride + o_first + j] = requant(bias[o_first + j] +
- * sum_i x_p[i] * w[j * len + i]) for j < rows and the pixels x_p = x + p * stride, whose
- * first len & ~3 bytes are split in xq (qk_dsp_expand_quad). Per channel the 4-pixel dot
- * product (qk_dsp_dot_quad; the len % 4 trailing bytes in C), QK_DSP_QUAD_PASS channels'
- * sums at a time requantized by qk_dsp_requant_quad. */
+ * sum_i x_p[i] * w[j * len + i]) for j < rows and the pixels x_p = x + p * stride, split
+ * in xq (qk_dsp_expand_quad). Per channel the 4-pixel dot product (qk_dsp_dot_quad over
+ * the full words, then the tail word against the weights' last 4 bytes; a row shorter
+ * than a word in C), QK_DSP_QUAD_PASS channels' sums at a time requantized by
+ * qk_dsp_requant_quad. */
 static void qk_dsp_quad_gemm(const int32_t *xq, const int8_t *x, int32_t stride,
                              int32_t len, const int8_t *w, int32_t rows,
                              const int32_t *bias, const qanas_requant_t *rq,
                              int32_t vector_rq, int32_t o_first, int32_t out_stride,
                              int8_t *out) {
   int32_t sums[QK_DSP_QUAD * QK_DSP_QUAD_PASS];
-  const int32_t words = len >> 2;
+  const int32_t words = len >> 2, tail = qk_dsp_quad_words(len) > words;
+  const int32_t scalar_end = tail ? 4 * words : len; /* a row shorter than a word */
   for (int32_t o0 = 0; o0 < rows; o0 += QK_DSP_QUAD_PASS) {
     const int32_t n = rows - o0 < QK_DSP_QUAD_PASS ? rows - o0 : QK_DSP_QUAD_PASS;
     const int32_t o1 = o_first + o0;
@@ -148,11 +150,16 @@ static void qk_dsp_quad_gemm(const int32_t *xq, const int8_t *x, int32_t stride,
       if (words != 0) {
         qk_dsp_dot_quad(xq, wj, words, acc);
       }
-      for (int32_t i = 4 * words; i < len; ++i) {
+      for (int32_t i = 4 * words; i < scalar_end; ++i) {
         for (int32_t p = 0; p < QK_DSP_QUAD; ++p) {
           acc[p] += x[p * stride + i] * wj[i];
         }
       }
+    }
+    /* the tail words in a loop of their own: the loop above keeps its registers */
+    for (int32_t j = 0; tail && j < n; ++j) {
+      qk_dsp_dot_quad(xq + 2 * QK_DSP_QUAD * words, w + (o0 + j + 1) * len - 4, 1,
+                      sums + QK_DSP_QUAD * j);
     }
     if (vector_rq) {
       qk_dsp_requant_quad(sums, n, rq->multiplier + o1, rq->shift + o1, rq, out_stride,
@@ -378,9 +385,29 @@ static void qk_gather_patch(const qanas_conv_params_t *c, const int8_t *input, i
  * (its 4 gathered windows and their split copy take 3.4 KB of stack). */
 #define QK_DSP_QUAD_MAX_WINDOW 288
 
+/* Pixel p's 3 x 3 x 3 window split into xq as qk_dsp_expand_quad lays out its 27 bytes
+ * (6 full words and the tail word), read from its three kernel rows r0, r1, r2 (9 bytes
+ * each): the two words that straddle rows are put together from overlapping word reads,
+ * so a window inside the input needs no gathered copy. Also reads r1[-1] and r2[-2 .. -1]
+ * (inside the input when the window is, and inside a gathered window). */
+static void qk_dsp_stem_split(const int8_t *r0, const int8_t *r1, const int8_t *r2,
+                              int32_t p, int32_t *xq) {
+  uint16_t r1_tail;
+  __builtin_memcpy(&r1_tail, r1 + 7, sizeof(r1_tail));
+  const uint32_t straddle0 = ((uint32_t)qk_read_word(r1 - 1) & 0xffffff00u) | (uint8_t)r0[8];
+  const uint32_t straddle1 = ((uint32_t)qk_read_word(r2 - 2) & 0xffff0000u) | r1_tail;
+  const int32_t words[7] = {qk_read_word(r0), qk_read_word(r0 + 4), (int32_t)straddle0,
+                            qk_read_word(r1 + 3), (int32_t)straddle1, qk_read_word(r2 + 2),
+                            (int32_t)((uint32_t)qk_read_word(r2 + 5) & 0xffffff00u)};
+  for (int32_t i = 0; i < 7; ++i) {
+    qk_dsp_split(words[i], p, xq + 2 * QK_DSP_QUAD * i);
+  }
+}
+
 /* Output pixels (oy, ox .. ox + 3) of a DSP conv2d, every group: each pixel's window
  * gathered (qk_gather_patch: padding = input zero point), the four split once, then the
- * 4-pixel GEMM against the group's OHWI rows. */
+ * 4-pixel GEMM against the group's OHWI rows. A 3 x 3 stem on 3 channels splits its inside
+ * windows straight from the input (qk_dsp_stem_split), a strided 1 x 1 conv its pixels. */
 static QK_NOINLINE void qk_dsp_conv_quad(const qanas_conv_params_t *c, const int8_t *input,
                                          const int8_t *weights, const int32_t *bias,
                                          const qanas_requant_t *rq, int32_t vector_rq,
@@ -389,6 +416,35 @@ static QK_NOINLINE void qk_dsp_conv_quad(const qanas_conv_params_t *c, const int
   const int32_t wsize = c->kernel_h * c->kernel_w * cin_g;
   int8_t patch[QK_DSP_QUAD * QK_DSP_QUAD_MAX_WINDOW];
   int32_t xq[2 * QK_DSP_QUAD_MAX_WINDOW];
+  if (c->groups == 1 && c->in_c == 3 && c->kernel_h == 3 && c->kernel_w == 3 &&
+      c->dilation_h == 1 && c->dilation_w == 1) {
+    const int32_t row = c->in_w * 3;
+    for (int32_t p = 0; p < QK_DSP_QUAD; ++p) {
+      const int8_t *r0 = patch + p * QK_DSP_QUAD_MAX_WINDOW;
+      int32_t step = 9;
+      if (qk_window_inside(c, oy, ox + p)) {
+        r0 = input + (oy * c->stride_h - c->pad_top) * row +
+             ((ox + p) * c->stride_w - c->pad_left) * 3;
+        step = row;
+      } else {
+        qk_gather_patch(c, input, 0, oy, ox + p, patch + p * QK_DSP_QUAD_MAX_WINDOW);
+      }
+      qk_dsp_stem_split(r0, r0 + step, r0 + 2 * step, p, xq);
+    }
+    qk_dsp_quad_gemm(xq, patch, QK_DSP_QUAD_MAX_WINDOW, wsize, weights, c->out_c, bias, rq,
+                     vector_rq, 0, c->out_c, out);
+    return;
+  }
+  if (c->groups == 1 && c->kernel_h == 1 && c->kernel_w == 1 && qk_window_inside(c, oy, ox) &&
+      qk_window_inside(c, oy, ox + QK_DSP_QUAD - 1)) { /* a strided 1 x 1: pixels in place */
+    const int32_t step = c->stride_w * c->in_c;
+    const int8_t *x = input + ((oy * c->stride_h - c->pad_top) * c->in_w +
+                               ox * c->stride_w - c->pad_left) * c->in_c;
+    qk_dsp_expand_quad(x, step, wsize, xq);
+    qk_dsp_quad_gemm(xq, x, step, wsize, weights, c->out_c, bias, rq, vector_rq, 0, c->out_c,
+                     out);
+    return;
+  }
   for (int32_t g = 0; g < c->groups; ++g) {
     for (int32_t p = 0; p < QK_DSP_QUAD; ++p) {
       qk_gather_patch(c, input, g, oy, ox + p, patch + p * QK_DSP_QUAD_MAX_WINDOW);

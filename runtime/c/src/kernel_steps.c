@@ -159,6 +159,17 @@ int32_t qanas_step_mul_s8(void *self, void *args, int32_t num_args, void *result
                              (int8_t *)Data(args, 2)));
 }
 
+int32_t qanas_step_resize_s8(void *self, void *args, int32_t num_args, void *result) {
+  const qanas_resize_step_t *s = (const qanas_resize_step_t *)self;
+  (void)result;
+  if (s == NULL || num_args != 4) {
+    return -1;
+  }
+  return Result(qanas_resize_s8(&s->resize, (const int32_t *)Data(args, 1),
+                                (const int32_t *)Data(args, 2), (const int8_t *)Data(args, 0),
+                                (int8_t *)Data(args, 3)));
+}
+
 /* A 1x1 conv of the fused block as OHWI rows (OhwiFromMve) when its weights are in
  * Helium's blocks and this build does not run Helium; else `weights` itself. Sets *copy to
  * the buffer to free (NULL when none); NULL when out of memory. */

@@ -10,8 +10,7 @@
 /* Arena layout in bytes from the arena start (planner 'greedy'; arena 256 bytes used,
  * lower bound 256). Buffer: [offset, offset + size), live steps. */
 #define OFFSET_transpose0_out 0u /* 128 bytes, intermediate, steps 0..1 */
-#define OFFSET_transpose1_out 0u /* 48 bytes, intermediate, steps 2..3 */
-#define OFFSET_y 64u /* 192 bytes, output, steps 3..3 */
+#define OFFSET_y 0u /* 192 bytes, output, steps 2..2 */
 #define OFFSET_x 128u /* 128 bytes, input, steps 0..0 */
 #define OFFSET_dwconv0_out 208u /* 48 bytes, intermediate, steps 1..2 */
 
@@ -24,18 +23,16 @@ extern const int32_t qanas_model_resize0_param0[32];
 
 /* Kernels (one file each under kernels/), TVM packed calling convention. */
 int32_t __tvm_ffi_qanas_model_transpose(void *self, void *args, int32_t num_args, void *result);
-int32_t __tvm_ffi_qanas_model_transpose_2(void *self, void *args, int32_t num_args, void *result);
-int32_t __tvm_ffi_qanas_model_resize_linear_int(void *self, void *args, int32_t num_args, void *result);
 
 /* Parameters of the kernel library calls (qanas/kernel_steps.h), passed to
  * their adapters as `self`. */
 static const qanas_conv_step_t kParams_qanas_pointwise_conv_s8 = {.conv = {.depth_multiplier = 1, .dilation_h = 1, .dilation_w = 1, .groups = 1, .in_c = 8, .in_h = 4, .in_w = 4, .input_zero_point = 0, .kernel_h = 1, .kernel_w = 1, .out_c = 3, .out_h = 4, .out_w = 4, .pad_left = 0, .pad_top = 0, .stride_h = 1, .stride_w = 1}, .output_zero_point = 0, .qmax = 127, .qmin = -128, .weights_mve = 0};
+static const qanas_resize_step_t kParams_qanas_resize_s8 = {.resize = {.channels = 3, .in_h = 4, .in_w = 4, .input_zero_point = 0, .method = 1, .multiplier = 1073741824, .out_h = 8, .out_nchw = 1, .out_w = 8, .output_zero_point = 0, .qmax = 127, .qmin = -128, .rescale = 1, .shift = -3}};
 
 /* Static shapes, one per distinct shape; kernels only read them. */
 static const int64_t kShape_1x8x4x4[4] = {1, 8, 4, 4};
 static const int64_t kShape_1x4x4x8[4] = {1, 4, 4, 8};
 static const int64_t kShape_1x4x4x3[4] = {1, 4, 4, 3};
-static const int64_t kShape_1x3x4x4[4] = {1, 3, 4, 4};
 static const int64_t kShape_1x3x8x8[4] = {1, 3, 8, 8};
 static const int64_t kShape_3x1x1x8[4] = {3, 1, 1, 8};
 static const int64_t kShape_3[1] = {3};
@@ -54,7 +51,6 @@ enum {
   kTensor_x,
   kTensor_transpose0_out,
   kTensor_dwconv0_out,
-  kTensor_transpose1_out,
   kTensor_y,
   kNumTensors
 };
@@ -62,14 +58,12 @@ static const uint32_t kOffsets[kNumTensors] = {
   [kTensor_x] = OFFSET_x,
   [kTensor_transpose0_out] = OFFSET_transpose0_out,
   [kTensor_dwconv0_out] = OFFSET_dwconv0_out,
-  [kTensor_transpose1_out] = OFFSET_transpose1_out,
   [kTensor_y] = OFFSET_y,
 };
 static DLTensor g_tensors[kNumTensors] = {
   [kTensor_x] = ARENA_TENSOR(kShape_1x8x4x4, 4, kDLInt, 8),
   [kTensor_transpose0_out] = ARENA_TENSOR(kShape_1x4x4x8, 4, kDLInt, 8),
   [kTensor_dwconv0_out] = ARENA_TENSOR(kShape_1x4x4x3, 4, kDLInt, 8),
-  [kTensor_transpose1_out] = ARENA_TENSOR(kShape_1x3x4x4, 4, kDLInt, 8),
   [kTensor_y] = ARENA_TENSOR(kShape_1x3x8x8, 4, kDLInt, 8),
 };
 static uint8_t *g_arena = NULL;
@@ -92,7 +86,7 @@ static const DLTensor kWeights[kNumWeights] = {
 };
 
 /* The packed arguments of every step in calling order (inputs, then outputs). */
-enum { kNumArgs = 14, kNumSteps = 4 };
+enum { kNumArgs = 12, kNumSteps = 3 };
 static const TVMFFIAny kArgs[kNumArgs] = {
   /* 0: transpose0 */
   ARG(&g_tensors[kTensor_x]), ARG(&g_tensors[kTensor_transpose0_out]),
@@ -100,10 +94,8 @@ static const TVMFFIAny kArgs[kNumArgs] = {
   ARG(&g_tensors[kTensor_transpose0_out]), ARG(&kWeights[kWeight_dwconv0_weights]),
   ARG(&kWeights[kWeight_dwconv0_bias]), ARG(&kWeights[kWeight_dwconv0_param0]),
   ARG(&kWeights[kWeight_dwconv0_param1]), ARG(&g_tensors[kTensor_dwconv0_out]),
-  /* 2: transpose1 */
-  ARG(&g_tensors[kTensor_dwconv0_out]), ARG(&g_tensors[kTensor_transpose1_out]),
-  /* 3: resize0 */
-  ARG(&g_tensors[kTensor_transpose1_out]), ARG(&kWeights[kWeight_resize0_param0]),
+  /* 2: resize0 */
+  ARG(&g_tensors[kTensor_dwconv0_out]), ARG(&kWeights[kWeight_resize0_param0]),
   ARG(&kWeights[kWeight_resize0_param0]), ARG(&g_tensors[kTensor_y]),
 };
 
@@ -125,10 +117,8 @@ static const Step kSteps[kNumSteps] = {
   {__tvm_ffi_qanas_model_transpose, "transpose", 0u, 2u, 0u, 0u, NULL},
   /* 1: dwconv0(transpose0_out) -> dwconv0_out */
   {qanas_step_pointwise_conv_s8, "qanas_pointwise_conv_s8", 2u, 6u, 0u, 0u, &kParams_qanas_pointwise_conv_s8},
-  /* 2: transpose1(dwconv0_out) -> transpose1_out */
-  {__tvm_ffi_qanas_model_transpose_2, "transpose_2", 8u, 2u, 0u, 0u, NULL},
-  /* 3: resize0(transpose1_out) -> y */
-  {__tvm_ffi_qanas_model_resize_linear_int, "resize_linear_int", 10u, 4u, 0u, 0u, NULL},
+  /* 2: resize0(dwconv0_out) -> y */
+  {qanas_step_resize_s8, "qanas_resize_s8", 8u, 4u, 0u, 0u, &kParams_qanas_resize_s8},
 };
 
 /* Runs one step with its scratch region; a failing kernel reports scratch exhaustion as

@@ -29,7 +29,7 @@ extern "C" {
 #define QANAS_MODEL_ARENA_ALIGNMENT 16u
 #define QANAS_MODEL_NUM_INPUTS 1u
 #define QANAS_MODEL_NUM_OUTPUTS 1u
-#define QANAS_MODEL_NUM_KERNELS 4u
+#define QANAS_MODEL_NUM_KERNELS 3u
 
 /* input 0 (x): int8[1, 8, 4, 4]; its model name: qanas_model_input_name(0) */
 #define QANAS_MODEL_INPUT_0_BYTES 128u

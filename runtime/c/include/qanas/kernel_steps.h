@@ -86,6 +86,10 @@ typedef struct {
   qanas_conv_step_t layers[QANAS_PATCH_MAX_LAYERS];
   int32_t scratch_bytes;
 } qanas_patch_step_t;
+/* Int8 resize: args input, rows table, cols table, output. */
+typedef struct {
+  qanas_resize_params_t resize;
+} qanas_resize_step_t;
 
 int32_t qanas_step_conv2d_s8(void *self, void *args, int32_t num_args, void *result);
 int32_t qanas_step_pointwise_conv_s8(void *self, void *args, int32_t num_args, void *result);
@@ -97,6 +101,7 @@ int32_t qanas_step_mul_s8(void *self, void *args, int32_t num_args, void *result
 int32_t qanas_step_inverted_residual_s8(void *self, void *args, int32_t num_args,
                                         void *result);
 int32_t qanas_step_patch_stage_s8(void *self, void *args, int32_t num_args, void *result);
+int32_t qanas_step_resize_s8(void *self, void *args, int32_t num_args, void *result);
 
 #ifdef __cplusplus
 }
