@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-NOT_COMPILED_YET = {
-    "efficient-topformer": "the compiler has no lowering for attention yet: MatMul of two "
-                           "activations, Softmax, Transpose and Slice are refused by the "
-                           "frontend (issue 17)",
-}
+NOT_COMPILED_YET: dict[str, str] = {}
 
 
 OVER_EMULATED_MEMORY = {

@@ -21,6 +21,7 @@ The arguments of each call, in order (all ``DLTensor``s; constants are in ``weig
 | ``qanas_avg_pool2d_s8`` | input, multiplier table, shift table, output |
 | ``qanas_global_avg_pool_s8`` | input, output |
 | ``qanas_add_s8``, ``qanas_mul_s8`` | a, b, output |
+| ``qanas_softmax_s8`` | input, output (rows of the last axis, any layout) |
 | ``qanas_inverted_residual_s8`` | input, [expand weights, bias, multiplier, shift], depthwise ..., project ..., [rescale multiplier, shift], output |
 | ``qanas_conv2d_s4``, ``qanas_pointwise_conv_s4`` | input, int4 weights packed two per byte (`compiler.kernels.packing_s4`), bias, multiplier, shift, output |
 
@@ -52,6 +53,7 @@ STEP_TYPES = {
     "qanas_add_s8": "qanas_add_step_t",
     "qanas_mul_s8": "qanas_mul_step_t",
     "qanas_inverted_residual_s8": "qanas_irb_step_t",
+    "qanas_softmax_s8": "qanas_softmax_step_t",
 }
 """Library function → the C struct of its step parameters (``qanas/kernel_steps.h``)."""
 

@@ -6,8 +6,9 @@ to the output grid), tagged (`resize_kernels.KERNEL_ATTR`) ``{"op": "softmax", .
 with its `SoftmaxParams`, so `compiler.passes.offload_kernels` can call the C library's
 ``qanas_softmax_s8`` with the same integers instead.
 
-An int8 softmax over another axis than the last, or with an output scale of 1 or more
-(probabilities in [0, 1] would be 0 or 1), raises `UnsupportedOpError`.
+The frontend refuses an int8 softmax over another axis than the last, or with an output
+scale of 1 or more (`compiler.frontend.validate`); such a group reaching this pass stays
+float and is named by `compiler.passes.lower_to_integer`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import json
 import tvm
 from tvm import relax
 
-from compiler.errors import UnsupportedOpError
 from compiler.passes._common import QParams, QuantRewriter, is_op, kernel_rewrite_pass, shape_of
 from compiler.passes.resize_kernels import KERNEL_ATTR
 from compiler.passes.softmax_kernel import SoftmaxParams, softmax_primfunc
+
+OPAQUE_PATTERN = 8
+"""TVM's ``OpPatternKind.kOpaque``: FuseOps leaves the kernel alone."""
 
 
 class SoftmaxRewriter(QuantRewriter):
@@ -37,22 +40,17 @@ class SoftmaxRewriter(QuantRewriter):
             return None
         x_q, xp = src
         shape = shape_of(node)
-        axis = int(node.attrs.axis) % len(shape)
-        if axis != len(shape) - 1:
-            raise UnsupportedOpError(
-                f"an int8 Softmax over axis {axis} of a rank-{len(shape)} tensor: the integer "
-                f"softmax runs over the last axis only; transpose axis {axis} to the end "
-                "before the Softmax (and back after it) in the model")
+        if int(node.attrs.axis) % len(shape) != len(shape) - 1:
+            return None
         lo, hi = out.qrange()
         params = SoftmaxParams.from_scales(shape, xp.s, out.s, out.zp, lo, hi)
         if params is None:
-            raise UnsupportedOpError(
-                f"an int8 Softmax with input scale {xp.s:g} and output scale {out.s:g}: the "
-                "integer softmax needs an output scale below 1 (probabilities; 1/256 or "
-                "1/255 is usual) and an input scale of at least 2^-27; recalibrate the model")
+            return None
         tag = json.dumps({"op": "softmax", **params.to_dict()}, sort_keys=True)
-        gv = self.builder_.add_func(softmax_primfunc(shape, params).with_attr(KERNEL_ATTR, tag),
-                                    "softmax_int8")
+        func = softmax_primfunc(shape, params).with_attr(KERNEL_ATTR, tag)
+        # Opaque to fusion (and to TVM's pattern analysis, which needs block-structured TIR).
+        func = func.with_attr("op_pattern", OPAQUE_PATTERN)
+        gv = self.builder_.add_func(func, "softmax_int8")
         return self.emit(relax.call_tir(gv, [x_q], relax.TensorType(shape, "int8")))
 
 

@@ -23,7 +23,9 @@ packed by `compiler.kernels.packing` for the target's `kernel_isa`:
 * average pooling (all-ones depthwise sums): ``qanas_avg_pool2d_s8``; global average
   pooling (``sum`` over H, W): ``qanas_global_avg_pool_s8``;
 * add / sub / mul of two tensors (``b`` may be a per-channel vector):
-  ``qanas_add_s8`` / ``qanas_mul_s8``.
+  ``qanas_add_s8`` / ``qanas_mul_s8``;
+* the integer softmax kernel (`compiler.passes.lower_softmax`, tagged with its
+  parameters): ``qanas_softmax_s8``, on the tensor as it is (rows of the last axis).
 
 The library is NHWC; the graph stays NCHW in meaning. Each call reads and writes NHWC
 tensors, with ``permute_dims`` to and from NCHW around it, and a transpose that would undo
@@ -215,6 +217,9 @@ class _Groups:
         if block is not None:
             call, x, constants, out_shape = block
             return _Match(call, [x], [True], constants, out_shape, True, {_key(final)})
+        softmax = self.match_softmax(final)
+        if softmax is not None:
+            return softmax
         tail = self.tail(final)
         if tail is None:
             return None
@@ -226,6 +231,17 @@ class _Groups:
         if found is None or not self.private(found.members, final):
             return None
         return found
+
+    def match_softmax(self, final) -> _Match | None:
+        """The integer softmax kernel (`compiler.passes.lower_softmax`): its tag holds the
+        library's parameters; rows of the last axis, so no layout change."""
+        v = self.value(final)
+        tag = kernel_tag(self.mod, v)
+        if tag is None or tag.get("op") != "softmax":
+            return None
+        params = {k: value for k, value in tag.items() if k != "op"}
+        return _Match(LibraryCall("qanas_softmax_s8", {"softmax": params}),
+                      [v.args[1].fields[0]], [False], [], shape_of(final), False, {_key(final)})
 
     def match_requantized(self, final, tail: _Tail) -> _Match | None:
         got = self.requantized_acc(tail)
@@ -556,7 +572,8 @@ class _Offloader(PyExprMutator):
             new = self.visit_expr(var)
             if to_nhwc:
                 new = self.nhwc(new)
-            elif _key(new) in self.from_nhwc:  # a (1, C, 1, 1) vector: the same bytes
+            elif _key(new) in self.from_nhwc and all(d == 1 for d in shape_of(new)[2:]):
+                # a (1, C, 1, 1) vector: the same bytes
                 new = self.from_nhwc[_key(new)]
             args.append(new)
         args += [relax.const(c) for c in found.constants]

@@ -169,55 +169,56 @@ def softmax_primfunc(shape: tuple[int, ...], p: SoftmaxParams):
         else:
             r[E] = T.int32(0)
 
-    @T.prim_func(private=True)
+    @T.prim_func(private=True, check_well_formed=False)
     def softmax(x_nd: T.Buffer(shape, "int8"), y_nd: T.Buffer(shape, "int8")):
-        x = T.decl_buffer((flat,), "int8", data=x_nd.data)
-        y = T.decl_buffer((flat,), "int8", data=y_nd.data)
-        r = T.alloc_buffer((20,), "int32")
-        w = T.alloc_buffer((1,), "int64")
-        for row in range(rows):
-            r[MAX] = T.int32(-128)
-            for j in range(depth):
-                r[MAX] = T.max(r[MAX], T.Cast("int32", x[row * depth + j]))
-            r[SUM] = T.int32(0)
-            for j in range(depth):
-                exp_of(r, w, T.Cast("int32", x[row * depth + j]) - r[MAX])
-                rdpot(r, TMP, E, ACCUMULATION_INTEGER_BITS)
-                r[SUM] = r[SUM] + r[TMP]
-            # GetReciprocal: bits = 12 - clz(sum); 1 / (1 + x) of the normalised sum
-            r[BITS] = T.int32(0)
-            for k in range(31):
-                if T.shift_right(r[SUM], k) > T.int32(0):
-                    r[BITS] = k + 1
-            r[BITS] = r[BITS] - T.int32(32 - ACCUMULATION_INTEGER_BITS)
-            # the rounding half sum of (sum << headroom) - 2^31 and 2^31 - 1: (sum << headroom) / 2
-            w[0] = T.shift_left(T.Cast("int64", r[SUM]),
-                                T.Cast("int64", T.int32(ACCUMULATION_INTEGER_BITS) - r[BITS]))
-            r[HALF] = T.Cast("int32", T.shift_right(w[0], T.int64(1)))
-            srdhm(r, w, REC, r[HALF], T.int32(-1010580540))
-            r[REC] = r[REC] + T.int32(1515870810)
-            for _ in range(3):
-                srdhm(r, w, TMP, r[HALF], r[REC])
-                r[TMP] = T.int32(1 << 29) - r[TMP]
-                srdhm(r, w, TMP, r[REC], r[TMP])
-                saturating_shl(r, TMP, TMP, 2)
-                r[REC] = r[REC] + r[TMP]
-            saturating_shl(r, REC, REC, 1)
-            r[RSH] = T.int32(p.output_right_shift) + r[BITS]
-            r[MUL] = T.int32(p.output_multiplier)
-            if r[RSH] > T.int32(int8.MAX_RIGHT_SHIFT):
-                r[MUL] = T.shift_right(r[MUL], r[RSH] - T.int32(int8.MAX_RIGHT_SHIFT))
-                r[RSH] = T.int32(int8.MAX_RIGHT_SHIFT)
-            for j in range(depth):
-                exp_of(r, w, T.Cast("int32", x[row * depth + j]) - r[MAX])
-                srdhm(r, w, RAW, r[REC], r[E])
-                w[0] = T.Cast("int64", r[RAW]) * T.Cast("int64", r[MUL])
-                w[0] = T.shift_right(
-                    w[0] + T.shift_left(T.int64(1), T.Cast("int64", r[RSH] - 1)) - T.int64(1)
-                    + T.bitwise_and(T.shift_right(w[0], T.Cast("int64", r[RSH])), T.int64(1)),
-                    T.Cast("int64", r[RSH]))
-                r[Q] = T.Cast("int32", w[0]) + T.int32(p.output_zero_point)
-                y[row * depth + j] = T.Cast("int8", T.max(T.min(r[Q], T.int32(p.qmax)),
-                                                          T.int32(p.qmin)))
+        with T.sblock("root"):
+            x = T.decl_buffer((flat,), "int8", data=x_nd.data)
+            y = T.decl_buffer((flat,), "int8", data=y_nd.data)
+            r = T.alloc_buffer((20,), "int32")
+            w = T.alloc_buffer((1,), "int64")
+            for row in range(rows):
+                r[MAX] = T.int32(-128)
+                for j in range(depth):
+                    r[MAX] = T.max(r[MAX], T.Cast("int32", x[row * depth + j]))
+                r[SUM] = T.int32(0)
+                for j in range(depth):
+                    exp_of(r, w, T.Cast("int32", x[row * depth + j]) - r[MAX])
+                    rdpot(r, TMP, E, ACCUMULATION_INTEGER_BITS)
+                    r[SUM] = r[SUM] + r[TMP]
+                # GetReciprocal: bits = 12 - clz(sum); 1 / (1 + x) of the normalised sum
+                r[BITS] = T.int32(0)
+                for k in range(31):
+                    if T.shift_right(r[SUM], k) > T.int32(0):
+                        r[BITS] = k + 1
+                r[BITS] = r[BITS] - T.int32(32 - ACCUMULATION_INTEGER_BITS)
+                # the rounding half sum of (sum << headroom) - 2^31 and 2^31 - 1: (sum << headroom) / 2
+                w[0] = T.shift_left(T.Cast("int64", r[SUM]),
+                                    T.Cast("int64", T.int32(ACCUMULATION_INTEGER_BITS) - r[BITS]))
+                r[HALF] = T.Cast("int32", T.shift_right(w[0], T.int64(1)))
+                srdhm(r, w, REC, r[HALF], T.int32(-1010580540))
+                r[REC] = r[REC] + T.int32(1515870810)
+                for _ in range(3):
+                    srdhm(r, w, TMP, r[HALF], r[REC])
+                    r[TMP] = T.int32(1 << 29) - r[TMP]
+                    srdhm(r, w, TMP, r[REC], r[TMP])
+                    saturating_shl(r, TMP, TMP, 2)
+                    r[REC] = r[REC] + r[TMP]
+                saturating_shl(r, REC, REC, 1)
+                r[RSH] = T.int32(p.output_right_shift) + r[BITS]
+                r[MUL] = T.int32(p.output_multiplier)
+                if r[RSH] > T.int32(int8.MAX_RIGHT_SHIFT):
+                    r[MUL] = T.shift_right(r[MUL], r[RSH] - T.int32(int8.MAX_RIGHT_SHIFT))
+                    r[RSH] = T.int32(int8.MAX_RIGHT_SHIFT)
+                for j in range(depth):
+                    exp_of(r, w, T.Cast("int32", x[row * depth + j]) - r[MAX])
+                    srdhm(r, w, RAW, r[REC], r[E])
+                    w[0] = T.Cast("int64", r[RAW]) * T.Cast("int64", r[MUL])
+                    w[0] = T.shift_right(
+                        w[0] + T.shift_left(T.int64(1), T.Cast("int64", r[RSH] - 1)) - T.int64(1)
+                        + T.bitwise_and(T.shift_right(w[0], T.Cast("int64", r[RSH])), T.int64(1)),
+                        T.Cast("int64", r[RSH]))
+                    r[Q] = T.Cast("int32", w[0]) + T.int32(p.output_zero_point)
+                    y[row * depth + j] = T.Cast("int8", T.max(T.min(r[Q], T.int32(p.qmax)),
+                                                              T.int32(p.qmin)))
 
     return softmax
