@@ -71,30 +71,37 @@ class SoftmaxParams:
     @classmethod
     def from_scales(cls, shape: tuple[int, ...], input_scale: float, output_scale: float,
                     output_zero_point: int, qmin: int, qmax: int) -> SoftmaxParams | None:
-        """The parameters of a softmax over the last axis of `shape`; None when the output
-        scale is 1 or more (no right shift left for the probabilities)."""
-        real = min(float(np.float64(np.float32(input_scale))) * 2.0 ** (31 - SCALED_DIFF_INTEGER_BITS),
-                   2.0 ** 31 - 1.0)
-        mantissa, left_shift = math.frexp(real)
-        multiplier = int(math.floor(mantissa * 2**31 + 0.5))
-        if multiplier == 2**31:
-            multiplier, left_shift = multiplier // 2, left_shift + 1
-        if left_shift < 0:
-            return None  # input scales below 2^-26 · 2^-1: no int8 model has them
-        radius = ((1 << SCALED_DIFF_INTEGER_BITS) - 1) * 2.0 ** (31 - SCALED_DIFF_INTEGER_BITS) \
-            / 2.0**left_shift
+        """The parameters of a softmax over the last axis of `shape`; None when the input
+        scale is below 2^-27 or the output scale about 1 or more (no right shift is left
+        for the probabilities)."""
+        scaling = _input_scaling(input_scale)
         out_mult, out_shift = int8.quantize_multiplier(
             np.ldexp(1.0, -31) / np.float64(np.float32(output_scale)))
         right_shift = 31 - int(out_shift)
-        if right_shift >= int8.MAX_RIGHT_SHIFT or int(out_mult) == 0:
+        if scaling is None or right_shift >= int8.MAX_RIGHT_SHIFT or int(out_mult) == 0:
             return None
         rows = int(np.prod(shape[:-1], dtype=np.int64))
-        return cls(rows, int(shape[-1]), multiplier, left_shift, -int(math.floor(radius)),
-                   int(out_mult), right_shift, int(output_zero_point), int(qmin), int(qmax))
+        return cls(rows, int(shape[-1]), *scaling, int(out_mult), right_shift,
+                   int(output_zero_point), int(qmin), int(qmax))
 
     def to_dict(self) -> dict:
         """The parameters by name (JSON)."""
         return asdict(self)
+
+
+def _input_scaling(input_scale: float) -> tuple[int, int, int] | None:
+    """(multiplier, left shift, diff_min) of ``s_x · 2^26``: TFLite's
+    ``QuantizeMultiplierGreaterThanOne`` (rounded half up) and ``CalculateInputRadius``."""
+    fractional_bits = 31 - SCALED_DIFF_INTEGER_BITS
+    real = min(float(np.float32(input_scale)) * 2.0**fractional_bits, 2.0**31 - 1.0)
+    mantissa, left_shift = math.frexp(real)
+    multiplier = int(math.floor(mantissa * 2**31 + 0.5))
+    if multiplier == 2**31:
+        multiplier, left_shift = multiplier // 2, left_shift + 1
+    if left_shift < 0:
+        return None
+    radius = ((1 << SCALED_DIFF_INTEGER_BITS) - 1) * 2.0**fractional_bits / 2.0**left_shift
+    return multiplier, left_shift, -int(math.floor(radius))
 
 
 def softmax_primfunc(shape: tuple[int, ...], p: SoftmaxParams):
