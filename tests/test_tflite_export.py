@@ -339,8 +339,8 @@ def _space_cases():
     spaces = list_spaces()
     seeds = spaces if os.environ.get("QANAS_TFLITE_ALL_SEEDS") else [
         s for s in ("squeezenas-small",) if s in spaces]
-    return ([compiled_space_param(s, "min") for s in spaces]
-            + [compiled_space_param(s, "seed") for s in seeds])
+    return ([compiled_space_param(s, "min", tflite=True) for s in spaces]
+            + [compiled_space_param(s, "seed", tflite=True) for s in seeds])
 
 
 @pytest.mark.slow

@@ -316,6 +316,27 @@ def _convert_transpose(node, ctx, attrs):
     return [relax.op.permute_dims(x, perm)]
 
 
+def _convert_slice(node, ctx, attrs):
+    """ONNX Slice with constant parameters as ``strided_slice`` on normalized bounds."""
+    x = ctx.expr(node.input[0])
+    shape = [int(d) for d in x.ty.shape]
+    starts, ends = ctx.value(node.input[1]), ctx.value(node.input[2])
+    given = [ctx.value(node.input[i]) if len(node.input) > i and node.input[i] else None
+             for i in (3, 4)]
+    axes = range(len(starts)) if given[0] is None else given[0]
+    steps = np.ones(len(starts), np.int64) if given[1] is None else given[1]
+    if np.any(steps <= 0):
+        raise UnsupportedOpError(
+            f"operator Slice (node {node.name!r}) with steps {steps.tolist()}: only positive "
+            "steps are supported; reverse the tensor another way (Transpose, or a positive "
+            "step on the reversed axis)")
+    axes = [_axis(int(a), len(shape)) for a in axes]
+    bounds = [slice(int(b), int(e), int(s)).indices(shape[a])
+              for a, b, e, s in zip(axes, starts, ends, steps, strict=True)]
+    return [relax.op.strided_slice(x, axes, [b[0] for b in bounds], [b[1] for b in bounds],
+                                   [b[2] for b in bounds])]
+
+
 def _convert_identity(node, ctx, attrs):
     return [ctx.raw(node.input[0])]
 
@@ -346,6 +367,7 @@ CONVERTERS = {
     "Reshape": _convert_reshape,
     "Flatten": _convert_reshape,
     "Transpose": _convert_transpose,
+    "Slice": _convert_slice,
     "Identity": _convert_identity,
 }
 

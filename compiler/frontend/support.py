@@ -92,8 +92,18 @@ def _gemm(node, attrs, facts):
 
 
 def _matmul(node, attrs, facts):
-    if not facts.is_const(node.input[1]) or facts.rank(node.input[1]) != 2:
-        return "the right operand must be a 2-D constant"
+    if facts.is_const(node.input[1]):
+        if facts.rank(node.input[1]) != 2:
+            return "a constant right operand that is not 2-D"
+        return None
+    if any((facts.rank(n) or 0) < 2 for n in node.input[:2]):
+        return "an activation operand of rank below 2"
+    return None
+
+
+def _slice(node, attrs, facts):
+    if not all(facts.is_const(n) for n in node.input[1:]):
+        return "starts, ends, axes and steps must be constants"
     return None
 
 
@@ -166,7 +176,9 @@ _ROWS = [
     OpSupport("QLinearConv", "as Conv, constant scales and zero points", _qlinear_conv),
     OpSupport("ConvInteger", "as Conv (integer output, no requantization)", _conv),
     OpSupport("Gemm", "transA=0, alpha=beta=1, constant B", _gemm),
-    OpSupport("MatMul", "constant 2-D right operand", _matmul),
+    OpSupport("MatMul", "constant 2-D right operand (a layer), or two activations of rank >= 2 "
+              "(batched, numpy broadcasting; int8: both per-tensor, int32 accumulation, one "
+              "requantization)", _matmul),
     OpSupport("Add", "numpy broadcasting"),
     OpSupport("Sub", "numpy broadcasting"),
     OpSupport("Mul", "numpy broadcasting"),
@@ -176,7 +188,9 @@ _ROWS = [
     OpSupport("Sigmoid", ""),
     OpSupport("HardSigmoid", "any alpha/beta"),
     OpSupport("HardSwish", ""),
-    OpSupport("Softmax", "float models only (int8 Softmax is not lowered yet)"),
+    OpSupport("Softmax", "any axis from opset 13, the last one before; int8 "
+              "(DequantizeLinear -> Softmax -> QuantizeLinear): the last axis, per-tensor, "
+              "output scale below 1, TFLite Micro's fixed-point exp"),
     OpSupport("Resize", "opset >= 11, 4-D, H and W only, nearest (any nearest_mode) or "
               "linear, half_pixel / half_pixel_symmetric / pytorch_half_pixel / "
               "align_corners / asymmetric / tf_half_pixel_for_nn, constant scales (any, "
@@ -190,6 +204,7 @@ _ROWS = [
     OpSupport("Reshape", "constant shape", _reshape),
     OpSupport("Flatten", "any axis"),
     OpSupport("Transpose", "any permutation"),
+    OpSupport("Slice", "constant starts, ends, axes and steps, steps > 0", _slice),
     OpSupport("Identity", ""),
     OpSupport("QuantizeLinear", "int8/uint8, constant scale/zero point, per-tensor "
               "(per-axis for constants only)", _quant),

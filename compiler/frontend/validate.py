@@ -300,6 +300,26 @@ def _check_requant(node: onnx.NodeProto, facts: ModelFacts) -> None:
             f"represent (< 2^30); the scales are inconsistent: recalibrate the model")
 
 
+def _check_softmax(node: onnx.NodeProto, facts: ModelFacts) -> None:
+    """An int8 softmax (of a DequantizeLinear) runs over the last axis into a scale below 1."""
+    if facts.dq_source(node.input[0]) is None:
+        return  # a float softmax: any axis
+    shape = facts.shape(node.input[0]) or (1,)
+    axis = int(node_attrs(node).get("axis", -1)) % len(shape)
+    if axis != len(shape) - 1:
+        raise UnsupportedOpError(
+            f"{node_name(node)} is an int8 Softmax over axis {axis} of a rank-{len(shape)} "
+            "tensor: the integer softmax runs over the last axis only; transpose that axis "
+            "to the end before the Softmax (and back after it) in the model")
+    for consumer, _ in facts.consumers.get(node.output[0], []):
+        scale = facts.scale(consumer) if consumer.op_type == "QuantizeLinear" else None
+        if scale is not None and scale.max() >= 1:
+            raise UnsupportedOpError(
+                f"{node_name(consumer)} quantizes the probabilities of {node_name(node)} with "
+                f"scale {scale.max():g}: the integer softmax needs an output scale below 1 "
+                "(1/256 or 1/255 is usual); recalibrate the model")
+
+
 _NODE_CHECKS = {
     "QuantizeLinear": [_check_qdq, _check_requant],
     "DequantizeLinear": [_check_qdq],
@@ -309,6 +329,7 @@ _NODE_CHECKS = {
     "AveragePool": [check_pool],
     "MaxPool": [check_pool],
     "Gemm": [check_gemm],
+    "Softmax": [_check_softmax],
 }
 
 

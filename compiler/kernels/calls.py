@@ -22,6 +22,7 @@ The arguments of each call, in order (all ``DLTensor``s; constants are in ``weig
 | ``qanas_global_avg_pool_s8`` | input, output |
 | ``qanas_add_s8``, ``qanas_mul_s8`` | a, b, output |
 | ``qanas_resize_s8`` | input, rows table, cols table (`compiler.passes.resize_spec`), output |
+| ``qanas_softmax_s8`` | input, output (rows of the last axis, any layout) |
 | ``qanas_inverted_residual_s8`` | input, [expand weights, bias, multiplier, shift], depthwise ..., project ..., [rescale multiplier, shift], output |
 | ``qanas_conv2d_s4``, ``qanas_pointwise_conv_s4`` | input, int4 weights packed two per byte (`compiler.kernels.packing_s4`), bias, multiplier, shift, output |
 | ``qanas_patch_stage_s8`` | model input (NCHW), then per layer weights, bias, multiplier, shift, output (NHWC) |
@@ -57,6 +58,7 @@ STEP_TYPES = {
     "qanas_inverted_residual_s8": "qanas_irb_step_t",
     "qanas_patch_stage_s8": "qanas_patch_step_t",
     "qanas_resize_s8": "qanas_resize_step_t",
+    "qanas_softmax_s8": "qanas_softmax_step_t",
 }
 """Library function → the C struct of its step parameters (``qanas/kernel_steps.h``)."""
 

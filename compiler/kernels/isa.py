@@ -14,7 +14,7 @@ KERNELS_DIR = Path(__file__).resolve().parents[2] / "runtime" / "c" / "kernels"
 """The C library: ``qanas_kernels.h`` (API) and the sources below."""
 
 KERNEL_SOURCES = ("qk_isa.c", "qk_requant.c", "qk_conv.c", "qk_depthwise.c", "qk_pool.c",
-                  "qk_elementwise.c", "qk_irb.c", "qk_resize.c")
+                  "qk_elementwise.c", "qk_irb.c", "qk_resize.c", "qk_softmax.c")
 """Every C file of the int8 library (all are needed; unused functions go with --gc-sections)."""
 
 S4_KERNEL_SOURCES = ("qk_conv_s4.c",)

@@ -29,6 +29,7 @@ from compiler.passes.lower_lut import LowerQuantizedUnaryToLUT
 from compiler.passes.lower_matmul import LowerQuantizedMatmul
 from compiler.passes.lower_pool import LowerQuantizedAvgPool
 from compiler.passes.lower_resize import LowerQuantizedResize
+from compiler.passes.lower_softmax import LowerQuantizedSoftmax
 
 
 def integer_lowering(fuse_inverted_residuals: bool = False) -> tvm.transform.Pass:
@@ -47,6 +48,7 @@ def integer_lowering(fuse_inverted_residuals: bool = False) -> tvm.transform.Pas
             HoistDequantize(),
             LowerQuantizedConv2d(),
             LowerQuantizedMatmul(),
+            LowerQuantizedSoftmax(),
             LowerQuantizedElementwise(),
             LowerQuantizedConcat(),
             LowerQuantizedAvgPool(),
@@ -82,7 +84,7 @@ def lower_to_integer(imported: ImportedModel,
             f"{leftover}. Every op between the graph's input QuantizeLinear and output "
             "DequantizeLinear must be quantized (QDQ around it) and one of the int8 "
             "patterns in compiler.passes (conv, gemm/matmul, add/sub/mul, concat, pooling, "
-            "resize, reshape/transpose, element-wise activations)")
+            "resize, softmax, reshape/transpose/slice, element-wise activations)")
     return lowered
 
 
@@ -99,6 +101,7 @@ __all__ = [
     "LowerQuantizedElementwise",
     "LowerQuantizedMatmul",
     "LowerQuantizedResize",
+    "LowerQuantizedSoftmax",
     "LowerQuantizedUnaryToLUT",
     "append_argmax",
     "fused_blocks",

@@ -1,4 +1,5 @@
-"""HoistDequantize: ``concat(dq(x_1), ..., dq(x_k))`` → ``dq(concat(x_1, ..., x_k))``.
+"""HoistDequantize: ``concat(dq(x_1), ..., dq(x_k))`` → ``dq(concat(x_1, ..., x_k))``, and
+``move(dq(x))`` → ``dq(move(x))`` for the data movements reshape, transpose and slice.
 
 Brevitas aligns the scales of tensors that meet in a concatenation (they share one
 quantizer) and exports no QuantizeLinear after the Concat: the concatenated float
@@ -8,6 +9,12 @@ dequantizing once is exact, and it hands the consumer (a quantized conv, or a pl
 requantization) the ``dequantize`` input its lowering pattern expects. Inputs with
 different quantization are left alone: `LowerQuantizedConcat` handles those when a
 quantize follows.
+
+Attention splits a dequantized projection into heads with a chain of reshapes and a
+transpose before its MatMul, and joins the heads the same way before the next quantizer
+(``DQ → Reshape → Reshape → Transpose → MatMul``). A reshape, transpose or slice of a
+per-tensor dequantized activation moves the integers instead, so each chain becomes one
+``dequantize`` of moved int8 data and the consumer sees the pattern its lowering expects.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from compiler.passes._common import dtype_of, function_pass, is_op, qparams_of, variable_bindings
 
+_MOVES = ("relax.reshape", "relax.permute_dims", "relax.strided_slice")
+
 
 @mutator
 class DequantizeHoister(PyExprMutator):
@@ -26,6 +35,7 @@ class DequantizeHoister(PyExprMutator):
     def __init__(self, mod: tvm.IRModule | None = None):
         super().__init__(mod)
         self.binds: dict[relax.Var, relax.Expr] = {}
+        self.hoisted: dict[relax.Call, relax.Call] = {}  # a move → its new ``dq(move(x))``
 
     def lower_function(self, func: relax.Function) -> relax.Function:
         """Rewrites ``func`` and drops the bindings left dead."""
@@ -37,8 +47,39 @@ class DequantizeHoister(PyExprMutator):
             expr = self.binds[expr]
         return expr
 
+    def _activation_dq(self, expr: relax.Expr) -> tuple[relax.Expr, relax.Call] | None:
+        """(new int8 data, the dequantize) of a per-tensor dequantized activation, else None."""
+        src = self._producer(expr)
+        if src in self.hoisted:
+            dq = self.hoisted[src]
+            return dq.args[0], dq
+        if not is_op(src, "relax.dequantize") or isinstance(src.args[0], tvm.ir.GenericConst):
+            return None
+        params = qparams_of(src, dtype_of(src.args[0]))
+        if params is None or not params.per_tensor:
+            return None
+        return self.visit_expr(src.args[0]), src
+
+    def _moved(self, call: relax.Call, data: relax.Expr) -> relax.Expr:
+        if is_op(call, "relax.reshape"):
+            return relax.op.reshape(data, call.args[1])
+        if is_op(call, "relax.permute_dims"):
+            axes = call.attrs.axes
+            return relax.op.permute_dims(data, None if axes is None else [int(a) for a in axes])
+        a = call.args
+        return relax.op.strided_slice(data, a[1], a[2], a[3], a[4] if len(a) > 4 else None)
+
     def visit_call_(self, call: relax.Call) -> relax.Expr:  # noqa: D102 - visitor hook
         new = super().visit_call_(call)
+        if any(is_op(call, op) for op in _MOVES):
+            found = self._activation_dq(call.args[0])
+            if found is None:
+                return new
+            data, dq = found
+            moved = self.builder_.emit(self._moved(call, data))
+            self.hoisted[call] = relax.op.dequantize(moved, dq.args[1], dq.args[2], axis=0,
+                                                     out_dtype=str(dq.attrs.out_dtype))
+            return self.hoisted[call]
         if not is_op(call, "relax.concat"):
             return new
         fields = self._producer(call.args[0])

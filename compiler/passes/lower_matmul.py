@@ -5,6 +5,12 @@ ONNX Gemm/MatMul import as ``R.matmul(x, W)`` with ``W`` of shape ``[K, N]``
 
     acc[n] = matmul(x_q, W_q, out_dtype=int32) + (b_q[n] - zp_x · Σ_k W_q[k, n])
     y_q    = requantize(acc, s_x · s_W[n] / s_y, zp_y, qmin', qmax')
+
+A MatMul of two int8 activations (attention's ``Q·Kᵀ`` and ``softmax·V``, batched over
+the heads) has no weight to fold the zero points into; both operands are centred::
+
+    acc = matmul(a_q - zp_a, b_q - zp_b, out_dtype=int32)
+    y_q = requantize(acc, s_a · s_b / s_y, zp_y, qmin', qmax')
 """
 
 from __future__ import annotations
@@ -34,9 +40,10 @@ class MatmulRewriter(QuantRewriter):
         if not is_op(node, "relax.matmul"):
             return None
         x, w = self.dequantized(node.args[0]), self.dequantized(node.args[1])
-        if (x is None or w is None or not isinstance(w[0], tvm.ir.GenericConst)
-                or not x[1].per_tensor or x[1].dtype != "int8"):
+        if x is None or w is None or not x[1].per_tensor or x[1].dtype != "int8":
             return None
+        if not isinstance(w[0], tvm.ir.GenericConst):
+            return None if bias is not None else self.activation_product(x, w, out, qmin, qmax)
         (x_q, xp), (w_c, wp) = x, w
         w_q = const_value(w_c)
         if w_q.ndim != 2 or w_q.dtype != np.int8 or wp.zero_point.any():
@@ -54,6 +61,16 @@ class MatmulRewriter(QuantRewriter):
         if np.all(real == real[0]):
             real = real[0]
         return self.requantize(acc, real, out.zp, qmin, qmax, (cols,))
+
+    def activation_product(self, a, b, out: QParams, qmin: int, qmax: int) -> relax.Expr | None:
+        """The int8 product of two per-tensor int8 activations (see the module docstring)."""
+        (a_q, ap), (b_q, bp) = a, b
+        if not bp.per_tensor or bp.dtype != "int8":
+            return None
+        acc = self.emit(relax.op.matmul(self.to_int(a_q, "int32", ap.zp),
+                                        self.to_int(b_q, "int32", bp.zp), out_dtype="int32"))
+        real = np.float64(ap.s) * np.float64(bp.s) / np.float64(out.s)
+        return self.requantize(acc, real, out.zp, qmin, qmax)
 
 
 def LowerQuantizedMatmul():  # noqa: N802 - TVM pass naming

@@ -28,6 +28,8 @@ packed by `compiler.kernels.packing` for the target's `kernel_isa`:
   are chains of convolutions (`compiler.passes.offload_patch_stage`);
 * int8 nearest / bilinear resize (`compiler.passes.offload_resize`): ``qanas_resize_s8``,
   writing NCHW when no library call reads its output.
+* the integer softmax kernel (`compiler.passes.lower_softmax`, tagged with its
+  parameters): ``qanas_softmax_s8``, on the tensor as it is (rows of the last axis).
 
 The library is NHWC; the graph stays NCHW in meaning. Each call reads and writes NHWC
 tensors, with ``permute_dims`` to and from NCHW around it, and a transpose that would undo
@@ -230,6 +232,9 @@ class _Groups:
         if resize is not None:
             call, x, constants, out_shape = resize
             return _Match(call, [x], [True], constants, out_shape, True, {_key(final)})
+        softmax = self.match_softmax(final)
+        if softmax is not None:
+            return softmax
         tail = self.tail(final)
         if tail is None:
             return None
@@ -241,6 +246,17 @@ class _Groups:
         if found is None or not self.private(found.members, final):
             return None
         return found
+
+    def match_softmax(self, final) -> _Match | None:
+        """The integer softmax kernel (`compiler.passes.lower_softmax`): its tag holds the
+        library's parameters; rows of the last axis, so no layout change."""
+        v = self.value(final)
+        tag = kernel_tag(self.mod, v)
+        if tag is None or tag.get("op") != "softmax":
+            return None
+        params = {k: value for k, value in tag.items() if k != "op"}
+        return _Match(LibraryCall("qanas_softmax_s8", {"softmax": params}),
+                      [v.args[1].fields[0]], [False], [], shape_of(final), False, {_key(final)})
 
     def match_requantized(self, final, tail: _Tail) -> _Match | None:
         got = self.requantized_acc(tail)
@@ -578,7 +594,8 @@ class _Offloader(PyExprMutator):
             new = self.visit_expr(var)
             if to_nhwc:
                 new = self.nhwc(new)
-            elif _key(new) in self.from_nhwc:  # a (1, C, 1, 1) vector: the same bytes
+            elif _key(new) in self.from_nhwc and all(d == 1 for d in shape_of(new)[2:]):
+                # a (1, C, 1, 1) vector: the same bytes
                 new = self.from_nhwc[_key(new)]
             args.append(new)
         args += [relax.const(c) for c in found.constants]

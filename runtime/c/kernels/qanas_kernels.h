@@ -11,7 +11,8 @@
  *   bias[o] = b[o] - input_zero_point * sum(w[o]),
  * so a kernel accumulates bias + sum(w * x) over the raw int8 inputs; window taps that
  * fall in the padding read the input zero point (they add zero_point * w), without a
- * padded copy of the input.
+ * padded copy of the input. The softmax (attention) reads rows of its last axis, whatever
+ * the layout.
  *
  * Requantization (docs/int8-arithmetic.md): y = clamp(round_half_even(acc * M / 2^(31 -
  * shift)) + output_zero_point, qmin, qmax), one rounding; ReLU/ReLU6 are qmin/qmax.
@@ -91,6 +92,19 @@ typedef struct {
   int32_t output_zero_point, qmin, qmax;
 } qanas_mul_params_t;
 
+/* Softmax over the last axis of `rows` x `depth` int8 values (TFLite Micro's fixed-point
+ * softmax; compiler/passes/softmax_kernel.py SoftmaxParams gives each field): the
+ * difference to the row's maximum, scaled to Q5.26 by input_multiplier * 2^input_left_shift
+ * (entries below diff_min output the zero point), exp in Q0.31, the sum's reciprocal, and
+ * one rounding to the output grid with output_multiplier and a right shift of
+ * output_right_shift plus the row's bits over unit. */
+typedef struct {
+  int32_t rows, depth;
+  int32_t input_multiplier, input_left_shift, diff_min;
+  int32_t output_multiplier, output_right_shift;
+  int32_t output_zero_point, qmin, qmax;
+} qanas_softmax_params_t;
+
 /* The instruction set the library was built for: "mve", "dsp", "neon", "avx2", "portable". */
 const char *qanas_kernels_isa(void);
 
@@ -159,6 +173,10 @@ qanas_status_t qanas_add_s8(int32_t count, const int8_t *a, const int8_t *b,
 qanas_status_t qanas_mul_s8(int32_t count, const int8_t *a, const int8_t *b,
                             int32_t b_channels, const qanas_mul_params_t *params,
                             int8_t *output);
+
+/* Int8 softmax of each row (see qanas_softmax_params_t); output may not overlap input. */
+qanas_status_t qanas_softmax_s8(const qanas_softmax_params_t *params, const int8_t *input,
+                                int8_t *output);
 
 /* One inverted residual block (MobileNetV2 / MBConv / SqueezeNAS), fused, NHWC, batch 1:
  *   E = requant(conv1x1_expand(X))            expand_weights NULL: no expansion, E = X

@@ -52,6 +52,11 @@ typedef struct {
   qanas_mul_params_t mul;
 } qanas_mul_step_t;
 
+/* Softmax over the last axis: args input, output. */
+typedef struct {
+  qanas_softmax_params_t softmax;
+} qanas_softmax_step_t;
+
 /* Fused inverted residual: args input, [expand weights, bias, multiplier, shift] (when
  * has_expand), depthwise weights, bias, multiplier, shift, project weights, bias,
  * multiplier, shift, [rescale multiplier, shift] (when irb.residual_rescale), output. The
@@ -102,6 +107,7 @@ int32_t qanas_step_inverted_residual_s8(void *self, void *args, int32_t num_args
                                         void *result);
 int32_t qanas_step_patch_stage_s8(void *self, void *args, int32_t num_args, void *result);
 int32_t qanas_step_resize_s8(void *self, void *args, int32_t num_args, void *result);
+int32_t qanas_step_softmax_s8(void *self, void *args, int32_t num_args, void *result);
 
 #ifdef __cplusplus
 }
