@@ -14,9 +14,18 @@ summarised per space (median over subnets) with the float-only score for scale, 
 subnets per hour that 2 cores give, and the largest |int8 mIoU difference| between the
 engines (the new engine is bit-exact with the old one, so 0 is expected).
 
+With ``--bits w4w8`` each subnet is also scored as a mixed-precision subnet (the same
+architecture, every other searchable conv at 4 bits, `qanas.search.bits.BitsEvaluator`
+as ``qanas search --bits w4w8`` scores it) by both engines, in the same rounds: the rows
+gain the mixed scores' CPU seconds and the largest |int8 mIoU difference| between the
+engines on them.
+
 Run:
     .venv/bin/python benchmarks/score_subnet.py --image-size 64 128 --subnets 8 --rounds 3 \\
         --out benchmarks/results/score_subnet_64x128.json
+    .venv/bin/python benchmarks/score_subnet.py --spaces squeezenas-small --bits w4w8 \\
+        --image-size 64 128 --subnets 8 --rounds 3 \\
+        --out benchmarks/results/score_subnet_64x128_w4w8.json
 """
 
 from __future__ import annotations
@@ -35,10 +44,37 @@ import torch
 CORES = 2
 
 
-def _cpu_seconds(scorer, cfg):
+def _cpu_seconds(score, cfg):
     start = time.process_time()
-    score = scorer.score(cfg)
-    return time.process_time() - start, score
+    miou = score(cfg)
+    return time.process_time() - start, miou
+
+
+def _alternate_bits(space, cfg):
+    """`cfg` with every other searchable conv at 4 bits (the first one 4)."""
+    from qanas.space.bits import with_bits
+
+    return with_bits(cfg, [4 if i % 2 == 0 else 8 for i in range(space.slot_count(cfg))])
+
+
+def _scorings(supernet, spec, train_batches, val_batches, bits: str, image_size, num_classes):
+    """name -> (score function of a config, config transform): int8 per engine, and with
+    `bits` w4w8 the mixed-precision score per engine."""
+    from qanas.score import SubnetScorer
+    from qanas.search.bits import BitsEvaluator
+    from qanas.space.bits import WeightBitsSpace
+
+    scorers = {engine: SubnetScorer(supernet, train_batches, val_batches, spec, engine=engine)
+               for engine in ("brevitas", "lean")}
+    out = {engine: (lambda c, s=s: s.score(c).miou, lambda c: c)
+           for engine, s in scorers.items()}
+    if bits == "w4w8":
+        space = WeightBitsSpace(supernet.space, image_size, num_classes)
+        for engine, scorer in scorers.items():
+            evaluator = BitsEvaluator(scorer, space)
+            out[f"{engine}_w4w8"] = (lambda c, e=evaluator: e.score(c)["miou"],
+                                     lambda c: _alternate_bits(space, c))
+    return scorers["lean"], out
 
 
 def _space_row(name: str, args, train_batches, val_batches, num_classes: int) -> dict:
@@ -49,29 +85,32 @@ def _space_row(name: str, args, train_batches, val_batches, num_classes: int) ->
     space = get_space(name)
     torch.manual_seed(0)
     supernet = space.build_supernet(num_classes).eval()
-    spec = QuantSpec()
-    scorers = {engine: SubnetScorer(supernet, train_batches, val_batches, spec, engine=engine)
-               for engine in ("brevitas", "lean")}
+    lean, scorings = _scorings(supernet, QuantSpec(), train_batches, val_batches, args.bits,
+                               tuple(args.image_size), num_classes)
     fp32 = SubnetScorer(supernet, train_batches, val_batches, None)
     cfgs = [space.resolve("seed")] + [space.sample(np.random.default_rng(i))
                                       for i in range(args.subnets - 1)]
-    for scorer in (*scorers.values(), fp32):
-        scorer.score(cfgs[0])  # warm-up: first-call imports and allocator growth
-    times = {engine: [[] for _ in cfgs] for engine in scorers}
+    configs = {key: [transform(c) for c in cfgs] for key, (_, transform) in scorings.items()}
+    for key, (score, _) in scorings.items():
+        score(configs[key][0])  # warm-up: first-call imports and allocator growth
+    fp32.score(cfgs[0])
+    times = {key: [[] for _ in cfgs] for key in scorings}
     fp32_times = []
-    miou_diff = 0.0
+    miou_diff = {"int8": 0.0, "w4w8": 0.0}
     for round_ in range(args.rounds):
-        order = ("brevitas", "lean") if round_ % 2 == 0 else ("lean", "brevitas")
+        order = list(scorings) if round_ % 2 == 0 else list(reversed(scorings))
         for i, cfg in enumerate(cfgs):
             mious = {}
-            for engine in order:
-                seconds, score = _cpu_seconds(scorers[engine], cfg)
-                times[engine][i].append(seconds)
-                mious[engine] = score.miou
-            miou_diff = max(miou_diff, abs(mious["lean"] - mious["brevitas"]))
+            for key in order:
+                seconds, mious[key] = _cpu_seconds(scorings[key][0], configs[key][i])
+                times[key][i].append(seconds)
+            miou_diff["int8"] = max(miou_diff["int8"], abs(mious["lean"] - mious["brevitas"]))
+            if args.bits == "w4w8":
+                miou_diff["w4w8"] = max(miou_diff["w4w8"],
+                                        abs(mious["lean_w4w8"] - mious["brevitas_w4w8"]))
             if round_ == 0:
-                fp32_times.append(_cpu_seconds(fp32, cfg)[0])
-    per_subnet = {engine: [statistics.median(t) for t in times[engine]] for engine in times}
+                fp32_times.append(_cpu_seconds(lambda c: fp32.score(c).miou, cfg)[0])
+    per_subnet = {key: [statistics.median(t) for t in times[key]] for key in times}
     old = statistics.median(per_subnet["brevitas"])
     new = statistics.median(per_subnet["lean"])
     row = {
@@ -83,9 +122,21 @@ def _space_row(name: str, args, train_batches, val_batches, num_classes: int) ->
         "subnets_per_hour_2_cores_new": int(CORES * 3600 / new),
         "per_subnet_cpu_s_old": [round(v, 3) for v in per_subnet["brevitas"]],
         "per_subnet_cpu_s_new": [round(v, 3) for v in per_subnet["lean"]],
-        "max_abs_int8_miou_diff": miou_diff,
-        "lean_fallbacks": scorers["lean"].lean_fallbacks,
+        "max_abs_int8_miou_diff": miou_diff["int8"],
     }
+    if args.bits == "w4w8":
+        old_mixed = statistics.median(per_subnet["brevitas_w4w8"])
+        new_mixed = statistics.median(per_subnet["lean_w4w8"])
+        row.update({
+            "mixed_subnets": [c.to_str() for c in configs["lean_w4w8"]],
+            "cpu_s_per_mixed_subnet_old": round(old_mixed, 3),
+            "cpu_s_per_mixed_subnet_new": round(new_mixed, 3),
+            "mixed_over_int8_new": round(new_mixed / new, 2),
+            "subnets_per_hour_2_cores_mixed_new": int(CORES * 3600 / new_mixed),
+            "per_mixed_subnet_cpu_s_new": [round(v, 3) for v in per_subnet["lean_w4w8"]],
+            "max_abs_mixed_miou_diff": miou_diff["w4w8"],
+        })
+    row["lean_fallbacks"] = lean.lean_fallbacks
     return row
 
 
@@ -99,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, nargs=2, default=(64, 128), metavar=("H", "W"))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--val-fraction", type=float, default=0.2)
+    parser.add_argument("--bits", choices=("w8", "w4w8"), default="w8",
+                        help="w4w8: also time mixed-precision scores (see the docstring)")
     parser.add_argument("--out", help="JSON file for the results")
     args = parser.parse_args(argv)
     if args.subnets < 1 or args.rounds < 1:
@@ -129,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "score_subnet", "image_size": list(size), "batch_size": args.batch_size,
             "val_images": sum(int(b[0].shape[0]) for b in val_batches),
             "bn_batches": DEFAULT_BN_BATCHES, "calibration_batches": QuantSpec().calibration_batches,
-            "rounds": args.rounds, "threads": 1, "timer": "time.process_time per score",
+            "rounds": args.rounds, "bits": args.bits, "threads": 1, "timer": "time.process_time per score",
             "summary": "median over subnets of each subnet's median over rounds",
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                         "loadavg_before": [round(v, 2) for v in load_before],

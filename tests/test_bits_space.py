@@ -145,7 +145,7 @@ def test_evaluator_scores_with_the_configs_bits(space):
     mixed = evaluator.score(cfg)
     assert mixed["weight_bits"] == list(cfg.weight_bits)
     assert mixed["miou_fp32"] == int8["miou_fp32"]
-    assert scorer.spec == QuantSpec()  # restored after the mixed score
+    assert scorer.spec == QuantSpec()  # the mixed score passes its own spec
     brevitas = SubnetScorer(supernet, batches, batches, QuantSpec(), image_size=(32, 64),
                             engine="brevitas")
     assert BitsEvaluator(brevitas, small).score(cfg)["miou"] == mixed["miou"]

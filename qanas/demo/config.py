@@ -26,10 +26,13 @@ class DemoConfig:
         qat_steps: QAT fine-tuning steps of the chosen subnet (0 disables).
         fidelity_images: validation images run through the compiled C on the host.
         firmware_targets: QEMU targets the firmware runs on.
-        npu_target: Ethos-U target compiled with Vela (None skips the NPU stage).
+        npu_target: Ethos-U target compiled with Vela (None skips the NPU stage; so does a
+            chosen subnet with 4-bit weights, which Vela cannot compile).
         optimise: the compiler mode (``qanas compile --optimise``) the subnets are deployed
             with; the search plans SRAM and predicts latency for it. ``speed``: the mode the
             committed latency tables measure, so the latency check compares like with like.
+        bits: weight bit widths searched: ``w8`` (int8 only) or ``w4w8`` (4 or 8 bits per
+            searchable conv, with weight flash as a fourth objective; docs/mixed-precision.md).
         seed: seeds data, training, search and calibration.
     """
 
@@ -50,6 +53,7 @@ class DemoConfig:
     firmware_targets: tuple[str, ...] = QEMU_TARGETS
     npu_target: str | None = "ethos-u55-128"
     optimise: str = "speed"
+    bits: str = "w8"
     seed: int = 0
     extra: dict = field(default_factory=dict)
 

@@ -21,21 +21,26 @@ def qat_finetune(trainer, scorer, cfg, config: DemoConfig) -> tuple[torch.nn.Mod
     rounding at `QAT_LR_SCALE` × the supernet's LR. The int8 mIoU before (the
     calibrated post-training model) and after is measured on the scorer's
     validation images. With ``qat_steps == 0`` the post-training model is returned.
+    A mixed-precision `cfg` (``...@w84...``) is quantized and trained at its per-layer
+    weight bits (`qanas.train.standalone.subnet_quant_spec`).
     """
     from qanas.data import make_loader
     from qanas.quant.qat import prepare_qat
     from qanas.score.miou import evaluate_miou
-    from qanas.train.standalone import TrainingPhase
+    from qanas.space.bits import arch_of
+    from qanas.train.standalone import TrainingPhase, subnet_quant_spec
 
     num_classes, ignore = scorer.supernet.num_classes, scorer.ignore_index
-    ptq = scorer.quantize(scorer.prepare(cfg))
+    subnet = scorer.prepare(arch_of(cfg))
+    spec = subnet_quant_spec(scorer.spec, cfg, subnet, scorer.image_size, num_classes)
+    ptq = scorer.quantize(subnet, spec=spec)  # a copy: `subnet` stays float for the QAT
     with torch.inference_mode():
         before = evaluate_miou(ptq, scorer.eval_batches, num_classes, ignore)["miou"]
     section = {"steps": int(config.qat_steps), "miou_int8_before": float(before)}
     if config.qat_steps <= 0:
         return ptq.eval(), {**section, "miou_int8_after": float(before), "losses": []}
     torch.manual_seed(config.seed)
-    qmodel = prepare_qat(scorer.prepare(cfg), scorer.spec, scorer.train_batches)
+    qmodel = prepare_qat(subnet, spec, scorer.train_batches)
     base = trainer.config
     lr = trainer.optimizer.defaults["lr"] * QAT_LR_SCALE
     phase_config = base.replace(lr=lr, warmup_fraction=0.0)

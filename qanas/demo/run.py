@@ -4,7 +4,8 @@
 2. train a FairNAS supernet in float, then a few steps with int8 fake-quant (QAT-aware);
 3. search it with pymoo NSGA-II for the target (int8 mIoU, latency, peak SRAM; the
    target's SRAM and flash as hard constraints), every subnet scored on Brevitas int8
-   mIoU;
+   mIoU; with ``bits="w4w8"`` each searchable conv's weight bits (4 or 8) are searched
+   too, with weight flash as a fourth objective;
 4. check the search's latency figures against measured runs on the target (QEMU);
 5. pick the knee of the front and fine-tune it briefly with QAT;
 6. export ONNX QDQ and TFLite, compile with TVM to integer-only C for the target;
@@ -12,7 +13,7 @@
    deployed-integer vs fake-quant mIoU;
 8. firmware on each QEMU Cortex-M target (bit-exact with the host, per-kernel timing on
    the target);
-9. Vela for the Ethos-U NPU (estimates);
+9. Vela for the Ethos-U NPU (estimates; skipped for a chosen subnet with 4-bit weights);
 10. the HTML report.
 
 Every figure in ``results.json`` and the report is measured in this run.
@@ -60,6 +61,21 @@ def _protocol(config: DemoConfig) -> dict:
             "space": config.space, "target": config.target,
             "host": {"cpu": platform.processor() or platform.machine(),
                      "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}}
+
+
+def npu_target_for(config: DemoConfig, arch: str) -> str | None:
+    """The Ethos-U target of the NPU stage: None when there is none, or when `arch` has 4-bit
+    weights (Vela compiles int8 weights only; the stage is skipped with a message)."""
+    from qanas.space.bits import parse_config, searched_bits
+
+    if not config.npu_target:
+        return None
+    bits = searched_bits(parse_config(arch))
+    if bits is not None and 4 in bits:
+        print(f"[qanas demo] NPU stage skipped: the chosen subnet has 4-bit weights and Vela "
+              f"({config.npu_target}) compiles int8 weights only", file=sys.stderr, flush=True)
+        return None
+    return config.npu_target
 
 
 def run_demo(config: DemoConfig, out_dir: str | Path, force: bool = False) -> dict:
@@ -140,12 +156,13 @@ def run_demo(config: DemoConfig, out_dir: str | Path, force: bool = False) -> di
     stages.end("firmware in QEMU", targets=list(config.firmware_targets))
 
     npu = None
-    if config.npu_target:
+    npu_target = npu_target_for(config, chosen["record"].arch)
+    if npu_target:
         from qanas.demo.npu import npu_stage
 
         stages.begin()
-        npu = npu_stage(chosen["onnx"], config.npu_target, out / "npu")
-        stages.end("TFLite export + Vela", target=config.npu_target)
+        npu = npu_stage(chosen["onnx"], npu_target, out / "npu")
+        stages.end("TFLite export + Vela", target=npu_target)
 
     record = chosen["record"]
     results = {
@@ -220,6 +237,11 @@ def format_table(results: dict) -> str:
         f"fidelity          deployed mIoU {f['miou_deployed_int8']:.3f} vs fake-quant "
         f"{f['miou_fake_quant']:.3f} on {f['images']} images",
     ]
+    from qanas.report.architecture import weight_bits_of
+
+    bits = weight_bits_of(c["arch"])
+    if bits:
+        lines.insert(7, f"  weight bits     {bits}")
     for row in results["firmware"]:
         if not row["fits"]:
             lines.append(f"{row['target']:<17} does not fit: {row['reason']}")

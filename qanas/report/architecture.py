@@ -87,14 +87,9 @@ def subnet_blocks(arch: str, image_size, num_classes: int | None = None) -> list
         ReportError: the arch string does not parse in its space, or its weight bits do
             not give one digit per searchable conv.
     """
-    from qanas.space.bits import arch_of
-
     cfg = _parse(arch)
     space = cfg.search_space
-    kwargs = {}
-    if num_classes is not None and "num_classes" in inspect.signature(space.layer_specs).parameters:
-        kwargs["num_classes"] = int(num_classes)
-    specs = space.layer_specs(arch_of(cfg), tuple(int(v) for v in image_size), **kwargs)
+    specs = _layer_specs(cfg, image_size, num_classes)
     widths = iter(_conv_bits(cfg, specs, num_classes))
     groups: dict[str, list] = {}
     conv_bits: dict[str, list[int]] = {}
@@ -118,6 +113,57 @@ def subnet_blocks(arch: str, image_size, num_classes: int | None = None) -> list
                             sum(s.params for s in members), len(members),
                             tuple(conv_bits.get(key, ()))))
     return _with_identities(blocks, plans, labels)
+
+
+def _layer_specs(cfg, image_size, num_classes: int | None):
+    """The layer descriptors of `cfg`'s architecture at the run's size and class count."""
+    from qanas.space.bits import arch_of
+
+    space = cfg.search_space
+    kwargs = {}
+    if num_classes is not None and "num_classes" in inspect.signature(space.layer_specs).parameters:
+        kwargs["num_classes"] = int(num_classes)
+    return space.layer_specs(arch_of(cfg), tuple(int(v) for v in image_size), **kwargs)
+
+
+@dataclass(frozen=True)
+class ConvBits:
+    """One conv of a mixed-precision subnet: its shape, weight bits and weight bytes.
+
+    Attributes:
+        name: the layer descriptor's name (``blocks.3.expand``...).
+        in_channels, out_channels, kernel, groups: its shape.
+        bits: its weight bit width (4 or 8).
+        weight_bytes: bytes of its weights as the compiler stores them at `bits`
+            (`qanas.space.layer_bits.weight_bytes`); `weight_bytes_int8` at 8 bits.
+    """
+
+    name: str
+    in_channels: int
+    out_channels: int
+    kernel: tuple[int, int]
+    groups: int
+    bits: int
+    weight_bytes: int
+    weight_bytes_int8: int
+
+
+def subnet_conv_bits(arch: str, image_size, num_classes: int | None = None) -> list[ConvBits]:
+    """Every conv of a mixed-precision `arch` with its weight bits and bytes; [] for int8.
+
+    Raises:
+        ReportError: the arch string does not parse, or its bits do not fit its subnet.
+    """
+    from qanas.space.layer_bits import conv_layers, weight_bytes
+
+    cfg = _parse(arch)
+    specs = _layer_specs(cfg, image_size, num_classes)
+    widths = _conv_bits(cfg, specs, num_classes)
+    if not widths:
+        return []
+    return [ConvBits(s.name, s.in_channels, s.out_channels, tuple(s.kernel), s.groups, b,
+                     weight_bytes(s, b), weight_bytes(s, 8))
+            for s, b in zip(conv_layers(specs), widths, strict=True)]
 
 
 def _parse(arch: str):

@@ -4,7 +4,12 @@ validation, rank correlation and (older runs) the scored candidates."""
 from __future__ import annotations
 
 from qanas.report import search_figures as sf
-from qanas.report.architecture import draw_blocks, subnet_blocks, weight_bits_of
+from qanas.report.architecture import (
+    draw_blocks,
+    subnet_blocks,
+    subnet_conv_bits,
+    weight_bits_of,
+)
 from qanas.report.deploy_figures import qat_figure
 from qanas.report.fmt import nbytes, num, pct, text
 from qanas.report.load import RunData
@@ -124,6 +129,8 @@ def chosen_section(run: RunData) -> Section:
                          "the project's compile.json), so the block diagram is not drawn.")
         return sec
     classes = run.num_classes()
+    if bits is not None:
+        sec.tables.append(_conv_bits_table(c["arch"], size, classes, c.get("weights_bytes")))
     blocks = subnet_blocks(c["arch"], size, classes)
     sec.figures.append(Figure(
         draw_blocks(blocks, short_arch(c["arch"], 110)), "Chosen subnet architecture",
@@ -140,6 +147,25 @@ def chosen_section(run: RunData) -> Section:
         sec.notes.append(f"{len(skipped)} superblock(s) chose the identity skip: "
                          f"{', '.join(skipped)}.")
     return sec
+
+
+def _conv_bits_table(arch: str, size, classes: int | None, compiled: int | None) -> Table:
+    """Per-conv weight bits and weight bytes of a mixed-precision chosen subnet."""
+    convs = subnet_conv_bits(arch, size, classes)
+    rows = [(c.name, f"{c.in_channels}→{c.out_channels}", f"{c.kernel[0]}×{c.kernel[1]}",
+             num(c.groups), num(c.bits), num(c.weight_bytes), num(c.weight_bytes_int8))
+            for c in convs]
+    total = sum(c.weight_bytes for c in convs)
+    total8 = sum(c.weight_bytes_int8 for c in convs)
+    rows.append(("all convs", "", "", "", f"{sum(c.bits == 4 for c in convs)} at 4",
+                 num(total), num(total8)))
+    saved = 1.0 - total / total8 if total8 else None
+    return Table(("conv", "channels", "kernel", "groups", "weight bits", "weight bytes",
+                  "int8 bytes"), tuple(rows),
+                 f"Weight bits per conv: the conv weights take {pct(saved, 1)} less than all "
+                 "int8 (qanas.space.layer_bits.weight_bytes, as the compiler packs them; "
+                 "biases and requantization parameters excluded). The compiled weights "
+                 f"region: {nbytes(compiled)}.")
 
 
 def qat_section(run: RunData) -> Section:

@@ -189,48 +189,63 @@ class SubnetScorer:
         recalibrate_bn(subnet, self.train_batches[:self.bn_batches])
         return subnet.eval()
 
-    def quantize(self, subnet: nn.Module, copy_model: bool = True) -> nn.Module:
-        """The calibrated fake-quant model of a prepared subnet (requires a spec).
+    def _spec(self, spec: QuantSpec | None) -> QuantSpec:
+        """`spec`, else this scorer's; `ConfigError` when neither is given."""
+        spec = spec if spec is not None else self.spec
+        if spec is None:
+            raise ConfigError("this scorer has no QuantSpec; it scores in float only "
+                              "(pass spec= to quantize with one)")
+        return spec
 
+    def quantize(self, subnet: nn.Module, copy_model: bool = True,
+                 spec: QuantSpec | None = None) -> nn.Module:
+        """The calibrated Brevitas fake-quant model of a prepared subnet.
+
+        `spec` overrides this scorer's (e.g. one with a subnet's per-layer weight bits);
         `copy_model=False` folds BatchNorm into `subnet` itself (when it is discarded after).
         """
-        if self.spec is None:
-            raise ConfigError("this scorer has no QuantSpec; it scores in float only")
-        qmodel = quantize_model(subnet, self.spec, copy_model=copy_model)
-        calibrate(qmodel, self.train_batches, max_batches=self.spec.calibration_batches)
+        spec = self._spec(spec)
+        qmodel = quantize_model(subnet, spec, copy_model=copy_model)
+        calibrate(qmodel, self.train_batches, max_batches=spec.calibration_batches)
         return qmodel
 
-    def quantize_for_scoring(self, subnet: nn.Module) -> nn.Module:
+    def quantize_for_scoring(self, subnet: nn.Module, spec: QuantSpec | None = None) -> nn.Module:
         """The calibrated fake-quant model the score is measured on (this scorer's engine).
 
-        The lean model reads `subnet`'s weights without changing them; the Brevitas one
-        folds BatchNorm into `subnet` in place. Either way `subnet` is not used after.
+        `spec` overrides this scorer's. The lean model reads `subnet`'s weights without
+        changing them; the Brevitas one folds BatchNorm into `subnet` in place. Either way
+        `subnet` is not used after.
         """
-        if self.spec is None:
-            raise ConfigError("this scorer has no QuantSpec; it scores in float only")
+        spec = self._spec(spec)
         if self.engine == "lean":
             try:
-                qmodel = quantize_fast(subnet, self.spec)
+                qmodel = quantize_fast(subnet, spec)
             except UnsupportedGraph:
                 self.lean_fallbacks += 1
             else:
-                qmodel.calibrate(self.train_batches, max_batches=self.spec.calibration_batches)
+                qmodel.calibrate(self.train_batches, max_batches=spec.calibration_batches)
                 return qmodel
-        return self.quantize(subnet, copy_model=False)
+        return self.quantize(subnet, copy_model=False, spec=spec)
 
-    def score(self, cfg: SubnetConfig) -> SubnetScore:
-        """Scores one subnet (see the module docstring for the steps)."""
+    def score(self, cfg: SubnetConfig, spec: QuantSpec | None = None) -> SubnetScore:
+        """Scores one subnet (see the module docstring for the steps).
+
+        `spec` quantizes with another spec than this scorer's (a mixed-precision
+        subnet's per-layer weight bits, `qanas.search.bits.BitsEvaluator`); without
+        either the score is float only.
+        """
         from targets.cost import total_macs, total_params
 
         start = time.perf_counter()
         num_classes = self.supernet.num_classes
+        spec = spec if spec is not None else self.spec
         with torch.no_grad():
             subnet = self.prepare(cfg)
             with torch.inference_mode():
                 fp32 = evaluate_miou(subnet, self.val_batches, num_classes, self.ignore_index)
             result = fp32
-            if self.spec is not None:
-                qmodel = self.quantize_for_scoring(subnet)
+            if spec is not None:
+                qmodel = self.quantize_for_scoring(subnet, spec)
                 with torch.inference_mode():
                     result = evaluate_miou(qmodel, self.eval_batches, num_classes,
                                            self.ignore_index)
@@ -243,7 +258,7 @@ class SubnetScorer:
             params=int(total_params(layers)),
             seconds=time.perf_counter() - start,
             per_class=tuple(result["per_class_iou"]),
-            quant=self.spec.to_dict() if self.spec is not None else None,
+            quant=spec.to_dict() if spec is not None else None,
         )
 
 

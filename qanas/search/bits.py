@@ -17,7 +17,6 @@ Ethos-U targets are refused: Vela compiles int8 weights only.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 
 from qanas.errors import ConfigError
@@ -68,35 +67,26 @@ class BitsCostModel:
         return getattr(self.inner, name)
 
 
-@contextlib.contextmanager
-def _spec_of(scorer, spec):
-    """The scorer's `QuantSpec` is `spec` inside the block (restored after)."""
-    saved = scorer.spec
-    scorer.spec = spec
-    try:
-        yield scorer
-    finally:
-        scorer.spec = saved
-
-
 class BitsEvaluator:
     """Scores (architecture, bits) configs with a `SubnetScorer` (see the module docstring)."""
 
     def __init__(self, scorer, space: WeightBitsSpace):
         self.scorer, self.space = scorer, space
-        self._names: dict[str, tuple[tuple[str, int], ...]] = {}
+
+    def spec_for(self, cfg):
+        """The scorer's `QuantSpec` with `cfg`'s 4-bit convs (the spec itself for all-int8)."""
+        if searched_bits(cfg) is None:
+            return self.scorer.spec
+        layers = layer_weight_bits(cfg, self.scorer.supernet.extract(arch_of(cfg)), self.space)
+        return dataclasses.replace(self.scorer.spec, layer_weight_bits=layers)
 
     def score(self, cfg) -> dict:
         """Quantized (with `cfg`'s bits) and float mIoU, per-class IoU and seconds."""
         keep = ("miou", "miou_fp32", "per_class", "seconds")
-        if searched_bits(cfg) is None:
-            result = self.scorer.score(cfg).to_dict()
-            return {k: result[k] for k in keep}
-        layers = layer_weight_bits(cfg, self.scorer.supernet.extract(arch_of(cfg)), self.space)
-        spec = dataclasses.replace(self.scorer.spec, layer_weight_bits=layers)
-        with _spec_of(self.scorer, spec) as scorer:
-            result = scorer.score(arch_of(cfg)).to_dict()
-        return {**{k: result[k] for k in keep}, "weight_bits": list(searched_bits(cfg))}
+        result = self.scorer.score(arch_of(cfg), spec=self.spec_for(cfg)).to_dict()
+        scored = {k: result[k] for k in keep}
+        bits = searched_bits(cfg)
+        return scored if bits is None else {**scored, "weight_bits": list(bits)}
 
 
 def mixed_precision(setup, costs, bits: str, target) -> None:

@@ -42,6 +42,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="compiler mode the chosen subnet is deployed with, and the "
                              "search plans SRAM and predicts latency for (default speed: the "
                              "mode the committed latency tables measure)")
+    parser.add_argument("--bits", default="w8", choices=("w8", "w4w8"),
+                        help="weight bits searched: w8 (int8 only) or w4w8 (4 or 8 bits per "
+                             "searchable conv, weight flash as a fourth objective)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/demo", help="run directory")
     parser.add_argument("--force", action="store_true", help="overwrite an earlier run")
@@ -65,7 +68,7 @@ def _run(args: argparse.Namespace) -> dict:
                         fidelity_images=args.fidelity_images,
                         firmware_targets=tuple(args.firmware_targets),
                         npu_target=None if args.npu_target in ("", "none") else args.npu_target,
-                        optimise=args.optimise, seed=args.seed)
+                        optimise=args.optimise, bits=args.bits, seed=args.seed)
     with lock_run_dir(out, "demo"):  # one demo per run folder
         return run_demo(config, out, force=args.force)
 
