@@ -164,6 +164,7 @@ def build_subnet(cfg: StandaloneConfig, num_classes: int | None = None):
     from qanas.quant.qat import strip_qat
     from qanas.space import get_space
     from qanas.space.bits import arch_of, parse_config
+    from qanas.supernet import build_supernet
 
     meta: dict[str, Any] = {}
     supernet = None
@@ -193,7 +194,7 @@ def build_subnet(cfg: StandaloneConfig, num_classes: int | None = None):
         if classes is None:
             raise ConfigError("the number of classes is unknown; build the datasets first")
         torch.manual_seed(cfg.seed)
-        subnet = get_space(arch.space).build_supernet(int(classes)).extract(arch_of(arch))
+        subnet = build_supernet(get_space(arch.space), int(classes)).extract(arch_of(arch))
     return subnet, arch, meta
 
 

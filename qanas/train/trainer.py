@@ -126,6 +126,7 @@ class SupernetTrainer:
                  dist: DistContext | None = None,
                  checkpoint_every: int | None = DEFAULT_CHECKPOINT_EVERY):
         from qanas.space import get_space
+        from qanas.supernet import build_supernet
 
         if checkpoint_every is not None and int(checkpoint_every) < 0:
             raise ConfigError(f"checkpoint_every must be >= 0 steps (0: once per epoch); got "
@@ -143,7 +144,7 @@ class SupernetTrainer:
         self.ignore_index = int(getattr(self.train_set, "ignore_index", 255))
 
         torch.manual_seed(config.seed)
-        supernet = self.space.build_supernet(self.num_classes)
+        supernet = build_supernet(self.space, self.num_classes)
         self.init_report = None
         if config.zero_init_residual:  # before init_from: pretrained gammas must win
             zero_init_residual(supernet)
