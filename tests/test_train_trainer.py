@@ -186,3 +186,10 @@ def test_adamw_step_does_not_depend_on_mean_or_sum(tmp_path):
     for name, value in weights["mean"].items():
         # eps (1e-8) matters only for near-zero gradients: allow 1% of one lr-sized step.
         torch.testing.assert_close(weights["sum"][name], value, rtol=0, atol=1e-2 * 1e-2)
+
+
+def test_training_leaves_the_callers_global_rng_alone(tmp_path):
+    torch.manual_seed(7)
+    before = torch.get_rng_state()
+    SupernetTrainer(tiny_config(epochs=1), tmp_path).fit()
+    assert torch.equal(torch.get_rng_state(), before)
