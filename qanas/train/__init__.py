@@ -10,6 +10,7 @@ Example:
 
 from qanas.train.checkpoint import FORMAT, load_checkpoint, load_supernet, save_checkpoint
 from qanas.train.config import TrainConfig
+from qanas.train.eval_job import EvalConfig, run_eval
 from qanas.train.evaluate import majority_class_miou, recalibrate_bn, subnet_miou
 from qanas.train.samplers import (
     SAMPLERS,
@@ -23,6 +24,7 @@ from qanas.train.trainer import CHECKPOINT_NAME, SupernetTrainer, build_datasets
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "EvalConfig",
     "FORMAT",
     "SAMPLERS",
     "FairNASSampler",
@@ -37,6 +39,7 @@ __all__ = [
     "load_supernet",
     "majority_class_miou",
     "recalibrate_bn",
+    "run_eval",
     "save_checkpoint",
     "subnet_miou",
 ]
