@@ -13,21 +13,20 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 from dataclasses import dataclass
 
 import numpy as np
 
 from qanas.bench.runners import compile_if_model, make_runner, memory_summary, random_inputs
-from qanas.utils.records import reject_unknown_keys
+from qanas.utils.records import JsonRecord
 
 VELA_OPTIMISE = {"size": "Size", "speed": "Performance"}
 """`optimise` of our compiler → Vela's strategy of the same intent."""
 
 
 @dataclass(frozen=True, kw_only=True)
-class BenchConfig:
+class BenchConfig(JsonRecord):
     """One benchmark: the model, the target and runner, and how it is run.
 
     Attributes:
@@ -56,16 +55,6 @@ class BenchConfig:
     seed: int = 0
     force: bool = False
     optimise: str | None = None
-
-    def to_dict(self) -> dict:
-        """JSON-friendly form (`from_dict` reads it back)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> BenchConfig:
-        """Inverse of `to_dict`; rejects unknown keys."""
-        reject_unknown_keys(cls, data)
-        return cls(**data)
 
 
 def run_bench(config: BenchConfig) -> dict:

@@ -11,17 +11,16 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from qanas.errors import ConfigError
-from qanas.utils.records import reject_unknown_keys
+from qanas.utils.records import JsonRecord
 
 
 @dataclass(frozen=True, kw_only=True)
-class EvalConfig:
+class EvalConfig(JsonRecord):
     """One evaluation: the model, how it is quantized, and the data it is scored on.
 
     Attributes:
@@ -63,16 +62,6 @@ class EvalConfig:
         if self.checkpoint is not None and self.subnet != "seed":
             raise ConfigError("--subnet picks a subnet of a supernet; a --checkpoint holds one "
                               "model already, drop --subnet")
-
-    def to_dict(self) -> dict:
-        """JSON-friendly form (`from_dict` reads it back)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> EvalConfig:
-        """Inverse of `to_dict`; rejects unknown keys."""
-        reject_unknown_keys(cls, data)
-        return cls(**data)
 
 
 def run_eval(config: EvalConfig, log: Callable[[str], None] | None = None) -> dict:
