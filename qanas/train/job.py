@@ -1,11 +1,14 @@
-"""`run_training`: one supernet training run in its folder, new or resumed.
+"""The training jobs: `run_training` (a supernet, new or resumed) and `run_standalone` (one subnet).
 
-The job of `qanas train-supernet`: the folder holds ``supernet.pt`` (atomically, after
+`run_training` is the job of `qanas train-supernet`: the folder holds ``supernet.pt`` (atomically, after
 every epoch and every `checkpoint_every` steps within one), ``config.json`` (the
 resolved `TrainConfig` under ``"train"``, seed, versions) and ``result.json``. A resumed
 run continues ``supernet.pt`` with its stored `TrainConfig`; `changes` (fields the
 caller set explicitly) must agree with it, except ``epochs``, which may extend the run.
 One process per folder (`qanas.utils.runlock`); under torchrun only rank 0 writes it.
+`run_standalone` is the job of `qanas train`: ``standalone.pt``, ``config.json`` (the
+`StandaloneConfig` under ``"standalone"``) and ``result.json`` in its folder, one process
+per folder too.
 
 Example:
     >>> run_training("runs/sq", TrainConfig(space="squeezenas-small", epochs=3))  # doctest: +SKIP
@@ -15,7 +18,9 @@ Example:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -24,6 +29,9 @@ from qanas.errors import ConfigError
 from qanas.train.checkpoint import load_checkpoint
 from qanas.train.config import TrainConfig
 from qanas.train.trainer import CHECKPOINT_NAME, DEFAULT_CHECKPOINT_EVERY, SupernetTrainer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qanas.train.standalone import StandaloneConfig
 
 
 def run_training(out: str | Path, config: TrainConfig | None = None, *, resume: bool = False,
@@ -115,4 +123,38 @@ def _fit_and_record(trainer: SupernetTrainer, out: Path, resumed: bool, dist,
     return result
 
 
-__all__ = ["run_training"]
+def run_standalone(config: StandaloneConfig, out: str | Path, *, force: bool = False,
+                   export_onnx: str | Path | None = None,
+                   progress: Callable[[str], None] | None = None) -> dict:
+    """Trains the subnet of `config` into `out` (`train_standalone`) and records the run.
+
+    Args:
+        force: replace an earlier run's ``standalone.pt`` in `out`.
+        export_onnx: also export the int8 model there as QDQ ONNX.
+        progress: receives one line per epoch.
+
+    Returns:
+        `train_standalone`'s result, which ``result.json`` holds too.
+    """
+    from qanas.train.standalone import CHECKPOINT_NAME as STANDALONE_CHECKPOINT
+    from qanas.train.standalone import train_standalone
+    from qanas.utils.io import (
+        atomic_write_json,
+        check_output_dir,
+        prepare_output_dir,
+        write_run_metadata,
+    )
+    from qanas.utils.runlock import lock_run_dir
+
+    out = check_output_dir(out)
+    if export_onnx:
+        check_output_dir(Path(export_onnx).parent, "--export-onnx's folder")
+    with lock_run_dir(out, "train"):
+        prepare_output_dir(out, force, marker=STANDALONE_CHECKPOINT)
+        write_run_metadata(out, {"standalone": config.to_dict()}, config.seed)
+        result = train_standalone(config, out, progress=progress, export_onnx=export_onnx)
+        atomic_write_json(out / "result.json", result)
+    return result
+
+
+__all__ = ["run_standalone", "run_training"]
