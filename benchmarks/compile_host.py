@@ -40,11 +40,12 @@ def export_subnet(space_name: str, size, work: Path, seed: int, which: str = "mi
     import torch
 
     from qanas.space import get_space
+    from qanas.supernet import build_supernet
 
     torch.manual_seed(seed)
     space = get_space(space_name)
     h, w = (size, size) if isinstance(size, int) else size
-    net = space.build_supernet(num_classes=2).extract(space.resolve(which)).eval()
+    net = build_supernet(space, 2).extract(space.resolve(which)).eval()
     path = work / f"{space_name}_{which}.onnx"
     torch.onnx.export(net, torch.randn(1, 3, h, w), str(path), input_names=["x"],
                       output_names=["y"], opset_version=17, dynamo=False)

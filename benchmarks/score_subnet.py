@@ -81,10 +81,11 @@ def _space_row(name: str, args, train_batches, val_batches, num_classes: int) ->
     from qanas.quant import QuantSpec
     from qanas.score import SubnetScorer
     from qanas.space import get_space
+    from qanas.supernet import build_supernet
 
     space = get_space(name)
     torch.manual_seed(0)
-    supernet = space.build_supernet(num_classes).eval()
+    supernet = build_supernet(space, num_classes).eval()
     lean, scorings = _scorings(supernet, QuantSpec(), train_batches, val_batches, args.bits,
                                tuple(args.image_size), num_classes)
     fp32 = SubnetScorer(supernet, train_batches, val_batches, None)

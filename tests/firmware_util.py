@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from qanas.bench.runners import random_inputs
+from qanas.supernet import build_supernet
 from runtime.runners.base import read_io
 from runtime.runners.firmware_base import HostReferenceRunner
 
@@ -42,7 +43,7 @@ def export_subnet(space, which: str, path: Path, size: tuple[int, int] = DEMO_SI
     space = get_space(space) if isinstance(space, str) else space
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = space.build_supernet(num_classes).extract(space.resolve(which)).eval()
+    model = build_supernet(space, num_classes).extract(space.resolve(which)).eval()
     batches = [(torch.randn(2, 3, *size, generator=gen), None) for _ in range(2)]
     recalibrate_bn(model, batches)
     qmodel = quantize_model(model.eval(), QuantSpec())

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qanas.space.base import SPACES, Decision, SearchSpace, SubnetConfig
-from qanas.supernet.base import Supernet
+from qanas.supernet import Supernet, register_supernet
 from targets.cost import LayerSpec
 
 NAME = "npu-toy"
@@ -85,9 +85,6 @@ class NpuToySpace(SearchSpace):
     def seed_config(self) -> SubnetConfig:
         return SubnetConfig(NAME, (1, 1, 0))
 
-    def build_supernet(self, num_classes: int) -> Supernet:
-        return NpuToySupernet(self, num_classes)
-
     def layer_specs(self, cfg: SubnetConfig, image_size, num_classes=None) -> list[LayerSpec]:
         hw = tuple(image_size)
         k1, k2, up = cfg.labels()
@@ -102,8 +99,9 @@ class NpuToySpace(SearchSpace):
 
 
 def register_npu_toy() -> None:
-    """Registers "npu-toy" once per process."""
+    """Registers "npu-toy" and its supernet once per process."""
     import qanas.space  # noqa: F401 - built-in spaces first
 
     if NAME not in SPACES:
         SPACES.register(NAME, NpuToySpace())
+        register_supernet(NpuToySpace)(NpuToySupernet)

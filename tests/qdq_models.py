@@ -6,6 +6,7 @@ takes a directory and a seed and returns the path of the ``.onnx`` file it wrote
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -194,14 +195,19 @@ def run_onnxruntime(path: Path, x: np.ndarray, optimized: bool = True) -> np.nda
     return sess.run(None, {sess.get_inputs()[0].name: x})[0]
 
 
-def run_relax(mod, *args: np.ndarray) -> np.ndarray:
-    """Builds ``mod`` for the host CPU (llvm) and runs ``main`` on the TVM VM."""
+def relax_function(mod) -> Callable[..., np.ndarray]:
+    """Builds ``mod`` once for the host CPU (llvm); the function returned runs ``main`` on
+    the TVM VM (build once, run on several inputs: the build is what takes the time)."""
     import tvm
     from tvm import relax
 
     vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
-    out = vm["main"](*(tvm.runtime.tensor(a) for a in args))
-    return out.numpy()
+    return lambda *args: vm["main"](*(tvm.runtime.tensor(a) for a in args)).numpy()
+
+
+def run_relax(mod, *args: np.ndarray) -> np.ndarray:
+    """Builds ``mod`` for the host CPU (llvm) and runs ``main`` on the TVM VM."""
+    return relax_function(mod)(*args)
 
 
 def int8_agreement(ours: np.ndarray, reference_float: np.ndarray, scale: float,

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from qanas.quant import QuantSpec, calibrate, export_qdq, quantize_model
+from qanas.supernet import build_supernet
 
 
 def export_quantized_subnet(space_name: str, which: str, path: Path, size: int = 64):
@@ -16,7 +17,7 @@ def export_quantized_subnet(space_name: str, which: str, path: Path, size: int =
 
     space = get_space(space_name)
     torch.manual_seed(0)
-    subnet = space.build_supernet(4).extract(space.resolve(which)).eval()
+    subnet = build_supernet(space, 4).extract(space.resolve(which)).eval()
     gen = torch.Generator().manual_seed(0)
     batches = [torch.randn(2, 3, size, size, generator=gen) for _ in range(2)]
     qmodel = quantize_model(subnet, QuantSpec(calibration_batches=2))

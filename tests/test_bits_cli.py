@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from qanas.cli.main import main
+from qanas.supernet import build_supernet
 from tests.conftest import require_tools
 
 pytestmark = pytest.mark.slow  # two trainings and two host compiles: about a minute
@@ -149,7 +150,7 @@ def test_eval_supernet_scores_and_exports_a_mixed_subnet(tmp_path, capsys):
     path = save_checkpoint(tmp_path / "supernet.pt", {
         "space": space.name, "num_classes": 6, "image_size": list(SIZE),
         "dataset": {"name": "synthetic", "root": None},
-        "model": space.build_supernet(6).state_dict(), "epoch": 0, "step": 0, "config": {},
+        "model": build_supernet(space, 6).state_dict(), "epoch": 0, "step": 0, "config": {},
         "history": [], "qat": False, "quant_spec": None})
     slots = WeightBitsSpace(space, SIZE, 6).slot_count(space.min_config())
     subnet = "min@w" + "4" * (slots - 1) + "8"

@@ -17,6 +17,7 @@ from qanas.quant.errors import QuantizationError
 from qanas.quant.layer_bits import conv_module_names
 from qanas.quant.quant_model import quantize_fast
 from qanas.score import recalibrate_bn
+from qanas.supernet import build_supernet
 
 
 def _batches(n: int, seed: int, size=(32, 64)) -> list[torch.Tensor]:
@@ -30,7 +31,7 @@ def seeded_subnet():
 
     space = get_space("squeezenas-small")
     torch.manual_seed(0)
-    model = space.build_supernet(5).extract(space.sample(np.random.default_rng(3)))
+    model = build_supernet(space, 5).extract(space.sample(np.random.default_rng(3)))
     recalibrate_bn(model, _batches(2, 1))
     return model.eval()
 

@@ -11,6 +11,7 @@ from qanas.space import get_space
 from qanas.space.base import SubnetConfig
 from qanas.space.bits import MixedPrecisionConfig, WeightBitsSpace, parse_config, with_bits
 from qanas.space.layer_bits import conv_layers, searchable_layers
+from qanas.supernet import build_supernet
 
 SIZE, CLASSES = (64, 128), 4
 
@@ -23,7 +24,7 @@ def space():
 @pytest.mark.parametrize("name", ["squeezenas-small", "mbv2-deeplab"])
 def test_layer_specs_list_the_subnet_convs_in_definition_order(name):
     base = get_space(name)
-    supernet = base.build_supernet(CLASSES)
+    supernet = build_supernet(base, CLASSES)
     for cfg in (base.min_config(), base.sample(np.random.default_rng(5))):
         convs = [m for m in supernet.extract(cfg).modules() if isinstance(m, torch.nn.Conv2d)]
         specs = conv_layers(base.layer_specs(cfg, SIZE, CLASSES))
@@ -131,7 +132,7 @@ def test_evaluator_scores_with_the_configs_bits(space):
     from qanas.search.bits import BitsEvaluator
 
     torch.manual_seed(0)
-    supernet = space.base.build_supernet(CLASSES)
+    supernet = build_supernet(space.base, CLASSES)
     gen = torch.Generator().manual_seed(0)
     batches = tuple((torch.randn(2, 3, 32, 64, generator=gen),
                      torch.randint(0, CLASSES, (2, 32, 64), generator=gen)) for _ in range(2))

@@ -11,6 +11,7 @@ import pytest
 
 from qanas.cli.main import main
 from qanas.space import get_space
+from qanas.supernet import build_supernet
 
 SEED_ARCH = get_space("squeezenas-small").seed_config().to_str()
 
@@ -66,7 +67,7 @@ def test_eval_refuses_a_checkpoint_trained_below_the_total_stride(tmp_path, caps
     path = tmp_path / "supernet.pt"
     save_checkpoint(path, {"space": space.name, "num_classes": 6, "image_size": [4, 4],
                            "dataset": {"name": "synthetic", "root": None},
-                           "model": space.build_supernet(6).state_dict(), "epoch": 1,
+                           "model": build_supernet(space, 6).state_dict(), "epoch": 1,
                            "config": TrainConfig(space=space.name, image_size=(4, 4)).to_dict(),
                            "history": []})
     error = _error(capsys, "eval", "--supernet", str(path))

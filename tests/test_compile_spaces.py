@@ -33,6 +33,7 @@ import torch
 from onnx import helper, numpy_helper, utils
 
 from compiler import int8
+from qanas.supernet import build_supernet
 from tests.space_cases import compiled_space_param
 
 pytestmark = pytest.mark.slow
@@ -60,7 +61,7 @@ def _export(space_name: str, which: str, path, seed: int = 0):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     space = get_space(space_name)
-    model = space.build_supernet(6).extract(space.resolve(which)).eval()
+    model = build_supernet(space, 6).extract(space.resolve(which)).eval()
     batches = [(torch.randn(2, 3, SIZE, SIZE, generator=gen), None) for _ in range(2)]
     recalibrate_bn(model, batches)
     qmodel = quantize_model(model.eval(), QuantSpec())

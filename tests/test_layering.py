@@ -45,12 +45,6 @@ KNOWN_EXCEPTIONS = {
     # their owner makes plan-only fast; qanas.cost wraps them
     ("qanas.cost.hardware", "qanas.search.sram"),
     ("qanas.cost.vela", "qanas.search.subnet_export"),
-    # spaces still build their own supernets (a supernet registry keyed by space is next)
-    ("qanas.space._mbv2_plan", "qanas.supernet.mbv2"),
-    ("qanas.space.squeezenas", "qanas.supernet.squeezenas"),
-    ("qanas.space.efficient_topformer", "qanas.supernet.topformer"),
-    ("qanas.space.efficient_topformer", "qanas.supernet.topformer_blocks"),
-    ("qanas.space.fmas_xception", "qanas.supernet.xception"),
 }
 """Imports against the layers that are known and being removed; a listed import that is
 gone fails too (remove it here)."""
@@ -60,11 +54,6 @@ CIRCLE_FREE = ("targets", "qanas")
 
 KNOWN_CIRCLES = {
     frozenset({"qanas.quant.brevitas_quant", "qanas.quant.qat"}),
-    frozenset({"qanas.space.squeezenas", "qanas.supernet.squeezenas",
-               "qanas.supernet.squeezenas_blocks"}),
-    frozenset({"qanas.space.efficient_topformer", "qanas.supernet.topformer",
-               "qanas.supernet.topformer_blocks", "qanas.supernet.topformer_ops"}),
-    frozenset({"qanas.space.fmas_xception", "qanas.supernet.xception"}),
 }
 """Circles whose owners are opening them; a circle not listed fails, and so does a listed
 one that no longer exists (remove it here)."""

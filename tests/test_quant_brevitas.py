@@ -18,6 +18,7 @@ from qanas.quant import (
     quantize_model,
 )
 from qanas.quant.toy import ToySegNet
+from qanas.supernet import build_supernet
 
 SIZE = (32, 32)
 
@@ -203,7 +204,7 @@ def test_calibration_leaves_shared_quantizers_quantizing():
 
     space = get_space("squeezenas-xlarge")
     torch.manual_seed(0)
-    subnet = space.build_supernet(4).extract(space.resolve("min")).eval()
+    subnet = build_supernet(space, 4).extract(space.resolve("min")).eval()
     gen = torch.Generator().manual_seed(0)
     qmodel = quantize_model(subnet, QuantSpec())
     calibrate(qmodel, [torch.randn(2, 3, 64, 64, generator=gen) for _ in range(2)])
@@ -277,7 +278,7 @@ def test_fast_rewrites_export_the_same_graph(tmp_path, space_name, monkeypatch):
     signatures = {}
     for mode in ("brevitas", "fast"):
         torch.manual_seed(0)
-        subnet = space.build_supernet(4).extract(space.resolve("seed")).eval()
+        subnet = build_supernet(space, 4).extract(space.resolve("seed")).eval()
         gen = torch.Generator().manual_seed(0)
         batches = [torch.randn(2, 3, 64, 64, generator=gen) for _ in range(2)]
         with monkeypatch.context() as patch:

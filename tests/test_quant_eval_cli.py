@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from qanas.cli.main import main
+from qanas.supernet import build_supernet
 
 
 @pytest.mark.slow
@@ -17,7 +18,7 @@ def test_eval_cli_json(tmp_path, capsys):
 
     space = get_space("squeezenas-small")
     torch.manual_seed(0)
-    supernet = space.build_supernet(6)
+    supernet = build_supernet(space, 6)
     path = save_checkpoint(tmp_path / "supernet.pt", {
         "space": space.name, "num_classes": 6, "image_size": [32, 64],
         "dataset": {"name": "synthetic", "root": None}, "model": supernet.state_dict(),

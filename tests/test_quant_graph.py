@@ -23,6 +23,7 @@ from qanas.quant.quant_graph import UnsupportedGraph
 from qanas.quant.quant_model import QuantGraphModel, quantize_fast
 from qanas.quant.toy import ToySegNet
 from qanas.score import SubnetScorer, recalibrate_bn
+from qanas.supernet import build_supernet
 
 
 def _batches(n: int, seed: int, size=(32, 64), batch: int = 2) -> list[torch.Tensor]:
@@ -83,7 +84,7 @@ def test_space_subnet_is_bit_identical_to_brevitas(space_name, which):
 
     space = get_space(space_name)
     torch.manual_seed(0)
-    subnet = space.build_supernet(5).extract(_resolve(space, which))
+    subnet = build_supernet(space, 5).extract(_resolve(space, which))
     calib = _batches(2, 1)
     recalibrate_bn(subnet, calib)  # realistic BatchNorm statistics, as scoring has
     _assert_same_as_brevitas(subnet.eval(), QuantSpec(), calib, _batches(1, 2)[0])
@@ -110,7 +111,7 @@ def test_lean_model_matches_onnxruntime_on_the_brevitas_export(tmp_path):
 
     space = get_space("squeezenas-small")
     torch.manual_seed(0)
-    subnet = space.build_supernet(5).extract(_resolve(space, "random:5")).eval()
+    subnet = build_supernet(space, 5).extract(_resolve(space, "random:5")).eval()
     calib = _batches(2, 5)
     brevitas = quantize_model(subnet, QuantSpec())
     calibrate(brevitas, calib)
@@ -169,7 +170,7 @@ def _scorers(space_name: str, engine_pair=("lean", "brevitas")):
     val_batches = val_subset(make_loader(val, 4, shuffle=False, seed=0), 1.0)
     torch.manual_seed(0)
     space = get_space(space_name)
-    supernet = space.build_supernet(train.num_classes).eval()
+    supernet = build_supernet(space, train.num_classes).eval()
     return space, [SubnetScorer(supernet, train_batches, val_batches, QuantSpec(), engine=e)
                    for e in engine_pair]
 

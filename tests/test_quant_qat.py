@@ -8,6 +8,7 @@ from torch import nn
 from qanas.quant import QuantSpec, compare_with_onnx, export_qdq
 from qanas.quant.qat import WeightFakeQuant, prepare_qat, prepare_supernet_qat, strip_qat
 from qanas.quant.toy import ToySegNet
+from qanas.supernet import build_supernet
 
 
 def test_weight_fake_quant_is_on_the_int8_grid_with_ste_gradient():
@@ -26,7 +27,7 @@ def _supernet():
 
     space = get_space("mbv2-deeplab")
     torch.manual_seed(0)
-    return space, space.build_supernet(3)
+    return space, build_supernet(space, 3)
 
 
 def test_qat_supernet_trains_and_follows_active_subnet():

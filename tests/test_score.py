@@ -11,6 +11,7 @@ from torch import nn
 from qanas.quant import QuantSpec
 from qanas.quant.toy import ToySegNet
 from qanas.score import evaluate_miou, recalibrate_bn
+from qanas.supernet import build_supernet
 
 
 class _Fixed(nn.Module):
@@ -92,7 +93,7 @@ def test_score_subnet_end_to_end(small_space):
     from targets.cost import total_macs
 
     torch.manual_seed(0)
-    supernet = small_space.build_supernet(3).eval()
+    supernet = build_supernet(small_space, 3).eval()
     cfg = small_space.min_config()
     train = _batches(2, 1, 0.0)
     val = tuple(_batches(1, 2, 0.0))

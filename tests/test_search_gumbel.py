@@ -22,6 +22,7 @@ from qanas.search.gumbel import (
 )
 from qanas.search.gumbel.gates import GateHooks, gating, relaxable_decisions
 from qanas.space import get_space, list_spaces
+from qanas.supernet import build_supernet
 from targets import get_target, total_macs
 
 SPACE = "squeezenas-small"
@@ -31,7 +32,7 @@ CLASSES = 6  # the synthetic dataset's
 
 def _supernet(seed: int = 0):
     torch.manual_seed(seed)
-    return get_space(SPACE).build_supernet(CLASSES)
+    return build_supernet(get_space(SPACE), CLASSES)
 
 
 def _loader(seed: int = 0):

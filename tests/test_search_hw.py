@@ -19,6 +19,7 @@ from qanas.cost.hardware import (
 from qanas.errors import ConfigError
 from qanas.search.sram import CompiledSramModel
 from qanas.space import get_space
+from qanas.supernet import build_supernet
 from targets import Target, get_target, total_macs
 from targets.latency import coefficients_for
 
@@ -38,7 +39,7 @@ def test_profile_matches_planner_and_counts():
     assert memory.target == "host" and memory.optimise == "size"
     assert prof.macs == total_macs(space.layer_specs(cfg, SIZE, 4))
     # flash against the real extracted subnet's conv weights
-    subnet = space.build_supernet(4).extract(cfg)
+    subnet = build_supernet(space, 4).extract(cfg)
     convs = [m for m in subnet.modules() if isinstance(m, nn.Conv2d)]
     weights = sum(m.weight.numel() for m in convs)
     per_channel = sum(m.out_channels for m in convs) * (BIAS_BYTES + REQUANT_BYTES_PER_CHANNEL)

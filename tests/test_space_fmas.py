@@ -18,6 +18,7 @@ from qanas.errors import CheckpointError
 from qanas.space import SubnetConfig, get_space
 from qanas.space.fmas_mbv2 import GROUPS
 from qanas.space.mbv2_layout import MBV2Layout
+from qanas.supernet import build_supernet
 from qanas.supernet.blocks import InvertedResidual
 from qanas.supernet.mbv2 import MobileNetV2Supernet
 from qanas.supernet.pretrained import load_mobilenet_v2_state_dict
@@ -65,7 +66,7 @@ def test_dropping_first_layer_moves_the_transition():
     first = next(b for b in blocks if b.index == 3)
     assert (first.in_ch, first.stride) == (16, 3)
     assert all(b.index != 2 for b in blocks)
-    net = SPACE.build_supernet(3).eval()
+    net = build_supernet(SPACE, 3).eval()
     randomize_bn(net)
     model = net.extract(cfg).eval()
     ir = [m for m in model.modules() if isinstance(m, InvertedResidual)]
@@ -85,13 +86,13 @@ def test_stride_three_sizes_and_smallest_inputs(size):
     for stride in (2, 3, 3, 2, 2):  # stem, s2, s4, s7, s14
         h, w = -(-h // stride), -(-w // stride)
     assert encoder_out == (h, w) and min(encoder_out) >= 1
-    net = SPACE.build_supernet(3).eval()
+    net = build_supernet(SPACE, 3).eval()
     with torch.no_grad():
         assert net.extract(cfg).eval()(torch.zeros(1, 3, *size)).shape == (1, 3, *size)
 
 
 def test_seed_and_plain_mobilenet_v2_reproduce_reference_encoders():
-    net = SPACE.build_supernet(3).eval()
+    net = build_supernet(SPACE, 3).eval()
     x = torch.randn(1, 3, 64, 64)
     # Plain MobileNetV2 (output stride 32) and the paper's output-stride-8 seed.
     plain = {f"d{i}": "d1" for i in range(12, 18)}

@@ -21,6 +21,7 @@ from torch import nn
 from qanas.errors import CheckpointError, ConfigError
 from qanas.space import SubnetConfig, get_space
 from qanas.space.mbv2_deeplab import STAGES
+from qanas.supernet import build_supernet
 from qanas.supernet.blocks import InvertedResidual
 from qanas.supernet.count import count_macs_params
 from qanas.supernet.dynamic_ops import DynamicBatchNorm2d, DynamicConv2d
@@ -53,7 +54,7 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> None:
 def space_and_net(request):
     torch.manual_seed(0)
     space = get_space(request.param)
-    net = space.build_supernet(5)
+    net = build_supernet(space, 5)
     randomize_bn(net)
     return space, net.eval()
 
@@ -136,7 +137,7 @@ def test_encode_decode_round_trip(name, data):
 @pytest.mark.parametrize("image_size", [(32, 64), (40, 56)])
 def test_analytic_costs_equal_hook_count(name, image_size):
     space = get_space(name)
-    net = space.build_supernet(7).eval()
+    net = build_supernet(space, 7).eval()
     for cfg in landmark_and_random(space, n_random=2, seed=5):
         specs = space.layer_specs(cfg, image_size, num_classes=7)
         assert count_macs_params(net.extract(cfg), (1, 3, *image_size)) == (total_macs(specs), total_params(specs))
@@ -163,7 +164,7 @@ def test_mbv2_deeplab_cardinality_and_skip_rules():
 
 def test_seed_is_plain_mobilenet_v2():
     space = get_space("mbv2-deeplab")
-    model = space.build_supernet(3).extract(space.seed_config())
+    model = build_supernet(space, 3).extract(space.seed_config())
     blocks = [m for m in model.modules() if isinstance(m, InvertedResidual)]
     expected = []
     in_ch = 32
@@ -189,7 +190,7 @@ def test_seed_is_plain_mobilenet_v2():
 @pytest.mark.parametrize("name", SPACES)
 def test_extracted_subnet_fx_traces_and_exports_onnx(name):
     space = get_space(name)
-    net = space.build_supernet(4).eval()
+    net = build_supernet(space, 4).eval()
     randomize_bn(net)
     cfg = space.sample(np.random.default_rng(11))
     model = net.extract(cfg).eval()
@@ -209,7 +210,7 @@ def test_extracted_subnet_fx_traces_and_exports_onnx(name):
 
 def test_head_choices_switch_modules():
     space = get_space("mbv2-deeplab")
-    net = space.build_supernet(3)
+    net = build_supernet(space, 3)
     base = space.seed_config()
     for head, rates in (("aspp6", (6, 12, 18)), ("aspp12", (12, 24, 36))):
         cfg = space.resolve(base.to_str().rsplit("_", 1)[0] + f"_{head}")
@@ -289,7 +290,7 @@ def reference_state_dict(overrides=None) -> tuple[RefMobileNetV2, dict]:
 def test_torchvision_layout_init_reproduces_reference_encoder():
     ref, state = reference_state_dict({i: (1, 2) for i in range(14, 18)})
     space = get_space("mbv2-deeplab")
-    net = space.build_supernet(3).eval()
+    net = build_supernet(space, 3).eval()
     report = load_mobilenet_v2_state_dict(net, state)
     assert report.missing == []
     assert set(report.unused) == {k for k in state if k.startswith(("features.18.", "classifier."))}
@@ -303,7 +304,7 @@ def test_init_from_file_and_clear_errors(tmp_path):
     _, state = reference_state_dict()
     path = tmp_path / "mbv2.pth"
     torch.save({"state_dict": state}, path)
-    net = get_space("mbv2-deeplab").build_supernet(3)
+    net = build_supernet(get_space("mbv2-deeplab"), 3)
     assert len(load_mobilenet_v2_file(net, path).loaded) == len([k for k in net.state_dict()
                                                                  if k.startswith("features.")])
     bad = dict(state)

@@ -14,6 +14,7 @@ from torch import nn
 from qanas.errors import ConfigError
 from qanas.space import SubnetConfig, get_space
 from qanas.space.squeezenas import REFERENCE_SIZE, OpSpec
+from qanas.supernet import build_supernet
 from qanas.supernet.count import count_macs_params
 from qanas.supernet.squeezenas_blocks import ChoiceBlock, GroupedInvertedResidual
 from targets.cost import total_macs, total_params
@@ -48,7 +49,7 @@ def _randomize_bn(model: nn.Module, seed: int) -> None:
 def supernet(request):
     """One supernet per space for the whole module (the xlarge one holds ~27M parameters)."""
     torch.manual_seed(0)
-    net = get_space(request.param).build_supernet(NUM_CLASSES)
+    net = build_supernet(get_space(request.param), NUM_CLASSES)
     _randomize_bn(net, seed=1)
     return net.eval()
 

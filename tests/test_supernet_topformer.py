@@ -12,6 +12,7 @@ import torch
 from test_space_mbv2 import randomize_bn
 
 from qanas.space import get_space
+from qanas.supernet import build_supernet
 from qanas.supernet.topformer import MAX_DIM, token_index
 from qanas.supernet.topformer_blocks import Attention
 from qanas.supernet.topformer_ops import ElasticAttention, head_index
@@ -23,7 +24,7 @@ SPACE = "efficient-topformer"
 @pytest.fixture(scope="module")
 def supernet():
     torch.manual_seed(0)
-    net = get_space(SPACE).build_supernet(5)
+    net = build_supernet(get_space(SPACE), 5)
     randomize_bn(net)
     return net.eval()
 

@@ -9,6 +9,7 @@ from test_train_toyspace import TOY, register_toy_spaces
 
 from qanas.cli.main import main
 from qanas.space import list_spaces
+from qanas.supernet import build_supernet
 from qanas.train import load_checkpoint
 
 TINY = ["--data", "synthetic", "--image-size", "16", "32", "--batch-size", "4",
@@ -125,7 +126,7 @@ def test_init_from_loads_the_encoder_and_resume_does_not_reload_it(tmp_path, cap
 
     # A MobileNetV2 state dict in torchvision layout: the encoder keys of a fresh supernet.
     torch.manual_seed(123)
-    donor = get_space("mbv2-deeplab").build_supernet(6).state_dict()
+    donor = build_supernet(get_space("mbv2-deeplab"), 6).state_dict()
     state = {k: v for k, v in donor.items() if k.startswith("features.")}
     path = tmp_path / "mbv2.pt"
     torch.save(state, path)

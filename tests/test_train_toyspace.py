@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qanas.space.base import SPACES, Decision, SearchSpace, SubnetConfig
-from qanas.supernet.base import Supernet
+from qanas.supernet import Supernet, build_supernet, register_supernet
 from targets.cost import LayerSpec
 
 TOY = "toy-train"
@@ -93,9 +93,6 @@ class ToySpace(SearchSpace):
     def seed_config(self) -> SubnetConfig:
         return SubnetConfig(self.name, (1, 1, 0))
 
-    def build_supernet(self, num_classes: int) -> Supernet:
-        return ToySupernet(self, num_classes)
-
     def layer_specs(self, cfg: SubnetConfig, image_size: tuple[int, int]) -> list[LayerSpec]:
         hw = tuple(image_size)
         specs = [LayerSpec("conv", "stem", 3, WIDTH, hw, hw, kernel=(3, 3))]
@@ -124,11 +121,12 @@ class ToyRepairSpace(ToySpace):
 
 
 def register_toy_spaces() -> None:
-    """Registers "toy-train" and "toy-train-repair" once per process."""
+    """Registers "toy-train", "toy-train-repair" and their supernet once per process."""
     import qanas.space  # noqa: F401 - built-in spaces first, so the registry is complete
 
     if TOY not in SPACES:
         SPACES.register(TOY, ToySpace())
+        register_supernet(ToySpace)(ToySupernet)
     if TOY_REPAIR not in SPACES:
         SPACES.register(TOY_REPAIR, ToyRepairSpace())
 
@@ -144,7 +142,7 @@ def test_toy_supernet_path_equals_extracted_subnet(name):
 
     space = get_space(name)
     torch.manual_seed(0)
-    supernet = space.build_supernet(6).eval()
+    supernet = build_supernet(space, 6).eval()
     x = torch.randn(2, 3, 8, 16)
     for cfg in (space.max_config(), space.min_config(), space.seed_config()):
         supernet.set_active(cfg)

@@ -7,6 +7,7 @@ import torch
 from test_train_toyspace import TOY, register_toy_spaces
 
 from qanas.errors import ConfigError
+from qanas.supernet import build_supernet
 from qanas.train import SupernetTrainer, TrainConfig, load_checkpoint
 from qanas.train.evaluate import majority_class_miou
 
@@ -163,7 +164,7 @@ def test_zero_init_residual_makes_residual_candidates_start_as_identity():
     from qanas.train.trainer import zero_init_residual
 
     torch.manual_seed(0)
-    net = get_space("squeezenas-small").build_supernet(6)
+    net = build_supernet(get_space("squeezenas-small"), 6)
     residual = [m for m in net.modules()
                 if isinstance(m, GroupedInvertedResidual) and m.use_residual]
     assert zero_init_residual(net) == len(residual) > 0
@@ -185,3 +186,10 @@ def test_adamw_step_does_not_depend_on_mean_or_sum(tmp_path):
     for name, value in weights["mean"].items():
         # eps (1e-8) matters only for near-zero gradients: allow 1% of one lr-sized step.
         torch.testing.assert_close(weights["sum"][name], value, rtol=0, atol=1e-2 * 1e-2)
+
+
+def test_training_leaves_the_callers_global_rng_alone(tmp_path):
+    torch.manual_seed(7)
+    before = torch.get_rng_state()
+    SupernetTrainer(tiny_config(epochs=1), tmp_path).fit()
+    assert torch.equal(torch.get_rng_state(), before)

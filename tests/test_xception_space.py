@@ -14,6 +14,7 @@ import torch
 
 from qanas.space import SubnetConfig, get_space
 from qanas.space.fmas_xception import ASPP_RATES, EXIT_RATES, MIDDLE_BLOCKS
+from qanas.supernet import build_supernet
 from qanas.supernet.count import count_macs_params
 from qanas.train.samplers import FairNASSampler
 from targets.cost import total_macs, total_params
@@ -33,7 +34,7 @@ def with_labels(cfg: SubnetConfig, **labels: str) -> SubnetConfig:
 @pytest.fixture(scope="module")
 def supernet():
     torch.manual_seed(0)
-    net = SPACE.build_supernet(5).eval()
+    net = build_supernet(SPACE, 5).eval()
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):

@@ -4,7 +4,9 @@
 and one seed per sample, and yields `(index, sample_seed)` keys; datasets of
 `qanas.data` seed the sample's augmentation from that key. Every epoch thus
 sees a new order and new augmentations, the whole sequence is fixed by one
-seed, and it does not depend on `num_workers` or on global random state.
+seed, and it does not depend on `num_workers` or on global random state. The loader
+draws its workers' base seed from a second generator of the same seed
+(`worker_seed_generator`), so iterating it never touches torch's global RNG.
 """
 
 from __future__ import annotations
@@ -76,4 +78,14 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int,
     sampler = SeededSampler(dataset, shuffle, generator)
     return DataLoader(dataset, batch_size=int(batch_size), sampler=sampler,
                       num_workers=int(num_workers), drop_last=drop_last,
-                      persistent_workers=False)
+                      persistent_workers=False, generator=worker_seed_generator(seed))
+
+
+def worker_seed_generator(seed: int) -> torch.Generator:
+    """The generator a seeded loader draws its workers' base seed from (one per iteration).
+
+    Without one, a DataLoader draws that seed from torch's global RNG each time it is
+    iterated, even with no workers. It is not the sampler's generator: drawing from that
+    one would change the order.
+    """
+    return torch.Generator().manual_seed(int(seed))

@@ -39,7 +39,6 @@ def qat_finetune(trainer, scorer, cfg, config: DemoConfig) -> tuple[torch.nn.Mod
     section = {"steps": int(config.qat_steps), "miou_int8_before": float(before)}
     if config.qat_steps <= 0:
         return ptq.eval(), {**section, "miou_int8_after": float(before), "losses": []}
-    torch.manual_seed(config.seed)
     qmodel = prepare_qat(subnet, spec, scorer.train_batches)
     base = trainer.config
     lr = trainer.optimizer.defaults["lr"] * QAT_LR_SCALE

@@ -100,7 +100,6 @@ def run_demo(config: DemoConfig, out_dir: str | Path, force: bool = False) -> di
     out = prepare_output_dir(out_dir, force)
     check_project_folders(out, config.latency_subnets)
     write_run_metadata(out, config.to_dict(), config.seed)
-    torch.manual_seed(config.seed)
     stages = _Stages()
 
     trainer, float_summary = train_supernet(config, out)

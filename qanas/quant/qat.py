@@ -110,7 +110,7 @@ def prepare_supernet_qat(supernet: nn.Module, spec: QuantSpec | None = None) -> 
         The same supernet object.
 
     Example:
-        >>> supernet = prepare_supernet_qat(space.build_supernet(19), QuantSpec())  # doctest: +SKIP
+        >>> supernet = prepare_supernet_qat(build_supernet(space, 19), QuantSpec())  # doctest: +SKIP
     """
     from qanas.supernet.dynamic_ops import DynamicConv2d
 

@@ -76,11 +76,12 @@ class SubnetExporter:
 
     def _supernet_built(self) -> None:
         """Builds the seeded supernet once (the caller's global RNG left as it was)."""
+        from qanas.supernet import build_supernet
         from qanas.utils.seeding import seeded
 
         if self._supernet is None:
             with seeded(self.seed):
-                self._supernet = self.space.build_supernet(self.num_classes).eval()
+                self._supernet = build_supernet(self.space, self.num_classes).eval()
 
     def _calibrated(self, cfg: SubnetConfig):
         """The quantized, calibrated subnet and the seeded generator, ready for its example."""

@@ -28,7 +28,6 @@ from qanas.errors import ConfigError
 from targets.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qanas.supernet.base import Supernet
     from targets.cost import LayerSpec
 
 TOKEN_SEP = "_"
@@ -155,8 +154,10 @@ class BlockShape:
 class SearchSpace(ABC):
     """Base class of search spaces. Subclasses set `name` and `decisions`.
 
-    Subclasses implement `build_supernet` and `layer_specs`, and override
-    `is_valid` / `repair` when some combinations of options are invalid.
+    Subclasses implement `layer_specs`, and override `is_valid` / `repair` when some
+    combinations of options are invalid. A space only describes networks; the modules
+    that hold their weights are built by the supernet registered for the space's class
+    (`qanas.supernet.build_supernet`).
     """
 
     name: str
@@ -275,9 +276,11 @@ class SearchSpace(ABC):
         (the default) for spaces whose block shapes do."""
         return None
 
-    @abstractmethod
-    def build_supernet(self, num_classes: int) -> Supernet:
-        """A weight-sharing supernet covering every subnet of the space."""
+    @property
+    def supernet_space(self) -> SearchSpace:
+        """The space whose supernet holds this space's weights: the space itself, unless it
+        narrows or annotates another one (`RestrictedSpace`, `WeightBitsSpace`)."""
+        return self
 
     @abstractmethod
     def layer_specs(self, cfg: SubnetConfig, image_size: tuple[int, int]) -> list[LayerSpec]:

@@ -204,9 +204,10 @@ class WeightBitsSpace(SearchSpace):
         self.validate(cfg)
         return cfg
 
-    def build_supernet(self, num_classes: int):
-        """The base space's supernet (bits change the quantization, not the weights)."""
-        return self.base.build_supernet(num_classes)
+    @property
+    def supernet_space(self) -> SearchSpace:
+        """The base space's supernet space (bits change the quantization, not the weights)."""
+        return self.base.supernet_space
 
     def layer_specs(self, cfg: SubnetConfig, image_size: tuple[int, int], *args, **kwargs):
         """The base space's layer descriptors of `cfg`'s architecture."""

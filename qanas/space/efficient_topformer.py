@@ -66,6 +66,8 @@ from dataclasses import dataclass
 
 from qanas.errors import ConfigError
 from qanas.space.base import Decision, SearchSpace, SubnetConfig, register_space
+from qanas.space.layer_specs import conv_bn_act_specs, conv_out_hw, inverted_residual_specs
+from targets.cost import LayerSpec
 
 TOKEN_STRIDE = 64
 """Tokens live at 1/64 of the input: image sides must be multiples of this."""
@@ -321,19 +323,75 @@ class EfficientTopFormerSpace(SearchSpace):
             d.options.index(labels[d.name]) if d.name in labels else 0 for d in self.decisions)))
 
     # -- models and costs ----------------------------------------------------------------
-    def build_supernet(self, num_classes: int | None = None):
-        """An `EfficientTopFormerSupernet` (elastic widths, depths, kernels and attention)."""
-        from qanas.supernet.topformer import EfficientTopFormerSupernet
-
-        return EfficientTopFormerSupernet(self, self.num_classes if num_classes is None else num_classes)
-
     def layer_specs(self, cfg: SubnetConfig, image_size: Sequence[int],
                     num_classes: int | None = None):
         """Analytic `LayerSpec`s of `extract(cfg)` for an (H, W) input (sides multiples of 64)."""
-        from qanas.supernet.topformer_blocks import topformer_specs
-
         return topformer_specs(self.plan(cfg), check_image_size(image_size),
                                self.num_classes if num_classes is None else num_classes)
+
+
+def attention_specs(name: str, dim: int, heads: int, key_dim: int, value_dim: int,
+                    hw: tuple[int, int]) -> list[LayerSpec]:
+    """Specs of an `Attention` on an `hw` token grid (projections, two matmuls, softmax)."""
+    tokens = hw[0] * hw[1]
+    specs = conv_bn_act_specs(f"{name}.to_q", dim, heads * key_dim, hw, 1, act=None)
+    specs += conv_bn_act_specs(f"{name}.to_k", dim, heads * key_dim, hw, 1, act=None)
+    specs += conv_bn_act_specs(f"{name}.to_v", dim, heads * value_dim, hw, 1, act=None)
+    specs += [
+        LayerSpec("matmul", f"{name}.qk", key_dim, heads * tokens, hw, hw),
+        LayerSpec("softmax", f"{name}.softmax", heads * tokens, heads * tokens, hw, hw),
+        LayerSpec("matmul", f"{name}.av", tokens, heads * value_dim, hw, hw),
+        LayerSpec("act", f"{name}.relu6", heads * value_dim, heads * value_dim, hw, hw),
+    ]
+    return specs + conv_bn_act_specs(f"{name}.proj", heads * value_dim, dim, hw, 1, act=None)
+
+
+def topformer_specs(plan: TopFormerPlan, image_size: tuple[int, int],
+                    num_classes: int) -> list[LayerSpec]:
+    """Analytic layer specs of `qanas.supernet.topformer_blocks.build_topformer(plan)` at
+    `image_size`, in execution order."""
+    specs = conv_bn_act_specs("stem", 3, plan.stem, image_size, 3, 2)
+    hw = conv_out_hw(image_size, 3, 2, 1)
+    stage_hw = []
+    for s, blocks in enumerate(plan.stages):
+        for j, b in enumerate(blocks):
+            specs += inverted_residual_specs(f"stages.{s}.{j}", b.in_ch, b.out_ch, hw, b.kernel,
+                                             b.expand, b.stride)
+            hw = conv_out_hw(hw, b.kernel, b.stride, 1)
+        stage_hw.append(hw)
+    token_hw = (image_size[0] // TOKEN_STRIDE, image_size[1] // TOKEN_STRIDE)
+    for p, (i, window) in enumerate(zip(TOKEN_STAGES, POOL_WINDOWS, strict=True)):
+        specs.append(LayerSpec("pool_avg", f"pools.{p}", plan.widths[i], plan.widths[i], stage_hw[i],
+                               token_hw, (window, window), (window, window)))
+    dim = plan.embed_dim
+    specs.append(LayerSpec("concat", "tokens", dim, dim, token_hw, token_hw))
+    for t, v in enumerate(plan.vit):
+        name = f"transformer.{t}"
+        specs += attention_specs(f"{name}.attn", dim, v.heads, v.key_dim, v.value_dim, token_hw)
+        specs.append(LayerSpec("add", f"{name}.attn_add", dim, dim, token_hw, token_hw))
+        specs += conv_bn_act_specs(f"{name}.mlp.fc1", dim, v.mlp_hidden, token_hw, 1, act=None)
+        specs += conv_bn_act_specs(f"{name}.mlp.dw", v.mlp_hidden, v.mlp_hidden, token_hw, 3,
+                                   groups=v.mlp_hidden)
+        specs += conv_bn_act_specs(f"{name}.mlp.fc2", v.mlp_hidden, dim, token_hw, 1, act=None)
+        specs.append(LayerSpec("add", f"{name}.mlp_add", dim, dim, token_hw, token_hw))
+    c = INJECT_CHANNELS
+    for n, i in enumerate(INJECT_STAGES):
+        name, w, local_hw = f"injections.{n}", plan.widths[i], stage_hw[i]
+        specs += conv_bn_act_specs(f"{name}.local", w, c, local_hw, 1, act=None)
+        specs += conv_bn_act_specs(f"{name}.gate", w, c, token_hw, 1, act="hardsigmoid")
+        specs.append(LayerSpec("resize", f"{name}.gate_up", c, c, token_hw, local_hw))
+        specs.append(LayerSpec("mul", f"{name}.mul", c, c, local_hw, local_hw))
+        specs += conv_bn_act_specs(f"{name}.embed", w, c, token_hw, 1, act=None)
+        specs.append(LayerSpec("resize", f"{name}.embed_up", c, c, token_hw, local_hw))
+        specs.append(LayerSpec("add", f"{name}.add", c, c, local_hw, local_hw))
+    head_hw = stage_hw[INJECT_STAGES[0]]
+    for n, i in enumerate(INJECT_STAGES[1:], start=1):
+        specs.append(LayerSpec("resize", f"head.up{n}", c, c, stage_hw[i], head_hw))
+        specs.append(LayerSpec("add", f"head.add{n}", c, c, head_hw, head_hw))
+    specs += conv_bn_act_specs("head.fuse", c, c, head_hw, 1)
+    specs += conv_bn_act_specs("head.classifier", c, num_classes, head_hw, 1, act=None, bias=True)
+    specs.append(LayerSpec("resize", "upsample", num_classes, num_classes, head_hw, tuple(image_size)))
+    return specs
 
 
 register_space(EfficientTopFormerSpace())

@@ -51,8 +51,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from qanas.space._mbv2_plan import MobileNetV2PlanSpace
 from qanas.space.base import Decision, SearchSpace, SubnetConfig, register_space
+from qanas.space.mbv2_plan import MobileNetV2PlanSpace
 
 # (width, features indices, stride decision or fixed stride)
 GROUPS: tuple[tuple[int, tuple[int, ...], str | int], ...] = (

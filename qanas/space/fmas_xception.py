@@ -174,12 +174,6 @@ class FMASXceptionSpace(SearchSpace):
         units["head"] = plan.aspp_rates
         return units
 
-    def build_supernet(self, num_classes: int | None = None):
-        """An `XceptionSupernet` over this space."""
-        from qanas.supernet.xception import XceptionSupernet
-
-        return XceptionSupernet(self, self.num_classes if num_classes is None else num_classes)
-
     def layer_specs(self, cfg: SubnetConfig, image_size: Sequence[int],
                     num_classes: int | None = None) -> list[LayerSpec]:
         """Analytic `LayerSpec`s of `extract(cfg)` for an (H, W) input."""

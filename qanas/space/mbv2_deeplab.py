@@ -25,8 +25,8 @@ torchvision's `replace_stride_with_dilation`) and ASPP(6, 12, 18).
 
 from __future__ import annotations
 
-from qanas.space._mbv2_plan import MobileNetV2PlanSpace
 from qanas.space.base import Decision, SubnetConfig, register_space
+from qanas.space.mbv2_plan import MobileNetV2PlanSpace
 
 # (width, layers, stride of the first layer, dilation decision or None)
 STAGES: tuple[tuple[int, int, int, str | None], ...] = (

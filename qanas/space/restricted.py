@@ -119,9 +119,10 @@ class RestrictedSpace(SearchSpace):
         return self.decode([idx.index(min(idx, key=lambda i, c=c: abs(i - c)))
                             for c, idx in zip(cfg.choices, self._index, strict=True)])
 
-    def build_supernet(self, num_classes: int):
-        """The base space's supernet (it covers every subnet of this space)."""
-        return self.base.build_supernet(num_classes)
+    @property
+    def supernet_space(self) -> SearchSpace:
+        """The base space's supernet space (it covers every subnet of this space)."""
+        return self.base.supernet_space
 
     def layer_specs(self, cfg: SubnetConfig, image_size: tuple[int, int], *args, **kwargs):
         """The base space's layer descriptors of `cfg`."""

@@ -299,16 +299,6 @@ class SqueezeNASSpace(SearchSpace):
             hw = _out_hw(hw, plan.stride)
         return shapes
 
-    def build_supernet(self, num_classes: int | None = None):
-        """A `SqueezeNASSupernet` holding all 13 candidates of every superblock.
-
-        Args:
-            num_classes: output classes; `self.num_classes` (19, Cityscapes) when None.
-        """
-        from qanas.supernet.squeezenas import SqueezeNASSupernet
-
-        return SqueezeNASSupernet(self, self.num_classes if num_classes is None else num_classes)
-
     def layer_specs(
         self, cfg: SubnetConfig, image_size: tuple[int, int], num_classes: int | None = None
     ) -> list[LayerSpec]:

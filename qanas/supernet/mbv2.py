@@ -20,13 +20,14 @@ import copy
 import torch
 from torch import nn
 
-from qanas.space.base import SearchSpace, SubnetConfig
+from qanas.space.base import SubnetConfig
 from qanas.space.mbv2_layout import (
     FIRST_BLOCK_CH,
     STEM_CH,
     MBV2Layout,
     MBV2Plan,
 )
+from qanas.space.mbv2_plan import MobileNetV2PlanSpace
 from qanas.supernet.base import Supernet
 from qanas.supernet.blocks import (
     ASPPHead,
@@ -37,6 +38,7 @@ from qanas.supernet.blocks import (
     upsample_to,
 )
 from qanas.supernet.dynamic_ops import DynamicInvertedResidual
+from qanas.supernet.registry import register_supernet
 
 
 def _stem() -> nn.Module:
@@ -70,6 +72,7 @@ class MobileNetV2Seg(nn.Module):
         return upsample_to(logits, x)
 
 
+@register_supernet(MobileNetV2PlanSpace)
 class MobileNetV2Supernet(Supernet):
     """Weight-sharing MobileNetV2 supernet; the space supplies `layout` and `plan(cfg)`.
 
@@ -78,9 +81,9 @@ class MobileNetV2Supernet(Supernet):
     torchvision weights load by name (see `qanas.supernet.pretrained`).
     """
 
-    def __init__(self, space: SearchSpace, num_classes: int, layout: MBV2Layout):
+    def __init__(self, space: MobileNetV2PlanSpace, num_classes: int, layout: MBV2Layout | None = None):
         super().__init__(space, num_classes)
-        self.layout = layout
+        self.layout = layout = space.layout() if layout is None else layout
         features: list[nn.Module] = [_stem(), _first_block()]
         features += [DynamicInvertedResidual(s.max_in, s.out_ch, s.max_kernel, s.max_expand) for s in layout.slots]
         self.features = nn.ModuleList(features)

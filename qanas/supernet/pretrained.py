@@ -10,7 +10,7 @@ convention, so the seed subnet reproduces the pretrained network exactly).
 and are reported as unused.
 
 Example:
-    >>> net = get_space("mbv2-deeplab").build_supernet(19)  # doctest: +SKIP
+    >>> net = build_supernet(get_space("mbv2-deeplab"), 19)  # doctest: +SKIP
     >>> report = load_mobilenet_v2_file(net, "mobilenet_v2.pth")  # doctest: +SKIP
 """
 

@@ -19,6 +19,7 @@ from qanas.space.base import SubnetConfig
 from qanas.space.squeezenas import OPTIONS, SqueezeNASSpace
 from qanas.supernet.base import Supernet
 from qanas.supernet.blocks import ConvBNAct, LRASPPHead
+from qanas.supernet.registry import register_supernet
 from qanas.supernet.squeezenas_blocks import ChoiceBlock, SqueezeNASASPPHead
 
 
@@ -46,12 +47,13 @@ class SqueezeNASNet(nn.Module):
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
+@register_supernet(SqueezeNASSpace)
 class SqueezeNASSupernet(Supernet):
     """Weight-sharing supernet of a `SqueezeNASSpace`; starts with `max_config` active.
 
     Example:
         >>> space = get_space("squeezenas-small")  # doctest: +SKIP
-        >>> net = space.build_supernet(num_classes=19)  # doctest: +SKIP
+        >>> net = build_supernet(space, num_classes=19)  # doctest: +SKIP
         >>> net.set_active(space.seed_config()); logits = net(images)  # doctest: +SKIP
         >>> subnet = net.extract(space.seed_config())  # static nn.Module  # doctest: +SKIP
     """

@@ -38,6 +38,7 @@ from qanas.space.efficient_topformer import (
 from qanas.supernet.base import Supernet
 from qanas.supernet.blocks import ConvBNAct
 from qanas.supernet.dynamic_ops import DynamicBatchNorm2d, DynamicConv2d
+from qanas.supernet.registry import register_supernet
 from qanas.supernet.topformer_blocks import SegHead, TopFormerNet, TransformerBlock
 from qanas.supernet.topformer_ops import (
     ElasticAttention,
@@ -119,12 +120,13 @@ class ElasticTransformer(nn.Module):
             for s in self.active))
 
 
+@register_supernet(EfficientTopFormerSpace)
 class EfficientTopFormerSupernet(Supernet):
     """Weight-sharing supernet of `EfficientTopFormerSpace`; starts with `max_config` active.
 
     Example:
         >>> space = get_space("efficient-topformer")  # doctest: +SKIP
-        >>> net = space.build_supernet(num_classes=19)  # doctest: +SKIP
+        >>> net = build_supernet(space, num_classes=19)  # doctest: +SKIP
         >>> net.set_active(space.seed_config()); logits = net(images)  # doctest: +SKIP
         >>> subnet = net.extract(space.seed_config())  # static TopFormerNet  # doctest: +SKIP
     """

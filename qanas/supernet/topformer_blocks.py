@@ -1,13 +1,12 @@
-"""Static TopFormer modules (the extracted subnets of `efficient-topformer`) and their specs.
+"""Static TopFormer modules (the extracted subnets of `efficient-topformer`).
 
 Attention is written with ops the int8 flow and the QDQ export keep visible:
 1×1 conv-BN projections, ``torch.flatten`` / ``torch.reshape`` / ``torch.transpose``,
 two `MatMul` modules (so the quantizer can put int8 operands and a requantizer around
 each) and ``nn.Softmax``. The network is `TopFormerNet`; the supernet runs the same
-class with elastic modules in its slots. Each module has a `*_specs` function whose
-MAC and parameter totals equal a hook count (`qanas.supernet.count`), a tested invariant;
-an attention matmul is a ``matmul`` `LayerSpec` on the token grid whose reduction
-length is `in_channels` (`targets.cost`).
+class with elastic modules in its slots. Their analytic layer descriptors are the space's
+(`qanas.space.efficient_topformer.topformer_specs`), whose MAC and parameter totals equal
+a hook count (`qanas.supernet.count`), a tested invariant.
 """
 
 from __future__ import annotations
@@ -22,12 +21,9 @@ from qanas.space.efficient_topformer import (
     INJECT_STAGES,
     POOL_WINDOWS,
     TOKEN_STAGES,
-    TOKEN_STRIDE,
     TopFormerPlan,
 )
-from qanas.space.layer_specs import conv_bn_act_specs, conv_out_hw, inverted_residual_specs
 from qanas.supernet.blocks import ConvBNAct, InvertedResidual, upsample_to
-from targets.cost import LayerSpec
 
 
 class MatMul(nn.Module):
@@ -190,68 +186,5 @@ def build_topformer(plan: TopFormerPlan, num_classes: int) -> TopFormerNet:
                         SegHead(INJECT_CHANNELS, num_classes), plan.token_slices())
 
 
-def attention_specs(name: str, dim: int, heads: int, key_dim: int, value_dim: int,
-                    hw: tuple[int, int]) -> list[LayerSpec]:
-    """Specs of an `Attention` on an `hw` token grid (projections, two matmuls, softmax)."""
-    tokens = hw[0] * hw[1]
-    specs = conv_bn_act_specs(f"{name}.to_q", dim, heads * key_dim, hw, 1, act=None)
-    specs += conv_bn_act_specs(f"{name}.to_k", dim, heads * key_dim, hw, 1, act=None)
-    specs += conv_bn_act_specs(f"{name}.to_v", dim, heads * value_dim, hw, 1, act=None)
-    specs += [
-        LayerSpec("matmul", f"{name}.qk", key_dim, heads * tokens, hw, hw),
-        LayerSpec("softmax", f"{name}.softmax", heads * tokens, heads * tokens, hw, hw),
-        LayerSpec("matmul", f"{name}.av", tokens, heads * value_dim, hw, hw),
-        LayerSpec("act", f"{name}.relu6", heads * value_dim, heads * value_dim, hw, hw),
-    ]
-    return specs + conv_bn_act_specs(f"{name}.proj", heads * value_dim, dim, hw, 1, act=None)
-
-
-def topformer_specs(plan: TopFormerPlan, image_size: tuple[int, int],
-                    num_classes: int) -> list[LayerSpec]:
-    """Analytic layer specs of `build_topformer(plan)` at `image_size`, in execution order."""
-    specs = conv_bn_act_specs("stem", 3, plan.stem, image_size, 3, 2)
-    hw = conv_out_hw(image_size, 3, 2, 1)
-    stage_hw = []
-    for s, blocks in enumerate(plan.stages):
-        for j, b in enumerate(blocks):
-            specs += inverted_residual_specs(f"stages.{s}.{j}", b.in_ch, b.out_ch, hw, b.kernel,
-                                             b.expand, b.stride)
-            hw = conv_out_hw(hw, b.kernel, b.stride, 1)
-        stage_hw.append(hw)
-    token_hw = (image_size[0] // TOKEN_STRIDE, image_size[1] // TOKEN_STRIDE)
-    for p, (i, window) in enumerate(zip(TOKEN_STAGES, POOL_WINDOWS, strict=True)):
-        specs.append(LayerSpec("pool_avg", f"pools.{p}", plan.widths[i], plan.widths[i], stage_hw[i],
-                               token_hw, (window, window), (window, window)))
-    dim = plan.embed_dim
-    specs.append(LayerSpec("concat", "tokens", dim, dim, token_hw, token_hw))
-    for t, v in enumerate(plan.vit):
-        name = f"transformer.{t}"
-        specs += attention_specs(f"{name}.attn", dim, v.heads, v.key_dim, v.value_dim, token_hw)
-        specs.append(LayerSpec("add", f"{name}.attn_add", dim, dim, token_hw, token_hw))
-        specs += conv_bn_act_specs(f"{name}.mlp.fc1", dim, v.mlp_hidden, token_hw, 1, act=None)
-        specs += conv_bn_act_specs(f"{name}.mlp.dw", v.mlp_hidden, v.mlp_hidden, token_hw, 3,
-                                   groups=v.mlp_hidden)
-        specs += conv_bn_act_specs(f"{name}.mlp.fc2", v.mlp_hidden, dim, token_hw, 1, act=None)
-        specs.append(LayerSpec("add", f"{name}.mlp_add", dim, dim, token_hw, token_hw))
-    c = INJECT_CHANNELS
-    for n, i in enumerate(INJECT_STAGES):
-        name, w, local_hw = f"injections.{n}", plan.widths[i], stage_hw[i]
-        specs += conv_bn_act_specs(f"{name}.local", w, c, local_hw, 1, act=None)
-        specs += conv_bn_act_specs(f"{name}.gate", w, c, token_hw, 1, act="hardsigmoid")
-        specs.append(LayerSpec("resize", f"{name}.gate_up", c, c, token_hw, local_hw))
-        specs.append(LayerSpec("mul", f"{name}.mul", c, c, local_hw, local_hw))
-        specs += conv_bn_act_specs(f"{name}.embed", w, c, token_hw, 1, act=None)
-        specs.append(LayerSpec("resize", f"{name}.embed_up", c, c, token_hw, local_hw))
-        specs.append(LayerSpec("add", f"{name}.add", c, c, local_hw, local_hw))
-    head_hw = stage_hw[INJECT_STAGES[0]]
-    for n, i in enumerate(INJECT_STAGES[1:], start=1):
-        specs.append(LayerSpec("resize", f"head.up{n}", c, c, stage_hw[i], head_hw))
-        specs.append(LayerSpec("add", f"head.add{n}", c, c, head_hw, head_hw))
-    specs += conv_bn_act_specs("head.fuse", c, c, head_hw, 1)
-    specs += conv_bn_act_specs("head.classifier", c, num_classes, head_hw, 1, act=None, bias=True)
-    specs.append(LayerSpec("resize", "upsample", num_classes, num_classes, head_hw, tuple(image_size)))
-    return specs
-
-
 __all__ = ["Attention", "Injection", "MatMul", "Mlp", "SegHead", "TopFormerNet", "TransformerBlock",
-           "attention_core", "attention_specs", "build_topformer", "topformer_specs"]
+           "attention_core", "build_topformer"]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from qanas.space.base import SearchSpace, SubnetConfig
+from qanas.space.base import SubnetConfig
 from qanas.space.fmas_xception import (
     ENTRY,
     ENTRY_FIXED_STRIDES,
@@ -28,10 +28,12 @@ from qanas.space.fmas_xception import (
     MIDDLE_BLOCKS,
     MIDDLE_WIDTH,
     STEM,
+    FMASXceptionSpace,
     XceptionPlan,
 )
 from qanas.supernet.base import Supernet
 from qanas.supernet.blocks import ASPPPooling, ConvBNAct, upsample_to
+from qanas.supernet.registry import register_supernet
 
 
 def _set_conv(conv: nn.Conv2d, stride: int, dilation: int) -> None:
@@ -158,11 +160,12 @@ def _build(num_classes: int, rates: Sequence[int]) -> XceptionSeg:
                        exit_convs, head)
 
 
+@register_supernet(FMASXceptionSpace)
 class XceptionSupernet(Supernet):
     """Weight-sharing supernet of `fmas-xception`: one `XceptionSeg` whose strides, rates and
     kept middle blocks follow the active subnet."""
 
-    def __init__(self, space: SearchSpace, num_classes: int):
+    def __init__(self, space: FMASXceptionSpace, num_classes: int):
         super().__init__(space, num_classes)
         self.net = _build(num_classes, space.plan(space.max_config()).aspp_rates)
         self.set_active(space.max_config())

@@ -10,7 +10,9 @@ Example:
 
 from qanas.train.checkpoint import FORMAT, load_checkpoint, load_supernet, save_checkpoint
 from qanas.train.config import TrainConfig
+from qanas.train.eval_job import EvalConfig, run_eval
 from qanas.train.evaluate import majority_class_miou, recalibrate_bn, subnet_miou
+from qanas.train.job import run_standalone, run_training
 from qanas.train.samplers import (
     SAMPLERS,
     FairNASSampler,
@@ -23,6 +25,7 @@ from qanas.train.trainer import CHECKPOINT_NAME, SupernetTrainer, build_datasets
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "EvalConfig",
     "FORMAT",
     "SAMPLERS",
     "FairNASSampler",
@@ -37,6 +40,9 @@ __all__ = [
     "load_supernet",
     "majority_class_miou",
     "recalibrate_bn",
+    "run_eval",
+    "run_standalone",
+    "run_training",
     "save_checkpoint",
     "subnet_miou",
 ]

@@ -136,10 +136,11 @@ def load_supernet(path: str | os.PathLike, map_location: str | torch.device = "c
         >>> supernet.set_active(supernet.space.resolve("seed"))  # doctest: +SKIP
     """
     from qanas.space import get_space
+    from qanas.supernet import build_supernet
 
     payload = load_checkpoint(path, map_location)
     space = get_space(payload["space"])
-    supernet = space.build_supernet(int(payload["num_classes"]))
+    supernet = build_supernet(space, int(payload["num_classes"]))
     if payload.get("qat"):
         from qanas.train.qat import prepare_qat
 

@@ -108,7 +108,7 @@ def sharded_loader(dataset, global_batch: int, shuffle: bool, seed: int, drop_la
             the middle of an epoch); the rest are the same batches as without it.
     """
     from qanas.data import make_loader
-    from qanas.data.loader import SeededSampler
+    from qanas.data.loader import SeededSampler, worker_seed_generator
 
     if int(skip_batches) < 0:
         raise ConfigError(f"skip_batches must be >= 0; got {skip_batches!r}")
@@ -120,10 +120,11 @@ def sharded_loader(dataset, global_batch: int, shuffle: bool, seed: int, drop_la
     if not ctx.is_distributed:
         keys = SkipKeys(base, int(skip_batches) * int(global_batch))
         return DataLoader(dataset, batch_size=int(global_batch), sampler=keys,
-                          drop_last=drop_last)
+                          drop_last=drop_last, generator=worker_seed_generator(seed))
     shard = GlobalBatchShard(base, global_batch, ctx.rank, ctx.world_size, drop_last)
     keys = SkipKeys(shard, int(skip_batches) * shard.local)
-    return DataLoader(dataset, batch_size=shard.local, sampler=keys, drop_last=False)
+    return DataLoader(dataset, batch_size=shard.local, sampler=keys, drop_last=False,
+                      generator=worker_seed_generator(seed))
 
 
 def all_reduce_gradients(params: Sequence[torch.nn.Parameter], extra: torch.Tensor,

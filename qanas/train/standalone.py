@@ -164,6 +164,8 @@ def build_subnet(cfg: StandaloneConfig, num_classes: int | None = None):
     from qanas.quant.qat import strip_qat
     from qanas.space import get_space
     from qanas.space.bits import arch_of, parse_config
+    from qanas.supernet import build_supernet
+    from qanas.utils.seeding import seeded
 
     meta: dict[str, Any] = {}
     supernet = None
@@ -192,8 +194,8 @@ def build_subnet(cfg: StandaloneConfig, num_classes: int | None = None):
     else:
         if classes is None:
             raise ConfigError("the number of classes is unknown; build the datasets first")
-        torch.manual_seed(cfg.seed)
-        subnet = get_space(arch.space).build_supernet(int(classes)).extract(arch_of(arch))
+        with seeded(cfg.seed):  # layer constructors draw their weights from torch's RNG
+            subnet = build_supernet(get_space(arch.space), int(classes)).extract(arch_of(arch))
     return subnet, arch, meta
 
 
@@ -345,7 +347,6 @@ def train_standalone(cfg: StandaloneConfig, out_dir: str | Path, datasets=None,
     def batches(epoch: int):
         return islice(iter(loader(train_set, True, epoch_seed(cfg.seed, epoch))), steps)
 
-    torch.manual_seed(cfg.seed)
     if cfg.epochs > 0:
         loop = TrainingPhase(subnet, tcfg, steps * cfg.epochs, ignore)
         for e in range(cfg.epochs):

@@ -68,6 +68,7 @@ def load_standalone_model(path: str | Path) -> StandaloneModel:
     from qanas.quant.qat import prepare_qat
     from qanas.space import get_space
     from qanas.space.bits import arch_of, parse_config
+    from qanas.supernet import build_supernet
     from qanas.train.standalone import StandaloneConfig, load_standalone, subnet_quant_spec
 
     payload: dict[str, Any] = load_standalone(path)
@@ -75,7 +76,7 @@ def load_standalone_model(path: str | Path) -> StandaloneModel:
     arch = parse_config(payload["arch"])
     num_classes = int(payload["num_classes"])
     image_size = (int(payload["image_size"][0]), int(payload["image_size"][1]))
-    model = get_space(arch.space).build_supernet(num_classes).extract(arch_of(arch))
+    model = build_supernet(get_space(arch.space), num_classes).extract(arch_of(arch))
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as err:

@@ -11,12 +11,13 @@ m) by m, which is why SGD runs want `path_loss="sum"` or an m-times larger LR. B
 train mode; each path updates the shared running statistics, which is why the
 quick validation recalibrates BN per subnet (`qanas.train.evaluate`).
 
-Determinism: the trainer seeds torch's global RNG with `config.seed` before
-building the supernet (weight init); the data order of epoch e comes from a
-loader seeded with `(seed, e)`; the sampler has its own generator. Every
-checkpoint stores model, optimizer, scheduler, sampler and the torch/numpy/python
-RNG states, so a resumed run produces bit-identical weights to an uninterrupted
-run. Checkpoints are written after each epoch and, within an epoch, every
+Determinism: the supernet's initial weights are drawn with torch's RNG seeded to
+`config.seed` (`qanas.utils.seeding.seeded`, which gives the caller's RNG state
+back); the data order of epoch e comes from a loader seeded with `(seed, e)`; the
+sampler has its own generator; training draws nothing from the global RNGs. Every
+checkpoint stores model, optimizer, scheduler, sampler and the caller's
+torch/numpy/python RNG states (restored on resume), so a resumed run produces
+bit-identical weights to an uninterrupted run. Checkpoints are written after each epoch and, within an epoch, every
 `checkpoint_every` optimizer steps (`DEFAULT_CHECKPOINT_EVERY`, a few minutes of
 CPU at the default settings), so a kill loses minutes, not an epoch. A mid-epoch
 checkpoint also stores the epoch's position (`"epoch_progress"`: batches consumed,
@@ -63,6 +64,7 @@ from qanas.train.optim import build_optimizer, build_scheduler
 from qanas.train.samplers import build_sampler
 from qanas.train.sharding import all_reduce_gradients, check_global_batch, sharded_loader
 from qanas.utils.progress import progress
+from qanas.utils.seeding import seeded
 
 CHECKPOINT_NAME = "supernet.pt"
 # Optimizer steps between mid-epoch checkpoints: a few minutes of CPU at the defaults
@@ -126,6 +128,7 @@ class SupernetTrainer:
                  dist: DistContext | None = None,
                  checkpoint_every: int | None = DEFAULT_CHECKPOINT_EVERY):
         from qanas.space import get_space
+        from qanas.supernet import build_supernet
 
         if checkpoint_every is not None and int(checkpoint_every) < 0:
             raise ConfigError(f"checkpoint_every must be >= 0 steps (0: once per epoch); got "
@@ -142,17 +145,17 @@ class SupernetTrainer:
         self.num_classes = int(self.train_set.num_classes)
         self.ignore_index = int(getattr(self.train_set, "ignore_index", 255))
 
-        torch.manual_seed(config.seed)
-        supernet = self.space.build_supernet(self.num_classes)
-        self.init_report = None
-        if config.zero_init_residual:  # before init_from: pretrained gammas must win
-            zero_init_residual(supernet)
-        if config.init_from and initialise:
-            self.init_report = _init_encoder(supernet, config.init_from)
-        if config.qat:
-            from qanas.train.qat import prepare_qat
+        with seeded(config.seed):  # layer constructors draw their weights from torch's RNG
+            supernet = build_supernet(self.space, self.num_classes)
+            self.init_report = None
+            if config.zero_init_residual:  # before init_from: pretrained gammas must win
+                zero_init_residual(supernet)
+            if config.init_from and initialise:
+                self.init_report = _init_encoder(supernet, config.init_from)
+            if config.qat:
+                from qanas.train.qat import prepare_qat
 
-            supernet = prepare_qat(supernet, config.quant_spec)
+                supernet = prepare_qat(supernet, config.quant_spec)
         self.model = supernet.to(self.device)
         self.sampler = build_sampler(config.sampler, self.space, config.seed)
         self.steps_per_epoch = self._steps_per_epoch()
@@ -306,11 +309,7 @@ class SupernetTrainer:
                               seed=epoch_seed(self.config.seed, epoch), skip_batches=done)
         total, steps = self._progress["loss_total"], self._progress["loss_steps"]
         quiet = {} if self.dist.is_main else {"disable": True}  # one bar per job, on rank 0
-        rng = torch.get_rng_state() if first else None
-        batches = iter(loader)  # draws the loader's base seed from torch's global RNG...
-        if rng is not None:  # ...which the uninterrupted run drew before the checkpoint
-            torch.set_rng_state(rng)
-        bar = progress(islice(batches, self.steps_per_epoch - done),
+        bar = progress(islice(loader, self.steps_per_epoch - done),
                        total=self.steps_per_epoch, initial=done,
                        desc=f"epoch {epoch + 1}/{self.config.epochs}", **quiet)
         for image, mask in bar:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
-from typing import Any
+from dataclasses import asdict, fields
+from typing import Any, TypeVar
 
 from qanas.errors import ConfigError
 
@@ -20,3 +20,20 @@ def reject_unknown_keys(cls: type, data: Mapping[str, Any],
     unknown = sorted(set(data) - known)
     if unknown:
         raise error(f"unknown {cls.__name__} keys {unknown}; valid keys: {sorted(known)}")
+
+
+R = TypeVar("R", bound="JsonRecord")
+
+
+class JsonRecord:
+    """Mixin for a frozen dataclass of plain JSON values: `to_dict` and a strict `from_dict`."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (`from_dict` reads it back)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[R], data: Mapping[str, Any]) -> R:
+        """Inverse of `to_dict`; rejects unknown keys."""
+        reject_unknown_keys(cls, data)
+        return cls(**data)

@@ -14,21 +14,16 @@ runner's full protocol (toolchain, flags, emulator, compiler versions).
 
 An Ethos-U target (``--target ethos-u55-128``) takes the QDQ ONNX (or int8 TFLite) model,
 compiles it with Vela and reports Vela's estimates marked ``"estimate": true``, latency in
-cycles plus ``latency_s``, CPU-fallback operators and Vela's protocol (`_npu.bench_npu`).
+cycles plus ``latency_s``, CPU-fallback operators and Vela's protocol
+(`qanas.bench.npu.bench_npu`). The work is `qanas.bench.run_bench(BenchConfig)`.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 
-import numpy as np
-
-from qanas.bench.runners import compile_if_model, make_runner, memory_summary, random_inputs
+from qanas.bench.job import VELA_OPTIMISE, BenchConfig, run_bench
 from qanas.cli.command import Command
-
-VELA_OPTIMISE = {"size": "Size", "speed": "Performance"}
-"""`--optimise` of our compiler → Vela's strategy of the same intent."""
 
 
 def add_flash_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,51 +55,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> dict:
-    from runtime.runners.base import read_io
-    from targets import get_target
-
-    target = get_target(args.target)
-    if target.npu_config is not None:  # Ethos-U: Vela's estimates, nothing is executed
-        from qanas.cli.commands._npu import bench_npu
-
-        args.optimise = VELA_OPTIMISE.get(args.optimise, args.optimise or "Performance")
-        return bench_npu(args, target)
-    args.optimise = args.optimise or "size"
-    if args.optimise not in VELA_OPTIMISE:
-        raise ValueError(f"--optimise {args.optimise} is Vela's spelling, for NPU targets; "
-                         f"for {target.name} use {' or '.join(VELA_OPTIMISE)}")
-    project = compile_if_model(args.model, target, args.out, force=args.force,
-                               optimise=args.optimise)
-    in_specs, _ = read_io(project)
-    inputs = {s.name: a for s, a in zip(in_specs, random_inputs(in_specs, args.seed), strict=True)}
-    runner = make_runner(args.runner, target, args.warmup, args.per_layer, args.flash,
-                         args.no_flash)
-    result = runner.run(project, inputs, repeats=args.repeats)
-    from runtime.runners.firmware_base import HostReferenceRunner
-
-    reference = HostReferenceRunner().run(project, inputs) if runner.name != "host" else result
-    diffs = [float(np.max(np.abs(result.outputs[k].astype(np.float64)
-                                 - reference.outputs[k].astype(np.float64)), initial=0.0))
-             for k in reference.outputs]
-    match = all(np.array_equal(result.outputs[k], reference.outputs[k])
-                for k in reference.outputs)
-    proto = result.protocol
-    values = proto.get("latency", result.latency_s)
-    unit = proto.get("unit", "seconds")
-    sram = proto.get("sram_bytes") or {"arena": proto.get("arena_bytes"), "stack_peak": None,
-                                       "static": None}
-    return {
-        "target": target.name, "runner": runner.name, "project": str(project),
-        "latency": {"median": statistics.median(values), "min": min(values),
-                    "max": max(values), "unit": unit},
-        "runs": len(values),
-        "flash_bytes": proto.get("flash_bytes"),
-        "sram_bytes": {k: sram.get(k) for k in ("arena", "stack_peak", "static")},
-        "memory": memory_summary(project),
-        "outputs_match": bool(match), "max_abs_diff": max(diffs, default=0.0),
-        "reference": "host build of the same C" if runner.name != "host" else "itself",
-        "layers": proto.get("layers", []), "protocol": proto,
-    }
+    return run_bench(BenchConfig(
+        model=args.model, target=args.target, runner=args.runner, out=args.out,
+        repeats=args.repeats, warmup=args.warmup, flash=args.flash, no_flash=args.no_flash,
+        per_layer=args.per_layer, seed=args.seed, force=args.force, optimise=args.optimise))
 
 
 COMMAND = Command("bench", "run a compiled model on a runner (QEMU, host, board) and "

@@ -7,6 +7,7 @@ Example:
 Writes `DIR/standalone.pt` (atomically after every epoch), `DIR/config.json` (resolved
 config, seed, versions) and `DIR/result.json` (float and int8 val mIoU, loss history).
 One process per DIR (`qanas.utils.runlock`): a second `qanas train` on it is refused.
+The run itself is `qanas.train.job.run_standalone`.
 """
 
 from __future__ import annotations
@@ -107,27 +108,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> dict:
-    from qanas.train.standalone import CHECKPOINT_NAME, train_standalone
-    from qanas.utils.io import (
-        atomic_write_json,
-        check_output_dir,
-        prepare_output_dir,
-        write_run_metadata,
-    )
-    from qanas.utils.runlock import lock_run_dir
+    from qanas.train.job import run_standalone
 
     init = args.init or ("supernet" if args.supernet else "scratch")
     cfg = standalone_config(args, args.arch, init, args.supernet, args.qat)
     check_standalone_image_size(args, args.arch)
-    out = check_output_dir(args.out)
-    if args.export_onnx:
-        check_output_dir(Path(args.export_onnx).parent, "--export-onnx's folder")
-    with lock_run_dir(out, "train"):
-        prepare_output_dir(out, args.force, marker=CHECKPOINT_NAME)
-        write_run_metadata(out, {"standalone": cfg.to_dict()}, cfg.seed)
-        export = args.export_onnx or (out / "model.onnx" if args.qat else None)
-        result = train_standalone(cfg, out, progress=log_line, export_onnx=export)
-        atomic_write_json(out / "result.json", result)
+    export = args.export_onnx or (Path(args.out) / "model.onnx" if args.qat else None)
+    result = run_standalone(cfg, args.out, force=args.force, export_onnx=export,
+                            progress=log_line)
     return {k: v for k, v in result.items() if k != "history"}
 
 

@@ -11,7 +11,8 @@ seed, versions, command line) and `DIR/result.json`. `--resume` continues from
 that is where the run stopped, bit-identically to an uninterrupted run; flags
 given with `--resume` must agree with it, except `--epochs`, which may extend the
 run. One process per DIR: a second `train-supernet` on a DIR in use is refused
-with the holder's PID (`qanas.utils.runlock`).
+with the holder's PID (`qanas.utils.runlock`). The run itself is
+`qanas.train.job.run_training`.
 
 Under `torchrun` (see docs/scale-out.md) every process runs this command:
 `--batch-size` is the global batch, split evenly over the processes, and only
@@ -21,8 +22,6 @@ rank 0 writes DIR and prints the result.
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
 
 from qanas.cli.command import Command
 from qanas.train.trainer import DEFAULT_CHECKPOINT_EVERY
@@ -108,84 +107,27 @@ def _train(args: argparse.Namespace, dist) -> dict:
     from qanas.space import get_space
     from qanas.space.geometry import check_image_size
     from qanas.train import TrainConfig
+    from qanas.train.job import run_training
     from qanas.train.sharding import check_global_batch
     from qanas.utils.io import check_output_dir
-    from qanas.utils.runlock import lock_run_dir
 
     # Everything a bad flag can fail on is checked before DIR is created or locked.
-    out = check_output_dir(args.out)
+    check_output_dir(args.out)
     every = DEFAULT_CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
     if every < 0:
         raise ConfigError(f"--checkpoint-every must be >= 0 steps (0: only at epoch ends); "
                           f"got {every}")
     given = _given(args)
     config = None
-    if args.resume:
-        if not (out / "supernet.pt").is_file():
-            raise ConfigError(f"--resume: no checkpoint at {out / 'supernet.pt'}; start the "
-                              f"run without --resume")
-    else:
+    if not args.resume:
         if "space" not in given:
             raise ConfigError("--space is required (see `qanas spaces`), unless --resume")
         config = TrainConfig(**given)  # validated on every rank before rank 0 touches DIR
         check_image_size(get_space(config.space), config.image_size,
                          "--image-size" if "image_size" in given else "the default image size")
         check_global_batch(config.batch_size, dist.world_size)
-    lock = dist.on_main(lambda: lock_run_dir(out, "train-supernet"))
-    try:
-        return _train_locked(args, dist, out, given, config, every)
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def _train_locked(args: argparse.Namespace, dist, out: Path, given: dict, config,
-                  every: int) -> dict:
-    from qanas.errors import ConfigError
-    from qanas.train import CHECKPOINT_NAME, SupernetTrainer, TrainConfig, load_checkpoint
-    from qanas.utils.io import atomic_write_json, prepare_output_dir, write_run_metadata
-
-    checkpoint = out / CHECKPOINT_NAME
-    start = time.perf_counter()
-    if args.resume:
-        stored = TrainConfig.from_dict(load_checkpoint(checkpoint)["config"])
-        stored_dict = stored.to_dict()
-        conflicts = {
-            k: (v, stored_dict[k]) for k, v in TrainConfig(**{**stored_dict, **given}).to_dict()
-            .items() if k != "epochs" and k in given and v != stored_dict[k]
-        }
-        if conflicts:
-            listed = "; ".join(f"--{k.replace('_', '-')} {v!r} vs stored {s!r}"
-                               for k, (v, s) in sorted(conflicts.items()))
-            raise ConfigError(f"--resume continues {checkpoint} with its stored configuration, "
-                              f"but these flags differ: {listed}. Drop them, or start a new run "
-                              f"in another --out (or with --force)")
-        trainer = SupernetTrainer.from_checkpoint(checkpoint, out, epochs=given.get("epochs"),
-                                                  device=args.device, dist=dist,
-                                                  checkpoint_every=every)
-    else:
-        dist.on_main(lambda: prepare_output_dir(out, args.force, marker=CHECKPOINT_NAME))
-        trainer = SupernetTrainer(config, out, device=args.device, dist=dist,
-                                  checkpoint_every=every)
-    config = trainer.config
-    dist.on_main(lambda: write_run_metadata(
-        out, {"train": config.to_dict(), "resumed": bool(args.resume),
-              "num_classes": trainer.num_classes, "init": trainer.init_report,
-              "world_size": dist.world_size, "device": str(trainer.device)}, config.seed))
-    summary = trainer.fit()
-    result = {
-        "checkpoint": summary["checkpoint"],
-        "epochs": summary["epochs"],
-        "final_loss": summary["final_loss"],
-        "val_miou": summary["val_miou"],
-        "baseline_miou": summary["baseline_miou"],
-        "sampler_counts": [c.tolist() for c in trainer.sampler.counts],
-        "init": trainer.init_report,
-        "seconds": round(time.perf_counter() - start, 3),
-    }
-    dist.on_main(lambda: atomic_write_json(out / "result.json",
-                                           {**result, "history": summary["history"]}))
-    return result
+    return run_training(args.out, config, resume=args.resume, changes=given if args.resume else None,
+                        force=args.force, device=args.device, checkpoint_every=every, dist=dist)
 
 
 COMMAND = Command("train-supernet", "train a FairNAS/SPOS weight-sharing supernet",

@@ -219,8 +219,10 @@ class LUTLatencyModel:
 # -- building -----------------------------------------------------------------------------------
 def seeded_supernet(space: SearchSpace, num_classes: int, seed: int):
     """The supernet whose weights every measurement of a table uses (seeded init, eval mode)."""
+    from qanas.supernet import build_supernet
+
     with seeded(seed):
-        return space.build_supernet(num_classes).eval()
+        return build_supernet(space, num_classes).eval()
 
 
 def _check_resume(lut: LatencyLUT, expected: dict) -> None:

@@ -1,8 +1,9 @@
 """What the MobileNetV2-based spaces share: a supernet layout and a per-config plan.
 
-A space built on `qanas.supernet.mbv2` only says how its decisions map to a
-layout (`layout`, a `qanas.space.mbv2_layout.MBV2Layout`) and to the active blocks and head of one subnet (`plan`);
-building the supernet and the analytic layer list follow from those two.
+A MobileNetV2-based space only says how its decisions map to a layout (`layout`, a
+`qanas.space.mbv2_layout.MBV2Layout`) and to the active blocks and head of one subnet
+(`plan`); the analytic layer list follows from those two, and so does the supernet
+(`qanas.supernet.mbv2.MobileNetV2Supernet`, registered for `MobileNetV2PlanSpace`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from qanas.space.mbv2_layout import plan_layer_specs
 
 
 class MobileNetV2PlanSpace(SearchSpace):
-    """Base of spaces whose supernet is `MobileNetV2Supernet`; sets `num_classes`."""
+    """Base of spaces whose supernet is `MobileNetV2Supernet`; subclasses set `num_classes`."""
 
     num_classes: int
 
@@ -33,13 +34,6 @@ class MobileNetV2PlanSpace(SearchSpace):
         units: dict = {f"features.{ab.index}": ab for ab in plan.blocks}
         units[f"head.{plan.head}"] = tuple(plan.rates) if plan.head == "aspp" else None
         return units
-
-    def build_supernet(self, num_classes: int | None = None):
-        """A `MobileNetV2Supernet` over this space."""
-        from qanas.supernet.mbv2 import MobileNetV2Supernet
-
-        return MobileNetV2Supernet(self, self.num_classes if num_classes is None else num_classes,
-                                   self.layout())
 
     def layer_specs(self, cfg: SubnetConfig, image_size: Sequence[int],
                     num_classes: int | None = None):
