@@ -193,16 +193,15 @@ def randomize(model: nn.Module, seed: int) -> nn.Module:
     """Random weights and BN statistics (so that no BN is the identity); eval mode."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
-                if m.bias is not None:
-                    m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=gen))
-            elif isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(0.1 * torch.randn(n, generator=gen))
-                m.running_var.copy_(0.5 + torch.rand(n, generator=gen))
-                m.weight.copy_(0.5 + torch.rand(n, generator=gen))
-                m.bias.copy_(0.1 * torch.randn(n, generator=gen))
+        for name, tensor in model.state_dict().items():
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf == "num_batches_tracked":
+                continue
+            if leaf == "running_var" or (leaf == "weight" and tensor.dim() == 1):
+                tensor.copy_(0.5 + torch.rand(tensor.shape, generator=gen))  # variances, BN scales
+            elif tensor.dim() == 4:  # conv kernels, He-scaled so activations stay O(1)
+                fan_in = tensor[0].numel()
+                tensor.copy_(torch.randn(tensor.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
+            else:  # biases, BN shifts and means
+                tensor.copy_(0.1 * torch.randn(tensor.shape, generator=gen))
     return model.eval()
