@@ -11,6 +11,7 @@ import torch
 
 from qanas.space import get_space
 from qanas.space.bits import WeightBitsSpace, with_bits
+from qanas.supernet import build_supernet
 
 SPACE = "squeezenas-small"
 SIZE = (32, 64)
@@ -82,7 +83,7 @@ def test_scorer_quantizes_with_the_spec_of_each_score(mixed_min):
 
     space = WeightBitsSpace(get_space(SPACE), SIZE, CLASSES)
     torch.manual_seed(0)
-    supernet = space.build_supernet(CLASSES)
+    supernet = build_supernet(space, CLASSES)
     gen = torch.Generator().manual_seed(0)
     batches = tuple((torch.randn(2, 3, *SIZE, generator=gen),
                      torch.randint(0, CLASSES, (2, *SIZE), generator=gen)) for _ in range(2))

@@ -63,3 +63,22 @@ def test_errors_teach():
         rank_correlation([1.0, float("nan")], [1.0, 2.0])
     with pytest.raises(ConfigError, match=r"k must be in \[1, 3\]"):
         top_k_overlap([1, 2, 3], [1, 2, 3], 4)
+
+
+def test_bootstrap_intervals_bracket_tau_and_are_seeded():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=25)
+    proxy = truth + rng.normal(scale=0.8, size=25)
+    r = rank_correlation(proxy, truth, bootstrap=400, seed=3)
+    low, high = r.kendall_ci
+    assert -1 <= low < r.kendall_tau < high <= 1
+    assert r.spearman_ci[0] < r.spearman_rho < r.spearman_ci[1]
+    assert rank_correlation(proxy, truth, bootstrap=400, seed=3).kendall_ci == r.kendall_ci
+    assert rank_correlation(proxy, truth).kendall_ci is None  # no resamples asked for
+    fewer = rank_correlation(proxy[:8], truth[:8], bootstrap=400, seed=3).kendall_ci
+    assert fewer[1] - fewer[0] > high - low  # fewer subnets, wider interval
+
+
+def test_bootstrap_of_tied_scores_has_no_interval():
+    d = rank_correlation([0.1, 0.2, 0.3, 0.4], [0.5] * 4, bootstrap=50).to_dict()
+    assert d["kendall_tau"] is None and d["kendall_ci"] == [None, None]

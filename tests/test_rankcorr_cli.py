@@ -9,7 +9,7 @@ import pytest
 
 from qanas.cli.main import main
 from qanas.errors import ConfigError
-from qanas.score.rankcorr import spread_selection
+from qanas.score.rankcorr import pareto_split_selection, spread_selection
 
 TINY_DATA = ["--image-size", "16", "32", "--batch-size", "4", "--steps-per-epoch", "2",
              "--train-length", "8", "--val-length", "4"]
@@ -27,6 +27,19 @@ def test_spread_selection_covers_front_and_worse_layers():
     assert three[0] == "d" and len(set(three)) == 3
     with pytest.raises(ConfigError, match="raise --pool"):
         spread_selection(archs, miou, lat, 6)
+
+
+def test_pareto_split_takes_the_front_and_the_most_dominated():
+    # layers: {a, b} (front), {c, d}, {e}; inside a layer by latency
+    archs = ["a", "b", "c", "d", "e"]
+    miou = [0.5, 0.9, 0.4, 0.8, 0.1]
+    lat = [1.0, 5.0, 2.0, 6.0, 9.0]
+    assert pareto_split_selection(archs, miou, lat, 2, 2) == ["a", "b", "d", "e"]
+    assert pareto_split_selection(archs, miou, lat, 2, 2, always=["a"]) == ["a", "b", "c",
+                                                                            "d", "e"]
+    assert pareto_split_selection(archs, miou, lat, 1, 1, always=["e"]) == ["e", "a", "d"]
+    with pytest.raises(ConfigError, match="raise --pool"):
+        pareto_split_selection(archs, miou, lat, 3, 3)
 
 
 def test_spread_selection_handles_unscored_candidates():
@@ -70,8 +83,9 @@ def test_train_and_rankcorr_end_to_end(tmp_path, capsys):
 
     out = tmp_path / "rc"
     argv = ["rankcorr", "--supernet", runs["fairnas"], "--compare", runs["spos"], "--n", "3",
-            "--pool", "3", "--epochs", "1", "--qat-epochs", "1", *TINY_DATA,
-            "--calib-batches", "1", "--top-k", "1", "2", "--out", str(out)]
+            "--pool", "3", "--select", "pareto", "--bootstrap", "50", "--epochs", "1",
+            "--qat-epochs", "1", *TINY_DATA, "--calib-batches", "1", "--top-k", "1", "2",
+            "--out", str(out)]
     code, res = _cli(capsys, *argv)
     assert code == 0, res
     assert res["n"] == 3 and sum(r["seed_network"] for r in res["subnets"]) == 1
@@ -79,6 +93,11 @@ def test_train_and_rankcorr_end_to_end(tmp_path, capsys):
     for corr in res["correlations"].values():
         assert corr["n"] <= 3 and set(corr["top_k"]) <= {"1", "2"}
     assert all("compare_miou" in r for r in res["subnets"])
+    assert res["selection"] == "pareto" and set(res["baselines"]) == {
+        "macs", "params", "latency (cortex-m4)"}
+    assert all(r["macs"] > 0 and r["params"] > 0 for r in res["subnets"])
+    for corr in [*res["correlations"].values(), *res["baselines"].values()]:
+        assert len(corr["kendall_ci"]) == 2 and len(corr["spearman_ci"]) == 2
     assert (out / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "rankcorr.json").read_text())["subnets"] == res["subnets"]
     # a rerun reuses the finished standalone runs

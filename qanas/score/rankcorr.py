@@ -7,7 +7,10 @@ standalone training does (FairNAS, Chu et al. 2019, §4.3; SPOS). The figures he
   minus discordant pairs;
 * **Spearman ρ** (`scipy.stats.spearmanr`): Pearson correlation of the ranks;
 * **top-k overlap**: |top-k by proxy ∩ top-k by truth| / k, for the k that matter
-  to a search which keeps only the best few.
+  to a search which keeps only the best few;
+* **bootstrap 95 % intervals** of τ and ρ (`scipy.stats.bootstrap`, paired resampling
+  of the subnets, percentile method, seeded), so that a τ from a few subnets is read
+  with its uncertainty.
 
 Higher is better for both scores (mIoU). NaN scores (an unscored subnet) are
 dropped pairwise before anything is computed.
@@ -21,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -38,6 +42,8 @@ class RankCorrelation:
         kendall_tau, kendall_p: Kendall τ-b and its two-sided p-value.
         spearman_rho, spearman_p: Spearman ρ and its two-sided p-value.
         top_k: k → overlap share in [0, 1] of the k best by proxy and by reference.
+        kendall_ci, spearman_ci: bootstrap 95 % intervals (low, high), or None when not
+            computed.
     """
 
     n: int
@@ -46,11 +52,16 @@ class RankCorrelation:
     spearman_rho: float
     spearman_p: float
     top_k: dict[int, float] = field(default_factory=dict)
+    kendall_ci: tuple[float, float] | None = None
+    spearman_ci: tuple[float, float] | None = None
 
     def to_dict(self) -> dict:
         """JSON-friendly form (NaN becomes None, top-k keys become strings)."""
         out = asdict(self)
         out["top_k"] = {str(k): v for k, v in self.top_k.items()}
+        for key in ("kendall_ci", "spearman_ci"):
+            if out[key] is not None:
+                out[key] = [None if math.isnan(v) else v for v in out[key]]
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
 
 
@@ -74,13 +85,17 @@ def top_k_overlap(proxy: Sequence[float], truth: Sequence[float], k: int) -> flo
 
 
 def rank_correlation(proxy: Sequence[float], truth: Sequence[float],
-                     ks: Sequence[int] = (3, 5)) -> RankCorrelation:
+                     ks: Sequence[int] = (3, 5), bootstrap: int = 0,
+                     seed: int = 0) -> RankCorrelation:
     """Kendall τ-b, Spearman ρ (scipy.stats) and top-k overlaps of `proxy` vs `truth`.
 
     Args:
-        proxy: the cheap scores (supernet-inherited quantized mIoU), one per subnet.
+        proxy: the cheap scores (supernet-inherited quantized mIoU, or a cost for a
+            trivial ranker), one per subnet; higher ranks higher.
         truth: the reference scores (standalone-trained quantized mIoU), same order.
         ks: top-k sizes; those larger than the number of pairs are skipped.
+        bootstrap: resamples for the 95 % intervals of τ and ρ (0: no intervals).
+        seed: seed of the resampling.
 
     Raises:
         ConfigError: lists of different lengths, or fewer than 2 pairs without NaN.
@@ -99,8 +114,81 @@ def rank_correlation(proxy: Sequence[float], truth: Sequence[float],
     tau = stats.kendalltau(p, t)
     rho = stats.spearmanr(p, t)
     top = {int(k): top_k_overlap(p, t, int(k)) for k in ks if 1 <= int(k) <= len(p)}
+    cis = {}
+    if bootstrap > 0:
+        cis = {"kendall_ci": bootstrap_interval(p, t, stats.kendalltau, bootstrap, seed),
+               "spearman_ci": bootstrap_interval(p, t, stats.spearmanr, bootstrap, seed)}
     return RankCorrelation(len(p), float(tau.statistic), float(tau.pvalue),
-                           float(rho.statistic), float(rho.pvalue), top)
+                           float(rho.statistic), float(rho.pvalue), top, **cis)
+
+
+def bootstrap_interval(proxy: np.ndarray, truth: np.ndarray, correlation, resamples: int,
+                       seed: int) -> tuple[float, float]:
+    """Percentile bootstrap 95 % interval of ``correlation(proxy, truth).statistic``.
+
+    The subnets are resampled with replacement, pairs kept together
+    (`scipy.stats.bootstrap` with ``paired=True``). A resample whose statistic is
+    undefined (all scores tied) is left out of the percentiles; (NaN, NaN) when every
+    one is.
+    """
+    from scipy import stats
+
+    def statistic(a, b):
+        return correlation(a, b).statistic
+
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tied resamples: scipy warns once per resample
+        result = stats.bootstrap((proxy, truth), statistic, paired=True, vectorized=False,
+                                 n_resamples=int(resamples), method="percentile",
+                                 random_state=np.random.default_rng(seed))
+    distribution = result.bootstrap_distribution[~np.isnan(result.bootstrap_distribution)]
+    if distribution.size == 0:
+        return float("nan"), float("nan")
+    low, high = np.percentile(distribution, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _pareto_order(archs: Sequence[str], miou: Sequence[float],
+                  latency: Sequence[float]) -> list[str]:
+    """Distinct `archs` sorted by non-dominated layer of (max mIoU, min latency), then latency.
+
+    Layer 0 is the Pareto front (pymoo's `NonDominatedSorting`); unscored (NaN)
+    candidates come after every layer.
+    """
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+    index = {a: i for i, a in enumerate(archs)}
+    F = np.stack([-np.asarray(miou, dtype=float), np.asarray(latency, dtype=float)], axis=1)
+    scored = np.flatnonzero(~np.isnan(F).any(axis=1))
+    layer = np.full(len(archs), len(archs), dtype=int)
+    if len(scored):
+        for rank, members in enumerate(NonDominatedSorting().do(F[scored])):
+            layer[scored[members]] = rank
+    return [archs[i] for i in sorted((index[a] for a in dict.fromkeys(archs)),
+                                     key=lambda i: (layer[i], latency[i], archs[i]))]
+
+
+def pareto_split_selection(archs: Sequence[str], miou: Sequence[float],
+                           latency: Sequence[float], n_front: int, n_worse: int,
+                           always: Sequence[str] = ()) -> list[str]:
+    """The `always` architectures, `n_front` Pareto-optimal ones and `n_worse` Pareto-worse ones.
+
+    The NXP study's choice: candidates are ordered by non-dominated layer of (max mIoU,
+    min latency), then by latency. The first `n_front` of that order are the front (and,
+    when the front holds fewer, the next layers: the nearest to optimal); the last
+    `n_worse` are the most dominated. Architectures in `always` (e.g. the seed network)
+    come first and are not counted in either group.
+
+    Raises:
+        ConfigError: fewer distinct candidates than the architectures asked for.
+    """
+    order = _pareto_order(archs, miou, latency)
+    chosen = [a for a in dict.fromkeys(always) if a in order]
+    rest = [a for a in order if a not in chosen]
+    if n_front < 0 or n_worse < 0 or n_front + n_worse > len(rest):
+        raise ConfigError(f"cannot pick {n_front} Pareto-optimal and {n_worse} Pareto-worse "
+                          f"subnets from {len(rest)} candidates; raise --pool")
+    return chosen + rest[:n_front] + rest[len(rest) - n_worse:]
 
 
 def spread_selection(archs: Sequence[str], miou: Sequence[float], latency: Sequence[float],
@@ -116,22 +204,12 @@ def spread_selection(archs: Sequence[str], miou: Sequence[float], latency: Seque
     Raises:
         ConfigError: `n` larger than the number of distinct candidates.
     """
-    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
-
     unique = dict.fromkeys(archs)
     if n > len(unique):
         raise ConfigError(f"cannot pick {n} subnets from {len(unique)} candidates; lower --n "
                           "or raise --pool")
-    index = {a: i for i, a in enumerate(archs)}
-    chosen = [a for a in dict.fromkeys(always) if a in index][:n]
-    F = np.stack([-np.asarray(miou, dtype=float), np.asarray(latency, dtype=float)], axis=1)
-    scored = np.flatnonzero(~np.isnan(F).any(axis=1))
-    layer = np.full(len(archs), len(archs), dtype=int)  # unscored: after every layer
-    if len(scored):
-        for rank, members in enumerate(NonDominatedSorting().do(F[scored])):
-            layer[scored[members]] = rank
-    order = [archs[i] for i in sorted((index[a] for a in unique),
-                                      key=lambda i: (layer[i], latency[i], archs[i]))]
+    chosen = [a for a in dict.fromkeys(always) if a in unique][:n]
+    order = _pareto_order(archs, miou, latency)
     rest = [a for a in order if a not in chosen]
     need = n - len(chosen)
     if need > 0:

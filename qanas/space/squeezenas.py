@@ -18,6 +18,13 @@ Conventions of this implementation (the analytic costs and the supernet agree):
 * The backbone uses ReLU6, the decoders ReLU. In `layer_specs` BN is folded
   into its conv and each activation is an ``act`` spec after its conv (the
   convention of `qanas.supernet.blocks`).
+* `SqueezeNASSpace.as_released` gives the same space with every detail of the released
+  code that does not change the search (`RELEASED_CODE`): ReLU in the backbone,
+  align_corners=True for the decoder's ×4 and final upsamplings, and the LR-ASPP gate's
+  49×49 average pool at stride (16, 20) with a biased 1×1 conv. The published weights
+  (`qanas import-weights squeezenas`) run on it with the authors' float outputs; the
+  registered spaces keep ReLU6, align_corners=False and global pooling, which train at
+  any image size (the 49×49 window needs inputs of 784×784 and up).
 
 Macro-architectures, as the authors' released code builds them (stem conv 3x3 stride 2,
 then stages (channels, blocks, first stride)):
@@ -55,7 +62,7 @@ costs more; `seed_config` is k3e6g1 everywhere (MobileNetV2's block).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from qanas.errors import ConfigError
 from qanas.space.base import BlockShape, Decision, SearchSpace, SubnetConfig, register_space
@@ -127,6 +134,11 @@ class MacroArch:
         low_level_stride: the low-level features come from the last block at this output stride.
         lraspp_mid: mid channels of LR-ASPP.
         aspp_rates / aspp_channels: atrous rates and width of the XLarge ASPP.
+        activation: of the stem, the backbone blocks and the head conv.
+        align_corners: of the decoder's ×4 and final bilinear upsamplings.
+        lraspp_pool: (window, stride H, stride W) of the LR-ASPP gate's average pool, or
+            None for global pooling.
+        lraspp_scale_bias: whether the LR-ASPP gate's 1x1 conv has a bias.
     """
 
     stem_channels: int
@@ -137,6 +149,15 @@ class MacroArch:
     lraspp_mid: int = 128
     aspp_rates: tuple[int, ...] = (6, 12, 18)
     aspp_channels: int = 160
+    activation: str = "relu6"
+    align_corners: bool = False
+    lraspp_pool: tuple[int, int, int] | None = None
+    lraspp_scale_bias: bool = False
+
+    def __post_init__(self):
+        if self.lraspp_scale_bias and self.lraspp_pool is None:
+            raise ConfigError("lraspp_scale_bias is the released code's windowed LR-ASPP gate; "
+                              "set lraspp_pool too (or neither)")
 
     def blocks(self) -> tuple[BlockPlan, ...]:
         """The superblocks in order, with their input/output channels and strides."""
@@ -181,7 +202,8 @@ def _elementwise(op, name, channels, hw, in_channels=None, out_hw=None) -> list[
     return [LayerSpec(op, name, in_channels or channels, channels, hw, out_hw or hw)]
 
 
-def block_specs(plan: BlockPlan, label: str, hw: tuple[int, int]) -> list[LayerSpec]:
+def block_specs(plan: BlockPlan, label: str, hw: tuple[int, int],
+                act: str = "relu6") -> list[LayerSpec]:
     """Layer specs of candidate `label` in superblock `plan` at input size `hw`."""
     name, cin, cout, s = f"blocks.{plan.index}", plan.in_channels, plan.out_channels, plan.stride
     if label == SKIP:
@@ -192,8 +214,8 @@ def block_specs(plan: BlockPlan, label: str, hw: tuple[int, int]) -> list[LayerS
     hidden = cin * op.expand
     out_hw = _out_hw(hw, s)
     specs = (
-        _conv(f"{name}.expand", cin, hidden, hw, 1, 1, 1, op.groups, act="relu6")
-        + _conv(f"{name}.dw", hidden, hidden, hw, op.kernel, s, op.dilation, hidden, act="relu6")
+        _conv(f"{name}.expand", cin, hidden, hw, 1, 1, 1, op.groups, act=act)
+        + _conv(f"{name}.dw", hidden, hidden, hw, op.kernel, s, op.dilation, hidden, act=act)
         + _conv(f"{name}.project", hidden, cout, out_hw, 1, 1, 1, op.groups)
     )
     if s == 1 and cin == cout:
@@ -204,10 +226,20 @@ def block_specs(plan: BlockPlan, label: str, hw: tuple[int, int]) -> list[LayerS
 def _lraspp_specs(arch: MacroArch, high_ch, high_hw, low_ch, low_hw, num_classes) -> list[LayerSpec]:
     """Specs of `qanas.supernet.blocks.LRASPPHead`, in its execution order."""
     mid = arch.lraspp_mid
+    if arch.lraspp_pool is None:
+        pool_hw = (1, 1)
+        pool = _elementwise("global_pool", "decoder.pool", high_ch, high_hw, out_hw=pool_hw)
+        gate_up: list[LayerSpec] = []
+    else:
+        pool_hw = lraspp_pool_size(arch.lraspp_pool, high_hw)
+        pool = _elementwise("avg_pool", "decoder.pool", high_ch, high_hw, out_hw=pool_hw)
+        gate_up = _elementwise("resize", "decoder.gate_up", mid, pool_hw, out_hw=high_hw)
     return (
         _conv("decoder.cbr", high_ch, mid, high_hw, act="relu")
-        + _elementwise("global_pool", "decoder.pool", high_ch, high_hw, out_hw=(1, 1))
-        + _conv("decoder.scale", high_ch, mid, (1, 1), act="sigmoid")
+        + pool
+        + _conv("decoder.scale", high_ch, mid, pool_hw, bias=arch.lraspp_scale_bias,
+                act="sigmoid")
+        + gate_up
         + _elementwise("mul", "decoder.mul", mid, high_hw)
         + _elementwise("resize", "decoder.resize", mid, high_hw, out_hw=low_hw)
         + _conv("decoder.low_classifier", low_ch, num_classes, low_hw, bias=True)
@@ -241,6 +273,25 @@ def _squeezenas_aspp_specs(arch: MacroArch, high_ch, high_hw, low_ch, low_hw,
 
 _DECODER_SPECS = {"lraspp": _lraspp_specs, "squeezenas-aspp": _squeezenas_aspp_specs}
 
+RELEASED_CODE = {"activation": "relu", "align_corners": True, "lraspp_pool": (49, 16, 20),
+                 "lraspp_scale_bias": True}
+"""The `MacroArch` details of the authors' released code (see `SqueezeNASSpace.as_released`)."""
+
+
+def lraspp_pool_size(pool: tuple[int, int, int], high_hw: tuple[int, int]) -> tuple[int, int]:
+    """Output size of the LR-ASPP gate's windowed average pool on a `high_hw` feature map.
+
+    Raises:
+        ConfigError: the feature map is smaller than the window.
+    """
+    window, stride_h, stride_w = pool
+    if min(high_hw) < window:
+        raise ConfigError(
+            f"the LR-ASPP gate pools {window}x{window} windows (the released SqueezeNAS code), "
+            f"but the feature map is only {high_hw[0]}x{high_hw[1]}: use an input of at least "
+            f"{window * 16}x{window * 16}, or the registered space (global pooling)")
+    return ((high_hw[0] - window) // stride_h + 1, (high_hw[1] - window) // stride_w + 1)
+
 
 class SqueezeNASSpace(SearchSpace):
     """One SqueezeNAS space: a `MacroArch` with 13 options per superblock.
@@ -261,6 +312,35 @@ class SqueezeNASSpace(SearchSpace):
         self.plans = arch.blocks()
         self.low_level_index = arch.low_level_index()
         self.decisions = tuple(Decision(p.name, OPTIONS) for p in self.plans)
+
+    def as_released(self) -> SqueezeNASSpace:
+        """This space (same name, decisions and costs but for the LR-ASPP pool) with the
+        released code's activation, upsampling and LR-ASPP gate (`RELEASED_CODE`).
+
+        Not registered: `qanas import-weights squeezenas` records these options in the
+        standalone checkpoint, which rebuilds its model on this space.
+        """
+        return SqueezeNASSpace(self.name, replace(self.arch, **RELEASED_CODE), self.num_classes)
+
+    def arch_options(self) -> dict:
+        """The `RELEASED_CODE` options in which this space differs from the registered one."""
+        default = MacroArch(self.arch.stem_channels, self.arch.stages, self.arch.head_channels,
+                            self.arch.decoder, self.arch.low_level_stride)
+        return {k: getattr(self.arch, k) for k in RELEASED_CODE
+                if getattr(self.arch, k) != getattr(default, k)}
+
+    def with_arch_options(self, options: dict) -> SqueezeNASSpace:
+        """This space with `options` (keys of `RELEASED_CODE`) replaced in its `MacroArch`.
+
+        Raises:
+            ConfigError: an unknown option.
+        """
+        unknown = sorted(set(options) - set(RELEASED_CODE))
+        if unknown:
+            raise ConfigError(f"unknown SqueezeNAS architecture options {unknown}; known: "
+                              f"{sorted(RELEASED_CODE)}")
+        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+        return SqueezeNASSpace(self.name, replace(self.arch, **fixed), self.num_classes)
 
     def _uniform(self, label: str) -> SubnetConfig:
         return SubnetConfig(self.name, (OPTIONS.index(label),) * len(self.plans))
@@ -313,16 +393,17 @@ class SqueezeNASSpace(SearchSpace):
         num_classes = self.num_classes if num_classes is None else num_classes
         arch = self.arch
         hw = _out_hw(tuple(image_size), 2)
-        specs = _conv("stem", 3, arch.stem_channels, tuple(image_size), 3, 2, act="relu6")
+        act = arch.activation
+        specs = _conv("stem", 3, arch.stem_channels, tuple(image_size), 3, 2, act=act)
         low_ch = low_hw = None
         for plan, label in zip(self.plans, cfg.labels(), strict=True):
-            specs += block_specs(plan, label, hw)
+            specs += block_specs(plan, label, hw, act)
             hw = _out_hw(hw, plan.stride)
             if plan.index == self.low_level_index:
                 low_ch, low_hw = plan.out_channels, hw
         high_ch = self.plans[-1].out_channels
         if arch.head_channels is not None:
-            specs += _conv("head", high_ch, arch.head_channels, hw, act="relu6")
+            specs += _conv("head", high_ch, arch.head_channels, hw, act=act)
             high_ch = arch.head_channels
         specs += _DECODER_SPECS[arch.decoder](arch, high_ch, hw, low_ch, low_hw, num_classes)
         specs += _elementwise("resize", "upsample", num_classes, low_hw, out_hw=tuple(image_size))

@@ -20,7 +20,11 @@ from qanas.space.squeezenas import OPTIONS, SqueezeNASSpace
 from qanas.supernet.base import Supernet
 from qanas.supernet.blocks import ConvBNAct, LRASPPHead
 from qanas.supernet.registry import register_supernet
-from qanas.supernet.squeezenas_blocks import ChoiceBlock, SqueezeNASASPPHead
+from qanas.supernet.squeezenas_blocks import (
+    ChoiceBlock,
+    SqueezeNASASPPHead,
+    WindowedLRASPPHead,
+)
 
 
 class SqueezeNASNet(nn.Module):
@@ -31,8 +35,9 @@ class SqueezeNASNet(nn.Module):
     """
 
     def __init__(self, stem: nn.Module, low_blocks: nn.Sequential, high_blocks: nn.Sequential,
-                 head: nn.Module, decoder: nn.Module):
+                 head: nn.Module, decoder: nn.Module, align_corners: bool = False):
         super().__init__()
+        self.align_corners = align_corners
         self.stem = stem
         self.low_blocks = low_blocks
         self.high_blocks = high_blocks
@@ -40,11 +45,12 @@ class SqueezeNASNet(nn.Module):
         self.decoder = decoder
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits at the input resolution (bilinear, align_corners=False)."""
+        """Logits at the input resolution (bilinear, `align_corners`)."""
         low = self.low_blocks(self.stem(x))
         high = self.head(self.high_blocks(low))
         logits = self.decoder(low, high)
-        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear",
+                             align_corners=self.align_corners)
 
 
 @register_supernet(SqueezeNASSpace)
@@ -61,26 +67,33 @@ class SqueezeNASSupernet(Supernet):
     def __init__(self, space: SqueezeNASSpace, num_classes: int):
         super().__init__(space, num_classes)
         arch = space.arch
-        blocks = [ChoiceBlock(OPTIONS, p.in_channels, p.out_channels, p.stride) for p in space.plans]
+        act = arch.activation
+        blocks = [ChoiceBlock(OPTIONS, p.in_channels, p.out_channels, p.stride, act)
+                  for p in space.plans]
         split = space.low_level_index + 1
         high_ch = space.plans[-1].out_channels
         low_ch = space.plans[space.low_level_index].out_channels
         if arch.head_channels is not None:
-            head = ConvBNAct(high_ch, arch.head_channels, 1)
+            head = ConvBNAct(high_ch, arch.head_channels, 1, act=act)
             high_ch = arch.head_channels
         else:
             head = nn.Identity()
-        if arch.decoder == "lraspp":
+        if arch.decoder != "lraspp":
+            decoder = SqueezeNASASPPHead(high_ch, low_ch, num_classes, arch.aspp_rates,
+                                         arch.aspp_channels, arch.align_corners)
+        elif arch.lraspp_pool is None:
             decoder = LRASPPHead(high_ch, low_ch, arch.lraspp_mid, num_classes)
         else:
-            decoder = SqueezeNASASPPHead(high_ch, low_ch, num_classes, arch.aspp_rates,
-                                         arch.aspp_channels)
+            window, stride_h, stride_w = arch.lraspp_pool
+            decoder = WindowedLRASPPHead(high_ch, low_ch, arch.lraspp_mid, num_classes, window,
+                                         (stride_h, stride_w), arch.lraspp_scale_bias)
         self.net = SqueezeNASNet(
-            ConvBNAct(3, arch.stem_channels, 3, stride=2),
+            ConvBNAct(3, arch.stem_channels, 3, stride=2, act=act),
             nn.Sequential(*blocks[:split]),
             nn.Sequential(*blocks[split:]),
             head,
             decoder,
+            arch.align_corners,
         )
         self.set_active(space.max_config())
 
@@ -113,5 +126,6 @@ class SqueezeNASSupernet(Supernet):
             nn.Sequential(*chosen[split:]),
             copy.deepcopy(self.net.head),
             copy.deepcopy(self.net.decoder),
+            self.net.align_corners,
         )
         return subnet.train(self.training)

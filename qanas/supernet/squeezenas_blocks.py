@@ -9,16 +9,18 @@ with `torch.fx` and exports to ONNX. `ChoiceBlock` is the one dynamic module.
 (the MobileNetV2 spaces). What is added here: the inverted residual whose 1x1
 expansion conv exists also for e=1 (`blocks.InvertedResidual` omits it, so its
 `k3e1g2` would group only the projection), the projection skip, `ChoiceBlock`
-and the released SqueezeNAS-XLarge decoder (`SqueezeNASASPPHead`).
+the released SqueezeNAS-XLarge decoder (`SqueezeNASASPPHead`) and the released LR-ASPP
+with its windowed gate pool (`WindowedLRASPPHead`).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from qanas.space.squeezenas import SKIP, OpSpec
-from qanas.supernet.blocks import ConvBNAct, upsample_to
+from qanas.supernet.blocks import ConvBNAct, LRASPPHead, upsample_to
 
 
 class GroupedInvertedResidual(nn.Module):
@@ -26,10 +28,11 @@ class GroupedInvertedResidual(nn.Module):
 
     The expansion conv exists also for expand=1. No channel shuffle: groups must
     divide the input and output channels (a `ValueError` says which do not).
-    The residual add is used when stride is 1 and the channels are kept.
+    The residual add is used when stride is 1 and the channels are kept. `act` is the
+    activation after the expansion and depthwise convs.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, spec: OpSpec):
+    def __init__(self, in_ch: int, out_ch: int, stride: int, spec: OpSpec, act: str = "relu6"):
         super().__init__()
         hidden = in_ch * spec.expand
         if in_ch % spec.groups or out_ch % spec.groups:
@@ -37,8 +40,9 @@ class GroupedInvertedResidual(nn.Module):
                 f"{spec.label}: groups={spec.groups} must divide the channels {in_ch} -> {out_ch} "
                 "(there is no channel shuffle); use groups=1 for this block"
             )
-        self.expand = ConvBNAct(in_ch, hidden, 1, groups=spec.groups)
-        self.dw = ConvBNAct(hidden, hidden, spec.kernel, stride, spec.dilation, groups=hidden)
+        self.expand = ConvBNAct(in_ch, hidden, 1, groups=spec.groups, act=act)
+        self.dw = ConvBNAct(hidden, hidden, spec.kernel, stride, spec.dilation, groups=hidden,
+                            act=act)
         self.project = ConvBNAct(hidden, out_ch, 1, groups=spec.groups, act=None)
         self.use_residual = stride == 1 and in_ch == out_ch
 
@@ -55,11 +59,12 @@ def make_skip(in_ch: int, out_ch: int, stride: int) -> nn.Module:
     return ConvBNAct(in_ch, out_ch, 1, stride, act=None)
 
 
-def make_candidate(label: str, in_ch: int, out_ch: int, stride: int) -> nn.Module:
+def make_candidate(label: str, in_ch: int, out_ch: int, stride: int,
+                   act: str = "relu6") -> nn.Module:
     """The static module of candidate `label` for a superblock of the given shape."""
     if label == SKIP:
         return make_skip(in_ch, out_ch, stride)
-    return GroupedInvertedResidual(in_ch, out_ch, stride, OpSpec.parse(label))
+    return GroupedInvertedResidual(in_ch, out_ch, stride, OpSpec.parse(label), act)
 
 
 class ChoiceBlock(nn.Module):
@@ -68,10 +73,12 @@ class ChoiceBlock(nn.Module):
     `active` is the index (into `labels`) of the candidate that `forward` runs.
     """
 
-    def __init__(self, labels: tuple[str, ...], in_ch: int, out_ch: int, stride: int):
+    def __init__(self, labels: tuple[str, ...], in_ch: int, out_ch: int, stride: int,
+                 act: str = "relu6"):
         super().__init__()
         self.labels = tuple(labels)
-        self.candidates = nn.ModuleList(make_candidate(lb, in_ch, out_ch, stride) for lb in labels)
+        self.candidates = nn.ModuleList(make_candidate(lb, in_ch, out_ch, stride, act)
+                                        for lb in labels)
         self.active = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,14 +109,17 @@ class SqueezeNASASPP(nn.Module):
 class SqueezeNASASPPHead(nn.Module):
     """The released SqueezeNAS-XLarge decoder, returning logits at the low-level resolution.
 
-    ASPP on the high-level features, upsampled and concatenated with a 1x1 conv (bias, no
-    BN or activation) of the low-level features that keeps their width, a 3x3 depthwise
+    ASPP on the high-level features, upsampled (bilinear, `align_corners` as the released
+    code's True or our False) and concatenated with a 1x1 conv (bias, no BN or
+    activation) of the low-level features that keeps their width, a 3x3 depthwise
     conv-BN-ReLU over the concatenation, and a 1x1 classifier.
     """
 
     def __init__(self, high_ch: int, low_ch: int, num_classes: int,
-                 rates: tuple[int, ...] = (6, 12, 18), mid_ch: int = 160):
+                 rates: tuple[int, ...] = (6, 12, 18), mid_ch: int = 160,
+                 align_corners: bool = False):
         super().__init__()
+        self.align_corners = align_corners
         self.aspp = SqueezeNASASPP(high_ch, rates, mid_ch)
         self.low_proj = nn.Conv2d(low_ch, low_ch, 1)
         fused = mid_ch + low_ch
@@ -120,5 +130,26 @@ class SqueezeNASASPPHead(nn.Module):
         """Logits (N, classes, *low.shape[-2:]); argument order as `blocks.LRASPPHead`."""
         x = self.aspp(high)
         low = self.low_proj(low)
-        x = torch.cat([upsample_to(x, low), low], dim=1)
+        x = F.interpolate(x, size=low.shape[-2:], mode="bilinear",
+                          align_corners=self.align_corners)
+        x = torch.cat([x, low], dim=1)
         return self.classifier(self.fuse(x))
+
+
+class WindowedLRASPPHead(LRASPPHead):
+    """The released SqueezeNAS LR-ASPP: the gate average-pools `window`x`window` windows at
+    `stride` (not globally), its 1x1 conv has a bias when `bias`, and the gate is resized
+    (bilinear) back to the feature map before the product. Keys as `LRASPPHead`'s.
+    """
+
+    def __init__(self, high_ch: int, low_ch: int, mid_ch: int, num_classes: int,
+                 window: int, stride: tuple[int, int], bias: bool):
+        super().__init__(high_ch, low_ch, mid_ch, num_classes)
+        self.scale = nn.Sequential(nn.AvgPool2d(window, stride, count_include_pad=False),
+                                   nn.Conv2d(high_ch, mid_ch, 1, bias=bias), nn.Sigmoid())
+
+    def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        """Logits at the resolution of `low`."""
+        y = self.cbr(high)
+        y = y * upsample_to(self.scale(high), y)
+        return self.low_classifier(low) + self.high_classifier(upsample_to(y, low))

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from qanas.errors import ConfigError
+from qanas.space.bits import arch_of, parse_config
 from qanas.train.standalone_model import load_standalone_model
 
 EXPORT_FORMATS = ("onnx", "qdq", "tflite")
@@ -44,8 +45,11 @@ def export_standalone(path: str | Path, fmt: str, image_size: tuple[int, int] | 
 
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose one of {list(EXPORT_FORMATS)}")
-    loaded = load_standalone_model(path)
+    loaded = load_standalone_model(path, int8=fmt != "onnx")
     size = tuple(int(v) for v in (image_size or loaded.image_size))
+    # An input the model cannot take (e.g. below the released LR-ASPP's pool window) is
+    # refused here with the space's message, not by the exporter's tracer.
+    loaded.space.costs(arch_of(parse_config(loaded.arch)), size, loaded.num_classes)
     example = torch.zeros(1, 3, *size)
     out = Path(out)
     if fmt == "onnx":

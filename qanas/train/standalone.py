@@ -50,7 +50,7 @@ from qanas.utils.records import reject_unknown_keys
 
 FORMAT = "qanas-standalone/1"
 CHECKPOINT_NAME = "standalone.pt"
-INITS = ("scratch", "supernet")
+INITS = ("scratch", "supernet", "imported")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,8 @@ class StandaloneConfig:
     Attributes:
         arch: architecture string ``space:label_label_...`` (or max/min/seed with a
             supernet), optionally with per-conv weight bits (``...@w8448...``).
-        init: "scratch" (fresh weights, seeded) or "supernet" (inherited from `supernet`).
+        init: "scratch" (fresh weights, seeded), "supernet" (inherited from `supernet`) or
+            "imported" (published weights converted by `qanas import-weights`; not trained).
         supernet: checkpoint of `qanas train-supernet` (required for init="supernet";
             also supplies dataset, image size and classes when they are not given).
         dataset, data_root, image_size: the data (defaults: the supernet's, else synthetic 64x128).
@@ -116,7 +117,8 @@ class StandaloneConfig:
         if int(self.epochs) < 0 or (self.qat_epochs is not None and int(self.qat_epochs) < 0):
             raise ConfigError(f"epochs must be >= 0; got epochs={self.epochs!r}, "
                               f"qat_epochs={self.qat_epochs!r}")
-        if int(self.epochs) == 0 and not (self.qat and self.resolved_qat_epochs() > 0):
+        if (int(self.epochs) == 0 and self.init != "imported"
+                and not (self.qat and self.resolved_qat_epochs() > 0)):
             raise ConfigError("nothing to train: epochs=0 and no QAT epochs; pass --epochs N "
                               "or --qat --qat-epochs N")
         if self.qat_lr_scale <= 0:

@@ -30,21 +30,23 @@ class StandaloneModel:
     Attributes:
         arch: the architecture string.
         float_model: the float subnet (eval mode).
-        int8_model: the Brevitas fake-quant model (eval mode).
-        quantized: "qat" or "ptq" (how `int8_model` was obtained).
+        int8_model: the Brevitas fake-quant model (eval mode), or None when loaded float only.
+        quantized: "qat" or "ptq" (how `int8_model` was obtained), or None.
         num_classes, image_size: from the checkpoint.
         calibration: the batches the int8 model was calibrated on.
         config: the checkpoint's `StandaloneConfig`.
+        space: the space the model is built on (`standalone_space`).
     """
 
     arch: str
     float_model: nn.Module
-    int8_model: nn.Module
-    quantized: str
+    int8_model: nn.Module | None
+    quantized: str | None
     num_classes: int
     image_size: tuple[int, int]
     calibration: list
     config: Any = None
+    space: Any = None
 
 
 def _calibration_batches(config, image_size: tuple[int, int], count: int) -> list:
@@ -56,8 +58,30 @@ def _calibration_batches(config, image_size: tuple[int, int], count: int) -> lis
     return list(islice(iter(loader), max(1, count)))
 
 
-def load_standalone_model(path: str | Path) -> StandaloneModel:
+def standalone_space(payload: dict[str, Any]):
+    """The space a standalone checkpoint's model is built on: the registered space, with
+    the architecture options it records (``space_options``: the released-code details of
+    weights from `qanas import-weights`)."""
+    from qanas.errors import CheckpointError
+    from qanas.space import get_space
+
+    space = get_space(payload["arch"].split(":", 1)[0])
+    options = payload.get("space_options")
+    if not options:
+        return space
+    if not hasattr(space, "with_arch_options"):
+        raise CheckpointError(f"the checkpoint records architecture options {options}, which "
+                              f"space {space.name!r} does not take")
+    return space.with_arch_options(options)
+
+
+def load_standalone_model(path: str | Path, int8: bool = True) -> StandaloneModel:
     """Rebuilds the float and int8 models of the standalone checkpoint at ``path``.
+
+    Args:
+        path: a ``standalone.pt``.
+        int8: also build (and calibrate, without QAT weights) the int8 model; False loads
+            the float model only and needs no data.
 
     Raises:
         CheckpointError: not a standalone checkpoint, or weights that do not fit the
@@ -66,7 +90,6 @@ def load_standalone_model(path: str | Path) -> StandaloneModel:
     from qanas.errors import CheckpointError
     from qanas.quant import QuantSpec, calibrate, quantize_model
     from qanas.quant.qat import prepare_qat
-    from qanas.space import get_space
     from qanas.space.bits import arch_of, parse_config
     from qanas.supernet import build_supernet
     from qanas.train.standalone import StandaloneConfig, load_standalone, subnet_quant_spec
@@ -76,7 +99,8 @@ def load_standalone_model(path: str | Path) -> StandaloneModel:
     arch = parse_config(payload["arch"])
     num_classes = int(payload["num_classes"])
     image_size = (int(payload["image_size"][0]), int(payload["image_size"][1]))
-    model = build_supernet(get_space(arch.space), num_classes).extract(arch_of(arch))
+    space = standalone_space(payload)
+    model = build_supernet(space, num_classes).extract(arch_of(arch))
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as err:
@@ -84,6 +108,9 @@ def load_standalone_model(path: str | Path) -> StandaloneModel:
             f"the weights in {path} do not fit {arch.space}'s {arch} ({str(err).splitlines()[0]}). "
             f"The space definition changed since training; retrain with `qanas train`") from err
     model.eval()
+    if not int8:
+        return StandaloneModel(arch.to_str(), model, None, None, num_classes, image_size, [],
+                               config, space)
     spec = subnet_quant_spec(QuantSpec.from_dict(config.quant_spec) if config.quant_spec else
                              QuantSpec(), arch, model, image_size, num_classes)
     calib = _calibration_batches(config, image_size, config.calib_batches)
@@ -96,7 +123,7 @@ def load_standalone_model(path: str | Path) -> StandaloneModel:
         calibrate(int8_model, calib, max_batches=spec.calibration_batches)
         quantized = "ptq"
     return StandaloneModel(arch.to_str(), model, int8_model.eval(), quantized, num_classes,
-                           image_size, calib, config)
+                           image_size, calib, config, space)
 
 
 
@@ -135,7 +162,6 @@ def evaluate_standalone(path: str | Path, quant: str = "int8", val_fraction: flo
     from qanas.errors import ConfigError
     from qanas.score import val_subset
     from qanas.score.miou import evaluate_miou
-    from qanas.space import get_space
     from qanas.space.bits import arch_of, parse_config
 
     if quant not in ("int8", "fp32"):
@@ -152,7 +178,7 @@ def evaluate_standalone(path: str | Path, quant: str = "int8", val_fraction: flo
         int8 = (evaluate_miou(loaded.int8_model, val, loaded.num_classes, ignore,
                               class_names=names) if quant == "int8" else fp32)
     arch = arch_of(parse_config(loaded.arch))
-    costs = get_space(arch.space).costs(arch, loaded.image_size, loaded.num_classes)
+    costs = loaded.space.costs(arch, loaded.image_size, loaded.num_classes)
     return {"arch": loaded.arch, "miou": _num(int8["miou"]), "miou_fp32": _num(fp32["miou"]),
             "macs": int(costs["macs"]), "params": int(costs["params"]),
             "seconds": round(time.perf_counter() - start, 3),

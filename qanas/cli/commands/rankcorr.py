@@ -11,8 +11,13 @@ latency) are picked (`qanas.score.rankcorr.spread_selection`, the seed network
 always among them); each is trained standalone from scratch with QAT
 (`qanas.train.standalone`, one folder per subnet, so a rerun skips finished ones);
 Kendall τ, Spearman ρ and top-k overlap compare the supernet's int8 mIoU with the
-standalone int8 mIoU. With `--compare CKPT2` the same subnets are scored with the
-second supernet (e.g. SPOS vs FairNAS) against the same standalone results.
+standalone int8 mIoU. With `--compare CKPT2 [CKPT3 ...]` the same subnets are scored
+with more supernets (another seed, SPOS vs FairNAS) against the same standalone results.
+`--select pareto` picks the NXP study's set instead of the spread: the seed network,
+(n-1)/2 Pareto-optimal and (n-1)/2 Pareto-worse subnets. Every τ and ρ comes with a
+bootstrap 95 % interval, and the trivial rankers (MACs, parameters, predicted latency:
+bigger ranks higher) are correlated with the same truth under ``baselines``, so the
+report shows whether the supernet adds anything to the costs.
 
 Reruns and parallel workers: the pool scores are cached in DIR/pool.json (keyed by
 the scoring protocol), and a finished standalone run is reused only when its
@@ -37,9 +42,17 @@ from qanas.cli.commands.train import add_training_arguments, log_line, standalon
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--supernet", required=True, help="checkpoint of `qanas train-supernet`")
-    parser.add_argument("--compare", metavar="CKPT",
-                        help="a second supernet of the same space (e.g. SPOS vs FairNAS)")
+    parser.add_argument("--compare", metavar="CKPT", nargs="+",
+                        help="more supernets of the same space (another seed, SPOS vs "
+                             "FairNAS) scoring the same subnets")
     parser.add_argument("--n", type=int, default=12, help="subnets trained standalone (12)")
+    parser.add_argument("--select", choices=("spread", "pareto"), default="spread",
+                        help="spread: n subnets evenly over the Pareto layers (default); "
+                             "pareto: the seed network, (n-1)/2 Pareto-optimal and (n-1)/2 "
+                             "Pareto-worse subnets (the NXP study's choice)")
+    parser.add_argument("--bootstrap", type=int, default=2000,
+                        help="bootstrap resamples for the 95%% intervals of tau and rho "
+                             "(default 2000, seeded by --seed; 0: none)")
     parser.add_argument("--pool", type=int, help="random candidates scored (default 3 x n)")
     parser.add_argument("--target", default="cortex-m4",
                         help="target of the latency axis of the Pareto layers (cortex-m4)")
@@ -202,7 +215,12 @@ def _run(args: argparse.Namespace) -> dict:
 
     from qanas.cost.hardware import HardwareCostModel
     from qanas.errors import ConfigError
-    from qanas.score.rankcorr import plot_rank_scatter, rank_correlation, spread_selection
+    from qanas.score.rankcorr import (
+        pareto_split_selection,
+        plot_rank_scatter,
+        rank_correlation,
+        spread_selection,
+    )
     from qanas.space.base import SubnetConfig
     from qanas.space.bits import parse_config
     from qanas.space.geometry import check_image_size
@@ -230,9 +248,15 @@ def _run(args: argparse.Namespace) -> dict:
     scores = _pool_scores(out, pool, setup, hw, args.target)
     archs = list(pool)
     nan = float("nan")
-    chosen = spread_selection(
-        archs, [scores[a]["miou"] if scores[a]["miou"] is not None else nan for a in archs],
-        [scores[a]["latency"] for a in archs], args.n, always=[space.seed_config().to_str()])
+    pool_miou = [scores[a]["miou"] if scores[a]["miou"] is not None else nan for a in archs]
+    pool_latency = [scores[a]["latency"] for a in archs]
+    seed_arch = [space.seed_config().to_str()]
+    if args.select == "pareto":
+        half = (args.n - 1) // 2
+        chosen = pareto_split_selection(archs, pool_miou, pool_latency, args.n - 1 - half, half,
+                                        always=seed_arch)
+    else:
+        chosen = spread_selection(archs, pool_miou, pool_latency, args.n, always=seed_arch)
     atomic_write_json(out / "selection.json", {"chosen": chosen})
     results = _standalone_results(args, chosen, out)
     seeds = standalone_seeds(args)
@@ -244,7 +268,9 @@ def _run(args: argparse.Namespace) -> dict:
     for arch in chosen:
         runs = [results[(arch, s)] for s in seeds]
         int8, fp32 = as_float(r["miou"] for r in runs), as_float(r["miou_fp32"] for r in runs)
+        costs = space.costs(parse_config(arch), setup.image_size, setup.num_classes)
         rows.append({"arch": arch, "supernet_miou": scores[arch]["miou"],
+                     "macs": int(costs["macs"]), "params": int(costs["params"]),
                      "standalone_miou": _mean(int8), "standalone_miou_fp32": _mean(fp32),
                      "standalone_miou_per_seed": [r["miou"] for r in runs],
                      "latency": scores[arch]["latency"],
@@ -252,22 +278,32 @@ def _run(args: argparse.Namespace) -> dict:
                      "seed_network": arch == space.seed_config().to_str()})
 
     truth = as_float(r["standalone_miou"] for r in rows)
+
+    def correlate(values):
+        return rank_correlation(values, truth, args.top_k, args.bootstrap, args.seed).to_dict()
+
     label = _label(args.supernet)
     proxies = {label: as_float(r["supernet_miou"] for r in rows)}
-    correlations = {label: rank_correlation(proxies[label], truth, args.top_k).to_dict()}
-    if args.compare:
-        other = _scorer(args, args.compare)
+    correlations = {label: correlate(proxies[label])}
+    for j, checkpoint in enumerate(args.compare or []):
+        other = _scorer(args, checkpoint)
         if other.space.name != space.name:
-            raise ConfigError(f"--compare {args.compare} is a {other.space.name!r} supernet, "
+            raise ConfigError(f"--compare {checkpoint} is a {other.space.name!r} supernet, "
                               f"--supernet is {space.name!r}; compare supernets of one space")
-        label2 = _label(args.compare)
-        if label2 == label:
-            label2 += " [compare]"
+        label2 = _label(checkpoint)
+        if label2 in proxies:
+            label2 += f" [compare {j + 1}]"
         values = [other.evaluator.score(parse_config(r["arch"]))["miou"] for r in rows]
         for r, v in zip(rows, values, strict=True):
-            r["compare_miou"] = v
+            r.setdefault("compare_miou", v)  # the first --compare's (what the report draws)
+            r.setdefault("compare_mious", {})[label2] = v
         proxies[label2] = as_float(values)
-        correlations[label2] = rank_correlation(proxies[label2], truth, args.top_k).to_dict()
+        correlations[label2] = correlate(proxies[label2])
+    # Trivial rankers: a bigger (slower) subnet ranks higher. A supernet that does not
+    # beat these adds nothing to a search that already knows the costs.
+    baselines = {name: correlate([float(r[key]) for r in rows]) for name, key in
+                 (("macs", "macs"), ("params", "params"),
+                  (f"latency ({args.target})", "latency"))}
     first = correlations[label]
     plot = plot_rank_scatter(out / "scatter.png", truth, proxies,
                              title=f"{space.name}: n={len(rows)}\n" + ", ".join(
@@ -275,7 +311,9 @@ def _run(args: argparse.Namespace) -> dict:
                                  correlations.items() if v["kendall_tau"] is not None))
     summary = {"space": space.name, "n": len(rows), "pool": len(pool),
                "kendall_tau": first["kendall_tau"], "spearman_rho": first["spearman_rho"],
-               "top_k": first["top_k"], "correlations": correlations, "subnets": rows,
+               "top_k": first["top_k"], "correlations": correlations,
+               "baselines": baselines, "selection": args.select,
+               "bootstrap_resamples": args.bootstrap, "subnets": rows,
                "standalone": {"epochs": args.epochs, "qat": args.qat, "init": args.init,
                               "seeds": seeds,
                               "recipe": {k: v for k, v in results[(chosen[0], seeds[0])].get(
