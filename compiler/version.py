@@ -20,6 +20,10 @@ Generations:
     4. Library kernels in blocks: DSP pointwise/conv in 4-pixel blocks, depthwise border
        windows on the SIMD path; ``--optimise speed`` fuses inverted residuals into
        ``qanas_inverted_residual_s8`` when the library is on; int4-weight convolutions.
+    5. Library int8 resize (``qanas_resize_s8``), a DSP stem path for 3-channel 3x3
+       convolutions and in-place strided 1x1s, the integer softmax (``qanas_softmax_s8``),
+       and ``--optimise size``'s patch stage on the library (``qanas_patch_stage_s8``)
+       when its head is a chain of convolutions.
 """
 
-KERNEL_GENERATION = 4
+KERNEL_GENERATION = 5

@@ -420,6 +420,8 @@ int32_t qanas_step_patch_stage_s8(void *self, void *args, int32_t num_args, void
     free(copies[l]);
   }
   return status;
+}
+
 int32_t qanas_step_softmax_s8(void *self, void *args, int32_t num_args, void *result) {
   const qanas_softmax_step_t *s = (const qanas_softmax_step_t *)self;
   (void)result;
