@@ -6,6 +6,7 @@ read them; `isa` says which instruction-set path a core compiles to. See docs/ke
 
 from compiler.kernels.isa import (
     ALL_KERNEL_SOURCES,
+    ATTENTION_KERNEL_SOURCES,
     KERNEL_SOURCES,
     KERNELS_DIR,
     S4_KERNEL_SOURCES,
@@ -22,7 +23,7 @@ from compiler.kernels.packing import (
     requant,
 )
 
-__all__ = ["ALL_KERNEL_SOURCES", "KERNELS_DIR", "KERNEL_SOURCES", "S4_KERNEL_SOURCES",
-           "AddParams", "PackedConv", "Requant",
+__all__ = ["ALL_KERNEL_SOURCES", "ATTENTION_KERNEL_SOURCES", "KERNELS_DIR", "KERNEL_SOURCES",
+           "S4_KERNEL_SOURCES", "AddParams", "PackedConv", "Requant",
            "add_params", "isa_for_cpu", "pack_conv", "pack_depthwise", "pool_requant",
            "requant"]
