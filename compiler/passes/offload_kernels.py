@@ -531,6 +531,12 @@ def _nhwc(shape):
     return (n, h, w, c)
 
 
+def _same_bytes_in_nhwc(shape) -> bool:
+    """Whether an NCHW tensor of `shape` has the bytes of its NHWC transpose (C or H·W is 1)."""
+    _, c, h, w = shape
+    return c == 1 or h * w == 1
+
+
 def _window_counts(g: dict) -> np.ndarray:
     """Valid input elements of each pooling window, (out_h, out_w)."""
     def axis(size, k, stride, before, out):
@@ -580,6 +586,8 @@ class _Offloader(PyExprMutator):
     def nhwc(self, var) -> relax.Var:
         if _key(var) in self.from_nhwc:
             return self.from_nhwc[_key(var)]
+        if _same_bytes_in_nhwc(shape_of(var)):
+            return var
         if _key(var) not in self.to_nhwc:
             self.to_nhwc[_key(var)] = self.builder_.emit(relax.op.permute_dims(var, TO_NHWC))
         return self.to_nhwc[_key(var)]
@@ -599,14 +607,16 @@ class _Offloader(PyExprMutator):
                 new = self.from_nhwc[_key(new)]
             args.append(new)
         args += [relax.const(c) for c in found.constants]
+        nchw_shape = (found.out_shape[0], found.out_shape[3], *found.out_shape[1:3])
+        same_bytes = found.out_nhwc and _same_bytes_in_nhwc(nchw_shape)
         out = self.builder_.emit_te(_extern, *args, function=found.call.function,
-                                    out_shape=found.out_shape,
+                                    out_shape=nchw_shape if same_bytes else found.out_shape,
                                     primfunc_name_hint=found.call.function)
         gv = self.builder_.lookup_binding(out).args[0]
         self.builder_.update_func(gv, self.builder_.get()[gv].with_attr(
             LIBRARY_ATTR, found.call.to_json()))
         self.count += 1
-        if found.out_nhwc:
+        if found.out_nhwc and not same_bytes:
             nchw = self.builder_.emit(relax.op.permute_dims(out, TO_NCHW), binding.var.name)
             self.from_nhwc[_key(nchw)] = out
             out = nchw
