@@ -121,7 +121,7 @@ def bench_space(name: str, count: int, size, classes: int, target, check: int,
     configs = configs[:count]
     exporter = SubnetExporter(space, size, classes, seed)
     sram = CompiledSramModel(space, target, size, classes, optimise=optimise,
-                             exporter=exporter,
+                             exporter=exporter, share_reports=False,
                              scratch_cache=PersistentScratchCache(cache_dir / name))
     rows = []
     memo = LegalizeMemo()  # this pass's process memory, empty at the first subnet
@@ -138,7 +138,7 @@ def bench_space(name: str, count: int, size, classes: int, target, check: int,
                  if i < check else ""), file=sys.stderr)
     steady = [_timed_report(sram, cfg, memo)[0] for cfg in configs]
     disk = CompiledSramModel(space, target, size, classes, optimise=optimise,
-                             exporter=exporter,
+                             exporter=exporter, share_reports=False,
                              scratch_cache=PersistentScratchCache(cache_dir / name))
     disk_memo = LegalizeMemo()  # a new process: only the scratch file is warm
     again = [_timed_report(disk, cfg, disk_memo)[0] for cfg in configs]

@@ -7,8 +7,8 @@ emitted C on full-range int8 inputs (standard normal quantized with the
 calibrated input scale). Two checks, which together pin every int8 value:
 
 * **layer by layer vs onnxruntime**: each quantized tensor (each activation
-  ``QuantizeLinear``) is recomputed by our lowering from onnxruntime's own int8
-  inputs to that layer; bit-exact except where onnxruntime's float32 value lies within a
+  ``QuantizeLinear``) is recomputed by the NumPy integer reference (which the host C
+  equals, below) from onnxruntime's own int8 inputs to that layer; bit-exact except where onnxruntime's float32 value lies within a
   few ulps of a rounding boundary (`NEAR_TIE`), and never more than 1 LSB off;
 * **the host C vs the lowered Relax module** on TVM's VM: bit-identical;
 * **the host C vs the NumPy integer reference** (`compiler.reference.run_int8_reference`,
@@ -141,13 +141,11 @@ def _layer_model(graph: _Graph, q_node, dq_out: str):
 def _layerwise(path, x_float: np.ndarray) -> list[tuple[str, float, int, int]]:
     """``(tensor, exact fraction, max LSB, unexplained, largest near-tie distance)`` of every
     quantized layer given onnxruntime's inputs; `unexplained` counts differing elements that
-    are not float32 near-ties (see NEAR_TIE)."""
+    are not float32 near-ties (see NEAR_TIE). Our side of each layer is the NumPy integer
+    reference, which the whole model's host C equals bit for bit (checked first)."""
     import onnxruntime as ort
-    import tvm
-    from tvm import relax
 
-    from compiler.frontend import load_model
-    from compiler.passes import lower_to_integer
+    from compiler.reference import boundary, run_int8_reference
 
     graph = _Graph(onnx.load(path))
     quantizers = graph.activation_quantizers()
@@ -165,17 +163,17 @@ def _layerwise(path, x_float: np.ndarray) -> list[tuple[str, float, int, int]]:
         dqs = [c for c in graph.consumers.get(q.output[0], []) if c.op_type == "DequantizeLinear"]
         if not dqs or graph.producer.get(q.input[0]) is None:
             continue  # the graph input's own quantizer
-        lowered = lower_to_integer(load_model(_layer_model(graph, q, dqs[0].output[0])))
-        feeds = []
-        for info in lowered.inputs:
+        layer = _layer_model(graph, q, dqs[0].output[0])
+        edges = boundary(layer)
+        feeds = {}
+        for info in edges.inputs:
             name = info.name[: -len("__f")]
             qn = graph.producer[name]
             real = int8.dequantize(values[name], graph.const(qn.input[1]), graph.const(qn.input[2]))
-            feeds.append(int8.quantize(real, info.scale, info.zero_point))
-        vm = relax.VirtualMachine(tvm.compile(lowered.mod, target="llvm"), tvm.cpu())
-        ours = vm["main"](*(tvm.runtime.tensor(f) for f in feeds)).numpy().astype(np.int64)
+            feeds[info.name] = int8.quantize(real, info.scale, info.zero_point)
+        ours = next(iter(run_int8_reference(layer, feeds).values())).astype(np.int64)
         ref = values[q.output[0]].astype(np.int64) - int(graph.const(q.input[2]))
-        diff = np.abs(ours.reshape(ref.shape) - lowered.outputs[0].zero_point - ref)
+        diff = np.abs(ours.reshape(ref.shape) - edges.outputs[0].zero_point - ref)
         ties = _tie_distances(diff, values[q.input[0]], graph.const(q.input[1]))
         stats.append((q.output[0], float((diff == 0).mean()), int(diff.max()),
                       _unexplained(ties), float(ties[1].max(initial=0.0))))

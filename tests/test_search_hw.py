@@ -116,3 +116,31 @@ def test_every_registered_target_has_latency_coefficients():
     for name in list_targets():
         target = get_target(name)
         assert coefficients_for(target.cpu, target.isa).name in (target.cpu, target.isa), name
+
+
+def test_models_planning_alike_share_reports_and_others_do_not(monkeypatch):
+    """A second search of the same subnets in one process plans nothing again."""
+    from qanas.search import sram as sram_module
+
+    planned = []
+
+    def plan(model, target, options, scratch_cache, measure_unfused):
+        planned.append(options.optimise)
+        return f"report {len(planned)}"
+
+    monkeypatch.setattr(sram_module, "plan_model_memory", plan)
+    monkeypatch.setattr(CompiledSramModel, "_shared_reports", type(
+        CompiledSramModel._shared_reports)())
+    space, target = get_space("squeezenas-small"), get_target("host")
+    cfg = space.resolve("min")
+
+    def model(**kwargs):
+        sram = CompiledSramModel(space, target, (64, 128), 4, **kwargs)
+        monkeypatch.setattr(sram.exporter, "qdq_model", lambda c: c.to_str())
+        return sram
+
+    first = model().report(cfg)
+    assert model().report(cfg) == first and planned == ["size"]
+    assert model(optimise="speed").report(cfg) == "report 2"
+    assert model(seed=1).report(cfg) == "report 3"
+    assert model(share_reports=False).report(cfg) == "report 4"
