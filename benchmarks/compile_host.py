@@ -1,17 +1,22 @@
-"""Compiled C on the host vs onnxruntime, and arena vs lower bound, for a few subnets.
+"""Compiled C on the host vs onnxruntime and LiteRT/XNNPACK, and arena vs lower bound.
 
 For each registered search space, the smallest subnet is extracted from the supernet,
 exported to ONNX (float), quantized to int8 QDQ with onnxruntime's ``quantize_static``
 (calibrated on noise: the point is speed and memory, not accuracy), compiled for the
-host, and run both ways on the same int8-representable input with one thread.
+host, and run three ways on the same int8-representable input with one thread: our C,
+onnxruntime on the QDQ model, and LiteRT with its default CPU path (the XNNPACK
+delegate) on the same graph exported to TFLite (`compiler.tflite.export_tflite`).
+Latency is the CPU time of the running thread (the harness's ``thread-cpu`` clock,
+`time.thread_time` around each onnxruntime / LiteRT call), in `--rounds` interleaved
+rounds of `--repeats` runs each (C, onnxruntime, LiteRT, then again), median of all runs.
 
-    .venv/bin/python benchmarks/compile_host.py [--spaces a b] [--size 64] [--repeats 20]
-                                                [--no-schedule] [--which min|seed]
-                                                [--hw H W] [--optimise size|speed]
-                                                [--no-library]
+    .venv/bin/python benchmarks/compile_host.py [--spaces a b] [--size 64] [--repeats 10]
+                                                [--rounds 5] [--no-schedule]
+                                                [--which min|seed] [--hw H W]
+                                                [--optimise size|speed] [--no-library]
 
-Prints one row per subnet with latency ratio C/onnxruntime, arena/LB and the kernels'
-scratch (total over kernels, and the largest one kernel asks for), and writes the rows as
+Prints one row per subnet with latency ratios C/onnxruntime and C/LiteRT, arena/LB and
+the kernels' scratch (total over kernels, and the largest one kernel asks for), and writes the rows as
 JSON to --out (default build/bench/compile_host.json). ``--no-schedule`` builds the
 kernels without the default schedule (`compiler.codegen.schedule`), for comparison;
 ``--no-library`` compiles every kernel with TVM (no kernel library offload,
@@ -76,8 +81,19 @@ def quantize(float_path: Path, size, rng: np.random.Generator) -> Path:
     return out
 
 
-def ort_latency(path: Path, feeds: dict, repeats: int) -> list[float]:
-    """Per-run seconds of onnxruntime with one intra-op thread (the C runs on one core)."""
+def thread_cpu_runs(run_once, repeats: int) -> list[float]:
+    """Thread CPU seconds of each of `repeats` calls of `run_once`."""
+    times = []
+    for _ in range(repeats):
+        start = time.thread_time()
+        run_once()
+        times.append(time.thread_time() - start)
+    return times
+
+
+def ort_session(path: Path, feeds: dict):
+    """A warmed-up call of onnxruntime on `feeds` with one intra-op thread (the C runs on
+    one core; with one thread onnxruntime runs in the calling thread)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -85,17 +101,30 @@ def ort_latency(path: Path, feeds: dict, repeats: int) -> list[float]:
     opts.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     sess.run(None, feeds)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        sess.run(None, feeds)
-        times.append(time.perf_counter() - start)
-    return times
+    return lambda: sess.run(None, feeds)
+
+
+def litert_session(qdq: Path, x_q: np.ndarray, work: Path):
+    """A warmed-up LiteRT call (default CPU path: XNNPACK, one thread) on the QDQ graph
+    exported to TFLite, fed the same int8 input in NHWC, and its first output (NCHW)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from compiler.tflite import export_tflite
+
+    exported = export_tflite(qdq, work / (qdq.stem + ".tflite"))
+    it = Interpreter(model_path=str(exported.path), num_threads=1,
+                     experimental_op_resolver_type=OpResolverType.AUTO)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], np.ascontiguousarray(
+        x_q.transpose(0, 2, 3, 1)))
+    it.invoke()
+    output = it.get_output_details()[0]["index"]
+    return it.invoke, lambda: np.array(it.get_tensor(output)).transpose(0, 3, 1, 2)
 
 
 def bench_one(space_name: str, size, repeats: int, work: Path, seed: int,
               schedule: bool = True, which: str = "min", optimise: str = "size",
-              library: bool = True) -> dict:
+              library: bool = True, rounds: int = 5) -> dict:
     """Compiles and times one subnet; returns its row."""
     from compiler.driver import compile_model
     from runtime.runners import get_runner
@@ -107,9 +136,28 @@ def bench_one(space_name: str, size, repeats: int, work: Path, seed: int,
     spec = result.io["inputs"][0]
     x_q = rng.integers(-128, 128, size=spec["shape"]).astype(np.int8)
     x_f = (x_q.astype(np.float32) - spec["zero_point"]) * np.float32(spec["scale"])
-    run = get_runner("host").run(result.out_dir, {spec["name"]: x_q}, repeats=repeats)
-    c_s = statistics.median(run.latency_s[1:] or run.latency_s)
-    ort_s = statistics.median(ort_latency(qdq, {"x": x_f}, repeats))
+    host = get_runner("host")
+    ort_once = ort_session(qdq, {"x": x_f})
+    try:
+        (litert_once, litert_output), litert_error = litert_session(qdq, x_q, work), None
+    except Exception as exc:  # noqa: BLE001 - the row still carries C and onnxruntime
+        litert_once, litert_error = None, f"{type(exc).__name__}: {exc}"[:300]
+    c_output = None
+    c_runs, ort_runs, litert_runs, clock = [], [], [], None
+    for _ in range(rounds):
+        run = host.run(result.out_dir, {spec["name"]: x_q}, repeats=repeats + 1)
+        c_runs += run.latency_s[1:]  # the first run of each process warms its caches
+        c_output = next(iter(run.outputs.values()))
+        clock = run.protocol.get("clock")
+        ort_runs += thread_cpu_runs(ort_once, repeats)
+        if litert_once is not None:
+            litert_runs += thread_cpu_runs(litert_once, repeats)
+    c_s, ort_s = statistics.median(c_runs), statistics.median(ort_runs)
+    litert_s = statistics.median(litert_runs) if litert_runs else None
+    litert_lsb = None  # the same graph: XNNPACK requantizes in float, so ±1 LSB at ties
+    if litert_once is not None:
+        theirs = litert_output().astype(np.int64)
+        litert_lsb = int(np.abs(c_output.astype(np.int64).reshape(theirs.shape) - theirs).max())
     return {
         "subnet": f"{space_name}:{which}",
         "input": [1, 3, *((size, size) if isinstance(size, int) else size)],
@@ -121,8 +169,13 @@ def bench_one(space_name: str, size, repeats: int, work: Path, seed: int,
         "max_kernel_scratch_bytes": max((k.workspace_bytes for k in result.kernels.values()),
                                         default=0),
         "kernels_with_scratch": sum(1 for k in result.kernels.values() if k.workspace_bytes),
-        "c_latency_s": c_s, "ort_latency_s": ort_s,
-        "c_over_ort": c_s / ort_s, "float_kernels": len(result.float_kernels),
+        "clock": {"c": clock, "onnxruntime": "thread-cpu", "litert": "thread-cpu"},
+        "rounds": rounds, "repeats": repeats,
+        "c_latency_s": c_s, "ort_latency_s": ort_s, "c_over_ort": c_s / ort_s,
+        "litert_xnnpack_latency_s": litert_s,
+        "c_over_litert_xnnpack": c_s / litert_s if litert_s else None,
+        "litert_max_lsb_vs_c": litert_lsb,
+        "litert_error": litert_error, "float_kernels": len(result.float_kernels),
     }
 
 
@@ -132,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spaces", nargs="+",
                         default=["squeezenas-small", "squeezenas-large", "mbv2-deeplab"])
     parser.add_argument("--size", type=int, default=64, help="input height = width")
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=10, help="runs per round and runtime")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-schedule", action="store_true",
                         help="build the kernels without the default schedule")
@@ -154,13 +208,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rows.append(bench_one(name, size, args.repeats, work, args.seed,
                                   schedule=not args.no_schedule, which=args.which,
-                                  optimise=args.optimise, library=not args.no_library))
+                                  optimise=args.optimise, library=not args.no_library,
+                                  rounds=args.rounds))
         except Exception as exc:  # noqa: BLE001 - one failing subnet must not hide the others
             rows.append({"subnet": f"{name}:{args.which}",
                          "error": f"{type(exc).__name__}: {exc}"[:300]})
     print(f"{'subnet':24} {'kern':>4} {'arena':>9} {'LB':>9} {'arena/LB':>8} "
           f"{'scratch':>8} {'max k.scr':>9} {'k w/ scr':>8} "
-          f"{'C ms':>8} {'ORT ms':>8} {'C/ORT':>6}")
+          f"{'C ms':>8} {'ORT ms':>8} {'C/ORT':>6} {'LiteRT ms':>9} {'C/LiteRT':>8}")
     for r in rows:
         if "error" in r:
             print(f"{r['subnet']:24} error: {r['error']}")
@@ -170,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['scratch_bytes']:8d} {r['max_kernel_scratch_bytes']:9d} "
               f"{r['kernels_with_scratch']:8d} "
               f"{1e3 * r['c_latency_s']:8.2f} {1e3 * r['ort_latency_s']:8.2f} "
-              f"{r['c_over_ort']:6.2f}")
+              f"{r['c_over_ort']:6.2f} "
+              + (f"{1e3 * r['litert_xnnpack_latency_s']:9.2f} {r['c_over_litert_xnnpack']:8.2f}"
+                 if r["litert_xnnpack_latency_s"] else f"LiteRT: {r['litert_error']}"))
     out.write_text(json.dumps(rows, indent=2) + "\n")
     ok = all("error" not in r and r["arena_over_lb"] <= 1.0 for r in rows)
     print(f"goal arena <= 1.00 x LB on every subnet: {'met' if ok else 'MISSED'}")
