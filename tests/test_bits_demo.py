@@ -18,6 +18,17 @@ SIZE = (32, 64)
 CLASSES = 6
 
 
+def seeded_supernet():
+    """The mixed-precision space, a seeded supernet of it and two seeded (image, label) batches."""
+    space = WeightBitsSpace(get_space(SPACE), SIZE, CLASSES)
+    torch.manual_seed(0)
+    supernet = build_supernet(space, CLASSES)
+    gen = torch.Generator().manual_seed(0)
+    batches = tuple((torch.randn(2, 3, *SIZE, generator=gen),
+                     torch.randint(0, CLASSES, (2, *SIZE), generator=gen)) for _ in range(2))
+    return space, supernet, batches
+
+
 @pytest.fixture(scope="module")
 def mixed_min() -> str:
     """squeezenas-small's smallest subnet with its searchable convs alternating 4 and 8 bits."""
@@ -81,12 +92,7 @@ def test_scorer_quantizes_with_the_spec_of_each_score(mixed_min):
     from qanas.score import SubnetScorer
     from qanas.space.bits import parse_config
 
-    space = WeightBitsSpace(get_space(SPACE), SIZE, CLASSES)
-    torch.manual_seed(0)
-    supernet = build_supernet(space, CLASSES)
-    gen = torch.Generator().manual_seed(0)
-    batches = tuple((torch.randn(2, 3, *SIZE, generator=gen),
-                     torch.randint(0, CLASSES, (2, *SIZE), generator=gen)) for _ in range(2))
+    space, supernet, batches = seeded_supernet()
     cfg = parse_config(mixed_min)
     layers = layer_weight_bits(cfg, supernet.extract(cfg.arch), space)
     mixed_spec = QuantSpec(layer_weight_bits=layers)
@@ -114,12 +120,7 @@ def test_latency_check_compiles_a_mixed_subnet_with_its_bits(mixed_min, tmp_path
     from qanas.space.bits import parse_config
     from targets import get_target
 
-    space = WeightBitsSpace(get_space(SPACE), SIZE, CLASSES)
-    torch.manual_seed(0)
-    supernet = build_supernet(space, CLASSES)
-    gen = torch.Generator().manual_seed(0)
-    batches = tuple((torch.randn(2, 3, *SIZE, generator=gen),
-                     torch.randint(0, CLASSES, (2, *SIZE), generator=gen)) for _ in range(2))
+    space, supernet, batches = seeded_supernet()
     scorer = SubnetScorer(supernet, batches, batches, QuantSpec(), image_size=SIZE)
     target = get_target("cortex-m4")
     hw = BitsCostModel(HardwareCostModel(space.base, target, SIZE, CLASSES, optimise="speed"),
