@@ -235,10 +235,15 @@ def main(argv: list[str] | None = None) -> int:
         which = args.which + random_subnets(args.random, args.random_seed)
         runs = collect(subnet_configs(which, args.bits), args.targets, args.optimise,
                        runs_path)
+    old = json.loads(args.out.read_text()) if args.out.is_file() else {}
     if args.bits == "w4":
-        document = fit_int4(args, runs, json.loads(args.out.read_text()))
+        document = fit_int4(args, runs, old)
     else:
         document = fit_int8(args, runs)
+        int4 = old.get("protocol", {}).get("int4")
+        if int4:  # its rates scale the int8 ones just replaced
+            print(f"the int4 rates of {args.out} are dropped with the int8 fit they scale: "
+                  f"refit them with {int4['command']}", file=sys.stderr)
     args.out.write_text(json.dumps(document, indent=1) + "\n")
     return 0
 

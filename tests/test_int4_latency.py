@@ -9,8 +9,7 @@ import logging
 import pytest
 
 from qanas.cost import AnalyticLatencyModel, HardwareProfile
-from qanas.cost.int4_latency import int4_extra_cycles, int4_kernel_layers
-from qanas.cost.latency_fit import fused_blocks
+from qanas.cost.int4_latency import fused_convs, int4_extra_cycles, int4_kernel_layers
 from qanas.search.bits import BitsCostModel
 from qanas.space import get_space
 from qanas.space.bits import WeightBitsSpace, with_bits
@@ -57,8 +56,9 @@ class ArchitectureCosts:
 def test_fused_inverted_residuals_keep_their_4bit_convs_on_int8_kernels(space):
     _, specs, widths = all_four(space, "min")
     on_int4 = int4_kernel_layers(specs, widths)
-    fused = {layer.name for group in fused_blocks(specs).values() for layer in group}
-    assert fused and on_int4 and not set(on_int4) & fused
+    fused = fused_convs(specs)
+    assert fused == {"blocks.16.expand", "blocks.16.dw", "blocks.16.project"}
+    assert on_int4 and not set(on_int4) & fused
     assert {"head", "decoder.cbr"} <= set(on_int4)
     by_name = {layer.name: layer for layer in specs}
     assert {layer_class(by_name[n]) for n in on_int4} <= set(INT4_CLASSES)
@@ -129,3 +129,21 @@ def test_a_cpu_without_int4_rates_prices_4bit_convs_as_int8(space, caplog):
     with caplog.at_level(logging.WARNING, logger="qanas.cost.int4_latency"):
         assert model.profile(cfg).latency == analytic.predict(cfg.arch)
     assert "priced as int8" in caplog.text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["squeezenas-small", "mbv2-deeplab"])
+def test_the_compiler_runs_exactly_the_modelled_convs_on_int4_kernels(name, tmp_path):
+    from compiler.driver import compile_model
+    from tests.firmware_util import export_subnet
+
+    size = (32, 64)
+    space = WeightBitsSpace(get_space(name), size, CLASSES)
+    arch = space.base.resolve("min")
+    specs = space.layer_specs(arch, size, CLASSES)
+    cfg = with_bits(arch, [4] * space.slot_count(arch))
+    on_int4 = int4_kernel_layers(specs, layer_bit_widths(specs, CLASSES, cfg.weight_bits))
+    onnx_path = export_subnet(space.base, str(cfg), tmp_path / "w4.onnx", size, CLASSES)
+    result = compile_model(str(onnx_path), "host", tmp_path / "project", optimise="speed")
+    kernels = json.loads((result.out_dir / "compile.json").read_text())["kernel_implementations"]
+    assert sum(k.endswith("_s4") for k in kernels) == len(on_int4) > 0, (kernels, on_int4)

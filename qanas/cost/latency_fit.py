@@ -65,19 +65,6 @@ def _block_of(layer: LayerSpec) -> str | None:
     return ".".join(parts[:2]) if parts[0] == "blocks" and len(parts) > 2 else None
 
 
-def fused_blocks(layers: list[LayerSpec]) -> dict[str, list[LayerSpec]]:
-    """The descriptors of each block the compiler runs as one fused inverted residual step
-    (`FUSED_BLOCK`: an expansion and a depthwise layer), by block name, in order."""
-    blocks: dict[str, list[LayerSpec]] = {}
-    for layer in layers:
-        block = _block_of(layer)
-        if block is not None:
-            blocks.setdefault(block, []).append(layer)
-    return {b: group for b, group in blocks.items()
-            if any(layer_class(x) == "depthwise" for x in group)
-            and any(x.name.endswith(".expand") for x in group)}
-
-
 def step_rows(layers: list[LayerSpec], steps: list[dict]) -> list[tuple[np.ndarray, float,
                                                                         str]]:
     """(features, measured instructions, group) rows of one profiled subnet (module
@@ -87,8 +74,14 @@ def step_rows(layers: list[LayerSpec], steps: list[dict]) -> list[tuple[np.ndarr
         layers: the subnet's descriptors (`SearchSpace.layer_specs`).
         steps: the profiled plan steps, ``{"implementation", "instructions"}`` in order.
     """
-    blocks = fused_blocks(layers)
-    fused = list(blocks)
+    blocks: dict[str, list[LayerSpec]] = {}
+    for layer in layers:
+        block = _block_of(layer)
+        if block is not None:
+            blocks.setdefault(block, []).append(layer)
+    fused = [b for b, group in blocks.items()
+             if any(layer_class(x) == "depthwise" for x in group)
+             and any(x.name.endswith(".expand") for x in group)]
     fused_steps = [s["instructions"] for s in steps if s["implementation"] == FUSED_BLOCK]
     total = float(sum(s["instructions"] for s in steps))
     if not fused_steps or len(fused_steps) > len(fused):
