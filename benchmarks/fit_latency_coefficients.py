@@ -18,6 +18,16 @@ coefficients are fitted per target by non-negative least squares
 Raw runs are kept in ``--runs`` (resumable: a (target, subnet) already there is not run
 again); the fit is written to ``--out`` (default: the committed
 ``targets/latency_coefficients.json``, which `targets.latency` loads).
+
+``--bits w4`` fits the int4 kernels instead (`qanas.cost.latency_fit_int4`): each subnet
+is profiled twice, with every searchable conv at 4 bits and all-int8, and the
+4-bit kernels' steps are paired with the int8 kernels' steps of the same layers. It
+adds an ``int4`` section to each target's coefficients (and an ``int4`` protocol) and
+leaves the int8 coefficients as they are:
+
+    .venv/bin/python benchmarks/fit_latency_coefficients.py --bits w4 --optimise speed \\
+        --which seed min max --random 2 --random-seed 1 \\
+        --targets cortex-m4 cortex-m7 cortex-m55
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ SPACE = "squeezenas-small"
 SIZE = (64, 128)
 NUM_CLASSES = 6
 RUNS = Path(__file__).parent / "results" / "latency_fit_runs.json"
+INT4_RUNS = Path(__file__).parent / "results" / "latency_fit_int4_runs.json"
 
 
 def profile_subnet(onnx_path: Path, target_name: str, optimise: str, work: Path) -> dict:
@@ -75,10 +86,28 @@ def random_subnets(count: int, seed: int) -> list[str]:
     return [str(space.sample(rng)) for _ in range(count)]
 
 
-def collect(which: list[str], targets: list[str], optimise: str, runs_path: Path) -> dict:
-    """Profiles every (target, subnet) missing from `runs_path`, saving after each one."""
-    from compiler.version import KERNEL_GENERATION
+def subnet_configs(which: list[str], bits: str) -> list[tuple[str, str]]:
+    """(name, config string) of every model to profile: the subnets of `which` (``w8``),
+    or each with every searchable conv at 4 bits and then itself all-int8 (``w4``)."""
     from qanas.space import get_space
+    from qanas.space.bits import WeightBitsSpace, with_bits
+
+    space = get_space(SPACE)
+    bits_space = WeightBitsSpace(space, SIZE, NUM_CLASSES)
+    configs = []
+    for name in which:
+        arch = space.resolve(name)
+        if bits == "w4":
+            four = with_bits(arch, [4] * bits_space.slot_count(arch))
+            configs.append((f"{name}@w4", str(four)))
+        configs.append((name, str(arch)))
+    return configs
+
+
+def collect(configs: list[tuple[str, str]], targets: list[str], optimise: str,
+            runs_path: Path) -> dict:
+    """Profiles every (target, config) missing from `runs_path`, saving after each one."""
+    from compiler.version import KERNEL_GENERATION
     from tests.firmware_util import export_subnet
 
     runs = json.loads(runs_path.read_text()) if runs_path.is_file() else {}
@@ -86,15 +115,13 @@ def collect(which: list[str], targets: list[str], optimise: str, runs_path: Path
         runs = {}
     runs.setdefault("kernel_generation", KERNEL_GENERATION)
     runs.setdefault("runs", [])
-    space = get_space(SPACE)
     done = {(r["target"], r["subnet"], r["optimise"]) for r in runs["runs"]}
     with tempfile.TemporaryDirectory(prefix="qanas-latfit-") as tmp:
-        for index, name in enumerate(which):
-            config = str(space.resolve(name))
+        for index, (name, config) in enumerate(configs):
             todo = [t for t in targets if (t, config, optimise) not in done]
             if not todo:
                 continue
-            onnx_path = export_subnet(SPACE, name, Path(tmp) / "subnet.onnx")
+            onnx_path = export_subnet(SPACE, config, Path(tmp) / "subnet.onnx")
             for target in todo:
                 start = time.time()
                 # a fresh project and firmware directory per run: the firmware build
@@ -110,29 +137,11 @@ def collect(which: list[str], targets: list[str], optimise: str, runs_path: Path
     return runs
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Collects the runs, fits every target and writes the coefficient file."""
+def fit_int8(args, runs: dict) -> dict:
+    """The whole coefficient file: every target's int8 fit of `runs`, with its protocol."""
     from compiler.version import KERNEL_GENERATION
     from qanas.cost.latency_fit import fit_target
-    from targets.latency import COEFFICIENTS_PATH
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--which", nargs="+", default=["seed", "min", "max"])
-    parser.add_argument("--targets", nargs="+",
-                        default=["cortex-m4", "cortex-m7", "cortex-m55"])
-    parser.add_argument("--random", type=int, default=2,
-                        help="random subnets drawn besides --which")
-    parser.add_argument("--random-seed", type=int, default=1)
-    parser.add_argument("--optimise", default="size", choices=("size", "speed"))
-    parser.add_argument("--runs", type=Path, default=RUNS)
-    parser.add_argument("--out", type=Path, default=COEFFICIENTS_PATH)
-    parser.add_argument("--fit-only", action="store_true", help="fit the runs already saved")
-    args = parser.parse_args(argv)
-    if args.fit_only:
-        runs = json.loads(args.runs.read_text())
-    else:
-        which = args.which + random_subnets(args.random, args.random_seed)
-        runs = collect(which, args.targets, args.optimise, args.runs)
     fits, toolchains = {}, {}
     for target in args.targets:
         rows = [r for r in runs["runs"] if r["target"] == target]
@@ -141,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         fits[target] = fit_target(target, rows, SPACE, SIZE, NUM_CLASSES)
         toolchains[target] = rows[0].get("toolchain")
         print(json.dumps({target: fits[target]["quality"]}), file=sys.stderr)
-    document = {
+    return {
         "protocol": {
             "command": "python benchmarks/fit_latency_coefficients.py " + " ".join(
                 ["--which", *args.which, "--random", str(args.random), "--random-seed",
@@ -155,6 +164,86 @@ def main(argv: list[str] | None = None) -> int:
         },
         "coefficients": fits,
     }
+
+
+def fit_int4(args, runs: dict, document: dict) -> dict:
+    """`document` (the committed int8 fit) with every target's ``int4`` section fitted to
+    `runs` and an ``int4`` protocol; its int8 coefficients are left as they are."""
+    from compiler.version import KERNEL_GENERATION
+    from qanas.cost.latency_fit_int4 import fit_int4 as fit_target_int4
+    from qanas.space import get_space
+    from qanas.space.bits import arch_of, parse_config, searched_bits
+    from qanas.space.layer_bits import layer_bit_widths
+    from targets.latency import load_fitted
+
+    space, base = get_space(SPACE), load_fitted(args.out)
+    for target in args.targets:
+        rows = {r["subnet"]: r for r in runs["runs"]
+                if r["target"] == target and r["optimise"] == args.optimise}
+        subnets = []
+        for config, row in rows.items():
+            cfg = parse_config(config, space)
+            bits = searched_bits(cfg)
+            twin = rows.get(str(arch_of(cfg)))
+            if bits is None or twin is None:
+                continue
+            layers = space.layer_specs(arch_of(cfg), SIZE, NUM_CLASSES)
+            subnets.append({"which": row["which"], "layers": layers, "int4": row,
+                            "int8": twin, "widths": layer_bit_widths(layers, NUM_CLASSES, bits)})
+        if not subnets:
+            continue
+        if target not in base:
+            raise SystemExit(f"{args.out} has no int8 fit of {target}: fit it first (the "
+                             "command in its protocol)")
+        section = fit_target_int4(base[target], subnets)
+        document["coefficients"][target]["int4"] = section
+        print(json.dumps({target: section["quality"]}), file=sys.stderr)
+    document["protocol"]["int4"] = {
+        "command": "python benchmarks/fit_latency_coefficients.py --bits w4 " + " ".join(
+            ["--which", *args.which, "--random", str(args.random), "--random-seed",
+             str(args.random_seed), "--targets", *args.targets, "--optimise", args.optimise]),
+        "kernel_generation": KERNEL_GENERATION,
+        "date": datetime.date.today().isoformat(),
+        "subnets": "each with every searchable conv at 4 bits, paired with itself all-int8",
+    }
+    return document
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Collects the runs, fits every target and writes the coefficient file."""
+    from targets.latency import COEFFICIENTS_PATH
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--which", nargs="+", default=["seed", "min", "max"])
+    parser.add_argument("--targets", nargs="+",
+                        default=["cortex-m4", "cortex-m7", "cortex-m55"])
+    parser.add_argument("--random", type=int, default=2,
+                        help="random subnets drawn besides --which")
+    parser.add_argument("--random-seed", type=int, default=1)
+    parser.add_argument("--optimise", default="size", choices=("size", "speed"))
+    parser.add_argument("--bits", default="w8", choices=("w8", "w4"),
+                        help="w8: the int8 coefficients; w4: the int4 rates (module docstring)")
+    parser.add_argument("--runs", type=Path, default=None,
+                        help=f"raw runs (default {RUNS.name}, {INT4_RUNS.name} for --bits w4)")
+    parser.add_argument("--out", type=Path, default=COEFFICIENTS_PATH)
+    parser.add_argument("--fit-only", action="store_true", help="fit the runs already saved")
+    args = parser.parse_args(argv)
+    runs_path = args.runs or (INT4_RUNS if args.bits == "w4" else RUNS)
+    if args.fit_only:
+        runs = json.loads(runs_path.read_text())
+    else:
+        which = args.which + random_subnets(args.random, args.random_seed)
+        runs = collect(subnet_configs(which, args.bits), args.targets, args.optimise,
+                       runs_path)
+    old = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    if args.bits == "w4":
+        document = fit_int4(args, runs, old)
+    else:
+        document = fit_int8(args, runs)
+        int4 = old.get("protocol", {}).get("int4")
+        if int4:  # its rates scale the int8 ones just replaced
+            print(f"the int4 rates of {args.out} are dropped with the int8 fit they scale: "
+                  f"refit them with {int4['command']}", file=sys.stderr)
     args.out.write_text(json.dumps(document, indent=1) + "\n")
     return 0
 

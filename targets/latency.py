@@ -17,13 +17,19 @@ are hand-picked estimates (said so in their rationale), chosen to rank subnets, 
 predict wall time. The per-block lookup table measured under QEMU / on boards replaces
 this model where it exists (``qanas.cost.hardware.LatencyModel``).
 
+A conv whose 4-bit weights run on the int4 kernels (docs/int4-weights.md) costs its MACs
+at ``int4_macs_per_cycle[class]`` instead: a fit's ``int4`` section, the int8 rate scaled
+by the cost of the int4 kernels against the int8 kernels on the same layers of compiled
+subnets (``benchmarks/fit_latency_coefficients.py --bits w4``). A class without an int4
+fit (and every hand-picked set) prices 4-bit layers as int8.
+
 Depends on nothing but `targets.cost` (the layer descriptors) and the JSON file.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +37,8 @@ from targets.cost import LayerSpec
 from targets.registry import Registry
 
 LAYER_CLASSES = ("conv", "pointwise", "depthwise", "linear")
+INT4_CLASSES = ("conv", "pointwise")
+"""The classes with int4-weight kernels (depthwise and linear layers stay int8)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,8 @@ class LatencyCoefficients:
         roofline: a MAC-bearing layer costs the larger of its MAC and byte times; when
             False (the fitted sets: their bytes_per_cycle is the rate of the byte-bound
             layers, resize and elementwise kernels), its MAC time alone.
+        int4_macs_per_cycle: MACs per cycle of the int4-weight kernels, per class they
+            have a fit for (`INT4_CLASSES`); empty when none is fitted.
     """
 
     name: str
@@ -55,6 +65,7 @@ class LatencyCoefficients:
     rationale: str = ""
     extra: Mapping[str, float] = field(default_factory=dict)
     roofline: bool = True
+    int4_macs_per_cycle: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
         missing = set(LAYER_CLASSES) - set(self.macs_per_cycle)
@@ -62,6 +73,10 @@ class LatencyCoefficients:
             raise ValueError(f"{self.name}: macs_per_cycle lacks classes {sorted(missing)}")
         if min(self.macs_per_cycle.values()) <= 0 or self.bytes_per_cycle <= 0:
             raise ValueError(f"{self.name}: throughputs must be positive")
+        unknown = set(self.int4_macs_per_cycle) - set(INT4_CLASSES)
+        if unknown or min(self.int4_macs_per_cycle.values(), default=1.0) <= 0:
+            raise ValueError(f"{self.name}: int4_macs_per_cycle takes positive rates of "
+                             f"{', '.join(INT4_CLASSES)}; got {dict(self.int4_macs_per_cycle)}")
 
 
 COEFFICIENTS: Registry[LatencyCoefficients] = Registry("latency coefficient set")
@@ -79,13 +94,15 @@ def load_fitted(path: Path = COEFFICIENTS_PATH) -> dict[str, LatencyCoefficients
     fitted = {}
     for name, fit in document.get("coefficients", {}).items():
         quality = fit.get("quality", {})
+        int4 = fit.get("int4", {})
         fitted[name] = LatencyCoefficients(
             name, dict(fit["macs_per_cycle"]), float(fit["bytes_per_cycle"]),
             float(fit["cycles_per_layer"]),
             f"fitted to our kernels' QEMU instruction counts (kernel generation "
             f"{protocol.get('kernel_generation')}, {protocol.get('date')}; held-out whole-model "
             f"MAPE {quality.get('heldout_mape')} %); {fit.get('note', '')}".rstrip("; "),
-            roofline=bool(fit.get("roofline", True)))
+            roofline=bool(fit.get("roofline", True)),
+            int4_macs_per_cycle=dict(int4.get("macs_per_cycle", {})))
     return fitted
 
 
@@ -156,17 +173,24 @@ def layer_class(layer: LayerSpec) -> str | None:
     return "conv"
 
 
-def layer_cycles(layer: LayerSpec, coeffs: LatencyCoefficients) -> float:
-    """Modelled cycles of one layer (see the module docstring)."""
+def layer_cycles(layer: LayerSpec, coeffs: LatencyCoefficients, int4: bool = False) -> float:
+    """Modelled cycles of one layer (see the module docstring); `int4`: its weights are 4-bit
+    and run on the int4 kernels."""
     moved = layer.input_elements + layer.output_elements + layer.params
     cycles = moved / coeffs.bytes_per_cycle
     cls = layer_class(layer)
     if cls is not None:
-        compute = layer.macs / coeffs.macs_per_cycle[cls]
+        rate = coeffs.macs_per_cycle[cls]
+        if int4:
+            rate = coeffs.int4_macs_per_cycle.get(cls, rate)
+        compute = layer.macs / rate
         cycles = max(cycles, compute) if coeffs.roofline else compute
     return cycles + coeffs.cycles_per_layer
 
 
-def analytic_cycles(layers: Iterable[LayerSpec], coeffs: LatencyCoefficients) -> float:
-    """Modelled cycles of a whole network (`act` specs are fused into their conv: no cost)."""
-    return float(sum(layer_cycles(layer, coeffs) for layer in layers if layer.op != "act"))
+def analytic_cycles(layers: Iterable[LayerSpec], coeffs: LatencyCoefficients,
+                    int4_layers: Collection[str] = ()) -> float:
+    """Modelled cycles of a whole network (`act` specs are fused into their conv: no cost);
+    the layers named in `int4_layers` run on the int4 kernels."""
+    return float(sum(layer_cycles(layer, coeffs, layer.name in int4_layers)
+                     for layer in layers if layer.op != "act"))

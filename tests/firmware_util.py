@@ -30,23 +30,28 @@ def export_subnet(space, which: str, path: Path, size: tuple[int, int] = DEMO_SI
                   num_classes: int = DEMO_CLASSES, seed: int = 0) -> Path:
     """A subnet of `space` (a `SearchSpace` or its name) as QDQ ONNX, the way the demo makes it.
 
-    Extracts `which` ("min", "seed", "max" or a config string) from the space's supernet,
-    recalibrates BN on two random batches, quantizes int8 with `qanas.quant` defaults,
-    calibrates and exports QCDQ ONNX at ``1 x 3 x H x W``.
+    Extracts `which` ("min", "seed", "max" or a config string, with ``@w`` weight bits or
+    not: `qanas.space.bits.parse_config`) from the space's supernet, recalibrates BN on two
+    random batches, quantizes with `qanas.quant` defaults (int8, and the 4-bit convs of a
+    ``@w`` string at 4 bits), calibrates and exports QCDQ ONNX at ``1 x 3 x H x W``.
     """
     import torch
 
     from qanas.quant import QuantSpec, calibrate, export_qdq, quantize_model
     from qanas.score import recalibrate_bn
     from qanas.space import get_space
+    from qanas.space.bits import arch_of, parse_config
+    from qanas.train.standalone import subnet_quant_spec
 
     space = get_space(space) if isinstance(space, str) else space
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = build_supernet(space, num_classes).extract(space.resolve(which)).eval()
+    cfg = parse_config(which, space)
+    model = build_supernet(space, num_classes).extract(arch_of(cfg)).eval()
     batches = [(torch.randn(2, 3, *size, generator=gen), None) for _ in range(2)]
     recalibrate_bn(model, batches)
-    qmodel = quantize_model(model.eval(), QuantSpec())
+    spec = subnet_quant_spec(QuantSpec(), cfg, model, size, num_classes)
+    qmodel = quantize_model(model.eval(), spec)
     calibrate(qmodel, batches)
     return Path(export_qdq(qmodel, torch.randn(1, 3, *size, generator=gen), Path(path)))
 

@@ -18,6 +18,17 @@ SIZE = (32, 64)
 CLASSES = 6
 
 
+def seeded_supernet():
+    """The mixed-precision space, a seeded supernet of it and two seeded (image, label) batches."""
+    space = WeightBitsSpace(get_space(SPACE), SIZE, CLASSES)
+    torch.manual_seed(0)
+    supernet = build_supernet(space, CLASSES)
+    gen = torch.Generator().manual_seed(0)
+    batches = tuple((torch.randn(2, 3, *SIZE, generator=gen),
+                     torch.randint(0, CLASSES, (2, *SIZE), generator=gen)) for _ in range(2))
+    return space, supernet, batches
+
+
 @pytest.fixture(scope="module")
 def mixed_min() -> str:
     """squeezenas-small's smallest subnet with its searchable convs alternating 4 and 8 bits."""
@@ -81,12 +92,7 @@ def test_scorer_quantizes_with_the_spec_of_each_score(mixed_min):
     from qanas.score import SubnetScorer
     from qanas.space.bits import parse_config
 
-    space = WeightBitsSpace(get_space(SPACE), SIZE, CLASSES)
-    torch.manual_seed(0)
-    supernet = build_supernet(space, CLASSES)
-    gen = torch.Generator().manual_seed(0)
-    batches = tuple((torch.randn(2, 3, *SIZE, generator=gen),
-                     torch.randint(0, CLASSES, (2, *SIZE), generator=gen)) for _ in range(2))
+    space, supernet, batches = seeded_supernet()
     cfg = parse_config(mixed_min)
     layers = layer_weight_bits(cfg, supernet.extract(cfg.arch), space)
     mixed_spec = QuantSpec(layer_weight_bits=layers)
@@ -99,3 +105,30 @@ def test_scorer_quantizes_with_the_spec_of_each_score(mixed_min):
     assert uniform.score(cfg.arch).miou == mixed.miou
     float_only = SubnetScorer(supernet, batches, batches, None, image_size=SIZE)
     assert float_only.score(cfg.arch, spec=mixed_spec).miou == mixed.miou
+
+
+@pytest.mark.slow
+@pytest.mark.toolchain
+def test_latency_check_compiles_a_mixed_subnet_with_its_bits(mixed_min, tmp_path):
+    from types import SimpleNamespace
+
+    from qanas.cost import HardwareCostModel
+    from qanas.demo.latency import validate_latency
+    from qanas.quant import QuantSpec
+    from qanas.score import SubnetScorer
+    from qanas.search.bits import BitsCostModel
+    from qanas.space.bits import parse_config
+    from targets import get_target
+
+    space, supernet, batches = seeded_supernet()
+    scorer = SubnetScorer(supernet, batches, batches, QuantSpec(), image_size=SIZE)
+    target = get_target("cortex-m4")
+    hw = BitsCostModel(HardwareCostModel(space.base, target, SIZE, CLASSES, optimise="speed"),
+                       space)
+    check = validate_latency([SimpleNamespace(arch=mixed_min)], scorer, hw, target.name,
+                             tmp_path, batches[0][0][:1], "speed")
+    cfg = parse_config(mixed_min)
+    assert check["rows"][0]["predicted"] == hw.profile(cfg).latency.value
+    assert hw.profile(cfg).latency.value != hw.profile(cfg.arch).latency.value
+    sources = "".join(p.read_text() for p in (tmp_path / "subnet0").rglob("*.c"))
+    assert "qanas_pointwise_conv_s4" in sources  # compiled with its 4-bit weights

@@ -71,9 +71,10 @@ def test_flash_counts_packed_int4_weights(space):
     from compiler.kernels.packing_s4 import row_bytes
     from qanas.cost.hardware import flash_bytes
     from qanas.search.bits import BitsCostModel
+    from targets import get_target
 
     class Arch:
-        target = None
+        target = get_target("host")
 
         def profile(self, cfg):
             from qanas.cost.hardware import HardwareProfile, Latency

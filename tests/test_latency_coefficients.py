@@ -109,3 +109,66 @@ def test_fit_recovers_known_coefficients_from_per_step_counts():
     assert fit["quality"]["row_mape"] < 0.1
     assert fit["quality"]["stem_stage_share"][0] > 0
     assert set(fit["macs_per_cycle"]) == set(LAYER_CLASSES)
+
+
+def test_committed_fit_carries_int4_rates_of_the_current_kernel_generation():
+    document = json.loads(COEFFICIENTS_PATH.read_text())
+    int4 = document["protocol"].get("int4")
+    assert int4 is not None, ("targets/latency_coefficients.json has no int4 fit: run the "
+                              "--bits w4 command of benchmarks/fit_latency_coefficients.py")
+    assert int4["kernel_generation"] == KERNEL_GENERATION, (
+        f"the int4 rates were fitted on kernel generation {int4['kernel_generation']}, the "
+        f"compiler's is {KERNEL_GENERATION}: refit with {int4['command']}")
+    for name in ("cortex-m4", "cortex-m7", "cortex-m55"):
+        fit = document["coefficients"][name]["int4"]
+        assert "pointwise" in fit["macs_per_cycle"], name
+        assert fit["quality"]["pairs"] > 0 and fit["quality"]["heldout_mape"] is not None
+        assert dict(coefficients_for(name).int4_macs_per_cycle) == fit["macs_per_cycle"]
+
+
+def _paired_run(which: str, ratio: float) -> dict:
+    """A subnet's 4-bit and int8 runs whose int4 kernel steps cost `ratio` times the int8
+    ones: one step per conv on the int4 kernels, one for the rest."""
+    from qanas.cost.int4_latency import int4_kernel_layers
+    from qanas.space.bits import WeightBitsSpace
+    from qanas.space.layer_bits import layer_bit_widths
+
+    space = WeightBitsSpace(get_space(SPACE), SIZE, CLASSES)
+    arch = space.base.resolve(which)
+    layers = space.layer_specs(arch, SIZE, CLASSES)
+    widths = layer_bit_widths(layers, CLASSES, [4] * space.slot_count(arch))
+    by_name = {layer.name: layer for layer in layers}
+    on_int4 = int4_kernel_layers(layers, widths)
+    int8 = [{"implementation": "qanas_inverted_residual_s8", "instructions": 5e6}]
+    int8 += [{"implementation": "qanas_pointwise_conv_s8",
+              "instructions": by_name[n].macs * 1.5 + 900} for n in on_int4]
+    int4 = [int8[0]] + [{"implementation": "qanas_pointwise_conv_s4",
+                         "instructions": s["instructions"] * ratio} for s in int8[1:]]
+    return {"which": which, "layers": layers, "widths": widths,
+            "int4": {"instructions": sum(s["instructions"] for s in int4), "layers": int4},
+            "int8": {"instructions": sum(s["instructions"] for s in int8), "layers": int8}}
+
+
+def test_int4_fit_scales_the_int8_rates_by_the_paired_steps_ratio():
+    from qanas.cost.latency_fit_int4 import fit_int4
+
+    base = coefficients_for("cortex-m4")
+    fit = fit_int4(base, [_paired_run(w, 1.25) for w in ("seed", "min", "max")])
+    assert fit["int4_over_int8"] == {"pointwise": pytest.approx(1.25)}
+    assert fit["macs_per_cycle"]["pointwise"] == pytest.approx(
+        base.macs_per_cycle["pointwise"] / 1.25, rel=1e-3)
+    assert "conv" in fit["note"]  # no k x k int4 step: priced as int8, said so
+    assert fit["quality"]["heldout_step_mape"] == pytest.approx(0.0, abs=1e-3)
+    assert all(r["heldout_predicted_int4"] > r["predicted_int8"] for r in fit["subnets"])
+
+
+def test_int4_fit_refuses_plans_that_are_not_twins():
+    from qanas.cost.latency_fit_int4 import int4_step_pairs
+
+    run = _paired_run("min", 1.1)
+    with pytest.raises(ValueError, match="twin"):
+        int4_step_pairs(run["layers"], run["widths"], run["int4"]["layers"],
+                        run["int8"]["layers"][1:])
+    with pytest.raises(ValueError, match="int4_kernel_layers"):
+        int4_step_pairs(run["layers"], run["widths"], run["int4"]["layers"][:-1],
+                        run["int8"]["layers"][:-1])

@@ -24,8 +24,10 @@ def validate_latency(records: list[EvalRecord], scorer, hw, target: str, out: Pa
     runner, compares with the search's figure.
 
     The prediction is the latency the search used (`hw.profile`: the committed
-    per-block table when one matches, else the analytic model); the measurement is
-    the target's runner (QEMU instruction count for Cortex-M). Returns the
+    per-block table when one matches, else the analytic model, with a mixed-precision
+    subnet's 4-bit convs at the int4 rates); the subnet is compiled with its weight bits
+    (`qanas.train.standalone.subnet_quant_spec`) and measured on the target's runner (QEMU
+    instruction count for Cortex-M). Returns the
     `lut_validation` section: MAPE, share within ±10 %, Kendall τ and one row per
     subnet (`qanas.cost.lut.validation.validation_stats`).
     """
@@ -33,7 +35,8 @@ def validate_latency(records: list[EvalRecord], scorer, hw, target: str, out: Pa
     from qanas.cost.lut.validation import validation_stats
     from qanas.demo.deploy import compile_for_target
     from qanas.quant import export_qdq
-    from qanas.space.bits import parse_config
+    from qanas.space.bits import arch_of, parse_config
+    from qanas.train.standalone import subnet_quant_spec
     from qanas.utils import progress
     from runtime.runners import get_runner
     from runtime.runners.base import read_io
@@ -45,7 +48,10 @@ def validate_latency(records: list[EvalRecord], scorer, hw, target: str, out: Pa
         cfg = parse_config(record.arch)
         latency = hw.profile(cfg).latency
         unit, source = latency.unit, latency.source
-        qmodel = scorer.quantize(scorer.prepare(cfg))
+        subnet = scorer.prepare(arch_of(cfg))
+        spec = subnet_quant_spec(scorer.spec, cfg, subnet, scorer.image_size,
+                                 scorer.supernet.num_classes)
+        qmodel = scorer.quantize(subnet, spec=spec)
         onnx_path = export_qdq(qmodel, example, out / f"subnet{i}.onnx")
         compiled = compile_for_target(onnx_path, target, out / f"subnet{i}", optimise)
         in_specs, _ = read_io(compiled.out_dir)

@@ -8,9 +8,10 @@ model into their (architecture, bits) versions:
 * `BitsEvaluator` scores a mixed config with the scorer's `QuantSpec` plus the
   config's per-layer weight bits (`QuantSpec.layer_weight_bits`);
 * `BitsCostModel` takes the architecture's profile and lowers its flash by the
-  bytes the 4-bit layers save (two weights per byte). SRAM is unchanged
-  (activations stay int8); latency is the int8 architecture's (the int4 kernels
-  are not in the latency tables yet).
+  bytes the 4-bit layers save (two weights per byte), and prices the convs that
+  run on the int4 kernels at the target's int4 rates
+  (`qanas.cost.int4_latency.WeightBitsLatency`). SRAM is unchanged (activations
+  stay int8).
 
 Ethos-U targets are refused: Vela compiles int8 weights only.
 """
@@ -39,22 +40,29 @@ def check_bits(bits: str, target) -> None:
 
 
 class BitsCostModel:
-    """A cost model's profile of the architecture, with the flash of the config's bits."""
+    """A cost model's profile of the architecture, with the flash and latency of the
+    config's bits."""
 
     def __init__(self, inner, space: WeightBitsSpace):
+        from qanas.cost.int4_latency import WeightBitsLatency
+
         self.inner, self.space = inner, space
         self.target = inner.target
+        self.bits_latency = WeightBitsLatency(inner.target)
 
     def profile(self, cfg):
-        """The architecture's profile; flash lowered by what the 4-bit layers save."""
+        """The architecture's profile; flash lowered by what the 4-bit layers save, latency
+        with the convs on the int4 kernels at the int4 rates."""
         arch = arch_of(cfg)
         prof = self.inner.profile(arch)
         bits = searched_bits(cfg)
         if bits is None:
             return prof
         specs = self.space.layer_specs(arch, self.space.image_size, self.space.num_classes)
-        saved = weight_flash_saving(specs, layer_bit_widths(specs, self.space.num_classes, bits))
-        return dataclasses.replace(prof, flash_bytes=prof.flash_bytes - saved)
+        widths = layer_bit_widths(specs, self.space.num_classes, bits)
+        return dataclasses.replace(
+            prof, flash_bytes=prof.flash_bytes - weight_flash_saving(specs, widths),
+            latency=self.bits_latency.latency(prof.latency, specs, widths))
 
     def budgets(self) -> dict:
         """The inner model's budgets."""

@@ -1,0 +1,138 @@
+"""Latency of 4-bit weights: which convs run on the int4 kernels, and the cycles that changes.
+
+The compiler runs a conv with 4-bit weights on its int4 kernels (``qanas_pointwise_conv_s4``,
+``qanas_conv2d_s4``, docs/int4-weights.md) unless it fuses the conv into its
+inverted-residual kernel, which stores int8 bytes whatever the values
+(`compiler.passes.fuse_inverted_residual`, in both ``--optimise`` modes): the 1×1 project
+conv that reads a depthwise conv, and the 1×1 expand conv that feeds it, if any
+(`fused_convs`). Such a conv costs what its int8 twin does.
+
+The analytic model prices an int4-kernel conv at the int4 rate of its class
+(`targets.latency.LatencyCoefficients.int4_macs_per_cycle`); `int4_extra_cycles` is that
+price less the int8 one. `WeightBitsLatency.latency` adds it to a subnet's int8 latency, from the
+analytic model or a latency table (tables measure int8 kernels only: the table's figure
+plus the analytic difference of the 4-bit convs).
+
+Example:
+    >>> from qanas.space import get_space
+    >>> space = get_space("squeezenas-small")
+    >>> specs = space.layer_specs(space.resolve("seed"), (64, 128), 6)
+    >>> from qanas.space.layer_bits import layer_bit_widths, searchable_layers
+    >>> widths = layer_bit_widths(specs, 6, [4] * len(searchable_layers(specs, 6)))
+    >>> int4_kernel_layers(specs, widths)  # every other 4-bit conv is in a fused block
+    ['head', 'decoder.cbr', 'decoder.scale']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Collection, Sequence
+
+from qanas.cost.hardware import Latency
+from qanas.errors import ConfigError
+from qanas.space.layer_bits import conv_layers
+from targets import Target
+from targets.cost import LayerSpec
+from targets.latency import LatencyCoefficients, coefficients_for, layer_class, layer_cycles
+
+log = logging.getLogger(__name__)
+
+CYCLE_UNITS = ("cycles", "instructions")
+"""Latency units the analytic model's cycles add to as they are (it is fitted to QEMU
+instruction counts, read as cycles)."""
+
+
+def fused_convs(specs: Sequence[LayerSpec]) -> set[str]:
+    """Names of the convs the compiler fuses into its inverted-residual kernel: around each
+    depthwise conv, the 1×1 convs of the same module just before (expand) and after
+    (project) it among the convs."""
+    convs = conv_layers(specs)
+    fused = set()
+    for k, conv in enumerate(convs):
+        if layer_class(conv) != "depthwise":
+            continue
+        parent = conv.name.rpartition(".")[0]
+        for other in convs[max(k - 1, 0):k] + convs[k + 1:k + 2]:
+            if layer_class(other) == "pointwise" and other.name.rpartition(".")[0] == parent:
+                fused.update((conv.name, other.name))
+    return fused
+
+
+def int4_kernel_layers(specs: Sequence[LayerSpec], widths: Sequence[int]) -> list[str]:
+    """Names of the convs of `specs` that run on the int4 kernels, in order.
+
+    Args:
+        specs: the subnet's layer descriptors.
+        widths: weight bits of every conv of `specs` (`qanas.space.layer_bits.layer_bit_widths`).
+    """
+    convs = conv_layers(specs)
+    if len(widths) != len(convs):
+        raise ValueError(f"{len(widths)} weight bit widths for {len(convs)} convs")
+    fused = fused_convs(specs)
+    return [c.name for c, bits in zip(convs, widths, strict=True)
+            if bits == 4 and c.name not in fused]
+
+
+def int4_extra_cycles(specs: Sequence[LayerSpec], int4_layers: Collection[str],
+                      coeffs: LatencyCoefficients) -> float:
+    """Cycles the int4 kernels of `int4_layers` add to their int8 price (negative: save)."""
+    return float(sum(layer_cycles(layer, coeffs, int4=True) - layer_cycles(layer, coeffs)
+                     for layer in specs if layer.name in int4_layers))
+
+
+class WeightBitsLatency:
+    """A target's int8 latency figures made bit-aware (module docstring); warns once, when
+    first used, about what the 4-bit convs are priced with where that is an approximation.
+
+    Args:
+        target: the CPU target (its `cpu`, then `isa`, selects the coefficients).
+
+    Raises:
+        ConfigError: no analytic coefficients for the target's CPU.
+    """
+
+    def __init__(self, target: Target):
+        self.target = target
+        try:
+            self.coeffs = coefficients_for(target.cpu, target.isa)
+        except KeyError as exc:
+            raise ConfigError(str(exc.args[0])) from None
+        self._warned: set[str] = set()
+
+    def _warn_once(self, key: str, message: str, *args) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message, *args)
+
+    def latency(self, int8: Latency, specs: Sequence[LayerSpec],
+                widths: Sequence[int]) -> Latency:
+        """`int8` (the subnet's latency with int8 weights) with the 4-bit convs of `widths`
+        (one per conv of `specs`) priced on the int4 kernels."""
+        on_int4 = int4_kernel_layers(specs, widths)
+        if not on_int4:
+            return int8
+        if not self.coeffs.int4_macs_per_cycle:
+            self._warn_once("unfitted", "%s has no fitted int4 rates (targets/"
+                            "latency_coefficients.json): its 4-bit convs are priced as int8",
+                            self.coeffs.name)
+            return int8
+        extra = int4_extra_cycles(specs, on_int4, self.coeffs)
+        if int8.unit == "s" and self.target.clock_hz:
+            extra /= self.target.clock_hz
+        elif int8.unit not in CYCLE_UNITS:
+            raise ConfigError(f"{int8.source} gives latency in {int8.unit!r}; the int4 "
+                              f"correction is in cycles and {self.target.name} has no clock_hz "
+                              "to convert it: search --bits w4w8 with a table in cycles or "
+                              "with --no-lut")
+        source = int8.source
+        if not source.startswith("analytic:"):
+            self._warn_once("table", "%s measures int8 kernels only: a mixed-precision "
+                            "subnet's latency is its figure plus the analytic int4 - int8 "
+                            "difference of the convs on the int4 kernels (%s, "
+                            "docs/mixed-precision.md)", source, self.coeffs.name)
+            source = f"{source}+int4:analytic:{self.coeffs.name}"
+        return dataclasses.replace(int8, value=int8.value + extra, source=source)
+
+
+__all__ = ["WeightBitsLatency", "fused_convs", "int4_extra_cycles", "int4_kernel_layers"]
