@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime import C_RUNTIME_DIR
+from runtime.build_cache import cached_cc
 from targets import Target
 
 PORTS_DIR = Path(__file__).parent / "ports"
@@ -386,7 +387,8 @@ def build_firmware(fw_dir: Path, target: Target, jobs: int = 2) -> FirmwareImage
         FirmwareBuildError: any other compile or link error (with the tool's output).
     """
     fw_dir = Path(fw_dir)
-    proc = subprocess.run(["make", "-s", "-C", str(fw_dir), f"-j{jobs}", "all"],
+    proc = subprocess.run(["make", "-s", "-C", str(fw_dir), f"-j{jobs}", "all",
+                           f"CC={cached_cc(target.toolchain.cc)}"],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         log = proc.stdout + proc.stderr

@@ -5,7 +5,7 @@
 # Every package is listed in PACKAGES below; a package already installed is not touched.
 # After installing, scripts/toolchain_check/probe.c (which includes <stdint.h>, <string.h>
 # and <math.h> and calls libm) is compiled, linked and run with:
-#   - the host gcc, natively;
+#   - the host gcc, natively, and through ccache (runtime.build_cache);
 #   - arm-none-eabi-gcc for Cortex-M4 and Cortex-M55, in qemu-system-arm with semihosting;
 #   - aarch64-linux-gnu-gcc, in qemu-aarch64;
 # and headless Chromium renders a tiny page. A failing probe is an install failure that
@@ -19,6 +19,7 @@ PACKAGES=(
     gcc                     # host C compiler: host target, harness builds
     libc6-dev               # host C library headers
     make                    # generated projects and firmware are built with make
+    ccache                  # the runtime and kernel objects every project rebuilds, cached
     gcc-arm-none-eabi       # Cortex-M cross compiler (M4, M7, M33, M55)
     libnewlib-arm-none-eabi # Cortex-M C library and libm (newlib)
     qemu-system-arm         # Cortex-M emulation (mps2-an386/an500, mps3-an547)
@@ -31,6 +32,7 @@ PACKAGES=(
 # probe name                package(s) it needs
 PROBE_PACKAGES=(
     "host-gcc               gcc libc6-dev"
+    "ccache                 ccache gcc libc6-dev"
     "arm-none-eabi-m4       gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
     "arm-none-eabi-m55      gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
     "aarch64-linux-gnu      gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
@@ -122,6 +124,10 @@ check_toolchains() {
         -o "$work/host"
     run_probe host-gcc "probe: ok" "$work/host"
 
+    build_probe ccache ccache gcc "${cflags[@]}" -c "$probe_dir/probe.c" -o "$work/probe.o"
+    build_probe ccache gcc "$work/probe.o" "$probe_dir/hosted_io.c" -lm -o "$work/cached"
+    run_probe ccache "probe: ok" "$work/cached"
+
     local m4=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16)
     local m55=(-mcpu=cortex-m55 -mthumb -mfloat-abi=hard)
     local bare=(-nostartfiles -T "$probe_dir/cortex_m.ld" -Wl,--defsym=CODE_ORIGIN=0
@@ -152,5 +158,5 @@ check_toolchains() {
 install_missing
 if [ "${QANAS_TOOLCHAIN_CHECK:-1}" != 0 ]; then
     check_toolchains
-    say "toolchains ok: host gcc, arm-none-eabi (cortex-m4, cortex-m55 in qemu-system-arm), aarch64-linux-gnu (qemu-aarch64), chromium"
+    say "toolchains ok: host gcc (also through ccache), arm-none-eabi (cortex-m4, cortex-m55 in qemu-system-arm), aarch64-linux-gnu (qemu-aarch64), chromium"
 fi

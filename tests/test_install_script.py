@@ -27,6 +27,7 @@ REQUIRED = {"gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "qemu-system-arm",
 # Which Debian package provides each command the probes run.
 COMMAND_PACKAGE = {
     "gcc": "gcc",
+    "ccache": "ccache",
     "arm-none-eabi-gcc": "gcc-arm-none-eabi",
     "qemu-system-arm": "qemu-system-arm",
     "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",

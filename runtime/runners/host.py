@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.build_cache import cached_cc
 from runtime.runners.base import Runner, RunnerError, RunResult, check_inputs, read_io
 from runtime.runners.raw_io import parse_report, read_outputs, write_inputs
 from targets import get_target
@@ -54,10 +55,13 @@ class HostRunner(Runner):
         project_dir = Path(project_dir)
         cmd = ["make", "-s", "-C", str(project_dir), f"-j{self.jobs}", "all"]
         build_dir = "build"
+        tc = get_target("host").toolchain
         if _project_target(project_dir) != "host":
-            tc = get_target("host").toolchain
             build_dir = "build-host"
-            cmd += [f"CC={tc.cc}", "AR=ar", f"CFLAGS={' '.join(tc.cflags)}", f"BUILD={build_dir}"]
+            cmd += [f"CC={cached_cc(tc.cc)}", "AR=ar", f"CFLAGS={' '.join(tc.cflags)}",
+                    f"BUILD={build_dir}"]
+        elif "CC" not in os.environ:  # the Makefile's compiler, unless the user chose one
+            cmd.append(f"CC={cached_cc(tc.cc)}")
         if self.cflags is not None:
             cmd.append(f"CFLAGS={self.cflags}")
         proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.build_cache import cached_cc
 from runtime.runners.base import Runner, RunnerError, RunResult, check_inputs, read_io
 from runtime.runners.firmware_base import compiler_versions
 from runtime.runners.qemu import qemu_version
@@ -56,7 +57,7 @@ class QemuUserRunner(Runner):
             raise RunnerError(f"{tc.cc} not found; install it with `make toolchains`")
         project_dir = Path(project_dir)
         flags = " ".join((*tc.cflags, *tc.ldflags))
-        cmd = ["make", "-s", "-C", str(project_dir), f"-j{self.jobs}", "all", f"CC={tc.cc}",
+        cmd = ["make", "-s", "-C", str(project_dir), f"-j{self.jobs}", "all", f"CC={cached_cc(tc.cc)}",
                f"AR={tc.cc.replace('gcc', 'ar')}", f"CFLAGS={flags}", f"BUILD={self.build_dir}"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
