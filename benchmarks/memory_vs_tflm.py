@@ -2,7 +2,7 @@
 
 For each space's ``seed``, ``min`` and ``max`` subnet at each image size (6 classes,
 seeded random weights, Brevitas calibration on seeded random batches:
-`qanas.search.subnet_export.SubnetExporter`), the subnet is exported once to QDQ ONNX
+`qanas.cost.subnet_export.SubnetExporter`), the subnet is exported once to QDQ ONNX
 and int8 TFLite (`compiler.tflite.export_tflite`, the same int8 graph), then:
 
 * **ours**: `compiler.plan_only.plan_model_memory` for the host target in ``size`` and
@@ -112,7 +112,7 @@ def measure(space_name: str, which: str, size: tuple[int, int], work: Path) -> d
     from compiler.pipeline import CompileOptions
     from compiler.plan_only import plan_model_memory
     from compiler.tflite import export_tflite
-    from qanas.search.subnet_export import SubnetExporter
+    from qanas.cost.subnet_export import SubnetExporter
     from qanas.space import get_space
     from targets import get_target, total_macs
 

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from compiler.npu import vela_version
-    from qanas.search.subnet_export import SubnetExporter
+    from qanas.cost.subnet_export import SubnetExporter
     from qanas.space import get_space
     from qanas.utils.io import atomic_write_json, versions
 

@@ -1,7 +1,7 @@
 """CPU seconds per subnet of the search's SRAM figure (plan-only mode), per stage, and its exactness.
 
 For subnets of each space at one image size (min, max, then random), the search's path
-(`qanas.search.sram.CompiledSramModel`: the in-memory QDQ graph of
+(`qanas.cost.sram.CompiledSramModel`: the in-memory QDQ graph of
 `SubnetExporter.qdq_model`, then `compiler.plan_only.plan_model_memory` with a scratch
 cache) is timed per subnet and per stage, in CPU seconds of the calling thread
 (`compiler.stage_times`; the machine this runs on is shared, so wall time would measure
@@ -25,7 +25,7 @@ not in the scratch cache), ``kernel scratch`` (their TIR lowering and the cache)
 
 The path it replaces (Brevitas's exporter to a file, then plan-only) is timed on the
 first `--check` subnets, and for those the arena, the whole `MemoryReport` and the graph
-(`qanas.search.subnet_qdq.graph_signature`) are compared with `compile_model` on
+(`qanas.cost.subnet_qdq.graph_signature`) are compared with `compile_model` on
 Brevitas's export: both must be equal.
 
     .venv/bin/python benchmarks/plan_only_speed.py --spaces squeezenas-small:6 \\
@@ -53,9 +53,9 @@ from compiler.legalize_memo import LegalizeMemo  # noqa: E402
 from compiler.plan_only import plan_model_memory  # noqa: E402
 from compiler.scratch_store import PersistentScratchCache  # noqa: E402
 from compiler.stage_times import StageTimes, stage  # noqa: E402
-from qanas.search.sram import CompiledSramModel  # noqa: E402
-from qanas.search.subnet_export import SubnetExporter  # noqa: E402
-from qanas.search.subnet_qdq import graph_signature  # noqa: E402
+from qanas.cost.sram import CompiledSramModel  # noqa: E402
+from qanas.cost.subnet_export import SubnetExporter  # noqa: E402
+from qanas.cost.subnet_qdq import graph_signature  # noqa: E402
 from qanas.space import get_space  # noqa: E402
 from targets import get_target  # noqa: E402
 

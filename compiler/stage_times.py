@@ -8,7 +8,7 @@ context-variable lookup.
 
 Seconds are the calling thread's CPU time (`time.thread_time`), not wall time: on a
 shared, loaded machine wall time measures the other jobs. TVM's passes and torch (one
-thread in `qanas.search.subnet_export`) run on the calling thread. A stage inside
+thread in `qanas.cost.subnet_export`) run on the calling thread. A stage inside
 another is counted once, in the inner one: the outer stage gets its own time only.
 
 Example:

@@ -6,8 +6,8 @@ from compiler.version import KERNEL_GENERATION
 from compiler.workspace import ScratchCache
 from qanas.cost.factory import CostModelChoice
 from qanas.cost.hardware import HardwareCostModel
+from qanas.cost.sram import CompiledSramModel
 from qanas.search.archive import metric_set_key
-from qanas.search.sram import CompiledSramModel
 from qanas.space import get_space
 from targets import get_target
 

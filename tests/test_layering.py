@@ -40,23 +40,8 @@ QANAS_LAYERS = (
 """Subpackages (or top-level modules) of `qanas`, lowest first; each layer may import the
 ones below it, not its neighbours in the same layer nor anything above."""
 
-KNOWN_EXCEPTIONS = {
-    # the compiler's plan-only arena and the subnet exporter stay in qanas.search while
-    # their owner makes plan-only fast; qanas.cost wraps them
-    ("qanas.cost.hardware", "qanas.search.sram"),
-    ("qanas.cost.vela", "qanas.search.subnet_export"),
-}
-"""Imports against the layers that are known and being removed; a listed import that is
-gone fails too (remove it here)."""
-
 CIRCLE_FREE = ("targets", "qanas")
 """Packages in which no module may take part in an import circle."""
-
-KNOWN_CIRCLES = {
-    frozenset({"qanas.quant.brevitas_quant", "qanas.quant.qat"}),
-}
-"""Circles whose owners are opening them; a circle not listed fails, and so does a listed
-one that no longer exists (remove it here)."""
 
 
 def _module_name(path: Path) -> str:
@@ -174,7 +159,7 @@ def _layer(module: str) -> int | None:
 
 
 def test_qanas_subpackages_import_only_lower_layers():
-    bad, seen = [], set()
+    bad = []
     for module, imported in sorted(_graph().items()):
         mine = _layer(module)
         if mine is None:
@@ -183,17 +168,11 @@ def test_qanas_subpackages_import_only_lower_layers():
             theirs = _layer(other)
             same = other.split(".")[:2] == module.split(".")[:2]
             if theirs is not None and not same and theirs >= mine:
-                if (module, other) in KNOWN_EXCEPTIONS:
-                    seen.add((module, other))
-                else:
-                    bad.append(f"{module} imports {other}")
+                bad.append(f"{module} imports {other}")
     assert not bad, "imports against the layers of QANAS_LAYERS:\n" + "\n".join(bad)
-    assert not KNOWN_EXCEPTIONS - seen, f"gone, remove from KNOWN_EXCEPTIONS: {KNOWN_EXCEPTIONS - seen}"
 
 
 def test_no_import_circles():
-    circles = {c for c in _circles(_graph())
-               if any(m.split(".")[0] in CIRCLE_FREE for m in c)}
-    new = [sorted(c) for c in circles - KNOWN_CIRCLES]
-    assert not new, f"import circles (each module imports the next, directly or not): {new}"
-    assert not KNOWN_CIRCLES - circles, "a known circle is gone: remove it from KNOWN_CIRCLES"
+    circles = [sorted(c) for c in _circles(_graph())
+               if any(m.split(".")[0] in CIRCLE_FREE for m in c)]
+    assert not circles, f"import circles (each module imports the next, directly or not): {circles}"

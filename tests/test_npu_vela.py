@@ -91,7 +91,7 @@ def test_size_strategy_never_uses_more_sram(int8_conv, tmp_path):
 def test_unsupported_upsampling_is_named_with_vela_reason(tmp_path):
     from npu_toy_space import register_npu_toy
 
-    from qanas.search.subnet_export import SubnetExporter
+    from qanas.cost.subnet_export import SubnetExporter
     from qanas.space import get_space
 
     register_npu_toy()

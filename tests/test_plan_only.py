@@ -209,7 +209,7 @@ def _space_subnets():
 @pytest.mark.parametrize("space_name, which", _space_subnets())
 def test_every_space_plans_its_compiled_arena(space_name, which, tmp_path):
     """A subnet of every space at 64x128 (4 classes): plan-only == compiled, both modes."""
-    from qanas.search.subnet_export import SubnetExporter
+    from qanas.cost.subnet_export import SubnetExporter
     from qanas.space import get_space
 
     space = get_space(space_name)

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from qanas.quant import QuantSpec, compare_with_onnx, export_qdq
-from qanas.quant.qat import WeightFakeQuant, prepare_qat, prepare_supernet_qat, strip_qat
+from qanas.quant.qat import WeightFakeQuant, prepare_supernet_qat, strip_qat
+from qanas.quant.subnet_qat import prepare_qat
 from qanas.quant.toy import ToySegNet
 from qanas.supernet import build_supernet
 

@@ -16,8 +16,8 @@ from qanas.cost.hardware import (
     Latency,
     LatencyModel,
 )
+from qanas.cost.sram import CompiledSramModel
 from qanas.errors import ConfigError
-from qanas.search.sram import CompiledSramModel
 from qanas.space import get_space
 from qanas.supernet import build_supernet
 from targets import Target, get_target, total_macs

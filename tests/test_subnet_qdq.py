@@ -1,4 +1,4 @@
-"""The search's in-memory QDQ graph (`qanas.search.subnet_qdq`) equals Brevitas's export.
+"""The search's in-memory QDQ graph (`qanas.cost.subnet_qdq`) equals Brevitas's export.
 
 `SubnetExporter.qdq_model` writes the graph of a calibrated subnet directly (from the lean
 quantized model of `quantize_fast`, else from the Brevitas model) instead of tracing it
@@ -15,15 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qanas.quant import QuantSpec, calibrate, export_qdq, quantize_model
-from qanas.quant.toy import ToySegNet, _conv_bn_act, _InvertedResidual
-from qanas.search.subnet_export import SubnetExporter
-from qanas.search.subnet_qdq import (
+from qanas.cost.subnet_export import SubnetExporter
+from qanas.cost.subnet_qdq import (
     UnsupportedGraph,
     graph_signature,
     qcdq_from_graph,
     qcdq_from_lean,
 )
+from qanas.quant import QuantSpec, calibrate, export_qdq, quantize_model
+from qanas.quant.toy import ToySegNet, _conv_bn_act, _InvertedResidual
 
 
 class _EveryOp(nn.Module):

@@ -121,7 +121,7 @@ def test_memory_planner_refuses_a_subnet_too_big_for_the_mcu_with_the_numbers(tm
     the plan is refused before any C is written, naming the arena and the SRAM size."""
     from compiler.driver import compile_model
     from compiler.errors import MemoryBudgetExceeded
-    from qanas.search.subnet_export import SubnetExporter
+    from qanas.cost.subnet_export import SubnetExporter
     from targets import get_target
 
     onnx_path = SubnetExporter(SPACE, (32, 32), 4).export_onnx(SPACE.min_config(), tmp_path)

@@ -4,7 +4,7 @@
   model size are Vela's estimates, over the space pruned of the choices Vela leaves on
   the CPU (`qanas.space.npu_pruning`).
 * Otherwise `qanas.cost.hardware.HardwareCostModel`: MACs, params and flash analytic,
-  peak SRAM the compiler's plan-only arena (`qanas.search.sram.CompiledSramModel`),
+  peak SRAM the compiler's plan-only arena (`qanas.cost.sram.CompiledSramModel`),
   and latency from
   * the **measured per-block table** (`qanas.cost.lut`) given as `lut`, else the one
     committed for exactly this space, target, input size and class count;

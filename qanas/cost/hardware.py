@@ -7,7 +7,7 @@
   parameters (`REQUANT_BYTES_PER_CHANNEL`: int32 multiplier and int32 shift), from
   the same `layer_specs`.
 * **peak SRAM**: the arena the compiler plans for the subnet's int8 QDQ export, from
-  its plan-only mode (`qanas.search.sram.CompiledSramModel`, wrapped here,
+  its plan-only mode (`qanas.cost.sram.CompiledSramModel`, wrapped here,
   `compiler.plan_only.plan_model_memory`): the compiled arena byte for byte, with the
   memory techniques of the chosen ``optimise`` mode.
 * **latency**: a `LatencyModel`. `AnalyticLatencyModel` uses the coefficients of
@@ -171,7 +171,7 @@ class HardwareCostModel:
             space, target, self.image_size, self.num_classes)
         self.planner = planner
         if sram_model is None:
-            from qanas.search.sram import CompiledSramModel  # imports the exporter, torch
+            from qanas.cost.sram import CompiledSramModel  # imports the exporter, torch
 
             sram_model = CompiledSramModel(space, target, self.image_size, self.num_classes,
                                            optimise=optimise, planner=planner, seed=seed)

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qanas.cost.hardware import HardwareProfile, Latency, target_budgets
+from qanas.cost.subnet_export import SubnetExporter
 from qanas.errors import ConfigError
-from qanas.search.subnet_export import SubnetExporter
 from qanas.space.base import SearchSpace, SubnetConfig
 from qanas.space.npu_pruning import Probe, ProbeResult, cached_pruning
 from targets import Target, total_macs, total_params

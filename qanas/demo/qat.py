@@ -17,7 +17,7 @@ def qat_finetune(trainer, scorer, cfg, config: DemoConfig) -> tuple[torch.nn.Mod
 
     The subnet is extracted from the supernet with recalibrated BatchNorm
     (`scorer.prepare`), BN-folded and quantized exactly as for deployment and
-    calibrated (`qanas.quant.qat.prepare_qat`), then trained with straight-through
+    calibrated (`qanas.quant.subnet_qat.prepare_qat`), then trained with straight-through
     rounding at `QAT_LR_SCALE` × the supernet's LR. The int8 mIoU before (the
     calibrated post-training model) and after is measured on the scorer's
     validation images. With ``qat_steps == 0`` the post-training model is returned.
@@ -25,7 +25,7 @@ def qat_finetune(trainer, scorer, cfg, config: DemoConfig) -> tuple[torch.nn.Mod
     weight bits (`qanas.train.standalone.subnet_quant_spec`).
     """
     from qanas.data import make_loader
-    from qanas.quant.qat import prepare_qat
+    from qanas.quant.subnet_qat import prepare_qat
     from qanas.score.miou import evaluate_miou
     from qanas.space.bits import arch_of
     from qanas.train.standalone import TrainingPhase, subnet_quant_spec

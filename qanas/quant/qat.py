@@ -1,4 +1,4 @@
-"""Quantization-aware training: Brevitas fake-quant in the supernet and in a subnet.
+"""Quantization-aware training of a weight-sharing supernet: Brevitas fake-quant in place.
 
 `prepare_supernet_qat` adds fake quantization to a weight-sharing supernet in
 place, without changing its parameter names (so checkpoints, `set_active` and
@@ -14,20 +14,18 @@ place, without changing its parameter names (so checkpoints, `set_active` and
   and then learned.
 
 `strip_qat` removes all of it (an extracted subnet of a QAT supernet is stripped
-before post-training quantization). `prepare_qat` is standalone QAT of a static
-subnet: the Brevitas-quantized model itself, trained with STE.
+before post-training quantization). Standalone QAT of an extracted subnet, the
+Brevitas-quantized model itself trained with STE, is `qanas.quant.subnet_qat.prepare_qat`.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 import torch
 from torch import nn
 
 from qanas.quant.spec import QuantSpec
 
-__all__ = ["WeightFakeQuant", "prepare_qat", "prepare_supernet_qat", "strip_qat"]
+__all__ = ["WeightFakeQuant", "prepare_supernet_qat", "strip_qat"]
 
 _ACTS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid)
 _NONNEG = (nn.ReLU, nn.ReLU6, nn.Hardsigmoid, nn.Sigmoid)
@@ -151,28 +149,3 @@ def strip_qat(model: nn.Module) -> nn.Module:
     if hasattr(model, "qanas_qat_spec"):
         del model.qanas_qat_spec
     return model
-
-
-def prepare_qat(static_model: nn.Module, spec: QuantSpec | None = None,
-                calib_batches: Iterable | None = None) -> nn.Module:
-    """Standalone QAT of an extracted subnet: its Brevitas fake-quant model, in train mode.
-
-    The model is BatchNorm-folded and quantized exactly as for deployment
-    (`quantize_model`); weights train through Brevitas's STE and activation
-    scales are learned. Export the trained result with `export_qdq`.
-
-    Args:
-        static_model: an extracted subnet (not modified).
-        spec: the quantization format.
-        calib_batches: if given, activation ranges are calibrated on them first
-            (recommended: scales then start from data, not from the first steps).
-
-    Returns:
-        The trainable fake-quant `GraphModule`.
-    """
-    from qanas.quant.brevitas_quant import calibrate, quantize_model
-
-    qmodel = quantize_model(static_model, spec)
-    if calib_batches is not None:
-        calibrate(qmodel, calib_batches, max_batches=(spec or QuantSpec()).calibration_batches)
-    return qmodel.train()

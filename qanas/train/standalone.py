@@ -8,7 +8,7 @@ or from the weights it inherits from a trained supernet (`load_supernet` +
    step (`qanas.train.optim`), gradient clipping, BatchNorm in train mode;
 2. **QAT phase** (`qat_epochs`, only with ``qat=True``): the float result is
    BN-folded and quantized exactly as for deployment and its activation ranges
-   calibrated (`qanas.quant.qat.prepare_qat`), then fine-tuned with Brevitas STE
+   calibrated (`qanas.quant.subnet_qat.prepare_qat`), then fine-tuned with Brevitas STE
    at `qat_lr_scale` × the float LR, again with a cosine schedule;
 3. **evaluation** on the whole validation split: the float model (``miou_fp32``)
    and the int8 model (``miou``): the QAT model itself, or, without QAT, the
@@ -294,8 +294,8 @@ def train_standalone(cfg: StandaloneConfig, out_dir: str | Path, datasets=None,
     """
     from qanas.data import make_loader
     from qanas.quant.brevitas_quant import calibrate, quantize_model
-    from qanas.quant.qat import prepare_qat
     from qanas.quant.spec import QuantSpec
+    from qanas.quant.subnet_qat import prepare_qat
     from qanas.score.miou import evaluate_miou
     from qanas.train.trainer import build_datasets, epoch_seed
     from qanas.utils.io import atomic_write

@@ -89,7 +89,7 @@ def load_standalone_model(path: str | Path, int8: bool = True) -> StandaloneMode
     """
     from qanas.errors import CheckpointError
     from qanas.quant import QuantSpec, calibrate, quantize_model
-    from qanas.quant.qat import prepare_qat
+    from qanas.quant.subnet_qat import prepare_qat
     from qanas.space.bits import arch_of, parse_config
     from qanas.supernet import build_supernet
     from qanas.train.standalone import StandaloneConfig, load_standalone, subnet_quant_spec

@@ -312,7 +312,7 @@ def _model(w: _Writer, output, input_shape):
         [helper.make_tensor_value_info(output, TensorProto.FLOAT, list(w.shape[output]))],
         initializer=w.inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                             producer_name="qanas.search.subnet_qdq", ir_version=8)
+                             producer_name="qanas.cost.subnet_qdq", ir_version=8)
 
 
 def qcdq_from_graph(qmodel, input_shape: tuple[int, ...]):

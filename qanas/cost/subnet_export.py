@@ -9,7 +9,7 @@ Two ways out, from the same quantized and calibrated model:
 
 * `SubnetExporter.export_onnx` writes the file `qanas deploy` would compile, through
   Brevitas's exporter (`qanas.quant.export_qdq`);
-* `SubnetExporter.qdq_model` builds the same graph in memory (`qanas.search.subnet_qdq`)
+* `SubnetExporter.qdq_model` builds the same graph in memory (`qanas.cost.subnet_qdq`)
   from the lean quantized model of `qanas.quant.quantize_fast` (same quantizers, same
   calibrated scales, no Brevitas module), far faster; the search plans its SRAM from it.
   A subnet outside its scope falls back to the Brevitas model, then to the exporter.
@@ -112,9 +112,9 @@ class SubnetExporter:
         calibrated on the batches `_calibrated` uses."""
         import torch
 
+        from qanas.cost.subnet_qdq import qcdq_from_lean
         from qanas.quant import QuantSpec
         from qanas.quant.quant_model import quantize_fast
-        from qanas.search.subnet_qdq import qcdq_from_lean
 
         self._supernet_built()
         gen = torch.Generator().manual_seed(self.seed)
@@ -133,8 +133,8 @@ class SubnetExporter:
 
         import onnx
 
+        from qanas.cost.subnet_qdq import UnsupportedGraph, qcdq_from_graph
         from qanas.quant.quant_graph import UnsupportedGraph as LeanUnsupported
-        from qanas.search.subnet_qdq import UnsupportedGraph, qcdq_from_graph
 
         with torch_threads(1):
             try:

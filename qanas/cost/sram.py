@@ -1,7 +1,7 @@
 """Peak SRAM of a subnet: the arena the compiler plans for it, from its plan-only mode.
 
 Each subnet is built as the int8 QDQ ONNX the deploy flow compiles
-(`qanas.search.subnet_export`: seeded weights, Brevitas calibration; the graph written in
+(`qanas.cost.subnet_export`: seeded weights, Brevitas calibration; the graph written in
 memory, `SubnetExporter.qdq_model`, equal to Brevitas's export) and planned by
 `compiler.plan_only.plan_model_memory` for the target, with the same `optimise` mode
 and memory planner as `qanas compile`: the figure is the compiled arena byte for byte.
@@ -28,7 +28,7 @@ from compiler.plan_only import MemoryReport, plan_model_memory
 from compiler.scratch_store import PersistentScratchCache
 from compiler.version import KERNEL_GENERATION
 from compiler.workspace import ScratchCache
-from qanas.search.subnet_export import SubnetExporter
+from qanas.cost.subnet_export import SubnetExporter
 from qanas.space.base import SearchSpace, SubnetConfig
 from targets import Target
 
