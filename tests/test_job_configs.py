@@ -6,13 +6,19 @@ import pytest
 
 from qanas.bench import BenchConfig
 from qanas.errors import ConfigError
+from qanas.rankcorr import RankCorrConfig
 from qanas.train import EvalConfig
+from qanas.train.export import ExportConfig
 
 
 @pytest.mark.parametrize("config", [
     EvalConfig(supernet="runs/sq/supernet.pt", subnet="min", quant="fp32", seed=3),
     EvalConfig(checkpoint="runs/t/standalone.pt", val_fraction=0.5),
     BenchConfig(model="out/proj", target="cortex-m4", runner="host", repeats=5, per_layer=True),
+    ExportConfig(checkpoint="runs/t/standalone.pt", format="tflite", image_size=(32, 64),
+                 out="m.tflite"),
+    RankCorrConfig(supernet="a.pt", compare=("b.pt",), top_k=(1, 2), image_size=(16, 32),
+                   standalone_seeds=(0, 1), out="runs/rc"),
 ])
 def test_configs_round_trip_and_reject_unknown_keys(config):
     assert type(config).from_dict(config.to_dict()) == config

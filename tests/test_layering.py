@@ -33,6 +33,7 @@ QANAS_LAYERS = (
     ("train",),
     ("cost",),
     ("search",),
+    ("rankcorr",),
     ("report",),
     ("demo",),
     ("cli",),

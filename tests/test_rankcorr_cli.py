@@ -111,12 +111,12 @@ def test_train_and_rankcorr_end_to_end(tmp_path, capsys):
 def _rankcorr_args(tmp_path, *extra):
     import argparse
 
-    from qanas.cli.commands.rankcorr import _add_arguments
+    from qanas.cli.commands.rankcorr import _add_arguments, rankcorr_config
 
     parser = argparse.ArgumentParser()
     _add_arguments(parser)
-    return parser.parse_args(["--supernet", "unused.pt", "--out", str(tmp_path), *TINY_DATA,
-                              "--epochs", "1", *extra])
+    return rankcorr_config(parser.parse_args(["--supernet", "unused.pt", "--out", str(tmp_path),
+                                              *TINY_DATA, "--epochs", "1", *extra]))
 
 
 def test_standalone_results_are_shared_between_workers(tmp_path):
@@ -125,15 +125,13 @@ def test_standalone_results_are_shared_between_workers(tmp_path):
     import os
     import threading
 
-    from qanas.cli.commands.rankcorr import _finished, _standalone_results
-    from qanas.cli.commands.train import standalone_config
+    from qanas.rankcorr.standalone import finished_result, standalone_results
     from qanas.utils.claims import CLAIM_NAME
     from qanas.utils.io import atomic_write_json
 
     args = _rankcorr_args(tmp_path)
     chosen = ["squeezenas-small:a", "squeezenas-small:b"]
-    configs = [standalone_config(args, a, args.init, args.supernet, args.qat).to_dict()
-               for a in chosen]
+    configs = [args.standalone_config(a).to_dict() for a in chosen]
     folders = [tmp_path / "standalone" / f"{i:02d}" for i in range(2)]
     atomic_write_json(folders[0] / "result.json", {"arch": chosen[0], "miou": 0.5,
                                                    "miou_fp32": 0.6,
@@ -149,29 +147,29 @@ def test_standalone_results_are_shared_between_workers(tmp_path):
 
     timer = threading.Timer(0.3, other_worker_finishes)
     timer.start()
-    results = _standalone_results(args, chosen, tmp_path, poll_s=0.05)
+    results = standalone_results(args, chosen, tmp_path, poll_s=0.05)
     timer.join()
     assert {a: r["miou"] for a, r in results.items()} == {(chosen[0], 0): 0.5,
                                                           (chosen[1], 0): 0.3}
     # another recipe (more epochs) must not reuse the stored run
-    other = standalone_config(_rankcorr_args(tmp_path, "--epochs", "3"), chosen[0], "scratch",
-                              "unused.pt", True).to_dict()
-    assert _finished(folders[0], chosen[0], configs[0]) is not None
-    assert _finished(folders[0], chosen[0], other) is None
+    other = _rankcorr_args(tmp_path, "--epochs", "3").standalone_config(chosen[0]).to_dict()
+    assert finished_result(folders[0], chosen[0], configs[0]) is not None
+    assert finished_result(folders[0], chosen[0], other) is None
 
 
 def test_standalone_seeds_get_their_own_folders_and_agreement(tmp_path):
-    from qanas.cli.commands.rankcorr import _folder, _seed_agreement, standalone_seeds
+    from qanas.rankcorr.job import seed_agreement
+    from qanas.rankcorr.standalone import run_folder
 
     args = _rankcorr_args(tmp_path, "--standalone-seeds", "0", "1", "0")
-    assert standalone_seeds(args) == [0, 1]
-    assert standalone_seeds(_rankcorr_args(tmp_path, "--seed", "3")) == [3]
-    assert _folder(tmp_path, 2, 0, args).name == "02"
-    assert _folder(tmp_path, 2, 1, args).name == "02-seed1"
-    assert _seed_agreement([{"standalone_miou_per_seed": [0.1]}], [0], (1,)) is None
+    assert args.seeds() == [0, 1]
+    assert _rankcorr_args(tmp_path, "--seed", "3").seeds() == [3]
+    assert run_folder(tmp_path, 2, 0, args).name == "02"
+    assert run_folder(tmp_path, 2, 1, args).name == "02-seed1"
+    assert seed_agreement([{"standalone_miou_per_seed": [0.1]}], [0], (1,)) is None
     rows = [{"standalone_miou_per_seed": pair} for pair in
             ([0.1, 0.2], [0.3, 0.1], [0.5, 0.6], [0.7, 0.8])]
-    agreement = _seed_agreement(rows, [0, 1], (2,))
+    agreement = seed_agreement(rows, [0, 1], (2,))
     # one discordant pair (rows 0, 1) of six: tau = (5 - 1) / 6
     assert agreement["0-1"]["kendall_tau"] == pytest.approx(4 / 6)
     assert agreement["0-1"]["top_k"] == {"2": 1.0}

@@ -1,10 +1,13 @@
-"""`qanas export`: a standalone checkpoint as float ONNX, int8 QDQ ONNX or int8 TFLite."""
+"""`qanas export`: a standalone checkpoint as float ONNX, int8 QDQ ONNX or int8 TFLite.
+
+The flags map one to one onto `qanas.train.export.ExportConfig`; the job is
+`qanas.train.export.run_export`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from qanas.cli.command import Command
 
@@ -23,23 +26,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> dict:
-    from qanas.errors import ConfigError
-    from qanas.space import get_space
-    from qanas.space.geometry import check_image_size
-    from qanas.train.export import export_standalone
-    from qanas.train.standalone import load_standalone
+    from qanas.train.export import ExportConfig, run_export
 
-    out = Path(args.out)
-    if out.is_dir():
-        raise ConfigError(f"--out {out} is a folder; name the file to write, e.g. {out}/model."
-                          f"{'tflite' if args.format == 'tflite' else 'onnx'}")
-    if out.exists() and not args.force:
-        raise ConfigError(f"--out {out} exists; pass --force to replace it")
-    if args.image_size is not None:
-        arch = load_standalone(args.checkpoint)["arch"]
-        check_image_size(get_space(arch.split(":", 1)[0]), args.image_size)
-    print(f"export {args.checkpoint} as {args.format} → {out}", file=sys.stderr)
-    return export_standalone(args.checkpoint, args.format, args.image_size, out)
+    config = ExportConfig(checkpoint=args.checkpoint, format=args.format,
+                          image_size=args.image_size, out=args.out, force=args.force)
+    return run_export(config, log=lambda line: print(line, file=sys.stderr))
 
 
 COMMAND = Command("export", "a standalone checkpoint as float ONNX, int8 QDQ ONNX or TFLite",
