@@ -93,16 +93,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _train(config: DemoConfig, work: Path):
     """The demo's supernet (float, then QAT-aware steps, QAT stripped) and its checkpoint."""
-    from qanas.demo.train import qat_supernet_phase, train_supernet
+    from qanas.demo.train import float_supernet_phase, qat_supernet_phase
     from qanas.quant.qat import strip_qat
 
     torch.manual_seed(config.seed)
-    trainer, _ = train_supernet(config, work)
-    final = trainer
+    run = float_supernet_phase(config, work, force=True)
     if config.qat_supernet_steps > 0:
-        final, _ = qat_supernet_phase(trainer, config.qat_supernet_steps, work)
-        strip_qat(final.model)
-    return final, Path(final.out_dir) / "supernet.pt"
+        run = qat_supernet_phase(run, config.qat_supernet_steps, work, force=True)
+        strip_qat(run.trainer.model)
+    return run.trainer, Path(run.result["checkpoint"])
 
 
 def _row(record, hw_int8) -> dict:
@@ -207,7 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     final, checkpoint = _train(config, work / "supernet")
     walls["train"] = time.perf_counter() - start
-    scorer = SubnetScorer(final.model, final._calib, tuple(final._val), QuantSpec(),
+    scorer = SubnetScorer(final.model, final.calib_batches, tuple(final.val_batches), QuantSpec(),
                           image_size=tuple(config.image_size))
     searches = {}
     for bits in BITS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qanas.bench import BenchConfig
+from qanas.demo import DemoConfig
 from qanas.errors import ConfigError
 from qanas.rankcorr import RankCorrConfig
 from qanas.train import EvalConfig
@@ -19,6 +20,7 @@ from qanas.train.export import ExportConfig
                  out="m.tflite"),
     RankCorrConfig(supernet="a.pt", compare=("b.pt",), top_k=(1, 2), image_size=(16, 32),
                    standalone_seeds=(0, 1), out="runs/rc"),
+    DemoConfig(image_size=(32, 64), firmware_targets=("cortex-m4",), npu_target=None),
 ])
 def test_configs_round_trip_and_reject_unknown_keys(config):
     assert type(config).from_dict(config.to_dict()) == config

@@ -1,14 +1,22 @@
-"""`DemoConfig`: every knob of `qanas demo`, with defaults that finish in minutes on 2 cores."""
+"""`DemoConfig`: every knob of `qanas demo`, with defaults that finish in minutes on 2 cores.
+
+The run folder's ``config.json`` records it under ``"config"``; `DemoConfig.from_run_dir`
+reads it back.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qanas.utils.records import JsonRecord
 
 QEMU_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m55")
 
 
 @dataclass(frozen=True)
-class DemoConfig:
+class DemoConfig(JsonRecord):
     """Knobs of `qanas demo`.
 
     Attributes:
@@ -57,6 +65,11 @@ class DemoConfig:
     seed: int = 0
     extra: dict = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        """JSON-friendly form, recorded in the run's config.json."""
-        return asdict(self)
+    def __post_init__(self):
+        object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
+        object.__setattr__(self, "firmware_targets", tuple(self.firmware_targets))
+
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path) -> DemoConfig:
+        """The config a demo run folder records in its config.json."""
+        return cls.from_dict(json.loads((Path(run_dir) / "config.json").read_text())["config"])

@@ -90,7 +90,7 @@ def run_demo(config: DemoConfig, out_dir: str | Path, force: bool = False) -> di
     from qanas.demo.latency import spread_over_latency, validate_latency
     from qanas.demo.qat import qat_finetune
     from qanas.demo.search import search_front
-    from qanas.demo.train import qat_supernet_phase, train_supernet, training_summary
+    from qanas.demo.train import float_supernet_phase, qat_supernet_phase, training_summary
     from qanas.quant import QuantSpec, export_qdq
     from qanas.quant.qat import strip_qat
     from qanas.score import SubnetScorer
@@ -102,20 +102,21 @@ def run_demo(config: DemoConfig, out_dir: str | Path, force: bool = False) -> di
     write_run_metadata(out, config.to_dict(), config.seed)
     stages = _Stages()
 
-    trainer, float_summary = train_supernet(config, out)
-    stages.end("train FairNAS supernet (float)", epochs=float_summary["epochs"])
-    qat_summary = None
-    final = trainer
+    float_run = float_supernet_phase(config, out, force)
+    stages.end("train FairNAS supernet (float)", epochs=float_run.result["epochs"])
+    qat_run = None
+    final = float_run.trainer
     if config.qat_supernet_steps > 0:
         stages.begin()
-        final, qat_summary = qat_supernet_phase(trainer, config.qat_supernet_steps, out)
+        qat_run = qat_supernet_phase(float_run, config.qat_supernet_steps, out, force)
+        final = qat_run.trainer
         strip_qat(final.model)  # scoring quantizes with Brevitas, as deployment does
         stages.end("train FairNAS supernet (QAT)", steps=config.qat_supernet_steps)
-    checkpoint = Path(final.out_dir) / "supernet.pt"
+    checkpoint = Path((qat_run or float_run).result["checkpoint"])
 
     stages.begin()
-    scorer = SubnetScorer(final.model, final._calib, tuple(final._val), QuantSpec(),
-                          image_size=tuple(config.image_size))
+    scorer = SubnetScorer(final.model, final.calib_batches, tuple(final.val_batches),
+                          QuantSpec(), image_size=tuple(config.image_size))
     search = search_front(scorer, config, out, checkpoint, force)
     stages.end("NSGA-II search", evaluated=len(search.result.records),
                scored=search.result.scored, front=len(search.result.front))
@@ -169,7 +170,7 @@ def run_demo(config: DemoConfig, out_dir: str | Path, force: bool = False) -> di
         "space": config.space,
         "target": config.target,
         "protocol": _protocol(config),
-        "training": training_summary(float_summary, qat_summary, config.qat_supernet_steps),
+        "training": training_summary(float_run, qat_run, config.qat_supernet_steps),
         "search": search.section,
         "lut_validation": latency_check,
         "chosen": {

@@ -1,6 +1,9 @@
 """The training jobs: `run_training` (a supernet, new or resumed) and `run_standalone` (one subnet).
 
-`run_training` is the job of `qanas train-supernet`: the folder holds ``supernet.pt`` (atomically, after
+`run_training` is the job of `qanas train-supernet`; `train_supernet` is the same run
+that also hands back the trainer (the trained model and its data), which is what the
+demo chains its stages with, and can start from another run's trained weights
+(`continue_from`: a QAT-aware phase after the float one). The folder holds ``supernet.pt`` (atomically, after
 every epoch and every `checkpoint_every` steps within one), ``config.json`` (the
 resolved `TrainConfig` under ``"train"``, seed, versions) and ``result.json``. A resumed
 run continues ``supernet.pt`` with its stored `TrainConfig`; `changes` (fields the
@@ -19,19 +22,39 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
 from qanas.distributed import DistContext, current
-from qanas.errors import ConfigError
+from qanas.errors import CheckpointError, ConfigError
 from qanas.train.checkpoint import load_checkpoint
 from qanas.train.config import TrainConfig
 from qanas.train.trainer import CHECKPOINT_NAME, DEFAULT_CHECKPOINT_EVERY, SupernetTrainer
 
 if TYPE_CHECKING:  # pragma: no cover
     from qanas.train.standalone import StandaloneConfig
+
+
+@dataclass
+class SupernetRun:
+    """A finished supernet training: the trainer and what `run_training` returns.
+
+    Attributes:
+        trainer: holds the trained `model`, its `config`, datasets and cached batches.
+        result: {"checkpoint", "epochs", "final_loss", "val_miou", "baseline_miou",
+            "sampler_counts", "init", "seconds"}; ``result.json`` adds ``history``.
+    """
+
+    trainer: SupernetTrainer
+    result: dict
+
+    @property
+    def history(self) -> list[dict]:
+        """One entry per epoch trained in this run (``result.json``'s ``history``)."""
+        return self.trainer.history
 
 
 def run_training(out: str | Path, config: TrainConfig | None = None, *, resume: bool = False,
@@ -42,12 +65,32 @@ def run_training(out: str | Path, config: TrainConfig | None = None, *, resume: 
     """Trains `config` into `out` (or, with `resume`, continues the run stored there).
 
     Returns:
-        {"checkpoint", "epochs", "final_loss", "val_miou", "baseline_miou",
-        "sampler_counts", "init", "seconds"}; ``result.json`` adds the history.
+        `SupernetRun.result`.
 
     Raises:
         ConfigError: no checkpoint to resume, `changes` that disagree with it, or neither
             or both of `config` and `resume`.
+    """
+    return train_supernet(out, config, resume=resume, changes=changes, force=force,
+                          device=device, checkpoint_every=checkpoint_every, dist=dist).result
+
+
+def train_supernet(out: str | Path, config: TrainConfig | None = None, *, resume: bool = False,
+                   changes: dict | None = None, force: bool = False,
+                   device: str | torch.device = "cpu",
+                   checkpoint_every: int | None = DEFAULT_CHECKPOINT_EVERY,
+                   dist: DistContext | None = None,
+                   continue_from: SupernetTrainer | None = None) -> SupernetRun:
+    """`run_training`, returning the trainer with the result.
+
+    Args:
+        continue_from: a trained supernet (of the same space) whose weights and datasets a
+            new run starts from: its parameters are loaded by name (a QAT `config`'s
+            quantizers, which it lacks, start from data), its datasets are reused.
+
+    Raises:
+        ConfigError: as `run_training`; `continue_from` with `resume`.
+        CheckpointError: `continue_from`'s weights do not fit the supernet of `config`.
     """
     from qanas.utils.io import check_output_dir
     from qanas.utils.runlock import lock_run_dir
@@ -57,6 +100,9 @@ def run_training(out: str | Path, config: TrainConfig | None = None, *, resume: 
     if resume == (config is not None):
         raise ConfigError("give a TrainConfig for a new run, or resume=True to continue the "
                           "one in the folder, not both")
+    if resume and continue_from is not None:
+        raise ConfigError("a resumed run continues its own checkpoint; continue_from starts "
+                          "a new one")
     if resume and not (out / CHECKPOINT_NAME).is_file():
         raise ConfigError(f"--resume: no checkpoint at {out / CHECKPOINT_NAME}; start the "
                           f"run without --resume")
@@ -70,11 +116,29 @@ def run_training(out: str | Path, config: TrainConfig | None = None, *, resume: 
 
             dist.on_main(lambda: prepare_output_dir(out, force, marker=CHECKPOINT_NAME))
             trainer = SupernetTrainer(config, out, device=device, dist=dist,
-                                      checkpoint_every=checkpoint_every)
-        return _fit_and_record(trainer, out, resume, dist, start)
+                                      checkpoint_every=checkpoint_every,
+                                      datasets=_datasets_of(continue_from))
+            if continue_from is not None:
+                _load_weights(trainer, continue_from)
+        return SupernetRun(trainer, _fit_and_record(trainer, out, resume, dist, start))
     finally:
         if lock is not None:
             lock.release()
+
+
+def _datasets_of(trainer: SupernetTrainer | None) -> tuple | None:
+    """(train, calibration, val) of `trainer`, None without one (the config's are built)."""
+    return None if trainer is None else (trainer.train_set, trainer.calib_set, trainer.val_set)
+
+
+def _load_weights(trainer: SupernetTrainer, source: SupernetTrainer) -> None:
+    """Loads `source`'s parameters into `trainer`'s supernet; only fake-quant ones may lack."""
+    missing, unexpected = trainer.model.load_state_dict(source.model.state_dict(), strict=False)
+    foreign = [k for k in missing if "fake_quant" not in k]
+    if foreign or unexpected:
+        raise CheckpointError(f"the supernet of {source.out_dir} does not fit the one of "
+                              f"{trainer.out_dir}: missing {foreign[:5]}, unexpected "
+                              f"{list(unexpected)[:5]}")
 
 
 def _resumed(out: Path, changes: dict, device, checkpoint_every, dist) -> SupernetTrainer:
@@ -157,4 +221,4 @@ def run_standalone(config: StandaloneConfig, out: str | Path, *, force: bool = F
     return result
 
 
-__all__ = ["run_standalone", "run_training"]
+__all__ = ["SupernetRun", "run_standalone", "run_training", "train_supernet"]

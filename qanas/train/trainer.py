@@ -176,6 +176,17 @@ class SupernetTrainer:
         self._calib = _to_device(self._calib, self.device)
         self._val = _to_device(self._val, self.device)
 
+    @property
+    def calib_batches(self) -> list:
+        """The first `config.calib_batches` batches of the calibration set, on the device
+        (BatchNorm recalibration of the quick validation)."""
+        return self._calib
+
+    @property
+    def val_batches(self) -> list:
+        """The first `config.val_batches` batches of the val set, on the device."""
+        return self._val
+
     # -- construction helpers -------------------------------------------------------------
     def _loader(self, dataset, shuffle: bool, seed: int, skip_batches: int = 0):
         """Training loader: this rank's shard of each global batch (all of it in one process).
