@@ -16,14 +16,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from qanas.errors import ConfigError
+from qanas.train.standalone import StandaloneConfig
 from qanas.utils.records import reject_unknown_keys
 
-if TYPE_CHECKING:  # pragma: no cover
-    from qanas.train.standalone import StandaloneConfig
-
+_RECIPE = StandaloneConfig(arch="")
+"""`qanas train`'s defaults, which the standalone recipe fields share."""
 SELECTIONS = ("spread", "pareto")
 INITS = ("scratch", "supernet")
 RECORDED_KEYS = ("command",)
@@ -66,23 +65,23 @@ class RankCorrConfig:
     qat: bool = True
     standalone_seeds: tuple[int, ...] | None = None
     val_fraction: float = 1.0
-    epochs: int = 10
-    qat_epochs: int | None = None
-    qat_lr_scale: float = 0.1
-    batch_size: int = 8
-    lr: float | None = None
-    optimizer: str = "sgd"
-    weight_decay: float | None = None
-    data: str | None = None
-    data_root: str | None = None
-    image_size: tuple[int, int] | None = None
-    steps_per_epoch: int | None = None
-    train_length: int | None = None
-    val_length: int | None = None
-    val_batches: int | None = None
-    calib_batches: int = 4
-    augment: bool = True
-    seed: int = 0
+    epochs: int = _RECIPE.epochs
+    qat_epochs: int | None = _RECIPE.qat_epochs
+    qat_lr_scale: float = _RECIPE.qat_lr_scale
+    batch_size: int = _RECIPE.batch_size
+    lr: float | None = _RECIPE.lr
+    optimizer: str = _RECIPE.optimizer
+    weight_decay: float | None = _RECIPE.weight_decay
+    data: str | None = _RECIPE.dataset
+    data_root: str | None = _RECIPE.data_root
+    image_size: tuple[int, int] | None = _RECIPE.image_size
+    steps_per_epoch: int | None = _RECIPE.steps_per_epoch
+    train_length: int | None = _RECIPE.train_length
+    val_length: int | None = _RECIPE.val_length
+    val_batches: int | None = _RECIPE.val_batches
+    calib_batches: int = _RECIPE.calib_batches
+    augment: bool = _RECIPE.augment
+    seed: int = _RECIPE.seed
     out: str
 
     def __post_init__(self):
@@ -108,8 +107,6 @@ class RankCorrConfig:
 
     def standalone_config(self, arch: str, seed: int | None = None) -> StandaloneConfig:
         """The `StandaloneConfig` that trains `arch` with this recipe (`seed`: else `seed`)."""
-        from qanas.train.standalone import StandaloneConfig
-
         return StandaloneConfig(
             arch=arch, init=self.init, supernet=self.supernet, dataset=self.data,
             data_root=self.data_root, image_size=self.image_size, epochs=self.epochs,
