@@ -13,17 +13,16 @@ see them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import numpy as np
 import onnx
-import tvm
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 from tvm import relax
 
 from compiler.errors import CompilerError, CompilerStageError, InvalidModelError
 from compiler.frontend import onnx_ops
+from compiler.frontend.dq_const import DQConst, relax_const
 from compiler.frontend.model import ImportedModel, TensorInfo
 from compiler.frontend.support import GraphFacts, check_node
 from compiler.frontend.validate import check_model_values, check_versions
@@ -33,27 +32,6 @@ from compiler.int4 import as_int8, int4_weight_digests
 QUANT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger"})
 #: Never folded even with constant inputs: the passes need to see dequantized weights.
 _KEEP_LAZY = frozenset({"DequantizeLinear"})
-
-
-@dataclass(frozen=True)
-class DQConst:
-    """A DequantizeLinear of a constant, kept symbolic until a consumer decides its form."""
-
-    q: np.ndarray
-    scale: np.ndarray
-    zero_point: np.ndarray
-    axis: int
-
-    def expr(self) -> relax.Expr:
-        """``R.dequantize`` of the integer constant."""
-        return relax.op.dequantize(
-            _const(self.q), _const(self.scale.astype(np.float32)), _const(self.zero_point),
-            axis=self.axis, out_dtype="float32")
-
-
-def _const(arr: np.ndarray) -> tvm.ir.GenericConst:
-    arr = np.asarray(arr)
-    return relax.const(arr, str(arr.dtype))
 
 
 def one_line(text: object, limit: int = 300) -> str:
@@ -119,7 +97,7 @@ class _Context:
         """Tensor ``name`` as a Relax expression (constants become ``R.const``)."""
         v = self.env[name]
         if isinstance(v, np.ndarray):
-            return _const(v)
+            return relax_const(v)
         if isinstance(v, DQConst):
             return self.emit(v.expr())
         return v

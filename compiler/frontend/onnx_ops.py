@@ -14,6 +14,7 @@ from onnx import helper
 from tvm import relax
 
 from compiler.errors import UnsupportedOpError
+from compiler.frontend.dq_const import DQConst
 from compiler.padding import explicit_pads
 from compiler.passes.resize_kernels import emit_kernel, float_resize
 from compiler.passes.resize_spec import ResizeSpec, exact_scale
@@ -71,8 +72,6 @@ def _convert_quantize(node, ctx, attrs):
 
 
 def _convert_dequantize(node, ctx, attrs):
-    from compiler.frontend.onnx_import import DQConst
-
     raw = ctx.raw(node.input[0])
     q_dtype = str(raw.dtype) if isinstance(raw, np.ndarray) else _dtype(raw)
     scale, zp = _quant_params(ctx, node, q_dtype)
@@ -85,8 +84,6 @@ def _convert_dequantize(node, ctx, attrs):
 
 
 def _weight(ctx, name: str, transpose: bool = False) -> relax.Expr:
-    from compiler.frontend.onnx_import import DQConst
-
     raw = ctx.raw(name)
     if isinstance(raw, DQConst):
         if transpose:
@@ -100,8 +97,6 @@ def _weight(ctx, name: str, transpose: bool = False) -> relax.Expr:
 
 def _bias(ctx, name: str, rank: int) -> relax.Expr:
     """A 1-D bias shaped to broadcast over channel axis 1 of a rank-``rank`` result."""
-    from compiler.frontend.onnx_import import DQConst
-
     raw = ctx.raw(name)
     shape = (1, -1) + (1,) * (rank - 2)
     if isinstance(raw, DQConst):
@@ -130,8 +125,6 @@ def _convert_conv(node, ctx, attrs):
 
 
 def _convert_qlinear_conv(node, ctx, attrs):
-    from compiler.frontend.onnx_import import DQConst
-
     x, xs, xz, w, ws, wz, ys, yz = (node.input[i] for i in range(8))
     x_scale, w_scale = ctx.value(xs).astype(np.float32), ctx.value(ws).astype(np.float32)
     x_zp = ctx.value(xz)
