@@ -12,7 +12,7 @@ from qanas.train.checkpoint import FORMAT, load_checkpoint, load_supernet, save_
 from qanas.train.config import TrainConfig
 from qanas.train.eval_job import EvalConfig, run_eval
 from qanas.train.evaluate import majority_class_miou, recalibrate_bn, subnet_miou
-from qanas.train.job import run_standalone, run_training
+from qanas.train.job import SupernetRun, run_standalone, run_training, train_supernet
 from qanas.train.samplers import (
     SAMPLERS,
     FairNASSampler,
@@ -31,6 +31,7 @@ __all__ = [
     "FairNASSampler",
     "PathSampler",
     "SPOSSampler",
+    "SupernetRun",
     "SupernetTrainer",
     "TrainConfig",
     "build_datasets",
@@ -45,4 +46,5 @@ __all__ = [
     "run_training",
     "save_checkpoint",
     "subnet_miou",
+    "train_supernet",
 ]

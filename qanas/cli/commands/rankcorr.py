@@ -4,33 +4,16 @@ Example:
     qanas rankcorr --supernet runs/fair/supernet.pt --compare runs/spos/supernet.pt \\
         --n 12 --epochs 20 --out runs/rankcorr --json
 
-Steps: a seeded pool of `--pool` random subnets plus the seed network is scored with
-the supernet (BN recalibrated, int8 PTQ mIoU: the search's own scorer) and costed
-(latency on `--target`); `--n` subnets spread over the Pareto layers of (mIoU,
-latency) are picked (`qanas.score.rankcorr.spread_selection`, the seed network
-always among them); each is trained standalone from scratch with QAT
-(`qanas.train.standalone`, one folder per subnet, so a rerun skips finished ones);
-Kendall τ, Spearman ρ and top-k overlap compare the supernet's int8 mIoU with the
-standalone int8 mIoU. With `--compare CKPT2 [CKPT3 ...]` the same subnets are scored
-with more supernets (another seed, SPOS vs FairNAS) against the same standalone results.
-`--select pareto` picks the NXP study's set instead of the spread: the seed network,
-(n-1)/2 Pareto-optimal and (n-1)/2 Pareto-worse subnets. Every τ and ρ comes with a
-bootstrap 95 % interval, and the trivial rankers (MACs, parameters, predicted latency:
-bigger ranks higher) are correlated with the same truth under ``baselines``, so the
-report shows whether the supernet adds anything to the costs.
-
-Reruns and parallel workers: the pool scores are cached in DIR/pool.json (keyed by
-the scoring protocol), and a finished standalone run is reused only when its
-architecture and recipe match. A second `qanas rankcorr` with the same flags and
-`--out`, started while the first is training, takes the subnets nobody has claimed
-(`qanas.utils.claims`), so two processes share the standalone trainings; the
-figures do not depend on the number of workers.
+Scores a seeded pool of subnets with the supernet, trains `--n` of them standalone
+(QAT), and correlates the two rankings (Kendall τ, Spearman ρ, top-k overlap, bootstrap
+95 % intervals), beside the trivial rankers MACs, parameters and latency. A second
+`qanas rankcorr` with the same flags and `--out` shares the standalone trainings.
 
 Writes DIR/rankcorr.json, DIR/scatter.png, DIR/config.json, DIR/pool.json,
 DIR/selection.json, DIR/standalone/<i>/.
 
-The study itself is `qanas.rankcorr.run_rankcorr(RankCorrConfig)`; this module maps the
-flags one to one onto the config.
+The study itself, step by step, is `qanas.rankcorr.run_rankcorr(RankCorrConfig)`; this
+module maps the flags one to one onto the config.
 """
 
 from __future__ import annotations
