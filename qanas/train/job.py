@@ -3,11 +3,12 @@
 `run_training` is the job of `qanas train-supernet`; `train_supernet` is the same run
 that also hands back the trainer (the trained model and its data), which is what the
 demo chains its stages with, and can start from another run's trained weights
-(`continue_from`: a QAT-aware phase after the float one). The folder holds ``supernet.pt`` (atomically, after
-every epoch and every `checkpoint_every` steps within one), ``config.json`` (the
-resolved `TrainConfig` under ``"train"``, seed, versions) and ``result.json``. A resumed
-run continues ``supernet.pt`` with its stored `TrainConfig`; `changes` (fields the
-caller set explicitly) must agree with it, except ``epochs``, which may extend the run.
+(`continue_from`: a QAT-aware phase after the float one). The folder holds
+``supernet.pt`` (atomically, after every epoch and every `checkpoint_every` steps
+within one), ``config.json`` (the resolved `TrainConfig` under ``"train"``, seed,
+versions) and ``result.json``. A resumed run continues ``supernet.pt`` with its stored
+`TrainConfig`; `changes` (fields the caller set explicitly) must agree with it, except
+``epochs``, which may extend the run.
 One process per folder (`qanas.utils.runlock`); under torchrun only rank 0 writes it.
 `run_standalone` is the job of `qanas train`: ``standalone.pt``, ``config.json`` (the
 `StandaloneConfig` under ``"standalone"``) and ``result.json`` in its folder, one process
