@@ -10,8 +10,10 @@ project layers), it becomes one library step that runs the same tiles with the l
 kernels (``runtime/c/src/kernel_steps.c``): per tile, each layer's output region is
 derived backwards from the tile through the receptive fields (clipped to the tensor:
 padding only at the image border), the model input's region (NCHW, read in place) is
-gathered channels-last into scratch, the layers run in turn on the regions, two scratch
-buffers in turn, and the tile is copied into the split tensor (NHWC, which the library
+gathered channels-last into scratch, the layers run in turn on the regions, each reading
+its input at one end of the scratch and writing its output at the other (the scratch is
+the largest input + output pair of any layer and tile, not twice the largest region), and
+the tile is copied into the split tensor (NHWC, which the library
 calls after the head read directly). Neighbouring tiles recompute their shared halo, as
 TVM's schedule does, so the extra MACs are the technique's own.
 
@@ -124,13 +126,19 @@ def region_ranges(layers: list[dict], axis: int, lo: int, hi: int) -> list[tuple
 
 
 def scratch_bytes(in_c: int, layers: list[dict], patches: int) -> int:
-    """Scratch of the step: two buffers, each the largest region (input gather or a
-    layer's output) of any tile, 16-byte aligned."""
+    """Scratch of the step: the largest input + output region pair of any layer and tile,
+    each 16-byte aligned; a layer reads at one end of the scratch and writes at the other
+    (``PatchTileRun`` in ``runtime/c/src/kernel_steps.c``)."""
     convs = [p["conv"] for p in layers]
     channels = [in_c] + [c["out_c"] for c in convs]
     last = convs[-1]
     rows = [region_ranges(layers, 0, *t) for t in tiles(last["out_h"], patches)]
     cols = [region_ranges(layers, 1, *t) for t in tiles(last["out_w"], patches)]
-    largest = max(c * max(r[i][1] - r[i][0] for r in rows) * max(q[i][1] - q[i][0] for q in cols)
-                  for i, c in enumerate(channels))
-    return 2 * (-(-largest // ALIGN) * ALIGN)
+
+    def aligned(nbytes: int) -> int:
+        return -(-nbytes // ALIGN) * ALIGN
+
+    return max(aligned(channels[i] * (r[i][1] - r[i][0]) * (q[i][1] - q[i][0]))
+               + aligned(channels[i + 1] * (r[i + 1][1] - r[i + 1][0])
+                         * (q[i + 1][1] - q[i + 1][0]))
+               for r in rows for q in cols for i in range(len(convs)))

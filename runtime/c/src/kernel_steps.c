@@ -306,17 +306,28 @@ static qanas_status_t PatchLayer(const qanas_patch_step_t *s, int32_t l, const P
   }
 }
 
-/* One tile: gather the model input's region channels-last, run the layers on two buffers
- * in turn, copy the last region into the output. */
+/* Bytes of region `l` (the model input's for 0, layer l - 1's output after) of a tile,
+ * rounded up to 16. */
+static size_t PatchRegionBytes(const qanas_patch_step_t *s, int32_t in_c, int32_t l,
+                               const PatchRanges *rows, const PatchRanges *cols) {
+  const int32_t channels = l == 0 ? in_c : s->layers[l - 1].conv.out_c;
+  const size_t bytes =
+      (size_t)(rows->hi[l] - rows->lo[l]) * (size_t)(cols->hi[l] - cols->lo[l]) * (size_t)channels;
+  return (bytes + 15u) & ~(size_t)15u;
+}
+
+/* One tile: gather the model input's region channels-last at the bottom of `scratch`, run
+ * the layers, each reading at one end of the scratch and writing at the other, and copy
+ * the last region into the output. */
 static qanas_status_t PatchTileRun(const qanas_patch_step_t *s, void *args,
                                    const int8_t *const *weights, const PatchRanges *rows,
-                                   const PatchRanges *cols, int8_t *const buffers[2]) {
+                                   const PatchRanges *cols, int8_t *scratch) {
   const DLTensor *in = (const DLTensor *)((const TVMFFIAny *)args)[0].v_ptr;
   const int32_t in_c = (int32_t)in->shape[1], in_h = (int32_t)in->shape[2];
   const int32_t in_w = (int32_t)in->shape[3];
   const int8_t *x = (const int8_t *)Data(args, 0);
   const int32_t w0 = cols->hi[0] - cols->lo[0];
-  int8_t *gathered = buffers[0];
+  int8_t *gathered = scratch;
   for (int32_t y = rows->lo[0]; y < rows->hi[0]; ++y) {
     for (int32_t c = 0; c < in_c; ++c) {
       const int8_t *src = x + ((size_t)c * (size_t)in_h + (size_t)y) * (size_t)in_w;
@@ -327,17 +338,22 @@ static qanas_status_t PatchTileRun(const qanas_patch_step_t *s, void *args,
     }
   }
   const int32_t n = s->layer_count;
+  const int8_t *input = gathered;
+  int8_t *output = scratch;
   for (int32_t l = 0; l < n; ++l) {
     const qanas_conv_step_t *layer = &s->layers[l];
     const qanas_requant_t rq = {(const int32_t *)Data(args, 3 + 4 * l),
                                 (const int32_t *)Data(args, 4 + 4 * l),
                                 layer->output_zero_point, layer->qmin, layer->qmax};
-    const qanas_status_t status =
-        PatchLayer(s, l, rows, cols, weights[l], (const int32_t *)Data(args, 2 + 4 * l), &rq,
-                   buffers[l % 2], buffers[(l + 1) % 2]);
+    output = l % 2 == 0
+                 ? scratch + (size_t)s->scratch_bytes - PatchRegionBytes(s, in_c, l + 1, rows, cols)
+                 : scratch;
+    const qanas_status_t status = PatchLayer(
+        s, l, rows, cols, weights[l], (const int32_t *)Data(args, 2 + 4 * l), &rq, input, output);
     if (status != QANAS_OK) {
       return status;
     }
+    input = output;
   }
   const qanas_conv_params_t *last = &s->layers[n - 1].conv;
   const int32_t w = cols->hi[n] - cols->lo[n];
@@ -345,13 +361,13 @@ static qanas_status_t PatchTileRun(const qanas_patch_step_t *s, void *args,
   int8_t *out = (int8_t *)Data(args, 1 + 4 * n);
   for (int32_t y = rows->lo[n]; y < rows->hi[n]; ++y) {
     memcpy(out + ((size_t)y * (size_t)last->out_w + (size_t)cols->lo[n]) * (size_t)last->out_c,
-           buffers[n % 2] + (size_t)(y - rows->lo[n]) * row_bytes, row_bytes);
+           input + (size_t)(y - rows->lo[n]) * row_bytes, row_bytes);
   }
   return QANAS_OK;
 }
 
-/* Whether every region of every tile fits one buffer of `half` bytes. */
-static int32_t PatchRegionsFit(const qanas_patch_step_t *s, int32_t in_c, int32_t half) {
+/* Whether every layer's input and output regions of every tile fit the scratch side by side. */
+static int32_t PatchRegionsFit(const qanas_patch_step_t *s, int32_t in_c) {
   const qanas_conv_params_t *last = &s->layers[s->layer_count - 1].conv;
   for (int32_t ty = 0; ty < s->patches && ty < last->out_h; ++ty) {
     for (int32_t tx = 0; tx < s->patches && tx < last->out_w; ++tx) {
@@ -361,9 +377,10 @@ static int32_t PatchRegionsFit(const qanas_patch_step_t *s, int32_t in_c, int32_
       PatchRangesOf(s, 0, lo, hi, &rows);
       PatchTile(last->out_w, s->patches, tx, &lo, &hi);
       PatchRangesOf(s, 1, lo, hi, &cols);
-      for (int32_t l = 0; l <= s->layer_count; ++l) {
-        const int32_t channels = l == 0 ? in_c : s->layers[l - 1].conv.out_c;
-        if ((int64_t)(rows.hi[l] - rows.lo[l]) * (cols.hi[l] - cols.lo[l]) * channels > half) {
+      for (int32_t l = 0; l < s->layer_count; ++l) {
+        if (PatchRegionBytes(s, in_c, l, &rows, &cols) +
+                PatchRegionBytes(s, in_c, l + 1, &rows, &cols) >
+            (size_t)s->scratch_bytes) {
           return 0;
         }
       }
@@ -380,8 +397,8 @@ int32_t qanas_step_patch_stage_s8(void *self, void *args, int32_t num_args, void
     return -1;
   }
   const DLTensor *in = (const DLTensor *)((const TVMFFIAny *)args)[0].v_ptr;
-  const int32_t half = s->scratch_bytes / 32 * 16;
-  if (in->ndim != 4 || !PatchRegionsFit(s, (int32_t)in->shape[1], half)) {
+  if (in->ndim != 4 || s->scratch_bytes % 16 != 0 ||
+      !PatchRegionsFit(s, (int32_t)in->shape[1])) {
     return -1;
   }
   const int8_t *weights[QANAS_PATCH_MAX_LAYERS];
@@ -401,7 +418,6 @@ int32_t qanas_step_patch_stage_s8(void *self, void *args, int32_t num_args, void
     status = scratch == NULL ? -1 : 0;
   }
   const qanas_conv_params_t *last = &s->layers[s->layer_count - 1].conv;
-  int8_t *const buffers[2] = {scratch, scratch + half};
   for (int32_t ty = 0; status == 0 && ty < s->patches && ty < last->out_h; ++ty) {
     for (int32_t tx = 0; status == 0 && tx < s->patches && tx < last->out_w; ++tx) {
       PatchRanges rows, cols;
@@ -410,7 +426,7 @@ int32_t qanas_step_patch_stage_s8(void *self, void *args, int32_t num_args, void
       PatchRangesOf(s, 0, lo, hi, &rows);
       PatchTile(last->out_w, s->patches, tx, &lo, &hi);
       PatchRangesOf(s, 1, lo, hi, &cols);
-      status = Result(PatchTileRun(s, args, weights, &rows, &cols, buffers));
+      status = Result(PatchTileRun(s, args, weights, &rows, &cols, scratch));
     }
   }
   if (scratch != NULL) {

@@ -75,7 +75,8 @@ typedef struct {
  * (compiler/passes/offload_patch_stage.py). args: the model input (NCHW, read in place),
  * then per layer weights, bias, multiplier, shift, then the output (NHWC). Each layer's
  * `conv` holds its whole-tensor geometry; the adapter runs it on the region one tile
- * needs. Its scratch (scratch_bytes: two tile buffers) comes from the workspace region. */
+ * needs. Its scratch (scratch_bytes: the largest input + output region pair of any layer
+ * and tile, read at one end and written at the other) comes from the workspace region. */
 #define QANAS_PATCH_MAX_LAYERS 8
 
 typedef enum {
