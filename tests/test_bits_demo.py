@@ -57,20 +57,21 @@ def test_report_lists_each_convs_bits_and_weight_bytes(mixed_min, tmp_path):
     from qanas.report.architecture import subnet_conv_bits
     from qanas.report.load import RunData
     from qanas.report.sections_model import chosen_section
-    from qanas.space.layer_bits import weight_bytes
+    from qanas.space.layer_bits import conv_layers, int4_kernel_layers, weight_bytes
 
     convs = subnet_conv_bits(mixed_min, SIZE, CLASSES)
     digits = mixed_min.split("@w")[1]
     assert sum(c.bits == 4 for c in convs) == digits.count("4")
     assert convs[0].bits == 8 and convs[-1].bits == 8  # the stem and the classifier
+    specs = conv_layers(get_space(SPACE).layer_specs(get_space(SPACE).min_config(), SIZE, CLASSES))
+    packed = set(int4_kernel_layers(specs, [c.bits for c in convs]))
+    assert packed and any(c.bits == 4 and c.name not in packed for c in convs)  # one fused
     for c in convs:
         assert c.weight_bytes_int8 == c.in_channels // c.groups * c.kernel[0] * c.kernel[1] \
             * c.out_channels
-        assert (c.weight_bytes < c.weight_bytes_int8) == (c.bits == 4)
-    specs = get_space(SPACE).layer_specs(get_space(SPACE).min_config(), SIZE, CLASSES)
+        assert (c.weight_bytes < c.weight_bytes_int8) == (c.name in packed)
     assert sum(c.weight_bytes for c in convs) == sum(
-        weight_bytes(s, c.bits) for s, c in zip([s for s in specs if s.op == "conv"], convs,
-                                                  strict=True))
+        weight_bytes(s, 4 if s.name in packed else 8) for s in specs)
     assert subnet_conv_bits(mixed_min.split("@w")[0], SIZE, CLASSES) == []
 
     run = RunData(tmp_path, {"chosen": {"arch": mixed_min, "weights_bytes": 12_345},

@@ -10,7 +10,7 @@ from qanas.errors import ConfigError
 from qanas.space import get_space
 from qanas.space.base import SubnetConfig
 from qanas.space.bits import MixedPrecisionConfig, WeightBitsSpace, parse_config, with_bits
-from qanas.space.layer_bits import conv_layers, searchable_layers
+from qanas.space.layer_bits import conv_layers, fused_convs, searchable_layers
 from qanas.supernet import build_supernet
 
 SIZE, CLASSES = (64, 128), 4
@@ -90,12 +90,19 @@ def test_flash_counts_packed_int4_weights(space):
     specs = space.base.layer_specs(arch, SIZE, CLASSES)
     slots = searchable_layers(specs, CLASSES)
     convs = conv_layers(specs)
-    first = convs[slots[0]]
-    depth = first.kernel[0] * first.kernel[1] * first.in_channels // first.groups
-    bits = [4] + [8] * (len(slots) - 1)
-    saved = model.profile(arch).flash_bytes - model.profile(with_bits(arch, bits)).flash_bytes
-    assert saved == first.out_channels * (depth - row_bytes(depth))  # the compiler's packed rows
+    fused = fused_convs(specs)
     assert not any(c.groups == c.in_channels > 1 for c in (convs[i] for i in slots))  # no depthwise
+
+    def saved(slot: int) -> int:
+        bits = [4 if s == slot else 8 for s in slots]
+        return model.profile(arch).flash_bytes - model.profile(with_bits(arch, bits)).flash_bytes
+
+    packed = next(s for s in slots if convs[s].name not in fused)
+    c = convs[packed]
+    depth = c.kernel[0] * c.kernel[1] * c.in_channels // c.groups
+    assert saved(packed) == c.out_channels * (depth - row_bytes(depth))  # packed rows
+    widened = next(s for s in slots if convs[s].name in fused)
+    assert saved(widened) == 0  # the fused inverted-residual kernel stores int8 bytes
     all4 = model.profile(with_bits(arch, [4] * len(slots))).flash_bytes
     assert all4 < model.profile(arch).flash_bytes
 

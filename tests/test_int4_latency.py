@@ -9,11 +9,11 @@ import logging
 import pytest
 
 from qanas.cost import AnalyticLatencyModel, HardwareProfile
-from qanas.cost.int4_latency import fused_convs, int4_extra_cycles, int4_kernel_layers
+from qanas.cost.int4_latency import int4_extra_cycles
 from qanas.search.bits import BitsCostModel
 from qanas.space import get_space
 from qanas.space.bits import WeightBitsSpace, with_bits
-from qanas.space.layer_bits import layer_bit_widths
+from qanas.space.layer_bits import fused_convs, int4_kernel_layers, layer_bit_widths
 from targets import get_target
 from targets.latency import (
     COEFFICIENTS_PATH,

@@ -129,9 +129,8 @@ def test_committed_fit_carries_int4_rates_of_the_current_kernel_generation():
 def _paired_run(which: str, ratio: float) -> dict:
     """A subnet's 4-bit and int8 runs whose int4 kernel steps cost `ratio` times the int8
     ones: one step per conv on the int4 kernels, one for the rest."""
-    from qanas.cost.int4_latency import int4_kernel_layers
     from qanas.space.bits import WeightBitsSpace
-    from qanas.space.layer_bits import layer_bit_widths
+    from qanas.space.layer_bits import int4_kernel_layers, layer_bit_widths
 
     space = WeightBitsSpace(get_space(SPACE), SIZE, CLASSES)
     arch = space.base.resolve(which)

@@ -4,8 +4,9 @@ The compiler runs a conv with 4-bit weights on its int4 kernels (``qanas_pointwi
 ``qanas_conv2d_s4``, docs/int4-weights.md) unless it fuses the conv into its
 inverted-residual kernel, which stores int8 bytes whatever the values
 (`compiler.passes.fuse_inverted_residual`, in both ``--optimise`` modes): the 1×1 project
-conv that reads a depthwise conv, and the 1×1 expand conv that feeds it, if any
-(`fused_convs`). Such a conv costs what its int8 twin does.
+conv that reads a depthwise conv, and the 1×1 expand conv that feeds it, if any. Such a
+conv costs what its int8 twin does. The rule is `qanas.space.layer_bits.int4_kernel_layers`,
+which the search's flash follows too.
 
 The analytic model prices an int4-kernel conv at the int4 rate of its class
 (`targets.latency.LatencyCoefficients.int4_macs_per_cycle`); `int4_extra_cycles` is that
@@ -17,7 +18,7 @@ Example:
     >>> from qanas.space import get_space
     >>> space = get_space("squeezenas-small")
     >>> specs = space.layer_specs(space.resolve("seed"), (64, 128), 6)
-    >>> from qanas.space.layer_bits import layer_bit_widths, searchable_layers
+    >>> from qanas.space.layer_bits import int4_kernel_layers, layer_bit_widths, searchable_layers
     >>> widths = layer_bit_widths(specs, 6, [4] * len(searchable_layers(specs, 6)))
     >>> int4_kernel_layers(specs, widths)  # every other 4-bit conv is in a fused block
     ['head', 'decoder.cbr', 'decoder.scale']
@@ -31,47 +32,16 @@ from collections.abc import Collection, Sequence
 
 from qanas.cost.hardware import Latency
 from qanas.errors import ConfigError
-from qanas.space.layer_bits import conv_layers
+from qanas.space.layer_bits import int4_kernel_layers
 from targets import Target
 from targets.cost import LayerSpec
-from targets.latency import LatencyCoefficients, coefficients_for, layer_class, layer_cycles
+from targets.latency import LatencyCoefficients, coefficients_for, layer_cycles
 
 log = logging.getLogger(__name__)
 
 CYCLE_UNITS = ("cycles", "instructions")
 """Latency units the analytic model's cycles add to as they are (it is fitted to QEMU
 instruction counts, read as cycles)."""
-
-
-def fused_convs(specs: Sequence[LayerSpec]) -> set[str]:
-    """Names of the convs the compiler fuses into its inverted-residual kernel: around each
-    depthwise conv, the 1×1 convs of the same module just before (expand) and after
-    (project) it among the convs."""
-    convs = conv_layers(specs)
-    fused = set()
-    for k, conv in enumerate(convs):
-        if layer_class(conv) != "depthwise":
-            continue
-        parent = conv.name.rpartition(".")[0]
-        for other in convs[max(k - 1, 0):k] + convs[k + 1:k + 2]:
-            if layer_class(other) == "pointwise" and other.name.rpartition(".")[0] == parent:
-                fused.update((conv.name, other.name))
-    return fused
-
-
-def int4_kernel_layers(specs: Sequence[LayerSpec], widths: Sequence[int]) -> list[str]:
-    """Names of the convs of `specs` that run on the int4 kernels, in order.
-
-    Args:
-        specs: the subnet's layer descriptors.
-        widths: weight bits of every conv of `specs` (`qanas.space.layer_bits.layer_bit_widths`).
-    """
-    convs = conv_layers(specs)
-    if len(widths) != len(convs):
-        raise ValueError(f"{len(widths)} weight bit widths for {len(convs)} convs")
-    fused = fused_convs(specs)
-    return [c.name for c, bits in zip(convs, widths, strict=True)
-            if bits == 4 and c.name not in fused]
 
 
 def int4_extra_cycles(specs: Sequence[LayerSpec], int4_layers: Collection[str],
@@ -135,4 +105,4 @@ class WeightBitsLatency:
         return dataclasses.replace(int8, value=int8.value + extra, source=source)
 
 
-__all__ = ["WeightBitsLatency", "fused_convs", "int4_extra_cycles", "int4_kernel_layers"]
+__all__ = ["WeightBitsLatency", "int4_extra_cycles"]

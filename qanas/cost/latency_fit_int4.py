@@ -2,7 +2,7 @@
 
 Each subnet is profiled twice, compiled with the same settings: with every searchable conv
 at 4 bits, and all-int8 (its twin). The two plans have the same steps, except that the
-convs on the int4 kernels (`qanas.cost.int4_latency.int4_kernel_layers`) are
+convs on the int4 kernels (`qanas.space.layer_bits.int4_kernel_layers`) are
 ``..._s4`` steps where the twin has the int8 kernel (``..._s8``). `int4_step_pairs` pairs
 them, layer by layer; the ratio of the int4 to the int8 instructions of a class's pairs
 (summed over every subnet) scales the int8 rate of the class: the int4 rate is
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from qanas.cost.int4_latency import int4_kernel_layers
 from qanas.cost.latency_fit import quality
+from qanas.space.layer_bits import int4_kernel_layers
 from targets.cost import LayerSpec
 from targets.latency import INT4_CLASSES, LatencyCoefficients, analytic_cycles, layer_class
 
@@ -52,7 +52,7 @@ def int4_step_pairs(layers: list[LayerSpec], widths: list[int], int4_steps: list
     if len(steps) != len(on_int4):
         raise ValueError(f"{len(steps)} int4 kernel steps, but the model puts {len(on_int4)} "
                          f"convs on the int4 kernels ({', '.join(on_int4)}); "
-                         "qanas.cost.int4_latency.int4_kernel_layers no longer describes the "
+                         "qanas.space.layer_bits.int4_kernel_layers no longer describes the "
                          "compiler's fusion")
     by_name = {layer.name: layer for layer in layers}
     return [(by_name[name], float(int4_steps[k]["instructions"]),

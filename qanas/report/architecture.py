@@ -135,7 +135,8 @@ class ConvBits:
         in_channels, out_channels, kernel, groups: its shape.
         bits: its weight bit width (4 or 8).
         weight_bytes: bytes of its weights as the compiler stores them at `bits`
-            (`qanas.space.layer_bits.weight_bytes`); `weight_bytes_int8` at 8 bits.
+            (`qanas.space.layer_bits.stored_weight_bytes`: int8 bytes for a 4-bit conv
+            of a fused inverted residual); `weight_bytes_int8` at 8 bits.
     """
 
     name: str
@@ -154,16 +155,17 @@ def subnet_conv_bits(arch: str, image_size, num_classes: int | None = None) -> l
     Raises:
         ReportError: the arch string does not parse, or its bits do not fit its subnet.
     """
-    from qanas.space.layer_bits import conv_layers, weight_bytes
+    from qanas.space.layer_bits import conv_layers, stored_weight_bytes, weight_bytes
 
     cfg = _parse(arch)
     specs = _layer_specs(cfg, image_size, num_classes)
     widths = _conv_bits(cfg, specs, num_classes)
     if not widths:
         return []
+    stored = stored_weight_bytes(specs, widths)
     return [ConvBits(s.name, s.in_channels, s.out_channels, tuple(s.kernel), s.groups, b,
-                     weight_bytes(s, b), weight_bytes(s, 8))
-            for s, b in zip(conv_layers(specs), widths, strict=True)]
+                     nbytes, weight_bytes(s, 8))
+            for s, b, nbytes in zip(conv_layers(specs), widths, stored, strict=True)]
 
 
 def _parse(arch: str):

@@ -163,7 +163,8 @@ def _conv_bits_table(arch: str, size, classes: int | None, compiled: int | None)
     return Table(("conv", "channels", "kernel", "groups", "weight bits", "weight bytes",
                   "int8 bytes"), tuple(rows),
                  f"Weight bits per conv: the conv weights take {pct(saved, 1)} less than all "
-                 "int8 (qanas.space.layer_bits.weight_bytes, as the compiler packs them; "
+                 "int8 (qanas.space.layer_bits.stored_weight_bytes, as the compiler stores "
+                 "them: a 4-bit conv fused into an inverted residual keeps int8 bytes; "
                  "biases and requantization parameters excluded). The compiled weights "
                  f"region: {nbytes(compiled)}.")
 

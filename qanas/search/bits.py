@@ -7,11 +7,12 @@ model into their (architecture, bits) versions:
   searchable conv), which NSGA-II and random search explore like any decision;
 * `BitsEvaluator` scores a mixed config with the scorer's `QuantSpec` plus the
   config's per-layer weight bits (`QuantSpec.layer_weight_bits`);
-* `BitsCostModel` takes the architecture's profile and lowers its flash by the
-  bytes the 4-bit layers save (two weights per byte), and prices the convs that
-  run on the int4 kernels at the target's int4 rates
-  (`qanas.cost.int4_latency.WeightBitsLatency`). SRAM is unchanged (activations
-  stay int8).
+* `BitsCostModel` takes the architecture's profile; the 4-bit convs that run on the
+  int4 kernels (`qanas.space.layer_bits.int4_kernel_layers`: not those the compiler
+  fuses into an inverted residual, which keep int8 bytes) lower its flash by what
+  their packed weights save (two weights per byte) and are priced at the target's
+  int4 rates (`qanas.cost.int4_latency.WeightBitsLatency`). SRAM is unchanged
+  (activations stay int8).
 
 Ethos-U targets are refused: Vela compiles int8 weights only.
 """
@@ -50,19 +51,31 @@ class BitsCostModel:
         self.target = inner.target
         self.bits_latency = WeightBitsLatency(inner.target)
 
-    def profile(self, cfg):
-        """The architecture's profile; flash lowered by what the 4-bit layers save, latency
-        with the convs on the int4 kernels at the int4 rates."""
-        arch = arch_of(cfg)
-        prof = self.inner.profile(arch)
+    def _widths(self, cfg):
+        """(layer descriptors, weight bits of every conv) of a mixed `cfg`; None for int8."""
         bits = searched_bits(cfg)
         if bits is None:
+            return None
+        specs = self.space.layer_specs(arch_of(cfg), self.space.image_size,
+                                       self.space.num_classes)
+        return specs, layer_bit_widths(specs, self.space.num_classes, bits)
+
+    def flash_saving(self, cfg) -> int:
+        """Weight bytes the compiler stores less for `cfg` than for its architecture
+        all-int8: the packed weights of the convs on the int4 kernels (0 for int8)."""
+        mixed = self._widths(cfg)
+        return 0 if mixed is None else weight_flash_saving(*mixed)
+
+    def profile(self, cfg):
+        """The architecture's profile; flash lowered by `flash_saving`, latency with the
+        convs on the int4 kernels at the int4 rates."""
+        prof = self.inner.profile(arch_of(cfg))
+        mixed = self._widths(cfg)
+        if mixed is None:
             return prof
-        specs = self.space.layer_specs(arch, self.space.image_size, self.space.num_classes)
-        widths = layer_bit_widths(specs, self.space.num_classes, bits)
         return dataclasses.replace(
-            prof, flash_bytes=prof.flash_bytes - weight_flash_saving(specs, widths),
-            latency=self.bits_latency.latency(prof.latency, specs, widths))
+            prof, flash_bytes=prof.flash_bytes - weight_flash_saving(*mixed),
+            latency=self.bits_latency.latency(prof.latency, *mixed))
 
     def budgets(self) -> dict:
         """The inner model's budgets."""

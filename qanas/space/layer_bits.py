@@ -11,17 +11,21 @@ These convs stay int8:
   more than `compiler.kernels.packing_s4.PATCH_MAX` weights. 4 bits there would cost
   accuracy and save no flash.
 
-Every other conv is *searchable*.
+Every other conv is *searchable*. Among them, the 1×1 convs the compiler fuses with a
+depthwise conv into its inverted-residual kernel (`fused_convs`) also keep int8 bytes:
+the kernel widens their 4-bit values to int8, so they compute the 4-bit model bit for
+bit but save no flash and run no int4 kernel (`int4_kernel_layers`: the one rule the
+flash here and the latency model, `qanas.cost.int4_latency`, share).
 
 Conv layers are taken in definition order, which `SearchSpace.layer_specs` and the
 extracted subnet's ``named_modules()`` share (`tests/test_bits_space.py` checks it on
 every space), so a bit width chosen from the layer descriptors names the same layer
 of the model.
 
-Flash follows the compiler's storage (`compiler.kernels.packing_s4`): a 4-bit conv's
-weights are one row per output channel, two per byte, each row padded to a multiple
-of 8 weights; the int32 bias and the per-channel requantization parameters are as
-for int8.
+Flash follows the compiler's storage (`compiler.kernels.packing_s4`): the weights of a
+4-bit conv on the int4 kernels are one row per output channel, two per byte, each row
+padded to a multiple of 8 weights (`stored_weight_bytes`); the int32 bias and the
+per-channel requantization parameters are as for int8.
 
 Example:
     >>> from targets.cost import LayerSpec
@@ -42,6 +46,7 @@ from collections.abc import Sequence
 
 from compiler.kernels.packing_s4 import PATCH_MAX, row_bytes
 from targets.cost import LayerSpec
+from targets.latency import layer_class
 
 WEIGHT_BIT_CHOICES = (8, 4)
 """The weight bit widths a searchable layer chooses from (int8 first: the default)."""
@@ -101,11 +106,54 @@ def layer_bit_widths(specs: Sequence[LayerSpec], num_classes: int,
     return bits
 
 
-def weight_flash_saving(specs: Sequence[LayerSpec], bits: Sequence[int]) -> int:
-    """Bytes of weights saved against int8 by `bits` (one width per conv of `specs`)."""
+def fused_convs(specs: Sequence[LayerSpec]) -> set[str]:
+    """Names of the convs the compiler fuses into its inverted-residual kernel
+    (`compiler.passes.fuse_inverted_residual`, both ``--optimise`` modes): around each
+    depthwise conv, the 1×1 convs of the same module just before (expand) and after
+    (project) it among the convs."""
     convs = conv_layers(specs)
-    return sum(weight_bytes(s, 8) - weight_bytes(s, b) for s, b in zip(convs, bits, strict=True))
+    fused = set()
+    for k, conv in enumerate(convs):
+        if layer_class(conv) != "depthwise":
+            continue
+        parent = conv.name.rpartition(".")[0]
+        for other in convs[max(k - 1, 0):k] + convs[k + 1:k + 2]:
+            if layer_class(other) == "pointwise" and other.name.rpartition(".")[0] == parent:
+                fused.update((conv.name, other.name))
+    return fused
 
 
-__all__ = ["WEIGHT_BIT_CHOICES", "conv_layers", "layer_bit_widths", "packs_int4",
-           "searchable_layers", "weight_bytes", "weight_flash_saving"]
+def int4_kernel_layers(specs: Sequence[LayerSpec], widths: Sequence[int]) -> list[str]:
+    """Names of the convs of `specs` that run on the int4 kernels and store packed 4-bit
+    weights, in order: the 4-bit convs not in `fused_convs`.
+
+    Args:
+        specs: the subnet's layer descriptors.
+        widths: weight bits of every conv of `specs` (`layer_bit_widths`).
+    """
+    convs = conv_layers(specs)
+    if len(widths) != len(convs):
+        raise ValueError(f"{len(widths)} weight bit widths for {len(convs)} convs")
+    fused = fused_convs(specs)
+    return [c.name for c, bits in zip(convs, widths, strict=True)
+            if bits == 4 and c.name not in fused]
+
+
+def stored_weight_bytes(specs: Sequence[LayerSpec], widths: Sequence[int]) -> list[int]:
+    """Bytes the compiler stores for the weights of every conv of `specs` at `widths`:
+    packed for the convs of `int4_kernel_layers`, one per weight for the others (int8
+    convs, and 4-bit convs of a fused inverted residual, whose values are widened)."""
+    packed = set(int4_kernel_layers(specs, widths))
+    return [weight_bytes(s, 4 if s.name in packed else 8) for s in conv_layers(specs)]
+
+
+def weight_flash_saving(specs: Sequence[LayerSpec], bits: Sequence[int]) -> int:
+    """Bytes of weights the compiler stores less than for int8 with `bits` (one width per
+    conv of `specs`)."""
+    int8 = sum(weight_bytes(s, 8) for s in conv_layers(specs))
+    return int8 - sum(stored_weight_bytes(specs, bits))
+
+
+__all__ = ["WEIGHT_BIT_CHOICES", "conv_layers", "fused_convs", "int4_kernel_layers",
+           "layer_bit_widths", "packs_int4", "searchable_layers", "stored_weight_bytes",
+           "weight_bytes", "weight_flash_saving"]
