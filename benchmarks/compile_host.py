@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     size = tuple(args.hw) if args.hw else args.size
 
     out = Path(args.out)
-    work = out.parent / "compile_host"
+    work = ROOT / "build" / "bench" / "compile_host"  # never beside a committed --out
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in args.spaces:
