@@ -122,10 +122,10 @@ def split_borders(sch, kernel: str = "") -> int:
     """
     from tvm.s_tir.schedule import ScheduleError
 
-    from compiler.codegen.schedule import _is_reduction
+    from compiler.codegen.sblocks import is_reduction
 
     names = [sch.get(b).name_hint for b in sch.get_child_blocks(
-        sch.get_sblock(sch.mod["main"].body.block.name_hint)) if _is_reduction(sch, b)]
+        sch.get_sblock(sch.mod["main"].body.block.name_hint)) if is_reduction(sch, b)]
     split = 0
     for name in names:
         try:

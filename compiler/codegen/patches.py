@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import re
 
-from compiler.codegen.schedule import _is_reduction, _top_level_blocks, _try
+from compiler.codegen.sblocks import is_reduction, top_level_blocks, try_primitive
 
 log = logging.getLogger(__name__)
 
@@ -101,16 +101,16 @@ def tile_patches(sch, kernel: str, n: int):
         The schedule (a new one when the last tiles overlap), or None when the
         structure is not a chain of convolutions and stages.
     """
-    output = _top_level_blocks(sch)[-1]
+    output = top_level_blocks(sch)[-1]
     output_name = sch.get(output).name_hint
     progress = True
     while progress:  # inline all but reductions, stages and the output
         progress = False
-        for block in _top_level_blocks(sch):
+        for block in top_level_blocks(sch):
             name = sch.get(block).name_hint
-            if name == output_name or _is_reduction(sch, block) or _is_stage(sch, block):
+            if name == output_name or is_reduction(sch, block) or _is_stage(sch, block):
                 continue
-            if _try(kernel, "compute_inline", name, lambda b=block: sch.compute_inline(b)):
+            if try_primitive(kernel, "compute_inline", name, lambda b=block: sch.compute_inline(b)):
                 progress = True
                 break
     out_loops = sch.get_loops(sch.get_sblock(output_name))
@@ -126,10 +126,10 @@ def tile_patches(sch, kernel: str, n: int):
     if uneven:
         sch = _overlap_last_tile(sch, output_name, (rows, cols), uneven)
     row_tile, col_tile = sch.get_loops(sch.get_sblock(output_name))[:2]
-    names = [sch.get(b).name_hint for b in _top_level_blocks(sch)][:-1]
+    names = [sch.get(b).name_hint for b in top_level_blocks(sch)][:-1]
     for name in reversed(names):
         block = sch.get_sblock(name)
-        if _is_reduction(sch, block):
+        if is_reduction(sch, block):
             consumers = list(sch.get_consumers(block))
             if len(consumers) != 1:
                 return None
@@ -160,7 +160,7 @@ def _stage_blocks(sch) -> list:
     root = sch.get_sblock(sch.mod["main"].body.block.name_hint)
     temps = {b.name for b in sch.get(root).alloc_buffers}
     out = []
-    for block in _top_level_blocks(sch):  # every block of the root's scope, loops or not
+    for block in top_level_blocks(sch):  # every block of the root's scope, loops or not
         if _is_stage(sch, block) and sch.get(block).writes[0].source.name in temps:
             out.append(block)
     return out

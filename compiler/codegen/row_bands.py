@@ -32,15 +32,12 @@ import logging
 import re
 from dataclasses import dataclass
 
-from compiler.codegen.schedule import (
-    BAND_ROWS,
-    _is_reduction,
-    _spatial_prefix,
-    _top_level_blocks,
-    _try,
-)
+from compiler.codegen.sblocks import is_reduction, spatial_prefix, top_level_blocks, try_primitive
 
 log = logging.getLogger(__name__)
+
+BAND_ROWS = 1
+"""Output rows per band of a fused inverted residual."""
 
 
 def _band_rows(extent: int, requested: int) -> int:
@@ -62,12 +59,12 @@ def _accumulate_row(sch, kernel: str, block) -> None:
     contiguous input and output.
     """
     name = sch.get(block).name_hint
-    spatial, reduce = _spatial_prefix(sch, block)
+    spatial, reduce = spatial_prefix(sch, block)
     if reduce and spatial:
-        _try(kernel, "reorder", name, lambda: sch.reorder(*reduce, spatial[-1]))
-    spatial, reduce = _spatial_prefix(sch, block)
+        try_primitive(kernel, "reorder", name, lambda: sch.reorder(*reduce, spatial[-1]))
+    spatial, reduce = spatial_prefix(sch, block)
     if reduce:
-        _try(kernel, "decompose_reduction", name,
+        try_primitive(kernel, "decompose_reduction", name,
              lambda: sch.decompose_reduction(block, reduce[0]))
 
 
@@ -103,12 +100,12 @@ def row_bands(sch, kernel: str = "", band_rows: int = BAND_ROWS):
         the block has no expand conv (its depthwise reads the block input itself), None
         when the kernel's structure is not that of a fused inverted residual.
     """
-    reductions = [b for b in _top_level_blocks(sch) if _is_reduction(sch, b)]
+    reductions = [b for b in top_level_blocks(sch) if is_reduction(sch, b)]
     if len(reductions) not in (2, 3):
         return None
     names = [sch.get(b).name_hint for b in reductions]
     expand, dw, project = ([None] + names) if len(names) == 2 else names
-    output = sch.get(_top_level_blocks(sch)[-1]).name_hint
+    output = sch.get(top_level_blocks(sch)[-1]).name_hint
     kept = {output}
     stage = _sole_producer(sch, sch.get_sblock(project))
     if stage is None:
@@ -124,11 +121,11 @@ def row_bands(sch, kernel: str = "", band_rows: int = BAND_ROWS):
     progress = True
     while progress:
         progress = False
-        for block in _top_level_blocks(sch):
+        for block in top_level_blocks(sch):
             name = sch.get(block).name_hint
-            if name in kept or _is_reduction(sch, block):
+            if name in kept or is_reduction(sch, block):
                 continue
-            if _try(kernel, "compute_inline", name, lambda b=block: sch.compute_inline(b)):
+            if try_primitive(kernel, "compute_inline", name, lambda b=block: sch.compute_inline(b)):
                 progress = True
                 break
     expanded = sch.get(_sole_producer(sch, sch.get_sblock(dw))).name_hint if expand else None

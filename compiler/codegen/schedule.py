@@ -36,6 +36,8 @@ import re
 from collections.abc import Callable
 
 from compiler.codegen.border_split import split_borders
+from compiler.codegen.row_bands import BAND_ROWS
+from compiler.codegen.sblocks import is_reduction, spatial_prefix, top_level_blocks, try_primitive
 
 log = logging.getLogger(__name__)
 
@@ -43,42 +45,12 @@ FUSED_KERNEL = re.compile(r"^irb\d+_")
 """Name of a fused inverted-residual kernel (`compiler.passes.fuse_inverted_residual`),
 scheduled by `compiler.codegen.row_bands` instead of the rules below."""
 
-BAND_ROWS = 1
-"""Output rows per band of a fused inverted residual (`compiler.codegen.row_bands`)."""
-
 SCHEDULE_RULES: tuple[str, ...] = ("inline_elementwise", "fuse_epilogues", "split_borders")
 """Rule names in the order `schedule_kernel` applies them."""
 
 ACCUMULATOR_BYTES = 512
 """Largest accumulator `fuse_epilogues` keeps (a stack array in the generated C; TVM
 turns arrays of 1 KiB or more into workspace scratch)."""
-
-
-def _is_reduction(sch, block) -> bool:
-    """The block has a reduction iterator (conv / matmul / pooling accumulators)."""
-    from tvm import tirx
-
-    return any(iv.iter_type == tirx.IterVar.CommReduce for iv in sch.get(block).iter_vars)
-
-
-def _top_level_blocks(sch) -> list:
-    """The blocks directly under the PrimFunc's root block, in program order."""
-    root = sch.get_sblock(sch.mod["main"].body.block.name_hint)
-    return list(sch.get_child_blocks(root))
-
-
-def _try(kernel: str, rule: str, block_name: str, action: Callable[[], object]) -> bool:
-    """Runs one schedule primitive; a ScheduleError is logged and reported as False."""
-    from tvm.s_tir.schedule import ScheduleError
-
-    try:
-        action()
-    except ScheduleError as err:
-        lines = str(err).strip().splitlines()
-        log.debug("schedule %s: rule %s skipped block %s: %s", kernel, rule, block_name,
-                  lines[-1] if lines else type(err).__name__)
-        return False
-    return True
 
 
 def inline_elementwise(sch, kernel: str = "") -> int:
@@ -100,8 +72,8 @@ def inline_elementwise(sch, kernel: str = "") -> int:
     def candidates(primitive):
         # Temporaries are the root block's allocations; anything else is a parameter.
         temps = list(sch.mod["main"].body.block.alloc_buffers)
-        for block in _top_level_blocks(sch):
-            if _is_reduction(sch, block):
+        for block in top_level_blocks(sch):
+            if is_reduction(sch, block):
                 continue
             writes_temp = all(any(w.source.same_as(t) for t in temps)
                               for w in sch.get(block).writes)
@@ -109,7 +81,7 @@ def inline_elementwise(sch, kernel: str = "") -> int:
                 yield block
             if primitive == "reverse_compute_inline":
                 producers = list(sch.get_producers(block))
-                if len(producers) == 1 and not _is_reduction(sch, producers[0]):
+                if len(producers) == 1 and not is_reduction(sch, producers[0]):
                     yield block
 
     inlined = 0
@@ -120,32 +92,11 @@ def inline_elementwise(sch, kernel: str = "") -> int:
             progress = False
             for block in candidates(primitive):
                 name = sch.get(block).name_hint
-                if _try(kernel, primitive, name, lambda b=block, f=apply: f(b)):
+                if try_primitive(kernel, primitive, name, lambda b=block, f=apply: f(b)):
                     inlined += 1
                     progress = True
                     break  # block handles are stale once the tree changed
     return inlined
-
-
-def _spatial_prefix(sch, block) -> tuple[list, list]:
-    """Splits the loops above `block` into the outer spatial ones and the rest.
-
-    A loop is a reduction loop when its variable appears in the binding of a reduction
-    iterator; the spatial prefix ends at the first such loop.
-    """
-    from tvm import tirx
-    from tvm_ffi import get_global_func
-
-    realize = get_global_func("s_tir.schedule.GetSBlockRealize")(sch, block)
-    reduce_vars = set()
-    for iv, value in zip(realize.block.iter_vars, realize.iter_values, strict=True):
-        if iv.iter_type == tirx.IterVar.CommReduce:
-            reduce_vars.update(tirx.analysis.undefined_vars(value))
-    loops = list(sch.get_loops(block))
-    for i, loop in enumerate(loops):
-        if sch.get(loop).loop_var in reduce_vars:
-            return loops[:i], loops[i:]
-    return loops, []
 
 
 def _inner_spatial(sch, block, spatial: list, limit: int) -> int:
@@ -185,11 +136,11 @@ def fuse_epilogues(sch, kernel: str = "", max_bytes: int = ACCUMULATOR_BYTES) ->
     Returns:
         How many reductions had their epilogue fused.
     """
-    reductions = [sch.get(b).name_hint for b in _top_level_blocks(sch) if _is_reduction(sch, b)]
+    reductions = [sch.get(b).name_hint for b in top_level_blocks(sch) if is_reduction(sch, b)]
     fused = 0
     for name in reductions:
         block = sch.get_sblock(name)
-        spatial, reduce = _spatial_prefix(sch, block)
+        spatial, reduce = spatial_prefix(sch, block)
         inner = _inner_spatial(sch, block, spatial, max_bytes) if reduce else 0
         consumers = list(sch.get_consumers(block))
         if len(consumers) > 1:
@@ -198,18 +149,18 @@ def fuse_epilogues(sch, kernel: str = "", max_bytes: int = ACCUMULATOR_BYTES) ->
         elif consumers and spatial:
             consumer = consumers[0]
             consumer_name = sch.get(consumer).name_hint
-            ok = _try(kernel, "reverse_compute_at", consumer_name,
+            ok = try_primitive(kernel, "reverse_compute_at", consumer_name,
                       lambda c=consumer, loop=spatial[-1 - inner]: sch.reverse_compute_at(c, loop))
             if not ok and inner:  # e.g. the epilogue reads neighbouring rows: one element
                 inner = 0
-                ok = _try(kernel, "reverse_compute_at", consumer_name,
+                ok = try_primitive(kernel, "reverse_compute_at", consumer_name,
                           lambda c=consumer, loop=spatial[-1]: sch.reverse_compute_at(c, loop))
             fused += ok
         if inner:
-            _try(kernel, "reorder", name,
+            try_primitive(kernel, "reorder", name,
                  lambda loops=(*reduce, *spatial[-inner:]): sch.reorder(*loops))
         if reduce:
-            _try(kernel, "decompose_reduction", name,
+            try_primitive(kernel, "decompose_reduction", name,
                  lambda b=block, loop=reduce[0]: sch.decompose_reduction(b, loop))
     return fused
 
@@ -253,7 +204,7 @@ def schedule_kernel(func, kernel: str = "", rules: tuple[str, ...] = SCHEDULE_RU
         raise ValueError(f"unknown schedule rule(s) {unknown}; valid: {list(SCHEDULE_RULES)}")
     try:
         sch = s_tir.Schedule(tvm.IRModule({"main": func}))
-        _top_level_blocks(sch)
+        top_level_blocks(sch)
     except (AttributeError, RuntimeError) as err:  # no root block; TVM errors are RuntimeErrors
         log.debug("schedule %s: not a schedulable block PrimFunc, left as is: %s", kernel, err)
         return func
@@ -273,7 +224,7 @@ def schedule_kernel(func, kernel: str = "", rules: tuple[str, ...] = SCHEDULE_RU
         backup = sch.copy()
         try:
             _RULE_FUNCS[rule](sch, kernel)
-        except ScheduleError as err:  # a primitive outside `_try`: drop this rule's edits
+        except ScheduleError as err:  # a primitive outside `try_primitive`: drop this rule's edits
             log.debug("schedule %s: rule %s failed, rule undone: %s", kernel, rule, err)
             sch = backup
     return sch.mod["main"]

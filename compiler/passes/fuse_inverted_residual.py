@@ -449,8 +449,7 @@ def extra_macs(block: InvertedResidual, band_rows: int | None = None,
     the shared rows are expanded again, and counted here. Blocks without an expand conv
     recompute nothing.
     """
-    from compiler.codegen.row_bands import _band_rows
-    from compiler.codegen.schedule import BAND_ROWS
+    from compiler.codegen.row_bands import BAND_ROWS, _band_rows
 
     if not block.has_expand or rolled:
         return 0
