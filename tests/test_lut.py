@@ -263,3 +263,23 @@ def test_an_interrupted_build_keeps_its_references_and_is_not_usable(tmp_path):
     done = build_lut(space, SIZE, fake, 4, ["k3e1g1"], path=path, resume=partial)
     assert sum(c.startswith("subnet-") for c in fake.calls) == 2  # the two left
     assert done.fixed is not None and done.protocol["built"]
+
+
+def test_boundary_transposes_are_the_profiled_transposes_at_the_model_edges():
+    from types import SimpleNamespace as NS
+
+    from qanas.cost.lut.measure import boundary_transposes
+
+    buffers = {"x": NS(kind="input"), "t0": NS(kind="intermediate"),
+               "t1": NS(kind="intermediate"), "t2": NS(kind="intermediate"),
+               "y": NS(kind="output")}
+    calls = [NS(kernel="transpose", inputs=("x",), outputs=("t0",)),
+             NS(kernel="qanas_inverted_residual_s8", inputs=("t0",), outputs=("t1",)),
+             NS(kernel="transpose1", inputs=("t1",), outputs=("t2",)),  # inside: kept
+             NS(kernel="transpose2", inputs=("t2",), outputs=("y",))]
+    layers = [{"kernel": "transpose", "value": 700}, {"kernel": "qanas_inverted_residual_s8",
+                                                       "value": 90_000},
+              {"kernel": "transpose1", "value": 500}, {"kernel": "transpose2", "value": 300}]
+    plan = NS(buffers=buffers, calls=calls)
+    assert boundary_transposes(plan, layers) == 1000
+    assert boundary_transposes(plan, None) == 0

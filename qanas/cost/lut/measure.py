@@ -51,11 +51,18 @@ class ModelInputs:
 
 @dataclass(frozen=True)
 class Measurement:
-    """One measured latency with its unit and what the runner reported."""
+    """One measured latency with its unit and what the runner reported.
+
+    `boundary` is the part of `value` spent in layout transposes at the model's own input
+    and output (NCHW to the kernel library's NHWC and back), measured per layer: a block
+    measured alone has them, the same block between library blocks of a subnet does not
+    (0 where the runner has no per-layer profile).
+    """
 
     value: float
     unit: str
     protocol: dict = field(default_factory=dict)
+    boundary: float = 0.0
 
 
 class Measurer(Protocol):
@@ -153,7 +160,8 @@ class CompiledModelMeasurer:
         self.target = target
         self.work_dir = Path(work_dir)
         self.repeats = int(repeats)
-        self.runner = make_runner(runner, target, warmup=0, per_layer=False)
+        per_layer = (runner or target.runner) == "qemu"  # to find the boundary transposes
+        self.runner = make_runner(runner, target, warmup=0, per_layer=per_layer)
         self.unit = getattr(self.runner, "unit", "s") if self.runner.name != "host" else "s"
 
     def measure(self, model: nn.Module, inputs: ModelInputs, name: str) -> Measurement:
@@ -166,8 +174,9 @@ class CompiledModelMeasurer:
         qmodel = quantize_model(model.eval(), QuantSpec())
         calibrate(qmodel, list(inputs.calibration))
         onnx_path = export_qdq(qmodel, inputs.sample, folder / "model.onnx")
-        project = compile_model(onnx_path, self.target, folder / "project", force=True,
-                                optimise=TABLE_OPTIMISE).out_dir
+        compiled = compile_model(onnx_path, self.target, folder / "project", force=True,
+                                 optimise=TABLE_OPTIMISE)
+        project = compiled.out_dir
         specs, _ = read_io(project)
         if len(specs) != 1:
             raise ConfigError(f"{name}: expected a model with one input, got {len(specs)}")
@@ -176,7 +185,8 @@ class CompiledModelMeasurer:
         values = result.protocol.get("latency") if self.unit != "s" else result.latency_s
         proto = {k: result.protocol.get(k) for k in ("runner", "unit", "toolchain", "emulator",
                                                      "compiler_version")}
-        return Measurement(float(statistics.median(values)), self.unit, proto)
+        return Measurement(float(statistics.median(values)), self.unit, proto,
+                           boundary_transposes(compiled.plan, result.protocol.get("layers")))
 
     def protocol(self) -> dict:
         """See `Measurer.protocol`."""
@@ -196,6 +206,17 @@ class CompiledModelMeasurer:
                               "cflags": list(self.target.toolchain.cflags),
                               "version": tool_version(self.target.toolchain.cc)}
         return proto
+
+
+def boundary_transposes(plan, layers: list[dict] | None) -> float:
+    """What the per-layer profile `layers` spent in the plan's transposes that read a model
+    input or write a model output (0 without a profile)."""
+    if not layers:
+        return 0.0
+    edges = {name for name, b in plan.buffers.items() if b.kind in ("input", "output")}
+    kernels = {c.kernel for c in plan.calls if c.kernel.startswith("transpose")
+               and edges & {*c.inputs, *c.outputs}}
+    return float(sum(layer["value"] for layer in layers if layer.get("kernel") in kernels))
 
 
 def overhead_models(channels: int = 8) -> tuple[nn.Module, nn.Module]:

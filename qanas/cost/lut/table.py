@@ -7,7 +7,12 @@ input/output channels and stride). Entry ``(signature, label)`` is candidate
 instruction counts for Cortex-M (deterministic, ``-icount shift=0``), seconds on
 the host. Entries are keyed by the block's *signature* (input C×H×W, output C,
 stride, label), so superblocks of identical shape share one measurement; an
-identity ``skip`` costs 0 (no kernel).
+identity ``skip`` costs 0 (no kernel). A block compiled alone reads and writes NCHW
+model tensors, so the compiler puts a layout transpose before and after its library
+call, which the block does not have between library blocks of a subnet: on runners
+with a per-layer profile (QEMU) the entry is the measurement less those transposes
+(`Measurement.boundary`). Tables of format 2 kept them; they under-predicted subnets of
+far fewer blocks than the references by up to 15 %.
 
 **In context.** Instruction counts depend on the data (see `qanas.cost.lut.measure`),
 so each block is calibrated and run on the activations that reach it in the
@@ -60,7 +65,7 @@ from qanas.errors import ConfigError
 from qanas.space.base import SearchSpace, SubnetConfig
 from qanas.utils.seeding import seeded
 
-LUT_FORMAT = "qanas-latency-lut/2"
+LUT_FORMAT = "qanas-latency-lut/3"
 SKIP = "skip"
 DEFAULT_REFERENCES = ("seed", "min", "max")
 # protocol keys a resumed table must share with the build that continues it
@@ -279,8 +284,10 @@ def build_lut(space: SearchSpace, image_size: tuple[int, int], measurer: Measure
     lut.protocol["method"] = (
         "block in context: each candidate compiled alone at its superblock's input shape, "
         "calibrated and run on the activations reaching that superblock (the first of its "
-        "signature) in the context reference; cost = entry - per-model overhead; fixed = "
-        "mean over references of (measured - sum of block costs)")
+        "signature) in the context reference; entry = measured less the layout transposes "
+        "at the block model's own input and output (per-layer profile); cost = entry - "
+        "per-model overhead; fixed = mean over references of (measured - sum of block "
+        "costs)")
     if command:
         lut.protocol["command"] = command
 
@@ -305,7 +312,7 @@ def build_lut(space: SearchSpace, image_size: tuple[int, int], measurer: Measure
         module = net.choice_blocks[ctx.index].candidates[all_options.index(label)]
         start = time.perf_counter()
         m = measurer.measure(module, per_block[ctx.index], key)
-        lut.entries[key] = m.value
+        lut.entries[key] = m.value - m.boundary
         save()
         if log:
             log(f"entry {i + 1}/{len(todo)} {key}: {m.value:.6g} {m.unit} "
