@@ -38,9 +38,9 @@ def emit_batch_matmul(g: Graph, value, out: OutQuant, name: str) -> int | None:
     if not (isinstance(a, Act) and isinstance(b, Act)):
         if any(isinstance(v, Act) for v in (a, b)):
             raise UnsupportedOpError(
-                f"{value.describe()}: a MatMul with a constant operand (a Linear layer) has no "
-                "TFLite export yet; use a 1×1 Conv (search spaces do) or compile the model to "
-                "C with compiler.compile_model")
+                f"{value.describe()}: a MatMul of an activation and a constant (a Linear "
+                "layer) or a float expression has no TFLite export yet; use a 1×1 Conv "
+                "(search spaces do) or compile the model to C with compiler.compile_model")
         return None
     rank = len(value.out_shape)
     if len(a.shape) != rank or len(b.shape) != rank or rank < 2:
@@ -49,8 +49,7 @@ def emit_batch_matmul(g: Graph, value, out: OutQuant, name: str) -> int | None:
                                  "output's rank first")
     ta = to_onnx_order(g, a.tensor, rank, f"{name}/lhs")
     tb = to_onnx_order(g, b.tensor, rank, f"{name}/rhs")
-    ordered = rank == 4
-    y = g.tensor(f"{name}/matmul" if ordered else name, tuple(value.out_shape), "int8",
+    y = g.tensor(f"{name}/matmul" if rank == 4 else name, tuple(value.out_shape), "int8",
                  tflite_quant(out))
     g.op("BATCH_MATMUL", [ta, tb], [y], schema.BatchMatMulOptionsT())
     return from_onnx_order(g, y, rank, name)
