@@ -18,10 +18,7 @@ import pytest
 NOT_COMPILED_YET: dict[str, str] = {}
 
 
-NOT_EXPORTED_TO_TFLITE_YET = {
-    "efficient-topformer": "the TFLite exporter has no attention yet: MatMul of two "
-                           "activations (BATCH_MATMUL) and Softmax are not written (issue 17)",
-}
+NOT_EXPORTED_TO_TFLITE_YET: dict[str, str] = {}
 
 
 OVER_EMULATED_MEMORY = {

@@ -31,12 +31,16 @@ from compiler.reference.qdq_graph import (
 )
 from compiler.reference.values import Dequant, FloatOp, GraphInput, OutQuant
 from compiler.tflite.groups import SUPPORTED_ONNX_OPS, emit_group
+from compiler.tflite.layout import TO_NCHW, TO_NHWC, onnx_slice, onnx_transpose, permute
 from compiler.tflite.model import Act, Graph, QAct, Quant, nhwc, tflite_axis
 
 #: Float ops that may sit inside a DQ → op → Q group of an exportable model.
 _GROUP_OPS = frozenset({"Conv", "Add", "Sub", "Mul", "Concat", "Relu", "Clip", "Sigmoid",
                         "HardSwish", "HardSigmoid", "AveragePool", "GlobalAveragePool",
-                        "Resize"})
+                        "Resize", "MatMul", "Softmax"})
+
+#: Data movement of int8 activations (`_Walker.move`), outside any group.
+_MOVE_OPS = frozenset({"Identity", "MaxPool", "Reshape", "Flatten", "Transpose", "Slice"})
 
 
 class _Walker(QDQGraphWalker):
@@ -123,6 +127,17 @@ class _Walker(QDQGraphWalker):
             return Act(y, out_shape, x.scale, x.zero_point)
         if op in ("Reshape", "Flatten"):
             return Act(self._reshape(x, out_shape, name), out_shape, x.scale, x.zero_point)
+        if op == "Transpose":
+            perm = a.get("perm", list(reversed(range(len(x.shape)))))
+            return Act(onnx_transpose(self.g, x.tensor, perm, name), out_shape, x.scale,
+                       x.zero_point)
+        if op == "Slice":
+            args = [self.env[n] if n else None for n in node.input[1:]]
+            if not all(v is None or isinstance(v, np.ndarray) for v in args):
+                raise UnsupportedOpError(f"Slice (node {node.name!r}) with computed starts/ends "
+                                         "has no TFLite export; make them constants")
+            y = onnx_slice(self.g, x.tensor, x.shape, args, f"Slice (node {node.name!r})", name)
+            return Act(y, out_shape, x.scale, x.zero_point)
         raise UnsupportedOpError(
             f"{op} (node {node.name!r}) of int8 activations is not supported by the TFLite "
             f"export; supported ONNX ops: {', '.join(SUPPORTED_ONNX_OPS)}")
@@ -139,18 +154,12 @@ class _Walker(QDQGraphWalker):
         self.g.op("PADV2", [x, paddings, fill], [y])
         return y
 
-    def _transpose(self, x: int, perm, name: str) -> int:
-        src = self.g.tensors[x]
-        p = self.g.const(f"{name}/perm", np.array(perm, np.int32), "int32")
-        y = self.g.tensor(name, tuple(src.shape[i] for i in perm), "int8", src.quant)
-        self.g.op("TRANSPOSE", [x, p], [y])
-        return y
-
     def _reshape(self, x: Act, out_shape, name: str) -> int:
-        """RESHAPE in ONNX (NCHW) element order, with TRANSPOSEs around it where 4-D."""
+        """RESHAPE in ONNX (NCHW) element order, with TRANSPOSEs around it where 4-D
+        (`compiler.tflite.layout.permute`: a RESHAPE where only length-1 axes move)."""
         xt = x.tensor
         if len(x.shape) == 4 and not (x.shape[2] == x.shape[3] == 1 or x.shape[1] == 1):
-            xt = self._transpose(xt, (0, 3, 1, 2), f"{name}/nchw")
+            xt = permute(self.g, xt, TO_NCHW, f"{name}/nchw")
         reorder = len(out_shape) == 4 and not (out_shape[2] == out_shape[3] == 1
                                                or out_shape[1] == 1)
         shape = tuple(out_shape) if reorder else nhwc(out_shape)
@@ -160,7 +169,7 @@ class _Walker(QDQGraphWalker):
         opts = schema.ReshapeOptionsT()
         opts.newShape = list(shape)
         self.g.op("RESHAPE", [xt, s], [y], opts)
-        return self._transpose(y, (0, 2, 3, 1), name) if reorder else y
+        return permute(self.g, y, TO_NHWC, name) if reorder else y
 
     # ---- nodes ---------------------------------------------------------------------------
     def float_op(self, node: onnx.NodeProto, ins: list, a: dict) -> FloatOp:
@@ -204,8 +213,7 @@ class _Walker(QDQGraphWalker):
             return [self.quantize(node)]
         if node.op_type == "Clip" and isinstance(ins[0], QAct):
             return [self.clip_int(node, ins[0], a)]
-        if node.op_type in ("Identity", "MaxPool", "Reshape", "Flatten") and isinstance(
-                ins[0], Act):
+        if node.op_type in _MOVE_OPS and isinstance(ins[0], Act):
             return [self.move(node, ins[0], a)]
         if node.op_type == "Identity":
             return [ins[0]]
@@ -240,8 +248,7 @@ class _Walker(QDQGraphWalker):
 
 
 #: ONNX ops outside DQ → op → Q groups that the walk handles itself.
-_WALK_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "Identity", "MaxPool", "Reshape",
-                       "Flatten"})
+_WALK_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"}) | _MOVE_OPS
 
 
 def unsupported_ops(model) -> list[str]:

@@ -16,7 +16,8 @@ TFLite op that matches the reference's arithmetic:
   the input zero point);
 * add / sub / mul: ADD / SUB / MUL (with broadcasting and a fused activation);
 * concat: CONCATENATION, each input first rescaled (QUANTIZE) to the output's quantization;
-* pools: MEAN over H, W for GlobalAveragePool, AVERAGE_POOL_2D for AveragePool.
+* pools: MEAN over H, W for GlobalAveragePool, AVERAGE_POOL_2D for AveragePool (in
+  int16 between two QUANTIZEs when the output scale is less than half the input's).
 
 Resize, requantize and the element-wise functions of one tensor are in
 `compiler.tflite.unary`; `compiler.tflite.groups` tries the kinds in order.
@@ -256,6 +257,8 @@ def emit_avg_pool(g: Graph, value, out: OutQuant, name: str) -> int | None:
                 "nor VALID; use symmetric 'same' padding or count_include_pad=1")
         xt = pad(g, xt, explicit or ((pads[0], pads[2]), (pads[1], pads[3])), name)
         padding = _PAD.VALID
+    if x.s > 2.0 * out.scale:
+        return _avg_pool_int16(g, xt, inner, padding, qmin, qmax, out, name)
     same_quant = x.quant == tflite_quant(out)
     act = fused_activation(qmin, qmax, out, what) if same_quant else _ACT.NONE
     if not same_quant and (qmin, qmax) != (-128, 127):
@@ -270,3 +273,31 @@ def emit_avg_pool(g: Graph, value, out: OutQuant, name: str) -> int | None:
     opts.filterHeight, opts.filterWidth = kernel
     g.op("AVERAGE_POOL_2D", [xt], [y], opts)
     return requantize(g, y, tflite_quant(out), name)
+
+
+def _avg_pool_int16(g: Graph, xt: int, pool, padding: int, qmin: int, qmax: int,
+                    out: OutQuant, name: str) -> int:
+    """AveragePool through int16: QUANTIZE to ``s_x / 128``, AVERAGE_POOL_2D, QUANTIZE.
+
+    Used when the output scale is much finer than the input's: an int8 AVERAGE_POOL_2D
+    rounds the mean to an input LSB, which the QUANTIZE after it would magnify to
+    several output LSBs (TopFormer's token pooling). At ``s_x / 128`` (int16, zero point
+    0: ``|q − zp| · 128 ≤ 32640``) the mean keeps 7 more bits, so the result is within
+    1 LSB of the reference's single rounding; every op stays on the Ethos-U NPU.
+    """
+    if (qmin, qmax) != (-128, 127):
+        raise UnsupportedOpError(f"{pool.describe()}: a ReLU/Clip after an AveragePool that "
+                                 "changes the quantization; drop the activation")
+    src = g.tensors[xt]
+    wide = Quant.per_tensor(src.quant.s / 128.0, 0)
+    x16 = g.tensor(f"{name}/int16", src.shape, "int16", wide)
+    g.op("QUANTIZE", [xt], [x16])
+    y16 = g.tensor(f"{name}/pool", nhwc(pool.out_shape), "int16", wide)
+    opts = schema.Pool2DOptionsT()
+    opts.padding, opts.fusedActivationFunction = padding, _ACT.NONE
+    opts.strideH, opts.strideW = pool.attrs["strides"]
+    opts.filterHeight, opts.filterWidth = pool.attrs["kernel_shape"]
+    g.op("AVERAGE_POOL_2D", [x16], [y16], opts)
+    y = g.tensor(name, nhwc(pool.out_shape), "int8", tflite_quant(out))
+    g.op("QUANTIZE", [y16], [y])
+    return y

@@ -5,7 +5,8 @@
 * requantize: QUANTIZE (int8 → int8), nothing when the quantization is unchanged;
 * tables: LOGISTIC (+ QUANTIZE from its fixed 1/256, −128 output), HARD_SWISH (also for
   ``x · HardSigmoid(x)``, HardSwish as opset 13 exports it), RELU, RELU6 and
-  RELU_N1_TO_1 (+ QUANTIZE: TFLite Micro clamps them without rescaling).
+  RELU_N1_TO_1 (+ QUANTIZE: TFLite Micro clamps them without rescaling); HardSigmoid
+  (TFLite has none) as an ADD with a fused RELU6 and a rescaling MUL.
 
 Each ``emit_*`` has the contract of `compiler.tflite.ops`.
 """
@@ -113,8 +114,37 @@ def _hard_swish_input(value) -> Act | None:
     return None
 
 
+def _hard_sigmoid(g: Graph, value, x: Act, out: OutQuant, name: str) -> int:
+    """``clip(α·x + β, 0, 1)`` as ADD(x, β/α) + RELU6-style clamp, then MUL by α.
+
+    TFLite has no HARD_SIGMOID. The ADD writes ``x + β/α`` at scale ``s_out / α`` with the
+    output's zero point, clamped to ``[0, 1/α]`` (RELU6 when 1/α is 6, TopFormer's
+    h-sigmoid), so its integers are already those of the result; the MUL by ``α``
+    (an int8 constant, multiplier 1) changes only the scale, and its rounding is exact.
+    """
+    alpha, beta = float(value.attrs.get("alpha", 0.2)), float(value.attrs.get("beta", 0.5))
+    if not np.isclose(1.0 / alpha, 6.0) or not np.isclose(beta / alpha, 3.0):
+        raise UnsupportedOpError(
+            f"{value.describe()}: HardSigmoid with alpha {alpha}, beta {beta} has no TFLite "
+            "int8 form; use PyTorch's hardsigmoid (alpha 1/6, beta 0.5)")
+    shape = nhwc(value.out_shape or x.shape)
+    wide = Quant.per_tensor(out.scale / alpha, out.zero_point)
+    offset = g.const(f"{name}/offset", np.full((1,) * len(shape), 127, np.int8), "int8",
+                     Quant.per_tensor(beta / alpha / 127.0, 0))
+    shifted = g.tensor(f"{name}/shifted", shape, "int8", wide)
+    opts = schema.AddOptionsT()
+    opts.fusedActivationFunction = schema.ActivationFunctionType.RELU6
+    g.op("ADD", [x.tensor, offset], [shifted], opts)
+    scale = g.const(f"{name}/alpha", np.full((1,) * len(shape), 127, np.int8), "int8",
+                    Quant.per_tensor(alpha / 127.0, 0))
+    y = g.tensor(name, shape, "int8", tflite_quant(out))
+    g.op("MUL", [shifted, scale], [y], schema.MulOptionsT())
+    return y
+
+
 def emit_table(g: Graph, value, out: OutQuant, name: str) -> int | None:
-    """Sigmoid → LOGISTIC, HardSwish → HARD_SWISH, Relu → RELU, Clip → RELU6 / RELU_N1_TO_1.
+    """Sigmoid → LOGISTIC, HardSwish → HARD_SWISH, HardSigmoid → ADD + MUL, Relu → RELU,
+    Clip → RELU6 / RELU_N1_TO_1.
 
     LOGISTIC has a fixed int8 output quantization (1/256, −128) and TFLite Micro's
     RELU6 / RELU_N1_TO_1 clamp without rescaling, so those run in their own
@@ -132,6 +162,8 @@ def emit_table(g: Graph, value, out: OutQuant, name: str) -> int | None:
         y = g.tensor(f"{name}/logistic", shape, "int8", Quant.per_tensor(1.0 / 256.0, -128))
         g.op("LOGISTIC", [x.tensor], [y])
         return requantize(g, y, tflite_quant(out), name)
+    if op == "HardSigmoid":
+        return _hard_sigmoid(g, value, x, out, name)
     if op in ("HardSwish", "Relu"):
         y = g.tensor(name, shape, "int8", tflite_quant(out))
         g.op({"HardSwish": "HARD_SWISH", "Relu": "RELU"}[op], [x.tensor], [y])

@@ -19,7 +19,8 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as sch
 from compiler.tflite.model import Graph
 
 #: Our dtype names → `schema.TensorType`.
-TENSOR_TYPES = {"int8": schema.TensorType.INT8, "int32": schema.TensorType.INT32,
+TENSOR_TYPES = {"int8": schema.TensorType.INT8, "int16": schema.TensorType.INT16,
+                "int32": schema.TensorType.INT32,
                 "float32": schema.TensorType.FLOAT32, "int64": schema.TensorType.INT64,
                 "int4": schema.TensorType.INT4}
 #: The highest builtin code the deprecated int8 field can hold (PLACEHOLDER_FOR_GREATER_OP_CODES).
