@@ -120,7 +120,7 @@ def test_every_registered_target_has_latency_coefficients():
 
 def test_models_planning_alike_share_reports_and_others_do_not(monkeypatch):
     """A second search of the same subnets in one process plans nothing again."""
-    from qanas.search import sram as sram_module
+    from qanas.cost import sram as sram_module
 
     planned = []
 
