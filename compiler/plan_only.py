@@ -3,8 +3,9 @@
 `plan_model_memory` runs the steps of `compiler.pipeline` that `compile_model` runs
 (import → lower → techniques → fuse → plan → kernel scratch → memory plan), with the
 kernel scratch read from the lowered TIR (`compiler.workspace`) instead of built C, and
-returns a `MemoryReport`. Operator legalizations are remembered across calls
-(`compiler.legalize_memo`; the fused module is structurally equal to the compiler's). Its arena equals the compiled arena byte for byte; the search
+returns a `MemoryReport`. Operator legalizations and TE kernels are remembered across
+calls (`compiler.legalize_memo`, `compiler.te_memo`; the fused module is structurally
+equal to the compiler's). Its arena equals the compiled arena byte for byte; the search
 uses it as its SRAM objective.
 
 Example:
@@ -21,6 +22,7 @@ from compiler.memory import MemoryPlan
 from compiler.pipeline import CompileOptions, LoweredModel, lower_model, plan_lowered
 from compiler.plan import ExecutionPlan
 from compiler.stage_times import stage
+from compiler.te_memo import TeMemo
 from compiler.techniques import TechniqueUse
 from compiler.workspace import ScratchCache, kernel_scratch
 from targets import Target, get_target
@@ -94,6 +96,9 @@ def memory_report(lowered: LoweredModel, plan: ExecutionPlan, memory: MemoryPlan
 PROCESS_LEGALIZE_MEMO = LegalizeMemo()
 """The legalizations `plan_model_memory` remembers across calls in this process."""
 
+PROCESS_TE_MEMO = TeMemo()
+"""The TE kernels `plan_model_memory` remembers across calls in this process."""
+
 
 def plan_model_memory(model, target: str | Target = "host",
                       options: CompileOptions | None = None,
@@ -122,8 +127,10 @@ def plan_model_memory(model, target: str | Target = "host",
     """
     target = get_target(target) if isinstance(target, str) else target
     options = (options or CompileOptions()).for_target(target)
-    lowered = lower_model(model, options, measure_unfused,
-                          legalize_memo if legalize_memo is not None else PROCESS_LEGALIZE_MEMO)
+    with PROCESS_TE_MEMO.active():
+        lowered = lower_model(model, options, measure_unfused,
+                              legalize_memo if legalize_memo is not None
+                              else PROCESS_LEGALIZE_MEMO)
     with stage("kernel scratch"):  # its kernels' schedules are a stage of their own
         scratch = kernel_scratch(lowered.fused, lowered.kernels, dict(target.tvm_target),
                                  schedule=options.schedule, cache=scratch_cache)

@@ -64,7 +64,9 @@ def dtype_of(expr: relax.Expr) -> str:
 
 def shape_of(expr: relax.Expr) -> tuple[int, ...]:
     """The static shape of a tensor-typed expression."""
-    return tuple(int(d) for d in expr.ty.shape)
+    shape = expr.ty.shape
+    # a ShapeExpr's own indexing is a Python wrapper per element; its values Array is not
+    return tuple(int(d) for d in (shape.values if isinstance(shape, relax.ShapeExpr) else shape))
 
 
 def const_value(expr: relax.Expr) -> np.ndarray | None:

@@ -61,6 +61,7 @@ from compiler.passes.offload_patch_stage import patch_stage_call
 from compiler.passes.offload_resize import FUNCTION as RESIZE_FUNCTION
 from compiler.passes.offload_resize import nchw_output, resize_call
 from compiler.passes.resize_kernels import kernel_tag
+from compiler.te_memo import emit_te
 
 TO_NHWC = (0, 2, 3, 1)
 TO_NCHW = (0, 3, 1, 2)
@@ -609,9 +610,9 @@ class _Offloader(PyExprMutator):
         args += [relax.const(c) for c in found.constants]
         nchw_shape = (found.out_shape[0], found.out_shape[3], *found.out_shape[1:3])
         same_bytes = found.out_nhwc and _same_bytes_in_nhwc(nchw_shape)
-        out = self.builder_.emit_te(_extern, *args, function=found.call.function,
-                                    out_shape=nchw_shape if same_bytes else found.out_shape,
-                                    primfunc_name_hint=found.call.function)
+        out = emit_te(self.builder_, _extern, *args, function=found.call.function,
+                      out_shape=nchw_shape if same_bytes else found.out_shape,
+                      primfunc_name_hint=found.call.function)
         gv = self.builder_.lookup_binding(out).args[0]
         self.builder_.update_func(gv, self.builder_.get()[gv].with_attr(
             LIBRARY_ATTR, found.call.to_json()))

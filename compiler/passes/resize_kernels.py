@@ -23,6 +23,7 @@ import numpy as np
 from tvm import relax, te, tirx
 
 from compiler import int8
+from compiler.te_memo import emit_te
 
 KERNEL_ATTR = "qanas.kernel"
 """PrimFunc attribute of the kernels emitted with `emit_kernel`: a JSON tag saying what
@@ -200,9 +201,10 @@ def emit_kernel(bb, te_func, *args, name: str, tag: dict, **kwargs):
     """``bb.emit_te(te_func, *args)`` as a PrimFunc named ``name`` carrying ``tag``.
 
     ``tag`` (JSON-serialisable) is stored as the PrimFunc attribute `KERNEL_ATTR`, so a
-    later pass can recognise the kernel (`kernel_tag`) and rebuild or fuse it.
+    later pass can recognise the kernel (`kernel_tag`) and rebuild or fuse it. The
+    PrimFunc comes from the active `compiler.te_memo.TeMemo` when met before.
     """
-    var = bb.emit_te(te_func, *args, primfunc_name_hint=name, **kwargs)
+    var = emit_te(bb, te_func, *args, primfunc_name_hint=name, **kwargs)
     call = bb.lookup_binding(var)
     gv = call.args[0]
     bb.update_func(gv, bb.get()[gv].with_attr(KERNEL_ATTR, json.dumps(tag, sort_keys=True)))
