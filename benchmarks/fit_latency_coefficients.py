@@ -1,7 +1,7 @@
 """Re-fit the analytic latency coefficients (`targets.latency`) per target from QEMU counts.
 
 For squeezenas-small subnets at 64x128 (6 classes, the demo's export,
-`tests.firmware_util.export_subnet`) and each MCU target in `--targets`, each subnet is
+`tests.support.firmware_util.export_subnet`) and each MCU target in `--targets`, each subnet is
 compiled (the default ``--optimise size``: fused inverted residuals, the kernel library)
 and run once per layer in QEMU ``-icount shift=0`` through the runner `qanas bench
 --per-layer` uses (`qanas.bench.runners.make_runner`, ``per_layer=True``): retired
@@ -55,7 +55,7 @@ def profile_subnet(onnx_path: Path, target_name: str, optimise: str, work: Path)
     from compiler.driver import compile_model
     from qanas.bench.runners import make_runner
     from targets import get_target
-    from tests.firmware_util import inputs_and_reference
+    from tests.support.firmware_util import inputs_and_reference
 
     target = get_target(target_name)
     result = compile_model(str(onnx_path), target_name, work, optimise=optimise, force=True)
@@ -108,7 +108,7 @@ def collect(configs: list[tuple[str, str]], targets: list[str], optimise: str,
             runs_path: Path) -> dict:
     """Profiles every (target, config) missing from `runs_path`, saving after each one."""
     from compiler.version import KERNEL_GENERATION
-    from tests.firmware_util import export_subnet
+    from tests.support.firmware_util import export_subnet
 
     runs = json.loads(runs_path.read_text()) if runs_path.is_file() else {}
     if runs and runs.get("kernel_generation") != KERNEL_GENERATION:

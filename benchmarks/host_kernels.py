@@ -1,6 +1,6 @@
 """Host time of kernel-library calls, the working tree against another revision.
 
-Each kernel call is a `KernelCase` of tests/kernel_library_util.py (seeded data, NumPy
+Each kernel call is a `KernelCase` of tests/support/kernel_library_util.py (seeded data, NumPy
 reference output): the depthwise shapes of squeezenas-small's seed subnet at 64x128
 (3x3 on 4x8x96, 3x3 dilation 2 on 8x16x96, 5x5 on 8x16x144, 3x3 stride 2 on 16x32x96,
 as in benchmarks/mcu_kernels.py) and issue 12's 3x3 depthwise on 48x48x64. The kernel
@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SHAPES = {  # name → case factory arguments (tests.kernel_library_util.conv_case)
+SHAPES = {  # name → case factory arguments (tests.support.kernel_library_util.conv_case)
     "dw3x3_4x8": dict(h=4, w=8, cin=96),
     "dw3x3d2_8x16": dict(h=8, w=16, cin=96, dilation=2, pads=(2, 2, 2, 2)),
     "dw5x5_8x16": dict(h=8, w=16, cin=144, k=5, pads=(2, 2, 2, 2)),
@@ -42,7 +42,7 @@ C_TYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t"}
 
 def cases(names: list[str], seed: int = 0) -> list:
     """The `KernelCase` of each named shape (scales below 0.25, as in trained convs)."""
-    from tests.kernel_library_util import conv_case
+    from tests.support.kernel_library_util import conv_case
 
     rng = np.random.default_rng(seed)
     return [conv_case(n, rng, cout=0, depthwise=True, wide=0, **SHAPES[n]) for n in names]
@@ -124,7 +124,7 @@ def build(case, kernels: Path, work: Path) -> Path:
 
 def measure(names: list[str], base: str | None, rounds: int, calls: int) -> dict:
     """{(build, case): [ns per call per round]}; raises if an output is not bit-exact."""
-    from tests.kernel_library_util import fnv1a32
+    from tests.support.kernel_library_util import fnv1a32
 
     builds = {"tree": None, **({"base": base} if base else {})}
     times: dict = {}

@@ -4,7 +4,7 @@ Squeezenas-small-like layers at 16×32 NHWC: a pointwise expand (16 → 96) and 
 (96 → 24), a 3×3 conv (32 → 32) and a 3×3 stride-2 stem-like conv (16 → 32). Each runs
 once as ``qanas_pointwise_conv_s4`` / ``qanas_conv2d_s4`` (weights packed two per byte)
 and once as the int8 kernel on the same integer weights stored a byte each (same output);
-one bare-metal driver per target (tests/kernel_library_util.py) brackets every call by
+one bare-metal driver per target (tests/support/kernel_library_util.py) brackets every call by
 SysTick reads under QEMU ``-icount shift=0`` and every output is checked bit-exact
 against the NumPy reference. Printed: MAC per instruction of both, their ratio (the goal
 of issue 16: int4 ≥ 0.8× int8) and the weight bytes of both. JSON to
@@ -40,8 +40,8 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "mcu_int4.json"
 def measure(targets: list[str], work: Path, seed: int = 0) -> list[dict]:
     """One row per layer and target."""
     from compiler.kernels import isa_for_cpu
-    from tests import kernel_library_util as driver
-    from tests.kernel_s4_util import int8_twin, s4_conv_case
+    from tests.support import kernel_library_util as driver
+    from tests.support.kernel_s4_util import int8_twin, s4_conv_case
 
     rows = []
     for target in targets:

@@ -5,7 +5,7 @@ residual add) and ``k3s2`` (16 → 96 → 24, 3×3 stride 2; a block that change
 residual). Each runs once as `qanas_inverted_residual_s8` and once as the unfused chain of
 library kernels on the same shapes: `qanas_pointwise_conv_s8` (expand),
 `qanas_depthwise_conv2d_s8`, `qanas_pointwise_conv_s8` (project) and, with a residual,
-`qanas_add_s8`. One bare-metal driver per target (tests/kernel_library_util.py) brackets
+`qanas_add_s8`. One bare-metal driver per target (tests/support/kernel_library_util.py) brackets
 every call by SysTick reads under QEMU ``-icount shift=0``; every output is checked
 bit-exact against the NumPy reference. Printed: MAC per instruction of both (the same
 MACs: expand + depthwise + project), the fused/unfused instruction ratio, and the fused
@@ -37,8 +37,8 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "mcu_irb.json"
 
 def block_cases(name: str, spec: dict, rng: np.random.Generator, isa: str) -> list:
     """The fused case, then the unfused kernels of the same shapes (seeded data)."""
-    from tests.kernel_irb_util import irb_case
-    from tests.kernel_library_util import conv_case, elementwise_case, pointwise_case
+    from tests.support.kernel_irb_util import irb_case
+    from tests.support.kernel_library_util import conv_case, elementwise_case, pointwise_case
 
     fused = irb_case(name, rng, checked=False, wide=0, isa=isa, **spec)
     h, w, cin, ce, cout = spec["h"], spec["w"], spec["cin"], spec["expanded"], spec["cout"]
@@ -60,7 +60,7 @@ def block_cases(name: str, spec: dict, rng: np.random.Generator, isa: str) -> li
 def measure(targets: list[str], work: Path, seed: int = 0) -> list[dict]:
     """One row per block and target."""
     from compiler.kernels import irb, isa_for_cpu
-    from tests import kernel_library_util as driver
+    from tests.support import kernel_library_util as driver
 
     rows = []
     for target in targets:

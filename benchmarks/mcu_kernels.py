@@ -8,7 +8,7 @@ Two sets of kernels:
   maps of squeezenas-small's seed subnet at 64×128 (depthwise 3×3 on 4×8×96, 3×3
   dilation 2 on 8×16×96, 5×5 on 8×16×144, 3×3 stride 2 on 16×32×96, "same" padding;
   pointwise 4×8×96→16 and 8×16×16→96; no CMSIS-NN anchor: null) are run by a
-  bare-metal driver (tests/kernel_library_util.py) on cortex-m4 / cortex-m7 (DSP path)
+  bare-metal driver (tests/support/kernel_library_util.py) on cortex-m4 / cortex-m7 (DSP path)
   and cortex-m55 (Helium path); each kernel call is bracketed by SysTick reads, so its
   instruction count excludes everything else. Outputs are checked bit-exact against the
   NumPy integer reference (FNV-1a hash of every output byte). Printed beside the
@@ -98,7 +98,7 @@ def measure(targets: list[str], work: Path, schedule: bool = True) -> list[dict]
     from runtime.runners.base import read_io
     from runtime.runners.firmware_base import HostReferenceRunner
     from runtime.runners.qemu import QemuRunner
-    from tests.qdq_models import brevitas_conv_model
+    from tests.support.qdq_models import brevitas_conv_model
 
     rows = []
     for name, geom in CONVS.items():
@@ -126,7 +126,7 @@ def measure(targets: list[str], work: Path, schedule: bool = True) -> list[dict]
 def library_cases(seed: int = 0, isa: str = "dsp") -> list:
     """The library's `KernelCase` of each shape (seeded data; scales that keep outputs in
     range, all below 0.25 as in trained convs; weights packed for ``isa``)."""
-    from tests.kernel_library_util import conv_case, pointwise_case
+    from tests.support.kernel_library_util import conv_case, pointwise_case
 
     rng = np.random.default_rng(seed)
     cases = []
@@ -144,7 +144,7 @@ def library_cases(seed: int = 0, isa: str = "dsp") -> list:
 def measure_library(targets: list[str], work: Path, seed: int = 0) -> list[dict]:
     """Builds the driver for each target, runs it in QEMU and returns one row per shape."""
     from compiler.kernels import isa_for_cpu
-    from tests.kernel_library_util import (
+    from tests.support.kernel_library_util import (
         build_firmware,
         check_results,
         parse_driver_output,

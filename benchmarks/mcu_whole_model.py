@@ -1,7 +1,7 @@
 """Whole-model instructions on QEMU (-icount): TVM kernels vs the int8 kernel library.
 
 For squeezenas-small's ``seed`` and ``min`` subnets at 64×128 (6 classes, seeded weights
-and calibration, `tests.firmware_util.export_subnet`: the demo's export), each target in
+and calibration, `tests.support.firmware_util.export_subnet`: the demo's export), each target in
 `--targets` and each ``--optimise`` mode, the subnet is compiled twice, with every kernel
 TVM's (``library=False``, kernel generation 2) and with the library offload
 (`compiler.passes.offload_kernels`, the default), run once in QEMU with
@@ -44,7 +44,7 @@ def run_one(onnx_path: Path, target: str, optimise: str, library: bool, work: Pa
     from compiler.driver import compile_model
     from runtime.runners.firmware_base import HostReferenceRunner
     from runtime.runners.qemu import QemuRunner
-    from tests.firmware_util import inputs_and_reference
+    from tests.support.firmware_util import inputs_and_reference
 
     result = compile_model(str(onnx_path), target, work / "project", optimise=optimise,
                            library=library, force=True)
@@ -59,7 +59,7 @@ def run_one(onnx_path: Path, target: str, optimise: str, library: bool, work: Pa
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tests.firmware_util import export_subnet
+    from tests.support.firmware_util import export_subnet
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--which", nargs="+", default=["seed", "min"])

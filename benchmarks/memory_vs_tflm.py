@@ -6,7 +6,7 @@ seeded random weights, Brevitas calibration on seeded random batches:
 and int8 TFLite (`compiler.tflite.export_tflite`, the same int8 graph), then:
 
 * **ours**: `compiler.plan_only.plan_model_memory` for the host target in ``size`` and
-  ``speed`` mode (the compiled arena byte for byte, `tests/test_plan_only.py`), and
+  ``speed`` mode (the compiled arena byte for byte, `tests/compiler/test_plan_only.py`), and
   ``size`` with ``--output argmax``; with the layer-wise bound of the unfused graph, the
   bound of the chosen schedule, the techniques and the extra MACs (also as a share of the
   subnet's MACs, `layer_specs`), and the plan-only time (export excluded);

@@ -5,7 +5,7 @@ TIR pipeline and prints C; the scratch it needs is read from the
 ``TVMBackendAllocWorkspace(dev, id, nbytes, ...)`` calls of that C. `kernel_scratch` runs
 the same schedule and the same TIR pipeline (`tvm.tirx.build` up to, not including, the
 code generator) and reads the same calls in the lowered TIR, so the sizes are those of
-the compiled kernels byte for byte (`tests/test_plan_only.py` compares the arenas). One
+the compiled kernels byte for byte (`tests/compiler/test_plan_only.py` compares the arenas). One
 step is left out: a fused inverted residual's ring of expanded rows (``ring=False`` of
 `schedule_kernel`), a TVMScript round trip that changes no buffer size.
 

@@ -6,7 +6,7 @@ that builds Cortex-M firmware for every target with a ``port`` leaves it alone.
 
 Each target names Vela's accelerator configuration and a system configuration and memory
 mode of Vela's bundled ``Arm/vela.ini``; ``clock_hz`` is that system configuration's
-``core_clock`` (`tests/test_npu_targets.py` reads the ini and checks it), so Vela's NPU
+``core_clock`` (`tests/targets/test_npu_targets.py` reads the ini and checks it), so Vela's NPU
 cycles / ``clock_hz`` is Vela's own inference-time estimate. The memory regions are a
 representative board's, to budget the search:
 

@@ -1,11 +1,17 @@
-"""Shared pytest setup: quiet progress bars, one torch thread, toolchain checks that fail in CI."""
+"""Shared pytest setup and the fixtures more than one test module uses.
+
+Quiet progress bars, one torch thread, the summary of refused ONNX conformance cases;
+helper modules are in tests/support/."""
 
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
+
+from qanas.search import job as search_job
+from qanas.space import get_space
+from tests.support.fakes import SIZE, FakeScorer
 
 os.environ.setdefault("QANAS_QUIET", "1")
 
@@ -19,21 +25,6 @@ def pytest_configure(config):
         pass
 
 
-def require_tools(*tools: str) -> None:
-    """Fails (in CI) or skips (locally) when a native tool is missing.
-
-    CI must never skip silently: `.ci/run` installs the toolchains, so a missing
-    tool there is a broken CI setup and the test fails.
-    """
-    missing = [t for t in tools if shutil.which(t) is None]
-    if not missing:
-        return
-    message = f"missing tools {missing}; install them with `make toolchains`"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def pytest_terminal_summary(terminalreporter):
     """Lists the ONNX conformance cases qanas refused, with the reason, so gaps are visible."""
     refused = sorted(value for report in terminalreporter.stats.get("passed", [])
@@ -43,3 +34,24 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section(f"ONNX conformance: {len(refused)} cases refused")
         for line in refused:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def fake_scorer(monkeypatch):
+    space = get_space("squeezenas-small")
+    scorer = FakeScorer(space)
+
+    def build(args):
+        return search_job.ScorerSetup(scorer, space, 4, SIZE, "f" * 64,
+                                      {"fake": True, "seed": args.seed})
+
+    monkeypatch.setattr(search_job, "build_scorer", build)
+    return scorer
+
+
+@pytest.fixture
+def any_extra_macs(monkeypatch):
+    """Lifts the bound on extra MACs: halos are a large share of a tiny model's MACs."""
+    from compiler.passes import patch_stage
+
+    monkeypatch.setattr(patch_stage, "MAX_EXTRA_MACS", 10.0)

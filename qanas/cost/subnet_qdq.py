@@ -15,7 +15,7 @@ sizes, as `qanas.quant.export` folds them).
 
 Scope: the modules and functions the search spaces' subnets use (`SUPPORTED`), 8-bit
 activations and weights with zero points 0. Anything else raises `UnsupportedGraph`,
-and the caller exports through Brevitas instead. `tests/test_subnet_qdq.py` checks,
+and the caller exports through Brevitas instead. `tests/qanas/search/test_subnet_qdq.py` checks,
 on subnets of every space, that the graph equals Brevitas's export operator for
 operator, attribute for attribute and scale for scale, and that the compiler plans the
 same arena from both.
@@ -403,7 +403,7 @@ def qcdq_from_lean(lean, input_shape: tuple[int, ...]):
     """The same graph as `qcdq_from_graph`, from `qanas.quant.quantize_fast`'s model.
 
     `QuantGraphModel` places the same quantizers as `quantize_model`, shares the same
-    scales and calibrates them bit for bit alike (`tests/test_quant_graph.py`), without
+    scales and calibrates them bit for bit alike (`tests/qanas/quant/test_quant_graph.py`), without
     building a Brevitas module: no Brevitas time at all.
 
     Args:

@@ -2,8 +2,8 @@
 
 Which convs are searchable and what their weights cost is `qanas.space.layer_bits` (layer
 descriptors only); this module maps those choices onto an extracted model's conv modules,
-which `SearchSpace.layer_specs` lists in the same definition order (`tests/test_bits_space.py`
-checks it on every space).
+which `SearchSpace.layer_specs` lists in the same definition order
+(`tests/qanas/space/test_bits_space.py` checks it on every space).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ rules:
 
 Where Brevitas shares a module, `scaling_impl` or `tensor_quant`, the graph shares the
 `QuantModule`, `ScaleGroup` or `ActQuantizer`. The result is evaluated by
-`qanas.quant.quant_model.QuantGraphModel`; `tests/test_quant_graph.py` checks the
+`qanas.quant.quant_model.QuantGraphModel`; `tests/qanas/quant/test_quant_graph.py` checks the
 quantization points and their sharing against Brevitas on subnets of every space.
 
 Graphs with anything outside this vocabulary raise `UnsupportedGraph`; callers then

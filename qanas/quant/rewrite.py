@@ -17,7 +17,7 @@ arguments; only the bookkeeping changes:
   each GraphModule touched is recompiled and linted once on exit.
 
 The exported ONNX of a subnet is the same op sequence with the same quantization
-parameters with or without it (`tests/test_quant_brevitas.py` checks this).
+parameters with or without it (`tests/qanas/quant/test_quant_brevitas.py` checks this).
 
 Subnet scoring no longer builds Brevitas models (`qanas.quant.quant_graph`); what still
 calls `quantize_model` per subnet (the QDQ export, latency-table measurement, QAT, the

@@ -8,7 +8,7 @@ fraction. The batches are materialised once (`cache_batches`) so that scoring ma
 subnets re-reads no data: `SubnetScorer` holds them.
 
 Two engines quantize, with the same result (bit-identical logits, tested in
-`tests/test_quant_graph.py`): "lean" (the default) plans the quantized graph of the
+`tests/qanas/quant/test_quant_graph.py`): "lean" (the default) plans the quantized graph of the
 subnet (`qanas.quant.quant_graph`) and runs it in plain torch ops
 (`qanas.quant.quant_model`), about 5x cheaper per subnet; "brevitas" builds the
 Brevitas model (`quantize_model` + `calibrate`), which is also what `quantize`

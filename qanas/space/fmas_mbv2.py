@@ -9,7 +9,7 @@ branch, 256 wide, no atrous branches, as DeepLab's MobileNetV2 models; the
 DeepLabV3+ decoder with a 48-channel 1x1 of the 24-channel group's output and one
 depthwise-separable 3x3). FMAS subsamples DeepLabV3+; its reported costs (seed
 9.73 GMACs / 2.14 M parameters at 513×513, 21 classes) fit this head on
-MobileNetV2 at output stride 8 (`tests/test_space_fmas.py` checks them).
+MobileNetV2 at output stride 8 (`tests/qanas/space/test_space_fmas.py` checks them).
 
 Decisions (25), in order:
 

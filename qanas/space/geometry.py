@@ -46,7 +46,7 @@ def check_image_size(space, image_size, flag: str = "--image-size") -> tuple[int
     Below it even the least downsampling subnet's deepest feature maps are mostly
     padding (a 1x1 image "trains" and scores, meaninglessly). Sizes that are not multiples of the stride are
     accepted: every registered decoder resizes to its skip connection's size and
-    the output to the input's (`tests/test_train_cli.py` runs an odd size).
+    the output to the input's (`tests/qanas/train/test_train_cli.py` runs an odd size).
 
     Returns:
         The size as a tuple of two ints.

@@ -18,7 +18,7 @@ bit but save no flash and run no int4 kernel (`int4_kernel_layers`: the one rule
 flash here and the latency model, `qanas.cost.int4_latency`, share).
 
 Conv layers are taken in definition order, which `SearchSpace.layer_specs` and the
-extracted subnet's ``named_modules()`` share (`tests/test_bits_space.py` checks it on
+extracted subnet's ``named_modules()`` share (`tests/qanas/space/test_bits_space.py` checks it on
 every space), so a bit width chosen from the layer descriptors names the same layer
 of the model.
 

@@ -1,0 +1,200 @@
+"""The int8 resize of the kernel library (qanas_resize_s8) against the NumPy reference.
+
+Each case feeds the C kernel the compiler's tables (`compiler.passes.resize_spec`) and
+compares with the reference's own derivation (`compiler.reference.kernels`: exact source
+coordinates, separable int64 lerps, `compiler.int8.requantize`): bilinear in every
+coordinate mode (2×, 4×, 8× and odd-ratio upsamples, a downsample), nearest in every
+rounding mode with and without a rescale, NHWC and NCHW output, clamps other than int8's,
+requantization shifts on both sides of −2, power-of-two scales (exact ties), channel
+counts that split into blocks and outputs wider than one column band. One driver per ISA path: host (default,
+forced portable C, AVX2), sanitizers, NEON (qemu-aarch64), DSP (cortex-m4), Helium
+(cortex-m55) and a core without DSP (cortex-m3).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compiler import int8
+from compiler.kernels import isa_for_cpu
+from compiler.passes.resize_spec import ResizeSpec
+from compiler.reference import kernels as ref
+from tests.support.kernel_library_util import (
+    KernelCase,
+    build_native,
+    build_sanitized,
+    check_results,
+    host_has_avx2,
+    parse_driver_output,
+    run_aarch64,
+    run_cortex_m,
+)
+from tests.support.tools import require_tools
+
+SEED = 20262
+
+
+def resize_case(name: str, rng: np.random.Generator, *, h: int, w: int, c: int, out_hw,
+                method: str = "linear", mode: str = "half_pixel",
+                nearest_mode: str = "round_prefer_floor", nchw: bool = False,
+                rescale: bool = True, relu: bool = False, gain: float | None = None) -> KernelCase:
+    """One `qanas_resize_s8` call: tables from `ResizeSpec`, expected output from the
+    reference; ``gain`` is s_x / s_y (random in [0.3, 0.7) when None; a power of two
+    makes exact ties; its multiplier's shift is −2 or below when < 0.25 for nearest,
+    always for bilinear's s_x / (s_y D) of a small gain)."""
+    ho, wo = out_hw
+    gain = float(rng.uniform(0.3, 0.7)) if gain is None else gain
+    x = rng.integers(-128, 128, (1, c, h, w)).astype(np.int8)
+    zx, zy = int(rng.integers(-100, 100)), int(rng.integers(-20, 20))
+    qmin, qmax = (max(-128, zy), 127) if relu else (-128, 127)
+    spec = ResizeSpec.from_sizes(method, mode, nearest_mode, (h, w), out_hw)
+    centred = x.astype(np.int64) - zx
+    if method == "linear":
+        (rows, dh), (cols, dw) = spec.linear_table(0), spec.linear_table(1)
+        taps_h, taps_w = ref.linear_taps(h, ho, mode), ref.linear_taps(w, wo, mode)
+        acc = ref.lerp(ref.lerp(centred, 2, taps_h), 3, taps_w)
+        real = np.float64(gain) / (taps_h[4] * taps_w[4])
+        assert (dh, dw) == (taps_h[4], taps_w[4])
+    else:
+        rows, cols = spec.nearest_indices(0), spec.nearest_indices(1)
+        ri = ref.nearest_indices(h, ho, mode, nearest_mode)
+        ci = ref.nearest_indices(w, wo, mode, nearest_mode)
+        acc = centred[:, :, ri][:, :, :, ci]
+        real = np.float64(gain)
+    m, s = (int(v) for v in int8.quantize_multiplier(real))
+    if method == "nearest" and not rescale:
+        y = x[:, :, ri][:, :, :, ci]
+        m = s = 0
+    else:
+        y = int8.requantize(acc, m, s, zy, qmin, qmax)
+    p = "{p}"
+    params = (f"const qanas_resize_params_t {p}rp = {{{h}, {w}, {c}, {ho}, {wo}, "
+              f"{1 if method == 'linear' else 0}, {int(rescale)}, {int(nchw)}, {zx}, {m}, "
+              f"{s}, {zy}, {qmin}, {qmax}}};")
+    return KernelCase(name, f"qanas_resize_s8(&{p}rp, {p}rows, {p}cols, {p}input, {p}output)",
+                      {"input": x.transpose(0, 2, 3, 1), "rows": rows.astype(np.int32),
+                       "cols": cols.astype(np.int32)},
+                      y if nchw else y.transpose(0, 2, 3, 1), structs=[params])
+
+
+def resize_cases(seed: int = SEED) -> list[KernelCase]:
+    """The seeded cases every ISA build runs."""
+    rng = np.random.default_rng(seed)
+    grid = [
+        ("bilinear_x8_head", dict(h=8, w=16, c=6, out_hw=(64, 128))),
+        ("bilinear_x8_head_nchw", dict(h=8, w=16, c=6, out_hw=(64, 128), nchw=True)),
+        ("bilinear_x2", dict(h=5, w=7, c=24, out_hw=(10, 14))),
+        ("bilinear_x2_nchw_relu", dict(h=5, w=7, c=19, out_hw=(10, 14), nchw=True,
+                                       relu=True)),
+        ("bilinear_x4_align", dict(h=4, w=6, c=5, out_hw=(16, 24), mode="align_corners")),
+        ("bilinear_odd_asym", dict(h=5, w=6, c=3, out_hw=(13, 11), mode="asymmetric")),
+        ("bilinear_pytorch", dict(h=3, w=4, c=7, out_hw=(9, 10), mode="pytorch_half_pixel")),
+        ("bilinear_symmetric", dict(h=6, w=5, c=4, out_hw=(9, 8),
+                                    mode="half_pixel_symmetric")),
+        ("bilinear_down", dict(h=9, w=12, c=8, out_hw=(4, 5))),
+        ("bilinear_many_channels", dict(h=3, w=5, c=200, out_hw=(6, 10))),
+        ("bilinear_channel_blocks", dict(h=3, w=4, c=260, out_hw=(6, 8))),
+        ("bilinear_wide_input", dict(h=2, w=300, c=3, out_hw=(3, 450))),
+        ("bilinear_gain_high", dict(h=4, w=4, c=4, out_hw=(8, 8), gain=60.0)),
+        ("bilinear_ties", dict(h=4, w=5, c=6, out_hw=(8, 10), gain=0.5)),
+        ("bilinear_ties_nchw", dict(h=4, w=5, c=3, out_hw=(8, 20), gain=0.25, nchw=True)),
+        ("nearest_copy", dict(h=4, w=6, c=8, out_hw=(8, 12), method="nearest",
+                              rescale=False)),
+        ("nearest_copy_nchw", dict(h=4, w=6, c=8, out_hw=(8, 12), method="nearest",
+                                   rescale=False, nchw=True)),
+        ("nearest_rescale", dict(h=5, w=5, c=5, out_hw=(11, 7), method="nearest",
+                                 nearest_mode="round_prefer_ceil", gain=0.2)),
+        ("nearest_rescale_wide", dict(h=5, w=5, c=5, out_hw=(11, 7), method="nearest",
+                                      nearest_mode="floor", mode="asymmetric", gain=0.9)),
+        ("nearest_rescale_nchw", dict(h=3, w=4, c=150, out_hw=(6, 8), method="nearest",
+                                      nearest_mode="ceil", nchw=True, relu=True, gain=0.2)),
+        ("nearest_tf", dict(h=4, w=4, c=2, out_hw=(7, 9), method="nearest",
+                            mode="tf_half_pixel_for_nn", gain=0.15)),
+    ]
+    return [resize_case(name, rng, **spec) for name, spec in grid]
+
+
+def _assert_exact(text: str, cases: list[KernelCase], isa: str) -> None:
+    got_isa, results = parse_driver_output(text, cases)
+    assert got_isa == isa
+    assert check_results(cases, results) == []
+
+
+def test_cases_are_nontrivial():
+    """The reference outputs span many values (not one clamp) in every case."""
+    for case in resize_cases():
+        assert len(np.unique(case.expected)) > 3, case.name
+
+
+def _driver_output(path: str, cases: list[KernelCase], work: Path) -> tuple[str, str]:
+    """(stdout, expected ISA) of the driver built for ``path`` and run."""
+    if path.startswith("cortex-m"):
+        require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+        target, cpu = ("cortex-m4", "cortex-m3") if path == "cortex-m3" else (path, None)
+        return run_cortex_m(cases, work, target, cpu), isa_for_cpu(path)
+    if path == "aarch64":
+        require_tools("aarch64-linux-gnu-gcc", "qemu-aarch64")
+        return run_aarch64(cases, work), isa_for_cpu("native", aarch64=True)
+    if path == "avx2" and not host_has_avx2():
+        pytest.skip("this CPU has no AVX2")
+    flags = {"portable": ("-DQANAS_KERNELS_PORTABLE",), "avx2": ("-mavx2",)}.get(path, ())
+    exe = (build_sanitized(cases, work) if path == "sanitizers"
+           else build_native(cases, work, cflags=("-O2", "-std=c99", *flags)))
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    return out, path if path in flags else re.search(r"@ISA (\w+)", out).group(1)
+
+
+@pytest.mark.parametrize("path", [
+    "host", "portable", "avx2",
+    "sanitizers",  # AddressSanitizer + UBSan: no access outside an array, no overflow
+    pytest.param("aarch64", marks=pytest.mark.toolchain),
+    pytest.param("cortex-m4", marks=pytest.mark.toolchain),   # DSP
+    pytest.param("cortex-m55", marks=pytest.mark.toolchain),  # Helium
+    pytest.param("cortex-m3", marks=pytest.mark.toolchain),   # no DSP: portable C
+])
+def test_bit_exact_on_every_path(tmp_path: Path, path: str):
+    """Every instruction-set path's build gives the reference's bytes."""
+    cases = resize_cases()
+    out, isa = _driver_output(path, cases, tmp_path)
+    _assert_exact(out, cases, isa)
+
+
+def test_bad_arguments_are_refused(tmp_path: Path):
+    """A method the library does not know returns QANAS_ERROR_BAD_ARGUMENT."""
+    rng = np.random.default_rng(1)
+    good = resize_case("good", rng, h=2, w=3, c=2, out_hw=(4, 6))
+    bad_method = resize_case("bad_method", rng, h=2, w=3, c=2, out_hw=(4, 6))
+    bad_method.structs = [bad_method.structs[0].replace("{2, 3, 2, 4, 6, 1,",
+                                                        "{2, 3, 2, 4, 6, 7,")]
+    cases = [good, bad_method]
+    exe = build_native(cases, tmp_path)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    _, results = parse_driver_output(out, cases)
+    assert [r.status != 0 for r in results] == [False, True]
+
+
+def test_tie_free_rounding_is_the_reference_rounding():
+    """The resize's requantization without ties (qk_resize.c): with s = −shift − 1 ≥ 1 and
+    v2(m) < s, (hi(acc·m) + 2^(s−1)) >> s equals the reference's half-to-even rounding
+    of acc·m / 2^(32 + s) for every int32 accumulator, including the extremes and the
+    multiples of large powers of two where a tie would sit."""
+    rng = np.random.default_rng(7)
+    acc = np.concatenate([rng.integers(-2**31, 2**31, 20000),
+                          [-2**31, 2**31 - 1, 0, 1, -1],
+                          (rng.integers(-2**8, 2**8, 2000) << rng.integers(0, 23, 2000))])
+    acc = acc.astype(np.int64)
+    for s in (1, 2, 5, 12, 30):
+        for zeros in sorted({0, s // 2, s - 1}):
+            m = (int(rng.integers(2**(30 - zeros), 2**(31 - zeros))) | 1) << zeros
+            m = min(m, 2**31 - 2**zeros)
+            want = int8.rounding_right_shift(acc * m, 32 + s)
+            got = (((acc * m) >> 32) + (1 << (s - 1))) >> s
+            assert np.array_equal(got, want), (s, zeros)
+    m, s = 3 << 2, 2  # v2(m) = s: acc = -2^31 sits on a tie, the exact formula is needed
+    tie = np.int64(-2**31) * m
+    assert ((tie >> 32) + (1 << (s - 1))) >> s != int8.rounding_right_shift(tie, 32 + s)

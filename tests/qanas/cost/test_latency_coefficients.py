@@ -1,0 +1,173 @@
+"""The analytic latency coefficients: the committed fit, its loader and the fitting itself.
+
+The committed ``targets/latency_coefficients.json`` is measured on the compiler's kernels,
+so like the latency tables (`tests/qanas/cost/test_kernel_generation.py`) it must be of the current
+`compiler.version.KERNEL_GENERATION`; it is rebuilt with the command in its protocol.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from compiler.version import KERNEL_GENERATION
+from qanas.cost.latency_fit import FUSED_BLOCK, fit_target, step_rows
+from qanas.space import get_space
+from targets.latency import (
+    COEFFICIENTS_PATH,
+    HAND_PICKED,
+    LAYER_CLASSES,
+    LatencyCoefficients,
+    coefficients_for,
+    layer_class,
+    load_fitted,
+)
+
+SPACE, SIZE, CLASSES = "squeezenas-small", (64, 128), 6
+
+
+def test_committed_fit_is_of_the_current_kernel_generation():
+    protocol = json.loads(COEFFICIENTS_PATH.read_text())["protocol"]
+    assert protocol["kernel_generation"] == KERNEL_GENERATION, (
+        f"targets/latency_coefficients.json was fitted on kernel generation "
+        f"{protocol['kernel_generation']}, the compiler's is {KERNEL_GENERATION}: refit with "
+        f"{protocol['command']}")
+
+
+def test_loader_uses_the_committed_fit_and_marks_the_rest_hand_picked():
+    fitted = load_fitted()
+    assert {"cortex-m4", "cortex-m7", "cortex-m55"} <= set(fitted)
+    document = json.loads(COEFFICIENTS_PATH.read_text())["coefficients"]
+    for name, fit in document.items():
+        used = coefficients_for(name)
+        assert dict(used.macs_per_cycle) == fit["macs_per_cycle"]
+        assert used.bytes_per_cycle == fit["bytes_per_cycle"]
+        assert used.cycles_per_layer == fit["cycles_per_layer"]
+        assert used.rationale.startswith("fitted"), used.rationale
+    for name in set(HAND_PICKED) - set(document):
+        assert coefficients_for(name).rationale.startswith("hand-picked"), name
+
+
+def _linear_cost(layers, truth: LatencyCoefficients) -> float:
+    """The linearised model (MAC layers MAC-bound) that the fit assumes."""
+    total = 0.0
+    for layer in layers:
+        if layer.op == "act":
+            continue
+        cls = layer_class(layer)
+        if cls is None:
+            moved = layer.input_elements + layer.output_elements + layer.params
+            total += moved / truth.bytes_per_cycle
+        else:
+            total += layer.macs / truth.macs_per_cycle[cls]
+        total += truth.cycles_per_layer
+    return total
+
+
+def _synthetic_run(which: str, truth: LatencyCoefficients) -> dict:
+    """A profiled run whose steps cost exactly the linearised model of `truth`: one fused
+    step per block with an expansion and a depthwise layer, the rest as one step."""
+    space = get_space(SPACE)
+    config = space.resolve(which)
+    layers = space.layer_specs(config, SIZE, CLASSES)
+    blocks: dict[str, list] = {}
+    for layer in layers:
+        if layer.name.startswith("blocks.") and layer.name.count(".") >= 2:
+            blocks.setdefault(".".join(layer.name.split(".")[:2]), []).append(layer)
+    fused = {b for b, group in blocks.items()
+             if any(layer_class(x) == "depthwise" for x in group)
+             and any(x.name.endswith(".expand") for x in group)}
+    start = next(k for k, x in enumerate(layers) if ".".join(x.name.split(".")[:2]) in fused)
+    steps = [{"implementation": "patch0", "instructions": _linear_cost(layers[:start], truth)}]
+    steps += [{"implementation": FUSED_BLOCK, "instructions": _linear_cost(blocks[b], truth)}
+              for b in blocks if b in fused]
+    rest = [x for x in layers[start:] if ".".join(x.name.split(".")[:2]) not in fused]
+    steps.append({"implementation": "head", "instructions": _linear_cost(rest, truth)})
+    return {"which": which, "subnet": str(config), "layers": steps,
+            "instructions": sum(s["instructions"] for s in steps)}
+
+
+def test_fit_recovers_known_coefficients_from_per_step_counts():
+    truth = LatencyCoefficients("cortex-m4", {"conv": 0.3, "pointwise": 0.55,
+                                              "depthwise": 0.2, "linear": 1.0}, 1.5, 900.0)
+    random_subnet = str(get_space(SPACE).sample(__import__("numpy").random.default_rng(1)))
+    runs = [_synthetic_run(w, truth) for w in ("seed", "min", "max", random_subnet)]
+    assert len(step_rows(get_space(SPACE).layer_specs(get_space(SPACE).resolve("seed"), SIZE,
+                                                      CLASSES), runs[0]["layers"])) > 2
+    fit = fit_target("cortex-m4", runs, SPACE, SIZE, CLASSES)
+    for cls in ("pointwise", "depthwise"):
+        assert fit["macs_per_cycle"][cls] == pytest.approx(truth.macs_per_cycle[cls], rel=1e-3)
+    assert fit["bytes_per_cycle"] == pytest.approx(truth.bytes_per_cycle, rel=1e-3)
+    assert fit["cycles_per_layer"] == pytest.approx(truth.cycles_per_layer, rel=1e-2)
+    # squeezenas has no linear layer, and its one dense k x k conv (the stem) is in the
+    # stem row the fit leaves out: those classes keep the hand-picked values, said so
+    for cls in ("conv", "linear"):
+        assert fit["macs_per_cycle"][cls] == HAND_PICKED["cortex-m4"].macs_per_cycle[cls]
+        assert cls in fit["note"]
+    # the linearised truth is the fitted model's own form: whole subnets are predicted
+    assert fit["quality"]["row_mape"] < 0.1
+    assert fit["quality"]["stem_stage_share"][0] > 0
+    assert set(fit["macs_per_cycle"]) == set(LAYER_CLASSES)
+
+
+def test_committed_fit_carries_int4_rates_of_the_current_kernel_generation():
+    document = json.loads(COEFFICIENTS_PATH.read_text())
+    int4 = document["protocol"].get("int4")
+    assert int4 is not None, ("targets/latency_coefficients.json has no int4 fit: run the "
+                              "--bits w4 command of benchmarks/fit_latency_coefficients.py")
+    assert int4["kernel_generation"] == KERNEL_GENERATION, (
+        f"the int4 rates were fitted on kernel generation {int4['kernel_generation']}, the "
+        f"compiler's is {KERNEL_GENERATION}: refit with {int4['command']}")
+    for name in ("cortex-m4", "cortex-m7", "cortex-m55"):
+        fit = document["coefficients"][name]["int4"]
+        assert "pointwise" in fit["macs_per_cycle"], name
+        assert fit["quality"]["pairs"] > 0 and fit["quality"]["heldout_mape"] is not None
+        assert dict(coefficients_for(name).int4_macs_per_cycle) == fit["macs_per_cycle"]
+
+
+def _paired_run(which: str, ratio: float) -> dict:
+    """A subnet's 4-bit and int8 runs whose int4 kernel steps cost `ratio` times the int8
+    ones: one step per conv on the int4 kernels, one for the rest."""
+    from qanas.space.bits import WeightBitsSpace
+    from qanas.space.layer_bits import int4_kernel_layers, layer_bit_widths
+
+    space = WeightBitsSpace(get_space(SPACE), SIZE, CLASSES)
+    arch = space.base.resolve(which)
+    layers = space.layer_specs(arch, SIZE, CLASSES)
+    widths = layer_bit_widths(layers, CLASSES, [4] * space.slot_count(arch))
+    by_name = {layer.name: layer for layer in layers}
+    on_int4 = int4_kernel_layers(layers, widths)
+    int8 = [{"implementation": "qanas_inverted_residual_s8", "instructions": 5e6}]
+    int8 += [{"implementation": "qanas_pointwise_conv_s8",
+              "instructions": by_name[n].macs * 1.5 + 900} for n in on_int4]
+    int4 = [int8[0]] + [{"implementation": "qanas_pointwise_conv_s4",
+                         "instructions": s["instructions"] * ratio} for s in int8[1:]]
+    return {"which": which, "layers": layers, "widths": widths,
+            "int4": {"instructions": sum(s["instructions"] for s in int4), "layers": int4},
+            "int8": {"instructions": sum(s["instructions"] for s in int8), "layers": int8}}
+
+
+def test_int4_fit_scales_the_int8_rates_by_the_paired_steps_ratio():
+    from qanas.cost.latency_fit_int4 import fit_int4
+
+    base = coefficients_for("cortex-m4")
+    fit = fit_int4(base, [_paired_run(w, 1.25) for w in ("seed", "min", "max")])
+    assert fit["int4_over_int8"] == {"pointwise": pytest.approx(1.25)}
+    assert fit["macs_per_cycle"]["pointwise"] == pytest.approx(
+        base.macs_per_cycle["pointwise"] / 1.25, rel=1e-3)
+    assert "conv" in fit["note"]  # no k x k int4 step: priced as int8, said so
+    assert fit["quality"]["heldout_step_mape"] == pytest.approx(0.0, abs=1e-3)
+    assert all(r["heldout_predicted_int4"] > r["predicted_int8"] for r in fit["subnets"])
+
+
+def test_int4_fit_refuses_plans_that_are_not_twins():
+    from qanas.cost.latency_fit_int4 import int4_step_pairs
+
+    run = _paired_run("min", 1.1)
+    with pytest.raises(ValueError, match="twin"):
+        int4_step_pairs(run["layers"], run["widths"], run["int4"]["layers"],
+                        run["int8"]["layers"][1:])
+    with pytest.raises(ValueError, match="int4_kernel_layers"):
+        int4_step_pairs(run["layers"], run["widths"], run["int4"]["layers"][:-1],
+                        run["int8"]["layers"][:-1])

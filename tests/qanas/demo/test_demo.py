@@ -1,0 +1,88 @@
+"""`qanas demo` end to end, reduced: train (float + QAT), NSGA-II, latency check, QAT fine-tune,
+compile, host fidelity, QEMU firmware, Vela, HTML report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qanas.cli.main import main
+from tests.support.tools import require_tools
+
+
+@pytest.mark.slow
+@pytest.mark.toolchain
+def test_reduced_demo_runs_the_whole_pipeline(tmp_path, capsys):
+    require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+    out = tmp_path / "demo"
+    code = main(["demo", "--image-size", "32", "64", "--epochs", "1", "--steps-per-epoch", "3",
+                 "--qat-supernet-steps", "2", "--budget", "6", "--latency-subnets", "2",
+                 "--qat-steps", "2", "--fidelity-images", "2", "--val-images", "8",
+                 "--firmware-targets", "cortex-m4", "--out", str(out), "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["chosen"]["arch"] == result["chosen"]["arch"]
+    assert (out / "config.json").is_file()
+    assert (out / "supernet" / "supernet.pt").is_file()
+    assert (out / "supernet_qat" / "supernet.pt").is_file()
+
+    training = result["training"]
+    assert [h["phase"] for h in training["history"]] == ["float", "qat"]
+
+    search = result["search"]
+    assert search["algo"] == "nsga2" and len(search["evaluated"]) == 6
+    front = {r["arch"] for r in search["front"]}
+    assert search["chosen_arch"] in front
+    assert all(r["sram_bytes"] <= search["constraints"]["sram_bytes"] for r in search["front"])
+    assert (out / "search" / "archive.sqlite").is_file() and (out / "search" / "front.json").is_file()
+
+    latency = result["lut_validation"]
+    assert latency["n"] >= 1 and latency["measured_unit"] == "instructions"
+    assert all(row["measured"] > 0 for row in latency["rows"])
+
+    chosen = result["chosen"]
+    assert chosen["arch"] in front
+    assert chosen["arena_bytes"] == chosen["lower_bound_bytes"]
+    assert result["qat"]["steps"] == 2 and 0.0 <= result["qat"]["miou_int8_after"] <= 1.0
+
+    fidelity = result["fidelity"]
+    assert fidelity["images"] > 0
+    assert fidelity["bit_exact_fraction_integer_reference"] == 1.0
+    (firmware,) = result["firmware"]
+    assert firmware["fits"] and firmware["outputs_match_host"] and firmware["repeatable"]
+    assert firmware["unit"] == "instructions"
+
+    npu = result["npu"]
+    assert npu["estimate"] is True and npu["cycles"] > 0 and npu["target"] == "ethos-u55-128"
+
+    report = (out / "report.html").read_text()
+    assert result["report"] == str(out / "report.html")
+    assert chosen["arch"] in report and f"{chosen['arena_bytes']:,} B" in report
+
+    # the README's results table is generated from this file
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[3] / "scripts" / "demo_results_table.py"
+    spec = importlib.util.spec_from_file_location("demo_results_table", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.table(saved)
+    assert f"{chosen['arena_bytes']:,}" in text and "| what | measured |" in text
+
+
+def test_demo_refuses_an_unmarked_project_folder_before_training(tmp_path, capsys):
+    """An earlier run's project folder without the qanas marker stops the demo at once,
+    naming it, instead of at the compile stage after the training."""
+    out = tmp_path / "demo"
+    (out / "project").mkdir(parents=True)
+    (out / "project" / "notes.txt").write_text("mine")
+    code = main(["demo", "--image-size", "32", "64", "--epochs", "1", "--out", str(out),
+                 "--force"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "project" in err and "marker" in err
+    assert (out / "project" / "notes.txt").read_text() == "mine"
+    assert not (out / "supernet").exists()
