@@ -30,9 +30,10 @@ demo: $(STAMP)
 TEST_MARKS = $(strip $(if $(FAST),not slow and not toolchain,) \
 	$(if $(HEAVY),,$(if $(FAST),and )not heavy))
 
+# Two workers on two cores: each keeps torch to one thread (two each would oversubscribe).
 test: $(STAMP)
 	bash scripts/install_toolchains.sh
-	$(PY) -m pytest -n 2 -m "$(TEST_MARKS)" $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 -m "$(TEST_MARKS)" $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not toolchain" -x -q
