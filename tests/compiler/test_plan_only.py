@@ -196,10 +196,12 @@ def test_scratch_cache_serves_structurally_equal_kernels(block_model):
 
 def _space_subnets():
     """Every space once (its seed; min for the two large SqueezeNAS spaces, whose seeds take
-    minutes to export on 2 cores), plus squeezenas-small's min and max."""
+    minutes to export on 2 cores, and for efficient-topformer, whose seed takes two minutes
+    here and compiles in tests/compiler/test_compile_attention.py), plus squeezenas-small's
+    min and max."""
     from qanas.space import list_spaces
 
-    heavy = {"squeezenas-large", "squeezenas-xlarge"}
+    heavy = {"squeezenas-large", "squeezenas-xlarge", "efficient-topformer"}
     cases = [compiled_space_param(space, "min" if space in heavy else "seed")
              for space in list_spaces()]
     return cases + [("squeezenas-small", "min"), ("squeezenas-small", "max")]
