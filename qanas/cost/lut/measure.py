@@ -164,24 +164,34 @@ class CompiledModelMeasurer:
         self.runner = make_runner(runner, target, warmup=0, per_layer=per_layer)
         self.unit = getattr(self.runner, "unit", "s") if self.runner.name != "host" else "s"
 
-    def measure(self, model: nn.Module, inputs: ModelInputs, name: str) -> Measurement:
-        """See `Measurer.measure`."""
+    def compile(self, model: nn.Module, inputs: ModelInputs, name: str):
+        """`model` quantized, calibrated on `inputs`, exported and compiled into
+        ``work_dir/<name>/project``; returns the `CompileResult`."""
         from compiler.driver import compile_model
         from qanas.quant import QuantSpec, calibrate, export_qdq, quantize_model
-        from runtime.runners.base import read_io
 
         folder = self.work_dir / safe_name(name)
         qmodel = quantize_model(model.eval(), QuantSpec())
         calibrate(qmodel, list(inputs.calibration))
         onnx_path = export_qdq(qmodel, inputs.sample, folder / "model.onnx")
-        compiled = compile_model(onnx_path, self.target, folder / "project", force=True,
-                                 optimise=TABLE_OPTIMISE)
-        project = compiled.out_dir
-        specs, _ = read_io(project)
+        return compile_model(onnx_path, self.target, folder / "project", force=True,
+                             optimise=TABLE_OPTIMISE)
+
+    def run(self, compiled, inputs: ModelInputs, name: str):
+        """The runner's `RunResult` of the compiled model on `inputs.sample`."""
+        from runtime.runners.base import read_io
+
+        specs, _ = read_io(compiled.out_dir)
         if len(specs) != 1:
             raise ConfigError(f"{name}: expected a model with one input, got {len(specs)}")
-        result = self.runner.run(project, {specs[0].name: quantize_sample(inputs.sample, specs[0])},
-                                 repeats=self.repeats)
+        return self.runner.run(compiled.out_dir,
+                               {specs[0].name: quantize_sample(inputs.sample, specs[0])},
+                               repeats=self.repeats)
+
+    def measure(self, model: nn.Module, inputs: ModelInputs, name: str) -> Measurement:
+        """See `Measurer.measure`."""
+        compiled = self.compile(model, inputs, name)
+        result = self.run(compiled, inputs, name)
         values = result.protocol.get("latency") if self.unit != "s" else result.latency_s
         proto = {k: result.protocol.get(k) for k in ("runner", "unit", "toolchain", "emulator",
                                                      "compiler_version")}
