@@ -49,9 +49,10 @@ def scalar_requant(params: dict) -> dict:
     for value in params.values():
         if isinstance(value, dict):
             found.update(scalar_requant(value))
-    for key in ("multiplier", "shift", "a_multiplier", "b_multiplier", "right_shift"):
-        if key in params:
-            found[key] = int(params[key])
+    if any(params.get(k) for k in ("multiplier", "a_multiplier")):  # 0: an unused part
+        for key in ("multiplier", "shift", "a_multiplier", "b_multiplier", "right_shift"):
+            if key in params:
+                found[key] = int(params[key])
     if "multiplier" in found:
         found["multiplier_trailing_zeros"] = trailing_zeros(found["multiplier"])
     return found

@@ -11,12 +11,15 @@
  * clamped rows at the borders of a half-pixel upsample) is a copy of it.
  *
  * Requantization without ties: round_half_even(acc m / 2^n) (n = 31 - shift = 32 + s) has a
- * tie only when acc m = 2^(n-1) (mod 2^n), i.e. when v2(acc) + v2(m) = n - 1 = 31 + s. An
- * int32 accumulator has v2(acc) <= 31 (acc = 0 gives 0, no tie), so when v2(m) < s no tie
- * exists and the result is round half up, floor((acc m + 2^(n-1)) / 2^n) =
- * (hi(acc m) + 2^(s-1)) >> s with hi the high word of the product (floor divisions
- * compose): one SMMUL, one add, one shift. A multiplier with more trailing zeros (a
- * power-of-two scale) takes the exact formula (qk_requantize). */
+ * tie only when acc m = 2^(n-1) (mod 2^n), i.e. when v2(acc) + v2(m) = n - 1 = 31 + s. A
+ * non-zero accumulator has v2(acc) <= log2|acc| <= log2 B, B the largest |acc| the tables
+ * allow (acc = 0 gives 0, no tie), so when v2(m) + floor(log2 B) < 31 + s no tie exists
+ * and the result is round half up, floor((acc m + 2^(n-1)) / 2^n) = (hi(acc m) + 2^(s-1))
+ * >> s with hi the high word of the product (floor divisions compose): one SMMUL, one
+ * add, one shift. B is small (255 D_h D_w for bilinear, 255 for nearest), so only a
+ * multiplier with about 31 + s - log2 B trailing zeros (a power-of-two scale, where ties
+ * do occur) takes the exact formula (qk_requantize); the bound on v2(acc) alone (31)
+ * sent every multiplier with s or more trailing zeros there, one in 2^s of them. */
 #include <stddef.h>
 
 #include "qk_internal.h"
@@ -33,16 +36,36 @@
 typedef struct {
   int32_t multiplier, shift, zero_point, qmin, qmax;
   int32_t s, half; /* s = -shift - 1, half = 2^(s-1) */
-  int32_t no_ties; /* shift <= -2 and v2(multiplier) < s: the tie-free form is exact */
+  int32_t no_ties; /* shift <= -2 and v2(multiplier) + floor(log2 B) < 31 + s */
 } qk_resize_rq_t;
 
-static void qk_resize_rq_init(const qanas_resize_params_t *p, qk_resize_rq_t *rq) {
+/* floor(log2 B), B the largest |acc| of the call: max |x - zp| over int8 x, times the
+ * axes' denominators D_h D_w for bilinear (w0 + w1, the same in every row and column of
+ * an axis: the first one's). */
+static int32_t qk_resize_acc_log2(const qanas_resize_params_t *p, const int32_t *rows,
+                                  const int32_t *cols) {
+  const int64_t zp = p->input_zero_point;
+  int64_t bound = 127 - zp > zp + 128 ? 127 - zp : zp + 128;
+  if (p->method == QANAS_RESIZE_BILINEAR) {
+    bound *= (int64_t)(rows[2 * p->out_h] + rows[3 * p->out_h]) *
+             (cols[2 * p->out_w] + cols[3 * p->out_w]);
+  }
+  int32_t bits = 0;
+  while (bound > 1) {
+    bound >>= 1, ++bits;
+  }
+  return bits;
+}
+
+static void qk_resize_rq_init(const qanas_resize_params_t *p, const int32_t *rows,
+                              const int32_t *cols, qk_resize_rq_t *rq) {
   rq->multiplier = p->multiplier, rq->shift = p->shift, rq->zero_point = p->output_zero_point;
   rq->qmin = p->qmin, rq->qmax = p->qmax;
   rq->s = -p->shift - 1;
   rq->half = rq->s >= 1 ? 1 << (rq->s - 1) : 0;
   rq->no_ties = p->shift <= -2 &&
-                (p->multiplier == 0 || __builtin_ctz((uint32_t)p->multiplier) < rq->s);
+                (p->multiplier == 0 || __builtin_ctz((uint32_t)p->multiplier) +
+                                               qk_resize_acc_log2(p, rows, cols) < 31 + rq->s);
 }
 
 /* out[k] = requant(a[k] * wa + b[k] * wb) for k < n (n >= 1). */
@@ -232,7 +255,7 @@ qanas_status_t qanas_resize_s8(const qanas_resize_params_t *p, const int32_t *ro
     return QANAS_ERROR_BAD_ARGUMENT;
   }
   qk_resize_rq_t rq;
-  qk_resize_rq_init(p, &rq);
+  qk_resize_rq_init(p, rows, cols, &rq);
   if (p->method == QANAS_RESIZE_BILINEAR) {
     qk_resize_bilinear(p, rows, cols, input, &rq, output);
   } else {

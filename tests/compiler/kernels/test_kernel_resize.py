@@ -42,15 +42,17 @@ SEED = 20262
 def resize_case(name: str, rng: np.random.Generator, *, h: int, w: int, c: int, out_hw,
                 method: str = "linear", mode: str = "half_pixel",
                 nearest_mode: str = "round_prefer_floor", nchw: bool = False,
-                rescale: bool = True, relu: bool = False, gain: float | None = None) -> KernelCase:
+                rescale: bool = True, relu: bool = False, gain: float | None = None,
+                requant: tuple[int, int] | None = None, zx: int | None = None) -> KernelCase:
     """One `qanas_resize_s8` call: tables from `ResizeSpec`, expected output from the
     reference; ``gain`` is s_x / s_y (random in [0.3, 0.7) when None; a power of two
     makes exact ties; its multiplier's shift is −2 or below when < 0.25 for nearest,
-    always for bilinear's s_x / (s_y D) of a small gain)."""
+    always for bilinear's s_x / (s_y D) of a small gain); ``requant`` a (multiplier,
+    shift) in its place, ``zx`` the input zero point (random when None)."""
     ho, wo = out_hw
     gain = float(rng.uniform(0.3, 0.7)) if gain is None else gain
     x = rng.integers(-128, 128, (1, c, h, w)).astype(np.int8)
-    zx, zy = int(rng.integers(-100, 100)), int(rng.integers(-20, 20))
+    zx, zy = int(rng.integers(-100, 100)) if zx is None else zx, int(rng.integers(-20, 20))
     qmin, qmax = (max(-128, zy), 127) if relu else (-128, 127)
     spec = ResizeSpec.from_sizes(method, mode, nearest_mode, (h, w), out_hw)
     centred = x.astype(np.int64) - zx
@@ -66,7 +68,7 @@ def resize_case(name: str, rng: np.random.Generator, *, h: int, w: int, c: int, 
         ci = ref.nearest_indices(w, wo, mode, nearest_mode)
         acc = centred[:, :, ri][:, :, :, ci]
         real = np.float64(gain)
-    m, s = (int(v) for v in int8.quantize_multiplier(real))
+    m, s = requant or (int(v) for v in int8.quantize_multiplier(real))
     if method == "nearest" and not rescale:
         y = x[:, :, ri][:, :, :, ci]
         m = s = 0
@@ -103,6 +105,20 @@ def resize_cases(seed: int = SEED) -> list[KernelCase]:
         ("bilinear_gain_high", dict(h=4, w=4, c=4, out_hw=(8, 8), gain=60.0)),
         ("bilinear_ties", dict(h=4, w=5, c=6, out_hw=(8, 10), gain=0.5)),
         ("bilinear_ties_nchw", dict(h=4, w=5, c=3, out_hw=(8, 20), gain=0.25, nchw=True)),
+        # the tie-free form with a multiplier of s or more trailing zeros: |acc| <= 128 * 16
+        # (2^11), so no tie while v2(m) + 11 < 31 + s (s = 3: v2(m) <= 22); a trained
+        # decoder's 2x resize had v2(m) = 6
+        ("bilinear_no_ties_v2_6", dict(h=4, w=8, c=16, out_hw=(8, 16), zx=0,
+                                       requant=(1419802304, -4))),
+        ("bilinear_no_ties_v2_22", dict(h=4, w=5, c=6, out_hw=(8, 10), zx=0,
+                                        requant=(383 << 22, -4))),
+        ("bilinear_no_ties_v2_22_nchw", dict(h=4, w=5, c=3, out_hw=(8, 20), zx=0, nchw=True,
+                                             requant=(351 << 22, -4))),
+        ("bilinear_ties_v2_23", dict(h=2, w=2, c=4, out_hw=(4, 4), zx=0,
+                                     requant=(191 << 23, -4))),
+        # nearest: |acc| <= 128, no tie while v2(m) + 7 < 31 + s (s = 2: v2(m) <= 25)
+        ("nearest_no_ties_v2_25", dict(h=5, w=5, c=5, out_hw=(11, 7), method="nearest",
+                                       zx=0, requant=(33 << 25, -3))),
         ("nearest_copy", dict(h=4, w=6, c=8, out_hw=(8, 12), method="nearest",
                               rescale=False)),
         ("nearest_copy_nchw", dict(h=4, w=6, c=8, out_hw=(8, 12), method="nearest",
@@ -198,3 +214,19 @@ def test_tie_free_rounding_is_the_reference_rounding():
     m, s = 3 << 2, 2  # v2(m) = s: acc = -2^31 sits on a tie, the exact formula is needed
     tie = np.int64(-2**31) * m
     assert ((tie >> 32) + (1 << (s - 1))) >> s != int8.rounding_right_shift(tie, 32 + s)
+
+
+def test_bounded_accumulators_have_no_ties():
+    """With |acc| <= B the tie-free form stays exact while v2(m) + floor(log2 B) < 31 + s
+    (qk_resize.c's condition), for multipliers with s or more trailing zeros too: every
+    accumulator in [-B, B] at the largest v2(m) allowed, and a tie at the next one."""
+    for s, bits in ((3, 11), (2, 7), (6, 15)):
+        bound = 1 << bits
+        acc = np.arange(-bound, bound + 1, dtype=np.int64)
+        zeros = 30 + s - bits
+        m = ((1 << (30 - zeros)) | 1) << zeros
+        got = (((acc * m) >> 32) + (1 << (s - 1))) >> s
+        assert np.array_equal(got, int8.rounding_right_shift(acc * m, 32 + s)), (s, bits)
+        m = 1 << 30 if zeros + 1 >= 30 else ((1 << (29 - zeros)) | 1) << (zeros + 1)
+        got = (((acc * m) >> 32) + (1 << (s - 1))) >> s
+        assert not np.array_equal(got, int8.rounding_right_shift(acc * m, 32 + s)), (s, bits)
