@@ -50,11 +50,7 @@ static int32_t qk_resize_acc_log2(const qanas_resize_params_t *p, const int32_t 
     bound *= (int64_t)(rows[2 * p->out_h] + rows[3 * p->out_h]) *
              (cols[2 * p->out_w] + cols[3 * p->out_w]);
   }
-  int32_t bits = 0;
-  while (bound > 1) {
-    bound >>= 1, ++bits;
-  }
-  return bits;
+  return bound > 0 ? 63 - __builtin_clzll((uint64_t)bound) : 0;
 }
 
 static void qk_resize_rq_init(const qanas_resize_params_t *p, const int32_t *rows,
