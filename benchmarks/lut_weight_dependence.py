@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -104,18 +103,6 @@ def profile(measurer, compiled, image, name: str) -> tuple[float, list[dict]]:
     return float(np.median(result.protocol["latency"])), layers
 
 
-def kernels_commit() -> dict:
-    """The commit the kernels were built from and whether runtime/c/kernels differs from it."""
-    root = Path(__file__).resolve().parents[1]
-
-    def git(*cmd: str) -> str:
-        return subprocess.run(["git", *cmd], cwd=root, capture_output=True, text=True,
-                              check=False).stdout.strip()
-
-    return {"commit": git("rev-parse", "--short", "HEAD"),
-            "kernels_modified": bool(git("status", "--porcelain", "runtime/c/kernels"))}
-
-
 def main(argv: list[str] | None = None) -> int:
     """Measures one architecture with seeded and trained weights; prints the JSON."""
     import torch
@@ -125,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     from qanas.cost.lut.measure import CompiledModelMeasurer, context_inputs
     from qanas.cost.lut.table import LatencyLUT, LUTLatencyModel, arch_id, seeded_supernet
     from qanas.search.scorer_setup import ScorerConfig, build_scorer
-    from qanas.utils.io import versions
+    from qanas.utils.io import atomic_write_json, source_commit, versions
     from targets import get_target
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -138,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    source = source_commit()  # the kernels measured
     size, target = tuple(args.image_size), get_target(args.target)
     setup = build_scorer(ScorerConfig(args.supernet, image_size=size, seed=args.seed))
     space, classes = setup.space, setup.num_classes
@@ -160,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     out = {"space": space.name, "arch": cfg.to_str(), "target": target.name,
            "image_size": list(size), "num_classes": classes, "unit": measurer.unit,
            "supernet": args.supernet, "checkpoint_sha256": setup.checkpoint_sha256,
-           "kernel_generation": KERNEL_GENERATION, **kernels_commit(),
+           "kernel_generation": KERNEL_GENERATION, "commit": source["commit"],
+           "kernels_modified": source["modified"],
            "seeded": totals["seeded"], "trained": totals["trained"],
            "trained_over_seeded_pct": 100.0 * (totals["trained"] / totals["seeded"] - 1.0),
            "table": str(lut_path) if lut_path else None,
@@ -168,10 +157,9 @@ def main(argv: list[str] | None = None) -> int:
                                 if lut_path is not None else None),
            "layers": rows, "versions": versions(),
            "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}
-    text = json.dumps(out, indent=1)
     if args.out:
-        Path(args.out).write_text(text + "\n")
-    print(text)
+        atomic_write_json(args.out, out)
+    print(json.dumps(out, indent=1))
     return 0
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -46,6 +45,7 @@ def multiplier(zeros: int, rng: np.random.Generator) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs every (shape, trailing zeros) case once; prints instructions per case."""
+    from qanas.utils.io import atomic_write_json, source_commit
     from tests.support.kernel_library_util import (
         check_results,
         parse_driver_output,
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
+    source = source_commit()  # the kernels measured
     cases, rows = [], []
     for name, spec in SHAPES.items():
         spec = dict(spec)
@@ -78,19 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"not bit-exact: {errors}")
     for row, result in zip(rows, results, strict=True):
         row["instructions"] = ticks_to_instructions(result.ticks, args.target)
-    root = Path(__file__).resolve().parents[1]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
-                            capture_output=True, text=True, check=False).stdout.strip()
-    modified = bool(subprocess.run(["git", "status", "--porcelain", "runtime/c/kernels"],
-                                   cwd=root, capture_output=True, text=True,
-                                   check=False).stdout.strip())
-    out = {"target": args.target, "unit": "instructions", "commit": commit,
-           "kernels_modified": modified, "cases": rows,
-           "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}
-    text = json.dumps(out, indent=1)
+    out = {"target": args.target, "unit": "instructions", "commit": source["commit"],
+           "kernels_modified": source["modified"],
+           "cases": rows, "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}
     if args.out:
-        Path(args.out).write_text(text + "\n")
-    print(text)
+        atomic_write_json(args.out, out)
+    print(json.dumps(out, indent=1))
     return 0
 
 

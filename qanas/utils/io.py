@@ -166,3 +166,18 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def source_commit(path: str = "runtime/c/kernels") -> dict:
+    """The repository's commit and whether `path` (relative to the repository) differs
+    from it: what a measured figure was built from ({"commit": "", ...} outside git)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                              check=False).stdout.strip()
+
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "modified": bool(git("status", "--porcelain", path))}
