@@ -9,6 +9,12 @@ caller's scratch buffer. This module packs the block's constants into the one
 as the C's ``qanas_inverted_residual_scratch_bytes``: the memory planner sizes the scratch
 from this one.
 
+The expand and project stages take int8 weights (`packing.pack_conv`, in the ISA's layout)
+or, for a stage whose `Stage.int4` is set, 4-bit weights packed two per byte
+(`packing_s4.pack_conv_folded`, the int4 convolutions' rows on every ISA), each stage on
+its own; the C then runs that stage on ``qanas_pointwise_conv_s4`` / ``qanas_conv2d_s4``.
+The depthwise is int8.
+
 Each stage's bias has that stage's input zero point folded in (`packing.pack_conv` /
 `packing.pack_depthwise`): X's for expand, E's for the depthwise (also the value of its
 padding), D's for project; the zero points are taken from the `packing.Requant` of the
@@ -21,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.kernels import packing
+from compiler.kernels import packing, packing_s4
 
 #: Largest depthwise kernel the C takes (``QK_IRB_MAX_KERNEL``).
 MAX_KERNEL = 16
@@ -116,12 +122,15 @@ class Stage:
         requant: the stage's output requantization (`packing.requant`): multipliers,
             shifts, output zero point, clamp (ReLU / ReLU6 folded in).
         groups: groups of a 1×1 conv (1 for the depthwise).
+        int4: the weights are 4-bit values (-8..7), stored packed two per byte (expand and
+            project only).
     """
 
     weights: np.ndarray
     bias: np.ndarray | None
     requant: packing.Requant
     groups: int = 1
+    int4: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,12 +141,13 @@ class PackedIRB:
         geometry: the block's shapes.
         input_zero_point: X's zero point.
         expand, depthwise, project: packed weights and folded biases (expand None without
-            expansion).
+            expansion); uint8 packed int4 rows for the stages in `int4_stages`.
         expand_rq, depthwise_rq, project_rq: requantizations (expand_rq None without).
         expand_groups, project_groups: groups of the 1×1 convs.
         residual_rescale: X's rescale to the add's scale, or None (X read as it is).
         add: the residual add's constants (`packing.add_params`, a = X or its rescale,
             b = P), None without a residual.
+        int4_stages: the 1×1 stages (``"expand"``, ``"project"``) with int4 weights.
     """
 
     geometry: IRBGeometry
@@ -152,6 +162,7 @@ class PackedIRB:
     project_groups: int
     residual_rescale: packing.Requant | None
     add: packing.AddParams | None
+    int4_stages: frozenset[str] = frozenset()
 
     @property
     def scratch_bytes(self) -> int:
@@ -159,14 +170,16 @@ class PackedIRB:
         return scratch_bytes(self.geometry)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Every constant array, by the suffix `c_initializer` names it with."""
+        """Every constant array, by the suffix `c_initializer` names it with (int4 weights:
+        ``<stage>_weights_s4``), in the order of the step's arguments."""
         out: dict[str, np.ndarray] = {}
         stages = (("expand", self.expand, self.expand_rq),
                   ("depthwise", self.depthwise, self.depthwise_rq),
                   ("project", self.project, self.project_rq))
         for name, conv, rq in stages:
             if conv is not None:
-                out[f"{name}_weights"], out[f"{name}_bias"] = conv.weights, conv.bias
+                weights = f"{name}_weights" + ("_s4" if name in self.int4_stages else "")
+                out[weights], out[f"{name}_bias"] = conv.weights, conv.bias
                 out[f"{name}_mult"], out[f"{name}_shift"] = rq.multiplier, rq.shift
         if self.residual_rescale is not None:
             out["rescale_mult"] = self.residual_rescale.multiplier
@@ -212,6 +225,8 @@ class PackedIRB:
             f".residual = {int(g.residual)}",
             f".residual_rescale = {int(self.residual_rescale is not None)}",
             f".residual_rq = {rq('rescale', self.residual_rescale)}", f".add = {add}",
+            f".expand_weights_s4 = {ref('expand_weights_s4')}",
+            f".project_weights_s4 = {ref('project_weights_s4')}",
         ]
         return "{" + ", ".join(fields) + "}"
 
@@ -219,7 +234,8 @@ class PackedIRB:
         """C source defining ``const qanas_irb_params_t <name>`` and its arrays
         (``static const``, named ``<name>_<suffix>``). A weights file that renders arrays
         itself (placement, alignment) takes `arrays` and `c_initializer` instead."""
-        types = {np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t"}
+        types = {np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t",
+                 np.dtype(np.int32): "int32_t"}
         lines = []
         for suffix, a in self.arrays().items():
             flat = np.ascontiguousarray(a).reshape(-1)
@@ -286,15 +302,25 @@ def pack_inverted_residual(geometry: IRBGeometry, input_zero_point: int,
                              f"{project.requant.zero_point}); a = X (or its rescale), b = P")
     if residual_rescale is not None and len(residual_rescale.multiplier) != 1:
         raise ValueError("the residual rescale is per tensor: one multiplier and shift")
+    if depthwise.int4:
+        raise ValueError("the fused kernel's depthwise is int8; give its int4 values as int8 "
+                         "weights (Stage.int4 False)")
     return PackedIRB(
         geometry=g, input_zero_point=int(input_zero_point),
-        expand=None if expand is None else packing.pack_conv(
-            expand.weights, expand.bias, input_zero_point, expand.groups, isa),
+        expand=None if expand is None else _pack_pointwise(expand, input_zero_point, isa),
         expand_rq=None if expand is None else expand.requant,
         expand_groups=1 if expand is None else expand.groups,
         depthwise=packing.pack_depthwise(depthwise.weights, depthwise.bias, zp_e),
         depthwise_rq=depthwise.requant,
-        project=packing.pack_conv(project.weights, project.bias,
-                                  depthwise.requant.zero_point, project.groups, isa),
+        project=_pack_pointwise(project, depthwise.requant.zero_point, isa),
         project_rq=project.requant, project_groups=project.groups,
-        residual_rescale=residual_rescale, add=add)
+        residual_rescale=residual_rescale, add=add,
+        int4_stages=frozenset(name for name, stage in (("expand", expand), ("project", project))
+                              if stage is not None and stage.int4))
+
+
+def _pack_pointwise(stage: Stage, input_zero_point: int, isa: str) -> packing.PackedConv:
+    """An expand / project stage packed: int4 rows (every ISA) or int8 in `isa`'s layout."""
+    if stage.int4:
+        return packing_s4.pack_conv_folded(stage.weights, stage.bias, input_zero_point)
+    return packing.pack_conv(stage.weights, stage.bias, input_zero_point, stage.groups, isa)

@@ -72,7 +72,9 @@ def _check_int8(name: str, a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _folded_bias(w_rows: np.ndarray, bias, input_zero_point: int) -> np.ndarray:
+def fold_bias(w_rows: np.ndarray, bias, input_zero_point: int) -> np.ndarray:
+    """`bias` (int32 per output channel, or None) less ``input_zero_point · Σ w`` of each
+    row of `w_rows`, as int32 (the kernels read raw int8 inputs)."""
     out_c = w_rows.shape[0]
     b = np.zeros(out_c, np.int64) if bias is None else np.asarray(bias, np.int64)
     if b.shape != (out_c,):
@@ -134,7 +136,7 @@ def pack_conv(weights: np.ndarray, bias: np.ndarray | None, input_zero_point: in
                          "(compiler.kernels.isa_for_cpu names a core's)")
     ohwi = np.ascontiguousarray(w.transpose(0, 2, 3, 1))
     rows = ohwi.reshape(w.shape[0], -1)
-    folded = _folded_bias(rows, bias, input_zero_point)
+    folded = fold_bias(rows, bias, input_zero_point)
     if isa == "mve":
         per_group = rows.reshape(groups, w.shape[0] // groups, -1)
         return PackedConv(np.concatenate([mve_interleave(g) for g in per_group]), folded)
@@ -157,7 +159,7 @@ def pack_depthwise(weights: np.ndarray, bias: np.ndarray | None,
     if w.ndim != 4 or w.shape[1] != 1:
         raise ValueError(f"depthwise weights must be (C*multiplier, 1, kh, kw), got {w.shape}")
     hwc = np.ascontiguousarray(w[:, 0].transpose(1, 2, 0))
-    return PackedConv(hwc.reshape(-1), _folded_bias(w.reshape(w.shape[0], -1), bias,
+    return PackedConv(hwc.reshape(-1), fold_bias(w.reshape(w.shape[0], -1), bias,
                                                     input_zero_point))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.int4 import INT4_MAX, INT4_MIN
+from compiler.kernels import packing
 
 GROUP = 8
 """Weights per packed 32-bit word; a row is padded to a multiple of it."""
@@ -61,5 +62,20 @@ def pack_conv(w: np.ndarray) -> np.ndarray:
     return pack_rows(np.ascontiguousarray(np.asarray(w).transpose(0, 2, 3, 1)).reshape(o, -1))
 
 
-__all__ = ["GROUP", "MAX_DEPTH", "PATCH_MAX", "pack_conv", "pack_rows", "row_bytes",
-           "unpack_rows"]
+def pack_conv_folded(weights: np.ndarray, bias: np.ndarray | None,
+                     input_zero_point: int) -> packing.PackedConv:
+    """The int4 twin of `packing.pack_conv` (ungrouped or grouped, any ISA): OIHW weights
+    (-8..7) as packed rows (`pack_conv`, flat uint8), the bias with ``−zp_x · Σ w`` folded
+    in.
+
+    Raises:
+        ValueError: a weight outside -8..7, a bias of the wrong shape, or a folded bias
+            beyond int32.
+    """
+    w = np.asarray(weights)
+    folded = packing.fold_bias(w.reshape(w.shape[0], -1), bias, input_zero_point)
+    return packing.PackedConv(pack_conv(w).reshape(-1), folded)
+
+
+__all__ = ["GROUP", "MAX_DEPTH", "PATCH_MAX", "pack_conv", "pack_conv_folded", "pack_rows",
+           "row_bytes", "unpack_rows"]

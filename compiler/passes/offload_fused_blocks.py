@@ -9,7 +9,10 @@ binding of ``main``; for a call of such a function it reads the block's integers
 from the grouped bindings (the call's constants bound to the parameters) with the same
 group matchers it uses for single convolutions, packs them with
 `compiler.kernels.irb.pack_inverted_residual` for the target's ``kernel_isa`` and returns
-the library call. The block then runs as one ``call_extern`` like every other library op
+the library call. An expand or project conv whose weight is one of the source's INT4
+initializers (the rule of `OffloadKernels.int4_conv`, as for an unfused conv) is packed
+two weights per byte and runs on the int4 convolutions inside the block; the depthwise
+stays int8. The block then runs as one ``call_extern`` like every other library op
 (NHWC, transposes only at the edges of library runs), its scratch
 (`compiler.kernels.irb.scratch_bytes`: the ring of expanded rows) planned in the arena
 for both compiling and plan-only (`compiler.kernels.calls.library_scratch_bytes`).
@@ -65,13 +68,15 @@ def fused_block_call(groups, final):
             isinstance(c, tvm.ir.GenericConst) for c in consts):
         return None
     bound = func.bind_params(dict(zip(func.params[1:], consts, strict=True)))
-    inner = type(groups)(bound, groups.mod, groups.isa)
+    inner = type(groups)(bound, groups.mod, groups.isa, groups.int4_weights)
     try:
         packed = _pack(inner, bound.params[0], bound.body.body, groups.isa)
     except (ValueError, _Refused):
         return None
     g = packed.geometry
-    return (_library_call(packed, groups.isa), value.args[0], list(packed.arrays().values()),
+    constants = [a.view(np.int8) if a.dtype == np.uint8 else a  # int4 rows, as unfused
+                 for a in packed.arrays().values()]
+    return (_library_call(packed, groups.isa), value.args[0], constants,
             (1, g.out_h, g.out_w, g.out_c))
 
 
@@ -199,16 +204,18 @@ def _pack(inner, x, out, isa: str) -> irb.PackedIRB:
     _need(len(set(zero_points)) <= 1)
     zp_x = zero_points[0] if zero_points else 0
     zp_e = rq_e.zero_point if has_expand else zp_x
-    expand = (irb.Stage(w_e, _unfolded(w_e, b_e, zp_x), rq_e, int(a_e["groups"]))
-              if has_expand else None)
     _, c_in, h, w = shape_of(x)
+    expand = (irb.Stage(w_e, _unfolded(w_e, b_e, zp_x), rq_e, int(a_e["groups"]),
+                        inner.int4_conv(w_e, int(a_e["groups"]), c_in))
+              if has_expand else None)
     _, c_out, ho, wo = shape_of(out)
     geometry = irb.IRBGeometry(
         in_h=h, in_w=w, in_c=c_in, expanded_c=c, out_h=ho, out_w=wo, out_c=c_out, kernel=k,
         stride=int(a_d["strides"][0]), dilation=int(a_d["dilation"][0]), pad_top=pad[0],
         pad_left=pad[1], residual=add is not None)
     depthwise = irb.Stage(w_d, _unfolded(w_d, b_d, zp_e), rq_d)
-    project = irb.Stage(w_p, _unfolded(w_p, b_p, rq_d.zero_point), rq_p, int(a_p["groups"]))
+    project = irb.Stage(w_p, _unfolded(w_p, b_p, rq_d.zero_point), rq_p, int(a_p["groups"]),
+                        inner.int4_conv(w_p, int(a_p["groups"]), c))
     return irb.pack_inverted_residual(geometry, zp_x, expand, depthwise, project, add,
                                       rescale, isa)
 
@@ -245,5 +252,7 @@ def _library_call(packed: irb.PackedIRB, isa: str) -> LibraryCall:
         "has_expand": int(packed.expand is not None),
         "weights_mve": int(isa == "mve"),
         "scratch_bytes": packed.scratch_bytes,
+        "expand_s4": int("expand" in packed.int4_stages),
+        "project_s4": int("project" in packed.int4_stages),
     }
     return LibraryCall(FUNCTION, params)

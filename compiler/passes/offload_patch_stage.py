@@ -6,7 +6,7 @@ Left to TVM it becomes one scalar kernel scheduled tile by tile
 (`compiler.codegen.patches`). `OffloadKernels` asks `patch_stage_call` about every
 binding of ``main``; when the head is a chain of convolutions the library takes (each
 layer reads only the one before it: stems, strided 1×1s, unfused expand / depthwise /
-project layers), it becomes one library step that runs the same tiles with the library's
+project layers; int8 or int4 weights), it becomes one library step that runs the same tiles with the library's
 kernels (``runtime/c/src/kernel_steps.c``): per tile, each layer's output region is
 derived backwards from the tile through the receptive fields (clipped to the tensor:
 padding only at the image border), the model input's region (NCHW, read in place) is
@@ -39,9 +39,11 @@ MAX_LAYERS = 8
 """Most layers a library patch stage runs (``QANAS_PATCH_MAX_LAYERS``)."""
 
 LAYER_KINDS = {"qanas_conv2d_s8": 0, "qanas_pointwise_conv_s8": 1,
-               "qanas_depthwise_conv2d_s8": 2}
+               "qanas_depthwise_conv2d_s8": 2, "qanas_conv2d_s4": 3,
+               "qanas_pointwise_conv_s4": 4}
 """Library convolution → the layer kind of ``qanas_patch_step_t`` (``QANAS_PATCH_CONV``,
-``_POINTWISE``, ``_DEPTHWISE``)."""
+``_POINTWISE``, ``_DEPTHWISE``, ``_CONV_S4``, ``_POINTWISE_S4``: a conv with INT4 weights
+in the source runs on the int4 convolutions here too, its weights packed two per byte)."""
 
 _NAME = re.compile(rf"^{PATCH_PREFIX}\d+_n(\d+)_")
 
@@ -71,7 +73,7 @@ def patch_stage_call(groups, final):
     x = bound.params[0]
     if dtype_of(x) != "int8" or len(shape_of(x)) != 4 or shape_of(x)[0] != 1:
         return None
-    inner = type(groups)(bound, groups.mod, groups.isa)
+    inner = type(groups)(bound, groups.mod, groups.isa, groups.int4_weights)
     layers = _conv_chain(inner, x, bound.body.body)
     if layers is None:
         return None

@@ -1,18 +1,19 @@
 """Latency of 4-bit weights: which convs run on the int4 kernels, and the cycles that changes.
 
-The compiler runs a conv with 4-bit weights on its int4 kernels (``qanas_pointwise_conv_s4``,
-``qanas_conv2d_s4``, docs/int4-weights.md) unless it fuses the conv into its
-inverted-residual kernel, which stores int8 bytes whatever the values
-(`compiler.passes.fuse_inverted_residual`, in both ``--optimise`` modes): the 1×1 project
-conv that reads a depthwise conv, and the 1×1 expand conv that feeds it, if any. Such a
-conv costs what its int8 twin does. The rule is `qanas.space.layer_bits.int4_kernel_layers`,
-which the search's flash follows too.
+The compiler runs every conv with 4-bit weights on its int4 kernels (``qanas_pointwise_conv_s4``,
+``qanas_conv2d_s4``, docs/int4-weights.md): as a step of its own, or inside the fused
+inverted-residual kernel, whose expand and project stages call the same int4 convolutions
+(`compiler.passes.fuse_inverted_residual`), or inside the patch stage. The rule is
+`qanas.space.layer_bits.int4_kernel_layers`, which the search's flash follows too.
 
 The analytic model prices an int4-kernel conv at the int4 rate of its class
-(`targets.latency.LatencyCoefficients.int4_macs_per_cycle`); `int4_extra_cycles` is that
-price less the int8 one. `WeightBitsLatency.latency` adds it to a subnet's int8 latency, from the
-analytic model or a latency table (tables measure int8 kernels only: the table's figure
-plus the analytic difference of the 4-bit convs).
+(`targets.latency.LatencyCoefficients.int4_macs_per_cycle`, fitted on the convs with a
+step of their own); `int4_extra_cycles` is that price less the int8 one. A fused block's
+1×1 stages are priced at the same rates (no fit of their own: `benchmarks/mcu_irb.py
+--int4` measures a block against that prediction). `WeightBitsLatency.latency` adds the
+difference to a subnet's int8 latency, from the analytic model or a latency table (tables
+measure int8 kernels only: the table's figure plus the analytic difference of the 4-bit
+convs).
 
 Example:
     >>> from qanas.space import get_space
@@ -20,7 +21,7 @@ Example:
     >>> specs = space.layer_specs(space.resolve("seed"), (64, 128), 6)
     >>> from qanas.space.layer_bits import int4_kernel_layers, layer_bit_widths, searchable_layers
     >>> widths = layer_bit_widths(specs, 6, [4] * len(searchable_layers(specs, 6)))
-    >>> int4_kernel_layers(specs, widths)  # every other 4-bit conv is in a fused block
+    >>> int4_kernel_layers(specs, widths)[-3:]  # every 4-bit conv, fused or not
     ['head', 'decoder.cbr', 'decoder.scale']
 """
 

@@ -2,7 +2,7 @@
 
 Each subnet is profiled twice, compiled with the same settings: with every searchable conv
 at 4 bits, and all-int8 (its twin). The two plans have the same steps, except that the
-convs on the int4 kernels (`qanas.space.layer_bits.int4_kernel_layers`) are
+convs with an int4 step of their own (`qanas.space.layer_bits.int4_step_layers`) are
 ``..._s4`` steps where the twin has the int8 kernel (``..._s8``). `int4_step_pairs` pairs
 them, layer by layer; the ratio of the int4 to the int8 instructions of a class's pairs
 (summed over every subnet) scales the int8 rate of the class: the int4 rate is
@@ -10,7 +10,9 @@ them, layer by layer; the ratio of the int4 to the int8 instructions of a class'
 
 The fit is scored with each subnet held out in turn: the held-out subnet's int4 steps
 predicted from its int8 steps (step MAPE), and its whole 4-bit model by the analytic
-model with and without the int4 rates against the measured count.
+model with and without the int4 rates against the measured count (every 4-bit conv at
+the int4 rate, `int4_kernel_layers`: those of fused inverted residuals run the same int4
+convolutions inside the block's step).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 
 from qanas.cost.latency_fit import quality
-from qanas.space.layer_bits import int4_kernel_layers
+from qanas.space.layer_bits import int4_kernel_layers, int4_step_layers
 from targets.cost import LayerSpec
 from targets.latency import INT4_CLASSES, LatencyCoefficients, analytic_cycles, layer_class
 
@@ -47,12 +49,12 @@ def int4_step_pairs(layers: list[LayerSpec], widths: list[int], int4_steps: list
         raise ValueError(f"the 4-bit build's steps {names} are not its int8 twin's {twins} with "
                          "int4 kernels in place of int8 ones; profile both with the same "
                          "compiler settings")
-    on_int4 = int4_kernel_layers(layers, widths)
+    on_int4 = int4_step_layers(layers, widths)
     steps = [k for k, n in enumerate(names) if n.endswith(INT4_SUFFIX)]
     if len(steps) != len(on_int4):
         raise ValueError(f"{len(steps)} int4 kernel steps, but the model puts {len(on_int4)} "
                          f"convs on the int4 kernels ({', '.join(on_int4)}); "
-                         "qanas.space.layer_bits.int4_kernel_layers no longer describes the "
+                         "qanas.space.layer_bits.int4_step_layers no longer describes the "
                          "compiler's fusion")
     by_name = {layer.name: layer for layer in layers}
     return [(by_name[name], float(int4_steps[k]["instructions"]),
@@ -105,7 +107,8 @@ def fit_int4(base: LatencyCoefficients, subnets: list[dict]) -> dict:
             "heldout_predicted_int4_steps": int(_predicted_int4(pairs[k], others)),
             "measured_int4": int(subnet["int4"]["instructions"]),
             "measured_int8": int(subnet["int8"]["instructions"]),
-            "heldout_predicted_int4": int(analytic_cycles(subnet["layers"], model, on_int4)),
+            "heldout_predicted_int4": int(analytic_cycles(
+                subnet["layers"], model, int4_kernel_layers(subnet["layers"], subnet["widths"]))),
             "predicted_int8": int(analytic_cycles(subnet["layers"], base))})
     held = len(subnets) > 1
     steps = [r for r in rows if r["int4_layers"]]

@@ -135,8 +135,8 @@ class ConvBits:
         in_channels, out_channels, kernel, groups: its shape.
         bits: its weight bit width (4 or 8).
         weight_bytes: bytes of its weights as the compiler stores them at `bits`
-            (`qanas.space.layer_bits.stored_weight_bytes`: int8 bytes for a 4-bit conv
-            of a fused inverted residual); `weight_bytes_int8` at 8 bits.
+            (`qanas.space.layer_bits.stored_weight_bytes`: packed rows for a 4-bit conv);
+            `weight_bytes_int8` at 8 bits.
     """
 
     name: str

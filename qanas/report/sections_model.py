@@ -164,8 +164,7 @@ def _conv_bits_table(arch: str, size, classes: int | None, compiled: int | None)
                   "int8 bytes"), tuple(rows),
                  f"Weight bits per conv: the conv weights take {pct(saved, 1)} less than all "
                  "int8 (qanas.space.layer_bits.stored_weight_bytes, as the compiler stores "
-                 "them: a 4-bit conv fused into an inverted residual keeps int8 bytes; "
-                 "biases and requantization parameters excluded). The compiled weights "
+                 "them: every 4-bit conv packed two weights per byte; biases and requantization parameters excluded). The compiled weights "
                  f"region: {nbytes(compiled)}.")
 
 

@@ -7,11 +7,11 @@ model into their (architecture, bits) versions:
   searchable conv), which NSGA-II and random search explore like any decision;
 * `BitsEvaluator` scores a mixed config with the scorer's `QuantSpec` plus the
   config's per-layer weight bits (`QuantSpec.layer_weight_bits`);
-* `BitsCostModel` takes the architecture's profile; the 4-bit convs that run on the
-  int4 kernels (`qanas.space.layer_bits.int4_kernel_layers`: not those the compiler
-  fuses into an inverted residual, which keep int8 bytes) lower its flash by what
-  their packed weights save (two weights per byte) and are priced at the target's
-  int4 rates (`qanas.cost.int4_latency.WeightBitsLatency`). SRAM is unchanged
+* `BitsCostModel` takes the architecture's profile; the 4-bit convs, which all run on
+  the int4 kernels (`qanas.space.layer_bits.int4_kernel_layers`: on their own, or as
+  stages of the fused inverted-residual kernel or layers of the patch stage), lower its
+  flash by what their packed weights save (two weights per byte) and are priced at the
+  target's int4 rates (`qanas.cost.int4_latency.WeightBitsLatency`). SRAM is unchanged
   (activations stay int8).
 
 Ethos-U targets are refused: Vela compiles int8 weights only.
@@ -62,7 +62,7 @@ class BitsCostModel:
 
     def flash_saving(self, cfg) -> int:
         """Weight bytes the compiler stores less for `cfg` than for its architecture
-        all-int8: the packed weights of the convs on the int4 kernels (0 for int8)."""
+        all-int8: the packed weights of its 4-bit convs (0 for int8)."""
         mixed = self._widths(cfg)
         return 0 if mixed is None else weight_flash_saving(*mixed)
 

@@ -11,11 +11,12 @@ These convs stay int8:
   more than `compiler.kernels.packing_s4.PATCH_MAX` weights. 4 bits there would cost
   accuracy and save no flash.
 
-Every other conv is *searchable*. Among them, the 1×1 convs the compiler fuses with a
-depthwise conv into its inverted-residual kernel (`fused_convs`) also keep int8 bytes:
-the kernel widens their 4-bit values to int8, so they compute the 4-bit model bit for
-bit but save no flash and run no int4 kernel (`int4_kernel_layers`: the one rule the
-flash here and the latency model, `qanas.cost.int4_latency`, share).
+Every other conv is *searchable*, and a searchable conv at 4 bits is stored packed and
+runs on the int4 convolutions wherever the compiler puts it (`int4_kernel_layers`: the one
+rule the flash here and the latency model, `qanas.cost.int4_latency`, share): as its own
+``qanas_*_s4`` step, as the expand or project stage of the fused inverted-residual kernel
+(`fused_convs`, both ``--optimise`` modes), or as a layer of the patch stage
+(``--optimise size``). `int4_step_layers` names those with a step of their own.
 
 Conv layers are taken in definition order, which `SearchSpace.layer_specs` and the
 extracted subnet's ``named_modules()`` share (`tests/qanas/space/test_bits_space.py` checks it on
@@ -23,7 +24,7 @@ every space), so a bit width chosen from the layer descriptors names the same la
 of the model.
 
 Flash follows the compiler's storage (`compiler.kernels.packing_s4`): the weights of a
-4-bit conv on the int4 kernels are one row per output channel, two per byte, each row
+4-bit conv are one row per output channel, two per byte, each row
 padded to a multiple of 8 weights (`stored_weight_bytes`); the int32 bias and the
 per-channel requantization parameters are as for int8.
 
@@ -125,7 +126,8 @@ def fused_convs(specs: Sequence[LayerSpec]) -> set[str]:
 
 def int4_kernel_layers(specs: Sequence[LayerSpec], widths: Sequence[int]) -> list[str]:
     """Names of the convs of `specs` that run on the int4 kernels and store packed 4-bit
-    weights, in order: the 4-bit convs not in `fused_convs`.
+    weights, in order: every 4-bit conv (a searchable one: `layer_bit_widths` gives 4 to
+    no other), in a fused inverted residual or not.
 
     Args:
         specs: the subnet's layer descriptors.
@@ -134,15 +136,20 @@ def int4_kernel_layers(specs: Sequence[LayerSpec], widths: Sequence[int]) -> lis
     convs = conv_layers(specs)
     if len(widths) != len(convs):
         raise ValueError(f"{len(widths)} weight bit widths for {len(convs)} convs")
+    return [c.name for c, bits in zip(convs, widths, strict=True) if bits == 4]
+
+
+def int4_step_layers(specs: Sequence[LayerSpec], widths: Sequence[int]) -> list[str]:
+    """The convs of `int4_kernel_layers` that are a ``qanas_*_s4`` step of their own in an
+    ``--optimise speed`` build, in order: those not in `fused_convs` (the others run
+    inside a ``qanas_inverted_residual_s8`` step)."""
     fused = fused_convs(specs)
-    return [c.name for c, bits in zip(convs, widths, strict=True)
-            if bits == 4 and c.name not in fused]
+    return [name for name in int4_kernel_layers(specs, widths) if name not in fused]
 
 
 def stored_weight_bytes(specs: Sequence[LayerSpec], widths: Sequence[int]) -> list[int]:
     """Bytes the compiler stores for the weights of every conv of `specs` at `widths`:
-    packed for the convs of `int4_kernel_layers`, one per weight for the others (int8
-    convs, and 4-bit convs of a fused inverted residual, whose values are widened)."""
+    packed for the convs of `int4_kernel_layers`, one per weight for the others."""
     packed = set(int4_kernel_layers(specs, widths))
     return [weight_bytes(s, 4 if s.name in packed else 8) for s in conv_layers(specs)]
 
@@ -155,5 +162,5 @@ def weight_flash_saving(specs: Sequence[LayerSpec], bits: Sequence[int]) -> int:
 
 
 __all__ = ["WEIGHT_BIT_CHOICES", "conv_layers", "fused_convs", "int4_kernel_layers",
-           "layer_bit_widths", "packs_int4", "searchable_layers", "stored_weight_bytes",
+           "int4_step_layers", "layer_bit_widths", "packs_int4", "searchable_layers", "stored_weight_bytes",
            "weight_bytes", "weight_flash_saving"]

@@ -25,7 +25,9 @@ OPSET = 21
 class ConvSpec:
     """One layer: ``kind`` "pw" (1x1), "conv" (k x k) or "dw" (depthwise); weight bits 4/8.
 
-    ``symmetric_range``: int4 weights in [-7, 7] (narrow), else [-8, 7].
+    ``narrow``: int4 weights in [-7, 7], else [-8, 7]. ``residual`` > 0: the layer's
+    quantized output is added (a QDQ ``Add``) to the input of the layer that many layers
+    back (3 for an expand → depthwise → project block).
     """
 
     kind: str
@@ -37,12 +39,21 @@ class ConvSpec:
     per_channel: bool = True
     zero_point: bool = True
     narrow: bool = True
+    residual: int = 0
 
 
 MIXED = (ConvSpec("conv", 8, 3, 2, bits=8), ConvSpec("pw", 16, bits=4),
          ConvSpec("dw", 16, 3, 1, bits=4), ConvSpec("conv", 12, 3, 1, bits=4),
          ConvSpec("pw", 8, bits=8, relu=False))
 """A mixed int4/int8 stack: stem (int8), expand (int4), depthwise, k x k and project."""
+
+FUSED = (ConvSpec("conv", 8, 3, 2, bits=8),
+         ConvSpec("pw", 24, bits=4), ConvSpec("dw", 24, 3, bits=8),
+         ConvSpec("pw", 8, bits=4, relu=False, residual=3),
+         ConvSpec("pw", 32, bits=8), ConvSpec("dw", 32, 3, 2, bits=8),
+         ConvSpec("pw", 12, bits=4, relu=False))
+"""Two inverted residuals the compiler fuses: int4 expand and project with a residual add,
+then a stride-2 block with an int8 expand and an int4 project."""
 
 
 def _quantize_weights(w: np.ndarray, spec: ConvSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -103,7 +114,9 @@ def int4_conv_model(directory: Path, layers=MIXED, *, in_c: int = 4, size: int =
     cur = b.act_qdq("input", "in", s_x, 0)
     c = in_c
     y = x_float
+    inputs = []  # (tensor name, float value) entering each layer
     for i, spec in enumerate(layers):
+        inputs.append((cur, y))
         groups = c if spec.kind == "dw" else 1
         out_c = c if spec.kind == "dw" else spec.out_c
         k = 1 if spec.kind == "pw" else spec.kernel
@@ -136,8 +149,14 @@ def int4_conv_model(directory: Path, layers=MIXED, *, in_c: int = 4, size: int =
         if spec.relu:
             conv = b.node("Relu", [conv], f"relu{i}")
             y = torch.relu(y)
+        last = "output" if i == len(layers) - 1 else None
         s_x, zp = _calibrate(y, spec.relu)
-        cur = b.act_qdq(conv, f"a{i}", s_x, zp, "output" if i == len(layers) - 1 else None)
+        cur = b.act_qdq(conv, f"a{i}", s_x, zp, None if spec.residual else last)
+        if spec.residual:
+            skip, y_skip = inputs[i + 1 - spec.residual]
+            y = y + y_skip
+            s_x, zp = _calibrate(y, False)
+            cur = b.act_qdq(b.node("Add", [cur, skip], f"add{i}"), f"r{i}", s_x, zp, last)
         c = out_c
     out_shape = [1, c, *y.shape[2:]]
     graph = helper.make_graph(

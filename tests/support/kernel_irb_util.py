@@ -1,6 +1,7 @@
 """Fused inverted-residual cases: the NumPy reference composition and the C call.
 
-`irb_case` draws one block (seeded weights, biases, scales, zero points), packs it with
+`irb_case` draws one block (seeded weights, biases, scales, zero points; int4 weights,
+-8..7, for the 1×1 stages it names), packs it with
 `compiler.kernels.irb.pack_inverted_residual` and computes the expected output as the
 reference computes the unfused chain: each stage `compiler.reference.kernels.conv2d` on
 ``x − zp`` + bias, requantized by `compiler.int8.requantize`; the residual add with one
@@ -64,13 +65,15 @@ def irb_reference(x: np.ndarray, input_zero_point: int, expand: irb.Stage | None
 
 
 def _stage(rng: np.random.Generator, x: np.ndarray, zp_x: int, shape: tuple[int, ...],
-           groups: int = 1, clamp: bool = True, wide: float = 0.04,
+           groups: int = 1, clamp: bool = True, wide: float = 0.04, int4: bool = False,
            **conv) -> tuple[irb.Stage, np.ndarray]:
-    """A random stage on ``x`` and its reference output: int8 weights, int32 bias, a random
+    """A random stage on ``x`` and its reference output: int8 (``int4``: -8..7, packed
+    two per byte) weights, int32 bias, a random
     output zero point, (``clamp``) a ReLU6-like clamp at random, and per-channel scales
     that spread each channel's accumulators over about ±60 (a share ``wide`` of them
     ≥ 0.25, the 64-bit requantization path, and some exact powers of two)."""
-    w = rng.integers(-127, 128, shape).astype(np.int8)
+    w = rng.integers(-8, 8, shape).astype(np.int8) if int4 else \
+        rng.integers(-127, 128, shape).astype(np.int8)
     bias = rng.integers(-(1 << 12), 1 << 12, shape[0]).astype(np.int32)
     zp = int(rng.integers(-90, 60))
     qmin, qmax = (zp, min(127, zp + 110)) if clamp and rng.random() < 0.6 else (-128, 127)
@@ -80,7 +83,8 @@ def _stage(rng: np.random.Generator, x: np.ndarray, zp_x: int, shape: tuple[int,
     scales = 60.0 / spread * rng.uniform(0.6, 1.5, shape[0])
     scales = np.where(rng.random(shape[0]) < 0.2, 2.0 ** np.round(np.log2(scales)), scales)
     scales = np.where(rng.random(shape[0]) < wide, rng.uniform(0.25, 1.0, shape[0]), scales)
-    stage = irb.Stage(w, bias, packing.requant(scales, shape[0], zp, qmin, qmax), groups)
+    stage = irb.Stage(w, bias, packing.requant(scales, shape[0], zp, qmin, qmax), groups,
+                      int4)
     return stage, _conv_stage(x, zp_x, stage, **conv)
 
 
@@ -89,8 +93,10 @@ def irb_case(name: str, rng: np.random.Generator, *, h: int, w: int, cin: int,
              dilation: int = 1, pads: tuple[int, int, int, int] | None = None,
              residual: bool = False, rescale: bool = False, expand_groups: int = 1,
              project_groups: int = 1, in_place: bool = False, checked: bool = True,
-             wide: float = 0.04, isa: str = "portable") -> KernelCase:
-    """One `qanas_inverted_residual_s8` case; ``expanded`` None: no expand conv.
+             wide: float = 0.04, isa: str = "portable",
+             int4: tuple[str, ...] = ()) -> KernelCase:
+    """One `qanas_inverted_residual_s8` case; ``expanded`` None: no expand conv; ``int4``:
+    the 1×1 stages (``"expand"``, ``"project"``) with int4 weights.
 
     ``pads`` default to "same" ((k − 1) · d / 2 each side). A ``checked`` case also
     returns status 98 when the C scratch size differs from `compiler.kernels.irb`'s, and
@@ -105,13 +111,13 @@ def irb_case(name: str, rng: np.random.Generator, *, h: int, w: int, cin: int,
     expand, e, ze = None, x, zx
     if expanded is not None:
         expand, e = _stage(rng, x, zx, (ce, cin // expand_groups, 1, 1), expand_groups,
-                           wide=wide)
+                           wide=wide, int4="expand" in int4)
         ze = expand.requant.zero_point
     depthwise, d = _stage(rng, e, ze, (ce, 1, k, k), wide=wide, stride=stride, pads=pads,
                           dilation=dilation, groups=ce)
     project, _ = _stage(rng, d, depthwise.requant.zero_point,
                         (cout, ce // project_groups, 1, 1), project_groups, clamp=False,
-                        wide=wide)
+                        wide=wide, int4="project" in int4)
     add = rescale_rq = None
     if residual:
         zr = zx

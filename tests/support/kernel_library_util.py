@@ -193,7 +193,8 @@ def elementwise_case(name: str, rng: np.random.Generator, *, op: str, count: int
     return KernelCase(name, call, {"a": a, "b": b}, y, structs=[params])
 
 
-_C_TYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t"}
+_C_TYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t",
+            np.dtype(np.int32): "int32_t"}
 
 
 def _c_array(name: str, a: np.ndarray) -> str:

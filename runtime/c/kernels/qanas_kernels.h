@@ -191,7 +191,10 @@ qanas_status_t qanas_softmax_s8(const qanas_softmax_params_t *params, const int8
  * Everything lives in `scratch` (qanas_inverted_residual_scratch_bytes; compiler.kernels.irb.scratch_bytes
  * gives the same number). Weights and biases are packed by compiler/kernels/irb.py
  * (pack_conv / pack_depthwise layouts, each bias with its stage's input zero point
- * folded in: X's for expand, E's for the depthwise, D's for project). */
+ * folded in: X's for expand, E's for the depthwise, D's for project). A 1x1 stage with
+ * 4-bit weights gives expand_weights_s4 / project_weights_s4 (rows packed two weights per
+ * byte, qanas_kernels_s4.h) in place of expand_weights / project_weights and runs the
+ * int4 convolutions; the depthwise is int8. */
 typedef struct {
   int32_t in_h, in_w, in_c;       /* X */
   int32_t expanded_c;             /* channels of E and D (in_c without expansion) */
@@ -219,6 +222,9 @@ typedef struct {
   int32_t residual_rescale;       /* non-zero: R = requant(X - input_zero_point, residual_rq) */
   qanas_requant_t residual_rq;    /* one multiplier / shift */
   qanas_add_params_t add;         /* a = R (a_zero_point: R's), b = P (b_zero_point: P's) */
+  /* int4 1x1 stages (NULL: int8): packed rows, the stage's int8 weights NULL */
+  const uint8_t *expand_weights_s4;
+  const uint8_t *project_weights_s4;
 } qanas_irb_params_t;
 
 /* Bytes of scratch qanas_inverted_residual_s8 needs (-1 for inconsistent params):

@@ -9,7 +9,9 @@
  * ring, so an output row is qk_depthwise_row over k row pointers (the library's
  * depthwise micro-kernels), QK_IRB_CHUNK pixels at a time, each chunk then projected and
  * added to X right away; expand and project are the library's pointwise convolutions over
- * a row / a chunk of pixels. */
+ * a row / a chunk of pixels: int8 (qk_conv.c), or int4 (qk_conv_s4.c) for a stage whose
+ * weights come packed two per byte. */
+#include "qanas_kernels_s4.h"
 #include "qk_internal.h"
 
 /* Largest depthwise kernel (rows of qk_depthwise_row's row-pointer array). */
@@ -38,12 +40,21 @@ static int32_t qk_requant_given(const qanas_requant_t *rq) {
   return rq->multiplier != 0 && rq->shift != 0;
 }
 
-/* A 1x1 conv stage: weights, bias and requantization present, groups dividing both
- * channel counts. */
-static int32_t qk_irb_stage_valid(const int8_t *w, const int32_t *b, const qanas_requant_t *rq,
-                                  int32_t groups, int32_t in_c, int32_t out_c) {
-  return w != 0 && b != 0 && qk_requant_given(rq) && groups > 0 && in_c % groups == 0 &&
-         out_c % groups == 0;
+/* A 1x1 conv stage: int8 or int4 weights (one of them), bias and requantization present,
+ * groups dividing both channel counts; int4 rows within what the int4 kernels take. */
+static int32_t qk_irb_stage_valid(const int8_t *w, const uint8_t *w4, const int32_t *b,
+                                  const qanas_requant_t *rq, int32_t groups, int32_t in_c,
+                                  int32_t out_c) {
+  if ((w == 0) == (w4 == 0) || b == 0 || !qk_requant_given(rq) || groups <= 0 ||
+      in_c % groups != 0 || out_c % groups != 0) {
+    return 0;
+  }
+  return w4 == 0 || in_c / groups <= (groups == 1 ? QANAS_S4_MAX_DEPTH : QANAS_S4_PATCH_MAX);
+}
+
+/* The block has an expand conv (int8 or int4 weights). */
+static int32_t qk_irb_has_expand(const qanas_irb_params_t *p) {
+  return p->expand_weights != 0 || p->expand_weights_s4 != 0;
 }
 
 static int32_t qk_irb_params_valid(const qanas_irb_params_t *p) {
@@ -52,16 +63,16 @@ static int32_t qk_irb_params_valid(const qanas_irb_params_t *p) {
       p->stride <= 0 || p->dilation <= 0 || p->pad_top < 0 || p->pad_left < 0) {
     return 0;
   }
-  if (p->expand_weights != 0
-          ? !qk_irb_stage_valid(p->expand_weights, p->expand_bias, &p->expand_rq,
-                                p->expand_groups, p->in_c, p->expanded_c)
+  if (qk_irb_has_expand(p)
+          ? !qk_irb_stage_valid(p->expand_weights, p->expand_weights_s4, p->expand_bias,
+                                &p->expand_rq, p->expand_groups, p->in_c, p->expanded_c)
           : p->expanded_c != p->in_c) {
     return 0;
   }
   if (p->depthwise_weights == 0 || p->depthwise_bias == 0 ||
       !qk_requant_given(&p->depthwise_rq) ||
-      !qk_irb_stage_valid(p->project_weights, p->project_bias, &p->project_rq,
-                          p->project_groups, p->expanded_c, p->out_c)) {
+      !qk_irb_stage_valid(p->project_weights, p->project_weights_s4, p->project_bias,
+                          &p->project_rq, p->project_groups, p->expanded_c, p->out_c)) {
     return 0;
   }
   if (p->residual && (p->stride != 1 || p->out_h != p->in_h || p->out_w != p->in_w ||
@@ -95,18 +106,21 @@ static void qk_irb_fill(int8_t *out, int8_t value, int32_t n) {
   }
 }
 
-/* A 1x1 conv over `pixels` pixels: the pointwise kernel, or conv2d on a 1-row image when
- * grouped. */
+/* A 1x1 conv over `pixels` pixels with int8 weights `w` or packed int4 weights `w4`: the
+ * pointwise kernel, or conv2d on a 1-row image when grouped. */
 static void qk_irb_conv1x1(int32_t pixels, int32_t in_c, int32_t out_c, int32_t groups,
-                           const int8_t *x, const int8_t *w, const int32_t *b,
-                           const qanas_requant_t *rq, int8_t *y) {
-  if (groups == 1) {
-    (void)qanas_pointwise_conv_s8(pixels, in_c, out_c, x, w, b, rq, y);
-    return;
-  }
+                           const int8_t *x, const int8_t *w, const uint8_t *w4,
+                           const int32_t *b, const qanas_requant_t *rq, int8_t *y) {
   const qanas_conv_params_t c = {1, pixels, in_c, 1, pixels, out_c, 1, 1, 1, 1, 1, 1,
                                  0, 0, groups, 1, 0};
-  (void)qanas_conv2d_s8(&c, x, w, b, rq, y);
+  if (w4 != 0) {
+    (void)(groups == 1 ? qanas_pointwise_conv_s4(pixels, in_c, out_c, x, w4, b, rq, y)
+                       : qanas_conv2d_s4(&c, x, w4, b, rq, y));
+  } else if (groups == 1) {
+    (void)qanas_pointwise_conv_s8(pixels, in_c, out_c, x, w, b, rq, y);
+  } else {
+    (void)qanas_conv2d_s8(&c, x, w, b, rq, y);
+  }
 }
 
 /* Padded row u of E into its ring slot: expanded (or copied) from input row u - pad_top,
@@ -116,20 +130,20 @@ static void qk_irb_produce_row(const qanas_irb_params_t *p, const qk_irb_ring_t 
   int8_t *dst = ring + (u % r->span) * r->row_bytes + p->pad_left * p->expanded_c;
   const int32_t iy = u - p->pad_top, n = p->in_w * p->expanded_c;
   if (iy < 0 || iy >= p->in_h) {
-    const int32_t zp = p->expand_weights != 0 ? p->expand_rq.output_zero_point
-                                              : p->input_zero_point;
+    const int32_t zp = qk_irb_has_expand(p) ? p->expand_rq.output_zero_point
+                                            : p->input_zero_point;
     qk_irb_fill(dst, (int8_t)zp, n);
     return;
   }
   const int8_t *x = input + iy * p->in_w * p->in_c;
-  if (p->expand_weights == 0) {
+  if (!qk_irb_has_expand(p)) {
     for (int32_t i = 0; i < n; ++i) {
       dst[i] = x[i];
     }
     return;
   }
   qk_irb_conv1x1(p->in_w, p->in_c, p->expanded_c, p->expand_groups, x, p->expand_weights,
-                 p->expand_bias, &p->expand_rq, dst);
+                 p->expand_weights_s4, p->expand_bias, &p->expand_rq, dst);
 }
 
 /* Bytes of X rescaled per pass of the residual (a stack buffer). */
@@ -166,8 +180,8 @@ qanas_status_t qanas_inverted_residual_s8(const qanas_irb_params_t *p, const int
   int8_t *const dw_out = ring + r.span * r.row_bytes;
   const int32_t chunk = p->out_w < QK_IRB_CHUNK ? p->out_w : QK_IRB_CHUNK;
   int8_t *const proj_out = dw_out + chunk * ce; /* residual blocks only */
-  const int8_t zp_e = (int8_t)(p->expand_weights != 0 ? p->expand_rq.output_zero_point
-                                                      : p->input_zero_point);
+  const int8_t zp_e = (int8_t)(qk_irb_has_expand(p) ? p->expand_rq.output_zero_point
+                                                    : p->input_zero_point);
   /* The padding columns of every slot: written once, never overwritten. */
   for (int32_t s = 0; s < r.span; ++s) {
     int8_t *row = ring + s * r.row_bytes;
@@ -197,7 +211,8 @@ qanas_status_t qanas_inverted_residual_s8(const qanas_irb_params_t *p, const int
                        vector_requant, dw_out);
       const int32_t first = (oy * p->out_w + ox) * p->out_c;
       qk_irb_conv1x1(n, ce, p->out_c, p->project_groups, dw_out, p->project_weights,
-                     p->project_bias, &p->project_rq, p->residual ? proj_out : output + first);
+                     p->project_weights_s4, p->project_bias, &p->project_rq,
+                     p->residual ? proj_out : output + first);
       if (p->residual) { /* same shape: X's pixel has Y's index */
         qk_irb_residual(p, input + first, proj_out, n * p->out_c, output + first);
       }

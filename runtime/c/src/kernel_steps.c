@@ -7,6 +7,7 @@
 
 #include "dlpack/dlpack.h"
 #include "qanas/workspace.h"
+#include "qanas_kernels_s4.h"
 #include "tvm/ffi/c_api.h"
 
 /* The data of packed argument `i` (a DLTensor). */
@@ -204,8 +205,12 @@ int32_t qanas_step_inverted_residual_s8(void *self, void *args, int32_t num_args
   int32_t i = 1;
   int8_t *expand_copy = NULL, *project_copy = NULL;
   if (s->has_expand) {
-    p.expand_weights = IrbWeights(s, p.in_c, p.expanded_c, p.expand_groups,
-                                  (const int8_t *)Data(args, i), &expand_copy);
+    if (s->expand_s4) {
+      p.expand_weights_s4 = (const uint8_t *)Data(args, i);
+    } else {
+      p.expand_weights = IrbWeights(s, p.in_c, p.expanded_c, p.expand_groups,
+                                    (const int8_t *)Data(args, i), &expand_copy);
+    }
     p.expand_bias = (const int32_t *)Data(args, i + 1);
     p.expand_rq.multiplier = (const int32_t *)Data(args, i + 2);
     p.expand_rq.shift = (const int32_t *)Data(args, i + 3);
@@ -215,8 +220,12 @@ int32_t qanas_step_inverted_residual_s8(void *self, void *args, int32_t num_args
   p.depthwise_bias = (const int32_t *)Data(args, i + 1);
   p.depthwise_rq.multiplier = (const int32_t *)Data(args, i + 2);
   p.depthwise_rq.shift = (const int32_t *)Data(args, i + 3);
-  p.project_weights = IrbWeights(s, p.expanded_c, p.out_c, p.project_groups,
-                                 (const int8_t *)Data(args, i + 4), &project_copy);
+  if (s->project_s4) {
+    p.project_weights_s4 = (const uint8_t *)Data(args, i + 4);
+  } else {
+    p.project_weights = IrbWeights(s, p.expanded_c, p.out_c, p.project_groups,
+                                   (const int8_t *)Data(args, i + 4), &project_copy);
+  }
   p.project_bias = (const int32_t *)Data(args, i + 5);
   p.project_rq.multiplier = (const int32_t *)Data(args, i + 6);
   p.project_rq.shift = (const int32_t *)Data(args, i + 7);
@@ -229,8 +238,9 @@ int32_t qanas_step_inverted_residual_s8(void *self, void *args, int32_t num_args
   int32_t status = -1;
   const int32_t needed = qanas_inverted_residual_scratch_bytes(&p);
   void *scratch = NULL;
-  if (needed >= 0 && needed <= s->scratch_bytes && p.project_weights != NULL &&
-      (!s->has_expand || p.expand_weights != NULL)) {
+  if (needed >= 0 && needed <= s->scratch_bytes &&
+      (p.project_weights != NULL || p.project_weights_s4 != NULL) &&
+      (!s->has_expand || p.expand_weights != NULL || p.expand_weights_s4 != NULL)) {
     scratch = TVMBackendAllocWorkspace(kDLCPU, 0, (uint64_t)s->scratch_bytes, 0, 8);
   }
   if (scratch != NULL) {
@@ -301,6 +311,11 @@ static qanas_status_t PatchLayer(const qanas_patch_step_t *s, int32_t l, const P
                                      rq, output);
     case QANAS_PATCH_DEPTHWISE:
       return qanas_depthwise_conv2d_s8(&p, input, weights, bias, rq, output);
+    case QANAS_PATCH_POINTWISE_S4:
+      return qanas_pointwise_conv_s4(p.out_h * p.out_w, p.in_c, p.out_c, input,
+                                     (const uint8_t *)weights, bias, rq, output);
+    case QANAS_PATCH_CONV_S4:
+      return qanas_conv2d_s4(&p, input, (const uint8_t *)weights, bias, rq, output);
     default:
       return qanas_conv2d_s8(&p, input, weights, bias, rq, output);
   }

@@ -3,8 +3,9 @@
 A grid of blocks (tests/support/kernel_irb_util.py): depthwise kernel 3/5/7/9, stride 1/2,
 dilation 1/2, with and without expand conv (grouped too), with and without residual (X
 rescaled or not), "same" and asymmetric padding, odd sizes, rows of several 8-pixel
-chunks, non-zero zero points, three run in place. Each ISA path builds one driver holding every case: host (default and forced
-portable C), AVX2, NEON (aarch64 under qemu-aarch64), DSP (cortex-m4), Helium
+chunks, non-zero zero points, three run in place; and blocks whose expand and/or project
+weights are int4 (residual, stride 2, grouped, no expansion, in place). Each ISA path builds one driver holding every case: host (default and forced
+portable C), AVX2, NEON (aarch64 under qemu-aarch64), DSP (cortex-m4, cortex-m7), Helium
 (cortex-m55) and the portable fallback of a core without DSP (cortex-m3). Every case also
 checks that the C scratch size equals `compiler.kernels.irb.scratch_bytes` and that the
 kernel writes nothing past it.
@@ -71,6 +72,21 @@ def irb_cases(seed: int = SEED, isa: str = "portable") -> list[KernelCase]:
         ("long_rows_in_place", dict(h=4, w=21, cin=8, expanded=16, cout=8, residual=True,
                                     rescale=True, in_place=True)),
         ("long_rows_s2", dict(h=5, w=35, cin=5, expanded=10, cout=6, k=5, stride=2)),
+        # int4 expand and/or project weights (the int4 convolutions inside the block)
+        ("int4_k3s1_res", dict(h=7, w=9, cin=8, expanded=24, cout=8, residual=True,
+                               int4=("expand", "project"))),
+        ("int4_k3s2", dict(h=9, w=11, cin=16, expanded=48, cout=12, stride=2,
+                           int4=("expand", "project"))),
+        ("int4_project_k5s1_res", dict(h=6, w=10, cin=6, expanded=20, cout=6, k=5,
+                                       residual=True, rescale=True, int4=("project",))),
+        ("int4_expand_k3s2", dict(h=8, w=7, cin=5, expanded=18, cout=7, stride=2,
+                                  int4=("expand",))),
+        ("int4_grouped", dict(h=6, w=7, cin=8, expanded=24, cout=8, expand_groups=2,
+                              project_groups=4, residual=True, int4=("expand", "project"))),
+        ("int4_noexp_s2", dict(h=9, w=8, cin=40, expanded=None, cout=24, stride=2,
+                               int4=("project",))),
+        ("int4_wide_in_place", dict(h=4, w=21, cin=24, expanded=144, cout=24, residual=True,
+                                    in_place=True, int4=("expand", "project"))),
     ]
     return [irb_case(name, rng, isa=isa, **spec) for name, spec in grid]
 
@@ -125,6 +141,7 @@ def test_aarch64_neon_bit_exact(tmp_path: Path):
 @pytest.mark.toolchain
 @pytest.mark.parametrize("target,cpu", [
     ("cortex-m4", None),         # DSP
+    ("cortex-m7", None),         # DSP
     ("cortex-m55", None),        # Helium
     ("cortex-m4", "cortex-m3"),  # no DSP: portable C
 ])

@@ -13,7 +13,12 @@ from qanas.cost.int4_latency import int4_extra_cycles
 from qanas.search.bits import BitsCostModel
 from qanas.space import get_space
 from qanas.space.bits import WeightBitsSpace, with_bits
-from qanas.space.layer_bits import fused_convs, int4_kernel_layers, layer_bit_widths
+from qanas.space.layer_bits import (
+    fused_convs,
+    int4_kernel_layers,
+    int4_step_layers,
+    layer_bit_widths,
+)
 from targets import get_target
 from targets.latency import (
     COEFFICIENTS_PATH,
@@ -53,13 +58,15 @@ class ArchitectureCosts:
         return {}
 
 
-def test_fused_inverted_residuals_keep_their_4bit_convs_on_int8_kernels(space):
+def test_every_4bit_conv_runs_on_int4_kernels_fused_or_not(space):
     _, specs, widths = all_four(space, "min")
     on_int4 = int4_kernel_layers(specs, widths)
     fused = fused_convs(specs)
     assert fused == {"blocks.16.expand", "blocks.16.dw", "blocks.16.project"}
-    assert on_int4 and not set(on_int4) & fused
+    assert set(on_int4) & fused == {"blocks.16.expand", "blocks.16.project"}
     assert {"head", "decoder.cbr"} <= set(on_int4)
+    steps = int4_step_layers(specs, widths)
+    assert steps == [n for n in on_int4 if n not in fused] and "head" in steps
     by_name = {layer.name: layer for layer in specs}
     assert {layer_class(by_name[n]) for n in on_int4} <= set(INT4_CLASSES)
     assert int4_kernel_layers(specs, [8] * len(widths)) == []
@@ -142,7 +149,7 @@ def test_the_compiler_runs_exactly_the_modelled_convs_on_int4_kernels(name, tmp_
     arch = space.base.resolve("min")
     specs = space.layer_specs(arch, size, CLASSES)
     cfg = with_bits(arch, [4] * space.slot_count(arch))
-    on_int4 = int4_kernel_layers(specs, layer_bit_widths(specs, CLASSES, cfg.weight_bits))
+    on_int4 = int4_step_layers(specs, layer_bit_widths(specs, CLASSES, cfg.weight_bits))
     onnx_path = export_subnet(space.base, str(cfg), tmp_path / "w4.onnx", size, CLASSES)
     result = compile_model(str(onnx_path), "host", tmp_path / "project", optimise="speed")
     kernels = json.loads((result.out_dir / "compile.json").read_text())["kernel_implementations"]

@@ -128,16 +128,16 @@ def test_committed_fit_carries_int4_rates_of_the_current_kernel_generation():
 
 def _paired_run(which: str, ratio: float) -> dict:
     """A subnet's 4-bit and int8 runs whose int4 kernel steps cost `ratio` times the int8
-    ones: one step per conv on the int4 kernels, one for the rest."""
+    ones: one step per conv with an int4 step of its own, one for the rest."""
     from qanas.space.bits import WeightBitsSpace
-    from qanas.space.layer_bits import int4_kernel_layers, layer_bit_widths
+    from qanas.space.layer_bits import int4_step_layers, layer_bit_widths
 
     space = WeightBitsSpace(get_space(SPACE), SIZE, CLASSES)
     arch = space.base.resolve(which)
     layers = space.layer_specs(arch, SIZE, CLASSES)
     widths = layer_bit_widths(layers, CLASSES, [4] * space.slot_count(arch))
     by_name = {layer.name: layer for layer in layers}
-    on_int4 = int4_kernel_layers(layers, widths)
+    on_int4 = int4_step_layers(layers, widths)
     int8 = [{"implementation": "qanas_inverted_residual_s8", "instructions": 5e6}]
     int8 += [{"implementation": "qanas_pointwise_conv_s8",
               "instructions": by_name[n].macs * 1.5 + 900} for n in on_int4]
@@ -168,6 +168,6 @@ def test_int4_fit_refuses_plans_that_are_not_twins():
     with pytest.raises(ValueError, match="twin"):
         int4_step_pairs(run["layers"], run["widths"], run["int4"]["layers"],
                         run["int8"]["layers"][1:])
-    with pytest.raises(ValueError, match="int4_kernel_layers"):
+    with pytest.raises(ValueError, match="int4_step_layers"):
         int4_step_pairs(run["layers"], run["widths"], run["int4"]["layers"][:-1],
                         run["int8"]["layers"][:-1])

@@ -1,9 +1,10 @@
 """The flash a `--bits w4w8` search uses against the weights the compiler stores.
 
 Each subnet is exported twice with the same seeded weights (all-int8, and with two of
-every three searchable convs at 4 bits, so some 4-bit convs run on the int4 kernels and
-some sit in fused inverted residuals) and compiled (`compile_model`, ``--optimise speed``,
-cortex-m7); the plan's constants are the weights region byte for byte.
+every three searchable convs at 4 bits, so some 4-bit convs run on the int4 kernels on
+their own and some as stages of fused inverted residuals, and in ``--optimise size`` some
+as layers of the patch stage) and compiled (`compile_model`, cortex-m7, both
+``--optimise`` modes); the plan's constants are the weights region byte for byte.
 
 * The saving the search gives the bits (`BitsCostModel.flash_saving`) is the compiled
   saving of the weights (the int8 and packed int4 arrays) exactly.
@@ -34,34 +35,41 @@ ARCH_TOLERANCE = 0.02
 miss by (module docstring)."""
 
 
-def compiled_constants(space, cfg, folder) -> tuple[int, int]:
-    """(weights region, bytes of its int8 arrays) of `cfg` exported with seeded weights and
-    compiled."""
+def compiled_constants(space, cfg, folder, optimise: str) -> tuple[int, int, set]:
+    """(weights region, bytes of its int8 arrays, library functions called) of `cfg`
+    exported with seeded weights and compiled."""
     from tests.support.firmware_util import export_subnet
 
     onnx_path = export_subnet(space.base, str(cfg), folder / "model.onnx", SIZE, CLASSES)
-    result = compile_model(str(onnx_path), TARGET, folder / "project", optimise="speed")
+    result = compile_model(str(onnx_path), TARGET, folder / "project", optimise=optimise)
     int8 = sum(b.size for b in result.plan.buffers.values()
                if b.kind == "constant" and b.dtype in ("int8", "uint8"))
-    return result.weights_bytes, int8
+    return result.weights_bytes, int8, {c.library for c in result.plan.calls if c.library}
 
 
 @pytest.mark.slow  # two exports and compiles, one SRAM plan per subnet: about 2 CPU-minutes
-@pytest.mark.parametrize("name, which", [("squeezenas-small", "seed"), ("mbv2-deeplab", "min")])
-def test_the_searched_flash_saving_is_what_the_compiler_stores(name, which, tmp_path):
+@pytest.mark.parametrize("name, which, optimise", [
+    ("squeezenas-small", "seed", "speed"), ("mbv2-deeplab", "min", "speed"),
+    ("squeezenas-small", "seed", "size"),  # the patch stage holds 4-bit convs too
+])
+def test_the_searched_flash_saving_is_what_the_compiler_stores(name, which, optimise,
+                                                               tmp_path):
     space = WeightBitsSpace(get_space(name), SIZE, CLASSES)
-    hw = HardwareCostModel(space.base, get_target(TARGET), SIZE, CLASSES, optimise="speed")
+    hw = HardwareCostModel(space.base, get_target(TARGET), SIZE, CLASSES, optimise=optimise)
     model = BitsCostModel(hw, space)
     arch = space.base.resolve(which)
     cfg = with_bits(arch, [8 if i % 3 == 0 else 4 for i in range(space.slot_count(arch))])
     specs = space.layer_specs(arch, SIZE, CLASSES)
     widths = layer_bit_widths(specs, CLASSES, cfg.weight_bits)
     packed = int4_kernel_layers(specs, widths)
-    assert packed and len(packed) < cfg.weight_bits.count(4), "some 4-bit convs fused"
-    assert fused_convs(specs) - set(packed)
+    assert len(packed) == cfg.weight_bits.count(4)
+    assert set(packed) & fused_convs(specs), "some 4-bit convs in fused blocks"
 
-    int8, int8_arrays = compiled_constants(space, arch, tmp_path / "int8")
-    mixed, mixed_arrays = compiled_constants(space, cfg, tmp_path / "mixed")
+    int8, int8_arrays, _ = compiled_constants(space, arch, tmp_path / "int8", optimise)
+    mixed, mixed_arrays, called = compiled_constants(space, cfg, tmp_path / "mixed", optimise)
+    assert "qanas_inverted_residual_s8" in called
+    if optimise == "size":
+        assert "qanas_patch_stage_s8" in called
     assert model.flash_saving(cfg) == int8_arrays - mixed_arrays > 0
     assert model.profile(arch).flash_bytes - model.profile(cfg).flash_bytes \
         == model.flash_saving(cfg)

@@ -62,12 +62,14 @@ typedef struct {
  * multiplier, shift, [rescale multiplier, shift] (when irb.residual_rescale), output. The
  * adapter fills irb's pointers from them; its scratch (scratch_bytes, the step's arena
  * scratch) comes from the workspace region model.c sets. weights_mve: expand and project
- * weights in Helium's blocks. */
+ * int8 weights in Helium's blocks. expand_s4 / project_s4: that stage's weights are int4
+ * rows packed two per byte (qanas_kernels_s4.h), the same layout on every ISA. */
 typedef struct {
   qanas_irb_params_t irb;
   int32_t has_expand;
   int32_t weights_mve;
   int32_t scratch_bytes;
+  int32_t expand_s4, project_s4;
 } qanas_irb_step_t;
 
 /* Patch stage (MCUNetV2): the high-resolution head of a network, a chain of up to
@@ -80,9 +82,11 @@ typedef struct {
 #define QANAS_PATCH_MAX_LAYERS 8
 
 typedef enum {
-  QANAS_PATCH_CONV = 0,      /* qanas_conv2d_s8 */
-  QANAS_PATCH_POINTWISE = 1, /* qanas_pointwise_conv_s8 */
-  QANAS_PATCH_DEPTHWISE = 2  /* qanas_depthwise_conv2d_s8 */
+  QANAS_PATCH_CONV = 0,         /* qanas_conv2d_s8 */
+  QANAS_PATCH_POINTWISE = 1,    /* qanas_pointwise_conv_s8 */
+  QANAS_PATCH_DEPTHWISE = 2,    /* qanas_depthwise_conv2d_s8 */
+  QANAS_PATCH_CONV_S4 = 3,      /* qanas_conv2d_s4 (int4 weights, qanas_kernels_s4.h) */
+  QANAS_PATCH_POINTWISE_S4 = 4  /* qanas_pointwise_conv_s4 */
 } qanas_patch_layer_kind_t;
 
 typedef struct {
