@@ -12,7 +12,16 @@ MACs: expand + depthwise + project), the fused/unfused instruction ratio, and th
 kernel's scratch against the expanded tensor the unfused chain holds in full (its
 depthwise input and output are both that size). JSON to benchmarks/results/mcu_irb.json.
 
-Usage: .venv/bin/python benchmarks/mcu_irb.py [--targets cortex-m4 cortex-m55] [--json]
+``--int4``: each block runs the fused kernel twice, with int8 expand / project weights and
+with int4 ones (packed two per byte, the int4 convolutions inside the block; the
+depthwise is int8 in both). Printed: the instructions of both, their ratio, the weight
+bytes of both (expand + depthwise + project), and the change the latency model predicts
+for the int4 block (`targets.latency.layer_cycles` of its expand and project at the
+target's fitted int4 rates less at the int8 ones, `qanas.cost.int4_latency`) against the
+measured change. JSON to benchmarks/results/mcu_irb_int4.json.
+
+Usage: .venv/bin/python benchmarks/mcu_irb.py [--targets cortex-m4 cortex-m55] [--int4]
+       [--json]
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ BLOCKS = {  # name → irb_case arguments (squeezenas-small blocks at 32x64)
 }
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "mcu_irb.json"
+DEFAULT_OUT_INT4 = Path(__file__).resolve().parent / "results" / "mcu_irb_int4.json"
 
 
 def block_cases(name: str, spec: dict, rng: np.random.Generator, isa: str) -> list:
@@ -97,25 +107,103 @@ def measure(targets: list[str], work: Path, seed: int = 0) -> list[dict]:
     return rows
 
 
+def block_layers(spec: dict) -> list:
+    """The block's expand, depthwise and project as `targets.cost.LayerSpec`s."""
+    from targets.cost import LayerSpec
+
+    h, w, cin, ce, cout, k = (spec[key] for key in ("h", "w", "cin", "expanded", "cout", "k"))
+    out = (-(-h // spec["stride"]), -(-w // spec["stride"]))
+    return [LayerSpec("conv", "expand", cin, ce, (h, w), (h, w)),
+            LayerSpec("conv", "dw", ce, ce, (h, w), out, kernel=(k, k),
+                      stride=(spec["stride"],) * 2, groups=ce),
+            LayerSpec("conv", "project", ce, cout, out, out)]
+
+
+def measure_int4(targets: list[str], work: Path, seed: int = 0) -> list[dict]:
+    """One row per block and target: the fused block with int8 and with int4 1x1 weights."""
+    from compiler.kernels import isa_for_cpu
+    from qanas.cost.int4_latency import int4_extra_cycles
+    from targets.latency import coefficients_for
+    from tests.support import kernel_library_util as driver
+    from tests.support.kernel_irb_util import irb_case
+
+    rows = []
+    for target in targets:
+        rng = np.random.default_rng(seed)
+        isa = isa_for_cpu(target)
+        pairs = {name: [irb_case(f"{name}_{bits}", rng, checked=False, wide=0, isa=isa,
+                                 int4=stages, **spec)
+                        for bits, stages in (("int8", ()), ("int4", ("expand", "project")))]
+                 for name, spec in BLOCKS.items()}
+        cases = [c for pair in pairs.values() for c in pair]
+        text = driver.run_cortex_m(cases, work / f"{target}_int4", target, dump=False)
+        got_isa, results = driver.parse_driver_output(text, cases)
+        wrong = set(driver.check_results(cases, results))
+        instr = {c.name: driver.ticks_to_instructions(r.ticks, target)
+                 for c, r in zip(cases, results, strict=True)}
+        coeffs = coefficients_for(target)
+        for name, spec in BLOCKS.items():
+            int8, int4 = pairs[name]
+
+            def weight_bytes(case) -> int:
+                return sum(a.size for key, a in case.arrays.items() if "_weights" in key)
+
+            predicted = int4_extra_cycles(block_layers(spec), ("expand", "project"), coeffs)
+            measured = instr[int4.name] - instr[int8.name]
+            rows.append({
+                "block": name, "target": target, "isa": got_isa, "macs": int8.macs,
+                "int8_instructions": round(instr[int8.name]),
+                "int4_instructions": round(instr[int4.name]),
+                "int4_over_int8_instructions": instr[int4.name] / instr[int8.name],
+                "int8_weight_bytes": weight_bytes(int8), "int4_weight_bytes": weight_bytes(int4),
+                "measured_change_instructions": round(measured),
+                "predicted_change_cycles": round(predicted),
+                "predicted_change_over_measured": predicted / measured if measured else None,
+                "latency_model": coeffs.name,
+                "bit_exact_with_reference": not ({int8.name, int4.name} & wrong),
+            })
+    return rows
+
+
+def _print_int4(rows: list[dict]) -> None:
+    print(f"{'block':<9} {'target':<11} {'isa':<4} {'int8 instr':>10} {'int4 instr':>10} "
+          f"{'ratio':>6} {'bytes int8':>10} {'int4':>6} {'change':>8} {'predicted':>9} exact")
+    for r in rows:
+        print(f"{r['block']:<9} {r['target']:<11} {r['isa']:<4} {r['int8_instructions']:>10} "
+              f"{r['int4_instructions']:>10} {r['int4_over_int8_instructions']:>5.3f}x "
+              f"{r['int8_weight_bytes']:>10} {r['int4_weight_bytes']:>6} "
+              f"{r['measured_change_instructions']:>+8} {r['predicted_change_cycles']:>+9} "
+              f"{r['bit_exact_with_reference']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Prints the table (or JSON) and writes the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", nargs="+", default=["cortex-m4", "cortex-m55"])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--out", type=Path,
+                        help=f"JSON path (default {DEFAULT_OUT.name}, --int4 "
+                             f"{DEFAULT_OUT_INT4.name} in benchmarks/results)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--int4", action="store_true",
+                        help="int8 vs int4 expand / project weights in the fused kernel")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     from benchmarks.mcu_kernels import _provenance
 
     with tempfile.TemporaryDirectory(prefix="qanas-mcu-irb-") as tmp:
-        rows = measure(args.targets, Path(tmp), args.seed)
+        rows = (measure_int4 if args.int4 else measure)(args.targets, Path(tmp), args.seed)
     provenance = _provenance(args.targets, args.seed)
-    provenance["command"] = "benchmarks/mcu_irb.py --targets " + " ".join(args.targets)
+    provenance["command"] = ("benchmarks/mcu_irb.py --targets " + " ".join(args.targets)
+                             + (" --int4" if args.int4 else ""))
     report = {"provenance": provenance, "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    out = args.out or (DEFAULT_OUT_INT4 if args.int4 else DEFAULT_OUT)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
     if args.json:
         print(json.dumps(report, indent=2))
+    elif args.int4:
+        _print_int4(rows)
+        print(f"(written to {out})")
     else:
         print(f"{'block':<9} {'target':<11} {'isa':<4} {'MACs':>8} {'fused':>9} {'MAC/i':>6} "
               f"{'unfused':>9} {'MAC/i':>6} {'ratio':>6} {'scratch':>8} {'E bytes':>8} exact")
@@ -125,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['unfused_instructions']:>9} {r['unfused_macs_per_instr']:>6.3f} "
                   f"{r['fused_over_unfused_instructions']:>5.3f}x {r['scratch_bytes']:>8} "
                   f"{r['expanded_tensor_bytes']:>8} {r['bit_exact_with_reference']}")
-        print(f"(written to {args.out})")
+        print(f"(written to {out})")
     return 0 if all(r["bit_exact_with_reference"] for r in rows) else 1
 
 

@@ -27,8 +27,11 @@ Reported:
   the target (`firmware_runs`: instructions per inference, flash) unless
   ``--no-firmware``.
 
-Latency in both searches is the cost model's int8 figure of the architecture (the latency
-models do not know int4 kernels yet); without --no-firmware the instructions the deployed pair
+Weight flash counts every 4-bit conv packed two weights per byte (`qanas.search.bits.
+BitsCostModel`; the compiler packs them in fused inverted residuals and the patch stage
+too). Latency: the w8 search gives each architecture its int8 figure, the w4w8 search adds
+the int4 - int8 difference of its 4-bit convs at the target's fitted int4 rates
+(`qanas.cost.int4_latency`); without --no-firmware the instructions the deployed pair
 retires in QEMU show what 4-bit weights cost on the target.
 
 Run (the committed result: a supernet trained 12 float + 3 QAT-aware steps, 20 subnets per
@@ -41,9 +44,9 @@ architecture, deployment 106 s; one torch thread):
 The demo's own training (--epochs 4 --steps-per-epoch 100 --qat-supernet-steps 20) and
 budget give a better supernet at several times the cost.
 
-The committed result was then rescored (`rescore`: its flash figures recomputed with the
-cost model that keeps int8 bytes for the 4-bit convs of fused inverted residuals; its
-hypervolumes, figures of the earlier model, dropped), in seconds:
+A result can be rescored when the flash model changes (`rescore`: its flash figures
+recomputed from its architectures and bits; its hypervolumes, figures of the run's model,
+dropped), in seconds:
     .venv/bin/python benchmarks/mixed_precision.py \
         --rescore benchmarks/results/mixed_precision.json \
         --out benchmarks/results/mixed_precision.json
@@ -91,8 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--val-images", type=int, default=defaults.val_images)
     p.add_argument("--fidelity-images", type=int, default=defaults.fidelity_images)
     p.add_argument("--optimise", choices=("size", "speed"), default="speed",
-                   help="compiler mode of the deployed pair (default speed: size mode fuses "
-                        "inverted residuals into a kernel that stores int8 weights)")
+                   help="compiler mode of the deployed pair (default speed, the demo's)")
     p.add_argument("--no-firmware", action="store_true", help="skip the QEMU runs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work-dir", default="runs/mixed_precision", help="run folder")
@@ -267,11 +269,10 @@ def rescore(report: dict, command: str) -> dict:
     report["protocol"]["rescore"] = {
         "command": command,
         "flash": "architecture's int8 flash less BitsCostModel.flash_saving: packed weights "
-                 "of the 4-bit convs on the int4 kernels only (a 4-bit conv the compiler "
-                 "fuses into an inverted residual keeps int8 bytes)",
+                 "of every 4-bit conv (qanas.space.layer_bits.int4_kernel_layers)",
         "not_recomputed": "hv and hv_ratio (None): taken over every evaluated subnet with the "
-                          "run's flash model, which counted fused 4-bit convs as packed; the "
-                          "fronts are the subnets the searches kept under that model",
+                          "run's flash model; the fronts are the subnets the searches kept "
+                          "under that model",
         "versions": versions()}
     return report
 
@@ -342,16 +343,19 @@ def main(argv: list[str] | None = None) -> dict:
         int8 = _deploy(arch_of(parse_config(picked["arch"])).to_str(), final, scorer, config,
                        work / "deploy_w8", args.optimise, not args.no_firmware)
         walls["deploy"] = time.perf_counter() - start
-        report["deployed"] = {"optimise": args.optimise, "mixed": mixed, "int8": int8,
-                              "weights_bytes_saving": 1.0 - mixed["weights_bytes"]
-                              / int8["weights_bytes"]}
+        report["deployed"] = {
+            "optimise": args.optimise, "mixed": mixed, "int8": int8,
+            "weights_bytes_saving": 1.0 - mixed["weights_bytes"] / int8["weights_bytes"],
+            "weights_bytes_saved": int8["weights_bytes"] - mixed["weights_bytes"],
+            "model_flash_saved": searches["w4w8"].hw.flash_saving(parse_config(picked["arch"]))}
     report["protocol"] = {
         "command": command, "seconds": {k: round(v, 1) for k, v in walls.items()},
         "checkpoint": str(checkpoint), "seed": args.seed, "cpus": os.cpu_count(),
         "loadavg": [round(v, 2) for v in os.getloadavg()],
         "torch_threads": torch.get_num_threads(), "hv_indicator": "pymoo.indicators.hv.HV",
         "hv_normalization": "min/max over every subnet both searches evaluated, ref 1.1",
-        "latency": "cost model of the architecture (int8 kernels) in both searches",
+        "latency": "w8: the architecture's int8 figure; w4w8: plus the int4 - int8 "
+                   "difference of its 4-bit convs (qanas.cost.int4_latency)",
         "versions": versions()}
     if args.out:
         atomic_write_json(args.out, report)

@@ -6,7 +6,10 @@ stack compiles end to end (`compile_model`): its int4 convolutions call the int4
 (weights packed two per byte, fewer weight bytes than the same model with int8 weights)
 and its outputs equal the NumPy reference on the host (both --optimise modes, and without
 the kernel library, where int4 weights are stored as int8) and in QEMU (cortex-m4 DSP
-path, cortex-m55). The TFLite export writes INT4 CONV_2D filters that TFLite Micro runs.
+path, cortex-m55). Two inverted residuals with int4 expand / project weights (one with a
+residual add, one of stride 2) compile into the fused kernel with those stages packed two
+weights per byte, equal to the reference on the host and in QEMU (cortex-m4, cortex-m7,
+cortex-m55). The TFLite export writes INT4 CONV_2D filters that TFLite Micro runs.
 Refusals: int4 activations, UINT4 weights, int4 outside Conv weights, non-zero int4 zero
 points, Ethos-U targets.
 """
@@ -21,9 +24,10 @@ from onnx import TensorProto, helper, numpy_helper
 from compiler.driver import compile_model
 from compiler.errors import UnsupportedOpError
 from compiler.frontend import load_model
+from compiler.kernels import packing_s4
 from compiler.reference import boundary, run_int8_reference
 from runtime.runners import get_runner
-from tests.support.int4_models import MIXED, ConvSpec, int4_conv_model, sample_input
+from tests.support.int4_models import FUSED, MIXED, ConvSpec, int4_conv_model, sample_input
 from tests.support.qdq_models import run_onnxruntime
 from tests.support.tools import require_tools
 
@@ -37,6 +41,22 @@ def mixed(tmp_path_factory):
     path = int4_conv_model(tmp, MIXED, size=12, seed=3)
     x = np.random.default_rng(5).integers(-128, 128, (1, 4, 12, 12)).astype(np.int8)
     return path, {"input": x}, run_int8_reference(path, {"input": x}), tmp
+
+
+@pytest.fixture(scope="module")
+def fused(tmp_path_factory):
+    """The two fused blocks (`FUSED`), an int8 input and its reference output."""
+    tmp = tmp_path_factory.mktemp("int4_fused")
+    path = int4_conv_model(tmp, FUSED, size=12, seed=3, name="fused.onnx")
+    x = np.random.default_rng(5).integers(-128, 128, (1, 4, 12, 12)).astype(np.int8)
+    return path, {"input": x}, run_int8_reference(path, {"input": x}), tmp
+
+
+def _int8_twin(layers, tmp, name: str):
+    """The same model (same seed, so the same float weights) with every weight int8."""
+    int8_layers = tuple(ConvSpec(s.kind, s.out_c, s.kernel, s.stride, bits=8, relu=s.relu,
+                                 residual=s.residual) for s in layers)
+    return int4_conv_model(tmp, int8_layers, size=12, seed=3, name=name)
 
 
 def _assert_exact(outputs, reference):
@@ -130,13 +150,31 @@ def test_mixed_model_host_bit_exact_and_packed(mixed, optimise):
     called = {c.library for c in result.plan.calls if c.library}
     assert S4_CALLS <= called
     _assert_exact(get_runner("host").run(result.out_dir, feeds).outputs, reference)
-    int8_layers = tuple(ConvSpec(s.kind, s.out_c, s.kernel, s.stride, bits=8, relu=s.relu)
-                        for s in MIXED)
-    int8_model = int4_conv_model(tmp, int8_layers, size=12, seed=3, name="all_int8.onnx")
+    int8_model = _int8_twin(MIXED, tmp, "all_int8.onnx")
     plain = compile_model(int8_model, "host", tmp / f"int8_{optimise}", optimise=optimise)
     saved = sum(s.out_c * s.kernel ** 2 for s in MIXED if s.bits == 4)
     assert result.weights_bytes < plain.weights_bytes
     assert plain.weights_bytes - result.weights_bytes >= saved * 0.4
+
+
+@pytest.mark.parametrize("optimise", ["speed", "size"])
+def test_fused_int4_blocks_host_bit_exact_and_packed(fused, optimise):
+    """Both blocks run in the fused kernel, equal the reference, and their int4 1x1 weights
+    take exactly the packed rows' bytes (`packing_s4.row_bytes`) instead of a byte each."""
+    require_tools("gcc", "make")
+    path, feeds, reference, tmp = fused
+    result = compile_model(path, "host", tmp / f"host_{optimise}", optimise=optimise)
+    called = [c.library for c in result.plan.calls if c.library]
+    assert called.count("qanas_inverted_residual_s8") == 2 and not S4_CALLS & set(called)
+    _assert_exact(get_runner("host").run(result.out_dir, feeds).outputs, reference)
+    plain = compile_model(_int8_twin(FUSED, tmp, "fused_int8.onnx"), "host",
+                          tmp / f"int8_{optimise}", optimise=optimise)
+    saved, c = 0, 4  # c: the layer's input channels
+    for spec in FUSED:
+        if spec.bits == 4 and spec.kind == "pw":
+            saved += spec.out_c * (c - packing_s4.row_bytes(c))
+        c = c if spec.kind == "dw" else spec.out_c
+    assert plain.weights_bytes - result.weights_bytes == saved > 0
 
 
 def test_mixed_model_without_library_bit_exact(mixed):
@@ -160,6 +198,23 @@ def test_mixed_model_qemu_bit_exact(mixed, target):
     path, feeds, reference, tmp = mixed
     result = compile_model(path, target, tmp / target, optimise="speed")
     assert S4_CALLS <= {c.library for c in result.plan.calls if c.library}
+    _assert_exact(QemuRunner(get_target(target)).run(result.out_dir, feeds).outputs, reference)
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m7", "cortex-m55"])
+def test_fused_int4_blocks_qemu_bit_exact(fused, target):
+    """In QEMU: the fused kernel with int4 stages (the int4 convolutions' DSP path; on
+    cortex-m55 next to Helium's int8 depthwise) equals the reference, for the residual
+    block and the stride-2 block."""
+    require_tools("gcc", "make", "arm-none-eabi-gcc", "qemu-system-arm")
+    from runtime.runners.qemu import QemuRunner
+    from targets import get_target
+
+    path, feeds, reference, tmp = fused
+    result = compile_model(path, target, tmp / target, optimise="speed")
+    called = [c.library for c in result.plan.calls if c.library]
+    assert called.count("qanas_inverted_residual_s8") == 2
     _assert_exact(QemuRunner(get_target(target)).run(result.out_dir, feeds).outputs, reference)
 
 
