@@ -9,12 +9,16 @@ the kernel library, where int4 weights are stored as int8) and in QEMU (cortex-m
 path, cortex-m55). Two inverted residuals with int4 expand / project weights (one with a
 residual add, one of stride 2) compile into the fused kernel with those stages packed two
 weights per byte, equal to the reference on the host and in QEMU (cortex-m4, cortex-m7,
-cortex-m55). The TFLite export writes INT4 CONV_2D filters that TFLite Micro runs.
+cortex-m55). A head of int4 and int8 convs runs as the patch stage (``--optimise size``)
+with its int4 layers on the int4 convolutions, equal to the reference on the host and in
+QEMU. The TFLite export writes INT4 CONV_2D filters that TFLite Micro runs.
 Refusals: int4 activations, UINT4 weights, int4 outside Conv weights, non-zero int4 zero
 points, Ethos-U targets.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import onnx
@@ -25,9 +29,17 @@ from compiler.driver import compile_model
 from compiler.errors import UnsupportedOpError
 from compiler.frontend import load_model
 from compiler.kernels import packing_s4
+from compiler.passes.offload_patch_stage import LAYER_KINDS
 from compiler.reference import boundary, run_int8_reference
 from runtime.runners import get_runner
-from tests.support.int4_models import FUSED, MIXED, ConvSpec, int4_conv_model, sample_input
+from tests.support.int4_models import (
+    FUSED,
+    MIXED,
+    PATCH_HEAD,
+    ConvSpec,
+    int4_conv_model,
+    sample_input,
+)
 from tests.support.qdq_models import run_onnxruntime
 from tests.support.tools import require_tools
 
@@ -250,3 +262,28 @@ def test_ethos_u_refuses_int4(mixed):
     path, _, _, tmp = mixed
     with pytest.raises(UnsupportedOpError, match="Vela has no int4.*--bits int8"):
         as_tflite(path, tmp / "npu")
+
+
+@pytest.mark.parametrize("target", ["host", pytest.param("cortex-m4", marks=pytest.mark.toolchain),
+                                    pytest.param("cortex-m55", marks=pytest.mark.toolchain)])
+def test_patch_stage_runs_int4_layers_bit_exact(target, tmp_path, any_extra_macs):
+    """``--optimise size`` runs the head as the library's patch stage, its int4 3×3 and 1×1
+    layers on the int4 convolutions (weights packed), equal to the reference."""
+    require_tools("gcc", "make", *(("arm-none-eabi-gcc", "qemu-system-arm")
+                                   if target != "host" else ()))
+    path = int4_conv_model(tmp_path, PATCH_HEAD, size=40, seed=3, name="head.onnx")
+    x = np.random.default_rng(5).integers(-128, 128, (1, 4, 40, 40)).astype(np.int8)
+    result = compile_model(path, target, tmp_path / "project", optimise="size")
+    assert result.plan.calls[0].library == "qanas_patch_stage_s8"
+    kinds = re.search(r"qanas_patch_step_t \w+ = \{.*?\.kinds = \{([^}]*)\}",
+                      (result.out_dir / "model.c").read_text()).group(1)
+    assert {LAYER_KINDS["qanas_conv2d_s4"], LAYER_KINDS["qanas_pointwise_conv_s4"]} <= \
+        {int(k) for k in kinds.split(",")}
+    if target == "host":
+        outputs = get_runner("host").run(result.out_dir, {"input": x}).outputs
+    else:
+        from runtime.runners.qemu import QemuRunner
+        from targets import get_target
+
+        outputs = QemuRunner(get_target(target)).run(result.out_dir, {"input": x}).outputs
+    _assert_exact(outputs, run_int8_reference(path, {"input": x}))

@@ -55,6 +55,14 @@ FUSED = (ConvSpec("conv", 8, 3, 2, bits=8),
 """Two inverted residuals the compiler fuses: int4 expand and project with a residual add,
 then a stride-2 block with an int8 expand and an int4 project."""
 
+PATCH_HEAD = (ConvSpec("conv", 8, 3, 2, bits=8), ConvSpec("conv", 12, 3, 1, bits=4),
+              ConvSpec("pw", 24, bits=4), ConvSpec("dw", 24, 3, 2, bits=8),
+              ConvSpec("pw", 16, bits=4, relu=False),
+              ConvSpec("pw", 32, bits=8), ConvSpec("dw", 32, 3, 1, bits=8),
+              ConvSpec("pw", 16, bits=8, relu=False))
+"""A head of int8 and int4 convs (3×3 and 1×1) that ``--optimise size`` runs as the patch
+stage (at 40×40 with the extra-MAC bound lifted), then an int8 block."""
+
 
 def _quantize_weights(w: np.ndarray, spec: ConvSpec) -> tuple[np.ndarray, np.ndarray]:
     """(integer weights as int8, scale per output channel or per tensor)."""

@@ -19,9 +19,12 @@ as layers of the patch stage) and compiled (`compile_model`, cortex-m7, both
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from compiler.driver import compile_model
+from compiler.passes.offload_patch_stage import LAYER_KINDS
 from qanas.cost import HardwareCostModel
 from qanas.search.bits import BitsCostModel
 from qanas.space import get_space
@@ -30,21 +33,26 @@ from qanas.space.layer_bits import fused_convs, int4_kernel_layers, layer_bit_wi
 from targets import get_target
 
 SIZE, CLASSES, TARGET = (32, 64), 6, "cortex-m7"
+PATCH_KINDS_S4 = (LAYER_KINDS["qanas_conv2d_s4"], LAYER_KINDS["qanas_pointwise_conv_s4"])
 ARCH_TOLERANCE = 0.02
 """Largest share of the compiled int8 weights region the architecture's flash model may
 miss by (module docstring)."""
 
 
-def compiled_constants(space, cfg, folder, optimise: str) -> tuple[int, int, set]:
-    """(weights region, bytes of its int8 arrays, library functions called) of `cfg`
-    exported with seeded weights and compiled."""
+def compiled_constants(space, cfg, folder, optimise: str) -> tuple[int, int, set, set]:
+    """(weights region, bytes of its int8 arrays, library functions called, layer kinds of
+    its patch stage) of `cfg` exported with seeded weights and compiled."""
     from tests.support.firmware_util import export_subnet
 
     onnx_path = export_subnet(space.base, str(cfg), folder / "model.onnx", SIZE, CLASSES)
     result = compile_model(str(onnx_path), TARGET, folder / "project", optimise=optimise)
     int8 = sum(b.size for b in result.plan.buffers.values()
                if b.kind == "constant" and b.dtype in ("int8", "uint8"))
-    return result.weights_bytes, int8, {c.library for c in result.plan.calls if c.library}
+    called = {c.library for c in result.plan.calls if c.library}
+    patch = re.search(r"qanas_patch_step_t \w+ = \{.*?\.kinds = \{([^}]*)\}",
+                      (result.out_dir / "model.c").read_text())
+    kinds = {int(k) for k in patch.group(1).split(",")} if patch else set()
+    return result.weights_bytes, int8, called, kinds
 
 
 @pytest.mark.slow  # two exports and compiles, one SRAM plan per subnet: about 2 CPU-minutes
@@ -65,11 +73,12 @@ def test_the_searched_flash_saving_is_what_the_compiler_stores(name, which, opti
     assert len(packed) == cfg.weight_bits.count(4)
     assert set(packed) & fused_convs(specs), "some 4-bit convs in fused blocks"
 
-    int8, int8_arrays, _ = compiled_constants(space, arch, tmp_path / "int8", optimise)
-    mixed, mixed_arrays, called = compiled_constants(space, cfg, tmp_path / "mixed", optimise)
+    int8, int8_arrays, _, _ = compiled_constants(space, arch, tmp_path / "int8", optimise)
+    mixed, mixed_arrays, called, patch_kinds = compiled_constants(space, cfg, tmp_path / "mixed",
+                                                                  optimise)
     assert "qanas_inverted_residual_s8" in called
-    if optimise == "size":
-        assert "qanas_patch_stage_s8" in called
+    if optimise == "size":  # a layer of the patch stage on the int4 kernels
+        assert patch_kinds & set(PATCH_KINDS_S4), patch_kinds
     assert model.flash_saving(cfg) == int8_arrays - mixed_arrays > 0
     assert model.profile(arch).flash_bytes - model.profile(cfg).flash_bytes \
         == model.flash_saving(cfg)
