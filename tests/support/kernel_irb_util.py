@@ -72,8 +72,9 @@ def _stage(rng: np.random.Generator, x: np.ndarray, zp_x: int, shape: tuple[int,
     output zero point, (``clamp``) a ReLU6-like clamp at random, and per-channel scales
     that spread each channel's accumulators over about ±60 (a share ``wide`` of them
     ≥ 0.25, the 64-bit requantization path, and some exact powers of two)."""
-    w = rng.integers(-8, 8, shape).astype(np.int8) if int4 else \
-        rng.integers(-127, 128, shape).astype(np.int8)
+    w = rng.integers(-127, 128, shape).astype(np.int8)
+    if int4:  # -8..7 from the same draws: an int4 block takes every other draw of its twin
+        w >>= 4
     bias = rng.integers(-(1 << 12), 1 << 12, shape[0]).astype(np.int32)
     zp = int(rng.integers(-90, 60))
     qmin, qmax = (zp, min(127, zp + 110)) if clamp and rng.random() < 0.6 else (-128, 127)
