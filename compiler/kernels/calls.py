@@ -23,9 +23,9 @@ The arguments of each call, in order (all ``DLTensor``s; constants are in ``weig
 | ``qanas_add_s8``, ``qanas_mul_s8`` | a, b, output |
 | ``qanas_resize_s8`` | input, rows table, cols table (`compiler.passes.resize_spec`), output |
 | ``qanas_softmax_s8`` | input, output (rows of the last axis, any layout) |
-| ``qanas_inverted_residual_s8`` | input, [expand weights, bias, multiplier, shift], depthwise ..., project ..., [rescale multiplier, shift], output |
+| ``qanas_inverted_residual_s8`` | input, [expand weights, bias, multiplier, shift], depthwise ..., project ..., [rescale multiplier, shift], output (a 1×1 stage's weights packed int4 when its ``expand_s4`` / ``project_s4``) |
 | ``qanas_conv2d_s4``, ``qanas_pointwise_conv_s4`` | input, int4 weights packed two per byte (`compiler.kernels.packing_s4`), bias, multiplier, shift, output |
-| ``qanas_patch_stage_s8`` | model input (NCHW), then per layer weights, bias, multiplier, shift, output (NHWC) |
+| ``qanas_patch_stage_s8`` | model input (NCHW), then per layer weights (packed int4 for the ``_S4`` kinds), bias, multiplier, shift, output (NHWC) |
 
 The int4-weight calls' adapters are in ``runtime/c/src/kernel_steps_s4.c``
 (``qanas/kernel_steps_s4.h``, `STEP_TYPES_S4`).

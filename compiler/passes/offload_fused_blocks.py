@@ -74,7 +74,8 @@ def fused_block_call(groups, final):
     except (ValueError, _Refused):
         return None
     g = packed.geometry
-    constants = [a.view(np.int8) if a.dtype == np.uint8 else a  # int4 rows, as unfused
+    # int4 rows travel as int8 bytes, as an unfused int4 conv's do
+    constants = [a.view(np.int8) if a.dtype == np.uint8 else a
                  for a in packed.arrays().values()]
     return (_library_call(packed, groups.isa), value.args[0], constants,
             (1, g.out_h, g.out_w, g.out_c))

@@ -1,24 +1,24 @@
 """Patch stages → calls of the kernel library's ``qanas_patch_stage_s8``.
 
 In ``--optimise size`` `compiler.passes.patch_stage` groups the high-resolution head of a
-network (model input → split tensor) into one Relax function, ``patch<i>_n<n>_...``.
-Left to TVM it becomes one scalar kernel scheduled tile by tile
-(`compiler.codegen.patches`). `OffloadKernels` asks `patch_stage_call` about every
-binding of ``main``; when the head is a chain of convolutions the library takes (each
-layer reads only the one before it: stems, strided 1×1s, unfused expand / depthwise /
-project layers; int8 or int4 weights), it becomes one library step that runs the same tiles with the library's
-kernels (``runtime/c/src/kernel_steps.c``): per tile, each layer's output region is
-derived backwards from the tile through the receptive fields (clipped to the tensor:
-padding only at the image border), the model input's region (NCHW, read in place) is
-gathered channels-last into scratch, the layers run in turn on the regions, each reading
-its input at one end of the scratch and writing its output at the other (the scratch is
-the largest input + output pair of any layer and tile, not twice the largest region), and
-the tile is copied into the split tensor (NHWC, which the library
-calls after the head read directly). Neighbouring tiles recompute their shared halo, as
-TVM's schedule does, so the extra MACs are the technique's own.
+network (model input → split tensor) into one Relax function, ``patch<i>_n<n>_...``. Left
+to TVM it becomes one scalar kernel scheduled tile by tile (`compiler.codegen.patches`).
+`OffloadKernels` asks `patch_stage_call` about every binding of ``main``; when the head is
+a chain of convolutions the library takes (each layer reads only the one before it: stems,
+strided 1×1s, unfused expand / depthwise / project layers; int8 or int4 weights), it
+becomes one library step that runs the same tiles with the library's kernels
+(``runtime/c/src/kernel_steps.c``): per tile, each layer's output region is derived
+backwards from the tile through the receptive fields (clipped to the tensor: padding only
+at the image border), the model input's region (NCHW, read in place) is gathered
+channels-last into scratch, the layers run in turn on the regions, each reading its input
+at one end of the scratch and writing its output at the other (the scratch is the largest
+input + output pair of any layer and tile, not twice the largest region), and the tile is
+copied into the split tensor (NHWC, which the library calls after the head read directly).
+Neighbouring tiles recompute their shared halo, as TVM's schedule does, so the extra MACs
+are the technique's own.
 
 A head with anything else (an add, a pool, a table) stays TVM's patch kernel: never a wrong
-result, only a slower one.
+result, only a slower one (and int4 weights stored a byte each).
 """
 
 from __future__ import annotations
