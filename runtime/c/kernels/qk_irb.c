@@ -111,16 +111,14 @@ static void qk_irb_fill(int8_t *out, int8_t value, int32_t n) {
 static void qk_irb_conv1x1(int32_t pixels, int32_t in_c, int32_t out_c, int32_t groups,
                            const int8_t *x, const int8_t *w, const uint8_t *w4,
                            const int32_t *b, const qanas_requant_t *rq, int8_t *y) {
+  if (groups == 1) {
+    (void)(w4 != 0 ? qanas_pointwise_conv_s4(pixels, in_c, out_c, x, w4, b, rq, y)
+                   : qanas_pointwise_conv_s8(pixels, in_c, out_c, x, w, b, rq, y));
+    return;
+  }
   const qanas_conv_params_t c = {1, pixels, in_c, 1, pixels, out_c, 1, 1, 1, 1, 1, 1,
                                  0, 0, groups, 1, 0};
-  if (w4 != 0) {
-    (void)(groups == 1 ? qanas_pointwise_conv_s4(pixels, in_c, out_c, x, w4, b, rq, y)
-                       : qanas_conv2d_s4(&c, x, w4, b, rq, y));
-  } else if (groups == 1) {
-    (void)qanas_pointwise_conv_s8(pixels, in_c, out_c, x, w, b, rq, y);
-  } else {
-    (void)qanas_conv2d_s8(&c, x, w, b, rq, y);
-  }
+  (void)(w4 != 0 ? qanas_conv2d_s4(&c, x, w4, b, rq, y) : qanas_conv2d_s8(&c, x, w, b, rq, y));
 }
 
 /* Padded row u of E into its ring slot: expanded (or copied) from input row u - pad_top,
