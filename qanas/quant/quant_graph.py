@@ -195,24 +195,26 @@ def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d | None) -> ConvParams:
         else:
             bias.mul_(mul)
             bias.add_(add)
-    if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
-        raise UnsupportedGraph(f"conv padding {conv.padding!r}/{conv.padding_mode}")
     return ConvParams(weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
 def _trace(model: nn.Module) -> list[QNode]:
-    """Traced nodes of `model`, with BatchNorm folded and module calls classified."""
-    from torch.fx import symbolic_trace
+    """Traced nodes of `model`, with BatchNorm folded and module calls classified.
+
+    Only the fx graph is needed, not a `GraphModule` (whose Python code generation
+    and compilation would cost a quarter of the tracing).
+    """
+    from torch.fx import Tracer
 
     try:
-        gm = symbolic_trace(model)
+        fx_graph = Tracer().trace(model)
     except Exception as exc:  # noqa: BLE001 - any tracing failure: use the Brevitas path
         raise UnsupportedGraph(f"not traceable: {exc}") from exc
     mapping: dict = {}
     nodes: list[QNode] = []
-    users = {n: list(n.users) for n in gm.graph.nodes}
+    users = {n: list(n.users) for n in fx_graph.nodes}
     pending_bn: dict = {}
-    for fx_node in gm.graph.nodes:
+    for fx_node in fx_graph.nodes:
         args = map_aggregate(fx_node.args, lambda a: mapping.get(a, a))
         kwargs = map_aggregate(fx_node.kwargs, lambda a: mapping.get(a, a))
         if fx_node.op == "placeholder":
@@ -220,7 +222,7 @@ def _trace(model: nn.Module) -> list[QNode]:
         elif fx_node.op == "output":
             node = QNode("output", fx_node.name, args=args)
         elif fx_node.op == "call_module":
-            module = gm.get_submodule(fx_node.target)
+            module = model.get_submodule(fx_node.target)
             node = _module_node(fx_node, module, args, users, pending_bn, mapping)
             if node is None:  # a folded BatchNorm: its users read the conv
                 continue
@@ -230,13 +232,16 @@ def _trace(model: nn.Module) -> list[QNode]:
             raise UnsupportedGraph(f"{fx_node.op} {fx_node.target}")
         mapping[fx_node] = node
         nodes.append(node)
+    for conv_node, conv in pending_bn.values():  # convs without a BatchNorm
+        conv_node.conv = _fold(conv, None)
     return nodes
 
 
 def _module_node(fx_node, module, args, users, pending_bn, mapping) -> QNode | None:
     if isinstance(module, nn.Conv2d):
-        node = QNode("conv", fx_node.name, args=args)
-        node.conv = _fold(module, None)
+        if module.padding_mode != "zeros" or isinstance(module.padding, str):
+            raise UnsupportedGraph(f"conv padding {module.padding!r}/{module.padding_mode}")
+        node = QNode("conv", fx_node.name, args=args)  # its `conv` is folded with its BatchNorm
         node.meta = {"module": fx_node.target}  # the name per-layer weight bits are keyed by
         pending_bn[fx_node] = (node, module)
         return node

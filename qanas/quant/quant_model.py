@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 
 import torch
@@ -50,6 +51,7 @@ class QuantGraphModel(nn.Module):
         self._weights: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
         self._groups = {id(n.quant.quantizer.group): n.quant.quantizer.group
                         for n in graph.nodes if n.quant is not None}
+        self._memory = _MemoryPlan(graph)
         self.calibrated = False
 
     @property
@@ -114,6 +116,8 @@ class QuantGraphModel(nn.Module):
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         values: dict[int, object] = {}
         observing = self._observing
+        memory = self._memory
+        owns_input = memory.owns_input_observing if observing else memory.owns_input
 
         def value(a):
             return values[id(a)] if isinstance(a, QNode) else a
@@ -133,12 +137,19 @@ class QuantGraphModel(nn.Module):
             elif kind in ("q", "act"):
                 out = values[id(node.args[0])]
                 quant = node.quant
-                if quant.act is not None:
-                    out = quant.act(out)
+                act = quant.act
                 if observing:
-                    quant.quantizer.group.observe(out)
-                else:
+                    if act is not None:
+                        out = (_INPLACE_ACTS[act](out) if id(node) in owns_input
+                               else act(out))
+                    quant.quantizer.group.observe(out, nonnegative=act in _NONNEGATIVE_ACTS)
+                elif act is None and id(node) not in owns_input:
                     out = quant.quantizer(out)
+                else:
+                    if id(node) not in owns_input:
+                        out, act = act(out), None  # a fresh tensor this node owns
+                    out = quant.quantizer.quantize_(
+                        out, None if act is None else _INPLACE_ACTS[act])
             elif kind == "output":
                 return value(node.args[0])
             else:
@@ -146,7 +157,60 @@ class QuantGraphModel(nn.Module):
                 kwargs = map_aggregate(node.kwargs, value)
                 out = node.target(*args, **kwargs)
             values[id(node)] = out
+            for dead in memory.release.get(id(node), ()):
+                del values[dead]
         raise QuantizationError("the quantized graph has no output")
+
+
+_INPLACE_ACTS = {torch.relu: torch.relu_, torch.sigmoid: torch.sigmoid_,
+                 F.hardsigmoid: lambda x: F.hardsigmoid(x, inplace=True),
+                 F.hardswish: lambda x: F.hardswish(x, inplace=True)}
+"""The in-place twin of each activation `quant_graph` gives an act node (same values)."""
+_NONNEGATIVE_ACTS = (torch.relu, torch.sigmoid, F.hardsigmoid)
+"""Activations whose output is never negative (a hint for the percentile statistic)."""
+
+
+class _MemoryPlan:
+    """Which nodes may overwrite their input, and which values die after each node.
+
+    A q or act node may compute in its input's storage when no other node reads that
+    input and the input node returned storage of its own: a conv, pool, resize,
+    concatenation, product or (not in-place) sum makes a fresh tensor; an act or q
+    node's value is fresh or, by induction, storage that only it can reach. While
+    calibrating, a q node passes its input through unchanged (the same tensor), so
+    there a q input does not count. The graph input, views (reshape, identity) and
+    in-place adds are never overwritten. The plan depends on the graph alone, so it
+    is made once per model.
+
+    Attributes:
+        owns_input: ids of the nodes that may overwrite their input (quantizing).
+        owns_input_observing: the same while calibrating.
+        release: for each node id, the ids of values whose last reader it is (freed
+            after it runs, so later tensors reuse warm memory).
+    """
+
+    _FRESH = ("conv", "act", "q", "pool", "interp", "cat", "mul")
+
+    def __init__(self, graph: QuantGraph):
+        self.owns_input: set[int] = set()
+        self.owns_input_observing: set[int] = set()
+        last_reader: dict[int, int] = {}
+        for node in graph.nodes:
+            inputs = node.inputs()
+            for source in inputs:
+                last_reader[id(source)] = id(node)
+            if node.kind not in ("q", "act") or len(inputs) != 1:
+                continue
+            source = inputs[0]
+            fresh = source.kind in self._FRESH or (source.kind == "add"
+                                                   and source.target is not operator.iadd)
+            if fresh and len(graph.users(source)) == 1:
+                self.owns_input.add(id(node))
+                if source.kind != "q":
+                    self.owns_input_observing.add(id(node))
+        self.release: dict[int, list[int]] = {}
+        for value_id, reader in last_reader.items():
+            self.release.setdefault(reader, []).append(value_id)
 
 
 def quantize_fast(model: nn.Module, spec: QuantSpec | None = None) -> QuantGraphModel:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from qanas.quant import QuantSpec, calibrate, compare_with_onnx, export_qdq, quantize_model
-from qanas.quant.fake_quant import percentile_of_magnitude
+from qanas.quant.fake_quant import new_act_quantizer, percentile_of_magnitude
 from qanas.quant.quant_graph import UnsupportedGraph
 from qanas.quant.quant_model import QuantGraphModel, quantize_fast
 from qanas.quant.toy import ToySegNet
@@ -98,24 +98,49 @@ def test_dead_activation_scale_is_floored_like_brevitas():
     _assert_same_as_brevitas(model.eval(), QuantSpec(), zeros, _batches(1, 8, size=(32, 32))[0])
 
 
-def test_lean_model_leaves_the_subnet_unchanged():
+def test_lean_model_leaves_the_subnet_and_the_images_unchanged():
+    """It computes in place where it can; never in the weights or the caller's images."""
     torch.manual_seed(0)
     model = ToySegNet(num_classes=3, image_size=(32, 32)).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    quantize_fast(model, QuantSpec()).calibrate(_batches(1, 0, size=(32, 32)))
+    images = _batches(1, 0, size=(32, 32))
+    copies = [x.clone() for x in images]
+    qmodel = quantize_fast(model, QuantSpec())
+    qmodel.calibrate(images)
+    qmodel(images[0])
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(torch.equal(x, c) for x, c in zip(images, copies, strict=True))
 
 
-@pytest.mark.parametrize("shape", [(1,), (7,), (3, 5), (2, 8, 9, 9), (4, 16, 32, 64), (2, 1025)])
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 5), (2, 8, 9, 9), (4, 16, 32, 64), (2, 1025),
+                                   (3, 50_000)])
 @pytest.mark.parametrize("q", [99.999, 99.0, 90.0, 100.0, 50.5])
 def test_percentile_is_brevitas_kthvalue(shape, q):
     gen = torch.Generator().manual_seed(len(shape))
-    for x in (torch.randn(*shape, generator=gen), torch.randn(*shape, generator=gen).relu(),
-              torch.round(torch.randn(*shape, generator=gen) * 2)):
+    relu = torch.randn(*shape, generator=gen).relu()
+    for x, nonnegative in ((torch.randn(*shape, generator=gen), False), (relu, False),
+                           (relu, True), (torch.round(torch.randn(*shape, generator=gen) * 2), False),
+                           (torch.zeros(shape), True)):
         k = int(math.floor(0.01 * q * x.numel() + 0.5))
         expected = x.abs().reshape(-1).kthvalue(k).values
-        assert float(percentile_of_magnitude(x, q)) == float(expected)
+        assert float(percentile_of_magnitude(x, q, nonnegative)) == float(expected)
+
+
+@pytest.mark.parametrize("signed", [True, False])
+@pytest.mark.parametrize(("act", "act_"), [(None, None), (torch.relu, torch.relu_),
+                                           (torch.sigmoid, torch.sigmoid_)])
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (3, 40, 64, 64)])  # one slice, several
+def test_in_place_quantizer_is_bit_identical_to_the_out_of_place_one(signed, act, act_, shape):
+    gen = torch.Generator().manual_seed(1)
+    quantizer = new_act_quantizer(signed, 8, 99.9)
+    quantizer.group.observe(torch.randn(4, 100, generator=gen))
+    x = torch.randn(*shape, generator=gen) * 4
+    expected = quantizer(x if act is None else act(x))
+    for source in (x.clone(), x.clone().transpose(1, 2)):  # contiguous, strided
+        got = quantizer.quantize_(source, act_)
+        want = expected if source.is_contiguous() else expected.transpose(1, 2)
+        assert torch.equal(got.view(torch.int32), want.view(torch.int32))
 
 
 def test_unsupported_op_raises_and_is_refused_clearly():
