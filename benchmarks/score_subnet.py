@@ -20,11 +20,12 @@ as ``qanas search --bits w4w8`` scores it) by both engines, in the same rounds: 
 gain the mixed scores' CPU seconds and the largest |int8 mIoU difference| between the
 engines on them.
 
-Run:
-    .venv/bin/python benchmarks/score_subnet.py --image-size 64 128 --subnets 8 --rounds 3 \\
+Run (one torch thread: OMP_NUM_THREADS=1):
+    .venv/bin/python benchmarks/score_subnet.py --spaces squeezenas-small mbv2-deeplab \\
+        --image-size 64 128 --subnets 8 --rounds 3 \\
         --out benchmarks/results/score_subnet_64x128.json
     .venv/bin/python benchmarks/score_subnet.py --spaces squeezenas-small --bits w4w8 \\
-        --image-size 64 128 --subnets 8 --rounds 3 \\
+        --image-size 64 128 --subnets 4 --rounds 2 \\
         --out benchmarks/results/score_subnet_64x128_w4w8.json
 """
 

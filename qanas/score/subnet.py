@@ -10,7 +10,7 @@ subnets re-reads no data: `SubnetScorer` holds them.
 Two engines quantize, with the same result (bit-identical logits, tested in
 `tests/qanas/quant/test_quant_graph.py`): "lean" (the default) plans the quantized graph of the
 subnet (`qanas.quant.quant_graph`) and runs it in plain torch ops
-(`qanas.quant.quant_model`), about 5x cheaper per subnet; "brevitas" builds the
+(`qanas.quant.quant_model`), about 7x cheaper per subnet at 64x128; "brevitas" builds the
 Brevitas model (`quantize_model` + `calibrate`), which is also what `quantize`
 returns for the QDQ export. A subnet the lean graph does not model is scored with
 Brevitas.
