@@ -59,12 +59,15 @@ def s4_conv_case(name: str, rng: np.random.Generator, *, h: int, w: int, cin: in
         y.transpose(0, 2, 3, 1), macs=int(acc.size * depth), structs=structs)
 
 
-def int8_twin(case: KernelCase) -> KernelCase:
+def int8_twin(case: KernelCase, isa: str = "portable") -> KernelCase:
     """`case` run by the int8 kernel (``qanas_conv2d_s8`` / ``qanas_pointwise_conv_s8``)
-    on the same integer weights, unpacked to OHWI bytes: the same output."""
+    on the same integer weights, a byte each in the layout the `isa` build reads (OHWI,
+    or Helium's interleaved blocks for ``"mve"``; `case` ungrouped): the same output."""
     rows = case.arrays["weights"].view(np.uint8).reshape(case.arrays["bias"].size, -1)
     depth = case.macs // case.expected.size
     weights = packing_s4.unpack_rows(rows, depth)
+    if isa == "mve":
+        weights = packing.mve_interleave(weights)
     call = (case.call.replace("_s4(", "_s8(").replace("(const uint8_t *)", ""))
     return KernelCase(f"{case.name}_int8", call, {**case.arrays, "weights": weights},
                       case.expected, macs=case.macs, structs=case.structs)

@@ -14,7 +14,8 @@
  *
  * Biases, requantization, padding (taps in the padding read the input zero point) and
  * the geometry struct are those of the int8 library (qanas_kernels.h). Every ISA path
- * (DSP, on Helium cores too; AVX2; portable C, also on NEON hosts) gives the same bytes.
+ * (Helium; DSP, also on Helium cores for longer rows; AVX2; portable C, also on NEON
+ * hosts) gives the same bytes.
  * No function allocates; all return QANAS_OK or QANAS_ERROR_BAD_ARGUMENT (NULL
  * pointers, an inconsistent shape, a k x k window of more than QANAS_S4_PATCH_MAX
  * weights, or a row longer than QANAS_S4_MAX_DEPTH).

@@ -507,14 +507,7 @@ static QK_NOINLINE void qk_mve_gemm_sums(const int8_t *x, const int8_t *w, int32
      * (lr included), which GCC 12 does not find alone (it spilled and shuffled them,
      * 26 instructions per 128 MACs); written out, the loop is 9 loads, 8 VMLADAV and 3
      * instructions of loop. */
-    register int32_t a0 __asm__("r0") = 0;
-    register int32_t a1 __asm__("r2") = 0;
-    register int32_t a2 __asm__("r4") = 0;
-    register int32_t a3 __asm__("r6") = 0;
-    register int32_t a4 __asm__("r8") = 0;
-    register int32_t a5 __asm__("r10") = 0;
-    register int32_t a6 __asm__("r12") = 0;
-    register int32_t a7 __asm__("lr") = 0;
+    QK_MVE_EVEN_ACCUMULATORS(a0, a1, a2, a3, a4, a5, a6, a7);
     if (chunks > 0) {
       int32_t n = chunks;
       __asm__ volatile(

@@ -1,14 +1,18 @@
 /* Pointwise and k x k convolutions with int4 weights packed two per byte
  * (qanas_kernels_s4.h), as blocks of 2 pixels x 2 output channels (DSP: 4 pixels x 1
- * channel against inputs split once per pixel, for windows up to 288 inputs). The nibbles are
- * unpacked in registers, never into a buffer: DSP (any Arm core with the DSP extension,
- * Helium cores included) masks and SXTB16s them into halfword pairs for SMLAD; AVX2
- * widens 32 of them to int16 lanes for VPMADDWD; the portable path sign-extends one at a
- * time. */
+ * channel against inputs split once per pixel, for windows up to 288 inputs; Helium:
+ * 2 pixels x 4 channels). The nibbles are unpacked in registers, never into a buffer:
+ * Helium shifts and masks 32 of them into two vectors of 16-times weights for VMLADAV;
+ * DSP (Cortex-M4/M7/M33, and Helium cores for rows longer than QANAS_S4_PATCH_MAX) masks
+ * and SXTB16s them into halfword pairs for SMLAD; AVX2 widens 32 of them to int16 lanes
+ * for VPMADDWD; the portable path sign-extends one at a time. */
 #include "qanas_kernels_s4.h"
 
 #include "qk_internal.h"
 
+#if defined(QK_ISA_MVE)
+#define QK_S4_MVE 1
+#endif
 #if !defined(QANAS_KERNELS_PORTABLE) && defined(__ARM_FEATURE_DSP) && !defined(__aarch64__)
 #define QK_S4_DSP 1
 #include <arm_acle.h>
@@ -214,6 +218,255 @@ QK_INLINE int32_t qk_s4_avx2_sum(__m256i v) {
 }
 #endif
 
+#if defined(QK_S4_MVE)
+/* The pair buffer: the inputs of two output pixels (a pointwise pixel or a k x k window
+ * each, up to QK_S4_MVE_DEPTH_MAX bytes), interleaved in steps of QK_S4_MVE_STEP bytes:
+ * step s holds pixel 0's bytes 32 s .. 32 s + 31, then pixel 1's, and the last step is
+ * padded with zeros. One pointer then walks both pixels (the accumulators and the four
+ * weight pointers leave one free core register). */
+#define QK_S4_MVE_STEP 32
+#define QK_S4_MVE_DEPTH_MAX QANAS_S4_PATCH_MAX
+/* Output channels per block (eight VMLADAVA accumulators: 2 pixels x 4 channels) and
+ * per pass of qk_s4_mve_pixels (its int32 sums live on the stack). */
+#define QK_S4_MVE_ROWS 4
+#define QK_S4_MVE_PASS 64
+
+/* Bytes t .. t + n of pixel p in the pair buffer = src[0 .. n), or `value` when src is
+ * NULL; split where a step ends, 16 bytes per predicated vector copy. */
+QK_INLINE void qk_s4_mve_put(int8_t *pair, int32_t p, int32_t t, const int8_t *src,
+                             int8_t value, int32_t n) {
+  const int8x16_t fill = vdupq_n_s8(value);
+  while (n > 0) {
+    const int32_t offset = t % QK_S4_MVE_STEP;
+    const int32_t len = n < QK_S4_MVE_STEP - offset ? n : QK_S4_MVE_STEP - offset;
+    int8_t *dst = pair + (t / QK_S4_MVE_STEP) * 2 * QK_S4_MVE_STEP + p * QK_S4_MVE_STEP +
+                  offset;
+    for (int32_t i = 0; i < len; i += 16) {
+      const mve_pred16_t q = vctp8q((uint32_t)(len - i));
+      vstrbq_p_s8(dst + i, src != 0 ? vldrbq_z_s8(src + i, q) : fill, q);
+    }
+    src = src != 0 ? src + len : 0;
+    t += len;
+    n -= len;
+  }
+}
+
+/* Zeros after the `depth` bytes of pixel p, to the end of its last step (their weights
+ * are zero; the zeros keep every product defined). */
+QK_INLINE void qk_s4_mve_pad(int8_t *pair, int32_t p, int32_t depth) {
+  const int32_t end = (depth + QK_S4_MVE_STEP - 1) & ~(QK_S4_MVE_STEP - 1);
+  qk_s4_mve_put(pair, p, depth, 0, 0, end - depth);
+}
+
+/* Pixel p of the pair buffer = `runs` runs of `run` bytes, `step` bytes apart from x
+ * (a pointwise pixel, or an inside window of whole kernel rows), then padded. */
+QK_INLINE void qk_s4_mve_put_runs(int8_t *pair, int32_t p, const int8_t *x, int32_t runs,
+                                  int32_t run, int32_t step) {
+  for (int32_t r = 0; r < runs; ++r) {
+    qk_s4_mve_put(pair, p, r * run, x + r * step, 0, run);
+  }
+  qk_s4_mve_pad(pair, p, runs * run);
+}
+
+/* Both pixels' inputs of one step (two VLD2 pairs: words 0, 2, 4, 6 of each pixel meet
+ * the low nibbles, words 1, 3, 5, 7 the high ones), then per output channel a (loaded)
+ * 16-byte weight vector q5 into 16-times low nibbles (VSHL #4) and high nibbles (VAND
+ * 0xF0, the mask in q6), four VMLADAVA: 7 instructions per 64 MACs. */
+#define QK_S4_MVE_INPUTS                            \
+  "vld20.32 {q0, q1}, [%[x]]\n\t"                  \
+  "vld21.32 {q0, q1}, [%[x]]!\n\t"                 \
+  "vld20.32 {q2, q3}, [%[x]]\n\t"                  \
+  "vld21.32 {q2, q3}, [%[x]]!\n\t"
+/* One pixel (the pair buffer's first; the second's half step skipped): */
+#define QK_S4_MVE_INPUT_ONE                         \
+  "vld20.32 {q0, q1}, [%[x]]\n\t"                  \
+  "vld21.32 {q0, q1}, [%[x]]!\n\t"                 \
+  "add %[x], %[x], #32\n\t"
+#define QK_S4_MVE_CHANNEL_ONE(a0)                   \
+  "vshl.i8 q4, q5, #4\n\t"                         \
+  "vand q5, q5, q6\n\t"                            \
+  "vmladava.s8 %[" a0 "], q0, q4\n\t"              \
+  "vmladava.s8 %[" a0 "], q1, q5\n\t"
+#define QK_S4_MVE_CHANNEL(a0, a1)                   \
+  "vshl.i8 q4, q5, #4\n\t"                         \
+  "vand q5, q5, q6\n\t"                            \
+  "vmladava.s8 %[" a0 "], q0, q4\n\t"              \
+  "vmladava.s8 %[" a0 "], q1, q5\n\t"              \
+  "vmladava.s8 %[" a1 "], q2, q4\n\t"              \
+  "vmladava.s8 %[" a1 "], q3, q5\n\t"
+/* A full step: the weight vectors post-incremented. The last, partial one: loaded under
+ * the VCTP predicate (bytes past the row read as zero). */
+#define QK_S4_MVE_FULL(w) "vldrb.u8 q5, [%[" w "]], #16\n\t"
+#define QK_S4_MVE_PART(w) "vpst\n\tvldrbt.u8 q5, [%[" w "]]\n\t"
+#define QK_S4_MVE_BLOCK(LOAD)                                                           \
+  QK_S4_MVE_INPUTS                                                                      \
+  LOAD("w0") QK_S4_MVE_CHANNEL("a00", "a10") LOAD("w1") QK_S4_MVE_CHANNEL("a01", "a11")  \
+  LOAD("w2") QK_S4_MVE_CHANNEL("a02", "a12") LOAD("w3") QK_S4_MVE_CHANNEL("a03", "a13")
+#define QK_S4_MVE_BLOCK_ONE(LOAD)                                                       \
+  QK_S4_MVE_INPUT_ONE                                                                   \
+  LOAD("w0") QK_S4_MVE_CHANNEL_ONE("a00") LOAD("w1") QK_S4_MVE_CHANNEL_ONE("a01")        \
+  LOAD("w2") QK_S4_MVE_CHANNEL_ONE("a02") LOAD("w3") QK_S4_MVE_CHANNEL_ONE("a03")
+#define QK_S4_MVE_OPERANDS                                                                \
+  [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [a00] "+r"(a00), \
+      [a01] "+r"(a01), [a02] "+r"(a02), [a03] "+r"(a03), [a10] "+r"(a10), [a11] "+r"(a11),  \
+      [a12] "+r"(a12), [a13] "+r"(a13)
+
+/* sums0[j] and sums1[j] = 16 x the dot products of the pair buffer's two pixels with
+ * packed rows j < count of `rows` (count rounded up to QK_S4_MVE_ROWS: the extra rows
+ * repeat the last one); `two` == 0: the first pixel only (sums1 gets zeros). Per block of
+ * 4 rows one pass over the steps, written out (the accumulators take the eight even
+ * registers, QK_MVE_EVEN_ACCUMULATORS; x, four weight pointers and the compare with the
+ * loop end, kept on the stack, the six odd ones): 35 instructions per 256 MACs (one
+ * pixel: 26 per 128), then the row's partial step if any. */
+static QK_NOINLINE void qk_s4_mve_sums(const int8_t *pair, const uint8_t *rows,
+                                       int32_t row_bytes, int32_t count, int32_t two,
+                                       int32_t *sums0, int32_t *sums1) {
+  const int32_t steps = row_bytes / (QK_S4_MVE_STEP / 2);
+  const uint32_t rest = (uint32_t)(row_bytes % (QK_S4_MVE_STEP / 2));
+  const int8_t *const end = pair + steps * 2 * QK_S4_MVE_STEP;
+  for (int32_t j = 0; j < count; j += QK_S4_MVE_ROWS) {
+    const uint8_t *w0 = rows + j * row_bytes;
+    const uint8_t *w1 = j + 1 < count ? w0 + row_bytes : w0;
+    const uint8_t *w2 = j + 2 < count ? w1 + row_bytes : w1;
+    const uint8_t *w3 = j + 3 < count ? w2 + row_bytes : w2;
+    const int8_t *x = pair;
+    QK_MVE_EVEN_ACCUMULATORS(a00, a01, a02, a03, a10, a11, a12, a13);
+#define QK_S4_MVE_STEPS(BLOCK)                                                          \
+  __asm__ volatile("vmov.i8 q6, #0xf0\n\t"                                               \
+                   "1:\n\t" BLOCK(QK_S4_MVE_FULL)                                         \
+                   "ldr %[t], %[end]\n\t"                                                 \
+                   "cmp %[x], %[t]\n\t"                                                   \
+                   "bne 1b\n\t"                                                           \
+                   : QK_S4_MVE_OPERANDS, [t] "=&r"(t)                                     \
+                   : [end] "m"(end)                                                       \
+                   : "q0", "q1", "q2", "q3", "q4", "q5", "q6", "cc", "memory")
+#define QK_S4_MVE_REST(BLOCK)                                                           \
+  __asm__ volatile("vmov.i8 q6, #0xf0\n\t"                                               \
+                   "vctp.8 %[rest]\n\t" BLOCK(QK_S4_MVE_PART)                              \
+                   : QK_S4_MVE_OPERANDS                                                   \
+                   : [rest] "r"(rest)                                                     \
+                   : "q0", "q1", "q2", "q3", "q4", "q5", "q6", "memory")
+    int32_t t;
+    if (steps > 0 && two) {
+      QK_S4_MVE_STEPS(QK_S4_MVE_BLOCK);
+    } else if (steps > 0) {
+      QK_S4_MVE_STEPS(QK_S4_MVE_BLOCK_ONE);
+    }
+    if (rest != 0 && two) {
+      QK_S4_MVE_REST(QK_S4_MVE_BLOCK);
+    } else if (rest != 0) {
+      QK_S4_MVE_REST(QK_S4_MVE_BLOCK_ONE);
+    }
+#undef QK_S4_MVE_STEPS
+#undef QK_S4_MVE_REST
+    /* four STRDs (GCC 12 went through the stack and a vector copy: 12 instructions) */
+    __asm__ volatile("strd %[a00], %[a01], [%[s0]]\n\t"
+                     "strd %[a02], %[a03], [%[s0], #8]\n\t"
+                     "strd %[a10], %[a11], [%[s1]]\n\t"
+                     "strd %[a12], %[a13], [%[s1], #8]\n\t"
+                     :
+                     : [s0] "r"(sums0 + j), [s1] "r"(sums1 + j), [a00] "r"(a00),
+                       [a01] "r"(a01), [a02] "r"(a02), [a03] "r"(a03), [a10] "r"(a10),
+                       [a11] "r"(a11), [a12] "r"(a12), [a13] "r"(a13)
+                     : "memory");
+  }
+}
+
+/* The sums of qk_s4_mve_sums for the first `count` rows (a multiple of QK_S4_MVE_ROWS,
+ * not the last row of `rows`) when a row is one step (row_bytes <= 16, up to 32
+ * weights): the inputs stay in registers and one asm loop runs every block, each
+ * accumulator set by VMLADAV and added to once. A row's 16-byte load reads into the next
+ * rows, whose weights meet the zeros that pad the pair buffer's step; the caller leaves
+ * enough rows to qk_s4_mve_sums (predicated) that no load passes its last row. 38
+ * instructions per block of 8 sums. */
+static QK_NOINLINE void qk_s4_mve_short_rows(const int8_t *pair, const uint8_t *rows,
+                                             int32_t row_bytes, int32_t count,
+                                             int32_t *sums0, int32_t *sums1) {
+  const uint8_t *w = rows;
+  const uint8_t *const end = rows + count * row_bytes;
+  QK_MVE_EVEN_ACCUMULATORS(a00, a01, a02, a03, a10, a11, a12, a13);
+#define QK_S4_MVE_SHORT_CHANNEL(a0, a1)             \
+  "vldrb.u8 q5, [%[w]]\n\t"                        \
+  "add %[w], %[w], %[rb]\n\t"                      \
+  "vshl.i8 q4, q5, #4\n\t"                         \
+  "vand q5, q5, q6\n\t"                            \
+  "vmladav.s8 %[" a0 "], q0, q4\n\t"               \
+  "vmladava.s8 %[" a0 "], q1, q5\n\t"              \
+  "vmladav.s8 %[" a1 "], q2, q4\n\t"               \
+  "vmladava.s8 %[" a1 "], q3, q5\n\t"
+  __asm__ volatile("vmov.i8 q6, #0xf0\n\t" QK_S4_MVE_INPUTS
+                   "1:\n\t" QK_S4_MVE_SHORT_CHANNEL("a00", "a10")
+                   QK_S4_MVE_SHORT_CHANNEL("a01", "a11") QK_S4_MVE_SHORT_CHANNEL("a02", "a12")
+                   QK_S4_MVE_SHORT_CHANNEL("a03", "a13")
+                   "strd %[a00], %[a01], [%[s0]], #8\n\t"
+                   "strd %[a02], %[a03], [%[s0]], #8\n\t"
+                   "strd %[a10], %[a11], [%[s1]], #8\n\t"
+                   "strd %[a12], %[a13], [%[s1]], #8\n\t"
+                   "cmp %[w], %[end]\n\t"
+                   "bne 1b\n\t"
+                   : [x] "+r"(pair), [w] "+r"(w), [s0] "+r"(sums0), [s1] "+r"(sums1),
+                     [a00] "=&r"(a00), [a01] "=&r"(a01), [a02] "=&r"(a02), [a03] "=&r"(a03),
+                     [a10] "=&r"(a10), [a11] "=&r"(a11), [a12] "=&r"(a12), [a13] "=&r"(a13)
+                   : [rb] "r"(row_bytes), [end] "r"(end)
+                   : "q0", "q1", "q2", "q3", "q4", "q5", "q6", "cc", "memory");
+#undef QK_S4_MVE_SHORT_CHANNEL
+}
+
+/* out0[o + j] = requant(bias[o + j] + sums0[j] / 16) for j < n, and out1 from sums1
+ * unless out1 is NULL: four channels at a time with their constants loaded once for both
+ * pixels when every shift is <= -2 (`vector_rq`), else one by one. */
+static void qk_s4_mve_requant(const int32_t *sums0, const int32_t *sums1, int32_t n,
+                              const int32_t *bias, const qanas_requant_t *rq, int32_t o,
+                              int32_t vector_rq, int8_t *out0, int8_t *out1) {
+  const int32_t zp = rq->output_zero_point, lo = rq->qmin, hi = rq->qmax;
+  const int32_t *b = bias + o, *m = rq->multiplier + o, *sh = rq->shift + o;
+  if (vector_rq) {
+    for (int32_t j = 0; j < n; j += 4) {
+      const mve_pred16_t p = vctp32q((uint32_t)(n - j));
+      const int32x4_t vb = vldrwq_z_s32(b + j, p);
+      const int32x4_t vm = vldrwq_z_s32(m + j, p), vs = vldrwq_z_s32(sh + j, p);
+      const int32x4_t a0 = vaddq_s32(vshrq_n_s32(vldrwq_s32(sums0 + j), 4), vb);
+      vstrbq_p_s32(out0 + o + j, qk_mve_requantize(a0, vm, vs, zp, lo, hi), p);
+      if (out1 != 0) {
+        const int32x4_t a1 = vaddq_s32(vshrq_n_s32(vldrwq_s32(sums1 + j), 4), vb);
+        vstrbq_p_s32(out1 + o + j, qk_mve_requantize(a1, vm, vs, zp, lo, hi), p);
+      }
+    }
+    return;
+  }
+  for (int32_t j = 0; j < n; ++j) { /* a shift > -2 somewhere (scales >= 0.25) */
+    out0[o + j] = (int8_t)qk_requantize(b[j] + (sums0[j] >> 4), m[j], sh[j], zp, lo, hi);
+    if (out1 != 0) {
+      out1[o + j] = (int8_t)qk_requantize(b[j] + (sums1[j] >> 4), m[j], sh[j], zp, lo, hi);
+    }
+  }
+}
+
+/* Output channels o_first .. o_first + count of the pair buffer's two pixels (out1 NULL:
+ * only the first is stored), against `count` packed rows from `rows`. */
+static void qk_s4_mve_pixels(const int8_t *pair, const uint8_t *rows, int32_t row_bytes,
+                             int32_t count, const int32_t *bias, const qanas_requant_t *rq,
+                             int32_t o_first, int32_t vector_rq, int8_t *out0, int8_t *out1) {
+  int32_t sums[2][QK_S4_MVE_PASS] __attribute__((aligned(16)));
+  for (int32_t o0 = 0; o0 < count; o0 += QK_S4_MVE_PASS) {
+    const int32_t n = count - o0 < QK_S4_MVE_PASS ? count - o0 : QK_S4_MVE_PASS;
+    int32_t done = 0;
+    if (row_bytes <= QK_S4_MVE_STEP / 2) { /* rows of one step: blocks in one loop */
+      /* rows left to qk_s4_mve_sums so that the loop's 16-byte loads stay in the n rows:
+       * (n - done + 1) row_bytes >= 16 */
+      const int32_t left = (QK_S4_MVE_STEP / 2 + row_bytes - 1) / row_bytes - 1;
+      done = (n - (left > 1 ? left : 1)) / QK_S4_MVE_ROWS * QK_S4_MVE_ROWS;
+    }
+    if (done > 0) {
+      qk_s4_mve_short_rows(pair, rows + o0 * row_bytes, row_bytes, done, sums[0], sums[1]);
+    }
+    qk_s4_mve_sums(pair, rows + (o0 + done) * row_bytes, row_bytes, n - done, out1 != 0,
+                   sums[0] + done, sums[1] + done);
+    qk_s4_mve_requant(sums[0], sums[1], n, bias, rq, o_first + o0, vector_rq, out0, out1);
+  }
+}
+#endif
+
 /* acc[p * 2 + j] += sum_t x_p[t] * w_j[t] over `depth` int8 inputs for pixels x0, x1 and
  * packed rows w0, w1 (a block of one pixel or one row passes the same pointer twice). */
 static QK_NOINLINE void qk_s4_dot_2x2(const int8_t *x0, const int8_t *x1, const uint8_t *w0,
@@ -299,6 +552,22 @@ qanas_status_t qanas_pointwise_conv_s4(int32_t pixels, int32_t in_c, int32_t out
   }
   const int32_t row_bytes = qanas_s4_row_bytes(in_c);
   int32_t p = 0;
+#if defined(QK_S4_MVE)
+  if (in_c <= QK_S4_MVE_DEPTH_MAX) {
+    const int32_t vector_rq = qk_all_narrow_shifts(rq->shift, out_c);
+    int8_t pair[2 * QK_S4_MVE_DEPTH_MAX] __attribute__((aligned(16)));
+    for (; p < pixels; p += 2) { /* a last single pixel: copied to both slots */
+      const int32_t two = p + 1 < pixels;
+      const int8_t *x0 = input + p * in_c;
+      int8_t *out0 = output + p * out_c;
+      qk_s4_mve_put_runs(pair, 0, x0, 1, in_c, 0);
+      qk_s4_mve_put_runs(pair, 1, two ? x0 + in_c : x0, 1, in_c, 0);
+      qk_s4_mve_pixels(pair, weights, row_bytes, out_c, bias, rq, 0, vector_rq, out0,
+                       two ? out0 + out_c : 0);
+    }
+    return QANAS_OK;
+  }
+#endif
 #if defined(QK_S4_DSP)
   for (; in_c <= QK_S4_QUAD_MAX && p + QK_S4_QUAD <= pixels; p += QK_S4_QUAD) {
     const int8_t *const px[QK_S4_QUAD] = {input + p * in_c, input + (p + 1) * in_c,
@@ -318,6 +587,7 @@ qanas_status_t qanas_pointwise_conv_s4(int32_t pixels, int32_t in_c, int32_t out
   return QANAS_OK;
 }
 
+#if !defined(QK_S4_MVE)
 /* Copies the window of output (oy, ox), group g, into `patch` in weight order (ky, kx,
  * channel); taps in the padding read the input zero point. */
 static void qk_s4_gather(const qanas_conv_params_t *c, const int8_t *input, int32_t g,
@@ -339,6 +609,7 @@ static void qk_s4_gather(const qanas_conv_params_t *c, const int8_t *input, int3
     }
   }
 }
+#endif
 
 /* Non-zero when every tap of the window at output (oy, ox) lies inside the input. */
 static int32_t qk_s4_inside(const qanas_conv_params_t *c, int32_t oy, int32_t ox) {
@@ -356,7 +627,85 @@ static int32_t qk_s4_params_valid(const qanas_conv_params_t *c) {
          c->kernel_h * c->kernel_w * (c->in_c / c->groups) <= QANAS_S4_PATCH_MAX;
 }
 
-#if defined(QK_S4_DSP)
+#if defined(QK_S4_MVE)
+/* The window of output (oy, ox), group g, as pixel p of the pair buffer in weight order
+ * (ky, kx, channel), then padded: taps in the padding read the input zero point; an
+ * ungrouped window without dilation along w copies each kernel row's inside taps as one
+ * run. */
+static void qk_s4_mve_gather(const qanas_conv_params_t *c, const int8_t *input, int32_t g,
+                             int32_t oy, int32_t ox, int32_t p, int8_t *pair) {
+  const int32_t cin_g = c->in_c / c->groups;
+  const int8_t zp = (int8_t)c->input_zero_point;
+  const int32_t x0 = ox * c->stride_w - c->pad_left;
+  const int32_t run = c->kernel_w * cin_g;
+  const int32_t runs = c->groups == 1 && c->dilation_w == 1;
+  int32_t t = 0;
+  for (int32_t ky = 0; ky < c->kernel_h; ++ky, t += run) {
+    const int32_t iy = oy * c->stride_h - c->pad_top + ky * c->dilation_h;
+    if (iy < 0 || iy >= c->in_h) {
+      qk_s4_mve_put(pair, p, t, 0, zp, run);
+      continue;
+    }
+    const int8_t *row = input + iy * c->in_w * c->in_c + g * cin_g;
+    if (runs) {
+      const int32_t before = x0 < 0 ? -x0 : 0, after = c->in_w - x0;
+      const int32_t kxa = before < c->kernel_w ? before : c->kernel_w;
+      const int32_t kxb = after < c->kernel_w ? (after > kxa ? after : kxa) : c->kernel_w;
+      qk_s4_mve_put(pair, p, t, 0, zp, kxa * cin_g);
+      qk_s4_mve_put(pair, p, t + kxa * cin_g, row + (x0 + kxa) * c->in_c, 0,
+                    (kxb - kxa) * cin_g);
+      qk_s4_mve_put(pair, p, t + kxb * cin_g, 0, zp, (c->kernel_w - kxb) * cin_g);
+      continue;
+    }
+    for (int32_t kx = 0; kx < c->kernel_w; ++kx) {
+      const int32_t ix = x0 + kx * c->dilation_w;
+      const int32_t inside = ix >= 0 && ix < c->in_w;
+      qk_s4_mve_put(pair, p, t + kx * cin_g, inside ? row + ix * c->in_c : 0, zp, cin_g);
+    }
+  }
+  qk_s4_mve_pad(pair, p, t);
+}
+
+/* Helium conv2d: output pixels in pairs along each row (a last single one paired with
+ * itself), both windows copied into the pair buffer (ungrouped windows inside the input
+ * as kernel_h runs, the others gathered), every group's rows against it. */
+static qanas_status_t qk_s4_mve_conv2d(const qanas_conv_params_t *c, const int8_t *input,
+                                       const uint8_t *weights, const int32_t *bias,
+                                       const qanas_requant_t *rq, int8_t *output) {
+  const int32_t cout_g = c->out_c / c->groups;
+  const int32_t row_bytes = qanas_s4_row_bytes(c->kernel_h * c->kernel_w *
+                                               (c->in_c / c->groups));
+  const int32_t vector_rq = qk_all_narrow_shifts(rq->shift, c->out_c);
+  const int32_t runs = c->groups == 1 && c->dilation_w == 1;
+  const int32_t run = c->kernel_w * c->in_c, row_step = c->dilation_h * c->in_w * c->in_c;
+  int8_t pair[2 * QK_S4_MVE_DEPTH_MAX] __attribute__((aligned(16)));
+  for (int32_t oy = 0; oy < c->out_h; ++oy) {
+    for (int32_t ox = 0; ox < c->out_w; ox += 2) {
+      const int32_t two = ox + 1 < c->out_w;
+      int8_t *out0 = output + (oy * c->out_w + ox) * c->out_c;
+      if (runs && qk_s4_inside(c, oy, ox) && qk_s4_inside(c, oy, ox + two)) {
+        const int8_t *x = input + ((oy * c->stride_h - c->pad_top) * c->in_w +
+                                   (ox * c->stride_w - c->pad_left)) * c->in_c;
+        qk_s4_mve_put_runs(pair, 0, x, c->kernel_h, run, row_step);
+        qk_s4_mve_put_runs(pair, 1, x + two * c->stride_w * c->in_c, c->kernel_h, run,
+                           row_step);
+        qk_s4_mve_pixels(pair, weights, row_bytes, c->out_c, bias, rq, 0, vector_rq, out0,
+                         two ? out0 + c->out_c : 0);
+        continue;
+      }
+      for (int32_t g = 0; g < c->groups; ++g) {
+        qk_s4_mve_gather(c, input, g, oy, ox, 0, pair);
+        qk_s4_mve_gather(c, input, g, oy, two ? ox + 1 : ox, 1, pair);
+        qk_s4_mve_pixels(pair, weights + g * cout_g * row_bytes, row_bytes, cout_g, bias, rq,
+                         g * cout_g, vector_rq, out0, two ? out0 + c->out_c : 0);
+      }
+    }
+  }
+  return QANAS_OK;
+}
+#endif
+
+#if defined(QK_S4_DSP) && !defined(QK_S4_MVE)
 /* The output pixels of row oy in blocks of 4 (windows up to QK_S4_QUAD_MAX inputs): inside
  * windows of whole-word kernel rows read in place, the others gathered. Returns the first
  * output column left for the pixel pairs. */
@@ -410,6 +759,9 @@ qanas_status_t qanas_conv2d_s4(const qanas_conv_params_t *c, const int8_t *input
     return qanas_pointwise_conv_s4(c->in_h * c->in_w, c->in_c, c->out_c, input, weights,
                                    bias, rq, output);
   }
+#if defined(QK_S4_MVE)
+  return qk_s4_mve_conv2d(c, input, weights, bias, rq, output);
+#else
   const int32_t cout_g = c->out_c / c->groups;
   const int32_t depth = c->kernel_h * c->kernel_w * (c->in_c / c->groups);
   const int32_t row_bytes = qanas_s4_row_bytes(depth);
@@ -448,4 +800,5 @@ qanas_status_t qanas_conv2d_s4(const qanas_conv_params_t *c, const int8_t *input
     }
   }
   return QANAS_OK;
+#endif
 }

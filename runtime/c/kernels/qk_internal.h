@@ -84,6 +84,19 @@ QK_INLINE int32_t qk_requantize(int32_t acc, int32_t multiplier, int32_t shift,
 }
 
 #if defined(QK_ISA_MVE)
+/* Eight int32 accumulators a0 .. a7, zeroed, in the eight even core registers r0 .. r12
+ * and lr: VMLADAVA wants an even accumulator register, and for the written-out GEMM loops
+ * (int8 qk_mve_gemm_sums, int4 qk_s4_mve_sums) GCC 12 did not find the eight alone. */
+#define QK_MVE_EVEN_ACCUMULATORS(a0, a1, a2, a3, a4, a5, a6, a7) \
+  register int32_t a0 __asm__("r0") = 0;                          \
+  register int32_t a1 __asm__("r2") = 0;                          \
+  register int32_t a2 __asm__("r4") = 0;                          \
+  register int32_t a3 __asm__("r6") = 0;                          \
+  register int32_t a4 __asm__("r8") = 0;                          \
+  register int32_t a5 __asm__("r10") = 0;                         \
+  register int32_t a6 __asm__("r12") = 0;                         \
+  register int32_t a7 __asm__("lr") = 0
+
 /* Four lanes of qk_requantize (all shifts <= -2), as int32 lanes ready for VSTRB.32. */
 QK_INLINE int32x4_t qk_mve_requantize(int32x4_t acc, int32x4_t multiplier, int32x4_t shift,
                                       int32_t zero_point, int32_t qmin, int32_t qmax) {

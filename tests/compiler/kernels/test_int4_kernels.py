@@ -3,33 +3,36 @@
 One driver of seeded cases (tests/support/kernel_s4_util.py): pointwise rows shorter than, equal
 to and longer than a packed group (and than AVX2's 32-weight step), odd pixel and channel
 counts, k x k convolutions strided, dilated, grouped, asymmetrically padded, 3-channel
-stems, the largest window, full [-8, 7] and narrow [-7, 7] weights. Built for the host
-(default path, forced portable C, AVX2, and under AddressSanitizer + UBSan), aarch64
-(qemu-aarch64), the DSP path (cortex-m4 in QEMU), the Helium core's DSP path (cortex-m55) and the portable fallback of
-a core without DSP (cortex-m3). Also: the packing layout and its inverse.
+stems, the largest window, full [-8, 7] and narrow [-7, 7] weights. Built for every path
+(`test_bit_exact_on_every_path`): the host (default path, forced portable C, AVX2, and
+under AddressSanitizer + UBSan), aarch64 (qemu-aarch64), the DSP path (cortex-m4 in
+QEMU), the Helium path (cortex-m55), the Helium core's DSP path (cortex-m55 built with
+QANAS_KERNELS_NO_MVE, which also serves rows longer than QANAS_S4_PATCH_MAX there) and the
+portable fallback of a core without DSP (cortex-m3). Also: the packing layout and its
+inverse.
 """
 
 from __future__ import annotations
 
-import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from compiler.kernels import packing_s4
+from compiler.kernels import isa_for_cpu, packing_s4
 from tests.support.kernel_library_util import (
+    build_firmware,
     build_native,
     build_sanitized,
     check_results,
     host_has_avx2,
     parse_driver_output,
     run_aarch64,
-    run_cortex_m,
+    run_firmware,
 )
 from tests.support.kernel_s4_util import int8_twin, s4_conv_case
+from tests.support.tools import require_tools
 
 SEED = 4004
 
@@ -44,6 +47,12 @@ def s4_cases(seed: int = SEED):
                             pointwise=True, narrow=True)),
         ("pw_c32", dict(h=2, w=4, cin=32, cout=6, k=1, pads=(0, 0, 0, 0), pointwise=True)),
         ("pw_c72", dict(h=3, w=5, cin=72, cout=9, k=1, pads=(0, 0, 0, 0), pointwise=True)),
+        ("pw_cout70", dict(h=1, w=3, cin=40, cout=70, k=1, pads=(0, 0, 0, 0),
+                           pointwise=True)),
+        ("pw_c5_cout13", dict(h=1, w=3, cin=5, cout=13, k=1, pads=(0, 0, 0, 0),
+                              pointwise=True)),
+        ("pw_c20_cout9", dict(h=1, w=2, cin=20, cout=9, k=1, pads=(0, 0, 0, 0),
+                              pointwise=True)),
         ("pw_via_conv2d", dict(h=4, w=3, cin=16, cout=8, k=1, pads=(0, 0, 0, 0))),
         ("k3s1", dict(h=7, w=6, cin=8, cout=10)),
         ("k3s2_stem", dict(h=9, w=11, cin=3, cout=8, stride=2)),
@@ -64,59 +73,72 @@ def _assert_exact(text: str, cases, isa: str | None = None) -> None:
     assert check_results(cases, results) == []
 
 
-@pytest.mark.parametrize("flags,avx2", [
-    (("-O2", "-std=c99"), False),
-    (("-O2", "-std=c99", "-DQANAS_KERNELS_PORTABLE"), False),
-    (("-O2", "-std=c99", "-mavx2"), True),
-])
-def test_host_bit_exact(tmp_path: Path, flags, avx2):
-    """Host builds (default path, forced portable C, AVX2) equal the reference."""
-    if avx2 and not host_has_avx2():
+#: Cortex-M paths: (QEMU target, -mcpu override, extra flags, the ISA the build reports).
+CORTEX_M_PATHS = {
+    "cortex-m4": ("cortex-m4", None, (), "dsp"),          # SXTB16/SMLAD nibble pairs
+    "cortex-m55": ("cortex-m55", None, (), "mve"),        # Helium: VSHL/VAND + VMLADAV
+    "cortex-m55-dsp": ("cortex-m55", None, ("-DQANAS_KERNELS_NO_MVE",), "dsp"),
+    "cortex-m3": ("cortex-m4", "cortex-m3", (), "portable"),  # no DSP: portable C
+}
+
+
+def _driver_output(path: str, cases, work: Path) -> tuple[str, str | None]:
+    """(stdout, expected ISA or None) of the driver built for ``path`` and run."""
+    if path in CORTEX_M_PATHS:
+        require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+        target, cpu, flags, isa = CORTEX_M_PATHS[path]
+        elf = build_firmware(cases, work, target, extra_cflags=flags, cpu=cpu)
+        return run_firmware(elf, target), isa
+    if path == "aarch64":  # the int8 library's NEON build, the int4 kernels' portable path
+        require_tools("aarch64-linux-gnu-gcc", "qemu-aarch64")
+        return run_aarch64(cases, work), isa_for_cpu("native", aarch64=True)
+    if path == "avx2" and not host_has_avx2():
         pytest.skip("this CPU has no AVX2")
-    cases = s4_cases()
-    exe = build_native(cases, tmp_path, cflags=flags)
-    _assert_exact(subprocess.run([str(exe)], capture_output=True, text=True,
-                                 check=True).stdout, cases)
+    flags = {"portable": ("-DQANAS_KERNELS_PORTABLE",), "avx2": ("-mavx2",)}.get(path, ())
+    exe = (build_sanitized(cases, work) if path == "sanitizers"
+           else build_native(cases, work, cflags=("-O2", "-std=c99", *flags)))
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    return out, path if path in flags else None
 
 
-def test_host_sanitizers(tmp_path: Path):
-    """AddressSanitizer and UBSan find no read or write outside any array, on the host's
-    vector path (the nibble reads never pass a row's packed bytes)."""
-    cases = s4_cases()
-    exe = build_sanitized(cases, tmp_path)
-    _assert_exact(subprocess.run([str(exe)], capture_output=True, text=True,
-                                 check=True).stdout, cases)
-
-
-@pytest.mark.toolchain
-def test_aarch64_bit_exact(tmp_path: Path):
-    """An aarch64 build (qemu-aarch64: the int8 library's NEON build, the int4 kernels'
-    portable path) equals the reference."""
-    missing = [t for t in ("aarch64-linux-gnu-gcc", "qemu-aarch64") if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed")
-    cases = s4_cases()
-    _assert_exact(run_aarch64(cases, tmp_path), cases, "neon")
-
-
-@pytest.mark.toolchain
-@pytest.mark.parametrize("target,cpu,isa", [
-    ("cortex-m4", None, "dsp"),                # SXTB16/SMLAD nibble pairs
-    ("cortex-m55", None, "mve"),               # a Helium core runs the same DSP path
-    ("cortex-m4", "cortex-m3", "portable"),    # no DSP: portable C
+@pytest.mark.parametrize("path", [
+    "host", "portable", "avx2",
+    "sanitizers",  # AddressSanitizer + UBSan: the nibble reads never pass a row's bytes
+    pytest.param("aarch64", marks=pytest.mark.toolchain),
+    *[pytest.param(p, marks=pytest.mark.toolchain) for p in CORTEX_M_PATHS],
 ])
-def test_cortex_m_bit_exact(tmp_path: Path, target: str, cpu: str | None, isa: str):
-    """Each Cortex-M build, under qemu-system-arm, equals the reference (and the int8
-    kernel on the same integer weights gives the same bytes)."""
-    missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed")
+def test_bit_exact_on_every_path(tmp_path: Path, path: str):
+    """Every instruction-set path's build equals the reference; on Cortex-M the int8
+    kernel on the same integer weights (in the layout its build reads) gives the same
+    bytes too."""
     cases = s4_cases()
-    if isa != "mve":  # Helium's int8 conv reads its own interleaved layout
-        cases += [int8_twin(c) for c in cases[:4]]
-    out = run_cortex_m(cases, tmp_path, target, cpu)
-    assert re.search(r"@ISA (\w+)", out).group(1) == isa
-    _assert_exact(out, cases)
+    if path in CORTEX_M_PATHS:
+        isa = CORTEX_M_PATHS[path][3]
+        cases += [int8_twin(c, isa) for c in cases[:4]]
+    out, isa = _driver_output(path, cases, tmp_path)
+    _assert_exact(out, cases, isa)
+
+
+def test_cases_reach_every_helium_branch():
+    """The seeded cases reach each branch of the Helium kernel (qk_conv_s4.c): rows of
+    whole 32-weight steps only, of a partial step only, of both, with a partial step of
+    each size (4, 8, 12 bytes); one-step rows of each size run by qk_s4_mve_short_rows
+    (which leaves the last ceil(16 / row bytes) - 1 rows, at least one, to the predicated
+    blocks); channel counts leaving 1-3 rows of a 4-row block and one over a pass of 64
+    channels; a last pixel paired with itself."""
+    rows, couts, pixels = [], [], set()
+    for case in s4_cases():
+        rows.append(packing_s4.row_bytes(case.macs // case.expected.size))
+        couts.append(case.arrays["bias"].size)
+        pixels.add(case.expected.size // case.arrays["bias"].size)
+    assert {r % 16 for r in rows} == {0, 4, 8, 12}
+    assert any(r < 16 for r in rows) and any(r % 16 == 0 for r in rows)
+    assert any(r > 16 and r % 16 for r in rows)
+    short = {r for r, c in zip(rows, couts, strict=True)
+             if r <= 16 and c - max(1, -(-16 // r) - 1) >= 4}
+    assert short == {4, 8, 12, 16}
+    assert {c % 4 for c in couts} == {0, 1, 2, 3} and max(couts) > 64
+    assert any(p % 2 for p in pixels)
 
 
 def test_pack_rows_layout_and_inverse():
