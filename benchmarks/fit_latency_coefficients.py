@@ -16,8 +16,10 @@ coefficients are fitted per target by non-negative least squares
         --targets cortex-m4 cortex-m7 cortex-m55
 
 Raw runs are kept in ``--runs`` (resumable: a (target, subnet) already there is not run
-again); the fit is written to ``--out`` (default: the committed
-``targets/latency_coefficients.json``, which `targets.latency` loads).
+again; ``--rerun TARGET ...`` drops those targets' saved runs first, for a kernel change
+that leaves the kernel generation as it is, such as the int4 kernels'); the fit is
+written to ``--out`` (default: the committed ``targets/latency_coefficients.json``, which
+`targets.latency` loads).
 
 ``--bits w4`` fits the int4 kernels instead (`qanas.cost.latency_fit_int4`): each subnet
 is profiled twice, with every searchable conv at 4 bits and all-int8, and the
@@ -105,8 +107,9 @@ def subnet_configs(which: list[str], bits: str) -> list[tuple[str, str]]:
 
 
 def collect(configs: list[tuple[str, str]], targets: list[str], optimise: str,
-            runs_path: Path) -> dict:
-    """Profiles every (target, config) missing from `runs_path`, saving after each one."""
+            runs_path: Path, rerun: tuple[str, ...] = ()) -> dict:
+    """Profiles every (target, config) missing from `runs_path`, saving after each one;
+    the saved runs of the targets in `rerun` are dropped first."""
     from compiler.version import KERNEL_GENERATION
     from tests.support.firmware_util import export_subnet
 
@@ -114,7 +117,7 @@ def collect(configs: list[tuple[str, str]], targets: list[str], optimise: str,
     if runs and runs.get("kernel_generation") != KERNEL_GENERATION:
         runs = {}
     runs.setdefault("kernel_generation", KERNEL_GENERATION)
-    runs.setdefault("runs", [])
+    runs["runs"] = [r for r in runs.get("runs", []) if r["target"] not in rerun]
     done = {(r["target"], r["subnet"], r["optimise"]) for r in runs["runs"]}
     with tempfile.TemporaryDirectory(prefix="qanas-latfit-") as tmp:
         for index, (name, config) in enumerate(configs):
@@ -227,14 +230,19 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"raw runs (default {RUNS.name}, {INT4_RUNS.name} for --bits w4)")
     parser.add_argument("--out", type=Path, default=COEFFICIENTS_PATH)
     parser.add_argument("--fit-only", action="store_true", help="fit the runs already saved")
+    parser.add_argument("--rerun", nargs="+", default=[], metavar="TARGET",
+                        help="profile these targets again, dropping their saved runs")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.rerun) - set(args.targets))
+    if unknown:
+        parser.error(f"--rerun {' '.join(unknown)}: not in --targets {' '.join(args.targets)}")
     runs_path = args.runs or (INT4_RUNS if args.bits == "w4" else RUNS)
     if args.fit_only:
         runs = json.loads(runs_path.read_text())
     else:
         which = args.which + random_subnets(args.random, args.random_seed)
         runs = collect(subnet_configs(which, args.bits), args.targets, args.optimise,
-                       runs_path)
+                       runs_path, tuple(args.rerun))
     old = json.loads(args.out.read_text()) if args.out.is_file() else {}
     if args.bits == "w4":
         document = fit_int4(args, runs, old)
