@@ -317,7 +317,9 @@ QK_INLINE void qk_s4_mve_put_runs(int8_t *pair, int32_t p, const int8_t *x, int3
  * 4 rows one pass over the steps, written out (the accumulators take the eight even
  * registers, QK_MVE_EVEN_ACCUMULATORS; x, four weight pointers and the compare with the
  * loop end, kept on the stack, the six odd ones): 35 instructions per 256 MACs (one
- * pixel: 26 per 128), then the row's partial step if any. */
+ * pixel: 26 per 128), then the row's partial step if any. Every core register is an
+ * operand, so the build needs -O2, -O3 or -Os (the targets' flags): at -O1 and -Og GCC 12
+ * reserves one more and refuses the asm. */
 static QK_NOINLINE void qk_s4_mve_sums(const int8_t *pair, const uint8_t *rows,
                                        int32_t row_bytes, int32_t count, int32_t two,
                                        int32_t *sums0, int32_t *sums1) {
