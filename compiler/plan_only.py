@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from compiler.block_memo import BlockMemo
 from compiler.legalize_memo import LegalizeMemo
 from compiler.memory import MemoryPlan
 from compiler.pipeline import CompileOptions, LoweredModel, lower_model, plan_lowered
@@ -99,6 +100,10 @@ PROCESS_LEGALIZE_MEMO = LegalizeMemo()
 PROCESS_TE_MEMO = TeMemo()
 """The TE kernels `plan_model_memory` remembers across calls in this process."""
 
+PROCESS_BLOCK_MEMO = BlockMemo()
+"""The fused blocks' library calls `plan_model_memory` remembers across calls in this
+process."""
+
 
 def plan_model_memory(model, target: str | Target = "host",
                       options: CompileOptions | None = None,
@@ -127,7 +132,7 @@ def plan_model_memory(model, target: str | Target = "host",
     """
     target = get_target(target) if isinstance(target, str) else target
     options = (options or CompileOptions()).for_target(target)
-    with PROCESS_TE_MEMO.active():
+    with PROCESS_TE_MEMO.active(), PROCESS_BLOCK_MEMO.active():
         lowered = lower_model(model, options, measure_unfused,
                               legalize_memo if legalize_memo is not None
                               else PROCESS_LEGALIZE_MEMO)

@@ -33,7 +33,7 @@ import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from compiler.passes._common import dtype_of, is_op, shape_of
+from compiler.passes._common import dtype_of, is_op, items, shape_of
 
 FUSION_ATTR = "qanas.fusion"
 """Attribute of each grouped Relax function: the fused block's name (``irb3_k3s1e96_res``)."""
@@ -94,9 +94,9 @@ def _vars_in(expr: relax.Expr) -> list[relax.Var]:
     if isinstance(expr, relax.Var):
         return [expr]
     if isinstance(expr, relax.Call):
-        return [v for a in expr.args for v in _vars_in(a)]
+        return [v for a in items(expr.args) for v in _vars_in(a)]
     if isinstance(expr, relax.Tuple):
-        return [v for f in expr.fields for v in _vars_in(f)]
+        return [v for f in items(expr.fields) for v in _vars_in(f)]
     if isinstance(expr, relax.TupleGetItem):
         return _vars_in(expr.tuple_value)
     return []
@@ -121,8 +121,8 @@ class _Graph:
         self.order: dict[int, int] = {}
         self.users: dict[int, set[int | None]] = {}
         self._units: dict[int, tuple | None] = {}
-        for block in func.body.blocks:
-            for b in block.bindings:
+        for block in items(func.body.blocks):
+            for b in items(block.bindings):
                 if not isinstance(b, relax.VarBinding):
                     continue
                 k = _key(b.var)

@@ -34,6 +34,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from compiler.block_memo import active_block_memo
 from compiler.kernels import irb, packing
 from compiler.kernels.calls import LibraryCall
 from compiler.passes._common import const_value, shape_of
@@ -67,17 +68,33 @@ def fused_block_call(groups, final):
     if len(consts) != len(func.params) - 1 or not all(
             isinstance(c, tvm.ir.GenericConst) for c in consts):
         return None
+    memo = active_block_memo()
+    path = (groups.isa, groups.int4_weights)  # the weights' layout and width
+    answer = memo.get(func, consts, groups.mod, path) if memo is not None else None
+    if answer is None:
+        answer = _packed_call(groups, func, consts)
+        if memo is not None:
+            memo.put(func, consts, groups.mod, path, answer)
+    if not answer:
+        return None
+    call, constants, out_shape = answer
+    return call, value.args[0], list(constants), out_shape
+
+
+def _packed_call(groups, func, consts) -> tuple:
+    """``(LibraryCall, packed constants, NHWC output shape)`` of the fused block `func`
+    called with `consts`, or ``()`` when the kernel cannot take it."""
     bound = func.bind_params(dict(zip(func.params[1:], consts, strict=True)))
     inner = type(groups)(bound, groups.mod, groups.isa, groups.int4_weights)
     try:
         packed = _pack(inner, bound.params[0], bound.body.body, groups.isa)
     except (ValueError, _Refused):
-        return None
+        return ()
     g = packed.geometry
     # int4 rows travel as int8 bytes, as an unfused int4 conv's do
-    constants = [a.view(np.int8) if a.dtype == np.uint8 else a
-                 for a in packed.arrays().values()]
-    return (_library_call(packed, groups.isa), value.args[0], constants,
+    constants = tuple(a.view(np.int8) if a.dtype == np.uint8 else a
+                      for a in packed.arrays().values())
+    return (_library_call(packed, groups.isa), constants,
             (1, g.out_h, g.out_w, g.out_c))
 
 

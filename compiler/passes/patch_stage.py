@@ -145,8 +145,10 @@ def _step(graph: _Graph, var: relax.Var, convs: dict) -> _Step:
         reads = ((_key(x), tuple(int(value.attrs.pad_width[i]) for i in (4, 6)),
                   shape_of(x)[2:]),)
     else:
-        reads = tuple((_key(v), None, shape_of(v)[2:]) for v in _vars_in(value)
-                      if len(shape_of(v)) == 4 and shape_of(v)[2:] == shape_of(var)[2:])
+        pixels = shape_of(var)[2:]
+        shapes = [(v, shape_of(v)) for v in _vars_in(value)]
+        reads = tuple((_key(v), None, shape[2:]) for v, shape in shapes
+                      if len(shape) == 4 and shape[2:] == pixels)
     stage = dtype_of(var) == "int8" and not is_op(value, "relax.nn.pad")
     return _Step(_key(var), shape_of(var), stage, reads)
 
@@ -293,8 +295,7 @@ def find_heads(func: relax.Function, mod: tvm.IRModule | None = None,
         steps.append(_step(graph, var, convs))
         if dtype_of(var) != "int8" or math.prod(shape_of(var)[2:]) < min_pixels:
             continue
-        inside = known | {None}
-        escapes = [m for m in known - {k} if not graph.users.get(m, set()) <= inside - {None}]
+        escapes = [m for m in known - {k} if not graph.users.get(m, set()) <= known]
         if not escapes and convs:
             heads.append(HeadGeometry(graph, tuple(bindings), model_input, var, dict(convs),
                                       tuple(steps)))
@@ -318,7 +319,7 @@ def step_sizes(func: relax.Function, graph: _Graph) -> dict[int, int]:
     (its int8 inputs and output); elementwise integer units are left out (fusion may
     merge them into the kernel before), so the largest never exceeds the planner's bound.
     """
-    blocks = find_inverted_residuals(func, graph.mod)
+    blocks = find_inverted_residuals(func, graph=graph)
     inner = {_key(v) for b in blocks for v in b.bindings} - {_key(b.output) for b in blocks}
     by_output = {_key(b.output): b for b in blocks}
     sizes = {}
