@@ -20,6 +20,7 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 from tvm import relax
 
+from compiler import known_types
 from compiler.errors import CompilerError, CompilerStageError, InvalidModelError
 from compiler.frontend import onnx_ops
 from compiler.frontend.dq_const import DQConst, relax_const
@@ -104,7 +105,7 @@ class _Context:
 
     def emit(self, expr: relax.Expr) -> relax.Var:
         """Emits ``expr`` into the dataflow block."""
-        return self.bb.emit(expr)
+        return known_types.emit(self.bb, expr)
 
 
 def _fold(node: onnx.NodeProto, consts: dict[str, np.ndarray], shapes,

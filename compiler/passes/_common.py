@@ -17,7 +17,7 @@ import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from compiler import int8
+from compiler import int8, known_types
 from compiler.passes.resize_kernels import emit_kernel
 
 
@@ -166,7 +166,7 @@ class QuantRewriter(PyExprMutator):
     # ---- emission helpers -------------------------------------------------------------
     def emit(self, expr: relax.Expr) -> relax.Var:
         """Emits ``expr`` as a new binding of the block being built."""
-        return self.builder_.emit(expr)
+        return known_types.emit(self.builder_, expr)
 
     def to_int(self, x: relax.Expr, dtype: str, minus: int | np.ndarray = 0) -> relax.Expr:
         """``astype(x, dtype) - minus`` (the subtraction is skipped when ``minus`` is 0)."""

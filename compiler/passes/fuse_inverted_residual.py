@@ -33,6 +33,7 @@ import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
+from compiler import known_types
 from compiler.passes._common import dtype_of, is_op, items, shape_of
 
 FUSION_ATTR = "qanas.fusion"
@@ -362,7 +363,7 @@ def _grouped_function(block: InvertedResidual, graph: _Graph, name: str):
             for var in block.bindings:
                 value = rebuild(graph.value(var))
                 last = _key(var) == _key(block.output)
-                remap[_key(var)] = sub.emit_output(value) if last else sub.emit(value)
+                remap[_key(var)] = known_types.emit(sub, value, output=last)
         sub.emit_func_output(remap[_key(block.output)])
     return sub.get()[name], args
 
