@@ -14,8 +14,12 @@ output shape are a function of the grouped function (``tvm_ffi.structural_equal`
 operators, attributes, shapes, dtypes), of its constants' values, of the PrimFuncs it
 calls (a zero-point-padded convolution's tag is an attribute of its PrimFunc) and of how
 the weights are packed (the kernel path, ``isa``, and which weights are int4). The key
-is exactly those; a hit is confirmed by structural equality, not by the hash alone. Only the block's input variable comes from the call
-itself. Like `compiler.te_memo`, the memo serves the plan-only mode: `compile_model`
+is exactly those; a hit is confirmed by structural equality, not by the hash alone. The
+function names the PrimFuncs it calls by global variables of its own module, which never
+equal another module's: they are compared as free variables (``map_free_vars``), each
+paired with the other's in the order the bindings call them, with the PrimFuncs
+themselves listed in that order beside it. Only the block's input variable comes from
+the call itself. Like `compiler.te_memo`, the memo serves the plan-only mode: `compile_model`
 packs every block itself.
 """
 
@@ -56,10 +60,18 @@ class BlockMemo:
 
     @staticmethod
     def _parts(func, consts, mod) -> tuple:
-        """What the answer depends on: the function, its constants, its callees."""
+        """What the answer depends on: the function, its constants and the PrimFuncs it
+        calls, in the order its bindings call them."""
+        import tvm
         from tvm import relax
 
-        callees = tuple(mod[gv] for gv in relax.analysis.all_global_vars(func))
+        from compiler.passes._common import variable_bindings
+
+        callees = []
+        for value in variable_bindings(func).values():
+            if isinstance(value, relax.Call):
+                callees += [mod[x] for x in (value.op, *value.args)
+                            if isinstance(x, tvm.ir.GlobalVar)]
         return (func, *consts, *callees)
 
     def get(self, func, consts, mod, path: tuple):
@@ -75,9 +87,9 @@ class BlockMemo:
         import tvm_ffi
 
         parts = self._parts(func, consts, mod)
-        key = (tvm_ffi.structural_hash(parts), path)
+        key = (tvm_ffi.structural_hash(parts, map_free_vars=True), path)
         for other, answer in self._entries.get(key, []):
-            if tvm_ffi.structural_equal(parts, other):
+            if tvm_ffi.structural_equal(parts, other, map_free_vars=True):
                 self.hits += 1
                 return answer
         self.misses += 1
@@ -90,7 +102,8 @@ class BlockMemo:
         if self._count >= self.max_entries:
             self._count -= len(self._entries.pop(next(iter(self._entries))))
         parts = self._parts(func, consts, mod)
-        self._entries.setdefault((tvm_ffi.structural_hash(parts), path), []).append(
+        self._entries.setdefault((tvm_ffi.structural_hash(parts, map_free_vars=True), path),
+                                 []).append(
             (parts, answer))
         self._count += 1
 
