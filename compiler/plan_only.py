@@ -3,9 +3,9 @@
 `plan_model_memory` runs the steps of `compiler.pipeline` that `compile_model` runs
 (import → lower → techniques → fuse → plan → kernel scratch → memory plan), with the
 kernel scratch read from the lowered TIR (`compiler.workspace`) instead of built C, and
-returns a `MemoryReport`. Operator legalizations and TE kernels are remembered across
-calls (`compiler.legalize_memo`, `compiler.te_memo`; the fused module is structurally
-equal to the compiler's). Its arena equals the compiled arena byte for byte; the search
+returns a `MemoryReport`. Operator legalizations, TE kernels and fused blocks' library
+calls are remembered across calls (`compiler.legalize_memo`, `compiler.te_memo`,
+`compiler.block_memo`; the fused module is structurally equal to the compiler's). Its arena equals the compiled arena byte for byte; the search
 uses it as its SRAM objective.
 
 Example:
