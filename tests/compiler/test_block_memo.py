@@ -53,3 +53,19 @@ def test_a_block_is_served_only_for_its_kernel_path_shapes_and_weights(block_onn
     lowered = _lower(reseeded, memo)
     assert memo.misses == 4 * first
     assert tvm_ffi.structural_equal(lowered.fused, _lower(reseeded).fused)
+
+
+def test_a_block_is_served_only_for_the_same_int4_weights(block_onnx):
+    from compiler.passes.offload_kernels import OffloadKernels
+    from compiler.pipeline import resolve_model
+    from compiler.techniques import apply_techniques
+
+    model, _ = apply_techniques(resolve_model(block_onnx, None), "size")
+    memo = BlockMemo()
+    with memo.active():
+        OffloadKernels("portable")(model.mod)
+        first = memo.misses
+        OffloadKernels("portable")(model.mod)
+        assert (memo.hits, memo.misses) == (first, first)
+        OffloadKernels("portable", frozenset({"another int4 weight"}))(model.mod)
+    assert memo.misses == 2 * first > 0
