@@ -22,8 +22,9 @@ S4_KERNEL_SOURCES = ("qk_conv_s4.c",)
 """The int4-weight convolutions (``qanas_kernels_s4.h``), built with the library; they use
 its requantization (docs/int4-weights.md)."""
 
-ATTENTION_KERNEL_SOURCES = ("qk_softmax.c",)
-"""The integer softmax of attention (``qanas_softmax_s8``, docs/efficient-topformer.md)."""
+ATTENTION_KERNEL_SOURCES = ("qk_softmax.c", "qk_matmul.c")
+"""Attention's integer softmax and int8 matmul (``qanas_softmax_s8``, ``qanas_matmul_s8``,
+docs/efficient-topformer.md)."""
 
 ALL_KERNEL_SOURCES = KERNEL_SOURCES + S4_KERNEL_SOURCES + ATTENTION_KERNEL_SOURCES
 """What a project calling the library compiles."""

@@ -14,15 +14,18 @@ benchmarks/mcu_kernels.py.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from compiler import int8
-from compiler.kernels import ALL_KERNEL_SOURCES, KERNELS_DIR, packing
+from compiler.kernels import ALL_KERNEL_SOURCES, KERNELS_DIR, isa_for_cpu, packing
 from compiler.reference import kernels as ref
+from tests.support.tools import require_tools
 
 REPO = Path(__file__).resolve().parents[2]
 C_INCLUDE = REPO / "runtime" / "c" / "include"
@@ -410,3 +413,24 @@ def check_results(cases: list[KernelCase], results: list[CaseResult]) -> list[st
                 r.output is not None and not np.array_equal(r.output, want)):
             bad.append(case.name)
     return bad
+
+
+def driver_output(path: str, cases: list[KernelCase], work: Path) -> tuple[str, str]:
+    """(stdout, expected ISA) of the driver built for instruction-set path ``path`` and run:
+    ``host`` (the host's default flags), ``portable``, ``avx2``, ``sanitizers``,
+    ``aarch64`` (NEON under qemu-aarch64), ``cortex-m4`` (DSP), ``cortex-m55`` (Helium) or
+    ``cortex-m3`` (portable C on the M4 machine). Skips when the tools or AVX2 are missing."""
+    if path.startswith("cortex-m"):
+        require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+        target, cpu = ("cortex-m4", "cortex-m3") if path == "cortex-m3" else (path, None)
+        return run_cortex_m(cases, work, target, cpu), isa_for_cpu(path)
+    if path == "aarch64":
+        require_tools("aarch64-linux-gnu-gcc", "qemu-aarch64")
+        return run_aarch64(cases, work), isa_for_cpu("native", aarch64=True)
+    if path == "avx2" and not host_has_avx2():
+        pytest.skip("this CPU has no AVX2")
+    flags = {"portable": ("-DQANAS_KERNELS_PORTABLE",), "avx2": ("-mavx2",)}.get(path, ())
+    exe = (build_sanitized(cases, work) if path == "sanitizers"
+           else build_native(cases, work, cflags=("-O2", "-std=c99", *flags)))
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    return out, path if path in flags else re.search(r"@ISA (\w+)", out).group(1)

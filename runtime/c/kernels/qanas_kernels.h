@@ -105,6 +105,23 @@ typedef struct {
   int32_t output_zero_point, qmin, qmax;
 } qanas_softmax_params_t;
 
+/* Batched int8 matmul of two activations (attention's Q·Kᵀ and softmax·V):
+ *   out[t][m][n] = requant(sum_k (a[t][m][k] - a_zero_point) (b'[t][k][n] - b_zero_point))
+ * for batch t, with a [batch][m][k] and b [batch][k][n], or [batch][n][k] when
+ * transpose_b (b' = bᵀ: a head split's transpose the caller need not make); output
+ * [batch][m][n]. rq holds n multipliers and shifts (one per output column; a per-tensor
+ * scale repeated). k <= QANAS_MATMUL_MAX_K (the int32 sums), and k <= 1024 without
+ * transpose_b (B's columns are transposed through a stack panel). */
+#define QANAS_MATMUL_MAX_K 32767
+typedef struct {
+  int32_t batch, m, k, n;
+  int32_t transpose_b;
+  int32_t a_zero_point, b_zero_point;
+} qanas_matmul_params_t;
+
+qanas_status_t qanas_matmul_s8(const qanas_matmul_params_t *params, const int8_t *a,
+                               const int8_t *b, const qanas_requant_t *rq, int8_t *output);
+
 /* The instruction set the library was built for: "mve", "dsp", "neon", "avx2", "portable". */
 const char *qanas_kernels_isa(void);
 

@@ -30,10 +30,13 @@
 #define QK_INLINE static inline __attribute__((always_inline))
 #define QK_NOINLINE __attribute__((noinline))
 #define QK_RESTRICT __restrict__
+/* A static helper of a shared header that not every including file calls. */
+#define QK_MAYBE_UNUSED __attribute__((unused))
 #else
 #define QK_INLINE static inline
 #define QK_NOINLINE
 #define QK_RESTRICT
+#define QK_MAYBE_UNUSED
 #endif
 
 #if defined(QK_ISA_DSP)

@@ -13,7 +13,6 @@ forced portable C, AVX2), sanitizers, NEON (qemu-aarch64), DSP (cortex-m4), Heli
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
@@ -21,19 +20,14 @@ import numpy as np
 import pytest
 
 from compiler import int8
-from compiler.kernels import isa_for_cpu
 from tests.support.kernel_library_util import (
     KernelCase,
     build_native,
-    build_sanitized,
     check_results,
-    host_has_avx2,
+    driver_output,
     parse_driver_output,
-    run_aarch64,
-    run_cortex_m,
 )
 from tests.support.kernel_resize_util import resize_case
-from tests.support.tools import require_tools
 
 SEED = 20262
 
@@ -101,24 +95,6 @@ def test_cases_are_nontrivial():
         assert len(np.unique(case.expected)) > 3, case.name
 
 
-def _driver_output(path: str, cases: list[KernelCase], work: Path) -> tuple[str, str]:
-    """(stdout, expected ISA) of the driver built for ``path`` and run."""
-    if path.startswith("cortex-m"):
-        require_tools("arm-none-eabi-gcc", "qemu-system-arm")
-        target, cpu = ("cortex-m4", "cortex-m3") if path == "cortex-m3" else (path, None)
-        return run_cortex_m(cases, work, target, cpu), isa_for_cpu(path)
-    if path == "aarch64":
-        require_tools("aarch64-linux-gnu-gcc", "qemu-aarch64")
-        return run_aarch64(cases, work), isa_for_cpu("native", aarch64=True)
-    if path == "avx2" and not host_has_avx2():
-        pytest.skip("this CPU has no AVX2")
-    flags = {"portable": ("-DQANAS_KERNELS_PORTABLE",), "avx2": ("-mavx2",)}.get(path, ())
-    exe = (build_sanitized(cases, work) if path == "sanitizers"
-           else build_native(cases, work, cflags=("-O2", "-std=c99", *flags)))
-    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
-    return out, path if path in flags else re.search(r"@ISA (\w+)", out).group(1)
-
-
 @pytest.mark.parametrize("path", [
     "host", "portable", "avx2",
     "sanitizers",  # AddressSanitizer + UBSan: no access outside an array, no overflow
@@ -130,7 +106,7 @@ def _driver_output(path: str, cases: list[KernelCase], work: Path) -> tuple[str,
 def test_bit_exact_on_every_path(tmp_path: Path, path: str):
     """Every instruction-set path's build gives the reference's bytes."""
     cases = resize_cases()
-    out, isa = _driver_output(path, cases, tmp_path)
+    out, isa = driver_output(path, cases, tmp_path)
     _assert_exact(out, cases, isa)
 
 
