@@ -23,6 +23,7 @@ The arguments of each call, in order (all ``DLTensor``s; constants are in ``weig
 | ``qanas_add_s8``, ``qanas_mul_s8`` | a, b, output |
 | ``qanas_resize_s8`` | input, rows table, cols table (`compiler.passes.resize_spec`), output |
 | ``qanas_softmax_s8`` | input, output (rows of the last axis, any layout) |
+| ``qanas_matmul_s8`` | a ``[batch][M][K]``, b ``[batch][K][N]`` (``[batch][N][K]`` with ``transpose_b``), multiplier, shift (per output column), output |
 | ``qanas_inverted_residual_s8`` | input, [expand weights, bias, multiplier, shift], depthwise ..., project ..., [rescale multiplier, shift], output (a 1×1 stage's weights packed int4 when its ``expand_s4`` / ``project_s4``) |
 | ``qanas_conv2d_s4``, ``qanas_pointwise_conv_s4`` | input, int4 weights packed two per byte (`compiler.kernels.packing_s4`), bias, multiplier, shift, output |
 | ``qanas_patch_stage_s8`` | model input (NCHW), then per layer weights (packed int4 for the ``_S4`` kinds), bias, multiplier, shift, output (NHWC) |
@@ -59,6 +60,7 @@ STEP_TYPES = {
     "qanas_patch_stage_s8": "qanas_patch_step_t",
     "qanas_resize_s8": "qanas_resize_step_t",
     "qanas_softmax_s8": "qanas_softmax_step_t",
+    "qanas_matmul_s8": "qanas_matmul_step_t",
 }
 """Library function → the C struct of its step parameters (``qanas/kernel_steps.h``)."""
 

@@ -30,6 +30,8 @@ packed by `compiler.kernels.packing` for the target's `kernel_isa`:
   writing NCHW when no library call reads its output.
 * the integer softmax kernel (`compiler.passes.lower_softmax`, tagged with its
   parameters): ``qanas_softmax_s8``, on the tensor as it is (rows of the last axis).
+* the int8 product of two activations (attention's ``Q·Kᵀ``, ``softmax·V``;
+  `compiler.passes.offload_matmul`): ``qanas_matmul_s8``, batched over the heads.
 
 The library is NHWC; the graph stays NCHW in meaning. Each call reads and writes NHWC
 tensors, with ``permute_dims`` to and from NCHW around it, and a transpose that would undo
@@ -57,6 +59,7 @@ from compiler.kernels.calls import LIBRARY_ATTR, LibraryCall
 from compiler.passes._common import const_value, dtype_of, is_op, prim_number, shape_of
 from compiler.passes.fuse_inverted_residual import _vars_in as _vars
 from compiler.passes.offload_fused_blocks import fused_block_call
+from compiler.passes.offload_matmul import matmul_call
 from compiler.passes.offload_patch_stage import patch_stage_call
 from compiler.passes.offload_resize import FUNCTION as RESIZE_FUNCTION
 from compiler.passes.offload_resize import nchw_output, resize_call
@@ -259,12 +262,22 @@ class _Groups:
         return _Match(LibraryCall("qanas_softmax_s8", {"softmax": params}),
                       [v.args[1].fields[0]], [False], [], shape_of(final), False, {_key(final)})
 
+    def match_matmul(self, final, tail: _Tail, acc, m) -> _Match | None:
+        """An int8 product of two activations (`compiler.passes.offload_matmul`): operands
+        and output as the graph holds them, no layout change."""
+        found = matmul_call(self, final, tail, acc, m)
+        if found is None:
+            return None
+        call, inputs, constants, out_shape, members = found
+        return _Match(call, inputs, [False, False], constants, out_shape, False, members)
+
     def match_requantized(self, final, tail: _Tail) -> _Match | None:
         got = self.requantized_acc(tail)
         if got is None:
             return None
         acc, m = got
-        for matcher in (self.match_conv, self.match_global_pool, self.match_mul):
+        for matcher in (self.match_conv, self.match_global_pool, self.match_mul,
+                        self.match_matmul):
             found = matcher(final, tail, acc, m)
             if found is not None:
                 return found

@@ -462,3 +462,15 @@ int32_t qanas_step_softmax_s8(void *self, void *args, int32_t num_args, void *re
   return Result(qanas_softmax_s8(&s->softmax, (const int8_t *)Data(args, 0),
                                  (int8_t *)Data(args, 1)));
 }
+
+int32_t qanas_step_matmul_s8(void *self, void *args, int32_t num_args, void *result) {
+  const qanas_matmul_step_t *s = (const qanas_matmul_step_t *)self;
+  (void)result;
+  if (s == NULL || num_args != 5) {
+    return -1;
+  }
+  const qanas_requant_t rq = {(const int32_t *)Data(args, 2), (const int32_t *)Data(args, 3),
+                              s->output_zero_point, s->qmin, s->qmax};
+  return Result(qanas_matmul_s8(&s->matmul, (const int8_t *)Data(args, 0),
+                                (const int8_t *)Data(args, 1), &rq, (int8_t *)Data(args, 4)));
+}

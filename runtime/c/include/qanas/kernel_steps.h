@@ -57,6 +57,13 @@ typedef struct {
   qanas_softmax_params_t softmax;
 } qanas_softmax_step_t;
 
+/* Batched int8 matmul of two activations: args a, b, multiplier, shift (one per output
+ * column), output. */
+typedef struct {
+  qanas_matmul_params_t matmul;
+  int32_t output_zero_point, qmin, qmax;
+} qanas_matmul_step_t;
+
 /* Fused inverted residual: args input, [expand weights, bias, multiplier, shift] (when
  * has_expand), depthwise weights, bias, multiplier, shift, project weights, bias,
  * multiplier, shift, [rescale multiplier, shift] (when irb.residual_rescale), output. The
@@ -113,6 +120,7 @@ int32_t qanas_step_inverted_residual_s8(void *self, void *args, int32_t num_args
 int32_t qanas_step_patch_stage_s8(void *self, void *args, int32_t num_args, void *result);
 int32_t qanas_step_resize_s8(void *self, void *args, int32_t num_args, void *result);
 int32_t qanas_step_softmax_s8(void *self, void *args, int32_t num_args, void *result);
+int32_t qanas_step_matmul_s8(void *self, void *args, int32_t num_args, void *result);
 
 #ifdef __cplusplus
 }
