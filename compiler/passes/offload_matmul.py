@@ -12,8 +12,11 @@ graph's own zero points, ``M`` and ``n`` (bit-exact by construction). The operan
 passed as the graph holds them, ``a`` as ``[batch][M][K]`` and ``b`` as
 ``[batch][K][N]``, except that a ``b`` made by swapping the last two axes of a tensor
 (the head split of ``V`` before ``softmax·V``) is read from that tensor with
-``transpose_b``, so the transpose is not computed. No layout change: the tensors are not
-images.
+``transpose_b`` when ``K ≥ TRANSPOSED_MIN_K``: the kernel's dot products then read Bᵀ's
+rows in place, and the transpose is not computed. A shorter reduction keeps ``b`` as
+``[K][N]``, which Helium runs four columns per vector with no panel (the transpose it
+reads is one TVM fuses into the layout change before it). No layout change: the tensors
+are not images.
 
 Left to TVM's kernel (never a wrong result, only a slower one): operands whose batch
 dimensions differ (broadcasting), a per-column requantization, a reduction longer than
@@ -34,6 +37,9 @@ FUNCTION = "qanas_matmul_s8"
 
 MAX_K = 32767
 """``QANAS_MATMUL_MAX_K``: the longest reduction whose partial sums stay inside int32."""
+
+TRANSPOSED_MIN_K = 16
+"""The shortest reduction read through ``transpose_b`` (one Helium vector of Bᵀ's row)."""
 
 PANEL_K = 1024
 """The longest reduction the kernel takes with ``b`` as ``[K][N]`` (its stack panel of
@@ -80,7 +86,7 @@ def matmul_call(groups, final, tail, acc, multiplier: np.ndarray):
     m, k, n = sa[-2], sa[-1], sb[-1]
     if tuple(out) != (*sa[:-1], n):
         return None
-    b_t = _swapped_last_axes(groups, b)
+    b_t = _swapped_last_axes(groups, b) if k >= TRANSPOSED_MIN_K else None
     if b_t is not None:
         b = b_t
     if k > MAX_K or (b_t is None and k > PANEL_K):

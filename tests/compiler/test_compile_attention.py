@@ -9,6 +9,7 @@ lowered Relax module (the TIR softmax kernel), and the host build under QEMU.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import onnx
@@ -114,6 +115,20 @@ def test_attention_block_is_bit_exact_with_the_reference(library, tmp_path):
     assert agreement(ours, next(iter(onnxruntime_int8(model, feeds).values())))[1] <= 1
     called = _library_functions(tmp_path / "p")
     assert called == ({"qanas_softmax_s8", "qanas_matmul_s8"} if library else set()), called
+
+
+def test_a_long_reduction_reads_v_before_its_head_split_transpose(tmp_path):
+    """16 tokens: ``softmax·V`` reduces over 16, so the library reads V's head split
+    before its transpose (``transpose_b``); Q·Kᵀ (key dim 8) reads K as ``[K][N]``.
+    Bit-exact either way."""
+    model = _attention_model(tokens=16)
+    feeds = full_range_inputs(model, np.random.default_rng(2))
+    ref = next(iter(run_int8_reference(model, feeds).values()))
+    ours = _host(model, tmp_path / "p", feeds)
+    assert np.array_equal(ours.reshape(ref.shape), ref)
+    flags = re.findall(r"\.k = (\d+), .*?\.transpose_b = (\d)",
+                       (tmp_path / "p" / "model.c").read_text())
+    assert sorted(flags) == [("16", "1"), ("8", "0")], flags
 
 
 def test_int8_softmax_over_another_axis_is_refused_by_name():

@@ -6,7 +6,7 @@
  * memory).
  * Blocking QK_BLOCK_PX pixels x QK_BLOCK_CH channels loads each input word once for
  * several channels and, with two pixels, each weight word once for both. Included by
- * qk_conv.c and qk_matmul.c (whose matmul runs on qk_dot_block and qk_store_block). */
+ * qk_conv.c and qk_matmul.c (the matmul runs on the same micro-kernels). */
 #ifndef QANAS_KERNELS_BLOCK_H_
 #define QANAS_KERNELS_BLOCK_H_
 
@@ -499,9 +499,8 @@ QK_INLINE void qk_store_block(const int32_t *acc, const qanas_requant_t *rq, int
  * of interleaved weights w (row length k): eight VMLADAV accumulators share each 16-byte
  * input vector, one weight pointer walks the block. Only the sums, so that the loop's
  * few live values stay in registers; the requantization runs after, over all rows. */
-static QK_MAYBE_UNUSED QK_NOINLINE void qk_mve_gemm_sums(const int8_t *x, const int8_t *w,
-                                                         int32_t k, int32_t rows,
-                                                         int32_t *acc) {
+static QK_NOINLINE void qk_mve_gemm_sums(const int8_t *x, const int8_t *w, int32_t k,
+                                         int32_t rows, int32_t *acc) {
   const int32_t chunks = k / QK_MVE_CHUNK, rest = k % QK_MVE_CHUNK;
   for (int32_t left = rows; left > 0; left -= QK_MVE_ROWS, acc += QK_MVE_ROWS) {
     const int8_t *xp = x;
@@ -563,10 +562,9 @@ static QK_MAYBE_UNUSED QK_NOINLINE void qk_mve_gemm_sums(const int8_t *x, const 
 /* One output pixel of a GEMM: out[o] = requant(bias[o] + sum_i x[i] * W[o][i]) for the
  * `rows` rows of one group's interleaved weights w (row length k); channel o of the
  * group is channel o_first + o of bias, rq and out. */
-static QK_MAYBE_UNUSED void qk_mve_gemm_pixel(const int8_t *x, const int8_t *w, int32_t k,
-                                              int32_t rows, const int32_t *bias,
-                                              const qanas_requant_t *rq, int32_t o_first,
-                                              int32_t vector_rq, int8_t *out) {
+static void qk_mve_gemm_pixel(const int8_t *x, const int8_t *w, int32_t k, int32_t rows,
+                              const int32_t *bias, const qanas_requant_t *rq,
+                              int32_t o_first, int32_t vector_rq, int8_t *out) {
   const int32_t zp = rq->output_zero_point, lo = rq->qmin, hi = rq->qmax;
   const int32_t kp = (k + QK_MVE_CHUNK - 1) & ~(QK_MVE_CHUNK - 1);
   int32_t sums[QK_MVE_PASS_ROWS] __attribute__((aligned(16)));
