@@ -8,13 +8,16 @@
  *   sum (a - za)(b - zb) = sum a b - zb rowsum_a[m] - za colsum_b[n] + K za zb,
  * the column part once per column, the row part once per row and column pass (every
  * partial sum is below 2^31 in magnitude for K <= QANAS_MATMUL_MAX_K).
- * Helium: a pass of columns is gathered into a stack panel in the interleaved blocks of
- * the convolutions' GEMM (8 rows x 16 bytes, zero-padded), and each row of A is one
- * qk_mve_gemm_pixel (eight VMLADAV accumulators, vector requantization); attention's
- * products are small (K and N of 2 to 32), where one call per row keeps the overhead
- * per output low. Other paths, and Helium for K over 128: 2 rows x QK_BLOCK_CH columns
- * of qk_dot_block (DSP SMLAD, NEON, AVX2, portable) and qk_store_block, reading Bᵀ rows
- * in place (transpose_b) or from a panel of QK_MM_PANEL bytes (B given [K][N]). */
+ * Paths (docs/kernels.md, "Matmul"):
+ * - Helium, B as [K][N]: four columns per vector, a widening VLDRB.S32 of B's row and a
+ *   VMLA by the scalar a[m][k] per k (qk_matmul_mve_rows): no panel and no per-column
+ *   setup, which attention's sizes (K or N of 2 to 32) need;
+ * - Helium, B as [N][K] (transpose_b) with K <= 128: a pass of columns gathered into a
+ *   stack panel in the interleaved blocks of the convolutions' GEMM, each row of A one
+ *   qk_mve_gemm_pixel (eight VMLADAV accumulators, vector requantization);
+ * - the rest (DSP SMLAD, NEON, AVX2, portable; Helium above K = 128): 2 rows x
+ *   QK_BLOCK_CH columns of qk_dot_block and qk_store_block, Bᵀ rows read in place
+ *   (transpose_b) or from a panel of QK_MM_PANEL bytes (B given [K][N]). */
 #include <stddef.h>
 
 #include "qk_block.h"
@@ -73,7 +76,7 @@ static void qk_matmul_columns(const qanas_matmul_params_t *p, const int8_t *a,
 
 #if defined(QK_ISA_MVE)
 /* Columns per Helium pass for reduction length k: whole 8-row blocks of the panel, at
- * most QK_MM_COLS; 0 when one block does not fit (k over 128: the generic path). */
+ * most QK_MM_COLS; 0 when one block does not fit (k over 128: qk_matmul_blocks). */
 QK_INLINE int32_t qk_mve_pass_cols(int32_t k) {
   const int32_t kp = (k + QK_MVE_CHUNK - 1) & ~(QK_MVE_CHUNK - 1);
   const int32_t cols = QK_MM_PANEL / kp / QK_MVE_ROWS * QK_MVE_ROWS;
@@ -194,6 +197,36 @@ static QK_NOINLINE void qk_matmul_mve_rows(const qanas_matmul_params_t *p, const
 }
 #endif
 
+/* One batch on the blocks of qk_dot_block (every path but Helium's, and Helium for K over
+ * 128): Bᵀ rows in place (transpose_b) or transposed into the panel, QK_MM_PANEL bytes of
+ * columns per pass. */
+static QK_NOINLINE void qk_matmul_blocks(const qanas_matmul_params_t *p, const int8_t *a,
+                                         const int8_t *b, const qanas_requant_t *rq,
+                                         int32_t vector_rq, int8_t *out) {
+  const int32_t k = p->k, n = p->n, za = p->a_zero_point, zb = p->b_zero_point;
+  const int32_t step = p->transpose_b ? QK_MM_COLS
+                                      : (QK_MM_PANEL / k < QK_MM_COLS ? QK_MM_PANEL / k
+                                                                       : QK_MM_COLS);
+  int8_t panel[QK_MM_PANEL];
+  int32_t col_acc[QK_MM_COLS];
+  for (int32_t n0 = 0; n0 < n; n0 += step) {
+    const int32_t cols = n - n0 < step ? n - n0 : step;
+    const int8_t *w = b + n0 * k; /* Bᵀ rows, in place */
+    if (!p->transpose_b) {
+      for (int32_t i = 0; i < k; ++i) {
+        for (int32_t j = 0; j < cols; ++j) {
+          panel[j * k + i] = b[i * n + n0 + j];
+        }
+      }
+      w = panel;
+    }
+    for (int32_t j = 0; j < cols; ++j) {
+      col_acc[j] = za != 0 ? za * (k * zb - qk_row_sum(w + j * k, k)) : 0;
+    }
+    qk_matmul_columns(p, a, w, col_acc, n0, cols, rq, vector_rq, out);
+  }
+}
+
 qanas_status_t qanas_matmul_s8(const qanas_matmul_params_t *params, const int8_t *a,
                                const int8_t *b, const qanas_requant_t *rq, int8_t *output) {
   const qanas_matmul_params_t *p = params;
@@ -202,53 +235,28 @@ qanas_status_t qanas_matmul_s8(const qanas_matmul_params_t *params, const int8_t
       (!p->transpose_b && p->k > QK_MM_PANEL)) {
     return QANAS_ERROR_BAD_ARGUMENT;
   }
-  const int32_t k = p->k, n = p->n, za = p->a_zero_point, zb = p->b_zero_point;
-  const int32_t step = p->transpose_b ? QK_MM_COLS
-                                      : (QK_MM_PANEL / k < QK_MM_COLS ? QK_MM_PANEL / k
-                                                                       : QK_MM_COLS);
+  const int32_t m = p->m, k = p->k, n = p->n;
   const int32_t vector_rq = qk_all_narrow_shifts(rq->shift, n);
 #if defined(QK_ISA_MVE)
-  if (!p->transpose_b) {
-    for (int32_t batch = 0; batch < p->batch; ++batch) {
-      qk_matmul_mve_rows(p, a + batch * p->m * k, b + batch * k * n, rq, vector_rq,
-                         output + batch * p->m * n);
-    }
-    return QANAS_OK;
-  }
-  const int32_t mve_cols = qk_mve_pass_cols(k);
-  for (int32_t batch = 0; mve_cols > 0 && batch < p->batch; ++batch) {
-    for (int32_t n0 = 0; n0 < n; n0 += mve_cols) {
-      qk_matmul_mve_pass(p, a + batch * p->m * k, b + batch * k * n, n0,
-                         n - n0 < mve_cols ? n - n0 : mve_cols, rq, vector_rq,
-                         output + batch * p->m * n);
-    }
-  }
-  if (mve_cols > 0) {
-    return QANAS_OK;
-  }
+  const int32_t mve_cols = p->transpose_b ? qk_mve_pass_cols(k) : 0;
 #endif
-  int8_t panel[QK_MM_PANEL];
-  int32_t col_acc[QK_MM_COLS];
   for (int32_t batch = 0; batch < p->batch; ++batch) {
-    const int8_t *ab = a + batch * p->m * k;
-    const int8_t *bb = b + batch * k * n;
-    int8_t *out = output + batch * p->m * n;
-    for (int32_t n0 = 0; n0 < n; n0 += step) {
-      const int32_t cols = n - n0 < step ? n - n0 : step;
-      const int8_t *w = bb + n0 * k; /* Bᵀ rows, in place */
-      if (!p->transpose_b) {
-        for (int32_t i = 0; i < k; ++i) {
-          for (int32_t j = 0; j < cols; ++j) {
-            panel[j * k + i] = bb[i * n + n0 + j];
-          }
-        }
-        w = panel;
-      }
-      for (int32_t j = 0; j < cols; ++j) {
-        col_acc[j] = za != 0 ? za * (k * zb - qk_row_sum(w + j * k, k)) : 0;
-      }
-      qk_matmul_columns(p, ab, w, col_acc, n0, cols, rq, vector_rq, out);
+    const int8_t *ab = a + batch * m * k, *bb = b + batch * k * n;
+    int8_t *out = output + batch * m * n;
+#if defined(QK_ISA_MVE)
+    if (!p->transpose_b) {
+      qk_matmul_mve_rows(p, ab, bb, rq, vector_rq, out);
+      continue;
     }
+    for (int32_t n0 = 0; mve_cols > 0 && n0 < n; n0 += mve_cols) {
+      qk_matmul_mve_pass(p, ab, bb, n0, n - n0 < mve_cols ? n - n0 : mve_cols, rq, vector_rq,
+                         out);
+    }
+    if (mve_cols > 0) {
+      continue;
+    }
+#endif
+    qk_matmul_blocks(p, ab, bb, rq, vector_rq, out);
   }
   return QANAS_OK;
 }
