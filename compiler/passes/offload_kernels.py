@@ -480,16 +480,25 @@ class _Groups:
             return b, a, out[1], [True, False]
         return None
 
-    def match_mul(self, final, tail: _Tail, acc, m) -> _Match | None:
+    def centred_product(self, acc, name: str, tail: _Tail, m):
+        """``name(astype(a, int32) [- za], astype(b, int32) [- zb])`` bound to `acc` and
+        requantized once (one multiplier and shift) → (the call, (a, za), (b, zb),
+        members), else None: the mul's and the matmul's operands."""
         members = set(tail.members)
-        mul = self.op(acc, "relax.multiply", members)
-        if mul is None or m.size != 1 or tail.n.size != 1:
+        call = self.op(acc, name, members)
+        if call is None or m.size != 1 or tail.n.size != 1:
             return None
-        ga = self.minus_zp(mul.args[0], "int32", members)
-        gb = self.minus_zp(mul.args[1], "int32", members)
+        ga = self.minus_zp(call.args[0], "int32", members)
+        gb = self.minus_zp(call.args[1], "int32", members)
         if ga is None or gb is None:
             return None
-        (a, za), (b, zb) = ga, gb
+        return call, ga, gb, members
+
+    def match_mul(self, final, tail: _Tail, acc, m) -> _Match | None:
+        got = self.centred_product(acc, "relax.multiply", tail, m)
+        if got is None:
+            return None
+        _, (a, za), (b, zb), members = got
         ops = self.operands(a, b, final, commutes=True)
         if ops is None:
             return None

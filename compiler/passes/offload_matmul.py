@@ -71,15 +71,10 @@ def matmul_call(groups, final, tail, acc, multiplier: np.ndarray):
     Returns:
         ``(LibraryCall, [a, b], [multiplier, shift], output shape, members)``, or None.
     """
-    members = set(tail.members)
-    product = groups.op(acc, "relax.matmul", members)
-    if product is None or multiplier.size != 1 or tail.n.size != 1:
+    got = groups.centred_product(acc, "relax.matmul", tail, multiplier)
+    if got is None:
         return None
-    lhs = groups.minus_zp(product.args[0], "int32", members)
-    rhs = groups.minus_zp(product.args[1], "int32", members)
-    if lhs is None or rhs is None:
-        return None
-    (a, zp_a), (b, zp_b) = lhs, rhs
+    _, (a, zp_a), (b, zp_b), members = got
     sa, sb, out = shape_of(a), shape_of(b), shape_of(final)
     if len(sa) < 2 or len(sa) != len(sb) or sa[:-2] != sb[:-2] or sa[-1] != sb[-2]:
         return None

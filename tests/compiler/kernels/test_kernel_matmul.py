@@ -6,9 +6,9 @@ efficient-topformer seed's Q·Kᵀ and softmax·V at 64×128 (B as ``[K][N]`` an
 ``[N][K]``, ``transpose_b``), zero points on either, both or no operand, odd sizes that
 leave partial blocks, more columns than one pass, B panels of many passes, reductions up
 to the panel's limit, the extreme operands of the int32 bound, clamps other than int8's,
-shifts on both sides of −2 and exact ties. One driver per ISA path: host (default,
-forced portable C, AVX2), sanitizers, NEON (qemu-aarch64), DSP (cortex-m4), Helium
-(cortex-m55) and a core without DSP (cortex-m3).
+shifts on both sides of −2 and exact ties, on every instruction-set path that
+`driver_output` builds (host, portable, AVX2, sanitizers, aarch64 NEON, cortex-m4 DSP,
+cortex-m55 Helium, cortex-m3 portable).
 """
 
 from __future__ import annotations
