@@ -415,6 +415,18 @@ def check_results(cases: list[KernelCase], results: list[CaseResult]) -> list[st
     return bad
 
 
+ISA_PATHS = [
+    "host", "portable", "avx2",
+    "sanitizers",  # AddressSanitizer + UBSan: no access outside an array, no overflow
+    pytest.param("aarch64", marks=pytest.mark.toolchain),
+    pytest.param("cortex-m4", marks=pytest.mark.toolchain),   # DSP
+    pytest.param("cortex-m55", marks=pytest.mark.toolchain),  # Helium
+    pytest.param("cortex-m3", marks=pytest.mark.toolchain),   # no DSP: portable C
+]
+"""The paths `driver_output` builds, as pytest parameters (the cross-built ones marked
+``toolchain``)."""
+
+
 def driver_output(path: str, cases: list[KernelCase], work: Path) -> tuple[str, str]:
     """(stdout, expected ISA) of the driver built for instruction-set path ``path`` and run:
     ``host`` (the host's default flags), ``portable``, ``avx2``, ``sanitizers``,

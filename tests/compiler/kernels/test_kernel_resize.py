@@ -21,6 +21,7 @@ import pytest
 
 from compiler import int8
 from tests.support.kernel_library_util import (
+    ISA_PATHS,
     KernelCase,
     build_native,
     check_results,
@@ -95,14 +96,7 @@ def test_cases_are_nontrivial():
         assert len(np.unique(case.expected)) > 3, case.name
 
 
-@pytest.mark.parametrize("path", [
-    "host", "portable", "avx2",
-    "sanitizers",  # AddressSanitizer + UBSan: no access outside an array, no overflow
-    pytest.param("aarch64", marks=pytest.mark.toolchain),
-    pytest.param("cortex-m4", marks=pytest.mark.toolchain),   # DSP
-    pytest.param("cortex-m55", marks=pytest.mark.toolchain),  # Helium
-    pytest.param("cortex-m3", marks=pytest.mark.toolchain),   # no DSP: portable C
-])
+@pytest.mark.parametrize("path", ISA_PATHS)
 def test_bit_exact_on_every_path(tmp_path: Path, path: str):
     """Every instruction-set path's build gives the reference's bytes."""
     cases = resize_cases()
