@@ -161,7 +161,7 @@ static QK_NOINLINE void qk_matmul_mve_rows(const qanas_matmul_params_t *p, const
     for (int32_t j = 0; j < cols; j += 4) {
       const mve_pred16_t live = vctp32q((uint32_t)(cols - j));
       int32x4_t sum = vdupq_n_s32(0);
-      for (int32_t i = 0; i < k; ++i) {
+      for (int32_t i = 0; za != 0 && i < k; ++i) { /* no column part without za */
         sum = vaddq_s32(sum, vldrbq_z_s32(b + i * n + n0 + j, live));
       }
       vstrwq_s32(col_acc + j, vmulq_n_s32(vsubq_s32(vdupq_n_s32(k * zb), sum), za));
