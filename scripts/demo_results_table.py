@@ -35,6 +35,7 @@ def table(results: dict) -> str:
         (f"NSGA-II for {search['target']} ({len(search['evaluated'])} subnets, "
          f"{stages.get('NSGA-II search', 0):.0f} s)",
          f"int8 mIoU {min(scored):.3f} … {max(scored):.3f}; front of {len(search['front'])}"),
+        ("latency table vs QEMU", "not checked (--latency-subnets 0)") if lat is None else
         (f"latency table vs QEMU ({lat['n']} front subnets)",
          f"MAPE {lat['mape']:.2f} %, {100 * lat['within_10']:.0f} % within ±10 % "
          f"({lat['source']}, {lat['measured_unit']})"),

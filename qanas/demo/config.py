@@ -30,7 +30,7 @@ class DemoConfig(JsonRecord):
             supernet; 0 disables).
         budget: distinct subnets the NSGA-II search evaluates.
         latency_subnets: front subnets whose predicted latency is checked against a
-            measured run on the target.
+            measured run on the target (0 skips the check and its compiles).
         qat_steps: QAT fine-tuning steps of the chosen subnet (0 disables).
         fidelity_images: validation images run through the compiled C on the host.
         firmware_targets: QEMU targets the firmware runs on.

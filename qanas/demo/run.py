@@ -6,7 +6,8 @@
    target's SRAM and flash as hard constraints), every subnet scored on Brevitas int8
    mIoU; with ``bits="w4w8"`` each searchable conv's weight bits (4 or 8) are searched
    too, with weight flash as a fourth objective;
-4. check the search's latency figures against measured runs on the target (QEMU);
+4. check the search's latency figures against measured runs on the target (QEMU;
+   skipped with ``latency_subnets=0``);
 5. pick the knee of the front and fine-tune it briefly with QAT;
 6. export ONNX QDQ and TFLite, compile with TVM to integer-only C for the target;
 7. host fidelity: compiled C vs onnxruntime and the NumPy integer reference, and
@@ -122,12 +123,14 @@ def run_demo(config: DemoConfig, out_dir: str | Path, force: bool = False) -> di
                scored=search.result.scored, front=len(search.result.front))
 
     example = scorer.val_batches[0][0][:1]
-    stages.begin()
-    checked = spread_over_latency(list(search.result.front), search.knee,
-                                  config.latency_subnets)
-    latency_check = validate_latency(checked, scorer, search.hw, config.target,
-                                     out / "latency", example, config.optimise)
-    stages.end("latency check on the target", subnets=len(checked))
+    latency_check = None
+    if config.latency_subnets > 0:
+        stages.begin()
+        checked = spread_over_latency(list(search.result.front), search.knee,
+                                      config.latency_subnets)
+        latency_check = validate_latency(checked, scorer, search.hw, config.target,
+                                         out / "latency", example, config.optimise)
+        stages.end("latency check on the target", subnets=len(checked))
 
     stages.begin()
     tuned: dict = {}
@@ -224,6 +227,7 @@ def format_table(results: dict) -> str:
         f"search            NSGA-II for {search['target']} (--optimise "
         f"{search.get('optimise', 'size')}): {len(search['evaluated'])} subnets, "
         f"front {len(search['front'])}",
+        "latency check     skipped (--latency-subnets 0)" if lat is None else
         f"latency check     {lat['source']} vs measured {lat['measured_unit']} on "
         f"{lat['n']} subnets: MAPE {lat['mape']:.2f}%, within ±10% {100 * lat['within_10']:.0f}%",
         f"chosen (knee)     {c['arch']}",

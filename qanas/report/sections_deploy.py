@@ -117,6 +117,9 @@ def firmware_section(run: RunData) -> Section:
             f"latency: {units}; memory: KiB",
             "results.json firmware[].layers (profile_layers=True); plan.json", "measured"))
         sec.tables.append(_top_kernels(layered[0]))
+        attention = _attention_kernels(layered[0])
+        if attention is not None:
+            sec.tables.append(attention)
     elif ran:
         sec.notes.append("The firmware ran without per-layer profiling (firmware[].layers is "
                          "empty): run the firmware with profile_layers=True to get it.")
@@ -130,6 +133,27 @@ def _top_kernels(row: dict, k: int = 10) -> Table:
                  tuple((num(layer["index"]), layer["kernel"], num(layer["value"]),
                         pct(layer["value"] / total, 1)) for layer in layers[:k]),
                  f"The {min(k, len(layers))} slowest kernels on {row['target']}")
+
+
+ATTENTION_OPS = ("matmul", "softmax")
+"""Kernel-name parts of the attention steps: the int8 products Q·Kᵀ and A·V (the library's
+``qanas_matmul_s8`` or a fused TVM ``matmul`` kernel) and the integer softmax."""
+
+
+def _attention_kernels(row: dict) -> Table | None:
+    """Every attention step of a profiled firmware run with its latency; None without any."""
+    layers = [layer for layer in row["layers"]
+              if any(op in layer["kernel"] for op in ATTENTION_OPS)]
+    if not layers:
+        return None
+    total = sum(layer["value"] for layer in row["layers"]) or 1.0
+    spent = sum(layer["value"] for layer in layers)
+    unit = row.get("unit", "")
+    return Table(("kernel call", "kernel", f"latency ({unit})", "share"),
+                 tuple((num(layer["index"]), layer["kernel"], num(layer["value"]),
+                        pct(layer["value"] / total, 2)) for layer in layers),
+                 f"Attention steps on {row['target']} (matmul, softmax): {len(layers)} kernel "
+                 f"calls, {num(spent)} {unit}, {pct(spent / total, 2)} of the inference")
 
 
 def fidelity_section(run: RunData) -> Section:

@@ -94,6 +94,21 @@ class DynamicConv2d(nn.Module):
         return conv
 
 
+def count_batch(bn: nn.modules.batchnorm._BatchNorm) -> float:
+    """Counts one forward batch in `bn` and returns its running-statistics update factor.
+
+    The same rule as `nn.BatchNorm2d.forward`, for modules that call `F.batch_norm` on a
+    slice of `bn`'s statistics: in training with running statistics, the batch is counted
+    and the factor is ``bn.momentum``, or ``1 / batches counted`` when ``momentum`` is None
+    (the cumulative average that BN recalibration uses, `qanas.score.bn`); otherwise
+    nothing is counted and the factor is unused by `F.batch_norm`.
+    """
+    if not (bn.training and bn.track_running_stats):
+        return 0.0 if bn.momentum is None else bn.momentum
+    bn.num_batches_tracked.add_(1)
+    return 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+
+
 class DynamicBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d of the max width applied to the first `C` channels of a C-channel input."""
 
@@ -104,11 +119,7 @@ class DynamicBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         if ch > self.num_features:
             raise ValueError(f"input has {ch} channels, DynamicBatchNorm2d holds {self.num_features}")
-        momentum = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.add_(1)
-            if self.momentum is None:
-                momentum = 1.0 / float(self.num_batches_tracked)
+        momentum = count_batch(self)
         use_batch = self.training or not self.track_running_stats
         return F.batch_norm(
             x,
@@ -192,4 +203,4 @@ class DynamicInvertedResidual(nn.Module):
         return block
 
 
-__all__ = ["DynamicBatchNorm2d", "DynamicConv2d", "DynamicInvertedResidual"]
+__all__ = ["DynamicBatchNorm2d", "DynamicConv2d", "DynamicInvertedResidual", "count_batch"]

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qanas.supernet.blocks import ConvBNAct, InvertedResidual, upsample_to
-from qanas.supernet.dynamic_ops import DynamicBatchNorm2d, DynamicConv2d
+from qanas.supernet.dynamic_ops import DynamicBatchNorm2d, DynamicConv2d, count_batch
 from qanas.supernet.topformer_blocks import Attention, Injection, MatMul, Mlp, attention_core
 
 
@@ -135,13 +135,12 @@ class IndexedConvBN(nn.Module):
         y = F.conv2d(x, self.active_weight())
         bn, idx = self.bn, self.out_index
         mean, var = bn.running_mean[idx], bn.running_var[idx]  # copies: written back below
-        y = F.batch_norm(y, mean, var, bn.weight[idx], bn.bias[idx], self.training,
-                         bn.momentum, bn.eps)
-        if self.training:
+        y = F.batch_norm(y, mean, var, bn.weight[idx], bn.bias[idx], bn.training,
+                         count_batch(bn), bn.eps)
+        if bn.training:
             with torch.no_grad():
                 bn.running_mean.index_copy_(0, idx, mean)
                 bn.running_var.index_copy_(0, idx, var)
-                bn.num_batches_tracked.add_(1)
         return y
 
     def to_static(self) -> ConvBNAct:

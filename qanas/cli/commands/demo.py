@@ -28,7 +28,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", type=int, default=40,
                         help="subnets the NSGA-II search evaluates")
     parser.add_argument("--latency-subnets", type=int, default=3,
-                        help="front subnets whose latency is measured on the target")
+                        help="front subnets whose latency is measured on the target "
+                             "(0: no latency check)")
     parser.add_argument("--qat-steps", type=int, default=60,
                         help="QAT fine-tuning steps of the chosen subnet (0: none)")
     parser.add_argument("--fidelity-images", type=int, default=8,

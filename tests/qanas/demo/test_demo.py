@@ -1,5 +1,6 @@
 """`qanas demo` end to end, reduced: train (float + QAT), NSGA-II, latency check, QAT fine-tune,
-compile, host fidelity, QEMU firmware, Vela, HTML report."""
+compile, host fidelity, QEMU firmware, Vela, HTML report; for squeezenas-small and for the
+CNN + transformer hybrid efficient-topformer."""
 
 from __future__ import annotations
 
@@ -71,6 +72,39 @@ def test_reduced_demo_runs_the_whole_pipeline(tmp_path, capsys):
     spec.loader.exec_module(module)
     text = module.table(saved)
     assert f"{chosen['arena_bytes']:,}" in text and "| what | measured |" in text
+
+
+@pytest.mark.slow
+@pytest.mark.toolchain
+def test_reduced_demo_deploys_the_transformer_hybrid_on_cortex_m55(tmp_path, capsys):
+    """`--space efficient-topformer` end to end at its smallest image size (64×128) on
+    cortex-m55, with one compile (no latency check): the deployed integer mIoU is within
+    0.5 pp of fake-quant, and the attention steps run in the firmware and are in the report."""
+    require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+    out = tmp_path / "demo"
+    code = main(["demo", "--space", "efficient-topformer", "--target", "cortex-m55",
+                 "--image-size", "64", "128", "--epochs", "1", "--steps-per-epoch", "2",
+                 "--qat-supernet-steps", "1", "--budget", "3", "--latency-subnets", "0",
+                 "--qat-steps", "1", "--fidelity-images", "2", "--val-images", "4",
+                 "--firmware-targets", "cortex-m55", "--out", str(out), "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["space"] == "efficient-topformer" and result["lut_validation"] is None
+    assert not (out / "latency").exists()
+    assert result["chosen"]["arch"] in {r["arch"] for r in result["search"]["front"]}
+
+    fidelity = result["fidelity"]
+    assert fidelity["images"] == 2 and fidelity["bit_exact_fraction_integer_reference"] == 1.0
+    assert abs(fidelity["miou_deployed_int8"] - fidelity["miou_fake_quant"]) <= 0.005
+    (firmware,) = result["firmware"]
+    assert firmware["fits"] and firmware["outputs_match_host"] and firmware["repeatable"]
+    softmax = [layer for layer in firmware["layers"] if "softmax" in layer["kernel"]]
+    assert softmax and all(layer["value"] > 0 for layer in softmax)
+    assert result["npu"]["cycles"] > 0
+
+    report = (out / "report.html").read_text()
+    assert "Attention steps on cortex-m55" in report
+    assert all(layer["kernel"] in report for layer in softmax)
 
 
 def test_demo_refuses_an_unmarked_project_folder_before_training(tmp_path, capsys):

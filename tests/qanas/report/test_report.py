@@ -136,6 +136,32 @@ def test_lut_figure_is_drawn_from_the_run():
     assert "cycles" in one.figures[0].unit and one.tables[0].rows[0][0] == TARGET
 
 
+def test_firmware_section_lists_the_attention_steps(tmp_path):
+    """A profiled firmware run of a transformer subnet gets a table of its matmul and
+    softmax calls with their latency and share; a run without attention gets none."""
+    from qanas.report.load import load_run
+    from qanas.report.sections_deploy import firmware_section
+
+    layers = [{"index": 0, "kernel": "fused_conv2d_add_clip", "value": 900.0},
+              {"index": 1, "kernel": "qanas_matmul_s8", "value": 60.0},
+              {"index": 2, "kernel": "qanas_softmax_s8", "value": 30.0},
+              {"index": 3, "kernel": "fused_matmul1_add", "value": 10.0}]
+    row = {"target": "cortex-m55", "fits": True, "unit": "instructions", "latency": [1000.0],
+           "layers": layers}
+    (tmp_path / "results.json").write_text(json.dumps({"firmware": [row]}))
+    tables = firmware_section(load_run(tmp_path)).tables
+    (attention,) = [t for t in tables if t.caption.startswith("Attention steps")]
+    assert [r[1] for r in attention.rows] == ["qanas_matmul_s8", "qanas_softmax_s8",
+                                              "fused_matmul1_add"]
+    assert [r[3] for r in attention.rows] == ["6.00 %", "3.00 %", "1.00 %"]
+    assert attention.caption == ("Attention steps on cortex-m55 (matmul, softmax): 3 kernel "
+                                 "calls, 100 instructions, 10.00 % of the inference")
+    row["layers"] = layers[:1]
+    (tmp_path / "results.json").write_text(json.dumps({"firmware": [row]}))
+    assert not [t for t in firmware_section(load_run(tmp_path)).tables
+                if t.caption.startswith("Attention steps")]
+
+
 def _validation_stats():
     """`qanas.cost.lut.validation.validation_stats`."""
     from qanas.cost.lut.validation import validation_stats

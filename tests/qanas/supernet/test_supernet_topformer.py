@@ -6,10 +6,13 @@ mode, with non-trivial BN statistics); the strict-fairness counts of the sampler
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
+from qanas.score.bn import recalibrate_bn
 from qanas.space import get_space
 from qanas.supernet import build_supernet
 from qanas.supernet.topformer import MAX_DIM, token_index
@@ -41,6 +44,22 @@ def test_supernet_path_equals_extracted_subnet(supernet, which):
     assert path.shape == (2, 5, 64, 128) and path.std() > 0
     torch.testing.assert_close(static, path, rtol=0, atol=1e-5)
     assert supernet.active == cfg  # extract restores the active path
+
+
+def test_bn_recalibration_of_the_path_equals_the_extracted_subnets(supernet):
+    """`recalibrate_bn` (cumulative averages, ``momentum=None``) gives the supernet path the
+    statistics it gives the extracted subnet, the indexed transformer BNs included."""
+    net = copy.deepcopy(supernet)
+    cfg = net.space.resolve("random:1")
+    gen = torch.Generator().manual_seed(4)
+    batches = [torch.randn(2, 3, 64, 128, generator=gen) for _ in range(3)]
+    net.set_active(cfg)
+    static = net.extract(cfg)
+    assert recalibrate_bn(net, batches) == recalibrate_bn(static, batches) == 3
+    x = torch.randn(1, 3, 64, 128, generator=gen)
+    with torch.no_grad():
+        torch.testing.assert_close(net.extract(cfg).eval()(x), static(x), rtol=0, atol=1e-4)
+        torch.testing.assert_close(net(x), static(x), rtol=0, atol=1e-4)
 
 
 def test_extract_keeps_the_active_path(supernet):
