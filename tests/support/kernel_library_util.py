@@ -391,10 +391,12 @@ def run_aarch64(cases: list[KernelCase], work: Path) -> str:
 
 
 def run_cortex_m(cases: list[KernelCase], work: Path, target_name: str,
-                 cpu: str | None = None, dump: bool = True) -> str:
+                 cpu: str | None = None, dump: bool = True,
+                 extra_cflags: tuple[str, ...] = ()) -> str:
     """The driver built for a QEMU Cortex-M target (`build_firmware`) and run: its output."""
-    return run_firmware(build_firmware(cases, work, target_name, cpu=cpu, dump=dump),
-                        target_name)
+    elf = build_firmware(cases, work, target_name, extra_cflags=extra_cflags, cpu=cpu,
+                         dump=dump)
+    return run_firmware(elf, target_name)
 
 
 def ticks_to_instructions(ticks: int, target_name: str) -> float:
@@ -427,15 +429,18 @@ ISA_PATHS = [
 ``toolchain``)."""
 
 
-def driver_output(path: str, cases: list[KernelCase], work: Path) -> tuple[str, str]:
+def driver_output(path: str, cases: list[KernelCase], work: Path,
+                  cortex_m_cflags: tuple[str, ...] = ()) -> tuple[str, str]:
     """(stdout, expected ISA) of the driver built for instruction-set path ``path`` and run:
     ``host`` (the host's default flags), ``portable``, ``avx2``, ``sanitizers``,
     ``aarch64`` (NEON under qemu-aarch64), ``cortex-m4`` (DSP), ``cortex-m55`` (Helium) or
-    ``cortex-m3`` (portable C on the M4 machine). Skips when the tools or AVX2 are missing."""
+    ``cortex-m3`` (portable C on the M4 machine). ``cortex_m_cflags`` are added to a
+    Cortex-M build. Skips when the tools or AVX2 are missing."""
     if path.startswith("cortex-m"):
         require_tools("arm-none-eabi-gcc", "qemu-system-arm")
         target, cpu = ("cortex-m4", "cortex-m3") if path == "cortex-m3" else (path, None)
-        return run_cortex_m(cases, work, target, cpu), isa_for_cpu(path)
+        out = run_cortex_m(cases, work, target, cpu, extra_cflags=cortex_m_cflags)
+        return out, isa_for_cpu(path)
     if path == "aarch64":
         require_tools("aarch64-linux-gnu-gcc", "qemu-aarch64")
         return run_aarch64(cases, work), isa_for_cpu("native", aarch64=True)

@@ -14,25 +14,18 @@ inverse.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from compiler.kernels import isa_for_cpu, packing_s4
+from compiler.kernels import packing_s4
 from tests.support.kernel_library_util import (
-    build_firmware,
-    build_native,
-    build_sanitized,
     check_results,
-    host_has_avx2,
+    driver_output,
     parse_driver_output,
-    run_aarch64,
-    run_firmware,
 )
 from tests.support.kernel_s4_util import int8_twin, s4_conv_case
-from tests.support.tools import require_tools
 
 SEED = 4004
 
@@ -83,22 +76,15 @@ CORTEX_M_PATHS = {
 
 
 def _driver_output(path: str, cases, work: Path) -> tuple[str, str | None]:
-    """(stdout, expected ISA or None) of the driver built for ``path`` and run."""
+    """(stdout, expected ISA or None: not checked) of the driver built for ``path`` and run
+    (`driver_output`'s paths, plus the M55's DSP fallback)."""
     if path in CORTEX_M_PATHS:
-        require_tools("arm-none-eabi-gcc", "qemu-system-arm")
-        target, cpu, flags, isa = CORTEX_M_PATHS[path]
-        elf = build_firmware(cases, work, target, extra_cflags=flags, cpu=cpu)
-        return run_firmware(elf, target), isa
-    if path == "aarch64":  # the int8 library's NEON build, the int4 kernels' portable path
-        require_tools("aarch64-linux-gnu-gcc", "qemu-aarch64")
-        return run_aarch64(cases, work), isa_for_cpu("native", aarch64=True)
-    if path == "avx2" and not host_has_avx2():
-        pytest.skip("this CPU has no AVX2")
-    flags = {"portable": ("-DQANAS_KERNELS_PORTABLE",), "avx2": ("-mavx2",)}.get(path, ())
-    exe = (build_sanitized(cases, work) if path == "sanitizers"
-           else build_native(cases, work, cflags=("-O2", "-std=c99", *flags)))
-    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
-    return out, path if path in flags else None
+        target, _, flags, isa = CORTEX_M_PATHS[path]
+        out, _ = driver_output(target if path != "cortex-m3" else path, cases, work,
+                               cortex_m_cflags=flags)
+        return out, isa
+    out, isa = driver_output(path, cases, work)
+    return out, isa if path in ("portable", "avx2", "aarch64") else None
 
 
 @pytest.mark.parametrize("path", [
