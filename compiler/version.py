@@ -24,6 +24,10 @@ Generations:
        convolutions and in-place strided 1x1s, the integer softmax (``qanas_softmax_s8``),
        and ``--optimise size``'s patch stage on the library (``qanas_patch_stage_s8``)
        when its head is a chain of convolutions.
+    6. The int8 resize's tie-free requantization bounded by the accumulator's range (a
+       calibrated multiplier with trailing zero bits no longer sends a resize to the exact
+       scalar formula); int4 expand/project stages inside the fused inverted residual and
+       the patch stage; Helium int4-weight convolutions on Cortex-M55.
 """
 
-KERNEL_GENERATION = 5
+KERNEL_GENERATION = 6
