@@ -333,34 +333,32 @@ static QK_NOINLINE void qk_s4_mve_sums(const int8_t *pair, const uint8_t *rows,
     const uint8_t *w3 = j + 3 < count ? w2 + row_bytes : w2;
     const int8_t *x = pair;
     QK_MVE_EVEN_ACCUMULATORS(a00, a01, a02, a03, a10, a11, a12, a13);
-#define QK_S4_MVE_STEPS(BLOCK)                                                          \
-  __asm__ volatile("vmov.i8 q6, #0xf0\n\t"                                               \
-                   "1:\n\t" BLOCK(QK_S4_MVE_FULL)                                         \
-                   "ldr %[t], %[end]\n\t"                                                 \
-                   "cmp %[x], %[t]\n\t"                                                   \
-                   "bne 1b\n\t"                                                           \
-                   : QK_S4_MVE_OPERANDS, [t] "=&r"(t)                                     \
-                   : [end] "m"(end)                                                       \
-                   : "q0", "q1", "q2", "q3", "q4", "q5", "q6", "cc", "memory")
-#define QK_S4_MVE_REST(BLOCK)                                                           \
-  __asm__ volatile("vmov.i8 q6, #0xf0\n\t"                                               \
-                   "vctp.8 %[rest]\n\t" BLOCK(QK_S4_MVE_PART)                              \
+#define QK_S4_MVE_STEP_ASM(BLOCK)                                                       \
+  __asm__ volatile("vmov.i8 q6, #0xf0\n\t" BLOCK(QK_S4_MVE_FULL)                        \
                    : QK_S4_MVE_OPERANDS                                                   \
-                   : [rest] "r"(rest)                                                     \
+                   :                                                                      \
                    : "q0", "q1", "q2", "q3", "q4", "q5", "q6", "memory")
-    int32_t t;
+#define QK_S4_MVE_REST_ASM(BLOCK)                                                       \
+  __asm__ volatile("vmov.i8 q6, #0xf0\n\t" BLOCK(QK_S4_MVE_PART)                        \
+                   : QK_S4_MVE_OPERANDS                                                   \
+                   : [p] "Up"(vctp8q(rest))                                               \
+                   : "q0", "q1", "q2", "q3", "q4", "q5", "q6", "memory")
     if (steps > 0 && two) {
-      QK_S4_MVE_STEPS(QK_S4_MVE_BLOCK);
+      do {
+        QK_S4_MVE_STEP_ASM(QK_S4_MVE_BLOCK);
+      } while (x != end);
     } else if (steps > 0) {
-      QK_S4_MVE_STEPS(QK_S4_MVE_BLOCK_ONE);
+      do {
+        QK_S4_MVE_STEP_ASM(QK_S4_MVE_BLOCK_ONE);
+      } while (x != end);
     }
     if (rest != 0 && two) {
-      QK_S4_MVE_REST(QK_S4_MVE_BLOCK);
+      QK_S4_MVE_REST_ASM(QK_S4_MVE_BLOCK);
     } else if (rest != 0) {
-      QK_S4_MVE_REST(QK_S4_MVE_BLOCK_ONE);
+      QK_S4_MVE_REST_ASM(QK_S4_MVE_BLOCK_ONE);
     }
-#undef QK_S4_MVE_STEPS
-#undef QK_S4_MVE_REST
+#undef QK_S4_MVE_STEP_ASM
+#undef QK_S4_MVE_REST_ASM
     /* four STRDs (GCC 12 went through the stack and a vector copy: 12 instructions) */
     __asm__ volatile("strd %[a00], %[a01], [%[s0]]\n\t"
                      "strd %[a02], %[a03], [%[s0], #8]\n\t"
