@@ -34,6 +34,7 @@ QK_INLINE void qk_dot_tail_2x4(const int8_t *x0, const int8_t *x1, const int8_t 
 QK_INLINE void qk_dsp_dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0,
                               const int8_t *w1, int32_t len, int32_t *acc) {
   int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+#if QK_FULL_ASM
   const int32_t main_len = len & ~15, rest = len & 7;
   /* SXTB16 splits bytes (b0 b1 b2 b3) into halfwords (b0, b2) and, rotated by 8,
    * (b1, b3); SMLAD then adds two 16x16 products. The same split of input and weight
@@ -84,6 +85,9 @@ QK_INLINE void qk_dsp_dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *
   }
 #undef QK_DSP_OPERANDS
 #undef QK_DSP_4BYTES
+#else
+  const int32_t rest = len;
+#endif
   /* The last len % 8 bytes (the pointers now point at them): rare, out of the way. */
   if (__builtin_expect(rest != 0, 0)) {
     int32_t i = 0;

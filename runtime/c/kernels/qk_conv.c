@@ -78,6 +78,7 @@ QK_INLINE void qk_init_block(int32_t *acc, const int32_t *bias, int32_t o, int32
  * overflow); the carry of CMP (l | odd), #1 is the rounding bit, so ADC adds it.
  * Written out: GCC 12 kept the clamp bounds and the output pointers on the stack
  * (31 instructions per output); here 20. */
+#if QK_FULL_ASM
 static QK_NOINLINE void qk_dsp_requant_pair(const int32_t *sums, int32_t n,
                                             const int32_t *multiplier,
                                             const int32_t *shift, const qanas_requant_t *rq,
@@ -122,6 +123,7 @@ static QK_NOINLINE void qk_dsp_requant_quad(const int32_t *sums, int32_t n,
                      [end] "m"(end)
                    : "cc", "memory");
 }
+#endif
 
 /* Output channels per pass of qk_dsp_quad_gemm (its int32 sums live on the stack). */
 #define QK_DSP_QUAD_PASS 32
@@ -161,11 +163,15 @@ static void qk_dsp_quad_gemm(const int32_t *xq, const int8_t *x, int32_t stride,
       qk_dsp_dot_quad(xq + 2 * QK_DSP_QUAD * words, w + (o0 + j + 1) * len - 4, 1,
                       sums + QK_DSP_QUAD * j);
     }
+#if QK_FULL_ASM
     if (vector_rq) {
       qk_dsp_requant_quad(sums, n, rq->multiplier + o1, rq->shift + o1, rq, out_stride,
                           out + o1);
       continue;
     }
+#else
+    (void)vector_rq;
+#endif
     for (int32_t j = 0; j < n; ++j) { /* a shift > -2 somewhere (scales >= 0.25) */
       const int32_t o = o1 + j;
       for (int32_t p = 0; p < QK_DSP_QUAD; ++p) {
@@ -208,11 +214,15 @@ static QK_NOINLINE void qk_dsp_pointwise_pair(const int8_t *x0, const int8_t *x1
       sums[2 * j] = acc[0], sums[2 * j + 1] = acc[2];
       sums[2 * j + 2] = acc[1], sums[2 * j + 3] = acc[3];
     }
+#if QK_FULL_ASM
     if (vector_rq && out1 != 0) {
       qk_dsp_requant_pair(sums, n, rq->multiplier + o0, rq->shift + o0, rq, out0 + o0,
                           out1 + o0);
       continue;
     }
+#else
+    (void)vector_rq;
+#endif
     for (int32_t j = 0; j < n; ++j) { /* one pixel, or a shift > -2 (scales >= 0.25) */
       const int32_t o = o0 + j, m = rq->multiplier[o], sh = rq->shift[o];
       const int32_t zp = rq->output_zero_point, lo = rq->qmin, hi = rq->qmax;

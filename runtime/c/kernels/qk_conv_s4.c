@@ -10,7 +10,7 @@
 
 #include "qk_internal.h"
 
-#if defined(QK_ISA_MVE)
+#if defined(QK_ISA_MVE) && QK_FULL_ASM
 #define QK_S4_MVE 1
 #endif
 #if !defined(QANAS_KERNELS_PORTABLE) && defined(__ARM_FEATURE_DSP) && !defined(__aarch64__)
@@ -81,6 +81,7 @@ QK_INLINE int32_t qk_s4_sxtb16_ror8(int32_t v) {
     [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [pa] "=&r"(pa), [qa] "=&r"(qa),    \
     [pb] "=&r"(pb), [qb] "=&r"(qb), [xe] "=&r"(xe), [xo] "=&r"(xo)
 
+#if QK_FULL_ASM
 /* acc[p * 2 + j] += sum over `depth` / 8 whole groups (see QK_S4_GROUP); returns the
  * number of weights done. Two groups per pass (the end pointer lives on the stack). */
 static int32_t qk_s4_dsp_groups(const int8_t *x0, const int8_t *x1, const uint8_t *w0,
@@ -107,6 +108,7 @@ static int32_t qk_s4_dsp_groups(const int8_t *x0, const int8_t *x1, const uint8_
   acc[3] += s11 >> 4;
   return done;
 }
+#endif
 
 /* Two split input words with one LDRD (GCC 12 splits a 64-bit read into two LDRs). */
 typedef int64_t __attribute__((may_alias)) qk_s4_pair_t; /* reads int32 words */
@@ -314,12 +316,12 @@ QK_INLINE void qk_s4_mve_put_runs(int8_t *pair, int32_t p, const int8_t *x, int3
 /* sums0[j] and sums1[j] = 16 x the dot products of the pair buffer's two pixels with
  * packed rows j < count of `rows` (count rounded up to QK_S4_MVE_ROWS: the extra rows
  * repeat the last one); `two` == 0: the first pixel only (sums1 gets zeros). Per block of
- * 4 rows one pass over the steps, written out (the accumulators take the eight even
- * registers, QK_MVE_EVEN_ACCUMULATORS; x, four weight pointers and the compare with the
- * loop end, kept on the stack, the six odd ones): 35 instructions per 256 MACs (one
- * pixel: 26 per 128), then the row's partial step if any. Every core register is an
- * operand, so the build needs -O2, -O3 or -Os (the targets' flags): at -O1 and -Og GCC 12
- * reserves one more and refuses the asm. */
+ * 4 rows one pass over the steps, one step written out (the accumulators take the eight
+ * even registers, QK_MVE_EVEN_ACCUMULATORS; x and four weight pointers five odd ones)
+ * and the loop test in C, which at -O2 keeps the end in the sixth: 34 instructions per
+ * 256 MACs (one pixel: 25 per 128), then the row's partial step if any, its VCTP
+ * predicate an operand. 13 core registers: with the loop test inside the asm (14),
+ * GCC 12 found no allocation at -O1 and -Og. */
 static QK_NOINLINE void qk_s4_mve_sums(const int8_t *pair, const uint8_t *rows,
                                        int32_t row_bytes, int32_t count, int32_t two,
                                        int32_t *sums0, int32_t *sums1) {
@@ -472,7 +474,7 @@ static void qk_s4_mve_pixels(const int8_t *pair, const uint8_t *rows, int32_t ro
 static QK_NOINLINE void qk_s4_dot_2x2(const int8_t *x0, const int8_t *x1, const uint8_t *w0,
                                       const uint8_t *w1, int32_t depth, int32_t *acc) {
   int32_t t = 0;
-#if defined(QK_S4_DSP)
+#if defined(QK_S4_DSP) && QK_FULL_ASM
   t = qk_s4_dsp_groups(x0, x1, w0, w1, depth, acc);
 #elif defined(QK_S4_AVX2)
   __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00;

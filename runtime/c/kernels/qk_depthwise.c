@@ -294,6 +294,17 @@ QK_UNROLL_TAPS
 QK_INLINE void qk_dsp_dw3x3_taps(const int8_t *x, int32_t row_a, int32_t row_b, int32_t col,
                                  const int8_t *w, int32_t channels, int32_t *a0, int32_t *a1,
                                  int32_t *a2, int32_t *a3) {
+#if !QK_FULL_ASM
+  for (int32_t ky = 0; ky < 3; ++ky, x += ky == 1 ? row_a : row_b) {
+    for (int32_t kx = 0; kx < 3; ++kx) {
+      const int8_t *xt = x + kx * col, *wt = w + (ky * 3 + kx) * channels;
+      *a0 += xt[0] * wt[0];
+      *a1 += xt[1] * wt[1];
+      *a2 += xt[2] * wt[2];
+      *a3 += xt[3] * wt[3];
+    }
+  }
+#else
   int32_t xw, ww, xe, we;
 #define QK_DW_TAP(XADDR, WADDR)                  \
   "ldr %[xw], " XADDR "\n\t"                    \
@@ -324,6 +335,7 @@ QK_INLINE void qk_dsp_dw3x3_taps(const int8_t *x, int32_t row_a, int32_t row_b, 
 #undef QK_DW_NEXT_W
 #undef QK_DW_ROW
 #undef QK_DW_TAP
+#endif
 }
 
 /* An inside 3x3 window of a multiplier-1 depthwise conv (taps as in qk_dsp_dw3x3_taps),

@@ -39,6 +39,15 @@
 #define QK_MAYBE_UNUSED
 #endif
 
+/* 1 where the written-out asm loops that hold nearly every core register build: an -O0
+ * build keeps r7 as its frame pointer and finds no allocation for them, so it runs the
+ * C loops those blocks stand in for (int4 on cortex-m55: the DSP path's C loops). */
+#if defined(__OPTIMIZE__)
+#define QK_FULL_ASM 1
+#else
+#define QK_FULL_ASM 0
+#endif
+
 #if defined(QK_ISA_DSP)
 /* SXTB16 of a word rotated right by 8: halfwords (b1, b3). GCC 12 has no ACLE
  * __sxtb16_ror and does not fold a separate ROR into SXTB16, so it is spelled here. */

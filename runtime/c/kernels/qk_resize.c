@@ -84,7 +84,7 @@ static QK_NOINLINE void qk_resize_lerp_run(const int32_t *a, const int32_t *b, i
     }
     return;
   }
-#elif defined(QK_RESIZE_DSP)
+#elif defined(QK_RESIZE_DSP) && QK_FULL_ASM
   if (rq->no_ties && rq->qmin == -128 && rq->qmax == 127) {
     const int8_t *end = out + n;
     int32_t x, y;

@@ -7,8 +7,9 @@ stems, the largest window, full [-8, 7] and narrow [-7, 7] weights. Built for ev
 (`test_bit_exact_on_every_path`): the host (default path, forced portable C, AVX2, and
 under AddressSanitizer + UBSan), aarch64 (qemu-aarch64), the DSP path (cortex-m4 in
 QEMU), the Helium path (cortex-m55), the Helium core's DSP path (cortex-m55 built with
-QANAS_KERNELS_NO_MVE, which also serves rows longer than QANAS_S4_PATCH_MAX there) and the
-portable fallback of a core without DSP (cortex-m3). Also: the packing layout and its
+QANAS_KERNELS_NO_MVE, which also serves rows longer than QANAS_S4_PATCH_MAX there), its -O0
+build (the C loops standing in for the asm) and the portable fallback of a core without
+DSP (cortex-m3). Also: the packing layout and its
 inverse.
 """
 
@@ -71,6 +72,9 @@ CORTEX_M_PATHS = {
     "cortex-m4": ("cortex-m4", None, (), "dsp"),          # SXTB16/SMLAD nibble pairs
     "cortex-m55": ("cortex-m55", None, (), "mve"),        # Helium: VSHL/VAND + VMLADAV
     "cortex-m55-dsp": ("cortex-m55", None, ("-DQANAS_KERNELS_NO_MVE",), "dsp"),
+    # -O0: int4 runs the C loops standing in for the asm that needs every core register
+    # (the library, whose ISA the build reports, stays on Helium)
+    "cortex-m55-O0": ("cortex-m55", None, ("-O0",), "mve"),
     "cortex-m3": ("cortex-m4", "cortex-m3", (), "portable"),  # no DSP: portable C
 }
 
