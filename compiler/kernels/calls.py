@@ -106,15 +106,30 @@ class LibraryCall:
         return json.dumps({"function": self.function, "params": self.params}, sort_keys=True)
 
     def c_initializer(self) -> str:
-        """The parameters as a C designated initializer, e.g. ``{.conv = {.in_h = 8, ...}}``."""
-        return _initializer(self.params)
+        """The parameters as a C designated initializer, one field a line, nested structs
+        indented (``{\n  .conv = {\n    .in_h = 8,\n ...``); its closing brace unindented,
+        for a definition at file scope."""
+        return _initializer(self.params, 0)
 
 
-def _initializer(value) -> str:
+_INDENT = "  "
+
+
+def _initializer(value, depth: int) -> str:
+    """`value` as a C initializer whose closing brace sits at `depth` indents: a dict's
+    fields one a line, an array of numbers on one line (elements not given are zero)."""
+    inner = _INDENT * (depth + 1)
     if isinstance(value, dict):
-        return "{" + ", ".join(f".{k} = {_initializer(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):  # a C array; elements not given are zero
-        return "{" + ", ".join(_initializer(v) for v in value) + "}"
+        if not value:
+            return "{0}"
+        fields = "".join(f"{inner}.{k} = {_initializer(v, depth + 1)},\n"
+                         for k, v in value.items())
+        return "{\n" + fields + _INDENT * depth + "}"
+    if isinstance(value, (list, tuple)):
+        if all(not isinstance(v, (dict, list, tuple)) for v in value):
+            return "{" + ", ".join(_initializer(v, depth) for v in value) + "}"
+        elements = "".join(f"{inner}{_initializer(v, depth + 1)},\n" for v in value)
+        return "{\n" + elements + _INDENT * depth + "}"
     v = int(value)
     return "(-2147483647 - 1)" if v == -(2**31) else str(v)
 

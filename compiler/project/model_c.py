@@ -203,8 +203,9 @@ def render_model_c(plan: ExecutionPlan, prefix: str, offsets: Mapping[str, int],
     if library:
         lines += ["", "/* Parameters of the kernel library calls (qanas/kernel_steps.h), passed to",
                   " * their adapters as `self`. */"]
-        lines += [library[k].params_definition()
-                  for k in dict.fromkeys(c.kernel for c in plan.calls) if k in library]
+        definitions = [library[k].params_definition()
+                       for k in dict.fromkeys(c.kernel for c in plan.calls) if k in library]
+        lines.append("\n\n".join(definitions))  # a blank line between the multi-line structs
     lines += ["", "/* Static shapes, one per distinct shape; kernels only read them. */"]
     for shape in dict.fromkeys(b.shape for b in (*tensor_bufs, *weight_bufs)):
         dims = ", ".join(str(d) for d in shape) if shape else "1"

@@ -126,8 +126,8 @@ def test_a_long_reduction_reads_v_before_its_head_split_transpose(tmp_path):
     ref = next(iter(run_int8_reference(model, feeds).values()))
     ours = _host(model, tmp_path / "p", feeds)
     assert np.array_equal(ours.reshape(ref.shape), ref)
-    flags = re.findall(r"\.k = (\d+), .*?\.transpose_b = (\d)",
-                       (tmp_path / "p" / "model.c").read_text())
+    flags = re.findall(r"\.k = (\d+),.*?\.transpose_b = (\d)",
+                       (tmp_path / "p" / "model.c").read_text(), re.S)
     assert sorted(flags) == [("16", "1"), ("8", "0")], flags
 
 

@@ -276,7 +276,7 @@ def test_patch_stage_runs_int4_layers_bit_exact(target, tmp_path, any_extra_macs
     result = compile_model(path, target, tmp_path / "project", optimise="size")
     assert result.plan.calls[0].library == "qanas_patch_stage_s8"
     kinds = re.search(r"qanas_patch_step_t \w+ = \{.*?\.kinds = \{([^}]*)\}",
-                      (result.out_dir / "model.c").read_text()).group(1)
+                      (result.out_dir / "model.c").read_text(), re.S).group(1)
     assert {LAYER_KINDS["qanas_conv2d_s4"], LAYER_KINDS["qanas_pointwise_conv_s4"]} <= \
         {int(k) for k in kinds.split(",")}
     if target == "host":

@@ -96,9 +96,9 @@ def _assert_exact(outputs, reference):
 
 def _resize_fields(project, field: str) -> list[int]:
     """``field`` of every resize step's parameters in the generated ``model.c``."""
-    lines = [line for line in (project / "model.c").read_text().splitlines()
-             if "qanas_resize_step_t kParams" in line]
-    return sorted(int(re.search(rf"\.{field} = (-?\d+)", line).group(1)) for line in lines)
+    text = (project / "model.c").read_text()
+    structs = re.findall(r"qanas_resize_step_t kParams\w* = \{\n(.*?)\n\};", text, re.S)
+    return sorted(int(re.search(rf"\.{field} = (-?\d+)", s).group(1)) for s in structs)
 
 
 def test_every_resize_is_a_library_call_and_bit_exact(resize_model, tmp_path):

@@ -50,7 +50,7 @@ def compiled_constants(space, cfg, folder, optimise: str) -> tuple[int, int, set
                if b.kind == "constant" and b.dtype in ("int8", "uint8"))
     called = {c.library for c in result.plan.calls if c.library}
     patch = re.search(r"qanas_patch_step_t \w+ = \{.*?\.kinds = \{([^}]*)\}",
-                      (result.out_dir / "model.c").read_text())
+                      (result.out_dir / "model.c").read_text(), re.S)
     kinds = {int(k) for k in patch.group(1).split(",")} if patch else set()
     return result.weights_bytes, int8, called, kinds
 

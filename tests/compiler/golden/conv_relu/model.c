@@ -26,7 +26,31 @@ int32_t __tvm_ffi_qanas_model_transpose_2(void *self, void *args, int32_t num_ar
 
 /* Parameters of the kernel library calls (qanas/kernel_steps.h), passed to
  * their adapters as `self`. */
-static const qanas_conv_step_t kParams_qanas_conv2d_s8 = {.conv = {.depth_multiplier = 1, .dilation_h = 1, .dilation_w = 1, .groups = 1, .in_c = 4, .in_h = 8, .in_w = 8, .input_zero_point = 0, .kernel_h = 3, .kernel_w = 3, .out_c = 8, .out_h = 8, .out_w = 8, .pad_left = 1, .pad_top = 1, .stride_h = 1, .stride_w = 1}, .output_zero_point = 0, .qmax = 127, .qmin = 0, .weights_mve = 0};
+static const qanas_conv_step_t kParams_qanas_conv2d_s8 = {
+  .conv = {
+    .depth_multiplier = 1,
+    .dilation_h = 1,
+    .dilation_w = 1,
+    .groups = 1,
+    .in_c = 4,
+    .in_h = 8,
+    .in_w = 8,
+    .input_zero_point = 0,
+    .kernel_h = 3,
+    .kernel_w = 3,
+    .out_c = 8,
+    .out_h = 8,
+    .out_w = 8,
+    .pad_left = 1,
+    .pad_top = 1,
+    .stride_h = 1,
+    .stride_w = 1,
+  },
+  .output_zero_point = 0,
+  .qmax = 127,
+  .qmin = 0,
+  .weights_mve = 0,
+};
 
 /* Static shapes, one per distinct shape; kernels only read them. */
 static const int64_t kShape_1x4x8x8[4] = {1, 4, 8, 8};

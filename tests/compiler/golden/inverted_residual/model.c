@@ -35,7 +35,63 @@ int32_t __tvm_ffi_qanas_model_transpose_2(void *self, void *args, int32_t num_ar
 
 /* Parameters of the kernel library calls (qanas/kernel_steps.h), passed to
  * their adapters as `self`. */
-static const qanas_irb_step_t kParams_qanas_inverted_residual_s8 = {.expand_s4 = 0, .has_expand = 1, .irb = {.add = {.a_multiplier = 1342177330, .a_zero_point = 0, .b_multiplier = 1342177330, .b_zero_point = 0, .output_zero_point = 0, .qmax = 127, .qmin = -128, .right_shift = 31, .subtract = 0}, .depthwise_rq = {.output_zero_point = 0, .qmax = 127, .qmin = 0}, .dilation = 1, .expand_groups = 1, .expand_rq = {.output_zero_point = 0, .qmax = 127, .qmin = 0}, .expanded_c = 16, .in_c = 8, .in_h = 8, .in_w = 8, .input_zero_point = 0, .kernel = 3, .out_c = 8, .out_h = 8, .out_w = 8, .pad_left = 1, .pad_top = 1, .project_groups = 1, .project_rq = {.output_zero_point = 0, .qmax = 127, .qmin = -128}, .residual = 1, .residual_rescale = 0, .residual_rq = {.output_zero_point = 0, .qmax = 127, .qmin = -128}, .stride = 1}, .project_s4 = 0, .scratch_bytes = 672, .weights_mve = 0};
+static const qanas_irb_step_t kParams_qanas_inverted_residual_s8 = {
+  .expand_s4 = 0,
+  .has_expand = 1,
+  .irb = {
+    .add = {
+      .a_multiplier = 1342177330,
+      .a_zero_point = 0,
+      .b_multiplier = 1342177330,
+      .b_zero_point = 0,
+      .output_zero_point = 0,
+      .qmax = 127,
+      .qmin = -128,
+      .right_shift = 31,
+      .subtract = 0,
+    },
+    .depthwise_rq = {
+      .output_zero_point = 0,
+      .qmax = 127,
+      .qmin = 0,
+    },
+    .dilation = 1,
+    .expand_groups = 1,
+    .expand_rq = {
+      .output_zero_point = 0,
+      .qmax = 127,
+      .qmin = 0,
+    },
+    .expanded_c = 16,
+    .in_c = 8,
+    .in_h = 8,
+    .in_w = 8,
+    .input_zero_point = 0,
+    .kernel = 3,
+    .out_c = 8,
+    .out_h = 8,
+    .out_w = 8,
+    .pad_left = 1,
+    .pad_top = 1,
+    .project_groups = 1,
+    .project_rq = {
+      .output_zero_point = 0,
+      .qmax = 127,
+      .qmin = -128,
+    },
+    .residual = 1,
+    .residual_rescale = 0,
+    .residual_rq = {
+      .output_zero_point = 0,
+      .qmax = 127,
+      .qmin = -128,
+    },
+    .stride = 1,
+  },
+  .project_s4 = 0,
+  .scratch_bytes = 672,
+  .weights_mve = 0,
+};
 
 /* Static shapes, one per distinct shape; kernels only read them. */
 static const int64_t kShape_1x8x8x8[4] = {1, 8, 8, 8};

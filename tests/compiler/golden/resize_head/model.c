@@ -26,8 +26,50 @@ int32_t __tvm_ffi_qanas_model_transpose(void *self, void *args, int32_t num_args
 
 /* Parameters of the kernel library calls (qanas/kernel_steps.h), passed to
  * their adapters as `self`. */
-static const qanas_conv_step_t kParams_qanas_pointwise_conv_s8 = {.conv = {.depth_multiplier = 1, .dilation_h = 1, .dilation_w = 1, .groups = 1, .in_c = 8, .in_h = 4, .in_w = 4, .input_zero_point = 0, .kernel_h = 1, .kernel_w = 1, .out_c = 3, .out_h = 4, .out_w = 4, .pad_left = 0, .pad_top = 0, .stride_h = 1, .stride_w = 1}, .output_zero_point = 0, .qmax = 127, .qmin = -128, .weights_mve = 0};
-static const qanas_resize_step_t kParams_qanas_resize_s8 = {.resize = {.channels = 3, .in_h = 4, .in_w = 4, .input_zero_point = 0, .method = 1, .multiplier = 1073741824, .out_h = 8, .out_nchw = 1, .out_w = 8, .output_zero_point = 0, .qmax = 127, .qmin = -128, .rescale = 1, .shift = -3}};
+static const qanas_conv_step_t kParams_qanas_pointwise_conv_s8 = {
+  .conv = {
+    .depth_multiplier = 1,
+    .dilation_h = 1,
+    .dilation_w = 1,
+    .groups = 1,
+    .in_c = 8,
+    .in_h = 4,
+    .in_w = 4,
+    .input_zero_point = 0,
+    .kernel_h = 1,
+    .kernel_w = 1,
+    .out_c = 3,
+    .out_h = 4,
+    .out_w = 4,
+    .pad_left = 0,
+    .pad_top = 0,
+    .stride_h = 1,
+    .stride_w = 1,
+  },
+  .output_zero_point = 0,
+  .qmax = 127,
+  .qmin = -128,
+  .weights_mve = 0,
+};
+
+static const qanas_resize_step_t kParams_qanas_resize_s8 = {
+  .resize = {
+    .channels = 3,
+    .in_h = 4,
+    .in_w = 4,
+    .input_zero_point = 0,
+    .method = 1,
+    .multiplier = 1073741824,
+    .out_h = 8,
+    .out_nchw = 1,
+    .out_w = 8,
+    .output_zero_point = 0,
+    .qmax = 127,
+    .qmin = -128,
+    .rescale = 1,
+    .shift = -3,
+  },
+};
 
 /* Static shapes, one per distinct shape; kernels only read them. */
 static const int64_t kShape_1x8x4x4[4] = {1, 8, 4, 4};
