@@ -24,10 +24,12 @@ runs on TVM's VM and when the library is off.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import tvm
 
 from compiler import int8
 
@@ -105,10 +107,34 @@ def _input_scaling(input_scale: float) -> tuple[int, int, int] | None:
 
 
 def softmax_primfunc(shape: tuple[int, ...], p: SoftmaxParams):
-    """The TIR PrimFunc ``(x int8[shape], y int8[shape])`` of the softmax `p` describes."""
+    """The TIR PrimFunc ``(x int8[shape], y int8[shape])`` of the softmax `p` describes.
+
+    The kernel's TVMScript is parsed once per shape (`_softmax_template`), with the per-op
+    integers as scalar parameters that `PrimFunc.specialize` binds here: parsing is the
+    costly part of planning an attention subnet (docs/memory-planning.md), and the bound
+    function is the one parsing with the integers inlined gives, statement for statement.
+    """
+    template = _softmax_template(tuple(int(d) for d in shape))
+    values = {"diff_min": p.diff_min, "input_factor": 1 << p.input_left_shift,
+              "input_multiplier": p.input_multiplier,
+              "output_right_shift": p.output_right_shift,
+              "output_multiplier": p.output_multiplier,
+              "output_zero_point": p.output_zero_point, "qmin": p.qmin, "qmax": p.qmax}
+    scalars = {param.name: param for param in template.params[2:]}
+    return template.specialize({scalars[name]: tvm.tirx.IntImm("int32", value)
+                                for name, value in values.items()})
+
+
+@functools.lru_cache(maxsize=32)
+def _softmax_template(shape: tuple[int, ...]):
+    """The softmax PrimFunc over `shape` with its per-op integers as int32 parameters
+    (after ``x`` and ``y``): ``diff_min``, ``input_factor`` (``2^input_left_shift``),
+    ``input_multiplier``, ``output_right_shift``, ``output_multiplier``,
+    ``output_zero_point``, ``qmin``, ``qmax``."""
     from tvm.script import tirx as T
 
-    rows, depth = p.rows, p.depth
+    rows = int(np.prod(shape[:-1], dtype=np.int64))
+    depth = shape[-1]
     flat = rows * depth
     int32_max, one_30 = 2**31 - 1, 1 << 30
     # slots of the int32 scratch `r`
@@ -149,10 +175,10 @@ def softmax_primfunc(shape: tuple[int, ...], p: SoftmaxParams):
             srdhm(r, w, RES, r[RES], T.int32(_EXP_BARREL[i][1]))
 
     @T.macro
-    def exp_of(r, w, d):
+    def exp_of(r, w, d, diff_min, input_factor, input_multiplier):
         """r[E] = exp of the difference ``d`` (Q0.31), 0 below diff_min."""
-        if d >= T.int32(p.diff_min):
-            srdhm(r, w, A, d * T.int32(1 << p.input_left_shift), T.int32(p.input_multiplier))
+        if d >= diff_min:
+            srdhm(r, w, A, d * input_factor, input_multiplier)
             r[MOD] = T.bitwise_and(r[A], T.int32((1 << 24) - 1)) - T.int32(1 << 24)
             r[X] = r[MOD] * T.int32(32) + T.int32(1 << 28)  # exp on [-1/4, 0) around -1/8
             srdhm(r, w, X2, r[X], r[X])
@@ -177,7 +203,10 @@ def softmax_primfunc(shape: tuple[int, ...], p: SoftmaxParams):
             r[E] = T.int32(0)
 
     @T.prim_func(private=True, check_well_formed=False)
-    def softmax(x_nd: T.Buffer(shape, "int8"), y_nd: T.Buffer(shape, "int8")):
+    def softmax(x_nd: T.Buffer(shape, "int8"), y_nd: T.Buffer(shape, "int8"),
+                diff_min: T.int32, input_factor: T.int32, input_multiplier: T.int32,
+                output_right_shift: T.int32, output_multiplier: T.int32,
+                output_zero_point: T.int32, qmin: T.int32, qmax: T.int32):
         with T.sblock("root"):
             x = T.decl_buffer((flat,), "int8", data=x_nd.data)
             y = T.decl_buffer((flat,), "int8", data=y_nd.data)
@@ -189,7 +218,8 @@ def softmax_primfunc(shape: tuple[int, ...], p: SoftmaxParams):
                     r[MAX] = T.max(r[MAX], T.Cast("int32", x[row * depth + j]))
                 r[SUM] = T.int32(0)
                 for j in range(depth):
-                    exp_of(r, w, T.Cast("int32", x[row * depth + j]) - r[MAX])
+                    exp_of(r, w, T.Cast("int32", x[row * depth + j]) - r[MAX],
+                           diff_min, input_factor, input_multiplier)
                     rdpot(r, TMP, E, ACCUMULATION_INTEGER_BITS)
                     r[SUM] = r[SUM] + r[TMP]
                 # GetReciprocal: bits = 12 - clz(sum); 1 / (1 + x) of the normalised sum
@@ -211,21 +241,21 @@ def softmax_primfunc(shape: tuple[int, ...], p: SoftmaxParams):
                     saturating_shl(r, TMP, TMP, 2)
                     r[REC] = r[REC] + r[TMP]
                 saturating_shl(r, REC, REC, 1)
-                r[RSH] = T.int32(p.output_right_shift) + r[BITS]
-                r[MUL] = T.int32(p.output_multiplier)
+                r[RSH] = output_right_shift + r[BITS]
+                r[MUL] = output_multiplier
                 if r[RSH] > T.int32(int8.MAX_RIGHT_SHIFT):
                     r[MUL] = T.shift_right(r[MUL], r[RSH] - T.int32(int8.MAX_RIGHT_SHIFT))
                     r[RSH] = T.int32(int8.MAX_RIGHT_SHIFT)
                 for j in range(depth):
-                    exp_of(r, w, T.Cast("int32", x[row * depth + j]) - r[MAX])
+                    exp_of(r, w, T.Cast("int32", x[row * depth + j]) - r[MAX],
+                           diff_min, input_factor, input_multiplier)
                     srdhm(r, w, RAW, r[REC], r[E])
                     w[0] = T.Cast("int64", r[RAW]) * T.Cast("int64", r[MUL])
                     w[0] = T.shift_right(
                         w[0] + T.shift_left(T.int64(1), T.Cast("int64", r[RSH] - 1)) - T.int64(1)
                         + T.bitwise_and(T.shift_right(w[0], T.Cast("int64", r[RSH])), T.int64(1)),
                         T.Cast("int64", r[RSH]))
-                    r[Q] = T.Cast("int32", w[0]) + T.int32(p.output_zero_point)
-                    y[row * depth + j] = T.Cast("int8", T.max(T.min(r[Q], T.int32(p.qmax)),
-                                                              T.int32(p.qmin)))
+                    r[Q] = T.Cast("int32", w[0]) + output_zero_point
+                    y[row * depth + j] = T.Cast("int8", T.max(T.min(r[Q], qmax), qmin))
 
     return softmax
