@@ -23,13 +23,17 @@ written to ``--out`` (default: the committed ``targets/latency_coefficients.json
 
 ``--bits w4`` fits the int4 kernels instead (`qanas.cost.latency_fit_int4`): each subnet
 is profiled twice, with every searchable conv at 4 bits and all-int8, and the
-4-bit kernels' steps are paired with the int8 kernels' steps of the same layers. It
-adds an ``int4`` section to each target's coefficients (and an ``int4`` protocol) and
+4-bit kernels' steps are paired with the int8 kernels' steps of the same layers, and the
+fused inverted-residual steps of the two builds with each other (the ``fused_pointwise``
+rate of their 4-bit stages). It adds an ``int4`` section to each target's coefficients (and an ``int4`` protocol) and
 leaves the int8 coefficients as they are:
 
     .venv/bin/python benchmarks/fit_latency_coefficients.py --bits w4 --optimise speed \\
         --which seed min max --random 2 --random-seed 1 \\
         --targets cortex-m4 cortex-m7 cortex-m55
+
+``--fit-only`` refits from the saved runs without QEMU (``--bits w4 --optimise speed
+--fit-only`` for the int4 rates).
 """
 
 from __future__ import annotations

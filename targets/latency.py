@@ -20,8 +20,11 @@ this model where it exists (``qanas.cost.hardware.LatencyModel``).
 A conv whose 4-bit weights run on the int4 kernels (docs/int4-weights.md) costs its MACs
 at ``int4_macs_per_cycle[class]`` instead: a fit's ``int4`` section, the int8 rate scaled
 by the cost of the int4 kernels against the int8 kernels on the same layers of compiled
-subnets (``benchmarks/fit_latency_coefficients.py --bits w4``). A class without an int4
-fit (and every hand-picked set) prices 4-bit layers as int8.
+subnets (``benchmarks/fit_latency_coefficients.py --bits w4``). The 1×1 stages of a fused
+inverted residual have a rate of their own, ``fused_pointwise`` (the int4 stages cost more
+inside the fused kernel than as a step of their own); a set without it prices them at the
+``pointwise`` int4 rate. A class without an int4 fit (and every hand-picked set) prices
+4-bit layers as int8.
 
 Depends on nothing but `targets.cost` (the layer descriptors) and the JSON file.
 """
@@ -37,8 +40,10 @@ from targets.cost import LayerSpec
 from targets.registry import Registry
 
 LAYER_CLASSES = ("conv", "pointwise", "depthwise", "linear")
-INT4_CLASSES = ("conv", "pointwise")
-"""The classes with int4-weight kernels (depthwise and linear layers stay int8)."""
+FUSED_POINTWISE = "fused_pointwise"
+INT4_CLASSES = ("conv", "pointwise", FUSED_POINTWISE)
+"""The classes with int4-weight kernels (depthwise and linear layers stay int8):
+`FUSED_POINTWISE` is a 1×1 stage of a fused inverted residual, its int8 rate ``pointwise``."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,14 @@ class LatencyCoefficients:
         if unknown or min(self.int4_macs_per_cycle.values(), default=1.0) <= 0:
             raise ValueError(f"{self.name}: int4_macs_per_cycle takes positive rates of "
                              f"{', '.join(INT4_CLASSES)}; got {dict(self.int4_macs_per_cycle)}")
+
+    def int4_rate(self, cls: str, fused: bool = False) -> float:
+        """MACs per cycle of a 4-bit conv of class `cls` (`LAYER_CLASSES`) on the int4
+        kernels, `fused` in an inverted-residual step; the int8 rate where none is fitted."""
+        rate = self.int4_macs_per_cycle.get(cls, self.macs_per_cycle[cls])
+        if fused and cls == "pointwise":
+            rate = self.int4_macs_per_cycle.get(FUSED_POINTWISE, rate)
+        return rate
 
 
 COEFFICIENTS: Registry[LatencyCoefficients] = Registry("latency coefficient set")
@@ -173,24 +186,25 @@ def layer_class(layer: LayerSpec) -> str | None:
     return "conv"
 
 
-def layer_cycles(layer: LayerSpec, coeffs: LatencyCoefficients, int4: bool = False) -> float:
+def layer_cycles(layer: LayerSpec, coeffs: LatencyCoefficients, int4: bool = False,
+                 fused: bool = False) -> float:
     """Modelled cycles of one layer (see the module docstring); `int4`: its weights are 4-bit
-    and run on the int4 kernels."""
+    and run on the int4 kernels, `fused` inside a fused inverted-residual step."""
     moved = layer.input_elements + layer.output_elements + layer.params
     cycles = moved / coeffs.bytes_per_cycle
     cls = layer_class(layer)
     if cls is not None:
-        rate = coeffs.macs_per_cycle[cls]
-        if int4:
-            rate = coeffs.int4_macs_per_cycle.get(cls, rate)
+        rate = coeffs.int4_rate(cls, fused) if int4 else coeffs.macs_per_cycle[cls]
         compute = layer.macs / rate
         cycles = max(cycles, compute) if coeffs.roofline else compute
     return cycles + coeffs.cycles_per_layer
 
 
 def analytic_cycles(layers: Iterable[LayerSpec], coeffs: LatencyCoefficients,
-                    int4_layers: Collection[str] = ()) -> float:
+                    int4_layers: Collection[str] = (), fused: Collection[str] = ()) -> float:
     """Modelled cycles of a whole network (`act` specs are fused into their conv: no cost);
-    the layers named in `int4_layers` run on the int4 kernels."""
-    return float(sum(layer_cycles(layer, coeffs, layer.name in int4_layers)
+    the layers named in `int4_layers` run on the int4 kernels, those also in `fused` inside
+    a fused inverted residual (`qanas.space.layer_bits.fused_convs`)."""
+    return float(sum(layer_cycles(layer, coeffs, layer.name in int4_layers,
+                                  layer.name in fused)
                      for layer in layers if layer.op != "act"))

@@ -7,10 +7,11 @@ inverted-residual kernel, whose expand and project stages call the same int4 con
 `qanas.space.layer_bits.int4_kernel_layers`, which the search's flash follows too.
 
 The analytic model prices an int4-kernel conv at the int4 rate of its class
-(`targets.latency.LatencyCoefficients.int4_macs_per_cycle`, fitted on the convs with a
-step of their own); `int4_extra_cycles` is that price less the int8 one. A fused block's
-1×1 stages are priced at the same rates (no fit of their own: `benchmarks/mcu_irb.py
---int4` measures a block against that prediction). `WeightBitsLatency.latency` adds the
+(`targets.latency.LatencyCoefficients.int4_rate`): ``pointwise`` and ``conv`` fitted on
+the convs with a step of their own, ``fused_pointwise`` on the fused blocks' 1×1 stages
+(`qanas.space.layer_bits.fused_convs`, the int4 stages cost more inside the fused
+kernel); `int4_extra_cycles` is that price less the int8 one (`benchmarks/mcu_irb.py
+--int4` measures a block against it). `WeightBitsLatency.latency` adds the
 difference to a subnet's int8 latency, from the analytic model or a latency table (tables
 measure int8 kernels only: the table's figure plus the analytic difference of the 4-bit
 convs).
@@ -33,7 +34,7 @@ from collections.abc import Collection, Sequence
 
 from qanas.cost.hardware import Latency
 from qanas.errors import ConfigError
-from qanas.space.layer_bits import int4_kernel_layers
+from qanas.space.layer_bits import fused_convs, int4_kernel_layers
 from targets import Target
 from targets.cost import LayerSpec
 from targets.latency import LatencyCoefficients, coefficients_for, layer_cycles
@@ -48,7 +49,9 @@ instruction counts, read as cycles)."""
 def int4_extra_cycles(specs: Sequence[LayerSpec], int4_layers: Collection[str],
                       coeffs: LatencyCoefficients) -> float:
     """Cycles the int4 kernels of `int4_layers` add to their int8 price (negative: save)."""
-    return float(sum(layer_cycles(layer, coeffs, int4=True) - layer_cycles(layer, coeffs)
+    fused = fused_convs(specs)
+    return float(sum(layer_cycles(layer, coeffs, int4=True, fused=layer.name in fused)
+                     - layer_cycles(layer, coeffs)
                      for layer in specs if layer.name in int4_layers))
 
 

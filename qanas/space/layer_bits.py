@@ -107,21 +107,29 @@ def layer_bit_widths(specs: Sequence[LayerSpec], num_classes: int,
     return bits
 
 
-def fused_convs(specs: Sequence[LayerSpec]) -> set[str]:
-    """Names of the convs the compiler fuses into its inverted-residual kernel
-    (`compiler.passes.fuse_inverted_residual`, both ``--optimise`` modes): around each
-    depthwise conv, the 1×1 convs of the same module just before (expand) and after
-    (project) it among the convs."""
+def fused_blocks(specs: Sequence[LayerSpec]) -> list[list[str]]:
+    """The convs the compiler fuses into each of its inverted-residual steps
+    (`compiler.passes.fuse_inverted_residual`, both ``--optimise`` modes), block by block in
+    order: around each depthwise conv, the 1×1 convs of the same module just before
+    (expand) and after (project) it among the convs; a depthwise conv with neither is no
+    block."""
     convs = conv_layers(specs)
-    fused = set()
+    blocks = []
     for k, conv in enumerate(convs):
         if layer_class(conv) != "depthwise":
             continue
         parent = conv.name.rpartition(".")[0]
-        for other in convs[max(k - 1, 0):k] + convs[k + 1:k + 2]:
-            if layer_class(other) == "pointwise" and other.name.rpartition(".")[0] == parent:
-                fused.update((conv.name, other.name))
-    return fused
+        block = [other.name for other in convs[max(k - 1, 0):k + 2]
+                 if other is conv or (layer_class(other) == "pointwise"
+                                      and other.name.rpartition(".")[0] == parent)]
+        if len(block) > 1:
+            blocks.append(block)
+    return blocks
+
+
+def fused_convs(specs: Sequence[LayerSpec]) -> set[str]:
+    """Names of the convs of every `fused_blocks` block."""
+    return {name for block in fused_blocks(specs) for name in block}
 
 
 def int4_kernel_layers(specs: Sequence[LayerSpec], widths: Sequence[int]) -> list[str]:
@@ -161,6 +169,6 @@ def weight_flash_saving(specs: Sequence[LayerSpec], bits: Sequence[int]) -> int:
     return int8 - sum(stored_weight_bytes(specs, bits))
 
 
-__all__ = ["WEIGHT_BIT_CHOICES", "conv_layers", "fused_convs", "int4_kernel_layers",
-           "int4_step_layers", "layer_bit_widths", "packs_int4", "searchable_layers", "stored_weight_bytes",
-           "weight_bytes", "weight_flash_saving"]
+__all__ = ["WEIGHT_BIT_CHOICES", "conv_layers", "fused_blocks", "fused_convs",
+           "int4_kernel_layers", "int4_step_layers", "layer_bit_widths", "packs_int4",
+           "searchable_layers", "stored_weight_bytes", "weight_bytes", "weight_flash_saving"]

@@ -14,6 +14,7 @@ from qanas.search.bits import BitsCostModel
 from qanas.space import get_space
 from qanas.space.bits import WeightBitsSpace, with_bits
 from qanas.space.layer_bits import (
+    fused_blocks,
     fused_convs,
     int4_kernel_layers,
     int4_step_layers,
@@ -22,6 +23,7 @@ from qanas.space.layer_bits import (
 from targets import get_target
 from targets.latency import (
     COEFFICIENTS_PATH,
+    FUSED_POINTWISE,
     INT4_CLASSES,
     analytic_cycles,
     coefficients_for,
@@ -63,6 +65,7 @@ def test_every_4bit_conv_runs_on_int4_kernels_fused_or_not(space):
     on_int4 = int4_kernel_layers(specs, widths)
     fused = fused_convs(specs)
     assert fused == {"blocks.16.expand", "blocks.16.dw", "blocks.16.project"}
+    assert fused_blocks(specs) == [["blocks.16.expand", "blocks.16.dw", "blocks.16.project"]]
     assert set(on_int4) & fused == {"blocks.16.expand", "blocks.16.project"}
     assert {"head", "decoder.cbr"} <= set(on_int4)
     steps = int4_step_layers(specs, widths)
@@ -78,14 +81,20 @@ def test_4bit_convs_are_priced_at_the_fitted_int4_rates(space, target, which):
     coeffs = coefficients_for(target)
     _, specs, widths = all_four(space, which)
     on_int4 = int4_kernel_layers(specs, widths)
+    fused = fused_convs(specs)
     int8 = analytic_cycles(specs, coeffs)
-    int4 = analytic_cycles(specs, coeffs, on_int4)
+    int4 = analytic_cycles(specs, coeffs, on_int4, fused)
     rates = coeffs.int4_macs_per_cycle
     by_name = {layer.name: layer for layer in specs}
-    expected = sum(by_name[n].macs / rates[layer_class(by_name[n])]
+    rate_of = {n: rates[FUSED_POINTWISE if n in fused else layer_class(by_name[n])]
+               for n in on_int4}
+    expected = sum(by_name[n].macs / rate_of[n]
                    - by_name[n].macs / coeffs.macs_per_cycle[layer_class(by_name[n])]
                    for n in on_int4)
     assert int4 - int8 == pytest.approx(expected, rel=1e-9)
+    assert int4 - int8 == pytest.approx(int4_extra_cycles(specs, on_int4, coeffs), rel=1e-9)
+    # the fused stages cost more on the int4 kernels than a conv with a step of its own
+    assert rates[FUSED_POINTWISE] < rates["pointwise"]
     # the direction the paired QEMU runs of this subnet measured (targets/latency_coefficients.json)
     fit = json.loads(COEFFICIENTS_PATH.read_text())["coefficients"][target]["int4"]
     row = next(r for r in fit["subnets"] if r["which"] == f"{which}@w4")
@@ -101,7 +110,7 @@ def test_the_search_prices_a_mixed_subnet_with_the_int4_rates(space):
     latency = model.profile(cfg).latency
     coeffs = coefficients_for("cortex-m7")
     assert latency.value == pytest.approx(
-        analytic_cycles(specs, coeffs, int4_kernel_layers(specs, widths)))
+        analytic_cycles(specs, coeffs, int4_kernel_layers(specs, widths), fused_convs(specs)))
     assert latency.source == analytic.source
     assert latency.value != model.profile(cfg.arch).latency.value
     assert model.profile(cfg.arch).latency == analytic.predict(cfg.arch)

@@ -121,28 +121,42 @@ def test_committed_fit_carries_int4_rates_of_the_current_kernel_generation():
         f"compiler's is {KERNEL_GENERATION}: refit with {int4['command']}")
     for name in ("cortex-m4", "cortex-m7", "cortex-m55"):
         fit = document["coefficients"][name]["int4"]
-        assert "pointwise" in fit["macs_per_cycle"], name
+        assert {"pointwise", "fused_pointwise"} <= set(fit["macs_per_cycle"]), name
         assert fit["quality"]["pairs"] > 0 and fit["quality"]["heldout_mape"] is not None
         assert dict(coefficients_for(name).int4_macs_per_cycle) == fit["macs_per_cycle"]
 
 
-def _paired_run(which: str, ratio: float) -> dict:
+def _paired_run(which: str, ratio: float, fused_extra: float = 0.0) -> dict:
     """A subnet's 4-bit and int8 runs whose int4 kernel steps cost `ratio` times the int8
-    ones: one step per conv with an int4 step of its own, one for the rest."""
+    ones, and whose fused steps cost `fused_extra` instructions more per MAC of their 4-bit
+    stages: one step per conv with an int4 step of its own, one per fused block."""
     from qanas.space.bits import WeightBitsSpace
-    from qanas.space.layer_bits import int4_step_layers, layer_bit_widths
+    from qanas.space.layer_bits import (
+        fused_blocks,
+        int4_kernel_layers,
+        int4_step_layers,
+        layer_bit_widths,
+    )
 
     space = WeightBitsSpace(get_space(SPACE), SIZE, CLASSES)
     arch = space.base.resolve(which)
     layers = space.layer_specs(arch, SIZE, CLASSES)
     widths = layer_bit_widths(layers, CLASSES, [4] * space.slot_count(arch))
     by_name = {layer.name: layer for layer in layers}
+    four = set(int4_kernel_layers(layers, widths))
+    blocks = fused_blocks(layers)
     on_int4 = int4_step_layers(layers, widths)
-    int8 = [{"implementation": "qanas_inverted_residual_s8", "instructions": 5e6}]
-    int8 += [{"implementation": "qanas_pointwise_conv_s8",
-              "instructions": by_name[n].macs * 1.5 + 900} for n in on_int4]
-    int4 = [int8[0]] + [{"implementation": "qanas_pointwise_conv_s4",
-                         "instructions": s["instructions"] * ratio} for s in int8[1:]]
+    int8, int4 = [], []
+    for block in blocks:
+        cost = sum(by_name[n].macs for n in block) * 2.0 + 1500
+        extra = fused_extra * sum(by_name[n].macs for n in block if n in four)
+        int8.append({"implementation": "qanas_inverted_residual_s8", "instructions": cost})
+        int4.append({"implementation": "qanas_inverted_residual_s8", "instructions": cost + extra})
+    singles = [{"implementation": "qanas_pointwise_conv_s8",
+                "instructions": by_name[n].macs * 1.5 + 900} for n in on_int4]
+    int8 += singles
+    int4 += [{"implementation": "qanas_pointwise_conv_s4",
+              "instructions": s["instructions"] * ratio} for s in singles]
     return {"which": which, "layers": layers, "widths": widths,
             "int4": {"instructions": sum(s["instructions"] for s in int4), "layers": int4},
             "int8": {"instructions": sum(s["instructions"] for s in int8), "layers": int8}}
@@ -152,8 +166,8 @@ def test_int4_fit_scales_the_int8_rates_by_the_paired_steps_ratio():
     from qanas.cost.latency_fit_int4 import fit_int4
 
     base = coefficients_for("cortex-m4")
-    fit = fit_int4(base, [_paired_run(w, 1.25) for w in ("seed", "min", "max")])
-    assert fit["int4_over_int8"] == {"pointwise": pytest.approx(1.25)}
+    fit = fit_int4(base, [_paired_run(w, 1.25, 0.5) for w in ("seed", "min", "max")])
+    assert fit["int4_over_int8"]["pointwise"] == pytest.approx(1.25)
     assert fit["macs_per_cycle"]["pointwise"] == pytest.approx(
         base.macs_per_cycle["pointwise"] / 1.25, rel=1e-3)
     assert "conv" in fit["note"]  # no k x k int4 step: priced as int8, said so
@@ -161,8 +175,25 @@ def test_int4_fit_scales_the_int8_rates_by_the_paired_steps_ratio():
     assert all(r["heldout_predicted_int4"] > r["predicted_int8"] for r in fit["subnets"])
 
 
+def test_int4_fit_prices_fused_stages_by_the_extra_cycles_of_their_steps():
+    from qanas.cost.latency_fit_int4 import fit_int4
+
+    base = coefficients_for("cortex-m4")
+    fit = fit_int4(base, [_paired_run(w, 1.1, 0.5) for w in ("seed", "min", "max")])
+    assert fit["fused_extra_cycles_per_mac"] == pytest.approx(0.5)
+    pointwise = base.macs_per_cycle["pointwise"]
+    assert fit["macs_per_cycle"]["fused_pointwise"] == pytest.approx(
+        1 / (1 / pointwise + 0.5), rel=1e-3)
+    assert fit["int4_over_int8"]["fused_pointwise"] == pytest.approx(1 + 0.5 * pointwise, abs=1e-4)
+    assert fit["quality"]["heldout_fused_step_mape"] == pytest.approx(0.0, abs=1e-3)
+    rows = fit["subnets"]
+    assert all(r["measured_int4_fused"] > r["measured_int8_fused"] for r in rows)
+    assert [r["heldout_predicted_int4_fused"] for r in rows] == pytest.approx(
+        [r["measured_int4_fused"] for r in rows], abs=1)
+
+
 def test_int4_fit_refuses_plans_that_are_not_twins():
-    from qanas.cost.latency_fit_int4 import int4_step_pairs
+    from qanas.cost.latency_fit_int4 import fused_step_pairs, int4_step_pairs
 
     run = _paired_run("min", 1.1)
     with pytest.raises(ValueError, match="twin"):
@@ -171,3 +202,6 @@ def test_int4_fit_refuses_plans_that_are_not_twins():
     with pytest.raises(ValueError, match="int4_step_layers"):
         int4_step_pairs(run["layers"], run["widths"], run["int4"]["layers"][:-1],
                         run["int8"]["layers"][:-1])
+    with pytest.raises(ValueError, match="fused_blocks"):
+        fused_step_pairs(run["layers"], run["widths"], run["int4"]["layers"][1:],
+                         run["int8"]["layers"][1:])
