@@ -42,7 +42,10 @@ class LayerAgreement:
     max_lsb: int
 
 
-class _Regions:
+class QDQRegions:
+    """A QDQ model cut into its quantized layers: each activation QuantizeLinear closes the
+    float region that reads the int8 tensors (QuantizeLinear outputs) before it."""
+
     def __init__(self, model: onnx.ModelProto):
         self.model = onnx.shape_inference.infer_shapes(model)
         g = self.model.graph
@@ -144,7 +147,7 @@ def verify_layers(model, *, seed: int = 0, backends=BACKENDS) -> list[LayerAgree
     values = run_int8_reference(probe, feeds)
     for t in boundary(model).inputs:
         values.setdefault(t.name, feeds[t.name])
-    regions = _Regions(model)
+    regions = QDQRegions(model)
     # the reference's int8 tensor of every QuantizeLinear output, by its ONNX name
     for q in regions.quantizers():
         if q.output[0] + "/layer" in values:

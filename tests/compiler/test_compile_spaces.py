@@ -29,9 +29,9 @@ import json
 import numpy as np
 import onnx
 import pytest
-from onnx import helper, numpy_helper, utils
 
 from compiler import int8
+from compiler.tflite.layers import QDQRegions
 from tests.support.space_cases import _export, compiled_space_param
 
 pytestmark = pytest.mark.slow
@@ -51,74 +51,6 @@ def _spaces():
 
 
 # ---- layer-by-layer reference ------------------------------------------------------------
-class _Graph:
-    def __init__(self, model: onnx.ModelProto):
-        self.model = onnx.shape_inference.infer_shapes(model)
-        g = self.model.graph
-        self.inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-        self.producer = {o: n for n in g.node for o in n.output}
-        self.info = {v.name: v for v in list(g.value_info) + list(g.input) + list(g.output)}
-        self.consumers: dict[str, list] = {}
-        for n in g.node:
-            for i in n.input:
-                self.consumers.setdefault(i, []).append(n)
-
-    def is_const(self, name: str) -> bool:
-        if name in self.inits:
-            return True
-        n = self.producer.get(name)
-        return (n is not None and n.op_type != "QuantizeLinear"
-                and all(self.is_const(i) for i in n.input if i))
-
-    def activation_quantizers(self) -> list:
-        return [n for n in self.model.graph.node
-                if n.op_type == "QuantizeLinear" and not self.is_const(n.input[0])]
-
-    def region_inputs(self, name: str, found: set) -> None:
-        """The int8 tensors (QuantizeLinear outputs) that the float region ending at ``name`` reads."""
-        n = self.producer.get(name)
-        if n is None or self.is_const(name):
-            return
-        if n.op_type == "DequantizeLinear":
-            found.add(n.input[0])
-            return
-        for i in n.input:
-            if i:
-                self.region_inputs(i, found)
-
-    def const(self, name: str) -> np.ndarray:
-        return self.inits[name]
-
-
-def _layer_model(graph: _Graph, q_node, dq_out: str):
-    """One quantized layer as a model: float inputs → QuantizeLinear → region → Q → DQ."""
-    ins: set = set()
-    graph.region_inputs(q_node.input[0], ins)
-    sub = utils.Extractor(graph.model).extract_model(sorted(ins), [dq_out])
-    g = sub.graph
-    have = {i.name for i in g.initializer}
-    requant, float_inputs = [], []
-    for gi in list(g.input):
-        if gi.name not in ins:
-            continue
-        qn = graph.producer[gi.name]
-        shape = [d.dim_value for d in gi.type.tensor_type.shape.dim]
-        float_inputs.append(helper.make_tensor_value_info(gi.name + "__f", onnx.TensorProto.FLOAT,
-                                                          shape))
-        requant.append(helper.make_node("QuantizeLinear", [gi.name + "__f", *qn.input[1:]],
-                                        [gi.name]))
-        for p in qn.input[1:]:
-            if p and p not in have:
-                g.initializer.append(numpy_helper.from_array(graph.const(p), p))
-                have.add(p)
-        g.input.remove(gi)
-    g.input.extend(float_inputs)
-    nodes = requant + list(g.node)
-    del g.node[:]
-    g.node.extend(nodes)
-    return helper.make_model(g, opset_imports=graph.model.opset_import)
-
-
 def _layerwise(path, x_float: np.ndarray) -> list[tuple[str, float, int, int]]:
     """``(tensor, exact fraction, max LSB, unexplained, largest near-tie distance)`` of every
     quantized layer given onnxruntime's inputs; `unexplained` counts differing elements that
@@ -128,34 +60,37 @@ def _layerwise(path, x_float: np.ndarray) -> list[tuple[str, float, int, int]]:
 
     from compiler.reference import boundary, run_int8_reference
 
-    graph = _Graph(onnx.load(path))
-    quantizers = graph.activation_quantizers()
+    regions = QDQRegions(onnx.load(path))
+    g = regions.model.graph
+    info = {v.name: v for v in [*g.value_info, *g.input, *g.output]}
+    activations = [n for n in g.node
+                   if n.op_type == "QuantizeLinear" and not regions.is_const(n.input[0])]
+    dequantized = {n.input[0] for n in g.node if n.op_type == "DequantizeLinear"}
     probe = onnx.load(path)
-    wanted = [q.output[0] for q in quantizers] + [q.input[0] for q in quantizers]
-    probe.graph.output.extend(graph.info[name] for name in dict.fromkeys(wanted)
-                              if name in graph.info)
+    wanted = [q.output[0] for q in activations] + [q.input[0] for q in activations]
+    probe.graph.output.extend(info[name] for name in dict.fromkeys(wanted) if name in info)
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(probe.SerializeToString(), opts)
     values = dict(zip([o.name for o in sess.get_outputs()],
                       sess.run(None, {sess.get_inputs()[0].name: x_float}), strict=True))
     stats = []
-    for q in quantizers:
-        dqs = [c for c in graph.consumers.get(q.output[0], []) if c.op_type == "DequantizeLinear"]
-        if not dqs or graph.producer.get(q.input[0]) is None:
-            continue  # the graph input's own quantizer
-        layer = _layer_model(graph, q, dqs[0].output[0])
+    for q in regions.quantizers():  # the graph input's own quantizer is not a layer
+        if q.output[0] not in dequantized:
+            continue
+        layer, _ = regions.layer_model(q)
         edges = boundary(layer)
         feeds = {}
-        for info in edges.inputs:
-            name = info.name[: -len("__f")]
-            qn = graph.producer[name]
-            real = int8.dequantize(values[name], graph.const(qn.input[1]), graph.const(qn.input[2]))
-            feeds[info.name] = int8.quantize(real, info.scale, info.zero_point)
+        for info_in in edges.inputs:
+            name = info_in.name[: -len("__f")]
+            qn = regions.producer[name]
+            real = int8.dequantize(values[name], regions.inits[qn.input[1]],
+                                   regions.inits[qn.input[2]])
+            feeds[info_in.name] = int8.quantize(real, info_in.scale, info_in.zero_point)
         ours = next(iter(run_int8_reference(layer, feeds).values())).astype(np.int64)
-        ref = values[q.output[0]].astype(np.int64) - int(graph.const(q.input[2]))
+        ref = values[q.output[0]].astype(np.int64) - int(regions.inits[q.input[2]])
         diff = np.abs(ours.reshape(ref.shape) - edges.outputs[0].zero_point - ref)
-        ties = _tie_distances(diff, values[q.input[0]], graph.const(q.input[1]))
+        ties = _tie_distances(diff, values[q.input[0]], regions.inits[q.input[1]])
         stats.append((q.output[0], float((diff == 0).mean()), int(diff.max()),
                       _unexplained(ties), float(ties[1].max(initial=0.0))))
     return stats
