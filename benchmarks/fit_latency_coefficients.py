@@ -2,38 +2,47 @@
 
 For squeezenas-small subnets at 64x128 (6 classes, the demo's export,
 `tests.support.firmware_util.export_subnet`) and each MCU target in `--targets`, each subnet is
-compiled (the default ``--optimise size``: fused inverted residuals, the kernel library)
-and run once per layer in QEMU ``-icount shift=0`` through the runner `qanas bench
+compiled in the ``--optimise`` mode (``size``, the default: the first blocks in a patch
+stage, then fused inverted residuals; ``speed``: every inverted residual fused, no patch
+stage) and run once per layer in QEMU ``-icount shift=0`` through the runner `qanas bench
 --per-layer` uses (`qanas.bench.runners.make_runner`, ``per_layer=True``): retired
 instructions of every plan step, deterministic, so machine load does not change them.
 Each profiled step is matched to the subnet's layer descriptors (`SearchSpace.layer_specs`,
 what the analytic model prices) by `qanas.cost.latency_fit.step_rows`, and the model's
 coefficients are fitted per target by non-negative least squares
-(`qanas.cost.latency_fit.fit_target`), with leave-one-subnet-out R^2 / MAPE on whole models.
+(`qanas.cost.latency_fit.fit_target`), with leave-one-subnet-out R^2 / MAPE / Kendall's tau
+on whole models. Each mode has a fit of its own (``coefficients.<mode>`` of the file, its
+protocol ``protocol.<mode>``; a run replaces its mode's and keeps the other's); where the
+other mode's runs of the same subnets are saved, the quality also says how the other
+mode's fit, held out the same way, prices these builds (``other_mode_fit``):
 
     .venv/bin/python benchmarks/fit_latency_coefficients.py \\
         --which seed min max --random 2 --random-seed 1 \\
-        --targets cortex-m4 cortex-m7 cortex-m55
+        --targets cortex-m4 cortex-m7 cortex-m55 --optimise size
+    .venv/bin/python benchmarks/fit_latency_coefficients.py \\
+        --which seed min max --random 2 --random-seed 1 \\
+        --targets cortex-m4 cortex-m7 cortex-m55 --optimise speed
 
-Raw runs are kept in ``--runs`` (resumable: a (target, subnet) already there is not run
-again; ``--rerun TARGET ...`` drops those targets' saved runs first, for a kernel change
-that leaves the kernel generation as it is, such as the int4 kernels'); the fit is
-written to ``--out`` (default: the committed ``targets/latency_coefficients.json``, which
-`targets.latency` loads).
+Raw runs are kept in ``--runs`` (default: one file per mode, `RUNS`; resumable: a (target,
+subnet, mode) already there is not run again; ``--rerun TARGET ...`` drops those targets'
+saved runs first, for a kernel change that leaves the kernel generation as it is, such as
+the int4 kernels'); the fit is written to ``--out`` (default: the committed
+``targets/latency_coefficients.json``, which `targets.latency` loads).
 
 ``--bits w4`` fits the int4 kernels instead (`qanas.cost.latency_fit_int4`): each subnet
 is profiled twice, with every searchable conv at 4 bits and all-int8, and the
 4-bit kernels' steps are paired with the int8 kernels' steps of the same layers, and the
 fused inverted-residual steps of the two builds with each other (the ``fused_pointwise``
-rate of their 4-bit stages). It adds an ``int4`` section to each target's coefficients (and an ``int4`` protocol) and
-leaves the int8 coefficients as they are:
+rate of their 4-bit stages). It writes the ``int4`` section (the int4 / int8 ratios that
+scale either mode's int8 rates, `targets.latency.int4_rates`, scored against the int8 fit
+of its ``--optimise`` mode) and an ``int4`` protocol, and leaves the int8 coefficients as
+they are; its all-int8 builds are the ``speed`` int8 fit's runs:
 
     .venv/bin/python benchmarks/fit_latency_coefficients.py --bits w4 --optimise speed \\
         --which seed min max --random 2 --random-seed 1 \\
         --targets cortex-m4 cortex-m7 cortex-m55
 
-``--fit-only`` refits from the saved runs without QEMU (``--bits w4 --optimise speed
---fit-only`` for the int4 rates).
+``--fit-only`` refits from the saved runs without QEMU.
 """
 
 from __future__ import annotations
@@ -52,8 +61,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 SPACE = "squeezenas-small"
 SIZE = (64, 128)
 NUM_CLASSES = 6
-RUNS = Path(__file__).parent / "results" / "latency_fit_runs.json"
-INT4_RUNS = Path(__file__).parent / "results" / "latency_fit_int4_runs.json"
+RUNS = {mode: Path(__file__).parent / "results" / f"latency_fit_{mode}_runs.json"
+        for mode in ("size", "speed")}
+"""The saved runs of each ``--optimise`` mode (the int8 and the 4-bit builds)."""
 
 
 def profile_subnet(onnx_path: Path, target_name: str, optimise: str, work: Path) -> dict:
@@ -144,38 +154,61 @@ def collect(configs: list[tuple[str, str]], targets: list[str], optimise: str,
     return runs
 
 
-def fit_int8(args, runs: dict) -> dict:
-    """The whole coefficient file: every target's int8 fit of `runs`, with its protocol."""
+def protocol_command(args) -> str:
+    """The command line that profiles and fits what `args` does."""
+    bits = ["--bits", args.bits] if args.bits != "w8" else []
+    return "python benchmarks/fit_latency_coefficients.py " + " ".join(
+        [*bits, "--which", *args.which, "--random", str(args.random), "--random-seed",
+         str(args.random_seed), "--targets", *args.targets, "--optimise", args.optimise])
+
+
+def mode_runs(runs: dict, target: str, optimise: str, configs: list[str]) -> list[dict]:
+    """The saved runs of `target` built in `optimise` mode of the models `configs`."""
+    wanted = set(configs)
+    return [r for r in runs.get("runs", []) if r["target"] == target
+            and r["optimise"] == optimise and r["subnet"] in wanted]
+
+
+def fit_int8(args, runs: dict, document: dict) -> dict:
+    """`document` (the committed coefficient file) with every target's int8 fit of the
+    ``args.optimise`` runs in `runs`, and its protocol; the other mode's fit and the int4
+    section are kept."""
     from compiler.version import KERNEL_GENERATION
     from qanas.cost.latency_fit import fit_target
 
+    configs = [c for _, c in subnet_configs(
+        args.which + random_subnets(args.random, args.random_seed), "w8")]
+    other = next(m for m in RUNS if m != args.optimise)
+    other_runs = json.loads(RUNS[other].read_text()) if RUNS[other].is_file() else {}
     fits, toolchains = {}, {}
     for target in args.targets:
-        rows = [r for r in runs["runs"] if r["target"] == target]
+        rows = mode_runs(runs, target, args.optimise, configs)
         if not rows:
             continue
-        fits[target] = fit_target(target, rows, SPACE, SIZE, NUM_CLASSES)
+        transfer = mode_runs(other_runs, target, other, configs)
+        if len(transfer) != len(rows):
+            print(f"{target}: {RUNS[other]} lacks --optimise {other} runs of these subnets; "
+                  f"the quality leaves out its fit's error on them", file=sys.stderr)
+            transfer = None
+        fits[target] = fit_target(target, rows, SPACE, SIZE, NUM_CLASSES, transfer)
         toolchains[target] = rows[0].get("toolchain")
         print(json.dumps({target: fits[target]["quality"]}), file=sys.stderr)
-    return {
-        "protocol": {
-            "command": "python benchmarks/fit_latency_coefficients.py " + " ".join(
-                ["--which", *args.which, "--random", str(args.random), "--random-seed",
-                 str(args.random_seed), "--targets", *args.targets, "--optimise",
-                 args.optimise]),
-            "kernel_generation": KERNEL_GENERATION,
-            "date": datetime.date.today().isoformat(),
-            "space": SPACE, "image_size": list(SIZE), "num_classes": NUM_CLASSES,
-            "unit": "instructions (QEMU -icount shift=0, read as cycles)",
-            "qemu": qemu_version(), "toolchains": toolchains,
-        },
-        "coefficients": fits,
+    document.setdefault("protocol", {})[args.optimise] = {
+        "command": protocol_command(args),
+        "kernel_generation": KERNEL_GENERATION,
+        "date": datetime.date.today().isoformat(),
+        "space": SPACE, "image_size": list(SIZE), "num_classes": NUM_CLASSES,
+        "unit": "instructions (QEMU -icount shift=0, read as cycles)",
+        "qemu": qemu_version(), "toolchains": toolchains,
     }
+    document.setdefault("coefficients", {})[args.optimise] = fits
+    return document
 
 
 def fit_int4(args, runs: dict, document: dict) -> dict:
-    """`document` (the committed int8 fit) with every target's ``int4`` section fitted to
-    `runs` and an ``int4`` protocol; its int8 coefficients are left as they are."""
+    """`document` (the committed int8 fits) with every target's ``int4`` section fitted to
+    `runs` (scored against the int8 fit of ``args.optimise``) and an ``int4`` protocol; its
+    int8 coefficients are left as they are."""
     from compiler.version import KERNEL_GENERATION
     from qanas.cost.latency_fit_int4 import fit_int4 as fit_target_int4
     from qanas.space import get_space
@@ -183,7 +216,7 @@ def fit_int4(args, runs: dict, document: dict) -> dict:
     from qanas.space.layer_bits import layer_bit_widths
     from targets.latency import load_fitted
 
-    space, base = get_space(SPACE), load_fitted(args.out)
+    space, base = get_space(SPACE), load_fitted(args.out, args.optimise)
     for target in args.targets:
         rows = {r["subnet"]: r for r in runs["runs"]
                 if r["target"] == target and r["optimise"] == args.optimise}
@@ -200,15 +233,13 @@ def fit_int4(args, runs: dict, document: dict) -> dict:
         if not subnets:
             continue
         if target not in base:
-            raise SystemExit(f"{args.out} has no int8 fit of {target}: fit it first (the "
-                             "command in its protocol)")
+            raise SystemExit(f"{args.out} has no --optimise {args.optimise} int8 fit of "
+                             f"{target}: fit it first (the command of --bits w4 without it)")
         section = fit_target_int4(base[target], subnets)
-        document["coefficients"][target]["int4"] = section
+        document.setdefault("int4", {})[target] = section
         print(json.dumps({target: section["quality"]}), file=sys.stderr)
     document["protocol"]["int4"] = {
-        "command": "python benchmarks/fit_latency_coefficients.py --bits w4 " + " ".join(
-            ["--which", *args.which, "--random", str(args.random), "--random-seed",
-             str(args.random_seed), "--targets", *args.targets, "--optimise", args.optimise]),
+        "command": protocol_command(args),
         "kernel_generation": KERNEL_GENERATION,
         "date": datetime.date.today().isoformat(),
         "subnets": "each with every searchable conv at 4 bits, paired with itself all-int8",
@@ -231,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bits", default="w8", choices=("w8", "w4"),
                         help="w8: the int8 coefficients; w4: the int4 rates (module docstring)")
     parser.add_argument("--runs", type=Path, default=None,
-                        help=f"raw runs (default {RUNS.name}, {INT4_RUNS.name} for --bits w4)")
+                        help="raw runs (default: " + ", ".join(
+                            f"{p.name} for --optimise {m}" for m, p in RUNS.items()) + ")")
     parser.add_argument("--out", type=Path, default=COEFFICIENTS_PATH)
     parser.add_argument("--fit-only", action="store_true", help="fit the runs already saved")
     parser.add_argument("--rerun", nargs="+", default=[], metavar="TARGET",
@@ -240,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.rerun) - set(args.targets))
     if unknown:
         parser.error(f"--rerun {' '.join(unknown)}: not in --targets {' '.join(args.targets)}")
-    runs_path = args.runs or (INT4_RUNS if args.bits == "w4" else RUNS)
+    runs_path = args.runs or RUNS[args.optimise]
     if args.fit_only:
         runs = json.loads(runs_path.read_text())
     else:
@@ -251,11 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.bits == "w4":
         document = fit_int4(args, runs, old)
     else:
-        document = fit_int8(args, runs)
+        document = fit_int8(args, runs, old)
         int4 = old.get("protocol", {}).get("int4")
-        if int4:  # its rates scale the int8 ones just replaced
-            print(f"the int4 rates of {args.out} are dropped with the int8 fit they scale: "
-                  f"refit them with {int4['command']}", file=sys.stderr)
+        if int4 and f"--optimise {args.optimise}" in int4["command"]:
+            print(f"the int4 section of {args.out} is scored against the int8 fit just "
+                  f"replaced: refit it with {int4['command']} --fit-only", file=sys.stderr)
     args.out.write_text(json.dumps(document, indent=1) + "\n")
     return 0
 

@@ -17,14 +17,21 @@ are hand-picked estimates (said so in their rationale), chosen to rank subnets, 
 predict wall time. The per-block lookup table measured under QEMU / on boards replaces
 this model where it exists (``qanas.cost.hardware.LatencyModel``).
 
+The compiler's two modes (``--optimise``, `FIT_MODES`) run different kernels, so the file
+holds one int8 fit per mode and CPU (``coefficients.<mode>.<cpu>``, with its protocol under
+``protocol.<mode>``): ``size`` builds run the first blocks in a patch stage, ``speed`` builds
+every inverted residual as one fused kernel call. `coefficients_for` takes the mode the
+subnets are deployed with; a CPU without a fit of that mode gets its hand-picked set.
+
 A conv whose 4-bit weights run on the int4 kernels (docs/int4-weights.md) costs its MACs
-at ``int4_macs_per_cycle[class]`` instead: a fit's ``int4`` section, the int8 rate scaled
-by the cost of the int4 kernels against the int8 kernels on the same layers of compiled
-subnets (``benchmarks/fit_latency_coefficients.py --bits w4``). The 1×1 stages of a fused
-inverted residual have a rate of their own, ``fused_pointwise`` (the int4 stages cost more
-inside the fused kernel than as a step of their own); a set without it prices them at the
-``pointwise`` int4 rate. A class without an int4 fit (and every hand-picked set) prices
-4-bit layers as int8.
+at ``int4_macs_per_cycle[class]`` instead: the int8 rate of the class scaled by the cost of
+the int4 kernels against the int8 kernels on the same layers of compiled subnets
+(``benchmarks/fit_latency_coefficients.py --bits w4``, the file's ``int4.<cpu>``
+section: ``int4_over_int8`` per class, and the extra cycles per MAC of the 4-bit 1×1 stages
+of a fused inverted residual, which give them a rate of their own, ``fused_pointwise``;
+`int4_rates`). Those ratios are properties of the kernels, so they scale the int8 rates of
+either mode. A class without an int4 fit (and every hand-picked set) prices 4-bit layers
+as int8.
 
 Depends on nothing but `targets.cost` (the layer descriptors) and the JSON file.
 """
@@ -44,6 +51,8 @@ FUSED_POINTWISE = "fused_pointwise"
 INT4_CLASSES = ("conv", "pointwise", FUSED_POINTWISE)
 """The classes with int4-weight kernels (depthwise and linear layers stay int8):
 `FUSED_POINTWISE` is a 1×1 stage of a fused inverted residual, its int8 rate ``pointwise``."""
+FIT_MODES = ("size", "speed")
+"""The compiler's ``--optimise`` modes, each with int8 coefficients of its own."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,8 @@ class LatencyCoefficients:
             layers, resize and elementwise kernels), its MAC time alone.
         int4_macs_per_cycle: MACs per cycle of the int4-weight kernels, per class they
             have a fit for (`INT4_CLASSES`); empty when none is fitted.
+        optimise: the compiler mode (`FIT_MODES`) whose builds the set was fitted on;
+            None for a hand-picked set.
     """
 
     name: str
@@ -71,6 +82,7 @@ class LatencyCoefficients:
     extra: Mapping[str, float] = field(default_factory=dict)
     roofline: bool = True
     int4_macs_per_cycle: Mapping[str, float] = field(default_factory=dict)
+    optimise: str | None = None
 
     def __post_init__(self):
         missing = set(LAYER_CLASSES) - set(self.macs_per_cycle)
@@ -92,47 +104,77 @@ class LatencyCoefficients:
         return rate
 
 
-COEFFICIENTS: Registry[LatencyCoefficients] = Registry("latency coefficient set")
+def int4_rates(macs_per_cycle: Mapping[str, float], int4_over_int8: Mapping[str, float],
+               fused_extra_cycles_per_mac: float | None = None) -> dict[str, float]:
+    """The int4 rates of a set with int8 rates `macs_per_cycle`: each class of
+    `int4_over_int8` (its int4 kernels' instructions over the int8 kernels') slowed by its
+    ratio, and `FUSED_POINTWISE` the ``pointwise`` rate with `fused_extra_cycles_per_mac`
+    more cycles per MAC (None: not fitted)."""
+    rates = {c: round(macs_per_cycle[c] / r, 4) for c, r in int4_over_int8.items()
+             if c != FUSED_POINTWISE}
+    if fused_extra_cycles_per_mac is not None:
+        rates[FUSED_POINTWISE] = round(
+            1 / (1 / macs_per_cycle["pointwise"] + fused_extra_cycles_per_mac), 4)
+    return rates
+
+
+def check_mode(optimise: str) -> str:
+    """`optimise`, checked to be one of `FIT_MODES`."""
+    if optimise not in FIT_MODES:
+        raise ValueError(f"--optimise {optimise!r} has no latency coefficients: the compiler's "
+                         f"modes are {', '.join(FIT_MODES)}; pass one of them")
+    return optimise
+
 
 COEFFICIENTS_PATH = Path(__file__).with_name("latency_coefficients.json")
 """The fitted coefficients (written by ``benchmarks/fit_latency_coefficients.py``)."""
 
 
-def load_fitted(path: Path = COEFFICIENTS_PATH) -> dict[str, LatencyCoefficients]:
-    """The fitted coefficient sets of `path` by CPU name (empty when the file is absent)."""
+def load_fitted(path: Path = COEFFICIENTS_PATH, optimise: str = "size"
+                ) -> dict[str, LatencyCoefficients]:
+    """The coefficient sets of `path` fitted on `optimise` builds, by CPU name (empty when
+    the file is absent or has no fit of that mode); each with the int4 rates of the file's
+    ``int4`` section."""
+    check_mode(optimise)
     if not path.is_file():
         return {}
     document = json.loads(path.read_text())
-    protocol = document.get("protocol", {})
+    protocol = document.get("protocol", {}).get(optimise, {})
+    int4_sections = document.get("int4", {})
     fitted = {}
-    for name, fit in document.get("coefficients", {}).items():
+    for name, fit in document.get("coefficients", {}).get(optimise, {}).items():
         quality = fit.get("quality", {})
-        int4 = fit.get("int4", {})
+        int4 = int4_sections.get(name, {})
+        macs = dict(fit["macs_per_cycle"])
         fitted[name] = LatencyCoefficients(
-            name, dict(fit["macs_per_cycle"]), float(fit["bytes_per_cycle"]),
-            float(fit["cycles_per_layer"]),
-            f"fitted to our kernels' QEMU instruction counts (kernel generation "
-            f"{protocol.get('kernel_generation')}, {protocol.get('date')}; held-out whole-model "
-            f"MAPE {quality.get('heldout_mape')} %); {fit.get('note', '')}".rstrip("; "),
+            name, macs, float(fit["bytes_per_cycle"]), float(fit["cycles_per_layer"]),
+            f"fitted to our kernels' QEMU instruction counts of --optimise {optimise} builds "
+            f"(kernel generation {protocol.get('kernel_generation')}, {protocol.get('date')}; "
+            f"held-out whole-model MAPE {quality.get('heldout_mape')} %); "
+            f"{fit.get('note', '')}".rstrip("; "),
             roofline=bool(fit.get("roofline", True)),
-            int4_macs_per_cycle=dict(int4.get("macs_per_cycle", {})))
+            int4_macs_per_cycle=int4_rates(macs, int4.get("int4_over_int8", {}),
+                                           int4.get("fused_extra_cycles_per_mac")),
+            optimise=optimise)
     return fitted
 
 
-_FITTED = load_fitted()
+FITTED: dict[str, dict[str, LatencyCoefficients]] = {mode: load_fitted(optimise=mode)
+                                                     for mode in FIT_MODES}
+"""The committed fits: mode (`FIT_MODES`) → CPU name → coefficients."""
 HAND_PICKED: dict[str, LatencyCoefficients] = {}
 """The hand-picked estimates by CPU name, fitted or not (a fit's fallback and its baseline)."""
+COEFFICIENTS: Registry[LatencyCoefficients] = Registry("latency coefficient set")
+"""Every CPU's hand-picked set, labelled as such: what a CPU without a fit of the
+requested mode is priced with."""
 
 
 def _register(c: LatencyCoefficients) -> LatencyCoefficients:
-    """Registers the fitted set of `c.name` when there is one, else the hand-picked `c`."""
+    """Registers the hand-picked `c` (and its relabelled fallback)."""
     HAND_PICKED[c.name] = c
-    if c.name in _FITTED:
-        return COEFFICIENTS.register(c.name, _FITTED[c.name])
-    hand_picked = LatencyCoefficients(
+    return COEFFICIENTS.register(c.name, LatencyCoefficients(
         c.name, c.macs_per_cycle, c.bytes_per_cycle, c.cycles_per_layer,
-        f"hand-picked, not fitted: {c.rationale}", c.extra)
-    return COEFFICIENTS.register(c.name, hand_picked)
+        f"hand-picked, not fitted: {c.rationale}", c.extra))
 
 
 _register(LatencyCoefficients(
@@ -158,14 +200,19 @@ _register(LatencyCoefficients(
     "calling convention"))
 
 
-def coefficients_for(cpu: str, isa: str = "") -> LatencyCoefficients:
-    """The coefficients for a CPU (falling back to its ISA); unknown names list the known ones.
+def coefficients_for(cpu: str, isa: str = "", optimise: str = "size") -> LatencyCoefficients:
+    """The coefficients for a CPU (falling back to its ISA) running ``--optimise optimise``
+    builds: the fit of that mode, else the hand-picked set; unknown names list the known
+    ones, an unknown mode the modes.
 
     Example:
-        >>> coefficients_for("cortex-m7").name
-        'cortex-m7'
+        >>> coefficients_for("cortex-m7", optimise="speed").optimise
+        'speed'
     """
+    fitted = FITTED[check_mode(optimise)]
     for key in (cpu, isa):
+        if key in fitted:
+            return fitted[key]
         if key in COEFFICIENTS:
             return COEFFICIENTS.get(key)
     known = ", ".join(COEFFICIENTS.names())

@@ -11,8 +11,9 @@
   `compiler.plan_only.plan_model_memory`): the compiled arena byte for byte, with the
   memory techniques of the chosen ``optimise`` mode.
 * **latency**: a `LatencyModel`. `AnalyticLatencyModel` uses the coefficients of
-  `targets.latency` (a model, labelled ``analytic:<cpu>``); a per-block lookup
-  table measured with the runners plugs in through the same `predict` method.
+  `targets.latency` fitted on builds of the same ``optimise`` mode (a model, labelled
+  ``analytic:<cpu>``); a per-block lookup table measured with the runners plugs in
+  through the same `predict` method.
 
 Profiles are cached per architecture string.
 
@@ -63,15 +64,20 @@ class AnalyticLatencyModel:
         target: the device; its `cpu` (then `isa`) selects the coefficients.
         image_size: input (H, W).
         num_classes: classifier width (the space's default when None).
+        optimise: the compiler mode the subnets are deployed with; it selects the
+            coefficients fitted on builds of that mode (`targets.latency.coefficients_for`).
+
+    Raises:
+        ConfigError: no coefficients for the target's CPU, or an unknown `optimise`.
     """
 
     def __init__(self, space: SearchSpace, target: Target, image_size: tuple[int, int],
-                 num_classes: int | None = None):
+                 num_classes: int | None = None, optimise: str = "size"):
         self.space, self.target = space, target
         self.image_size, self.num_classes = tuple(image_size), num_classes
         try:
-            self.coeffs = coefficients_for(target.cpu, target.isa)
-        except KeyError as exc:
+            self.coeffs = coefficients_for(target.cpu, target.isa, optimise)
+        except (KeyError, ValueError) as exc:
             raise ConfigError(str(exc.args[0])) from None
         self.source = f"analytic:{self.coeffs.name}"
 
@@ -154,7 +160,8 @@ class HardwareCostModel:
         num_classes: classifier width (the space's default when None).
         latency_model: a `LatencyModel`; `AnalyticLatencyModel` when None.
         planner: memory planner name (the compiler's default ``"greedy"``).
-        optimise: the compiler's ``--optimise`` mode the SRAM is planned with.
+        optimise: the compiler's ``--optimise`` mode the SRAM is planned with and the
+            analytic latency is fitted on.
         seed: seeds the weights and calibration of the subnets exported for the SRAM plan.
         sram_model: a `SramModel`; a `CompiledSramModel` (the compiler's plan-only arena
             with `planner`, `optimise` and `seed`) when None.
@@ -167,8 +174,9 @@ class HardwareCostModel:
         self.space, self.target = space, target
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.num_classes = num_classes if num_classes is not None else getattr(space, "num_classes", 19)
+        self.optimise = optimise
         self.latency_model = latency_model or AnalyticLatencyModel(
-            space, target, self.image_size, self.num_classes)
+            space, target, self.image_size, self.num_classes, optimise)
         self.planner = planner
         if sram_model is None:
             from qanas.cost.sram import CompiledSramModel  # imports the exporter, torch

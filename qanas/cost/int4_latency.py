@@ -61,16 +61,18 @@ class WeightBitsLatency:
 
     Args:
         target: the CPU target (its `cpu`, then `isa`, selects the coefficients).
+        optimise: the compiler mode the subnets are deployed with (selects the int8 rates
+            the int4 ones scale).
 
     Raises:
-        ConfigError: no analytic coefficients for the target's CPU.
+        ConfigError: no analytic coefficients for the target's CPU, or an unknown mode.
     """
 
-    def __init__(self, target: Target):
+    def __init__(self, target: Target, optimise: str = "size"):
         self.target = target
         try:
-            self.coeffs = coefficients_for(target.cpu, target.isa)
-        except KeyError as exc:
+            self.coeffs = coefficients_for(target.cpu, target.isa, optimise)
+        except (KeyError, ValueError) as exc:
             raise ConfigError(str(exc.args[0])) from None
         self._warned: set[str] = set()
 

@@ -7,6 +7,8 @@ convs with an int4 step of their own (`qanas.space.layer_bits.int4_step_layers`)
 them, layer by layer; the ratio of the int4 to the int8 instructions of a class's pairs
 (summed over every subnet) scales the int8 rate of the class: the int4 rate is
 ``macs_per_cycle[class] / ratio``. A class with no pair keeps its int8 rate (listed).
+The ratios describe the kernels, not one compiler mode: `targets.latency.int4_rates`
+scales the int8 rates of either ``--optimise`` mode by them.
 
 The 4-bit 1×1 stages of fused inverted residuals run inside a ``qanas_inverted_residual_s8``
 step in both builds (`qanas.space.layer_bits.fused_blocks`, block by block in step order):
@@ -28,10 +30,10 @@ from qanas.cost.latency_fit import quality
 from qanas.space.layer_bits import fused_blocks, fused_convs, int4_kernel_layers, int4_step_layers
 from targets.cost import LayerSpec
 from targets.latency import (
-    FUSED_POINTWISE,
     INT4_CLASSES,
     LatencyCoefficients,
     analytic_cycles,
+    int4_rates,
     layer_class,
 )
 
@@ -129,10 +131,8 @@ def with_int4(base: LatencyCoefficients, ratios: dict[str, float],
               fused_extra: float | None = None) -> LatencyCoefficients:
     """`base` with int4 rates: its int8 rate of each class divided by the class's ratio,
     and the fused stages' pointwise rate slowed by `fused_extra` cycles per MAC."""
-    rates = {c: round(base.macs_per_cycle[c] / r, 4) for c, r in ratios.items()}
-    if fused_extra is not None:
-        rates[FUSED_POINTWISE] = round(1 / (1 / base.macs_per_cycle["pointwise"] + fused_extra), 4)
-    return dataclasses.replace(base, int4_macs_per_cycle=rates)
+    return dataclasses.replace(base, int4_macs_per_cycle=int4_rates(base.macs_per_cycle, ratios,
+                                                                   fused_extra))
 
 
 def _predicted_int4(pairs, ratios: dict[str, float]) -> float:
@@ -144,10 +144,13 @@ def _predicted_fused(pairs, extra: float | None) -> float:
 
 
 def fit_int4(base: LatencyCoefficients, subnets: list[dict]) -> dict:
-    """The int4 section of one CPU's fitted coefficients, JSON-ready.
+    """The int4 section of one CPU's fitted coefficients, JSON-ready: the ratios that
+    scale int8 rates to int4 ones (`targets.latency.int4_rates`), and their quality with
+    `base`'s int8 rates.
 
     Args:
-        base: the CPU's int8 coefficients (kept as they are).
+        base: the CPU's int8 coefficients of the mode the subnets were compiled in (kept
+            as they are).
         subnets: one per profiled subnet: ``{"which", "layers"` (descriptors), ``"widths"``
             (bits of every conv), ``"int4"`` and ``"int8"`` (the two runs: ``{"instructions",
             "layers": [steps]}``)}``.
@@ -186,15 +189,15 @@ def fit_int4(base: LatencyCoefficients, subnets: list[dict]) -> dict:
     fused_rows = [r for r in rows if r["fused_steps"]]
     missing = [c for c in INT4_CLASSES if c not in fitted.int4_macs_per_cycle]
     return {
-        "macs_per_cycle": dict(fitted.int4_macs_per_cycle),
-        "int4_over_int8": {c: round(r, 4) for c, r in ratios.items()} | (
-            {} if extra is None
-            else {FUSED_POINTWISE: round(1 + extra * base.macs_per_cycle["pointwise"], 4)}),
+        "int4_over_int8": {c: round(r, 4) for c, r in ratios.items()},
         "fused_extra_cycles_per_mac": None if extra is None else round(extra, 4),
+        "optimise": base.optimise,
         "note": (f"no int4 kernel step of class {', '.join(missing)} in the data: priced as "
                  "int8" if missing else ""),
         "quality": {
             "subnets": len(subnets), "pairs": sum(len(p) for p in pairs),
+            "fused_over_int8_pointwise": None if extra is None else round(
+                1 + extra * base.macs_per_cycle["pointwise"], 4),
             "heldout_step_mape": quality([r["heldout_predicted_int4_steps"] for r in steps],
                                          [r["measured_int4_steps"] for r in steps])["mape"]
             if held and steps else None,

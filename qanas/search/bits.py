@@ -11,7 +11,8 @@ model into their (architecture, bits) versions:
   the int4 kernels (`qanas.space.layer_bits.int4_kernel_layers`: on their own, or as
   stages of the fused inverted-residual kernel or layers of the patch stage), lower its
   flash by what their packed weights save (two weights per byte) and are priced at the
-  target's int4 rates (`qanas.cost.int4_latency.WeightBitsLatency`). SRAM is unchanged
+  target's int4 rates of the search's ``--optimise`` mode
+  (`qanas.cost.int4_latency.WeightBitsLatency`). SRAM is unchanged
   (activations stay int8).
 
 Ethos-U targets are refused: Vela compiles int8 weights only.
@@ -42,14 +43,16 @@ def check_bits(bits: str, target) -> None:
 
 class BitsCostModel:
     """A cost model's profile of the architecture, with the flash and latency of the
-    config's bits."""
+    config's bits: the 4-bit convs priced with the coefficients of the inner model's
+    compiler mode (`HardwareCostModel.optimise`; the compiler's default, ``size``, for a
+    model that does not say)."""
 
     def __init__(self, inner, space: WeightBitsSpace):
         from qanas.cost.int4_latency import WeightBitsLatency
 
         self.inner, self.space = inner, space
         self.target = inner.target
-        self.bits_latency = WeightBitsLatency(inner.target)
+        self.bits_latency = WeightBitsLatency(inner.target, getattr(inner, "optimise", "size"))
 
     def _widths(self, cfg):
         """(layer descriptors, weight bits of every conv) of a mixed `cfg`; None for int8."""

@@ -53,7 +53,8 @@ def latency_costs(source: str | None, lut_path: str | None, space, target, image
     With no `source`, the search's own latency model is followed
     (`qanas.cost.latency_model_for`): the table given as `lut_path`, else the committed
     table measured for exactly this space, target, size, class count and ``--optimise``
-    mode (skipped with `no_lut`), else the target's analytic cycle model.
+    mode (skipped with `no_lut`), else the target's analytic cycle model (its coefficients
+    fitted on ``--optimise`` builds).
 
     Raises:
         ConfigError: an unknown source, or "lut" with no table for this setting.
@@ -75,7 +76,7 @@ def latency_costs(source: str | None, lut_path: str | None, space, target, image
     if source == "analytic":
         from qanas.cost.hardware import AnalyticLatencyModel
 
-        model = AnalyticLatencyModel(space, target, image_size, num_classes)
+        model = AnalyticLatencyModel(space, target, image_size, num_classes, optimise)
         return choice_costs(space, lambda c: model.predict(c).value, model.source, "cycles"), None
     if model is None:
         from qanas.cost.lut.committed import latency_lut_model

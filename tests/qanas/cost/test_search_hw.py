@@ -21,7 +21,7 @@ from qanas.errors import ConfigError
 from qanas.space import get_space
 from qanas.supernet import build_supernet
 from targets import Target, get_target, total_macs
-from targets.latency import coefficients_for
+from targets.latency import analytic_cycles, coefficients_for
 
 SPACE = "squeezenas-small"
 SIZE = (32, 64)
@@ -75,6 +75,34 @@ def test_unknown_cpu_is_a_clear_error():
     with pytest.raises(ConfigError, match="known: .*cortex-m4"):
         AnalyticLatencyModel(get_space(SPACE), target, SIZE, 4)
     assert coefficients_for("nope", "aarch64").name == "aarch64"
+
+
+def test_the_search_prices_latency_with_the_fit_of_the_mode_it_plans_for():
+    """`qanas search --optimise speed` (the demo's mode) predicts analytic latency with the
+    coefficients fitted on speed builds, a size search with the size fit; a mixed-precision
+    search prices its 4-bit convs at the int4 rates of the same mode."""
+    from types import SimpleNamespace
+
+    from qanas.cost import cost_model_for
+    from qanas.search.bits import mixed_precision
+
+    space, target = get_space(SPACE), get_target("cortex-m55")
+    cfg = space.seed_config()
+    specs = space.layer_specs(cfg, SIZE, 4)
+    predicted = {}
+    for optimise in ("size", "speed"):
+        coeffs = coefficients_for(target.cpu, target.isa, optimise)
+        assert coeffs.optimise == optimise and coeffs.rationale.startswith("fitted")
+        choice = cost_model_for(target, space, SIZE, 4, no_lut=True, optimise=optimise)
+        assert choice.model.latency_model.coeffs is coeffs
+        predicted[optimise] = choice.model.latency_model.predict(cfg).value
+        assert predicted[optimise] == analytic_cycles(specs, coeffs)
+        mixed_precision(SimpleNamespace(image_size=SIZE, num_classes=4, evaluator=None),
+                        choice, "w4w8", target)
+        assert choice.model.bits_latency.coeffs is coeffs
+    assert predicted["size"] != predicted["speed"]
+    with pytest.raises(ConfigError, match="--optimise 'fast'.*size, speed"):
+        AnalyticLatencyModel(space, target, SIZE, 4, optimise="fast")
 
 
 ARENA_SUBNETS = (  # (space, which): min / seed config, or a seeded `space.sample`
