@@ -2,14 +2,18 @@
 
 This is a *model*, not a measurement. Each layer costs
 
-    cycles(layer) = max(MACs / macs_per_cycle[class], bytes / bytes_per_cycle) + cycles_per_layer
+    cycles(layer) = max(MACs / macs_per_cycle[class] + outputs * cycles_per_output[class],
+                        bytes / bytes_per_cycle) + cycles_per_layer
 
-(a fitted set, ``roofline=False``, takes the MAC term alone for MAC-bearing layers)
+(a fitted set, ``roofline=False``, takes the MAC and output terms alone for MAC-bearing
+layers; a hand-picked set has no output term)
 
 where the class is ``conv`` (dense k×k), ``pointwise`` (1×1), ``depthwise``
 (groups == channels) or ``linear``; bytes are the int8 input and output
-activations plus int8 weights; elementwise, pooling, resize and concat layers are
-bounded by bytes alone. Where ``targets/latency_coefficients.json`` holds a fit for a
+activations plus int8 weights; outputs are the layer's output elements (each one
+requantised, clamped and stored whatever the kernel size, so a 5×5 depthwise conv costs
+less per MAC than a 3×3 one); elementwise, pooling, resize and concat layers are bounded
+by bytes alone. Where ``targets/latency_coefficients.json`` holds a fit for a
 CPU (``benchmarks/fit_latency_coefficients.py``: our kernels' retired instructions per
 layer under QEMU ``-icount``, fitted by non-negative least squares, with its kernel
 generation, command, date and fit quality), those coefficients are used; the others below
@@ -24,14 +28,13 @@ every inverted residual as one fused kernel call. `coefficients_for` takes the m
 subnets are deployed with; a CPU without a fit of that mode gets its hand-picked set.
 
 A conv whose 4-bit weights run on the int4 kernels (docs/int4-weights.md) costs its MACs
-at ``int4_macs_per_cycle[class]`` instead: the int8 rate of the class scaled by the cost of
-the int4 kernels against the int8 kernels on the same layers of compiled subnets
-(``benchmarks/fit_latency_coefficients.py --bits w4``, the file's ``int4.<cpu>``
-section: ``int4_over_int8`` per class, and the extra cycles per MAC of the 4-bit 1×1 stages
-of a fused inverted residual, which give them a rate of their own, ``fused_pointwise``;
-`int4_rates`). Those ratios are properties of the kernels, so they scale the int8 rates of
-either mode. A class without an int4 fit (and every hand-picked set) prices 4-bit layers
-as int8.
+at ``int4_macs_per_cycle[class]`` instead: the int8 rate of the class slowed by the extra
+cycles per MAC the int4 kernels take against the int8 kernels on the same layers of
+compiled subnets (``benchmarks/fit_latency_coefficients.py --bits w4``, the file's
+``int4.<cpu>.extra_cycles_per_mac``, `int4_rates`); the 1×1 stages of a fused inverted
+residual have an extra cost, so a rate, of their own (``fused_pointwise``). The extra
+cycles are the kernels' (unpacking the weights), so they slow the int8 rates of either
+mode. A class without an int4 fit (and every hand-picked set) prices 4-bit layers as int8.
 
 Depends on nothing but `targets.cost` (the layer descriptors) and the JSON file.
 """
@@ -64,6 +67,8 @@ class LatencyCoefficients:
         macs_per_cycle: sustained int8 MACs per cycle per layer class (`LAYER_CLASSES`).
         bytes_per_cycle: sustained activation/weight bytes moved per cycle.
         cycles_per_layer: fixed cost of one kernel call (loop setup, requant tables).
+        cycles_per_output: cycles per output element of a MAC-bearing layer, per class
+            (`LAYER_CLASSES`; requantising and storing it); a class without one has none.
         rationale: where the numbers come from.
         roofline: a MAC-bearing layer costs the larger of its MAC and byte times; when
             False (the fitted sets: their bytes_per_cycle is the rate of the byte-bound
@@ -83,6 +88,7 @@ class LatencyCoefficients:
     roofline: bool = True
     int4_macs_per_cycle: Mapping[str, float] = field(default_factory=dict)
     optimise: str | None = None
+    cycles_per_output: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
         missing = set(LAYER_CLASSES) - set(self.macs_per_cycle)
@@ -90,6 +96,10 @@ class LatencyCoefficients:
             raise ValueError(f"{self.name}: macs_per_cycle lacks classes {sorted(missing)}")
         if min(self.macs_per_cycle.values()) <= 0 or self.bytes_per_cycle <= 0:
             raise ValueError(f"{self.name}: throughputs must be positive")
+        if (set(self.cycles_per_output) - set(LAYER_CLASSES)
+                or min(self.cycles_per_output.values(), default=0.0) < 0):
+            raise ValueError(f"{self.name}: cycles_per_output takes non-negative costs of "
+                             f"{', '.join(LAYER_CLASSES)}; got {dict(self.cycles_per_output)}")
         unknown = set(self.int4_macs_per_cycle) - set(INT4_CLASSES)
         if unknown or min(self.int4_macs_per_cycle.values(), default=1.0) <= 0:
             raise ValueError(f"{self.name}: int4_macs_per_cycle takes positive rates of "
@@ -104,18 +114,19 @@ class LatencyCoefficients:
         return rate
 
 
-def int4_rates(macs_per_cycle: Mapping[str, float], int4_over_int8: Mapping[str, float],
-               fused_extra_cycles_per_mac: float | None = None) -> dict[str, float]:
+def int4_rates(macs_per_cycle: Mapping[str, float],
+               extra_cycles_per_mac: Mapping[str, float]) -> dict[str, float]:
     """The int4 rates of a set with int8 rates `macs_per_cycle`: each class of
-    `int4_over_int8` (its int4 kernels' instructions over the int8 kernels') slowed by its
-    ratio, and `FUSED_POINTWISE` the ``pointwise`` rate with `fused_extra_cycles_per_mac`
-    more cycles per MAC (None: not fitted)."""
-    rates = {c: round(macs_per_cycle[c] / r, 4) for c, r in int4_over_int8.items()
-             if c != FUSED_POINTWISE}
-    if fused_extra_cycles_per_mac is not None:
-        rates[FUSED_POINTWISE] = round(
-            1 / (1 / macs_per_cycle["pointwise"] + fused_extra_cycles_per_mac), 4)
-    return rates
+    `extra_cycles_per_mac` (`INT4_CLASSES`: the cycles per MAC the int4 kernels take more
+    than the int8 ones on the same layers; `FUSED_POINTWISE` over the ``pointwise`` rate)
+    that many cycles per MAC slower."""
+    unknown = set(extra_cycles_per_mac) - set(INT4_CLASSES)
+    if unknown:
+        raise ValueError(f"extra_cycles_per_mac takes {', '.join(INT4_CLASSES)}; got "
+                         f"{', '.join(sorted(unknown))}")
+    return {c: round(1 / (1 / macs_per_cycle["pointwise" if c == FUSED_POINTWISE else c]
+                          + extra), 4)
+            for c, extra in extra_cycles_per_mac.items()}
 
 
 def check_mode(optimise: str) -> str:
@@ -153,9 +164,8 @@ def load_fitted(path: Path = COEFFICIENTS_PATH, optimise: str = "size"
             f"held-out whole-model MAPE {quality.get('heldout_mape')} %); "
             f"{fit.get('note', '')}".rstrip("; "),
             roofline=bool(fit.get("roofline", True)),
-            int4_macs_per_cycle=int4_rates(macs, int4.get("int4_over_int8", {}),
-                                           int4.get("fused_extra_cycles_per_mac")),
-            optimise=optimise)
+            int4_macs_per_cycle=int4_rates(macs, int4.get("extra_cycles_per_mac", {})),
+            optimise=optimise, cycles_per_output=dict(fit.get("cycles_per_output", {})))
     return fitted
 
 
@@ -242,7 +252,8 @@ def layer_cycles(layer: LayerSpec, coeffs: LatencyCoefficients, int4: bool = Fal
     cls = layer_class(layer)
     if cls is not None:
         rate = coeffs.int4_rate(cls, fused) if int4 else coeffs.macs_per_cycle[cls]
-        compute = layer.macs / rate
+        compute = (layer.macs / rate
+                   + layer.output_elements * coeffs.cycles_per_output.get(cls, 0.0))
         cycles = max(cycles, compute) if coeffs.roofline else compute
     return cycles + coeffs.cycles_per_layer
 

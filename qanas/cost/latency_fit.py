@@ -13,10 +13,11 @@ the descriptors before its block (``stem`` when a patch stage is among them, els
 ``prologue``), and the steps after with every other descriptor (``head``). A subnet
 without fused steps, or with more than blocks, gives one whole-model row.
 
-On a row the model (``roofline=False``: MAC-bearing layers bound by MACs, the others by
-bytes) is
+On a row the model (``roofline=False``: MAC-bearing layers cost their MACs and outputs,
+the others their bytes) is
 
-    instructions = sum_class MACs_class / macs_per_cycle[class]
+    instructions = sum_class (MACs_class / macs_per_cycle[class]
+                              + outputs_class * cycles_per_output[class])
                    + bytes_of_byte_bound_layers / bytes_per_cycle + layers * cycles_per_layer
 
 which is linear in the reciprocals: `fit_target` solves it by non-negative least squares
@@ -45,8 +46,14 @@ from targets.latency import (
 
 FUSED_BLOCK = "qanas_inverted_residual_s8"
 PATCH_STAGE = "qanas_patch_stage_s8"
-FEATURES = (*LAYER_CLASSES, "bytes", "layers")
-"""Columns of a row: MACs per class, bytes of byte-bound layers, priced layers."""
+OUTPUTS = tuple(f"{c}_outputs" for c in LAYER_CLASSES)
+FEATURES = (*LAYER_CLASSES, *OUTPUTS, "bytes", "layers")
+"""Columns of a row: MACs per class, output elements per class, bytes of byte-bound
+layers, priced layers."""
+
+
+Rows = list[tuple[np.ndarray, float, str]]
+"""(features, measured instructions, group) rows (`step_rows`)."""
 
 
 def row_features(layers: list[LayerSpec]) -> np.ndarray:
@@ -61,6 +68,7 @@ def row_features(layers: list[LayerSpec]) -> np.ndarray:
                                              + layer.params)
         else:
             row[FEATURES.index(cls)] += layer.macs
+            row[FEATURES.index(f"{cls}_outputs")] += layer.output_elements
         row[FEATURES.index("layers")] += 1
     return row
 
@@ -70,8 +78,7 @@ def _block_of(layer: LayerSpec) -> str | None:
     return ".".join(parts[:2]) if parts[0] == "blocks" and len(parts) > 2 else None
 
 
-def step_rows(layers: list[LayerSpec], steps: list[dict]) -> list[tuple[np.ndarray, float,
-                                                                        str]]:
+def step_rows(layers: list[LayerSpec], steps: list[dict]) -> Rows:
     """(features, measured instructions, group) rows of one profiled subnet (module
     docstring); the group is ``block``, ``stem`` (with a patch stage), ``prologue``
     (without), ``head`` or ``model`` (a whole subnet).
@@ -106,12 +113,29 @@ def step_rows(layers: list[LayerSpec], steps: list[dict]) -> list[tuple[np.ndarr
     return rows
 
 
-def solve(rows: list[tuple[np.ndarray, float, str]]) -> np.ndarray:
+def fitted_columns(rows: Rows) -> np.ndarray:
+    """Which `FEATURES` columns the rows can fit: those with data, less a class's outputs
+    where every row has the same MACs per output (the stem conv alone: its MAC and output
+    costs cannot be told apart, so its MACs carry both)."""
+    a = np.array([r[0] for r in rows], dtype=float)
+    columns = a.max(axis=0) > 0
+    for cls in LAYER_CLASSES:
+        k, o = FEATURES.index(cls), FEATURES.index(f"{cls}_outputs")
+        has = a[:, o] > 0
+        if has.any() and np.ptp(a[has, k] / a[has, o]) <= 1e-9 * a[has, k].max() / a[has, o].max():
+            columns[o] = False
+    return columns
+
+
+def solve(rows: Rows, columns: np.ndarray | None = None) -> np.ndarray:
     """Non-negative least squares of the rows, weighted by 1 / measured: the cost per
-    unit of each `FEATURES` column (instructions per MAC, per byte, per layer)."""
+    unit of each `FEATURES` column (instructions per MAC, per output, per byte, per layer);
+    columns outside `columns` (`fitted_columns` by default) cost nothing."""
     from scipy.optimize import nnls
 
-    a = np.array([r[0] for r in rows], dtype=float)
+    if columns is None:
+        columns = fitted_columns(rows)
+    a = np.array([r[0] for r in rows], dtype=float) * columns
     y = np.array([r[1] for r in rows], dtype=float)
     scale = np.where(a.max(axis=0) > 0, a.max(axis=0), 1.0)
     w = 1.0 / y
@@ -121,8 +145,9 @@ def solve(rows: list[tuple[np.ndarray, float, str]]) -> np.ndarray:
 
 def coefficients(name: str, cost: np.ndarray, seen: np.ndarray) -> tuple[
         LatencyCoefficients, list[str]]:
-    """Coefficients from per-unit costs; a term that is absent from the data (`seen`
-    false) or fitted to zero keeps the hand-picked value, and is listed."""
+    """Coefficients from per-unit costs; a throughput that is absent from the data (`seen`
+    false) or fitted to zero keeps the hand-picked value, and is listed; a class's cost per
+    output is fitted where its outputs are seen (the hand-picked sets have none)."""
     base = HAND_PICKED[name]
     kept = []
 
@@ -135,14 +160,19 @@ def coefficients(name: str, cost: np.ndarray, seen: np.ndarray) -> tuple[
 
     macs = {c: throughput(c, base.macs_per_cycle[c]) for c in LAYER_CLASSES}
     bytes_per_cycle = throughput("bytes", base.bytes_per_cycle)
+    per_output = {c: float(cost[FEATURES.index(f"{c}_outputs")]) for c in LAYER_CLASSES
+                  if seen[FEATURES.index(f"{c}_outputs")]}
     per_layer = float(cost[FEATURES.index("layers")])
-    return LatencyCoefficients(name, macs, bytes_per_cycle, per_layer, roofline=False), kept
+    return LatencyCoefficients(name, macs, bytes_per_cycle, per_layer, roofline=False,
+                               cycles_per_output=per_output), kept
 
 
-def _throughputs(c: LatencyCoefficients) -> np.ndarray:
-    """`FEATURES` units per cycle of `c` (per-layer cost as its reciprocal)."""
-    return np.array([*(c.macs_per_cycle[k] for k in LAYER_CLASSES), c.bytes_per_cycle,
-                     1.0 / c.cycles_per_layer if c.cycles_per_layer > 0 else np.inf])
+def _unit_costs(c: LatencyCoefficients) -> np.ndarray:
+    """Cycles per unit of each `FEATURES` column of `c`: a row's modelled cycles are its
+    features times these."""
+    return np.array([*(1.0 / c.macs_per_cycle[k] for k in LAYER_CLASSES),
+                     *(c.cycles_per_output.get(k, 0.0) for k in LAYER_CLASSES),
+                     1.0 / c.bytes_per_cycle, c.cycles_per_layer])
 
 
 def quality(predicted: list[float], measured: list[float]) -> dict:
@@ -158,9 +188,6 @@ def quality(predicted: list[float], measured: list[float]) -> dict:
             "max_ape": round(float((abs(p - m) / m).max() * 100), 2),
             "mean_error": round(float(((p - m) / m).mean() * 100), 2),
             "kendall_tau": round(float(kendalltau(p, m).statistic), 3) if len(m) > 1 else None}
-
-
-Rows = list[tuple[np.ndarray, float, str]]
 
 
 def profiled_rows(runs: list[dict], space_name: str, image_size: tuple[int, int],
@@ -196,9 +223,9 @@ def transfer_quality(name: str, fitted_runs: list[dict], runs: list[dict], space
                          "profile the same subnets in both modes")
     _, rows = profiled_rows(fitted_runs, space_name, image_size, num_classes)
     specs, _ = profiled_rows(runs, space_name, image_size, num_classes)
-    seen = np.array([r[0] for r in _fitted_rows(rows)]).max(axis=0) > 0
+    seen = fitted_columns(_fitted_rows(rows))
     predicted = [analytic_cycles(s, coefficients(name, solve(_fitted_rows(
-        rows, index[r["subnet"]])), seen)[0]) for s, r in zip(specs, runs, strict=True)]
+        rows, index[r["subnet"]]), seen), seen)[0]) for s, r in zip(specs, runs, strict=True)]
     held = quality(predicted, [float(r["instructions"]) for r in runs])
     return {"optimise": fitted_runs[0].get("optimise"),
             **{f"heldout_{k}": v for k, v in held.items()},
@@ -219,20 +246,20 @@ def fit_target(name: str, runs: list[dict], space_name: str, image_size: tuple[i
     specs, rows = profiled_rows(runs, space_name, image_size, num_classes)
     measured = [float(r["instructions"]) for r in runs]
     everything = _fitted_rows(rows)
-    seen = np.array([r[0] for r in everything]).max(axis=0) > 0
-    fitted, kept = coefficients(name, solve(everything), seen)
+    seen = fitted_columns(everything)
+    fitted, kept = coefficients(name, solve(everything, seen), seen)
     heldout, heldout_library, measured_library = [], [], []
     for k in range(len(runs) if len(runs) > 1 else 0):
-        model, _ = coefficients(name, solve(_fitted_rows(rows, k)), seen)
+        model, _ = coefficients(name, solve(_fitted_rows(rows, k), seen), seen)
         heldout.append(analytic_cycles(specs[k], model))
         library = _fitted_rows(rows[k:k + 1])
-        heldout_library.append(sum(float(r[0] @ (1.0 / _throughputs(model)))
+        heldout_library.append(sum(float(r[0] @ _unit_costs(model))
                                    for r in library))
         measured_library.append(sum(r[1] for r in library))
     in_sample = [analytic_cycles(s, fitted) for s in specs]
     stem_share = [sum(r[1] for r in subnet if r[2] == "stem") / m
                   for subnet, m in zip(rows, measured, strict=True)]
-    row_fit = quality([float(r[0] @ (1.0 / _throughputs(fitted))) for r in everything],
+    row_fit = quality([float(r[0] @ _unit_costs(fitted)) for r in everything],
                       [r[1] for r in everything])
     old = [analytic_cycles(s, HAND_PICKED[name]) for s in specs]
     held = quality(heldout, measured) if len(runs) > 1 else {}
@@ -241,6 +268,7 @@ def fit_target(name: str, runs: list[dict], space_name: str, image_size: tuple[i
     return {
         "macs_per_cycle": {c: round(v, 4) for c, v in fitted.macs_per_cycle.items()},
         "bytes_per_cycle": round(fitted.bytes_per_cycle, 4),
+        "cycles_per_output": {c: round(v, 2) for c, v in fitted.cycles_per_output.items()},
         "cycles_per_layer": round(fitted.cycles_per_layer, 1),
         "roofline": False,
         "note": (f"hand-picked (absent from the data or fitted to zero): {', '.join(kept)}"

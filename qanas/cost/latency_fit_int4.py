@@ -4,22 +4,24 @@ Each subnet is profiled twice, compiled with the same settings: with every searc
 at 4 bits, and all-int8 (its twin). The two plans have the same steps, except that the
 convs with an int4 step of their own (`qanas.space.layer_bits.int4_step_layers`) are
 ``..._s4`` steps where the twin has the int8 kernel (``..._s8``). `int4_step_pairs` pairs
-them, layer by layer; the ratio of the int4 to the int8 instructions of a class's pairs
-(summed over every subnet) scales the int8 rate of the class: the int4 rate is
-``macs_per_cycle[class] / ratio``. A class with no pair keeps its int8 rate (listed).
-The ratios describe the kernels, not one compiler mode: `targets.latency.int4_rates`
-scales the int8 rates of either ``--optimise`` mode by them.
+them, layer by layer; the int4 less the int8 instructions of a class's pairs over their
+MACs (summed over every subnet) is the class's extra cost per MAC, which slows its int8
+rate: the int4 rate is ``1 / (1 / macs_per_cycle[class] + extra)``. A class with no pair
+keeps its int8 rate (listed).
 
 The 4-bit 1×1 stages of fused inverted residuals run inside a ``qanas_inverted_residual_s8``
 step in both builds (`qanas.space.layer_bits.fused_blocks`, block by block in step order):
 `fused_step_pairs` takes each such step's int4 less int8 instructions as the extra cost of
-its 4-bit stages, and the extra cycles per 4-bit stage MAC (summed over every subnet) give
-the ``fused_pointwise`` rate: ``1 / (1 / macs_per_cycle["pointwise"] + extra per MAC)``.
+its 4-bit stages, and the extra cycles per 4-bit stage MAC give the ``fused_pointwise``
+rate, the ``pointwise`` int8 rate slowed by them.
 
-The fit is scored with each subnet held out in turn: the held-out subnet's int4 steps
-predicted from its int8 steps (step MAPE), and its whole 4-bit model by the analytic
-model with and without the int4 rates against the measured count (every 4-bit conv at
-its int4 rate, the fused stages at ``fused_pointwise``).
+The extra cycles per MAC are the kernels' (unpacking 4-bit weights), not one compiler
+mode's: `targets.latency.int4_rates` slows the int8 rates of either ``--optimise`` mode by
+them. The fit is scored with each subnet held out in turn: the held-out subnet's int4
+steps predicted from its int8 steps (step MAPE), and its whole 4-bit model by the analytic
+model (the int8 rates of the mode its builds were compiled in) with and without the int4
+rates against the measured count (every 4-bit conv at its int4 rate, the fused stages at
+``fused_pointwise``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from qanas.cost.latency_fit import quality
 from qanas.space.layer_bits import fused_blocks, fused_convs, int4_kernel_layers, int4_step_layers
 from targets.cost import LayerSpec
 from targets.latency import (
+    FUSED_POINTWISE,
     INT4_CLASSES,
     LatencyCoefficients,
     analytic_cycles,
@@ -111,42 +114,47 @@ def fused_step_pairs(layers: list[LayerSpec], widths: list[int], int4_steps: lis
     return pairs
 
 
-def fused_extra_per_mac(pairs: list[tuple[float, float, float]]) -> float | None:
-    """Extra instructions per 4-bit stage MAC of the fused steps `pairs` (None: no pair)."""
-    macs = sum(p[0] for p in pairs)
-    return sum(p[1] - p[2] for p in pairs) / macs if macs else None
+ExtraPair = tuple[str, float, float, float]
+"""(`INT4_CLASSES` class, MACs on the int4 kernels, int4 instructions, int8 instructions)."""
 
 
-def class_ratios(pairs: list[tuple[LayerSpec, float, float]]) -> dict[str, float]:
-    """Int4 over int8 instructions of the pairs of each `INT4_CLASSES` class that has any."""
+def extra_pairs(steps: list[tuple[LayerSpec, float, float]],
+                fused: list[tuple[float, float, float]]) -> list[ExtraPair]:
+    """`int4_step_pairs` and `fused_step_pairs` of one subnet as `ExtraPair` rows."""
+    return ([(layer_class(layer), float(layer.macs), int4, int8) for layer, int4, int8 in steps]
+            + [(FUSED_POINTWISE, macs, int4, int8) for macs, int4, int8 in fused])
+
+
+def extra_per_mac(pairs: list[ExtraPair]) -> dict[str, float]:
+    """Int4 less int8 instructions per MAC on the int4 kernels, of each `INT4_CLASSES`
+    class that has pairs."""
     sums: dict[str, list[float]] = {}
-    for layer, int4, int8 in pairs:
-        total = sums.setdefault(layer_class(layer), [0.0, 0.0])
-        total[0] += int4
-        total[1] += int8
-    return {c: sums[c][0] / sums[c][1] for c in INT4_CLASSES if c in sums}
+    for cls, macs, int4, int8 in pairs:
+        total = sums.setdefault(cls, [0.0, 0.0])
+        total[0] += int4 - int8
+        total[1] += macs
+    return {c: sums[c][0] / sums[c][1] for c in INT4_CLASSES if c in sums and sums[c][1]}
 
 
-def with_int4(base: LatencyCoefficients, ratios: dict[str, float],
-              fused_extra: float | None = None) -> LatencyCoefficients:
-    """`base` with int4 rates: its int8 rate of each class divided by the class's ratio,
-    and the fused stages' pointwise rate slowed by `fused_extra` cycles per MAC."""
-    return dataclasses.replace(base, int4_macs_per_cycle=int4_rates(base.macs_per_cycle, ratios,
-                                                                   fused_extra))
+def with_int4(base: LatencyCoefficients, extra: dict[str, float]) -> LatencyCoefficients:
+    """`base` with int4 rates: its int8 rates slowed by the `extra` cycles per MAC."""
+    return dataclasses.replace(base, int4_macs_per_cycle=int4_rates(base.macs_per_cycle, extra))
 
 
-def _predicted_int4(pairs, ratios: dict[str, float]) -> float:
-    return sum(int8 * ratios.get(layer_class(layer), 1.0) for layer, _, int8 in pairs)
+def _predicted(pairs: list[ExtraPair], extra: dict[str, float]) -> float:
+    """Int4 instructions of `pairs` predicted from their int8 ones."""
+    return sum(int8 + macs * extra.get(cls, 0.0) for cls, macs, _, int8 in pairs)
 
 
-def _predicted_fused(pairs, extra: float | None) -> float:
-    return sum(int8 + macs * (extra or 0.0) for macs, _, int8 in pairs)
+def _ratio(pairs: list[ExtraPair]) -> float | None:
+    int8 = sum(p[3] for p in pairs)
+    return round(sum(p[2] for p in pairs) / int8, 4) if int8 else None
 
 
 def fit_int4(base: LatencyCoefficients, subnets: list[dict]) -> dict:
-    """The int4 section of one CPU's fitted coefficients, JSON-ready: the ratios that
-    scale int8 rates to int4 ones (`targets.latency.int4_rates`), and their quality with
-    `base`'s int8 rates.
+    """The int4 section of one CPU's fitted coefficients, JSON-ready: the extra cycles per
+    MAC of the int4 kernels (`targets.latency.int4_rates`), and their quality with `base`'s
+    int8 rates.
 
     Args:
         base: the CPU's int8 coefficients of the mode the subnets were compiled in (kept
@@ -155,52 +163,48 @@ def fit_int4(base: LatencyCoefficients, subnets: list[dict]) -> dict:
             (bits of every conv), ``"int4"`` and ``"int8"`` (the two runs: ``{"instructions",
             "layers": [steps]}``)}``.
     """
-    pairs = [int4_step_pairs(s["layers"], s["widths"], s["int4"]["layers"],
-                             s["int8"]["layers"]) for s in subnets]
-    fused = [fused_step_pairs(s["layers"], s["widths"], s["int4"]["layers"],
-                              s["int8"]["layers"]) for s in subnets]
-    ratios = class_ratios([p for subnet in pairs for p in subnet])
-    extra = fused_extra_per_mac([p for subnet in fused for p in subnet])
-    fitted = with_int4(base, ratios, extra)
+    steps = [extra_pairs(int4_step_pairs(s["layers"], s["widths"], s["int4"]["layers"],
+                                         s["int8"]["layers"]), []) for s in subnets]
+    fused = [extra_pairs([], fused_step_pairs(s["layers"], s["widths"], s["int4"]["layers"],
+                                              s["int8"]["layers"])) for s in subnets]
+    extra = extra_per_mac([p for subnet in steps + fused for p in subnet])
     rows = []
     for k, subnet in enumerate(subnets):
-        others = class_ratios([p for j, ps in enumerate(pairs) if j != k for p in ps])
-        others_extra = fused_extra_per_mac([p for j, ps in enumerate(fused) if j != k
-                                            for p in ps])
-        model = with_int4(base, others, others_extra)
-        on_int4 = [layer.name for layer, _, _ in pairs[k]]
+        others = extra_per_mac([p for j in range(len(subnets)) if j != k
+                                for p in steps[j] + fused[j]])
         rows.append({
-            "which": subnet["which"], "int4_layers": len(on_int4),
-            "measured_int4_steps": int(sum(p[1] for p in pairs[k])),
-            "measured_int8_steps": int(sum(p[2] for p in pairs[k])),
-            "heldout_predicted_int4_steps": int(_predicted_int4(pairs[k], others)),
+            "which": subnet["which"], "int4_layers": len(steps[k]),
+            "measured_int4_steps": int(sum(p[2] for p in steps[k])),
+            "measured_int8_steps": int(sum(p[3] for p in steps[k])),
+            "heldout_predicted_int4_steps": int(_predicted(steps[k], others)),
             "fused_steps": len(fused[k]),
-            "measured_int4_fused": int(sum(p[1] for p in fused[k])),
-            "measured_int8_fused": int(sum(p[2] for p in fused[k])),
-            "heldout_predicted_int4_fused": int(_predicted_fused(fused[k], others_extra)),
+            "measured_int4_fused": int(sum(p[2] for p in fused[k])),
+            "measured_int8_fused": int(sum(p[3] for p in fused[k])),
+            "heldout_predicted_int4_fused": int(_predicted(fused[k], others)),
             "measured_int4": int(subnet["int4"]["instructions"]),
             "measured_int8": int(subnet["int8"]["instructions"]),
             "heldout_predicted_int4": int(analytic_cycles(
-                subnet["layers"], model, int4_kernel_layers(subnet["layers"], subnet["widths"]),
+                subnet["layers"], with_int4(base, others),
+                int4_kernel_layers(subnet["layers"], subnet["widths"]),
                 fused_convs(subnet["layers"]))),
             "predicted_int8": int(analytic_cycles(subnet["layers"], base))})
     held = len(subnets) > 1
-    steps = [r for r in rows if r["int4_layers"]]
+    step_rows = [r for r in rows if r["int4_layers"]]
     fused_rows = [r for r in rows if r["fused_steps"]]
-    missing = [c for c in INT4_CLASSES if c not in fitted.int4_macs_per_cycle]
+    missing = [c for c in INT4_CLASSES if c not in extra]
+    everything = [p for subnet in steps + fused for p in subnet]
     return {
-        "int4_over_int8": {c: round(r, 4) for c, r in ratios.items()},
-        "fused_extra_cycles_per_mac": None if extra is None else round(extra, 4),
+        "extra_cycles_per_mac": {c: round(v, 4) for c, v in extra.items()},
         "optimise": base.optimise,
         "note": (f"no int4 kernel step of class {', '.join(missing)} in the data: priced as "
                  "int8" if missing else ""),
         "quality": {
-            "subnets": len(subnets), "pairs": sum(len(p) for p in pairs),
-            "fused_over_int8_pointwise": None if extra is None else round(
-                1 + extra * base.macs_per_cycle["pointwise"], 4),
-            "heldout_step_mape": quality([r["heldout_predicted_int4_steps"] for r in steps],
-                                         [r["measured_int4_steps"] for r in steps])["mape"]
-            if held and steps else None,
+            "subnets": len(subnets), "pairs": sum(len(p) for p in steps),
+            "fused_pairs": sum(len(p) for p in fused),
+            "int4_over_int8": {c: _ratio([p for p in everything if p[0] == c]) for c in extra},
+            "heldout_step_mape": quality([r["heldout_predicted_int4_steps"] for r in step_rows],
+                                         [r["measured_int4_steps"] for r in step_rows])["mape"]
+            if held and step_rows else None,
             "heldout_fused_step_mape": quality(
                 [r["heldout_predicted_int4_fused"] for r in fused_rows],
                 [r["measured_int4_fused"] for r in fused_rows])["mape"]
@@ -218,5 +222,5 @@ def fit_int4(base: LatencyCoefficients, subnets: list[dict]) -> dict:
     }
 
 
-__all__ = ["class_ratios", "fit_int4", "fused_extra_per_mac", "fused_step_pairs",
-           "int4_step_pairs", "with_int4"]
+__all__ = ["extra_pairs", "extra_per_mac", "fit_int4", "fused_step_pairs", "int4_step_pairs",
+           "with_int4"]

@@ -29,6 +29,7 @@ from targets.latency import (
     HAND_PICKED,
     LAYER_CLASSES,
     LatencyCoefficients,
+    analytic_cycles,
     coefficients_for,
     int4_rates,
     layer_class,
@@ -98,7 +99,8 @@ def _linear_cost(layers, truth: LatencyCoefficients) -> float:
             moved = layer.input_elements + layer.output_elements + layer.params
             total += moved / truth.bytes_per_cycle
         else:
-            total += layer.macs / truth.macs_per_cycle[cls]
+            total += (layer.macs / truth.macs_per_cycle[cls]
+                      + layer.output_elements * truth.cycles_per_output.get(cls, 0.0))
         total += truth.cycles_per_layer
     return total
 
@@ -158,6 +160,29 @@ def test_fit_recovers_known_coefficients_from_per_step_counts():
     assert set(fit["macs_per_cycle"]) == set(LAYER_CLASSES)
 
 
+def test_fit_recovers_a_cost_per_output_element():
+    """Layers of one class with different MACs per output (3x3 and 5x5 depthwise, 1x1 of
+    many widths) tell a cost per output (requantising, storing) from the cost per MAC."""
+    truth = dataclasses.replace(TRUTH, cycles_per_output={"pointwise": 20.0, "depthwise": 12.0})
+    runs = [_synthetic_run(w, truth, first="qanas_conv2d_s8") for w in _subnets()]
+    fit = fit_target("cortex-m4", runs, SPACE, SIZE, CLASSES)
+    # the stem conv, the one dense conv, has one MACs per output: its MACs carry its cost
+    assert fit["cycles_per_output"] == pytest.approx(dict(truth.cycles_per_output), rel=1e-3)
+    for cls in ("conv", "pointwise", "depthwise"):
+        assert fit["macs_per_cycle"][cls] == pytest.approx(truth.macs_per_cycle[cls], rel=1e-3)
+    assert fit["quality"]["heldout_mape"] < 0.1
+    layers = get_space(SPACE).layer_specs(get_space(SPACE).resolve("seed"), SIZE, CLASSES)
+    assert analytic_cycles(layers, load_fitted_set(fit)) == pytest.approx(
+        _linear_cost(layers, truth), rel=1e-3)
+
+
+def load_fitted_set(fit: dict) -> LatencyCoefficients:
+    """`fit` (a `fit_target` result) as the loader reads it."""
+    return LatencyCoefficients("cortex-m4", fit["macs_per_cycle"], fit["bytes_per_cycle"],
+                               fit["cycles_per_layer"], roofline=False,
+                               cycles_per_output=fit["cycles_per_output"])
+
+
 def test_a_speed_build_fits_the_library_steps_before_the_first_fused_block():
     """Without a patch stage the stem runs on the kernel library: its row is fitted (the
     stem's dense conv gives the ``conv`` rate) and no share is left out."""
@@ -202,20 +227,20 @@ def test_committed_fit_carries_int4_rates_of_the_current_kernel_generation():
         f"compiler's is {KERNEL_GENERATION}: refit with {int4['command']}")
     for name in ("cortex-m4", "cortex-m7", "cortex-m55"):
         fit = document["int4"][name]
-        assert "pointwise" in fit["int4_over_int8"] and fit["fused_extra_cycles_per_mac"] > 0
+        assert {"pointwise", "fused_pointwise"} <= set(fit["extra_cycles_per_mac"]), name
         assert fit["quality"]["pairs"] > 0 and fit["quality"]["heldout_mape"] is not None
         assert int4["command"].endswith(f"--optimise {fit['optimise']}")
-        for optimise in FIT_MODES:  # the ratios scale the int8 rates of either mode
+        for optimise in FIT_MODES:  # the kernels' extra cycles slow either mode's rates
             used = coefficients_for(name, optimise=optimise)
-            assert dict(used.int4_macs_per_cycle) == int4_rates(
-                used.macs_per_cycle, fit["int4_over_int8"], fit["fused_extra_cycles_per_mac"])
-            assert {"pointwise", "fused_pointwise"} <= set(used.int4_macs_per_cycle), name
+            assert dict(used.int4_macs_per_cycle) == int4_rates(used.macs_per_cycle,
+                                                                fit["extra_cycles_per_mac"])
 
 
-def _paired_run(which: str, ratio: float, fused_extra: float = 0.0) -> dict:
-    """A subnet's 4-bit and int8 runs whose int4 kernel steps cost `ratio` times the int8
-    ones, and whose fused steps cost `fused_extra` instructions more per MAC of their 4-bit
-    stages: one step per conv with an int4 step of its own, one per fused block."""
+def _paired_run(which: str, step_extra: float, fused_extra: float = 0.0) -> dict:
+    """A subnet's 4-bit and int8 runs whose int4 kernel steps cost `step_extra` instructions
+    more per MAC than the int8 ones, and whose fused steps cost `fused_extra` more per MAC
+    of their 4-bit stages: one step per conv with an int4 step of its own, one per fused
+    block."""
     from qanas.space.bits import WeightBitsSpace
     from qanas.space.layer_bits import (
         fused_blocks,
@@ -238,24 +263,25 @@ def _paired_run(which: str, ratio: float, fused_extra: float = 0.0) -> dict:
         extra = fused_extra * sum(by_name[n].macs for n in block if n in four)
         int8.append({"implementation": "qanas_inverted_residual_s8", "instructions": cost})
         int4.append({"implementation": "qanas_inverted_residual_s8", "instructions": cost + extra})
-    singles = [{"implementation": "qanas_pointwise_conv_s8",
-                "instructions": by_name[n].macs * 1.5 + 900} for n in on_int4]
-    int8 += singles
+    int8 += [{"implementation": "qanas_pointwise_conv_s8",
+              "instructions": by_name[n].macs * 1.5 + 900} for n in on_int4]
     int4 += [{"implementation": "qanas_pointwise_conv_s4",
-              "instructions": s["instructions"] * ratio} for s in singles]
+              "instructions": by_name[n].macs * (1.5 + step_extra) + 900} for n in on_int4]
     return {"which": which, "layers": layers, "widths": widths,
             "int4": {"instructions": sum(s["instructions"] for s in int4), "layers": int4},
             "int8": {"instructions": sum(s["instructions"] for s in int8), "layers": int8}}
 
 
-def test_int4_fit_scales_the_int8_rates_by_the_paired_steps_ratio():
+def test_int4_fit_slows_the_int8_rates_by_the_paired_steps_extra_cycles_per_mac():
     from qanas.cost.latency_fit_int4 import fit_int4
 
     base = coefficients_for("cortex-m4")
-    fit = fit_int4(base, [_paired_run(w, 1.25, 0.5) for w in ("seed", "min", "max")])
-    assert fit["int4_over_int8"]["pointwise"] == pytest.approx(1.25)
-    rates = int4_rates(base.macs_per_cycle, fit["int4_over_int8"])
-    assert rates["pointwise"] == pytest.approx(base.macs_per_cycle["pointwise"] / 1.25, rel=1e-3)
+    fit = fit_int4(base, [_paired_run(w, 0.25, 0.5) for w in ("seed", "min", "max")])
+    assert fit["extra_cycles_per_mac"]["pointwise"] == pytest.approx(0.25)
+    assert fit["quality"]["int4_over_int8"]["pointwise"] > 1
+    rates = int4_rates(base.macs_per_cycle, fit["extra_cycles_per_mac"])
+    assert rates["pointwise"] == pytest.approx(
+        1 / (1 / base.macs_per_cycle["pointwise"] + 0.25), rel=1e-3)
     assert "conv" in fit["note"]  # no k x k int4 step: priced as int8, said so
     assert fit["quality"]["heldout_step_mape"] == pytest.approx(0.0, abs=1e-3)
     assert all(r["heldout_predicted_int4"] > r["predicted_int8"] for r in fit["subnets"])
@@ -265,14 +291,11 @@ def test_int4_fit_prices_fused_stages_by_the_extra_cycles_of_their_steps():
     from qanas.cost.latency_fit_int4 import fit_int4
 
     base = coefficients_for("cortex-m4")
-    fit = fit_int4(base, [_paired_run(w, 1.1, 0.5) for w in ("seed", "min", "max")])
-    assert fit["fused_extra_cycles_per_mac"] == pytest.approx(0.5)
+    fit = fit_int4(base, [_paired_run(w, 0.1, 0.5) for w in ("seed", "min", "max")])
+    assert fit["extra_cycles_per_mac"]["fused_pointwise"] == pytest.approx(0.5)
     pointwise = base.macs_per_cycle["pointwise"]
-    rates = int4_rates(base.macs_per_cycle, fit["int4_over_int8"],
-                       fit["fused_extra_cycles_per_mac"])
+    rates = int4_rates(base.macs_per_cycle, fit["extra_cycles_per_mac"])
     assert rates["fused_pointwise"] == pytest.approx(1 / (1 / pointwise + 0.5), rel=1e-3)
-    assert fit["quality"]["fused_over_int8_pointwise"] == pytest.approx(1 + 0.5 * pointwise,
-                                                                        abs=1e-4)
     assert fit["quality"]["heldout_fused_step_mape"] == pytest.approx(0.0, abs=1e-3)
     rows = fit["subnets"]
     assert all(r["measured_int4_fused"] > r["measured_int8_fused"] for r in rows)
@@ -283,7 +306,7 @@ def test_int4_fit_prices_fused_stages_by_the_extra_cycles_of_their_steps():
 def test_int4_fit_refuses_plans_that_are_not_twins():
     from qanas.cost.latency_fit_int4 import fused_step_pairs, int4_step_pairs
 
-    run = _paired_run("min", 1.1)
+    run = _paired_run("min", 0.1)
     with pytest.raises(ValueError, match="twin"):
         int4_step_pairs(run["layers"], run["widths"], run["int4"]["layers"],
                         run["int8"]["layers"][1:])
