@@ -145,11 +145,20 @@ def load_fitted(path: Path = COEFFICIENTS_PATH, optimise: str = "size"
                 ) -> dict[str, LatencyCoefficients]:
     """The coefficient sets of `path` fitted on `optimise` builds, by CPU name (empty when
     the file is absent or has no fit of that mode); each with the int4 rates of the file's
-    ``int4`` section."""
+    ``int4`` section.
+
+    Raises:
+        ValueError: an unknown `optimise`, or a file whose fits are not keyed by mode.
+    """
     check_mode(optimise)
     if not path.is_file():
         return {}
     document = json.loads(path.read_text())
+    unknown = set(document.get("coefficients", {})) - set(FIT_MODES)
+    if unknown:
+        raise ValueError(f"{path}: coefficients are keyed by --optimise mode "
+                         f"({', '.join(FIT_MODES)}), not {', '.join(sorted(unknown))}: refit it "
+                         "with benchmarks/fit_latency_coefficients.py --optimise MODE")
     protocol = document.get("protocol", {}).get(optimise, {})
     int4_sections = document.get("int4", {})
     fitted = {}

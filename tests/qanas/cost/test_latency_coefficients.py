@@ -77,6 +77,14 @@ def test_each_mode_has_coefficients_of_its_own_and_an_unknown_mode_is_refused():
         coefficients_for("cortex-m55", optimise="fast")
 
 
+def test_a_file_not_keyed_by_mode_is_refused(tmp_path):
+    path = tmp_path / "coefficients.json"
+    fit = json.loads(COEFFICIENTS_PATH.read_text())["coefficients"]["size"]
+    path.write_text(json.dumps({"coefficients": fit}))  # the layout of one fit for every mode
+    with pytest.raises(ValueError, match="keyed by --optimise mode.*refit"):
+        load_fitted(path, "size")
+
+
 def test_the_speed_fit_prices_speed_builds_better_than_the_size_fit_did():
     """The committed quality: each subnet's speed build held out, predicted by the speed fit
     of the others and by the size fit of the others' size builds (``other_mode_fit``)."""
