@@ -72,7 +72,7 @@ class LatencyCoefficients:
         rationale: where the numbers come from.
         roofline: a MAC-bearing layer costs the larger of its MAC and byte times; when
             False (the fitted sets: their bytes_per_cycle is the rate of the byte-bound
-            layers, resize and elementwise kernels), its MAC time alone.
+            layers, resize and elementwise kernels), its MAC and output time alone.
         int4_macs_per_cycle: MACs per cycle of the int4-weight kernels, per class they
             have a fit for (`INT4_CLASSES`); empty when none is fitted.
         optimise: the compiler mode (`FIT_MODES`) whose builds the set was fitted on;

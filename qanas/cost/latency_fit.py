@@ -121,8 +121,8 @@ def fitted_columns(rows: Rows) -> np.ndarray:
     columns = a.max(axis=0) > 0
     for cls in LAYER_CLASSES:
         k, o = FEATURES.index(cls), FEATURES.index(f"{cls}_outputs")
-        has = a[:, o] > 0
-        if has.any() and np.ptp(a[has, k] / a[has, o]) <= 1e-9 * a[has, k].max() / a[has, o].max():
+        macs_per_output = a[a[:, o] > 0, k] / a[a[:, o] > 0, o]
+        if macs_per_output.size and np.ptp(macs_per_output) <= 1e-9 * macs_per_output.max():
             columns[o] = False
     return columns
 
