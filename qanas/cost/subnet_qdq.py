@@ -11,9 +11,11 @@ every scale from the calibrated quantizers, and every integer weight from Brevit
 weight quantizer, in the node-for-node form Brevitas's exporter writes (input
 QuantizeLinear → DequantizeLinear; weights Clip → DequantizeLinear; int32 bias
 DequantizeLinear; activations op → QuantizeLinear → DequantizeLinear; constant Resize
-sizes, as `qanas.quant.export` folds them).
+sizes and Reshape targets, as `qanas.quant.export` folds them).
 
-Scope: the modules and functions the search spaces' subnets use (`SUPPORTED`), 8-bit
+Scope: the modules and functions the search spaces' subnets use, attention included
+(``torch.flatten``/``reshape``/``transpose`` as Reshape/Transpose, ``torch.matmul``,
+``nn.Softmax``, ``torch.narrow`` as Slice), 8-bit
 activations and weights with zero points 0. Anything else raises `UnsupportedGraph`,
 and the caller exports through Brevitas instead. `tests/qanas/search/test_subnet_qdq.py` checks,
 on subnets of every space, that the graph equals Brevitas's export operator for
@@ -27,12 +29,11 @@ import operator
 
 import numpy as np
 
+from qanas.cost.qdq_layout import write_layout
+from qanas.cost.qdq_writer import QdqWriter, UnsupportedGraph
+
 OPSET = 17
 INT32_BIAS_LIMIT = 2.0 ** 30
-
-
-class UnsupportedGraph(Exception):
-    """A node or quantizer this writer does not cover (export through Brevitas instead)."""
 
 
 def _proxy_params(proxy) -> tuple[np.float32, bool]:
@@ -45,60 +46,7 @@ def _proxy_params(proxy) -> tuple[np.float32, bool]:
     return np.float32(scale.detach().reshape(())), bool(proxy.is_signed)
 
 
-class _Writer:
-    """Accumulates ONNX nodes and initializers; tracks each value's shape and scale.
-
-    It writes one constant per distinct value. A second node with the same operator,
-    inputs and attributes (a module called twice on one tensor) is refused: the
-    TorchScript exporter's common-subexpression pass merges such calls and what
-    follows them in ways not modelled here.
-    """
-
-    def __init__(self):
-        self.nodes: list = []
-        self.inits: list = []
-        self.shape: dict[str, tuple[int, ...]] = {}
-        self.scale: dict[str, np.float32] = {}  # dequantized tensors → their scale
-        self._n = 0
-        self._consts: dict[tuple, str] = {}
-        self._ops: dict[tuple, str] = {}
-
-    def name(self, hint: str) -> str:
-        self._n += 1
-        return f"{hint}_{self._n}"
-
-    def const(self, value: np.ndarray, hint: str) -> str:
-        from onnx import numpy_helper
-
-        value = np.array(value, order="C")  # keeps 0-d scalars 0-d
-        key = (str(value.dtype), value.shape, value.tobytes())
-        if key not in self._consts:
-            self._consts[key] = name = self.name(hint)
-            self.inits.append(numpy_helper.from_array(value, name))
-        return self._consts[key]
-
-    def node(self, op: str, inputs: list[str], shape, hint: str, **attrs) -> str:
-        from onnx import helper
-
-        key = (op, tuple(inputs), repr(sorted(attrs.items())))
-        if key in self._ops:  # a module called twice on one tensor: the exporter's common-
-            raise UnsupportedGraph(  # subexpression pass merges what follows unpredictably
-                f"{op} computed twice on the same tensor (a module called twice on it)")
-        self._ops[key] = out = self.name(hint)
-        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
-        self.shape[out] = tuple(int(d) for d in shape)
-        return out
-
-    def quant_dequant(self, x: str, scale: np.float32, signed: bool, hint: str) -> str:
-        s = self.const(np.array(scale, np.float32), f"{hint}_scale")
-        zp = self.const(np.array(0, np.int8 if signed else np.uint8), f"{hint}_zp")
-        q = self.node("QuantizeLinear", [x, s, zp], self.shape[x], f"{hint}_q")
-        dq = self.node("DequantizeLinear", [q, s, zp], self.shape[x], f"{hint}_dq")
-        self.scale[dq] = scale
-        return dq
-
-
-def _conv(w: _Writer, module, x: str, hint: str) -> str:
+def _conv(w: QdqWriter, module, x: str, hint: str) -> str:
     """A Brevitas QuantConv2d (see `_write_conv`)."""
     if module.padding_mode != "zeros" or isinstance(module.padding, str):
         raise UnsupportedGraph("conv padding mode")
@@ -113,9 +61,13 @@ def _conv(w: _Writer, module, x: str, hint: str) -> str:
                        module.padding, module.dilation, module.groups, hint)
 
 
-def _write_conv(w: _Writer, x: str, codes, w_scale, narrow: bool, bias, stride, padding,
+def _write_conv(w: QdqWriter, x: str, codes, w_scale, narrow: bool, bias, stride, padding,
                 dilation, groups: int, hint: str) -> str:
-    """Weights Clip → DQ (per channel), int32 bias DQ (scale input x weight), Conv."""
+    """Weights Clip → DQ (per channel), int32 bias DQ (scale input x weight), Conv.
+
+    The weight and bias nodes are Brevitas's quantizers, written per conv even where two
+    convs have equal weights (a zero-initialised projection: all codes 0).
+    """
     if x not in w.scale:
         raise UnsupportedGraph("conv of a tensor that is not dequantized")
     w_int = np.asarray(codes).astype(np.int8)
@@ -125,10 +77,11 @@ def _write_conv(w: _Writer, x: str, codes, w_scale, narrow: bool, bias, stride, 
         raise UnsupportedGraph("per-tensor weight scale")
     lo, hi = (-127 if narrow else -128), 127
     clipped = w.node("Clip", [w.const(w_int, f"{hint}_w"), w.const(np.array(lo, np.int8), "lo"),
-                              w.const(np.array(hi, np.int8), "hi")], w_int.shape, f"{hint}_wclip")
+                              w.const(np.array(hi, np.int8), "hi")], w_int.shape, f"{hint}_wclip",
+                 merged=False)
     wdq = w.node("DequantizeLinear", [clipped, w.const(w_scale, f"{hint}_wscale"),
                                       w.const(np.zeros(out_ch, np.int8), f"{hint}_wzp")],
-                 w_int.shape, f"{hint}_wdq", axis=0)
+                 w_int.shape, f"{hint}_wdq", merged=False, axis=0)
     inputs = [x, wdq]
     if bias is not None:
         b_scale = (w.scale[x] * w_scale).astype(np.float32)
@@ -137,7 +90,7 @@ def _write_conv(w: _Writer, x: str, codes, w_scale, narrow: bool, bias, stride, 
         inputs.append(w.node("DequantizeLinear", [
             w.const(b_codes, f"{hint}_b"), w.const(b_scale, f"{hint}_bscale"),
             w.const(np.zeros(out_ch, np.int32), f"{hint}_bzp")], (out_ch,), f"{hint}_bdq",
-            axis=0))
+            merged=False, axis=0))
     n, _, h, wd = w.shape[x]
     kh, kw = w_int.shape[2:]
     (sh, sw), (dh, dw), (ph, pw) = _pair(stride), _pair(dilation), _pair(padding)
@@ -148,7 +101,7 @@ def _write_conv(w: _Writer, x: str, codes, w_scale, narrow: bool, bias, stride, 
                   strides=[sh, sw])
 
 
-def _interpolate(w: _Writer, x: str, size, scale_factor, mode: str, align_corners,
+def _interpolate(w: QdqWriter, x: str, size, scale_factor, mode: str, align_corners,
                  recompute, hint: str):
     n, c, h, wd = w.shape[x]
     if size is not None:
@@ -226,7 +179,7 @@ def _pair(value) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
-def _avg_pool(w: _Writer, module, x: str, hint: str) -> str:
+def _avg_pool(w: QdqWriter, module, x: str, hint: str) -> str:
     """nn.AvgPool2d as torch exports it: AveragePool with explicit pads."""
     if module.divisor_override is not None:
         raise UnsupportedGraph("average pool with a divisor override")
@@ -243,8 +196,9 @@ def _avg_pool(w: _Writer, module, x: str, hint: str) -> str:
                   pads=[ph, pw, ph, pw], strides=[sh, sw])
 
 
-def _pool(w: _Writer, module, x: str, hint: str) -> str:
-    """nn.AdaptiveAvgPool2d(1) as GlobalAveragePool, nn.AvgPool2d as AveragePool."""
+def _module(w: QdqWriter, module, x: str, hint: str) -> str:
+    """nn.AdaptiveAvgPool2d(1) as GlobalAveragePool, nn.AvgPool2d as AveragePool,
+    nn.Softmax as Softmax."""
     from torch import nn
 
     if type(module) is nn.AdaptiveAvgPool2d and module.output_size in (1, (1, 1)):
@@ -252,6 +206,8 @@ def _pool(w: _Writer, module, x: str, hint: str) -> str:
         return w.node("GlobalAveragePool", [x], (n, c, 1, 1), hint)
     if type(module) is nn.AvgPool2d:
         return _avg_pool(w, module, x, hint)
+    if type(module) is nn.Softmax and module.dim is not None:
+        return w.node("Softmax", [x], w.shape[x], hint, axis=int(module.dim))
     raise UnsupportedGraph(f"module {type(module).__name__} ({hint})")
 
 
@@ -271,10 +227,14 @@ def _broadcast(*shapes) -> tuple[int, ...]:
     return tuple(int(d) for d in np.broadcast_shapes(*shapes))
 
 
-def _function(w: _Writer, fn, args: tuple, kwargs: dict, name: str):
+def _function(w: QdqWriter, fn, args: tuple, kwargs: dict, name: str):
     """A traced function call, its tensor arguments already the writer's names."""
     import torch
     import torch.nn.functional as F
+
+    out = write_layout(w, fn, args, kwargs, name)
+    if out is not None:
+        return out
 
     if fn in (operator.add, operator.iadd, torch.add, operator.mul, torch.mul) and \
             len(args) == 2 and not kwargs and all(isinstance(a, str) for a in args):
@@ -301,7 +261,7 @@ def _function(w: _Writer, fn, args: tuple, kwargs: dict, name: str):
     raise UnsupportedGraph(f"function {getattr(fn, '__name__', fn)} ({name})")
 
 
-def _model(w: _Writer, output, input_shape):
+def _model(w: QdqWriter, output, input_shape):
     from onnx import TensorProto, helper
 
     if not isinstance(output, str) or output not in w.scale:
@@ -331,7 +291,7 @@ def qcdq_from_graph(qmodel, input_shape: tuple[int, ...]):
     from torch.fx.node import map_aggregate
 
     acts = {qnn.QuantReLU: "Relu", qnn.QuantSigmoid: "Sigmoid"}
-    w = _Writer()
+    w = QdqWriter()
     env: dict[str, object] = {}
     output = None
 
@@ -363,7 +323,7 @@ def qcdq_from_graph(qmodel, input_shape: tuple[int, ...]):
             elif type(module) is nn.Identity:
                 env[node.name] = x
             else:
-                env[node.name] = _pool(w, module, x, node.name)
+                env[node.name] = _module(w, module, x, node.name)
         elif node.op == "call_function":
             env[node.name] = _function(w, node.target, tuple(arg),
                                        dict(map_aggregate(node.kwargs, resolve)), node.name)
@@ -423,7 +383,7 @@ def qcdq_from_lean(lean, input_shape: tuple[int, ...]):
             not spec.weight_per_channel:
         raise UnsupportedGraph("a quantization spec other than int8 per channel, int32 bias")
     nodes = lean.graph.nodes
-    w = _Writer()
+    w = QdqWriter()
     env: dict[int, object] = {}
     output = None
 
@@ -466,8 +426,8 @@ def qcdq_from_lean(lean, input_shape: tuple[int, ...]):
             if type(_module_of(node.target)).__name__ != "Identity":
                 raise UnsupportedGraph(f"module {type(_module_of(node.target)).__name__}")
             out = args[0]
-        elif kind == "pool":
-            out = _pool(w, _module_of(node.target), args[0], node.name)
+        elif kind in ("pool", "softmax"):
+            out = _module(w, _module_of(node.target), args[0], node.name)
         else:
             out = _function(w, node.target, args, dict(map_aggregate(node.kwargs, resolve)),
                             node.name)

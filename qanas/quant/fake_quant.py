@@ -179,14 +179,19 @@ def new_act_quantizer(signed: bool, bits: int, percentile: float) -> ActQuantize
 
 def weight_scale(weight: torch.Tensor, bits: int, per_channel: bool,
                  narrow_range: bool) -> torch.Tensor:
-    """Brevitas's stats scale of a weight: absmax (per output channel or tensor) / threshold."""
+    """Brevitas's stats scale of a weight: absmax (per output channel or tensor), floored at
+    `SCALING_MIN_VAL`, / threshold.
+
+    Unlike an activation's scale it is not floored again after the division: a channel of
+    zeros (a zero-initialised BatchNorm folded in) gets 1e-10 / threshold, as in Brevitas.
+    """
     if per_channel:
         stat = weight.detach().abs().reshape(weight.shape[0], -1).amax(dim=1)
         stat = stat.reshape(-1, *([1] * (weight.dim() - 1)))
     else:
         stat = weight.detach().abs().amax()
     threshold = 2 ** (bits - 1) - 1 if narrow_range else 2 ** (bits - 1)
-    return torch.clamp(torch.clamp(stat, min=SCALING_MIN_VAL) / threshold, min=SCALING_MIN_VAL)
+    return torch.clamp(stat, min=SCALING_MIN_VAL) / threshold
 
 
 def quantize_weight(weight: torch.Tensor, scale: torch.Tensor, bits: int,

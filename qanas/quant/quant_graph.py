@@ -6,8 +6,9 @@ passes `quantize_model` runs through Brevitas, in the same order and with the sa
 rules:
 
 1. `preprocess_for_quantize`: ReLU6 becomes ReLU, BatchNorm is merged;
-2. `quantize_model`'s requantizers after products, resizes, average pools, convs
-   feeding Sigmoid/Hardsigmoid/Hardswish, and the output (unsigned where provably
+2. `quantize_model`'s requantizers after products (elementwise and matrix), resizes,
+   average pools, softmax, convs feeding Sigmoid/Hardsigmoid/Hardswish or (through
+   reshapes and transposes) a matrix product, and the output (unsigned where provably
    non-negative);
 3. Brevitas `quantize`: the input quantizer, activation quantizers, one output
    quantizer after each add whose users are not quantizing, the residual handler that
@@ -70,7 +71,8 @@ class QuantModule:
 
 
 class QNode:
-    """One node: `kind` is input, conv, act, q, add, cat, mul, interp, pool, pp, fn or output.
+    """One node: `kind` is input, conv, act, q, add, cat, mul, matmul, interp, pool, softmax,
+    pp, fn or output.
 
     `args`/`kwargs` hold other `QNode`s where the traced graph had nodes; `target`
     is the function or module called; `quant` the `QuantModule` of act and q nodes;
@@ -116,8 +118,10 @@ class QNode:
 
 _ADD = (operator.add, operator.iadd, torch.add)
 _MUL = (operator.mul, torch.mul)
-_SHAPE_FUNCTIONS = (getattr, operator.getitem)
+_SHAPE_FUNCTIONS = (getattr, operator.getitem, torch.narrow)
 _RESHAPE_FUNCTIONS = (torch.flatten, torch.reshape, torch.transpose)
+"""Layout functions Brevitas looks through when it aligns scales (`torch.narrow`, a
+slice, is not one of them: it is an "fn" node that Brevitas requantizes after)."""
 _ACTS = {nn.ReLU: torch.relu, nn.ReLU6: torch.relu, nn.Sigmoid: torch.sigmoid,
          nn.Hardsigmoid: F.hardsigmoid, nn.Hardswish: F.hardswish}
 _NONNEG_ACTS = (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Hardsigmoid)
@@ -267,6 +271,8 @@ def _module_node(fx_node, module, args, users, pending_bn, mapping) -> QNode | N
         return QNode("pp", fx_node.name, target=stateless.forward, args=args)
     if isinstance(module, _POOLS):
         return QNode("pool", fx_node.name, target=module.forward, args=args)
+    if type(module) is nn.Softmax:
+        return QNode("softmax", fx_node.name, target=module.forward, args=args)
     raise UnsupportedGraph(f"module {type(module).__name__}")
 
 
@@ -278,6 +284,8 @@ def _function_node(fx_node, args, kwargs) -> QNode:
         kind = "cat"
     elif target in _MUL:
         kind = "mul"
+    elif target is torch.matmul:
+        kind = "matmul"
     elif target is F.interpolate:
         kind = "interp"
     elif target in _SHAPE_FUNCTIONS or target in _RESHAPE_FUNCTIONS:
@@ -299,10 +307,20 @@ def _nonnegative(node: QNode, memo: dict) -> bool:
     result = False
     if node.kind == "act":
         result = node.meta["nonneg"]
-    elif node.kind in ("pp", "pool") or node.kind in ("mul", "add", "cat", "interp"):
+    elif node.kind == "softmax":
+        result = True
+    elif node.kind in ("pp", "pool", "mul", "add", "cat", "interp") or (
+            node.kind == "fn" and node.target in _RESHAPE_FUNCTIONS):
         result = all(_nonnegative(n, memo) for n in node.inputs())
     memo[key] = result
     return result
+
+
+def _through_layout(node):
+    """The node whose value `node` reshapes/transposes (`node` itself if it is no layout op)."""
+    while isinstance(node, QNode) and node.kind == "fn" and node.target in _RESHAPE_FUNCTIONS:
+        node = node.args[0]
+    return node
 
 
 def _insert_requantizers(graph: QuantGraph) -> None:
@@ -310,7 +328,13 @@ def _insert_requantizers(graph: QuantGraph) -> None:
     memo: dict = {}
     todo: list[tuple[QNode, bool]] = []
     for node in graph.nodes:
-        if node.kind in ("mul", "interp", "pool"):
+        if node.kind == "matmul":  # int8 operands: a conv feeding one is requantized
+            for operand in node.args[:2]:
+                producer = _through_layout(operand)
+                if isinstance(producer, QNode) and producer.kind == "conv" and not any(
+                        n is producer for n, _ in todo):
+                    todo.append((producer, False))  # a conv output is never provably >= 0
+        if node.kind in ("mul", "matmul", "interp", "pool", "softmax"):
             todo.append((node, not spec.act_signed and _nonnegative(node, memo)))
         elif node.kind == "conv" and any(u.kind == "act" and u.meta["float_input"]
                                          for u in graph.users(node)):

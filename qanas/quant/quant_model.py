@@ -175,11 +175,11 @@ class _MemoryPlan:
 
     A q or act node may compute in its input's storage when no other node reads that
     input and the input node returned storage of its own: a conv, pool, resize,
-    concatenation, product or (not in-place) sum makes a fresh tensor; an act or q
-    node's value is fresh or, by induction, storage that only it can reach. While
-    calibrating, a q node passes its input through unchanged (the same tensor), so
-    there a q input does not count. The graph input, views (reshape, identity) and
-    in-place adds are never overwritten. The plan depends on the graph alone, so it
+    concatenation, product (elementwise or matrix), softmax or (not in-place) sum makes
+    a fresh tensor; an act or q node's value is fresh or, by induction, storage that
+    only it can reach. While calibrating, a q node passes its input through unchanged
+    (the same tensor), so there a q input does not count. The graph input, views
+    (reshape, transpose, narrow, identity) and in-place adds are never overwritten. The plan depends on the graph alone, so it
     is made once per model.
 
     Attributes:
@@ -189,7 +189,7 @@ class _MemoryPlan:
             after it runs, so later tensors reuse warm memory).
     """
 
-    _FRESH = ("conv", "act", "q", "pool", "interp", "cat", "mul")
+    _FRESH = ("conv", "act", "q", "pool", "interp", "cat", "mul", "matmul", "softmax")
 
     def __init__(self, graph: QuantGraph):
         self.owns_input: set[int] = set()

@@ -16,11 +16,14 @@ def _batches(n: int, seed: int, size=(32, 64), batch: int = 2) -> list[torch.Ten
 
 
 def _brevitas_scales(qmodel) -> list[float]:
+    """The distinct scales of the quantizers the graph calls (Brevitas's residual handler
+    can leave a shared quantizer registered but replaced everywhere, never calibrated)."""
     import brevitas.nn as qnn
     from brevitas.nn.quant_layer import QuantNonLinearActLayer
 
     scales = {}
-    for module in qmodel.modules():
+    called = {n.target for n in qmodel.graph.nodes if n.op == "call_module"}
+    for module in (qmodel.get_submodule(target) for target in called):
         if isinstance(module, (qnn.QuantIdentity, QuantNonLinearActLayer)):
             impl = module.act_quant.fused_activation_quant_proxy.tensor_quant.scaling_impl
             scales[id(impl)] = float(module.act_quant.scale().detach())

@@ -55,6 +55,18 @@ def test_space_subnet_is_bit_identical_to_brevitas(space_name, which):
     _assert_same_as_brevitas(subnet.eval(), QuantSpec(), calib, _batches(1, 2)[0])
 
 
+def test_topformer_subnet_is_bit_identical_to_brevitas():
+    """Attention: int8 matmul operands and products, uint8 softmax, slices of the tokens."""
+    from qanas.space import get_space
+
+    space = get_space("efficient-topformer")
+    torch.manual_seed(0)
+    subnet = build_supernet(space, 5).extract(space.resolve("min"))
+    calib = _batches(2, 1, size=(64, 64))
+    recalibrate_bn(subnet, calib)
+    _assert_same_as_brevitas(subnet.eval(), QuantSpec(), calib, _batches(1, 2, size=(64, 64))[0])
+
+
 @pytest.mark.parametrize("spec", [
     QuantSpec(),
     QuantSpec(act_signed=True),

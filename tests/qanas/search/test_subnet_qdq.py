@@ -24,6 +24,8 @@ from qanas.cost.subnet_qdq import (
 )
 from qanas.quant import QuantSpec, calibrate, export_qdq, quantize_model
 from qanas.quant.toy import ToySegNet, _conv_bn_act, _InvertedResidual
+from qanas.supernet.blocks import ConvBNAct
+from qanas.supernet.topformer_blocks import Attention, Injection, Mlp, TransformerBlock
 
 
 class _EveryOp(nn.Module):
@@ -46,6 +48,28 @@ class _EveryOp(nn.Module):
                        F.interpolate(self.low_pool(y), size=(32, 32), mode="bilinear",
                                      align_corners=True)], dim=1)
         return self.classifier(y)
+
+
+class _TinyHybrid(nn.Module):
+    """TopFormer in miniature: pooled tokens, one attention block (head split and join,
+    both matmuls, softmax) with TopFormer's zero-initialised projection (all weight codes
+    0, as the attention's output projection in every seeded supernet), and a slice of the
+    tokens injected into the local features (its gate and embedding convs both read it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = ConvBNAct(3, 8, 3, stride=2)
+        self.expand = ConvBNAct(8, 16, 1)
+        self.pool = nn.AvgPool2d(4, 4)
+        self.block = TransformerBlock(Attention(16, 2, 4, 6), Mlp(16, 24))
+        nn.init.zeros_(self.block.attn.proj[1].weight)
+        self.inject = Injection(8, 16)
+        self.classifier = nn.Conv2d(16, 4, 1)
+
+    def forward(self, x):
+        feat = self.stem(x)
+        tokens = self.block(self.pool(self.expand(feat)))
+        return self.classifier(self.inject(feat, torch.narrow(tokens, 1, 8, 8)))
 
 
 def _calibrated(model: nn.Module, shape):
@@ -80,6 +104,22 @@ def test_every_supported_op_is_written_as_brevitas_exports_it(tmp_path):
             "Mul", "Add"} <= ops
 
 
+def test_attention_is_written_as_brevitas_exports_it(tmp_path):
+    """From the Brevitas model and from the lean one: Brevitas's export, op for op."""
+    shape = (1, 3, 32, 32)
+    torch.manual_seed(0)
+    model = _TinyHybrid()
+    qmodel, example = _calibrated(model, shape)
+    ours = qcdq_from_graph(qmodel, shape)
+    onnx.checker.check_model(ours)
+    theirs = graph_signature(onnx.load(str(export_qdq(qmodel, example, tmp_path / "m.onnx"))))
+    assert graph_signature(ours) == theirs
+    assert graph_signature(qcdq_from_lean(_lean(model, shape), shape)) == theirs
+    ops = [op for op, _, _ in theirs[0]]
+    assert ops.count("MatMul") == 2 and ops.count("Softmax") == 1 and ops.count("Slice") == 1
+    assert {"Reshape", "Transpose", "HardSigmoid", "Resize"} <= set(ops)
+
+
 def test_a_module_called_twice_is_left_to_brevitas():
     """ToySegNet pools one tensor twice; the exporter merges the two, the writer does not try."""
     shape = (1, 3, 32, 32)
@@ -108,6 +148,26 @@ def test_signature_tells_scales_and_scalar_shapes_apart():
     assert scalar == graph_signature(model(np.array(0.5, np.float32)))
     assert scalar != graph_signature(model(np.array(0.25, np.float32)))
     assert scalar != graph_signature(model(np.array([0.5], np.float32)))
+
+
+@pytest.mark.slow
+def test_topformer_subnet_is_written_as_brevitas_exports_it(tmp_path):
+    """The min efficient-topformer subnet from the search's exporter (lean model, no
+    fallback): Brevitas's export, op for op."""
+    from qanas.space import get_space
+
+    space = get_space("efficient-topformer")
+    exporter = SubnetExporter(space, (64, 64), 4)
+    cfg = space.resolve("min")
+    ours = exporter.qdq_model(cfg)
+    assert exporter.fallbacks == {}
+    onnx.checker.check_model(ours)
+    theirs = graph_signature(onnx.load(str(exporter.export_onnx(cfg, tmp_path))))
+    assert graph_signature(ours) == theirs
+    ops = [op for op, _, _ in theirs[0]]
+    blocks = len(space.plan(cfg).vit)
+    assert ops.count("MatMul") == 2 * blocks and ops.count("Softmax") == blocks
+    assert {"Reshape", "Transpose", "Slice", "HardSigmoid"} <= set(ops)
 
 
 @pytest.mark.slow
