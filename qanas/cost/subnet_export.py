@@ -118,7 +118,10 @@ class SubnetExporter:
 
         self._supernet_built()
         gen = torch.Generator().manual_seed(self.seed)
-        lean = quantize_fast(self._supernet.extract(cfg).eval(), QuantSpec())
+        # quantize_fast folds copies of the weights and leaves the subnet (and its train
+        # or eval mode: the seeded supernet is in eval) alone, so it can read the
+        # supernet's own modules
+        lean = quantize_fast(self._supernet.extract_shared(cfg), QuantSpec())
         lean.calibrate([torch.randn(*self.input_shape, generator=gen) for _ in range(2)])
         return qcdq_from_lean(lean, self.input_shape)
 

@@ -58,3 +58,14 @@ class Supernet(nn.Module):
     @abstractmethod
     def extract(self, cfg: SubnetConfig) -> nn.Module:
         """A static module for `cfg` with copied weights (preserve_weight semantics)."""
+
+    def extract_shared(self, cfg: SubnetConfig) -> nn.Module:
+        """A static module for `cfg` that may hold the supernet's own modules (no copy).
+
+        For callers that only read the subnet (`qanas.quant.quantize_fast`, which folds
+        copies of the weights, and the in-memory QDQ export): it must not be trained,
+        recalibrated or switched between train and eval mode. The default copies, as
+        `extract`; a supernet whose subnets are made of whole modules of its own
+        (SqueezeNAS's candidates) skips the copy.
+        """
+        return self.extract(cfg)

@@ -4,7 +4,8 @@ The supernet is a `SqueezeNASNet` whose blocks are `ChoiceBlock`s (13
 candidate modules each, no weights shared between candidates, as in SqueezeNAS
 and FairNAS); the stem, head and decoder are shared by every subnet.
 `extract(cfg)` builds the same `SqueezeNASNet` with deep copies of the chosen
-candidates, so its output equals the supernet path's output.
+candidates, so its output equals the supernet path's output; `extract_shared(cfg)`
+builds it from the supernet's own modules, for readers (the in-memory QDQ export).
 """
 
 from __future__ import annotations
@@ -116,16 +117,23 @@ class SqueezeNASSupernet(Supernet):
 
     def extract(self, cfg: SubnetConfig) -> SqueezeNASNet:
         """A static `SqueezeNASNet` for `cfg` with deep-copied weights (and train/eval mode)."""
+        return self._subnet(cfg, copy.deepcopy).train(self.training)
+
+    def extract_shared(self, cfg: SubnetConfig) -> SqueezeNASNet:
+        """The `SqueezeNASNet` of `cfg` made of the supernet's own modules (read it only)."""
+        return self._subnet(cfg, lambda module: module)
+
+    def _subnet(self, cfg: SubnetConfig, take) -> SqueezeNASNet:
+        """`cfg`'s network from `take(module)` of the stem, chosen candidates, head and decoder."""
         self.space.validate(cfg)
-        chosen = [copy.deepcopy(b.candidates[c]) for b, c in zip(self.choice_blocks, cfg.choices,
-                                                                 strict=True)]
+        chosen = [take(b.candidates[c]) for b, c in zip(self.choice_blocks, cfg.choices,
+                                                        strict=True)]
         split = len(self.net.low_blocks)
-        subnet = SqueezeNASNet(
-            copy.deepcopy(self.net.stem),
+        return SqueezeNASNet(
+            take(self.net.stem),
             nn.Sequential(*chosen[:split]),
             nn.Sequential(*chosen[split:]),
-            copy.deepcopy(self.net.head),
-            copy.deepcopy(self.net.decoder),
+            take(self.net.head),
+            take(self.net.decoder),
             self.net.align_corners,
         )
-        return subnet.train(self.training)

@@ -154,6 +154,20 @@ def test_extract_copies_weights(supernet):
             supernet.net.stem[0].weight.sub_(1.0)
 
 
+def test_extract_shared_is_the_subnet_without_copies(supernet):
+    """The exporter's read-only subnet: the same network and output as `extract`, made of
+    the supernet's own modules."""
+    x = torch.randn(1, 3, *SIZE, generator=torch.Generator().manual_seed(3))
+    for cfg in _configs(supernet.space, count=2, seed=4):
+        shared, copied = supernet.extract_shared(cfg), supernet.extract(cfg)
+        assert shared.stem is supernet.net.stem
+        assert all(block is choice.candidates[c] for block, choice, c in zip(
+            [*shared.low_blocks, *shared.high_blocks], supernet.choice_blocks, cfg.choices,
+            strict=True))
+        with torch.no_grad():
+            torch.testing.assert_close(shared(x), copied(x), atol=0, rtol=0)
+
+
 @pytest.mark.parametrize("size", [SIZE, (33, 47)])
 def test_analytic_costs_match_hook_count(supernet, size):
     space = supernet.space
