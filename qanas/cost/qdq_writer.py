@@ -64,16 +64,20 @@ class QdqWriter:
         Raises:
             UnsupportedGraph: the same op on the same inputs was written before.
         """
-        from onnx import helper
+        from onnx import NodeProto
 
         out = self.name(hint)
+        attr_key = repr(sorted(attrs.items()))
         if merged:
-            key = (op, tuple(inputs), repr(sorted(attrs.items())))
+            key = (op, tuple(inputs), attr_key)
             if key in self._ops:  # a module called twice on one tensor: the exporter's common-
                 raise UnsupportedGraph(  # subexpression pass merges what follows unpredictably
                     f"{op} computed twice on the same tensor (a module called twice on it)")
             self._ops[key] = out
-        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+        node = NodeProto(op_type=op, name=out, input=inputs, output=[out])
+        if attrs:
+            node.attribute.extend(_attributes(attr_key, attrs))
+        self.nodes.append(node)
         self.shape[out] = tuple(int(d) for d in shape)
         return out
 
@@ -85,6 +89,20 @@ class QdqWriter:
         dq = self.node("DequantizeLinear", [q, s, zp], self.shape[x], f"{hint}_dq", merged=False)
         self.scale[dq] = scale
         return dq
+
+
+_ATTRIBUTES: dict[str, list] = {}
+
+
+def _attributes(key: str, attrs: dict) -> list:
+    """`attrs` as `onnx.AttributeProto`s sorted by name (as `onnx.helper.make_node` writes
+    them), made once per distinct set: most nodes of a subnet repeat a few."""
+    if key not in _ATTRIBUTES:
+        from onnx import helper
+
+        _ATTRIBUTES[key] = [helper.make_attribute(name, value)
+                            for name, value in sorted(attrs.items())]
+    return _ATTRIBUTES[key]
 
 
 __all__ = ["QdqWriter", "UnsupportedGraph"]
