@@ -15,8 +15,8 @@ sizes and Reshape targets, as `qanas.quant.export` folds them).
 
 Scope: the modules and functions the search spaces' subnets use, attention included
 (``torch.flatten``/``reshape``/``transpose`` as Reshape/Transpose, ``torch.matmul``,
-``nn.Softmax``, ``torch.narrow`` as Slice), 8-bit
-activations and weights with zero points 0. Anything else raises `UnsupportedGraph`,
+``nn.Softmax``, ``torch.narrow`` as Slice: `qanas.cost.qdq_layout`), 8-bit activations
+and weights with zero points 0. Anything else raises `UnsupportedGraph`,
 and the caller exports through Brevitas instead. `tests/qanas/search/test_subnet_qdq.py` checks,
 on subnets of every space, that the graph equals Brevitas's export operator for
 operator, attribute for attribute and scale for scale, and that the compiler plans the
