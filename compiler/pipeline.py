@@ -168,11 +168,44 @@ def zero_pipeline(legalize_memo=None):
                                      t.FoldConstant(), t.FuseOps(), t.FuseTIR()])
 
 
-def fuse_and_plan(model, legalize_memo=None) -> tuple[object, ExecutionPlan]:
-    """Legalizes and fuses `model.mod` (`zero_pipeline`) and reads its plan."""
+def reachable_functions(mod):
+    """`mod` without the functions ``main`` never calls, directly or through a Relax
+    function it calls (the blocks a technique grouped and the offload then replaced by
+    a library call, and the kernels only they called)."""
+    import tvm
+    from tvm import relax
+
+    reached: dict[str, tvm.ir.GlobalVar] = {}
+    stack = [mod.get_global_var("main")]
+    while stack:
+        gv = stack.pop()
+        if gv.name_hint in reached:
+            continue
+        reached[gv.name_hint] = gv
+        func = mod[gv]
+        if isinstance(func, relax.Function):
+            stack.extend(relax.analysis.all_global_vars(func))
+    if len(reached) == len(mod.functions):
+        return mod
+    out = mod.clone()
+    for gv in mod.get_global_vars():
+        if gv.name_hint not in reached:
+            del out[gv]
+    return out
+
+
+def fuse_and_plan(model, legalize_memo=None,
+                  prune: bool = False) -> tuple[object, ExecutionPlan]:
+    """Legalizes and fuses `model.mod` (`zero_pipeline`) and reads its plan.
+
+    `prune`: first drop the functions ``main`` does not reach (`reachable_functions`),
+    so none of them is legalized or fused (the plan-only mode: the kernels are the
+    same, but their names, numbered by the builder, may differ from `compile_model`'s).
+    """
     from compiler.passes.copy_outputs import copy_passthrough_outputs
 
-    mod = copy_passthrough_outputs(normalize_dataflow(model.mod))
+    mod = reachable_functions(model.mod) if prune else model.mod
+    mod = copy_passthrough_outputs(normalize_dataflow(mod))
     fused = zero_pipeline(legalize_memo)(mod)
     in_names = [t.name for t in model.inputs] or None
     out_names = [t.name for t in model.outputs] or None
@@ -192,12 +225,13 @@ def offload(model, options: CompileOptions):
 
 
 def lower_model(model, options: CompileOptions, measure_unfused: bool = True,
-                legalize_memo=None) -> LoweredModel:
+                legalize_memo=None, prune: bool = False) -> LoweredModel:
     """Step 1: import, integer lowering, the techniques of `options`, fusion, the plan.
 
     `measure_unfused`: also fuse and plan the model without the techniques, for its
     layer-wise bound (a second fusion when a technique changed the graph).
     `legalize_memo`: a `compiler.legalize_memo.LegalizeMemo` (plan-only) or None.
+    `prune`: legalize and fuse only what ``main`` reaches (`fuse_and_plan`; plan-only).
 
     Raises:
         UnsupportedOpError: an operator without a kernel.
@@ -214,12 +248,13 @@ def lower_model(model, options: CompileOptions, measure_unfused: bool = True,
     with stage("offload"):
         techniqued = offload(techniqued, options)
     with stage("legalize/fuse"):
-        fused, plan = fuse_and_plan(techniqued, legalize_memo)
+        fused, plan = fuse_and_plan(techniqued, legalize_memo, prune)
     bound = None
     if measure_unfused:
         changed = any(u.changes_graph for u in uses)
         with stage("unfused bound"):
-            unfused = fuse_and_plan(offload(model, options), legalize_memo)[1] if changed else plan
+            unfused = (fuse_and_plan(offload(model, options), legalize_memo, prune)[1]
+                       if changed else plan)
         bound = lower_bound(unfused.lifetimes())
     return LoweredModel(techniqued, fused, plan, uses, bound)
 

@@ -135,7 +135,7 @@ def plan_model_memory(model, target: str | Target = "host",
     with PROCESS_TE_MEMO.active(), PROCESS_BLOCK_MEMO.active():
         lowered = lower_model(model, options, measure_unfused,
                               legalize_memo if legalize_memo is not None
-                              else PROCESS_LEGALIZE_MEMO)
+                              else PROCESS_LEGALIZE_MEMO, prune=True)
     with stage("kernel scratch"):  # its kernels' schedules are a stage of their own
         scratch = kernel_scratch(lowered.fused, lowered.kernels, dict(target.tvm_target),
                                  schedule=options.schedule, cache=scratch_cache)

@@ -277,6 +277,10 @@ def find_heads(func: relax.Function, mod: tvm.IRModule | None = None,
     graph = _Graph(func, mod)
     model_input = params[0]
     known = {_key(model_input)}
+    # per known binding, how many of its readers are not known yet; `escaping`: those
+    # with any (a tensor read after the head, so no split can come before it)
+    unread = {_key(model_input): len(graph.users.get(_key(model_input), ()))}
+    escaping = {k for k, n in unread.items() if n}
     bindings: list[relax.Var] = []
     heads: list[HeadGeometry] = []
     convs: dict[int, ConvGeometry] = {}
@@ -286,17 +290,24 @@ def find_heads(func: relax.Function, mod: tvm.IRModule | None = None,
         value = graph.value(var)
         if not _patchable(graph, var):
             break
-        if any(_key(v) not in known for v in _vars_in(value)):
+        reads = {_key(v) for v in _vars_in(value)}
+        if not reads <= known:
             break
         bindings.append(var)
         known.add(k)
+        unread[k] = len(graph.users.get(k, ()))  # its readers come after it
+        if unread[k]:
+            escaping.add(k)
+        for m in reads:
+            unread[m] -= 1
+            if not unread[m]:
+                escaping.discard(m)
         if _is_conv(value, graph.mod):
             convs[k] = conv_geometry(graph, var)
         steps.append(_step(graph, var, convs))
         if dtype_of(var) != "int8" or math.prod(shape_of(var)[2:]) < min_pixels:
             continue
-        escapes = [m for m in known - {k} if not graph.users.get(m, set()) <= known]
-        if not escapes and convs:
+        if escaping <= {k} and convs:
             heads.append(HeadGeometry(graph, tuple(bindings), model_input, var, dict(convs),
                                       tuple(steps)))
     return heads

@@ -12,7 +12,13 @@ import tvm_ffi
 from tvm import relax
 
 from compiler.legalize_memo import LegalizeMemo
-from compiler.pipeline import CompileOptions, fuse_and_plan, offload, resolve_model
+from compiler.pipeline import (
+    CompileOptions,
+    fuse_and_plan,
+    offload,
+    reachable_functions,
+    resolve_model,
+)
 from compiler.techniques import apply_techniques
 from tests.support.qdq_models import brevitas_block_model
 
@@ -56,6 +62,21 @@ def test_memoised_fusion_equals_the_zero_pipeline(lowered_block):
             g.name_hint for g in plain.get_global_vars())
         assert plan.to_dict() == plain_plan.to_dict()
     assert memo.hits >= memo.misses > 0
+
+
+def test_pruned_fusion_plans_the_same_kernels(lowered_block):
+    """The plan-only mode fuses only what ``main`` reaches: the offloaded blocks' grouped
+    functions are gone, and every step runs a structurally equal kernel on the same
+    buffers (only the builder's numbering of kernel names may differ)."""
+    assert len(reachable_functions(lowered_block.mod).functions) < len(
+        lowered_block.mod.functions)
+    plain, plain_plan = fuse_and_plan(lowered_block)
+    pruned, plan = fuse_and_plan(lowered_block, LegalizeMemo(), prune=True)
+    assert plan.lifetimes() == plain_plan.lifetimes()
+    assert len(plan.calls) == len(plain_plan.calls)
+    for ours, theirs in zip(plan.calls, plain_plan.calls, strict=True):
+        assert (ours.inputs, ours.outputs) == (theirs.inputs, theirs.outputs)
+        assert tvm_ffi.structural_equal(pruned[ours.kernel], plain[theirs.kernel])
 
 
 def test_a_constant_the_legalization_adds_is_replayed():
