@@ -91,16 +91,32 @@ class InvertedResidual:
         return text + ("" if self.has_expand else "_noexp") + ("_res" if self.residual else "")
 
 
+_VAR_TYPES = (relax.Var, relax.DataflowVar)
+
+
 def _vars_in(expr: relax.Expr) -> list[relax.Var]:
-    if isinstance(expr, relax.Var):
-        return [expr]
-    if isinstance(expr, relax.Call):
-        return [v for a in items(expr.args) for v in _vars_in(a)]
-    if isinstance(expr, relax.Tuple):
-        return [v for f in items(expr.fields) for v in _vars_in(f)]
-    if isinstance(expr, relax.TupleGetItem):
-        return _vars_in(expr.tuple_value)
-    return []
+    """The variables `expr` reads, in argument order (repeated when read twice)."""
+    out: list[relax.Var] = []
+    _collect_vars(expr, out)
+    return out
+
+
+def _collect_vars(expr: relax.Expr, out: list) -> None:
+    # exact types: an isinstance check against TVM's classes costs an ABC lookup, and a
+    # graph walk asks this for every argument of every binding
+    kind = type(expr)
+    if kind in _VAR_TYPES:
+        out.append(expr)
+    elif kind is relax.Call:
+        for a in items(expr.args):
+            _collect_vars(a, out)
+    elif kind is relax.Tuple:
+        for f in items(expr.fields):
+            _collect_vars(f, out)
+    elif kind is relax.TupleGetItem:
+        _collect_vars(expr.tuple_value, out)
+    elif isinstance(expr, relax.Var):  # a subclass this module does not know
+        out.append(expr)
 
 
 def _key(var: relax.Var) -> int:
@@ -121,14 +137,19 @@ class _Graph:
         self.binds: dict[int, relax.Expr] = {}
         self.order: dict[int, int] = {}
         self.users: dict[int, set[int | None]] = {}
+        self.reads: dict[int, tuple[relax.Var, ...]] = {}
         self._units: dict[int, tuple | None] = {}
+        self._shapes: dict[int, tuple[int, ...]] = {}
+        self._dtypes: dict[int, str] = {}
+        self._convs: dict[int, bool] = {}
         for block in items(func.body.blocks):
             for b in items(block.bindings):
                 if not isinstance(b, relax.VarBinding):
                     continue
                 k = _key(b.var)
                 self.var[k], self.order[k], self.binds[k] = b.var, len(self.order), b.value
-                for v in _vars_in(b.value):
+                self.reads[k] = reads = tuple(_vars_in(b.value))
+                for v in reads:
                     self.users.setdefault(_key(v), set()).add(k)
         for v in _vars_in(func.body.body):
             self.users.setdefault(_key(v), set()).add(None)  # None: the function's result
@@ -136,6 +157,30 @@ class _Graph:
     def value(self, var: relax.Var) -> relax.Expr | None:
         """The value bound to `var`, None for a parameter."""
         return self.binds.get(_key(var))
+
+    def shape(self, expr: relax.Expr) -> tuple[int, ...]:
+        """`shape_of(expr)`, read from TVM once per expression."""
+        k = _key(expr)
+        shape = self._shapes.get(k)
+        if shape is None:
+            shape = self._shapes[k] = shape_of(expr)
+        return shape
+
+    def dtype(self, expr: relax.Expr) -> str:
+        """`dtype_of(expr)`, read from TVM once per expression."""
+        k = _key(expr)
+        dtype = self._dtypes.get(k)
+        if dtype is None:
+            dtype = self._dtypes[k] = dtype_of(expr)
+        return dtype
+
+    def is_conv(self, var: relax.Var) -> bool:
+        """`var` is bound to a conv (`_is_conv`)."""
+        k = _key(var)
+        conv = self._convs.get(k)
+        if conv is None:
+            conv = self._convs[k] = k in self.binds and _is_conv(self.binds[k], self.mod)
+        return conv
 
     def unit(self, final: relax.Var):
         """The int8 unit ending at `final`: (member keys, int8 leaves, its conv2d or None).
@@ -152,7 +197,7 @@ class _Graph:
 
     def _unit(self, final: relax.Var):
         if (_key(final) not in self.binds or not isinstance(final.ty, relax.TensorType)
-                or dtype_of(final) != "int8"):
+                or self.dtype(final) != "int8"):
             return None
         members: set[int] = set()
         leaves: list[relax.Var] = []
@@ -165,14 +210,14 @@ class _Graph:
             value = self.binds.get(_key(var))
             if not isinstance(value, relax.Call) or not isinstance(value.op, tvm.ir.Op):
                 return None
-            is_conv = _is_conv(value, self.mod)
+            is_conv = self.is_conv(var)
             if is_conv:
                 convs.append(var)
             elif value.op.name not in _ARITH:
                 return None
             members.add(_key(var))
-            for arg in _vars_in(value):
-                if is_conv or dtype_of(arg) == "int8":
+            for arg in self.reads[_key(var)]:
+                if is_conv or self.dtype(arg) == "int8":
                     if all(_key(arg) != _key(leaf) for leaf in leaves):
                         leaves.append(arg)
                 else:
@@ -225,7 +270,7 @@ def _conv_args(value: relax.Expr) -> list[relax.Expr]:
 def _conv(graph: _Graph, conv: relax.Var) -> _Conv:
     value = graph.value(conv)
     x, w = _conv_args(value)
-    c_in, (c_out, c_per_group, kh, kw) = shape_of(x)[1], shape_of(w)
+    c_in, (c_out, c_per_group, kh, kw) = graph.shape(x)[1], graph.shape(w)
     tag = _conv_tag(value, graph.mod)
     if tag is None:
         attrs = value.attrs

@@ -41,9 +41,7 @@ from compiler.passes.fuse_inverted_residual import (
     _Fuser,
     _Graph,
     _grouped_function,
-    _is_conv,
     _key,
-    _vars_in,
     find_inverted_residuals,
 )
 
@@ -87,7 +85,7 @@ def conv_geometry(graph: _Graph, var: relax.Var) -> ConvGeometry:
     ``call_tir`` of a zero-point-padded conv)."""
     value = graph.value(var)
     x, w = _conv_args(value)
-    c_out, c_per_group, kh, kw = shape_of(w)
+    c_out, c_per_group, kh, kw = graph.shape(w)
     tag = _conv_tag(value, graph.mod)
     if tag is None:
         attrs = value.attrs
@@ -137,20 +135,21 @@ class _Step:
 
 def _step(graph: _Graph, var: relax.Var, convs: dict) -> _Step:
     value = graph.value(var)
+    pad = is_op(value, "relax.nn.pad")
     if _key(var) in convs:
         x = _conv_args(value)[0]
-        reads = ((_key(x), convs[_key(var)], shape_of(x)[2:]),)
-    elif is_op(value, "relax.nn.pad"):
+        reads = ((_key(x), convs[_key(var)], graph.shape(x)[2:]),)
+    elif pad:
         x = value.args[0]
         reads = ((_key(x), tuple(int(value.attrs.pad_width[i]) for i in (4, 6)),
-                  shape_of(x)[2:]),)
+                  graph.shape(x)[2:]),)
     else:
-        pixels = shape_of(var)[2:]
-        shapes = [(v, shape_of(v)) for v in _vars_in(value)]
+        pixels = graph.shape(var)[2:]
+        shapes = [(v, graph.shape(v)) for v in graph.reads[_key(var)]]
         reads = tuple((_key(v), None, shape[2:]) for v, shape in shapes
                       if len(shape) == 4 and shape[2:] == pixels)
-    stage = dtype_of(var) == "int8" and not is_op(value, "relax.nn.pad")
-    return _Step(_key(var), shape_of(var), stage, reads)
+    stage = graph.dtype(var) == "int8" and not pad
+    return _Step(_key(var), graph.shape(var), stage, reads)
 
 
 @dataclass(frozen=True)
@@ -253,9 +252,10 @@ def _patchable(graph: _Graph, var: relax.Var) -> bool:
     value = graph.value(var)
     if not isinstance(value, relax.Call) or not isinstance(var.ty, relax.TensorType):
         return False
-    if len(var.ty.shape) != 4 or shape_of(var)[0] != 1:
+    shape = graph.shape(var)
+    if len(shape) != 4 or shape[0] != 1:
         return False
-    if _is_conv(value, graph.mod):
+    if graph.is_conv(var):
         return True
     return isinstance(value.op, tvm.ir.Op) and (value.op.name in _ARITH
                                                 or value.op.name == "relax.nn.pad")
@@ -287,10 +287,9 @@ def find_heads(func: relax.Function, mod: tvm.IRModule | None = None,
     steps: list[_Step] = []
     for k in sorted(graph.order, key=graph.order.__getitem__):
         var = graph.var[k]
-        value = graph.value(var)
         if not _patchable(graph, var):
             break
-        reads = {_key(v) for v in _vars_in(value)}
+        reads = {_key(v) for v in graph.reads[k]}
         if not reads <= known:
             break
         bindings.append(var)
@@ -302,10 +301,10 @@ def find_heads(func: relax.Function, mod: tvm.IRModule | None = None,
             unread[m] -= 1
             if not unread[m]:
                 escaping.discard(m)
-        if _is_conv(value, graph.mod):
+        if graph.is_conv(var):
             convs[k] = conv_geometry(graph, var)
         steps.append(_step(graph, var, convs))
-        if dtype_of(var) != "int8" or math.prod(shape_of(var)[2:]) < min_pixels:
+        if graph.dtype(var) != "int8" or math.prod(graph.shape(var)[2:]) < min_pixels:
             continue
         if escaping <= {k} and convs:
             heads.append(HeadGeometry(graph, tuple(bindings), model_input, var, dict(convs),
@@ -316,9 +315,9 @@ def find_heads(func: relax.Function, mod: tvm.IRModule | None = None,
 def _conv_macs(graph: _Graph) -> int:
     total = 0
     for k in graph.order:
-        if _is_conv(graph.binds[k], graph.mod):
+        if graph.is_conv(graph.var[k]):
             total += conv_geometry(graph, graph.var[k]).macs_per_pixel * math.prod(
-                shape_of(graph.var[k])[2:])
+                graph.shape(graph.var[k])[2:])
     return total
 
 
@@ -352,7 +351,7 @@ def step_sizes(func: relax.Function, graph: _Graph) -> dict[int, int]:
             unit = graph.unit(var)
             if unit is not None and unit[2] is None:
                 continue  # elementwise only: may be fused into the kernel before it
-            leaves = unit[1] if unit is not None else _vars_in(value)
+            leaves = unit[1] if unit is not None else graph.reads[k]
         tensors = {_key(var): var}
         for v in leaves:
             if isinstance(v.ty, relax.TensorType) and dtype_of(v) in ("int8", "uint8"):
@@ -421,8 +420,8 @@ def choose_patches(func: relax.Function, mod: tvm.IRModule | None = None,
 
 class _PatchGrouper(_Fuser):
     def group(self, func: relax.Function, choice: PatchChoice) -> relax.Function:
-        graph = _Graph(func, self.builder_.get())
         head = choice.head
+        graph = head.graph  # the graph of `func`, which the head's choice read
         func_, args = _grouped_function(head, graph, choice.name)
         gv = self.builder_.add_func(func_, choice.name)
         self.skip |= {_key(v) for v in head.bindings} - {_key(head.split)}
