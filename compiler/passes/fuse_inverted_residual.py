@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import tvm
 from tvm import relax
+from tvm.relax.expr import _update_type
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from compiler import known_types
@@ -418,6 +419,34 @@ class _Fuser(PyExprMutator):
         super().__init__(mod)
         self.skip: set[int] = set()
         self.calls: dict[int, tuple] = {}
+        self._taken = {gv.name_hint for gv in mod.get_global_vars()} if mod is not None else set()
+        self._added: list[tuple[relax.GlobalVar, relax.Function]] = []
+
+    def add_function(self, func: relax.Function, name: str) -> relax.GlobalVar:
+        """``builder_.add_func(func, name)`` for a grouped function, kept until `finalize`.
+
+        The builder's first ``add_func`` hashes every function of the module (the whole
+        ``main``, constants included) to deduplicate; a grouped function never equals
+        another (its name is one of its attributes), so it gets the global variable
+        ``add_func`` would give it, typed as ``add_func`` types it. A name the module
+        holds already goes through ``add_func``, which makes it unique.
+        """
+        if name in self._taken:
+            return self.builder_.add_func(func, name)
+        self._taken.add(name)
+        gv = relax.GlobalVar(name)
+        _update_type(gv, func.ty)
+        self._added.append((gv, func))
+        return gv
+
+    def finalize(self) -> tvm.IRModule:
+        """A new module: the builder's, with the grouped functions added. (The builder
+        copies the module it was made with on its first ``add_func`` only, so without
+        one, its module is the caller's, which must stay as it is.)"""
+        out = self.builder_.finalize().clone()
+        for gv, func in self._added:
+            out[gv] = func
+        return out
 
     def fuse(self, func: relax.Function, names: list[str], graph: _Graph | None = None,
              blocks: list[InvertedResidual] | None = None) -> relax.Function:
@@ -428,7 +457,7 @@ class _Fuser(PyExprMutator):
             name = f"{FUSED_PREFIX}{len(names)}_{block.label}"
             names.append(name)
             func_, args = _grouped_function(block, graph, name)
-            gv = self.builder_.add_func(func_, name)
+            gv = self.add_function(func_, name)
             self.skip |= {_key(v) for v in block.bindings} - {_key(block.output)}
             self.calls[_key(block.output)] = (gv, args)
         if not blocks:
@@ -473,7 +502,7 @@ def _fuse_main(mod: tvm.IRModule, graph: _Graph | None = None,
     new_main = fuser.fuse(mod["main"], names, graph, blocks)
     if not names:
         return mod
-    out = fuser.builder_.finalize()
+    out = fuser.finalize()
     out["main"] = new_main.with_attr("qanas.fused_blocks", names)
     return out
 

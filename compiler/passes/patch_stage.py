@@ -423,7 +423,7 @@ class _PatchGrouper(_Fuser):
         head = choice.head
         graph = head.graph  # the graph of `func`, which the head's choice read
         func_, args = _grouped_function(head, graph, choice.name)
-        gv = self.builder_.add_func(func_, choice.name)
+        gv = self.add_function(func_, choice.name)
         self.skip |= {_key(v) for v in head.bindings} - {_key(head.split)}
         self.calls[_key(head.split)] = (gv, args)
         return self.visit_expr(func)
@@ -457,6 +457,6 @@ def apply_patches(model, choice: PatchChoice):
     ``main``)."""
     grouper = mutator(_PatchGrouper)(model.mod)
     new_main = grouper.group(model.mod["main"], choice)
-    out = grouper.builder_.finalize()
+    out = grouper.finalize()
     out["main"] = new_main
     return model.with_module(out)

@@ -239,8 +239,13 @@ def test_extra_macs_count_the_rows_bands_share(exported):
     # one band of the whole height computes every row once; so does the ring
     assert extra_macs(block, band_rows=height, rolled=False) == 0
     assert extra_macs(block) == 0
+    names = sorted(gv.name_hint for gv in lowered.mod.get_global_vars())
     model, where, extra = fuse_inverted_residuals(lowered)
     assert where == tuple(fused_blocks(model.mod)) and extra == extra_macs(block)
+    # the fused function goes into a new module: the lowered one is left as it was
+    assert sorted(gv.name_hint for gv in lowered.mod.get_global_vars()) == names
+    assert not fused_blocks(lowered.mod) and set(where) <= {
+        gv.name_hint for gv in model.mod.get_global_vars()}
 
 
 def test_no_expand_block_recomputes_nothing(exported):
