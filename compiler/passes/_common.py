@@ -121,6 +121,12 @@ class QuantRewriter(PyExprMutator):
     bind them (in the function as it was before this pass) and emit integer ops.
     """
 
+    PRODUCERS: frozenset[str] | None = None
+    """Operators whose result ``rewrite`` may replace as the value an R.quantize reads
+    (its producer); None: any. A function with no such R.quantize is returned as it is,
+    without visiting it or sweeping its dead code (the passes before it end with the
+    sweep)."""
+
     def __init__(self, mod: tvm.IRModule | None = None):
         super().__init__(mod)
         self.binds: dict[relax.Var, relax.Expr] = {}
@@ -128,8 +134,19 @@ class QuantRewriter(PyExprMutator):
     def lower_function(self, func: relax.Function) -> relax.Function:
         """Rewrites ``func`` and removes the float ops left dead."""
         self.binds = variable_bindings(func)
+        if self.PRODUCERS is not None and not self._quantizes_of(self.PRODUCERS):
+            return func
         new = self.visit_expr(func)
         return relax.analysis.remove_all_unused(new)
+
+    def _quantizes_of(self, ops: frozenset[str]) -> bool:
+        """Some R.quantize of the function reads the result of one of `ops`."""
+        for value in self.binds.values():
+            if is_op(value, "relax.quantize"):
+                node = self.producer(value.args[0])
+                if isinstance(node, relax.Call) and getattr(node.op, "name", None) in ops:
+                    return True
+        return False
 
     def producer(self, expr: relax.Expr) -> relax.Expr:
         """The value bound to ``expr`` when it is a variable, else ``expr`` itself."""

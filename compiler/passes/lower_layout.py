@@ -16,6 +16,9 @@ from compiler.passes._common import QParams, QuantRewriter, is_op, rewrite_pass
 class DataMovementRewriter(QuantRewriter):
     """Rewrites reshape, permute_dims and max_pool2d."""
 
+    PRODUCERS = frozenset({"relax.dequantize", "relax.reshape", "relax.permute_dims",
+                           "relax.nn.max_pool2d"})
+
     def moved(self, node: relax.Call, x_q: relax.Expr) -> relax.Expr | None:
         """``node`` applied to the int8 tensor ``x_q``, or None for another op."""
         if is_op(node, "relax.dequantize"):  # a plain requantization: dq → q
