@@ -5,8 +5,11 @@
 kernel scratch read from the lowered TIR (`compiler.workspace`) instead of built C, and
 returns a `MemoryReport`. Operator legalizations, TE kernels and fused blocks' library
 calls are remembered across calls (`compiler.legalize_memo`, `compiler.te_memo`,
-`compiler.block_memo`; the fused module is structurally equal to the compiler's). Its arena equals the compiled arena byte for byte; the search
-uses it as its SRAM objective.
+`compiler.block_memo`), and only the functions ``main`` reaches are legalized and fused
+(`compiler.pipeline.reachable_functions`): every step runs a kernel structurally equal
+to the compiler's, on the same buffers, though the builder may number kernel names
+differently. Its arena equals the compiled arena byte for byte; the search uses it as
+its SRAM objective.
 
 Example:
     >>> report = plan_model_memory("net_qdq.onnx", "cortex-m7")  # doctest: +SKIP
