@@ -126,6 +126,15 @@ def _key(var: relax.Var) -> int:
     return hash(var)
 
 
+def _read_once(cache: dict, expr: relax.Expr, read):
+    """``read(expr)``, remembered in `cache` by `_key`."""
+    k = _key(expr)
+    value = cache.get(k)
+    if value is None:
+        value = cache[k] = read(expr)
+    return value
+
+
 class _Graph:
     """The bindings of a dataflow function: producers, consumers, program order.
 
@@ -161,19 +170,11 @@ class _Graph:
 
     def shape(self, expr: relax.Expr) -> tuple[int, ...]:
         """`shape_of(expr)`, read from TVM once per expression."""
-        k = _key(expr)
-        shape = self._shapes.get(k)
-        if shape is None:
-            shape = self._shapes[k] = shape_of(expr)
-        return shape
+        return _read_once(self._shapes, expr, shape_of)
 
     def dtype(self, expr: relax.Expr) -> str:
         """`dtype_of(expr)`, read from TVM once per expression."""
-        k = _key(expr)
-        dtype = self._dtypes.get(k)
-        if dtype is None:
-            dtype = self._dtypes[k] = dtype_of(expr)
-        return dtype
+        return _read_once(self._dtypes, expr, dtype_of)
 
     def is_conv(self, var: relax.Var) -> bool:
         """`var` is bound to a conv (`_is_conv`)."""
