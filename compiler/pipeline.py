@@ -171,7 +171,8 @@ def zero_pipeline(legalize_memo=None):
 def reachable_functions(mod):
     """`mod` without the functions ``main`` never calls, directly or through a Relax
     function it calls (the blocks a technique grouped and the offload then replaced by
-    a library call, and the kernels only they called)."""
+    a library call, and the kernels only they called). PrimFuncs are not walked: before
+    legalization no kernel calls another function (library calls name their C symbol)."""
     import tvm
     from tvm import relax
 
