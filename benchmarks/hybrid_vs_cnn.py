@@ -1,0 +1,351 @@
+"""The CNN + ViT hybrid against the CNN space on the demo setting, at equal latency.
+
+Two `qanas demo` runs of the same setting and seed, one per space (default
+``efficient-topformer``, the hybrid, and ``squeezenas-small``, the CNN), for the same
+target (default cortex-m55), are compared from their ``results.json``; nothing of the
+pipeline is recomputed. Given ``--runs HYBRID_DIR CNN_DIR`` the script reads two finished
+runs (their configs must agree except for the space); otherwise it runs both demos
+(`qanas.demo.run.run_demo`) into ``--work-dir`` with the demo knobs below.
+
+Reported:
+
+* **equal latency**: for every predicted latency of either search front, the best int8
+  mIoU each front reaches at or below it (with that subnet's planned SRAM), the winner
+  there, and the latency ranges each space wins;
+* **hypervolume** of each front in (int8 mIoU, latency) and in (int8 mIoU, latency, peak
+  SRAM): pymoo ``HV`` after min/max normalisation over every feasible subnet either search
+  evaluated, reference point 1.1 (`search_hv.normalized_hypervolumes`);
+* **latency check**: the front subnets each demo compiled and ran on the target
+  (``--latency-subnets``), predicted vs measured;
+* **deployment** of each chosen subnet: deployed integer mIoU vs fake-quant mIoU on the
+  fidelity images (the goal: within 0.5 pp), host bit-exactness, and its firmware on the
+  target (instructions, flash, outputs equal to the host build).
+
+Run (the committed result; the firmware on the target only and no Vela, which the
+comparison does not use):
+    .venv/bin/python benchmarks/hybrid_vs_cnn.py --epochs 2 --budget 20 --latency-subnets 2 \\
+        --out benchmarks/results/hybrid_vs_cnn_m55.json
+or, from two finished demo runs:
+    .venv/bin/python benchmarks/hybrid_vs_cnn.py --runs runs/hybrid_m55 runs/cnn_m55 \\
+        --out benchmarks/results/hybrid_vs_cnn_m55.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]  # the repository, and search_hv beside this file
+
+from search_hv import normalized_hypervolumes  # noqa: E402
+
+from qanas.demo.config import DemoConfig  # noqa: E402
+from qanas.utils.io import atomic_write_json, versions  # noqa: E402
+
+ROLES = ("hybrid", "cnn")
+GOAL_FIDELITY_PP = 0.5
+SETTING_FIELDS = ("dataset", "image_size", "epochs", "steps_per_epoch", "batch_size",
+                  "val_images", "qat_supernet_steps", "budget", "latency_subnets",
+                  "qat_steps", "fidelity_images", "firmware_targets", "npu_target",
+                  "optimise", "bits", "seed", "target")
+"""The config fields two runs must share to be compared (everything but the space)."""
+
+
+def front_points(results: dict) -> list[dict]:
+    """The search front of a demo's `results`: arch, int8 mIoU, predicted latency, SRAM."""
+    return sorted(({"arch": r["arch"], "miou": r["miou"], "latency": r["latency"]["value"],
+                    "sram_bytes": r["sram_bytes"]} for r in results["search"]["front"]),
+                  key=lambda p: (p["latency"], -p["miou"]))
+
+
+def best_at_latency(points: list[dict], latency: float) -> dict | None:
+    """The point of highest mIoU among `points` at or below `latency` (the faster on a tie);
+    None when every point is slower."""
+    within = [p for p in points if p["latency"] <= latency]
+    return max(within, key=lambda p: (p["miou"], -p["latency"]), default=None)
+
+
+def equal_latency(fronts: dict[str, list[dict]]) -> list[dict]:
+    """At every latency of the union of `fronts`, each front's best mIoU at or below it.
+
+    Returns one row per distinct latency, ascending: ``latency``, per front name its best
+    point's ``miou``, ``latency`` and ``sram_bytes`` (None when it has no point that fast),
+    and ``winner``: the name of the higher mIoU, ``"tie"`` on equal mIoU, or the only
+    front that reaches the latency.
+    """
+    latencies = sorted({p["latency"] for points in fronts.values() for p in points})
+    rows = []
+    for latency in latencies:
+        row: dict = {"latency": latency}
+        for name, points in fronts.items():
+            best = best_at_latency(points, latency)
+            row[name] = None if best is None else {k: best[k] for k in
+                                                   ("miou", "latency", "sram_bytes", "arch")}
+        reached = {name: row[name]["miou"] for name in fronts if row[name] is not None}
+        top = max(reached.values())
+        leaders = [name for name, miou in reached.items() if miou == top]
+        row["winner"] = leaders[0] if len(leaders) == 1 else "tie"
+        rows.append(row)
+    return rows
+
+
+def winner_ranges(rows: list[dict]) -> list[dict]:
+    """`equal_latency` rows merged into runs of one winner: ``winner``, ``from_latency``
+    and ``to_latency`` (the first and last latency of the run) and ``points`` (rows in it)."""
+    ranges: list[dict] = []
+    for row in rows:
+        if ranges and ranges[-1]["winner"] == row["winner"]:
+            ranges[-1]["to_latency"] = row["latency"]
+            ranges[-1]["points"] += 1
+        else:
+            ranges.append({"winner": row["winner"], "from_latency": row["latency"],
+                           "to_latency": row["latency"], "points": 1})
+    return ranges
+
+
+def _objective_rows(rows: list[dict], objectives: tuple[str, ...]) -> np.ndarray:
+    """Minimised objective matrix of search rows (``miou`` negated)."""
+    columns = {"miou": lambda r: -r["miou"], "latency": lambda r: r["latency"]["value"],
+               "sram": lambda r: r["sram_bytes"]}
+    return np.array([[columns[o](r) for o in objectives] for r in rows], dtype=float)
+
+
+def hypervolumes(results: dict[str, dict], objectives: tuple[str, ...]) -> dict[str, float]:
+    """Normalised hypervolume of each run's front over `objectives` (``miou``, ``latency``,
+    ``sram``), normalised over every feasible subnet either run's search evaluated."""
+    evaluated = [r for res in results.values() for r in res["search"]["evaluated"]
+                 if r["feasible"]]
+    return normalized_hypervolumes(
+        {name: _objective_rows(res["search"]["front"], objectives).reshape(-1, len(objectives))
+         for name, res in results.items()}, _objective_rows(evaluated, objectives))
+
+
+def latency_check(results: dict) -> dict | None:
+    """The demo's check of predicted against measured latency on the target, or None when
+    the run skipped it; each row carries the subnet's search mIoU."""
+    check = results.get("lut_validation")
+    if check is None:
+        return None
+    miou = {r["arch"]: r["miou"] for r in results["search"]["evaluated"]}
+    return {"target": check["target"], "predicted_by": check["source"],
+            "unit": check["unit"], "measured_unit": check["measured_unit"],
+            "mape": check["mape"], "max_ape": check["max_ape"],
+            "kendall_tau": check["kendall_tau"],
+            "rows": [{**row, "miou": miou.get(row["arch"])} for row in check["rows"]]}
+
+
+def deployment(results: dict, target: str) -> dict:
+    """The chosen subnet: its search figures, fidelity (deployed integer vs fake-quant mIoU,
+    against the 0.5 pp goal) and its firmware on `target` (None when not run there)."""
+    chosen, fidelity = results["chosen"], results["fidelity"]
+    gap_pp = 100.0 * abs(fidelity["miou_deployed_int8"] - fidelity["miou_fake_quant"])
+    row = next((row for row in results["firmware"] if row["target"] == target), None)
+    firmware = None
+    if row is not None:
+        firmware = {k: row.get(k) for k in ("fits", "unit", "flash_bytes", "sram_bytes",
+                                            "outputs_match_host", "repeatable", "reason")}
+        firmware["latency"] = row["latency"][0] if row.get("latency") else None
+    return {"arch": chosen["arch"], "knee": chosen["knee"], "macs": chosen["macs"],
+            "miou_int8": chosen["miou_int8"], "miou_int8_search": chosen["miou_int8_search"],
+            "predicted_latency": chosen["latency"]["value"],
+            "arena_bytes": chosen["arena_bytes"], "weights_bytes": chosen["weights_bytes"],
+            "fidelity": {"images": fidelity["images"],
+                         "miou_deployed_int8": fidelity["miou_deployed_int8"],
+                         "miou_fake_quant": fidelity["miou_fake_quant"],
+                         "gap_pp": gap_pp, "within_goal": bool(gap_pp <= GOAL_FIDELITY_PP),
+                         "bit_exact_fraction": fidelity["bit_exact_fraction"],
+                         "bit_exact_fraction_integer_reference":
+                             fidelity["bit_exact_fraction_integer_reference"]},
+            "firmware": firmware}
+
+
+def _setting(configs: dict[str, DemoConfig]) -> dict:
+    """The shared setting of the runs and its departures from the demo's defaults.
+
+    Raises:
+        ValueError: the runs differ in a field other than the space.
+    """
+    first, *others = configs.values()
+    for name, config in configs.items():
+        differ = [f for f in SETTING_FIELDS if getattr(config, f) != getattr(first, f)]
+        if differ:
+            raise ValueError(f"the {name} run differs from the others in {differ}: compare runs "
+                             "of one setting (rerun one with the other's config.json)")
+    defaults = DemoConfig()
+    setting = {f: getattr(first, f) for f in SETTING_FIELDS}
+    departures = {f: {"run": getattr(first, f), "demo_default": getattr(defaults, f)}
+                  for f in SETTING_FIELDS
+                  if f != "target" and getattr(first, f) != getattr(defaults, f)}
+    return {**setting, "spaces": {n: c.space for n, c in configs.items()},
+            "departures_from_demo_defaults": departures}
+
+
+def compare(results: dict[str, dict], configs: dict[str, DemoConfig]) -> dict:
+    """The comparison of demo `results` (role → results.json) of one setting `configs`.
+
+    Raises:
+        ValueError: the runs differ in setting or in the latency unit of their searches.
+    """
+    setting = _setting(configs)
+    units = {name: {r["latency"]["unit"] for r in res["search"]["front"]}
+             for name, res in results.items()}
+    if len(set().union(*units.values())) != 1:
+        raise ValueError(f"the fronts' latencies are in different units {units}; compare runs "
+                         "whose searches predict latency the same way")
+    fronts = {name: front_points(res) for name, res in results.items()}
+    rows = equal_latency(fronts)
+    target = setting["target"]
+    return {
+        "setting": setting,
+        "latency_unit": next(iter(set().union(*units.values()))),
+        "latency_source": {n: res["search"]["latency_model"]["source"]
+                           for n, res in results.items()},
+        "fronts": {name: {"evaluated": len(results[name]["search"]["evaluated"]),
+                          "points": points,
+                          "best_miou": max(p["miou"] for p in points),
+                          "min_latency": min(p["latency"] for p in points)}
+                   for name, points in fronts.items()},
+        "hypervolume": {"miou_latency": hypervolumes(results, ("miou", "latency")),
+                        "miou_latency_sram": hypervolumes(results, ("miou", "latency", "sram"))},
+        "equal_latency": rows,
+        "winner_ranges": winner_ranges(rows),
+        "latency_check": {n: latency_check(res) for n, res in results.items()},
+        "deployed": {n: deployment(res, target) for n, res in results.items()},
+        "goal": {"fidelity_gap_pp_at_most": GOAL_FIDELITY_PP,
+                 "met": {n: deployment(res, target)["fidelity"]["within_goal"]
+                         for n, res in results.items()}},
+        "runs": {n: {"run_dir": res["run_dir"], "seconds": res["seconds"],
+                     "stages": {s["stage"]: s["seconds"] for s in res["stages"]}}
+                 for n, res in results.items()},
+    }
+
+
+def _fmt(point: dict | None) -> str:
+    return "–" if point is None else f"{point['miou']:.4f} @ {point['latency'] / 1e6:.2f} M"
+
+
+def format_table(report: dict) -> str:
+    """The comparison as plain-text tables."""
+    names = list(report["fronts"])
+    unit = report["latency_unit"]
+    lines = [f"equal predicted latency ({unit}, {report['setting']['target']}): best int8 mIoU "
+             "at or below it",
+             f"{'latency':>10}  " + "  ".join(f"{n:>20}" for n in names) + "  winner"]
+    for row in report["equal_latency"]:
+        lines.append(f"{row['latency'] / 1e6:>9.2f}M  "
+                     + "  ".join(f"{_fmt(row[n]):>20}" for n in names) + f"  {row['winner']}")
+    lines.append("wins: " + "; ".join(
+        f"{r['winner']} {r['from_latency'] / 1e6:.2f}–{r['to_latency'] / 1e6:.2f} M"
+        for r in report["winner_ranges"]))
+    for kind, hv in report["hypervolume"].items():
+        lines.append(f"hypervolume ({kind}): "
+                     + ", ".join(f"{n} {v:.4f}" for n, v in hv.items()))
+    for name in names:
+        check = report["latency_check"][name]
+        if check is not None:
+            rows = ", ".join(f"{r['predicted'] / 1e6:.2f}/{r['measured'] / 1e6:.2f} M "
+                             f"({r['error_pct']:+.1f} %)" for r in check["rows"])
+            lines.append(f"{name} latency predicted/measured: {rows}; MAPE {check['mape']:.1f} %")
+        d = report["deployed"][name]
+        f, fw = d["fidelity"], d["firmware"] or {}
+        lines.append(f"{name} chosen: int8 mIoU {d['miou_int8']:.4f}, deployed "
+                     f"{f['miou_deployed_int8']:.4f} vs fake-quant {f['miou_fake_quant']:.4f} "
+                     f"on {f['images']} images ({f['gap_pp']:.2f} pp, goal "
+                     f"{'met' if f['within_goal'] else 'MISSED'}); firmware "
+                     f"{fw.get('latency') or 0:,} {fw.get('unit') or ''}, outputs match host "
+                     f"{fw.get('outputs_match_host')}")
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    defaults = DemoConfig()
+    p.add_argument("--runs", nargs=2, metavar=("HYBRID_DIR", "CNN_DIR"),
+                   help="compare these finished demo runs instead of running the demos")
+    p.add_argument("--hybrid-space", default="efficient-topformer")
+    p.add_argument("--cnn-space", default="squeezenas-small")
+    p.add_argument("--target", default="cortex-m55")
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--steps-per-epoch", type=int, default=defaults.steps_per_epoch)
+    p.add_argument("--qat-supernet-steps", type=int, default=defaults.qat_supernet_steps)
+    p.add_argument("--budget", type=int, default=defaults.budget)
+    p.add_argument("--latency-subnets", type=int, default=defaults.latency_subnets)
+    p.add_argument("--qat-steps", type=int, default=defaults.qat_steps)
+    p.add_argument("--val-images", type=int, default=defaults.val_images)
+    p.add_argument("--fidelity-images", type=int, default=defaults.fidelity_images)
+    p.add_argument("--firmware-targets", nargs="+", default=None,
+                   help="QEMU targets of the firmware stage (default: --target only)")
+    p.add_argument("--npu-target", default="none",
+                   help="Ethos-U target of the demos' Vela stage (default none: not compared)")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--work-dir", default="runs/hybrid_vs_cnn",
+                   help="folder of the two demo runs when the script runs them")
+    p.add_argument("--out", help="also write the JSON here (atomically)")
+    return p
+
+
+def _run_demos(args) -> dict[str, Path]:
+    """Runs the two demos of one setting into ``--work-dir``; their run folders by role."""
+    import dataclasses
+
+    from qanas.demo.run import run_demo
+
+    config = DemoConfig(target=args.target, epochs=args.epochs,
+                        steps_per_epoch=args.steps_per_epoch,
+                        qat_supernet_steps=args.qat_supernet_steps, budget=args.budget,
+                        latency_subnets=args.latency_subnets, qat_steps=args.qat_steps,
+                        val_images=args.val_images, fidelity_images=args.fidelity_images,
+                        firmware_targets=tuple(args.firmware_targets or (args.target,)),
+                        npu_target=None if args.npu_target in ("", "none") else args.npu_target,
+                        seed=args.seed)
+    dirs = {}
+    for role, space in zip(ROLES, (args.hybrid_space, args.cnn_space), strict=True):
+        dirs[role] = Path(args.work_dir) / role
+        run_demo(dataclasses.replace(config, space=space), dirs[role], force=True)
+    return dirs
+
+
+def _load(run_dir: Path) -> tuple[dict, DemoConfig]:
+    """A finished demo run's results and config.
+
+    Raises:
+        FileNotFoundError: the folder holds no results.json (the demo did not finish).
+    """
+    path = run_dir / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {run_dir} is not a finished `qanas demo` "
+                                "run; finish the demo or pass another --runs folder")
+    return json.loads(path.read_text()), DemoConfig.from_run_dir(run_dir)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Runs (or reads) the two demos, compares them, prints the table and returns the report."""
+    args = _parser().parse_args(argv)
+    command = shlex.join([sys.executable, *([sys.argv[0]] if argv is None else []),
+                          *(sys.argv[1:] if argv is None else argv)])
+    dirs = (dict(zip(ROLES, map(Path, args.runs), strict=True)) if args.runs
+            else _run_demos(args))
+    loaded = {role: _load(d) for role, d in dirs.items()}
+    report = compare({r: res for r, (res, _) in loaded.items()},
+                     {r: cfg for r, (_, cfg) in loaded.items()})
+    report["protocol"] = {
+        "command": command,
+        "hv_indicator": "pymoo.indicators.hv.HV",
+        "hv_normalization": "min/max over every feasible subnet both searches evaluated, "
+                            "ref 1.1",
+        "equal_latency": "best front mIoU at or below each predicted latency of either front",
+        "versions": versions()}
+    if args.out:
+        atomic_write_json(args.out, report)
+    print(format_table(report))
+    return report
+
+
+if __name__ == "__main__":
+    main()
