@@ -135,6 +135,7 @@ def latency_check(results: dict) -> dict | None:
     miou = {r["arch"]: r["miou"] for r in results["search"]["evaluated"]}
     return {"target": check["target"], "predicted_by": check["source"],
             "unit": check["unit"], "measured_unit": check["measured_unit"],
+            "comparable": check["comparable"],
             "mape": check["mape"], "max_ape": check["max_ape"],
             "kendall_tau": check["kendall_tau"],
             "rows": [{**row, "miou": miou.get(row["arch"])} for row in check["rows"]]}
@@ -254,12 +255,13 @@ def format_table(report: dict) -> str:
             lines.append(f"{name} latency predicted/measured: {rows}; MAPE {check['mape']:.1f} %")
         d = report["deployed"][name]
         f, fw = d["fidelity"], d["firmware"] or {}
-        lines.append(f"{name} chosen: int8 mIoU {d['miou_int8']:.4f}, deployed "
+        lines.append(f"{name} chosen: int8 mIoU {d['miou_int8']:.4f}, predicted "
+                     f"{d['predicted_latency'] / 1e6:.2f} M; deployed "
                      f"{f['miou_deployed_int8']:.4f} vs fake-quant {f['miou_fake_quant']:.4f} "
                      f"on {f['images']} images ({f['gap_pp']:.2f} pp, goal "
                      f"{'met' if f['within_goal'] else 'MISSED'}); firmware "
-                     f"{fw.get('latency') or 0:,} {fw.get('unit') or ''}, outputs match host "
-                     f"{fw.get('outputs_match_host')}")
+                     f"{round(fw.get('latency') or 0):,} {fw.get('unit') or ''}, outputs match "
+                     f"host {fw.get('outputs_match_host')}")
     return "\n".join(lines)
 
 
