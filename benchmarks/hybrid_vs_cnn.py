@@ -250,12 +250,15 @@ def format_table(report: dict) -> str:
     for name in names:
         check = report["latency_check"][name]
         if check is not None:
-            rows = ", ".join(f"{r['predicted'] / 1e6:.2f}/{r['measured'] / 1e6:.2f} M "
-                             f"({r['error_pct']:+.1f} %)" for r in check["rows"])
-            lines.append(f"{name} latency predicted/measured: {rows}; MAPE {check['mape']:.1f} %")
+            rows = ", ".join(f"mIoU {r['miou']:.4f} at {r['predicted'] / 1e6:.2f}/"
+                             f"{r['measured'] / 1e6:.2f} M ({r['error_pct']:+.1f} %)"
+                             for r in check["rows"])
+            lines.append(f"{name} latency predicted/measured ({check['unit']}/"
+                         f"{check['measured_unit']}): {rows}; MAPE {check['mape']:.1f} %")
         d = report["deployed"][name]
         f, fw = d["fidelity"], d["firmware"] or {}
-        lines.append(f"{name} chosen: int8 mIoU {d['miou_int8']:.4f}, predicted "
+        lines.append(f"{name} chosen: int8 mIoU {d['miou_int8']:.4f} after QAT (search "
+                     f"{d['miou_int8_search']:.4f}), predicted "
                      f"{d['predicted_latency'] / 1e6:.2f} M; deployed "
                      f"{f['miou_deployed_int8']:.4f} vs fake-quant {f['miou_fake_quant']:.4f} "
                      f"on {f['images']} images ({f['gap_pp']:.2f} pp, goal "
