@@ -268,6 +268,70 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(report: dict) -> str:
+    """The comparison as the two Markdown tables of docs/efficient-topformer.md."""
+    names = list(report["fronts"])
+    spaces = report["setting"]["spaces"]
+    mega = report["latency_unit"]
+
+    def cell(point):
+        return "–" if point is None else f"{point['miou']:.4f} ({point['latency'] / 1e6:.2f})"
+
+    lines = [f"| predicted latency (M {mega}) | "
+             + " | ".join(f"{spaces[n]} best mIoU (at M {mega})" for n in names) + " | higher |",
+             "|---:|" + "---:|" * len(names) + "---|"]
+    lines += [f"| {row['latency'] / 1e6:.2f} | " + " | ".join(cell(row[n]) for n in names)
+              + f" | {spaces.get(row['winner'], row['winner'])} |"
+              for row in report["equal_latency"]]
+
+    def per_space(label, value):
+        return f"| {label} | " + " | ".join(value(n) for n in names) + " |"
+
+    hv = report["hypervolume"]
+    checks, deployed = report["latency_check"], report["deployed"]
+
+    def measured(name):
+        check = checks[name]
+        if check is None:
+            return "not run"
+        return "; ".join(f"{r['predicted'] / 1e6:.2f} → {r['measured'] / 1e6:.2f} M "
+                         f"({r['error_pct']:+.1f} %, mIoU {r['miou']:.4f})" for r in check["rows"])
+
+    def firmware(name):
+        fw = deployed[name]["firmware"]
+        if not fw or not fw["fits"]:
+            return "not run" if not fw else "does not fit"
+        return (f"{round(fw['latency']):,} {fw['unit']}, outputs = host: "
+                f"{'yes' if fw['outputs_match_host'] else 'NO'}")
+
+    lines += ["", "| | " + " | ".join(spaces[n] for n in names) + " |",
+              "|---|" + "---|" * len(names)]
+    lines += [
+        per_space("front / evaluated", lambda n: f"{len(report['fronts'][n]['points'])} / "
+                                                 f"{report['fronts'][n]['evaluated']}"),
+        per_space("hypervolume (mIoU, latency)", lambda n: f"{hv['miou_latency'][n]:.3f}"),
+        per_space("hypervolume (mIoU, latency, SRAM)",
+                  lambda n: f"{hv['miou_latency_sram'][n]:.3f}"),
+        per_space(f"latency check: predicted → measured (M {checks[names[0]]['unit']} → "
+                  f"M {checks[names[0]]['measured_unit']})" if checks[names[0]] else
+                  "latency check", measured),
+        per_space("chosen: int8 mIoU search → after QAT",
+                  lambda n: f"{deployed[n]['miou_int8_search']:.4f} → {deployed[n]['miou_int8']:.4f}"),
+        per_space("chosen: predicted latency (M)",
+                  lambda n: f"{deployed[n]['predicted_latency'] / 1e6:.2f}"),
+        per_space("chosen: deployed vs fake-quant mIoU",
+                  lambda n: f"{deployed[n]['fidelity']['miou_deployed_int8']:.4f} vs "
+                            f"{deployed[n]['fidelity']['miou_fake_quant']:.4f} "
+                            f"({deployed[n]['fidelity']['images']} images): "
+                            f"{deployed[n]['fidelity']['gap_pp']:.2f} pp"),
+        per_space(f"chosen: firmware on {report['setting']['target']}", firmware),
+        per_space("chosen: arena / weights (B)",
+                  lambda n: f"{deployed[n]['arena_bytes']:,} / {deployed[n]['weights_bytes']:,}"),
+        per_space("run wall time (s)", lambda n: f"{report['runs'][n]['seconds']:.0f}"),
+    ]
+    return "\n".join(lines)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     defaults = DemoConfig()
@@ -292,6 +356,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--work-dir", default="runs/hybrid_vs_cnn",
                    help="folder of the two demo runs when the script runs them")
     p.add_argument("--out", help="also write the JSON here (atomically)")
+    p.add_argument("--markdown", metavar="JSON",
+                   help="print the Markdown tables of this earlier result and exit")
     return p
 
 
@@ -332,6 +398,10 @@ def _load(run_dir: Path) -> tuple[dict, DemoConfig]:
 def main(argv: list[str] | None = None) -> dict:
     """Runs (or reads) the two demos, compares them, prints the table and returns the report."""
     args = _parser().parse_args(argv)
+    if args.markdown:
+        report = json.loads(Path(args.markdown).read_text())
+        print(format_markdown(report))
+        return report
     command = shlex.join([sys.executable, *([sys.argv[0]] if argv is None else []),
                           *(sys.argv[1:] if argv is None else argv)])
     dirs = (dict(zip(ROLES, map(Path, args.runs), strict=True)) if args.runs

@@ -114,9 +114,12 @@ def test_deployment_and_goal(report):
     assert report["fronts"]["cnn"]["best_miou"] == 0.38
 
 
-def test_table_names_the_winners(bench, report):
+def test_tables_name_the_winners(bench, report):
     table = bench.format_table(report)
     assert "hybrid 5.00–6.00 M" in table and "0.40 pp, goal met" in table
+    markdown = bench.format_markdown(report).splitlines()
+    assert "| 3.00 | 0.3000 (2.00) | 0.3500 (3.00) | squeezenas-small |" in markdown
+    assert "| hypervolume (mIoU, latency) | 0.590 | 0.597 |" in markdown
 
 
 def test_runs_of_different_settings_are_refused(bench):
