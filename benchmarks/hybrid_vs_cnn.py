@@ -76,8 +76,9 @@ def equal_latency(fronts: dict[str, list[dict]]) -> list[dict]:
 
     Returns one row per distinct latency, ascending: ``latency``, per front name its best
     point's ``miou``, ``latency`` and ``sram_bytes`` (None when it has no point that fast),
-    and ``winner``: the name of the higher mIoU, ``"tie"`` on equal mIoU, or the only
-    front that reaches the latency.
+    ``winner``: the name of the higher mIoU, ``"tie"`` on equal mIoU, or the only
+    front that reaches the latency, and ``margin``: the winner's mIoU less the next best
+    (None when one front alone reaches the latency).
     """
     latencies = sorted({p["latency"] for points in fronts.values() for p in points})
     rows = []
@@ -91,21 +92,28 @@ def equal_latency(fronts: dict[str, list[dict]]) -> list[dict]:
         top = max(reached.values())
         leaders = [name for name, miou in reached.items() if miou == top]
         row["winner"] = leaders[0] if len(leaders) == 1 else "tie"
+        row["margin"] = top - sorted(reached.values())[-2] if len(reached) > 1 else None
         rows.append(row)
     return rows
 
 
 def winner_ranges(rows: list[dict]) -> list[dict]:
     """`equal_latency` rows merged into runs of one winner: ``winner``, ``from_latency``
-    and ``to_latency`` (the first and last latency of the run) and ``points`` (rows in it)."""
-    ranges: list[dict] = []
+    and ``to_latency`` (the first and last latency of the run), ``points`` (rows in it) and
+    ``margin``: the least and largest margin of its rows where both fronts compete (None
+    when the winner alone reaches the run's latencies)."""
+    runs: list[list[dict]] = []
     for row in rows:
-        if ranges and ranges[-1]["winner"] == row["winner"]:
-            ranges[-1]["to_latency"] = row["latency"]
-            ranges[-1]["points"] += 1
+        if runs and runs[-1][0]["winner"] == row["winner"]:
+            runs[-1].append(row)
         else:
-            ranges.append({"winner": row["winner"], "from_latency": row["latency"],
-                           "to_latency": row["latency"], "points": 1})
+            runs.append([row])
+    ranges = []
+    for run in runs:
+        margins = [r["margin"] for r in run if r["margin"] is not None]
+        ranges.append({"winner": run[0]["winner"], "from_latency": run[0]["latency"],
+                       "to_latency": run[-1]["latency"], "points": len(run),
+                       "margin": [min(margins), max(margins)] if margins else None})
     return ranges
 
 
@@ -243,6 +251,8 @@ def format_table(report: dict) -> str:
                      + "  ".join(f"{_fmt(row[n]):>20}" for n in names) + f"  {row['winner']}")
     lines.append("wins: " + "; ".join(
         f"{r['winner']} {r['from_latency'] / 1e6:.2f}–{r['to_latency'] / 1e6:.2f} M"
+        + ("" if r["margin"] is None else
+           f" (mIoU +{r['margin'][0]:.4f} to +{r['margin'][1]:.4f} where both compete)")
         for r in report["winner_ranges"]))
     for kind, hv in report["hypervolume"].items():
         lines.append(f"hypervolume ({kind}): "

@@ -75,11 +75,14 @@ def test_best_mIoU_at_equal_latency(report):
     assert hybrid == [None, 0.30, 0.30, 0.40, 0.40]
     assert cnn == [0.25, 0.25, 0.35, 0.35, 0.38]
     assert [r["winner"] for r in rows] == ["cnn", "hybrid", "cnn", "hybrid", "hybrid"]
+    assert [r["margin"] for r in rows] == pytest.approx([None, 0.05, 0.05, 0.05, 0.02])
     assert rows[3]["hybrid"]["arch"] == "h2" and rows[3]["cnn"]["latency"] == 3 * M
     assert [(r["winner"], r["from_latency"], r["to_latency"], r["points"])
             for r in report["winner_ranges"]] == [
         ("cnn", 1 * M, 1 * M, 1), ("hybrid", 2 * M, 2 * M, 1), ("cnn", 3 * M, 3 * M, 1),
         ("hybrid", 5 * M, 6 * M, 2)]
+    assert report["winner_ranges"][0]["margin"] is None
+    assert report["winner_ranges"][3]["margin"] == pytest.approx([0.02, 0.05])
 
 
 def test_equal_mIoU_is_a_tie(bench):
