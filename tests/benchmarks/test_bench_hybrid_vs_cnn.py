@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-from pathlib import Path
 
 import pytest
 
 from qanas.demo.config import DemoConfig
+from tests.support.scripts import load_script
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "hybrid_vs_cnn.py"
 M = 1e6
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_hybrid_vs_cnn", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/hybrid_vs_cnn.py")
 
 
 def _row(arch, miou, latency, sram=1000, feasible=True, unit="instructions"):

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "search_hv.py"
+from tests.support.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def search_hv():
-    spec = importlib.util.spec_from_file_location("bench_search_hv", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/search_hv.py")
 
 
 def test_normalized_hypervolume_by_hand(search_hv):
