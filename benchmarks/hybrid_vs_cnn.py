@@ -182,7 +182,7 @@ def _setting(configs: dict[str, DemoConfig]) -> dict:
     Raises:
         ValueError: the runs differ in a field other than the space.
     """
-    first, *others = configs.values()
+    first = next(iter(configs.values()))
     for name, config in configs.items():
         differ = [f for f in SETTING_FIELDS if getattr(config, f) != getattr(first, f)]
         if differ:
@@ -211,7 +211,7 @@ def compare(results: dict[str, dict], configs: dict[str, DemoConfig]) -> dict:
                          "whose searches predict latency the same way")
     fronts = {name: front_points(res) for name, res in results.items()}
     rows = equal_latency(fronts)
-    target = setting["target"]
+    deployed = {n: deployment(res, setting["target"]) for n, res in results.items()}
     return {
         "setting": setting,
         "latency_unit": next(iter(set().union(*units.values()))),
@@ -227,10 +227,9 @@ def compare(results: dict[str, dict], configs: dict[str, DemoConfig]) -> dict:
         "equal_latency": rows,
         "winner_ranges": winner_ranges(rows),
         "latency_check": {n: latency_check(res) for n, res in results.items()},
-        "deployed": {n: deployment(res, target) for n, res in results.items()},
+        "deployed": deployed,
         "goal": {"fidelity_gap_pp_at_most": GOAL_FIDELITY_PP,
-                 "met": {n: deployment(res, target)["fidelity"]["within_goal"]
-                         for n, res in results.items()}},
+                 "met": {n: d["fidelity"]["within_goal"] for n, d in deployed.items()}},
         "runs": {n: {"run_dir": res["run_dir"], "seconds": res["seconds"],
                      "stages": {s["stage"]: s["seconds"] for s in res["stages"]}}
                  for n, res in results.items()},
