@@ -22,14 +22,14 @@ Reported:
   target (instructions, flash, outputs equal to the host build).
 
 Run (firmware on the target only and no Vela, which the comparison does not use):
-    .venv/bin/python benchmarks/hybrid_vs_cnn.py --epochs 2 --budget 20 --latency-subnets 2 \\
-        --out benchmarks/results/hybrid_vs_cnn_m55_reduced.json
-or, from two finished demo runs (the committed result: two `qanas demo` runs of that
-setting made side by side; commands in docs/efficient-topformer.md, "Hybrid vs CNN on
+    .venv/bin/python benchmarks/hybrid_vs_cnn.py --out benchmarks/results/hybrid_vs_cnn_m55.json
+or, from two finished demo runs (the committed results: two `qanas demo` runs of one setting
+made side by side, the demo's default and a reduced one with ``--epochs 2 --budget 20
+--latency-subnets 2``; commands in docs/efficient-topformer.md, "Hybrid vs CNN on
 cortex-m55"):
-    .venv/bin/python benchmarks/hybrid_vs_cnn.py --runs runs/hybrid_m55_reduced \\
-        runs/cnn_m55_reduced --out benchmarks/results/hybrid_vs_cnn_m55_reduced.json
-The documented tables are ``--markdown benchmarks/results/hybrid_vs_cnn_m55_reduced.json``.
+    .venv/bin/python benchmarks/hybrid_vs_cnn.py --runs runs/hybrid_m55 runs/cnn_m55 \\
+        --out benchmarks/results/hybrid_vs_cnn_m55.json
+The documented tables are ``--markdown benchmarks/results/hybrid_vs_cnn_m55.json``.
 """
 
 from __future__ import annotations
