@@ -30,6 +30,16 @@ cortex-m55"):
     .venv/bin/python benchmarks/hybrid_vs_cnn.py --runs runs/hybrid_m55 runs/cnn_m55 \\
         --out benchmarks/results/hybrid_vs_cnn_m55.json
 The documented tables are ``--markdown benchmarks/results/hybrid_vs_cnn_m55.json``.
+
+``--reprice`` prices every subnet both searches evaluated again with the analytic latency
+model as it is now (`qanas.cost.hardware.AnalyticLatencyModel`, the coefficients of the
+runs' target and ``--optimise`` mode) and recomputes each front from them (the feasible
+subnets no other one dominates in int8 mIoU, latency and SRAM, pymoo's non-dominated
+sorting); the latency check and the chosen subnet's prediction are re-priced too. It
+compares runs made under an earlier fit on the latency model of today (the searches
+themselves chose their subnets under the old one):
+    .venv/bin/python benchmarks/hybrid_vs_cnn.py --runs runs/hybrid_m55 runs/cnn_m55 \
+        --reprice --out benchmarks/results/hybrid_vs_cnn_m55_repriced.json
 """
 
 from __future__ import annotations
@@ -174,6 +184,57 @@ def deployment(results: dict, target: str) -> dict:
                          "bit_exact_fraction_integer_reference":
                              fidelity["bit_exact_fraction_integer_reference"]},
             "firmware": firmware}
+
+
+def repriced(results: dict, config: DemoConfig) -> dict:
+    """`results` with every predicted latency re-priced by today's analytic model.
+
+    The model is the one the demo's search builds without a latency table
+    (`AnalyticLatencyModel` of the run's target, image size, dataset classes and
+    ``--optimise`` mode). Every
+    evaluated subnet, the latency check's rows (with their error statistics) and the chosen
+    subnet are priced again, and the front is recomputed: the feasible evaluated subnets
+    that no other one dominates in (int8 mIoU, latency, SRAM).
+    """
+    import copy
+
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+    from qanas.cost.hardware import AnalyticLatencyModel
+    from qanas.cost.lut.validation import validation_stats
+    from qanas.data import build_dataset
+    from qanas.space import get_space
+    from targets import get_target
+
+    out = copy.deepcopy(results)
+    space = get_space(config.space)
+    classes = build_dataset(config.dataset, "val", root=config.data_root,
+                            image_size=config.image_size, length=1).num_classes
+    model = AnalyticLatencyModel(space, get_target(config.target), config.image_size,
+                                 classes, optimise=config.optimise)
+    source = f"{model.source} ({config.optimise} fit, re-priced)"
+
+    def price(arch: str) -> dict:
+        latency = model.predict(space.resolve(arch))
+        return {"source": source, "unit": latency.unit, "value": float(latency.value)}
+
+    search = out["search"]
+    for row in search["evaluated"]:
+        row["latency"] = price(row["arch"])
+    feasible = [r for r in search["evaluated"] if r["feasible"] and r["miou"] is not None]
+    front = NonDominatedSorting().do(_objective_rows(feasible, ("miou", "latency", "sram")),
+                                     only_non_dominated_front=True)
+    search["front"] = [feasible[i] for i in sorted(front)]
+    search["latency_model"] = {"source": source, "table": None}
+    out["chosen"]["latency"] = price(out["chosen"]["arch"])
+    check = out.get("lut_validation")
+    if check is not None:
+        archs = [r["arch"] for r in check["rows"]]
+        stats = validation_stats(archs, [price(a)["value"] for a in archs],
+                                 [r["measured"] for r in check["rows"]]).to_dict()
+        check.update({k: stats[k] for k in ("mape", "max_ape", "kendall_tau", "rows")},
+                     source=source)
+    return out
 
 
 def _setting(configs: dict[str, DemoConfig]) -> dict:
@@ -366,6 +427,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--work-dir", default="runs/hybrid_vs_cnn",
                    help="folder of the two demo runs when the script runs them")
+    p.add_argument("--reprice", action="store_true",
+                   help="price every evaluated subnet with today's analytic latency model and "
+                        "recompute the fronts (runs made under an earlier fit)")
     p.add_argument("--out", help="also write the JSON here (atomically)")
     p.add_argument("--markdown", metavar="JSON",
                    help="print the Markdown tables of this earlier result and exit")
@@ -418,6 +482,8 @@ def main(argv: list[str] | None = None) -> dict:
     dirs = (dict(zip(ROLES, map(Path, args.runs), strict=True)) if args.runs
             else _run_demos(args))
     loaded = {role: _load(d) for role, d in dirs.items()}
+    if args.reprice:
+        loaded = {role: (repriced(res, cfg), cfg) for role, (res, cfg) in loaded.items()}
     report = compare({r: res for r, (res, _) in loaded.items()},
                      {r: cfg for r, (_, cfg) in loaded.items()})
     report["protocol"] = {
@@ -426,6 +492,7 @@ def main(argv: list[str] | None = None) -> dict:
         "hv_normalization": "min/max over every feasible subnet both searches evaluated, "
                             "ref 1.1",
         "equal_latency": "best front mIoU at or below each predicted latency of either front",
+        "repriced": bool(args.reprice),
         "versions": versions()}
     if args.out:
         atomic_write_json(args.out, report)

@@ -133,3 +133,39 @@ def test_latency_units_must_agree(bench):
         row["latency"]["unit"] = "cycles"
     with pytest.raises(ValueError, match="different units"):
         bench.compare({"hybrid": _results(HYBRID), "cnn": cnn}, CONFIGS)
+
+
+def test_reprice_prices_every_subnet_with_todays_model_and_recomputes_the_front(bench):
+    """`--reprice`: every evaluated subnet, the latency check and the chosen subnet are
+    priced by the analytic model of the run's target, classes and mode, and the front is
+    the feasible subnets no other one dominates in (mIoU, latency, SRAM)."""
+    from qanas.cost.hardware import AnalyticLatencyModel
+    from qanas.space import get_space
+    from targets import get_target
+
+    space = get_space("squeezenas-small")
+    lo, hi = space.resolve("min").to_str(), space.resolve("max").to_str()
+    # the old prices put max first; today's model prices max far above min
+    results = _results([(hi, 0.50, 1 * M), (lo, 0.40, 2 * M)])
+    config = DemoConfig(space="squeezenas-small", target="cortex-m55", optimise="speed")
+    out = bench.repriced(results, config)
+
+    model = AnalyticLatencyModel(space, get_target("cortex-m55"), (64, 128), 6,
+                                 optimise="speed")
+    price = {a: model.predict(space.resolve(a)).value for a in (lo, hi)}
+    assert price[hi] > price[lo]
+    assert {r["arch"]: r["latency"]["value"] for r in out["search"]["evaluated"]} == \
+        pytest.approx(price)
+    # both stay on the front: min is faster, max more accurate
+    assert sorted(r["arch"] for r in out["search"]["front"]) == sorted([lo, hi])
+    assert out["chosen"]["latency"]["value"] == pytest.approx(price[hi])
+    (row,) = out["lut_validation"]["rows"]
+    assert row["predicted"] == pytest.approx(price[hi])
+    assert row["error_pct"] == pytest.approx((price[hi] - row["measured"]) / row["measured"] * 100)
+    assert "re-priced" in out["search"]["latency_model"]["source"]
+    assert results["search"]["evaluated"][0]["latency"]["value"] == 1 * M  # input untouched
+
+    # a subnet slower and less accurate than another drops off the front
+    results["search"]["evaluated"][0]["miou"] = 0.30
+    out = bench.repriced(results, config)
+    assert [r["arch"] for r in out["search"]["front"]] == [lo]
