@@ -9,6 +9,7 @@ import json
 import pytest
 
 from qanas.cli.main import main
+from tests.support.scripts import load_script
 from tests.support.tools import require_tools
 
 
@@ -63,14 +64,7 @@ def test_reduced_demo_runs_the_whole_pipeline(tmp_path, capsys):
     assert chosen["arch"] in report and f"{chosen['arena_bytes']:,} B" in report
 
     # the README's results table is generated from this file
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[3] / "scripts" / "demo_results_table.py"
-    spec = importlib.util.spec_from_file_location("demo_results_table", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    text = module.table(saved)
+    text = load_script("scripts/demo_results_table.py").table(saved)
     assert f"{chosen['arena_bytes']:,}" in text and "| what | measured |" in text
 
 
